@@ -1,0 +1,58 @@
+# raftmon: every target creates .venv when missing and installs the project into it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# command:debian-package pairs for the real tools tests and the lab use
+DEB_TOOLS := promtool:prometheus prometheus:prometheus amtool:prometheus-alertmanager \
+             prometheus-alertmanager:prometheus-alertmanager etcd:etcd-server jsonnetfmt:jsonnet
+PYTEST_ARGS ?=
+
+.PHONY: venv tools demo test test-long lint bench mixin dashboards clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+# Installs Debian's prometheus, alertmanager, etcd-server and jsonnet when missing.
+# A failure is reported, not fatal: tests that need a missing tool fail under CI=true.
+tools:
+	@missing=""; for pair in $(DEB_TOOLS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || case " $$missing " in *" $$pkg "*) ;; *) missing="$$missing $$pkg";; esac; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  ( $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing ) \
+	    || echo "WARNING: could not install$$missing; features needing them are unavailable"; \
+	fi
+
+demo: venv tools
+	$(VENV)/bin/raftmon demo
+
+test: venv tools
+	$(PY) -m pytest -m "not slow and not bench" $(PYTEST_ARGS)
+
+test-long: venv tools
+	$(PY) -m pytest -m "slow" $(PYTEST_ARGS)
+
+lint: venv tools
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: venv tools
+	$(PY) -m pytest -m bench -s -p no:cacheprovider $(PYTEST_ARGS)
+
+mixin: venv
+	$(VENV)/bin/raftmon mixin
+
+dashboards: venv mixin
+	$(VENV)/bin/raftmon dashboards
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

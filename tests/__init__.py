@@ -1,0 +1,1 @@
+"""Tests mirror the source tree: tests/raft, tests/wal, tests/mvcc, tests/cluster, ..."""
