@@ -1,0 +1,316 @@
+"""Member configuration: etcd's flag names and ETCD_* environment -> one frozen dataclass.
+
+Flags keep etcd's spelling and meaning so an operator's muscle memory (and
+existing scripts) carry over; every flag can also be set as ETCD_<FLAG> in the
+environment, as etcd allows. A flag given on the command line wins over the
+environment. Member and cluster ids are derived from the peer URLs and the
+cluster token the way etcd derives them (a hash), so they are stable across
+restarts without being stored anywhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+MIB = 1024 * 1024
+DEFAULT_QUOTA_BYTES = 2 * 1024 * MIB  # etcd's default backend quota: 2 GiB
+DEFAULT_MAX_REQUEST_BYTES = int(1.5 * MIB)  # etcd's --max-request-bytes default
+DEFAULT_SNAPSHOT_COUNT = 10_000
+SNAPSHOT_CATCHUP_ENTRIES = 5_000  # entries kept after a snapshot so slow followers avoid one
+ETCD_VERSION = "3.4.23"  # the etcd API version raftmon answers as (/version, status)
+CLUSTER_VERSION = "3.4.0"
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+class ConfigError(ValueError):
+    """A flag or environment value that cannot be used; the message says which and why."""
+
+
+def parse_duration(text: str) -> float:
+    """Go-style duration ("30ms", "1h30m", "0") -> seconds; a bare number means seconds."""
+    text = text.strip()
+    if not text:
+        raise ConfigError("empty duration")
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for match in _DURATION_RE.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text):
+        raise ConfigError(f"invalid duration {text!r} (examples: 30ms, 1.5s, 5m)")
+    return total
+
+
+def _id_from(*parts: str) -> int:
+    """A nonzero 64-bit id from a SHA-1 of the parts (etcd hashes peer URLs + token)."""
+    digest = hashlib.sha1("\x00".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") or 1
+
+
+def _split_urls(value: str) -> tuple[str, ...]:
+    urls = tuple(u.strip() for u in value.split(",") if u.strip())
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.port is None:
+            raise ConfigError(f"invalid URL {url!r}: want scheme://host:port")
+    return urls
+
+
+def parse_initial_cluster(value: str) -> dict[str, tuple[str, ...]]:
+    """ "m1=http://a:2380,m2=http://b:2380" -> {"m1": (...), "m2": (...)}; a name may repeat."""
+    cluster: dict[str, list[str]] = {}
+    for item in (p.strip() for p in value.split(",") if p.strip()):
+        name, sep, url = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"invalid --initial-cluster entry {item!r}: want name=url")
+        cluster.setdefault(name, []).extend(_split_urls(url))
+    if not cluster:
+        raise ConfigError("--initial-cluster is empty")
+    return {name: tuple(urls) for name, urls in cluster.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSpec:
+    """One member as the initial cluster names it."""
+
+    name: str
+    member_id: int
+    peer_urls: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemberConfig:
+    """Everything a member needs to start, validated."""
+
+    name: str = "default"
+    data_dir: str = "default.etcd"
+    listen_client_urls: tuple[str, ...] = ("http://localhost:2379",)
+    advertise_client_urls: tuple[str, ...] = ("http://localhost:2379",)
+    listen_peer_urls: tuple[str, ...] = ("http://localhost:2380",)
+    initial_advertise_peer_urls: tuple[str, ...] = ("http://localhost:2380",)
+    initial_cluster: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {"default": ("http://localhost:2380",)}
+    )
+    initial_cluster_state: str = "new"
+    initial_cluster_token: str = "etcd-cluster"
+    heartbeat_interval_ms: int = 100
+    election_timeout_ms: int = 1000
+    snapshot_count: int = DEFAULT_SNAPSHOT_COUNT
+    quota_backend_bytes: int = DEFAULT_QUOTA_BYTES
+    auto_compaction_mode: str = "periodic"
+    auto_compaction_retention: str = "0"
+    listen_metrics_urls: tuple[str, ...] = ()
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_txn_ops: int = 128
+    wal_fsync_delay_seconds: float = 0.0
+    wal_segment_bytes: int = 64 * MIB
+    enable_fault_injection: bool = False
+    log_level: str = "info"
+
+    # ---- derived values -------------------------------------------------
+    @property
+    def members(self) -> tuple[MemberSpec, ...]:
+        """The initial cluster, ordered by member id, with etcd-style hashed ids."""
+        specs = [
+            MemberSpec(name, _id_from(*sorted(urls), self.initial_cluster_token), urls)
+            for name, urls in self.initial_cluster.items()
+        ]
+        return tuple(sorted(specs, key=lambda s: s.member_id))
+
+    @property
+    def member_id(self) -> int:
+        for spec in self.members:
+            if spec.name == self.name:
+                return spec.member_id
+        raise ConfigError(f"--name {self.name!r} is not in --initial-cluster")
+
+    @property
+    def cluster_id(self) -> int:
+        return _id_from(*(f"{s.member_id:x}" for s in self.members), self.initial_cluster_token)
+
+    @property
+    def tick_seconds(self) -> float:
+        return self.heartbeat_interval_ms / 1000.0
+
+    @property
+    def election_ticks(self) -> int:
+        return max(2, round(self.election_timeout_ms / self.heartbeat_interval_ms))
+
+    @property
+    def request_timeout_seconds(self) -> float:
+        """etcd's request timeout: 5 s plus two election timeouts."""
+        return 5.0 + 2 * self.election_timeout_ms / 1000.0
+
+    def validate(self) -> None:
+        """Mirror etcd's start-up checks; raise ConfigError with a precise message."""
+        if not self.name:
+            raise ConfigError("--name must not be empty")
+        _ = self.member_id  # raises when the name is missing from --initial-cluster
+        own = tuple(sorted(self.initial_cluster[self.name]))
+        if tuple(sorted(self.initial_advertise_peer_urls)) != own:
+            raise ConfigError(
+                f"--initial-advertise-peer-urls {','.join(self.initial_advertise_peer_urls)} "
+                f"do not match --initial-cluster entry {self.name}={','.join(own)}"
+            )
+        if self.initial_cluster_state not in ("new", "existing"):
+            raise ConfigError("--initial-cluster-state must be 'new' or 'existing'")
+        if self.heartbeat_interval_ms <= 0:
+            raise ConfigError("--heartbeat-interval must be > 0")
+        if self.election_timeout_ms < 5 * self.heartbeat_interval_ms:
+            raise ConfigError(
+                f"--election-timeout[{self.election_timeout_ms}ms] should be at least "
+                f"5 times --heartbeat-interval[{self.heartbeat_interval_ms}ms]"
+            )
+        if self.snapshot_count <= 0:
+            raise ConfigError("--snapshot-count must be > 0")
+        if self.quota_backend_bytes <= 0:
+            raise ConfigError("--quota-backend-bytes must be > 0")
+        if self.auto_compaction_mode not in ("periodic", "revision"):
+            raise ConfigError("--auto-compaction-mode must be 'periodic' or 'revision'")
+        if self.max_request_bytes <= 0:
+            raise ConfigError("--max-request-bytes must be > 0")
+        if self.log_level not in ("debug", "info", "warn", "error"):
+            raise ConfigError("--log-level must be one of debug, info, warn, error")
+        if len(self.members) > 7:
+            raise ConfigError("raftmon supports clusters of 1 to 7 members")
+
+    @property
+    def member_dir(self) -> str:
+        return os.path.join(self.data_dir, "member")
+
+
+# (flag, dest, type, help) for every member flag; the env name is ETCD_<FLAG>.
+_FLAGS: list[tuple[str, str, str, str]] = [
+    ("name", "name", "str", "human-readable name for this member"),
+    ("data-dir", "data_dir", "str", "path to the data directory (default: ${name}.etcd)"),
+    ("listen-client-urls", "listen_client_urls", "urls", "URLs to serve client traffic on"),
+    ("advertise-client-urls", "advertise_client_urls", "urls", "client URLs told to others"),
+    ("listen-peer-urls", "listen_peer_urls", "urls", "URLs to serve peer traffic on"),
+    (
+        "initial-advertise-peer-urls",
+        "initial_advertise_peer_urls",
+        "urls",
+        "this member's peer URLs told to the rest of the cluster",
+    ),
+    ("initial-cluster", "initial_cluster", "cluster", "name=peerURL,... for bootstrapping"),
+    ("initial-cluster-state", "initial_cluster_state", "str", "new or existing"),
+    ("initial-cluster-token", "initial_cluster_token", "str", "cluster token for bootstrapping"),
+    ("heartbeat-interval", "heartbeat_interval_ms", "int", "heartbeat interval in ms"),
+    ("election-timeout", "election_timeout_ms", "int", "election timeout in ms"),
+    ("snapshot-count", "snapshot_count", "int", "applied entries between snapshots"),
+    ("quota-backend-bytes", "quota_backend_bytes", "int", "backend size quota (0 = 2 GiB)"),
+    ("auto-compaction-mode", "auto_compaction_mode", "str", "periodic or revision"),
+    (
+        "auto-compaction-retention",
+        "auto_compaction_retention",
+        "str",
+        "periodic: duration (1h, 30m, or hours as a number); revision: revisions to keep; "
+        "0 disables",
+    ),
+    ("listen-metrics-urls", "listen_metrics_urls", "urls", "extra URLs serving /metrics"),
+    ("max-request-bytes", "max_request_bytes", "int", "largest client request accepted"),
+    ("max-txn-ops", "max_txn_ops", "int", "most operations in one txn"),
+    (
+        "experimental-wal-fsync-delay",
+        "wal_fsync_delay_seconds",
+        "duration",
+        "lab fault: extra delay inside every timed WAL fsync (e.g. 30ms)",
+    ),
+    ("wal-segment-bytes", "wal_segment_bytes", "int", "WAL segment size (default 64 MiB)"),
+    (
+        "enable-fault-injection",
+        "enable_fault_injection",
+        "bool",
+        "serve /raftmon/faults on the metrics listener",
+    ),
+    ("log-level", "log_level", "str", "debug, info, warn or error"),
+]
+
+
+def _convert(kind: str, flag: str, raw: str) -> object:
+    try:
+        if kind == "str":
+            return raw
+        if kind == "int":
+            return int(raw)
+        if kind == "urls":
+            return _split_urls(raw)
+        if kind == "cluster":
+            return parse_initial_cluster(raw)
+        if kind == "duration":
+            return parse_duration(raw)
+        if kind == "bool":
+            if raw.lower() in ("", "1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ConfigError(f"not a boolean: {raw!r}")
+    except ValueError as err:
+        raise ConfigError(f"--{flag}: {err}") from err
+    raise AssertionError(kind)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="raftmon node",
+        description="Run one raftmon member. Flags are etcd's; each can also be set as "
+        "ETCD_<FLAG_NAME> in the environment (e.g. ETCD_NAME, ETCD_DATA_DIR).",
+    )
+    for flag, dest, kind, text in _FLAGS:
+        if kind == "bool":
+            parser.add_argument(f"--{flag}", dest=dest, nargs="?", const="true", help=text)
+        else:
+            parser.add_argument(f"--{flag}", dest=dest, help=text)
+    return parser
+
+
+def parse_config(argv: list[str], environ: dict[str, str] | None = None) -> MemberConfig:
+    """Flags, then ETCD_* environment, then etcd's defaults; validated."""
+    env = os.environ if environ is None else environ
+    args = vars(build_parser().parse_args(argv))
+    values: dict[str, object] = {}
+    for flag, dest, kind, _ in _FLAGS:
+        raw = args.get(dest)
+        if raw is None:
+            raw = env.get("ETCD_" + flag.upper().replace("-", "_"))
+        if raw is not None:
+            values[dest] = _convert(kind, flag, raw)
+    name = str(values.get("name", "default"))
+    values.setdefault("data_dir", f"{name}.etcd")
+    if values.get("quota_backend_bytes") == 0:
+        values["quota_backend_bytes"] = DEFAULT_QUOTA_BYTES
+    # etcd's single-member defaults follow the peer URLs when only those are given
+    if "initial_cluster" not in values and "initial_advertise_peer_urls" in values:
+        values["initial_cluster"] = {name: values["initial_advertise_peer_urls"]}
+    if "initial_advertise_peer_urls" not in values and "initial_cluster" in values:
+        cluster = values["initial_cluster"]
+        assert isinstance(cluster, dict)
+        if name in cluster:
+            values["initial_advertise_peer_urls"] = cluster[name]
+    if "advertise_client_urls" not in values and "listen_client_urls" in values:
+        values["advertise_client_urls"] = values["listen_client_urls"]
+    if "initial_cluster" not in values and name != "default":
+        values["initial_cluster"] = {name: ("http://localhost:2380",)}
+    cfg = MemberConfig(**values)  # type: ignore[arg-type]
+    cfg.validate()
+    return cfg
