@@ -1,0 +1,401 @@
+"""`raftmon cluster`: an N-member cluster of real member processes on loopback.
+
+`LocalCluster` is also the fixture behind the cluster tests, the lab and
+`make demo`: free ports, one data dir per member under one folder, an
+endpoints file, member logs kept per member (and streamed with a name prefix
+when asked), and the operator's rough tools: kill -9, pause (SIGSTOP), resume
+(SIGCONT) and restart of one member. Everything it started is stopped by
+`stop()`, which the context manager and Ctrl-C always call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+CLUSTER_SIZES = (1, 3, 5, 7)
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct TCP ports that were free a moment ago (held together while chosen)."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((host, 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@dataclass
+class MemberProcess:
+    """One member: its addresses, data dir, process and log."""
+
+    name: str
+    client_url: str
+    peer_url: str
+    metrics_url: str
+    data_dir: Path
+    log_path: Path
+    args: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    paused: bool = False
+    _log_thread: threading.Thread | None = field(default=None, repr=False)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def http_json(url: str, body: dict[str, Any] | None = None, timeout: float = 2.0) -> Any:
+    """POST (or GET when body is None) JSON; returns the decoded body, also for HTTP errors."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        payload = err.read()
+        try:
+            return json.loads(payload)
+        except ValueError:
+            return {"error": payload.decode(errors="replace"), "status": err.code}
+
+
+class LocalCluster:
+    """Start, break and stop an N-member raftmon cluster made of real processes."""
+
+    def __init__(
+        self,
+        base_dir: str | os.PathLike[str],
+        size: int = 3,
+        *,
+        extra_args: list[str] | None = None,
+        member_args: dict[str, list[str]] | None = None,
+        stream_logs: bool = False,
+        fault_injection: bool = True,
+        token: str | None = None,
+    ) -> None:
+        if not 1 <= size <= 7:
+            raise ValueError("cluster size must be 1 to 7")
+        self.base_dir = Path(base_dir)
+        self.size = size
+        self.stream_logs = stream_logs
+        self.token = token or f"raftmon-{os.getpid()}-{int(time.time())}"
+        ports = free_ports(3 * size)
+        self.members: list[MemberProcess] = []
+        for i in range(size):
+            name = f"m{i + 1}"
+            client, peer, metrics = ports[3 * i : 3 * i + 3]
+            self.members.append(
+                MemberProcess(
+                    name=name,
+                    client_url=f"http://127.0.0.1:{client}",
+                    peer_url=f"http://127.0.0.1:{peer}",
+                    metrics_url=f"http://127.0.0.1:{metrics}",
+                    data_dir=self.base_dir / f"{name}.etcd",
+                    log_path=self.base_dir / f"{name}.log",
+                    args=[],
+                )
+            )
+        initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        for m in self.members:
+            m.args = [
+                f"--name={m.name}",
+                f"--data-dir={m.data_dir}",
+                f"--listen-client-urls={m.client_url}",
+                f"--advertise-client-urls={m.client_url}",
+                f"--listen-peer-urls={m.peer_url}",
+                f"--initial-advertise-peer-urls={m.peer_url}",
+                f"--listen-metrics-urls={m.metrics_url}",
+                f"--initial-cluster={initial}",
+                f"--initial-cluster-token={self.token}",
+                "--initial-cluster-state=new",
+                *(["--enable-fault-injection"] if fault_injection else []),
+                *(extra_args or []),
+                *((member_args or {}).get(m.name, [])),
+            ]
+
+    # ---- lifecycle -----------------------------------------------------
+    def __enter__(self) -> LocalCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [m.client_url for m in self.members]
+
+    def member(self, name: str) -> MemberProcess:
+        for m in self.members:
+            if m.name == name:
+                return m
+        raise KeyError(f"no member named {name!r}")
+
+    def start(self, wait: bool = True, timeout: float = 30.0) -> None:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        for m in self.members:
+            self._spawn(m)
+        self.write_endpoints_file()
+        if wait:
+            self.wait_healthy(timeout=timeout)
+
+    def _spawn(self, m: MemberProcess) -> None:
+        cmd = [sys.executable, "-m", "node", "node", *m.args]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        log_file = open(m.log_path, "ab")
+        m.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        m.paused = False
+        assert m.proc.stdout is not None
+        m._log_thread = threading.Thread(
+            target=self._pump_log, args=(m.name, m.proc.stdout, log_file), daemon=True
+        )
+        m._log_thread.start()
+
+    def _pump_log(self, name: str, stream: IO[bytes], log_file: IO[bytes]) -> None:
+        with log_file:
+            for line in iter(stream.readline, b""):
+                log_file.write(line)
+                log_file.flush()
+                if self.stream_logs:
+                    sys.stdout.write(f"{name} | {line.decode(errors='replace')}")
+                    sys.stdout.flush()
+
+    def stop(self) -> None:
+        """Stop every member (SIGTERM, then SIGKILL after a grace period)."""
+        for m in self.members:
+            if m.alive and m.paused:
+                self.resume(m.name)
+        for m in self.members:
+            if m.alive:
+                assert m.proc is not None
+                m.proc.terminate()
+        deadline = time.monotonic() + 10
+        for m in self.members:
+            if m.proc is None:
+                continue
+            try:
+                m.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                m.proc.kill()
+                m.proc.wait(timeout=5)
+            if m._log_thread is not None:
+                m._log_thread.join(timeout=2)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one member: no shutdown path runs, as in a crash or power loss of the process."""
+        m = self.member(name)
+        if m.proc is not None and m.alive:
+            os.kill(m.proc.pid, signal.SIGKILL)
+            m.proc.wait(timeout=10)
+        m.paused = False
+
+    def pause(self, name: str) -> None:
+        m = self.member(name)
+        if m.proc is not None and m.alive:
+            os.kill(m.proc.pid, signal.SIGSTOP)
+            m.paused = True
+
+    def resume(self, name: str) -> None:
+        m = self.member(name)
+        if m.proc is not None and m.alive:
+            os.kill(m.proc.pid, signal.SIGCONT)
+            m.paused = False
+
+    def restart(self, name: str, wait: bool = True, timeout: float = 30.0) -> None:
+        m = self.member(name)
+        if m.alive:
+            assert m.proc is not None
+            m.proc.terminate()
+            try:
+                m.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill(name)
+        self._spawn(m)
+        if wait:
+            self.wait_member_ready(name, timeout=timeout)
+
+    def wipe(self, name: str) -> None:
+        """Delete a stopped member's data dir (to rehearse a member that lost its disk)."""
+        m = self.member(name)
+        if m.alive:
+            raise RuntimeError(f"{name} is running")
+        shutil.rmtree(m.data_dir, ignore_errors=True)
+
+    # ---- observation ---------------------------------------------------
+    def status(self, name: str, timeout: float = 1.0) -> dict[str, Any] | None:
+        m = self.member(name)
+        if not m.alive or m.paused:
+            return None
+        try:
+            result = http_json(m.client_url + "/v3/maintenance/status", {}, timeout=timeout)
+        except OSError:
+            return None
+        return result if isinstance(result, dict) and "header" in result else None
+
+    def leader(self) -> str | None:
+        """Name of the member every reachable member agrees leads, if any."""
+        ids: dict[str, str] = {}
+        leaders: set[str] = set()
+        for m in self.members:
+            st = self.status(m.name)
+            if st is None:
+                continue
+            ids[st["header"]["member_id"]] = m.name
+            if st.get("leader") and st["leader"] != "0":
+                leaders.add(st["leader"])
+        if len(leaders) == 1:
+            return ids.get(leaders.pop())
+        return None
+
+    def wait_leader(self, timeout: float = 20.0, exclude: str | None = None) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lead = self.leader()
+            if lead is not None and lead != exclude:
+                return lead
+            time.sleep(0.1)
+        raise TimeoutError(f"no leader within {timeout}s\n{self.logs_tail()}")
+
+    def wait_member_ready(self, name: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        m = self.member(name)
+        while time.monotonic() < deadline:
+            if not m.alive:
+                raise RuntimeError(f"{name} exited\n{m.log_tail()}")
+            if self.status(name) is not None:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"{name} not ready within {timeout}s\n{m.log_tail()}")
+
+    def wait_healthy(self, timeout: float = 30.0) -> str:
+        for m in self.members:
+            self.wait_member_ready(m.name, timeout=timeout)
+        return self.wait_leader(timeout=timeout)
+
+    def logs_tail(self, lines: int = 30) -> str:
+        return "\n".join(f"--- {m.name}\n{m.log_tail(lines)}" for m in self.members)
+
+    def write_endpoints_file(self) -> Path:
+        info = {
+            "endpoints": self.endpoints,
+            "members": [
+                {
+                    "name": m.name,
+                    "client_url": m.client_url,
+                    "peer_url": m.peer_url,
+                    "metrics_url": m.metrics_url,
+                    "data_dir": str(m.data_dir),
+                    "log": str(m.log_path),
+                    "pid": m.proc.pid if m.proc else None,
+                }
+                for m in self.members
+            ],
+        }
+        path = self.base_dir / "endpoints.json"
+        path.write_text(json.dumps(info, indent=2) + "\n")
+        (self.base_dir / "endpoints").write_text(",".join(self.endpoints) + "\n")
+        return path
+
+
+HELP_COMMANDS = """commands (type and press Enter):
+  status              members, pids, leader
+  kill <member>       SIGKILL a member
+  pause <member>      SIGSTOP a member
+  resume <member>     SIGCONT a member
+  restart <member>    restart a member (after kill, or gracefully)
+  quit                stop everything (Ctrl-C does the same)"""
+
+
+def _print_status(cluster: LocalCluster) -> None:
+    lead = cluster.leader()
+    for m in cluster.members:
+        state = "paused" if m.paused else ("running" if m.alive else "stopped")
+        pid = m.proc.pid if m.proc else "-"
+        mark = "  <- leader" if m.name == lead else ""
+        print(f"  {m.name}  {state:<8} pid={pid:<7} client={m.client_url}{mark}")
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="raftmon cluster", description="Run a local N-member cluster on loopback."
+    )
+    parser.add_argument("--size", type=int, default=3, choices=CLUSTER_SIZES)
+    parser.add_argument("--data-dir", default="var/cluster", help="folder for member data and logs")
+    parser.add_argument("--quiet", action="store_true", help="do not stream member logs")
+    parser.add_argument("--no-fault-injection", action="store_true")
+    parser.add_argument("--clean", action="store_true", help="delete --data-dir first")
+    parser.add_argument("member_flags", nargs="*", help="extra member flags after --")
+    args = parser.parse_args(argv)
+    if args.clean:
+        shutil.rmtree(args.data_dir, ignore_errors=True)
+    cluster = LocalCluster(
+        args.data_dir,
+        args.size,
+        extra_args=args.member_flags,
+        stream_logs=not args.quiet,
+        fault_injection=not args.no_fault_injection,
+    )
+    try:
+        cluster.start(wait=False)
+        lead = cluster.wait_healthy()
+        print(f"cluster of {args.size} ready; leader {lead}")
+        print(f"endpoints: {','.join(cluster.endpoints)}  (also in {args.data_dir}/endpoints)")
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        if not sys.stdin.isatty():  # run in the background until SIGINT/SIGTERM
+            while True:
+                time.sleep(3600)
+        print(HELP_COMMANDS)
+        for line in sys.stdin:
+            words = line.split()
+            if not words:
+                continue
+            cmd, rest = words[0], words[1:]
+            try:
+                if cmd in ("quit", "exit"):
+                    break
+                if cmd == "status":
+                    _print_status(cluster)
+                elif cmd in ("kill", "pause", "resume", "restart") and len(rest) == 1:
+                    getattr(cluster, cmd)(rest[0])
+                    print(f"{cmd} {rest[0]}: done")
+                else:
+                    print(HELP_COMMANDS)
+            except (KeyError, RuntimeError, TimeoutError) as err:
+                print(f"error: {err}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("stopping cluster")
+        cluster.stop()
+    return 0

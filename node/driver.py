@@ -1,0 +1,624 @@
+"""The member's driver: the only code that touches the Raft core.
+
+One asyncio task owns the `RawNode`. Everything else (client handlers, the peer
+transport, the tick timer) puts work into an inbox and wakes the loop; the loop
+feeds the inbox to the core, then handles each `Ready` in etcd raftexample's
+order:
+
+    send requests  ->  persist (WAL write + ONE fdatasync, in a worker thread)
+    ->  send messages_after_persist  ->  apply committed entries (one SQLite
+    transaction)  ->  advance
+
+Group commit falls out of this shape: while one fsync runs, new proposals pile
+up in the inbox and all of them go out in the next Ready's single fsync.
+Nothing is acknowledged to a client before the entry is committed (a majority
+fsynced it) and applied here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import itertools
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from node.config import SNAPSHOT_CATCHUP_ENTRIES, MemberConfig
+from node.mvcc import requests as rq
+from node.mvcc.compactor import make_compactor
+from node.mvcc.lease import Lessor
+from node.mvcc.store import KVStore
+from node.raft import (
+    Config,
+    MemoryStorage,
+    ProposalDropped,
+    RawNode,
+    Ready,
+    StateType,
+)
+from node.raft.messages import (
+    ConfState,
+    HardState,
+    Message,
+    MessageType,
+    Snapshot,
+    SnapshotMetadata,
+)
+from node.transport import Transport
+from node.wal import WAL, Snapshotter
+
+from .api import errors as E
+
+log = logging.getLogger(__name__)
+
+SLOW_APPLY_SECONDS = 0.1  # etcd warns and counts applies slower than this
+SLOW_READ_INDEX_SECONDS = 0.5  # etcd's readIndexRetryTime
+
+
+@dataclass(slots=True)
+class DriverCounters:
+    """Plain counters the exporter reads at scrape time (no Prometheus here)."""
+
+    proposals_failed: int = 0
+    heartbeat_send_failures: int = 0
+    slow_applies: int = 0
+    slow_read_indexes: int = 0
+    read_indexes_failed: int = 0
+    leader_changes_seen: int = 0
+    apply_seconds_total: float = 0.0
+    snapshots_taken: int = 0
+    snapshots_installed: int = 0
+
+
+@dataclass(slots=True)
+class Faults:
+    """Lab faults active on this member (visible in /metrics under raftmon_)."""
+
+    ticks_paused: bool = False
+
+
+@dataclass(slots=True)
+class _PendingRead:
+    futures: list[asyncio.Future[None]] = field(default_factory=list)
+    started: float = 0.0
+
+
+class RaftDriver:
+    """Owns the Raft core, WAL, snapshots, transport and state machine of one member."""
+
+    def __init__(
+        self,
+        cfg: MemberConfig,
+        *,
+        observer: Any = None,
+    ) -> None:
+        self.cfg = cfg
+        self.member_id = cfg.member_id
+        self.cluster_id = cfg.cluster_id
+        self.observer = observer  # exporter hooks (wal fsync, backend commit, ...)
+        self.counters = DriverCounters()
+        self.faults = Faults()
+        self.peer_ids = tuple(m.member_id for m in cfg.members if m.member_id != self.member_id)
+        self.lead = 0
+        self.role: StateType = StateType.StateFollower
+        self.term = 0
+        self.applied_index = 0
+        self.snapshot_index = 0
+        self.started_at = time.monotonic()
+
+        wal_dir = os.path.join(cfg.member_dir, "wal")
+        snap_dir = os.path.join(cfg.member_dir, "snap")
+        os.makedirs(snap_dir, exist_ok=True)
+        self.snapshotter = Snapshotter(snap_dir, observer=observer)
+        self.kv = KVStore.open(
+            os.path.join(snap_dir, "db"),
+            quota_bytes=cfg.quota_backend_bytes,
+            max_txn_ops=cfg.max_txn_ops,
+            observer=observer,
+        )
+        self.lessor = Lessor(self.kv)
+        self.compactor = make_compactor(cfg.auto_compaction_mode, cfg.auto_compaction_retention)
+        self.storage = MemoryStorage()
+        self.wal = self._open_wal(wal_dir)
+        self.wal.fsync_delay_seconds = cfg.wal_fsync_delay_seconds
+
+        self.node = RawNode(
+            Config(
+                id=self.member_id,
+                peers=tuple(m.member_id for m in cfg.members),
+                election_tick=cfg.election_ticks,
+                heartbeat_tick=1,
+                rng=random.Random(self.member_id ^ time.time_ns()),
+                check_quorum=True,
+                pre_vote=True,
+                applied=self.applied_index,
+            ),
+            self.storage,
+        )
+        self.transport = Transport(
+            self.member_id,
+            self.cluster_id,
+            {m.member_id: m.peer_urls[0] for m in cfg.members if m.member_id != self.member_id},
+            on_message=self._on_peer_message,
+            on_snapshot=self._on_peer_snapshot,
+            on_unreachable=self._on_unreachable,
+            on_snapshot_status=self._on_snapshot_status,
+            snapshot_dir=snap_dir,
+            heartbeat_interval=cfg.tick_seconds,
+            observer=observer,
+        )
+
+        # inbox: filled by handlers and the transport, drained only by the loop
+        self._wake = asyncio.Event()
+        self._ticks = 0
+        self._inbox: list[Message] = []
+        self._proposals: list[tuple[bytes, int]] = []
+        self._waiters: dict[int, asyncio.Future[Any]] = {}
+        self._read_queue: list[asyncio.Future[None]] = []
+        self._reads_in_flight: dict[bytes, _PendingRead] = {}
+        self._read_wait_index: list[tuple[int, int, _PendingRead]] = []  # (index, seq, reads)
+        self._read_seq = itertools.count()
+        self._local_reports: list[Callable[[], None]] = []
+        self._received_snapshots: dict[int, str] = {}
+        self._id_prefix = (self.member_id & 0xFFFF) << 48 | (time.time_ns() & 0xFF) << 40
+        self._next_id = itertools.count(1)
+        self._last_tick = time.monotonic()
+        self._leader_since = 0.0
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.on_leader_change: list[Callable[[int, int], None]] = []
+
+    # ---- start-up --------------------------------------------------------
+    def _open_wal(self, wal_dir: str) -> WAL:
+        """Create the WAL on first boot; otherwise replay it into MemoryStorage."""
+        self.applied_index = self.kv.applied_index()
+        newest = self.snapshotter.load_newest()
+        if not WAL.exists(wal_dir):
+            meta = f"{self.member_id:x}/{self.cluster_id:x}".encode()
+            log.info(
+                "bootstrapping new member",
+                extra={"fields": {"local-member-id": f"{self.member_id:x}"}},
+            )
+            return WAL.create(
+                wal_dir, meta, segment_size=self.cfg.wal_segment_bytes, observer=self.observer
+            )
+        snap_meta = newest[0] if newest else None
+        wal, replay = WAL.open(wal_dir, snapshot=snap_meta, observer=self.observer)
+        if snap_meta is not None and snap_meta.index > 0:
+            self.storage.apply_snapshot(Snapshot(metadata=snap_meta))
+            self.snapshot_index = snap_meta.index
+        if replay.hard_state is not None:
+            self.storage.set_hard_state(replay.hard_state)
+        if replay.entries:
+            self.storage.append(replay.entries)
+        log.info(
+            "restarting member",
+            extra={
+                "fields": {
+                    "local-member-id": f"{self.member_id:x}",
+                    "snapshot-index": self.snapshot_index,
+                    "applied-index": self.applied_index,
+                    "wal-entries": len(replay.entries),
+                    "commit-index": replay.hard_state.commit if replay.hard_state else 0,
+                }
+            },
+        )
+        return wal
+
+    async def start(self) -> None:
+        await self.transport.start()
+        loop = asyncio.get_running_loop()
+        for coro in (self._run(), self._tick_loop(), self._housekeeping_loop()):
+            task = loop.create_task(coro)
+            task.add_done_callback(self._task_died)
+            self._tasks.append(task)
+        if len(self.cfg.members) == 1:
+            self._local_reports.append(self.node.campaign)
+            self._wake.set()
+
+    def _task_died(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._stopping:
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.critical("driver task died; stopping member", exc_info=exc)
+            os._exit(70)  # a half-alive member is worse than a dead one
+
+    async def stop(self) -> None:
+        """Stop ticking and applying, then close transport, WAL and database (WAL last)."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.transport.stop()
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(E.etcd_error(E.STOPPED))
+        self.kv.close()
+        self.wal.close()
+
+    # ---- inputs from the outside world ------------------------------------
+    def _on_peer_message(self, msg: Message) -> None:
+        self._inbox.append(msg)
+        self._wake.set()
+
+    def _on_peer_snapshot(self, msg: Message, path: str) -> None:
+        assert msg.snapshot is not None
+        self._received_snapshots[msg.snapshot.metadata.index] = path
+        self._on_peer_message(msg)
+
+    def _on_unreachable(self, peer: int) -> None:
+        self._local_reports.append(lambda: self.node.report_unreachable(peer))
+        self._wake.set()
+
+    def _on_snapshot_status(self, peer: int, failed: bool) -> None:
+        self._local_reports.append(lambda: self.node.report_snapshot(peer, failed))
+        self._wake.set()
+
+    def next_request_id(self) -> int:
+        return self._id_prefix | next(self._next_id)
+
+    async def propose(self, request: Any, *, timeout: float | None = None) -> Any:
+        """Replicate one request through Raft; return the state machine's response.
+
+        Raises EtcdError: no leader (at once), request timed out (after the
+        request timeout), or the error the state machine produced when applying.
+        """
+        if self._stopping:
+            raise E.etcd_error(E.STOPPED)
+        if self.lead == 0:
+            self.counters.proposals_failed += 1
+            raise E.etcd_error(E.NO_LEADER)
+        request_id = self.next_request_id()
+        data = rq.encode_request(request_id, request)
+        if len(data) > self.cfg.max_request_bytes:
+            raise E.etcd_error(E.REQUEST_TOO_LARGE)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters[request_id] = fut
+        self._proposals.append((data, request_id))
+        self._wake.set()
+        lead_at_start = self.lead
+        try:
+            return await asyncio.wait_for(fut, timeout or self.cfg.request_timeout_seconds)
+        except TimeoutError:
+            self.counters.proposals_failed += 1
+            if self.lead != lead_at_start:
+                raise E.etcd_error(E.TIMEOUT_LEADER_FAIL) from None
+            raise E.etcd_error(E.REQUEST_TIMEOUT) from None
+        finally:
+            self._waiters.pop(request_id, None)
+
+    def propose_nowait(self, request: Any) -> None:
+        """Fire-and-forget proposal for the member's own housekeeping (lease expiry, compaction)."""
+        if self.lead == 0:
+            return
+        self._proposals.append((rq.encode_request(self.next_request_id(), request), 0))
+        self._wake.set()
+
+    async def read_barrier(self, *, timeout: float | None = None) -> None:
+        """Wait until a linearizable read may be served locally (ReadIndex, Raft §6.4).
+
+        Concurrent callers share one read index request, as etcd batches them.
+        """
+        if self.lead == 0:
+            self.counters.read_indexes_failed += 1
+            raise E.etcd_error(E.NO_LEADER)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._read_queue.append(fut)
+        self._wake.set()
+        try:
+            await asyncio.wait_for(fut, timeout or self.cfg.request_timeout_seconds)
+        except TimeoutError:
+            self.counters.read_indexes_failed += 1
+            raise E.etcd_error(E.REQUEST_TIMEOUT) from None
+
+    def transfer_leadership(self, to: int) -> None:
+        self._local_reports.append(lambda: self.node.transfer_leader(to))
+        self._wake.set()
+
+    # ---- the loop -------------------------------------------------------
+    async def _tick_loop(self) -> None:
+        interval = self.cfg.tick_seconds
+        next_at = time.monotonic() + interval
+        while True:
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            next_at += interval
+            now = time.monotonic()
+            if next_at < now:  # fell behind (paused process, overloaded loop): don't burst
+                next_at = now + interval
+            if not self.faults.ticks_paused:
+                self._ticks += 1
+                self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            self._feed_core()
+            while self.node.has_ready():
+                await self._handle_ready(self.node.ready())
+                self._feed_core()
+
+    def _feed_core(self) -> None:
+        """Hand everything queued since the last iteration to the core, in arrival order."""
+        node = self.node
+        if self._ticks:
+            ticks, self._ticks = self._ticks, 0
+            now = time.monotonic()
+            if (
+                self.role == StateType.StateLeader
+                and now - self._last_tick > 2 * self.cfg.tick_seconds * max(1, ticks)
+            ):
+                # etcd: "leader failed to send out heartbeat on time" (likely a slow disk)
+                self.counters.heartbeat_send_failures += 1
+            self._last_tick = now
+            for _ in range(ticks):
+                node.tick()
+        if self._local_reports:
+            reports, self._local_reports = self._local_reports, []
+            for report in reports:
+                with contextlib.suppress(ProposalDropped):
+                    report()
+        if self._inbox:
+            inbox, self._inbox = self._inbox, []
+            for msg in inbox:
+                try:
+                    node.step(msg)
+                except Exception as err:  # a bad peer message must not kill the member
+                    log.warning(
+                        "dropped peer message",
+                        extra={"fields": {"type": msg.type.name, "error": str(err)}},
+                    )
+        if self._proposals:
+            proposals, self._proposals = self._proposals, []
+            for data, request_id in proposals:
+                try:
+                    node.propose(data)
+                except ProposalDropped as err:
+                    fut = self._waiters.get(request_id)
+                    if fut is not None and not fut.done():
+                        self.counters.proposals_failed += 1
+                        fut.set_exception(
+                            E.etcd_error(E.NO_LEADER if self.lead == 0 else E.REQUEST_TIMEOUT)
+                        )
+                    log.debug("proposal dropped", extra={"fields": {"reason": str(err)}})
+        if self._read_queue:
+            batch = _PendingRead(self._read_queue, time.monotonic())
+            self._read_queue = []
+            ctx = next(self._read_seq).to_bytes(8, "big")
+            try:
+                node.read_index(ctx)
+                self._reads_in_flight[ctx] = batch
+            except ProposalDropped:
+                for fut in batch.futures:
+                    if not fut.done():
+                        self.counters.read_indexes_failed += 1
+                        fut.set_exception(E.etcd_error(E.NO_LEADER))
+
+    async def _handle_ready(self, rd: Ready) -> None:
+        if rd.soft_state is not None:
+            self._on_soft_state(rd.soft_state.lead, rd.soft_state.raft_state)
+        if rd.hard_state is not None:
+            self.term = rd.hard_state.term
+        # 1. requests may leave while we persist (leader appends in parallel with followers)
+        self._send(rd.messages)
+        # 2. persist: one write, one fdatasync, off the event loop
+        if rd.snapshot is not None and not rd.snapshot.is_empty():
+            await self._persist_snapshot(rd.snapshot)
+        if rd.hard_state is not None or rd.entries:
+            await asyncio.to_thread(self.wal.save, rd.hard_state, rd.entries, rd.must_sync)
+            if rd.entries:
+                self.storage.append(rd.entries)
+            if rd.hard_state is not None:
+                self.storage.set_hard_state(rd.hard_state)
+        # 3. responses that promise durability leave only now (Raft thesis §3.8)
+        self._send([m for m in rd.messages_after_persist if m.to != self.member_id])
+        # 4. apply
+        if rd.snapshot is not None and not rd.snapshot.is_empty():
+            await self._install_snapshot(rd.snapshot)
+        if rd.committed_entries:
+            self._apply(rd)
+        for rs in rd.read_states:
+            self._read_state(rs.index, rs.request_ctx)
+        # 5. advance: the core may now count our own append and step local responses
+        self.node.advance(rd)
+        self._release_reads()
+        await self._maybe_snapshot()
+
+    def _on_soft_state(self, lead: int, role: StateType) -> None:
+        if lead != self.lead:
+            if lead != 0:
+                self.counters.leader_changes_seen += 1
+            log.info(
+                "leader changed",
+                extra={
+                    "fields": {
+                        "old-leader": f"{self.lead:x}",
+                        "new-leader": f"{lead:x}",
+                        "term": self.term,
+                    }
+                },
+            )
+            for callback in self.on_leader_change:
+                callback(self.lead, lead)
+            if lead == 0:
+                self._fail_reads(E.NO_LEADER)
+        if role == StateType.StateLeader and self.role != StateType.StateLeader:
+            self.lessor.promote(time.monotonic())
+            self._leader_since = time.monotonic()
+            self._last_tick = time.monotonic()
+        elif role != StateType.StateLeader and self.role == StateType.StateLeader:
+            self.lessor.demote()
+        self.lead, self.role = lead, role
+
+    def _send(self, messages: list[Message]) -> None:
+        if not messages:
+            return
+        plain = []
+        for msg in messages:
+            if msg.type == MessageType.MsgSnap:
+                self._send_snapshot(msg)
+            else:
+                plain.append(msg)
+        if plain:
+            self.transport.send(plain)
+
+    def _send_snapshot(self, msg: Message) -> None:
+        newest = self.snapshotter.load_newest()
+        if newest is None:
+            self.node.report_snapshot(msg.to, True)
+            return
+        meta, db_path = newest
+        self.transport.send_snapshot(
+            Message(
+                type=MessageType.MsgSnap,
+                to=msg.to,
+                frm=msg.frm,
+                term=msg.term,
+                snapshot=Snapshot(metadata=meta),
+            ),
+            db_path,
+        )
+
+    def _apply(self, rd: Ready) -> None:
+        started = time.perf_counter()
+        batch = [(e.index, e.data) for e in rd.committed_entries if e.index > self.applied_index]
+        if batch:
+            results = self.kv.apply_batch(batch)
+            for result in results:
+                fut = self._waiters.get(result.request_id)
+                if fut is not None and not fut.done():
+                    if result.error is not None:
+                        fut.set_exception(E.from_exception(result.error))
+                    else:
+                        fut.set_result(result.response)
+            self.applied_index = batch[-1][0]
+        elif rd.committed_entries:
+            self.applied_index = max(self.applied_index, rd.committed_entries[-1].index)
+        took = time.perf_counter() - started
+        self.counters.apply_seconds_total += took
+        if took > SLOW_APPLY_SECONDS:
+            self.counters.slow_applies += 1
+            log.warning(
+                "apply request took too long",
+                extra={"fields": {"took": f"{took:.3f}s", "entries": len(batch)}},
+            )
+        if self.observer is not None:
+            self.observer.on_apply(took)
+
+    # ---- linearizable reads ------------------------------------------------
+    def _read_state(self, index: int, ctx: bytes) -> None:
+        batch = self._reads_in_flight.pop(ctx, None)
+        if batch is None:
+            return
+        bisect.insort(
+            self._read_wait_index, (index, next(self._read_seq), batch), key=lambda t: (t[0], t[1])
+        )
+
+    def _release_reads(self) -> None:
+        while self._read_wait_index and self._read_wait_index[0][0] <= self.applied_index:
+            _, _, batch = self._read_wait_index.pop(0)
+            if time.monotonic() - batch.started > SLOW_READ_INDEX_SECONDS:
+                self.counters.slow_read_indexes += 1
+            for fut in batch.futures:
+                if not fut.done():
+                    fut.set_result(None)
+
+    def _fail_reads(self, message: str) -> None:
+        for batch in self._reads_in_flight.values():
+            for fut in batch.futures:
+                if not fut.done():
+                    self.counters.read_indexes_failed += 1
+                    fut.set_exception(E.etcd_error(message))
+        self._reads_in_flight.clear()
+
+    # ---- snapshots ---------------------------------------------------------
+    async def _maybe_snapshot(self) -> None:
+        if self.applied_index - self.snapshot_index < self.cfg.snapshot_count:
+            return
+        index = self.applied_index
+        term = self.storage.term(index)
+        conf = self.node.status().conf_state
+        meta = SnapshotMetadata(index=index, term=term, conf_state=conf)
+        image = os.path.join(self.snapshotter.dir, f".{index:016x}.db.tmp")
+        await asyncio.to_thread(self._write_snapshot, meta, image)
+        self.storage.create_snapshot(index, conf, b"")
+        compact_to = index - SNAPSHOT_CATCHUP_ENTRIES
+        if compact_to > self.storage.first_index():
+            self.storage.compact(compact_to)
+        self.snapshot_index = index
+        self.counters.snapshots_taken += 1
+        log.info("saved snapshot", extra={"fields": {"snapshot-index": index, "term": term}})
+
+    def _write_snapshot(self, meta: SnapshotMetadata, image: str) -> None:
+        """Worker thread: db image, snapshot file, WAL marker, durable db, release WAL."""
+        self.kv.backup(image)
+        self.snapshotter.save(meta, image)
+        self.wal.save_snapshot(meta)
+        self.kv.checkpoint_durable()
+        self.wal.release_to(meta.index)
+        self.snapshotter.purge(keep=2)
+
+    async def _persist_snapshot(self, snap: Snapshot) -> None:
+        """A snapshot from the leader: store it durably before anything depends on it."""
+        path = self._received_snapshots.get(snap.metadata.index)
+        if path is None:
+            raise RuntimeError(
+                f"snapshot at index {snap.metadata.index} arrived without its db image"
+            )
+
+        def persist() -> None:
+            self.snapshotter.save(snap.metadata, path)
+            self.wal.save_snapshot(snap.metadata)
+
+        await asyncio.to_thread(persist)
+        self.storage.apply_snapshot(snap)
+
+    async def _install_snapshot(self, snap: Snapshot) -> None:
+        newest = self.snapshotter.load_newest()
+        assert newest is not None and newest[0].index == snap.metadata.index
+        await asyncio.to_thread(self.kv.restore_from, newest[1])
+        self._received_snapshots.pop(snap.metadata.index, None)
+        self.applied_index = max(snap.metadata.index, self.kv.applied_index())
+        self.snapshot_index = snap.metadata.index
+        self.counters.snapshots_installed += 1
+        self.lessor.reload()
+        log.info(
+            "applied snapshot from leader",
+            extra={"fields": {"snapshot-index": snap.metadata.index}},
+        )
+
+    # ---- housekeeping the leader proposes ------------------------------------
+    async def _housekeeping_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            if self.role != StateType.StateLeader:
+                continue
+            now = time.monotonic()
+            for lease_id in self.lessor.expired(now):
+                self.propose_nowait(rq.LeaseRevokeRequest(id=lease_id))
+            target = self.compactor.next_compaction(now, self.kv.current_revision())
+            if target:
+                self.propose_nowait(rq.CompactionRequest(revision=target))
+
+    # ---- fault injection --------------------------------------------------
+    def set_fsync_delay(self, seconds: float) -> None:
+        self.wal.fsync_delay_seconds = max(0.0, seconds)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.role == StateType.StateLeader
+
+    def hard_state(self) -> HardState:
+        return self.storage.initial_state()[0]
+
+    def conf_state(self) -> ConfState:
+        return self.node.status().conf_state
