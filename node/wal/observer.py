@@ -1,0 +1,51 @@
+"""Hooks through which the WAL and the snapshotter report durations and sizes.
+
+node/wal never imports prometheus_client: the exporter binds these hooks to
+etcd's families (`on_fsync` -> etcd_disk_wal_fsync_duration_seconds, `on_write`
+-> etcd_disk_wal_write_bytes_total, `on_snapshot_fsync` ->
+etcd_snap_fsync_duration_seconds, `on_snapshot_save` ->
+etcd_debugging_snap_save_total_duration_seconds). Hooks are called from the
+thread that called `save()` (a worker thread in the driver), after the timed
+section, so they must be cheap and thread-safe (prometheus_client's are).
+
+Two further hooks are optional and looked up with getattr, so an observer
+written against the four-method Protocol keeps working:
+`on_snapshot_db_fsync(seconds)` (etcd_snap_db_fsync_duration_seconds) and
+`on_snapshot_db_save(seconds)` (etcd_snap_db_save_total_duration_seconds).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+
+class WalObserver(Protocol):
+    """What the WAL and the snapshotter report; all durations in seconds."""
+
+    def on_fsync(self, seconds: float) -> None: ...
+
+    def on_write(self, nbytes: int, seconds: float) -> None: ...
+
+    def on_snapshot_save(self, seconds: float) -> None: ...
+
+    def on_snapshot_fsync(self, seconds: float) -> None: ...
+
+
+class NullObserver:
+    """Discards every observation: the default when no exporter is attached."""
+
+    def on_fsync(self, seconds: float) -> None:
+        pass
+
+    def on_write(self, nbytes: int, seconds: float) -> None:
+        pass
+
+    def on_snapshot_save(self, seconds: float) -> None:
+        pass
+
+    def on_snapshot_fsync(self, seconds: float) -> None:
+        pass
+
+
+if TYPE_CHECKING:
+    _: WalObserver = NullObserver()
