@@ -1,0 +1,225 @@
+"""`RawNode`: the driver-facing API of the core, and the `Ready` batch it hands out.
+
+The driver loop, in this order (raftexample's, with etcd's async-storage rule made explicit):
+
+    rd = node.ready()
+    persist rd.hard_state, rd.entries, rd.snapshot (fsync iff rd.must_sync), then fill storage
+    send rd.messages (they may even leave before the fsync) and, after the fsync,
+         rd.messages_after_persist (skipping those addressed to ourselves)
+    apply rd.committed_entries; serve rd.read_states once applied >= their index
+    node.advance(rd)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from node.raft.core import LOCAL_MSGS, RaftCore
+from node.raft.errors import ProposalDropped, StepLocalMsg
+from node.raft.messages import NONE, Entry, HardState, Message, MessageType, Snapshot
+from node.raft.state import ReadState, SoftState, StateType
+from node.raft.status import Status
+
+if TYPE_CHECKING:
+    from node.raft.config import Config
+    from node.raft.storage import Storage
+
+MT = MessageType
+_EMPTY_HS = HardState()
+
+
+@dataclass(slots=True)
+class Ready:
+    """Everything the driver must do; the field comments are the contract."""
+
+    soft_state: SoftState | None = None  # lead/role changed; never persisted
+    hard_state: HardState | None = None  # term, vote, commit: persist BEFORE messages_after_persist
+    entries: list[Entry] = field(default_factory=list)  # append to the WAL, then to storage
+    snapshot: Snapshot | None = None  # install (WAL + storage) before applying anything after it
+    committed_entries: list[Entry] = field(default_factory=list)  # apply after persisting
+    # Requests (MsgApp, MsgHeartbeat, MsgVote/PreVote, forwarded MsgProp, ...): may leave at once.
+    messages: list[Message] = field(default_factory=list)
+    # MsgAppResp / MsgVoteResp / MsgPreVoteResp: only after the fsync (thesis §3.8). Those
+    # addressed to this member are stepped back in by advance(); the driver never sends them.
+    messages_after_persist: list[Message] = field(default_factory=list)
+    read_states: list[ReadState] = field(default_factory=list)
+    must_sync: bool = False  # fsync needed: entries, term, vote or a snapshot changed
+
+
+class RawNode:
+    """A Raft member without threads or clocks: the driver calls in, nothing calls out."""
+
+    __slots__ = ("_prev_hard", "_prev_soft", "raft")
+
+    def __init__(self, cfg: Config, storage: Storage) -> None:
+        self.raft = RaftCore(cfg, storage)
+        self._prev_soft = self.raft.soft_state()
+        self._prev_hard = self.raft.hard_state()
+
+    # -- inputs ----------------------------------------------------------------------------
+    def tick(self) -> None:
+        """One heartbeat interval elapsed (the core's only notion of time)."""
+        self.raft.tick()
+
+    def campaign(self) -> None:
+        """Start an election now (MsgHup), with PreVote first when configured."""
+        self.raft.step(Message(type=MT.MsgHup, frm=self.raft.id))
+
+    def propose(self, data: bytes) -> None:
+        """Propose `data` for the log; raises `ProposalDropped` when it cannot be accepted."""
+        self.raft.step(
+            Message(type=MT.MsgProp, frm=self.raft.id, entries=[Entry(term=0, index=0, data=data)])
+        )
+
+    def step(self, m: Message) -> None:
+        """Feed a message received from a peer.
+
+        Raises `StepLocalMsg` for local-only types. A peer's forwarded proposal or read that
+        cannot be served here is dropped silently (and counted), as etcd does.
+        """
+        if m.type in LOCAL_MSGS:
+            raise StepLocalMsg(f"raft: cannot step raft local message {m.type.name}")
+        if m.frm not in self.raft.tracker.progress and m.type in (
+            MT.MsgAppResp,
+            MT.MsgHeartbeatResp,
+            MT.MsgVoteResp,
+            MT.MsgPreVoteResp,
+        ):
+            self.raft.counters.messages_dropped += 1
+            return  # a response from a member not in the configuration
+        try:
+            self.raft.step(m)
+        except ProposalDropped:
+            pass
+
+    def read_index(self, ctx: bytes) -> None:
+        """Request a linearizable read; a `ReadState` with `ctx` (unique!) follows in a Ready."""
+        if self.raft.lead == NONE:
+            self.raft.counters.read_index_failed += 1
+            raise ProposalDropped("no leader")
+        self.raft.step(Message(type=MT.MsgReadIndex, context=ctx))
+
+    def transfer_leader(self, to: int) -> None:
+        """Ask the leader to hand leadership to `to` (it catches up, then gets MsgTimeoutNow)."""
+        self.raft.step(Message(type=MT.MsgTransferLeader, frm=to))
+
+    def report_unreachable(self, to: int) -> None:
+        """The transport failed to reach `to`: the leader falls back to probing it."""
+        self.raft.step(Message(type=MT.MsgUnreachable, frm=to))
+
+    def report_snapshot(self, to: int, failed: bool) -> None:
+        """The transport finished sending a snapshot to `to` (or failed to)."""
+        self.raft.step(Message(type=MT.MsgSnapStatus, frm=to, reject=failed))
+
+    # -- outputs ---------------------------------------------------------------------------
+    def has_ready(self) -> bool:
+        """Whether `ready()` would return anything to do."""
+        r = self.raft
+        r.flush()
+        if r.msgs or r.msgs_after_append or r.read_states:
+            return True
+        if r.soft_state() != self._prev_soft:
+            return True
+        log = r.raft_log
+        if (
+            r.term != self._prev_hard.term
+            or r.vote != self._prev_hard.vote
+            or log.committed != self._prev_hard.commit
+        ):
+            return True
+        u = log.unstable
+        if u.next_snapshot() is not None:
+            return True
+        if u.offset_in_progress - u.offset < len(u.entries):
+            return True
+        return log.has_next_committed_ents()
+
+    def ready(self) -> Ready:
+        """The next batch of work; it is accepted at once (call `advance` when it is done)."""
+        r = self.raft
+        r.flush()
+        log = r.raft_log
+        rd = Ready(
+            entries=log.unstable.next_entries(),
+            committed_entries=log.next_committed_ents(),
+            messages=r.msgs,
+            messages_after_persist=r.msgs_after_append,
+        )
+        snap = log.unstable.next_snapshot()
+        if snap is not None:
+            rd.snapshot = snap
+        soft = r.soft_state()
+        if soft != self._prev_soft:
+            rd.soft_state = soft
+            self._prev_soft = soft
+        prev = self._prev_hard
+        if r.term != prev.term or r.vote != prev.vote or log.committed != prev.commit:
+            hs = r.hard_state()
+            rd.hard_state = hs
+            rd.must_sync = hs.term != prev.term or hs.vote != prev.vote
+            self._prev_hard = hs
+        if rd.entries or rd.snapshot is not None:
+            rd.must_sync = True
+        if r.read_states:
+            rd.read_states = r.read_states
+            r.read_states = []
+        r.msgs = []
+        r.msgs_after_append = []
+        log.unstable.accept_in_progress()
+        if rd.committed_entries:
+            log.accept_applying(rd.committed_entries[-1].index)
+        return rd
+
+    def advance(self, rd: Ready) -> None:
+        """The driver finished `rd`: persisted it, sent its messages and applied its entries."""
+        r = self.raft
+        log = r.raft_log
+        if rd.snapshot is not None:
+            idx = rd.snapshot.metadata.index
+            log.stable_snap_to(idx)
+            if idx > log.applied:
+                log.applied_to(idx)
+        if rd.entries:
+            last = rd.entries[-1]
+            log.stable_to(last.index, last.term)
+        if rd.committed_entries:
+            log.applied_to(rd.committed_entries[-1].index)
+        me = r.id
+        for m in rd.messages_after_persist:
+            if m.to == me:
+                r.step(m)
+
+    # -- introspection ---------------------------------------------------------------------
+    def status(self) -> Status:
+        r = self.raft
+        log = r.raft_log
+        c = r.counters
+        st = Status(
+            id=r.id,
+            term=r.term,
+            vote=r.vote,
+            commit=log.committed,
+            applied=log.applied,
+            lead=r.lead,
+            role=r.state,
+            conf_state=r.tracker.conf_state(),
+            last_index=log.last_index(),
+            first_index=log.first_index(),
+            lead_transferee=r.lead_transferee,
+            leader_changes=c.leader_changes,
+            elections_started=c.elections_started,
+            pre_votes_started=c.pre_votes_started,
+            proposals_dropped=c.proposals_dropped,
+            read_index_failed=c.read_index_failed,
+            heartbeats_sent=c.heartbeats_sent,
+            messages_dropped=c.messages_dropped,
+            snapshots_sent=c.snapshots_sent,
+            append_rejections=c.append_rejections,
+            leader_transfers=c.leader_transfers,
+        )
+        if r.state == StateType.StateLeader:
+            st.progress = {
+                pid: (pr.match, pr.next, pr.state.name) for pid, pr in r.tracker.progress.items()
+            }
+        return st
