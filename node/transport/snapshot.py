@@ -1,0 +1,207 @@
+"""Snapshot streaming: a MsgSnap frame, then the db image in chunks, then a CRC-32.
+
+Body of POST /raft/snapshot::
+
+    frame(MsgSnap, metadata only) || db image (X-Raftmon-Snapshot-Size bytes) || crc32:u32le
+
+The image never sits in memory whole on either side: the sender reads it in chunks in a
+worker thread, the receiver appends chunks to a temporary file, fsyncs it, renames it
+into place and fsyncs the directory, so a crash leaves either no file or a complete one.
+The size header plus the CRC trailer turn a truncated or garbled upload into a clean
+failure instead of a corrupt state machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import struct
+import uuid
+import zlib
+from typing import TYPE_CHECKING, BinaryIO
+
+import aiohttp
+
+from node.raft.messages import Message, MessageType
+from node.transport import wire
+from node.transport.codec import LENGTH_SIZE, CodecError, decode_body, encode
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from aiohttp import web
+
+_CRC = struct.Struct("<I")
+
+
+class SnapshotError(Exception):
+    """A snapshot upload could not be sent or was not received intact."""
+
+
+def snapshot_file_name(msg: Message) -> str:
+    """etcd names a received db image after the snapshot index: <index hex, 16>.snap.db."""
+    index = msg.snapshot.metadata.index if msg.snapshot is not None else 0
+    return f"{index:016x}.snap.db"
+
+
+async def _read_chunks(source: str | bytes, chunk_size: int, size: int) -> AsyncIterator[bytes]:
+    if isinstance(source, bytes):
+        view = memoryview(source)
+        for at in range(0, len(source), chunk_size):
+            yield bytes(view[at : at + chunk_size])
+        return
+    f: BinaryIO = await asyncio.to_thread(open, source, "rb")
+    try:
+        sent = 0
+        while True:
+            chunk = await asyncio.to_thread(f.read, chunk_size)
+            if not chunk:
+                break
+            sent += len(chunk)
+            if sent > size:
+                break
+            yield chunk
+        if sent != size:
+            raise SnapshotError(f"{source} changed size while being sent ({size} -> {sent})")
+    finally:
+        await asyncio.to_thread(f.close)
+
+
+async def send_snapshot(
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    msg: Message,
+    source: str | bytes,
+    *,
+    chunk_size: int,
+    dial_timeout: float,
+    response_timeout: float,
+) -> int:
+    """Upload one snapshot; return the body bytes sent. Raises SnapshotError on any failure."""
+    if isinstance(source, bytes):
+        size = len(source)
+    else:
+        try:
+            size = (await asyncio.to_thread(os.stat, source)).st_size
+        except OSError as exc:
+            raise SnapshotError(f"cannot read snapshot image: {exc}") from exc
+    frame = encode(msg)
+    total = len(frame) + size + _CRC.size
+
+    async def body() -> AsyncIterator[bytes]:
+        yield frame
+        crc = 0
+        async for chunk in _read_chunks(source, chunk_size, size):
+            crc = zlib.crc32(chunk, crc)
+            yield chunk
+        yield _CRC.pack(crc)
+
+    request_headers = {
+        **headers,
+        wire.HDR_SNAPSHOT_SIZE: str(size),
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(total),
+    }
+    # sock_read runs from the first request byte (aiohttp), so it also bounds the upload.
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=dial_timeout, sock_read=response_timeout
+    )
+    try:
+        async with session.post(
+            url + wire.SNAPSHOT_PATH, data=body(), headers=request_headers, timeout=timeout
+        ) as resp:
+            text = (await resp.text()).strip()
+            if resp.status not in (200, 204):
+                raise SnapshotError(f"receiver answered HTTP {resp.status}: {text[:200]}")
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise SnapshotError(f"{type(exc).__name__}: {exc}") from exc
+    return total
+
+
+def _write_all(f: BinaryIO, chunks: list[bytes]) -> None:
+    f.writelines(chunks)
+
+
+def _fsync_close(f: BinaryIO) -> None:
+    try:
+        f.flush()
+        os.fsync(f.fileno())
+    finally:
+        f.close()
+
+
+def _rename_durably(tmp: str, final: str) -> None:
+    os.replace(tmp, final)
+    fd = os.open(os.path.dirname(final) or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the rename itself must survive a crash
+    finally:
+        os.close(fd)
+
+
+async def receive_snapshot(
+    request: web.Request, snapshot_dir: str, *, chunk_size: int, max_frame: int
+) -> tuple[Message, str, int]:
+    """Read one upload into `snapshot_dir`; return (MsgSnap, final path, body bytes read)."""
+    size_header = request.headers.get(wire.HDR_SNAPSHOT_SIZE, "")
+    if not size_header.isdigit():
+        raise SnapshotError(f"missing or bad {wire.HDR_SNAPSHOT_SIZE} header")
+    size = int(size_header)
+    content = request.content
+    try:
+        (length,) = struct.unpack("<I", await content.readexactly(LENGTH_SIZE))
+        if not 0 < length <= max_frame:
+            raise SnapshotError(f"bad snapshot frame length {length}")
+        body = await content.readexactly(length)
+        msg = decode_body(body, 0, length)
+    except asyncio.IncompleteReadError as exc:
+        raise SnapshotError("upload ended inside the MsgSnap frame") from exc
+    except CodecError as exc:
+        raise SnapshotError(f"bad MsgSnap frame: {exc}") from exc
+    if msg.type is not MessageType.MsgSnap or msg.snapshot is None:
+        raise SnapshotError(f"expected MsgSnap with metadata, got {msg.type.name}")
+
+    await asyncio.to_thread(os.makedirs, snapshot_dir, exist_ok=True)
+    final = os.path.join(snapshot_dir, snapshot_file_name(msg))
+    tmp = os.path.join(snapshot_dir, f".{uuid.uuid4().hex}.snap.db.part")
+    f: BinaryIO = await asyncio.to_thread(open, tmp, "wb")
+    closed = False
+    try:
+        remaining = size
+        crc = 0
+        pending: list[bytes] = []
+        pending_size = 0
+        while remaining:
+            data = await content.read(min(remaining, chunk_size))
+            if not data:
+                raise SnapshotError(f"upload truncated: {size - remaining} of {size} bytes")
+            crc = zlib.crc32(data, crc)
+            remaining -= len(data)
+            pending.append(data)
+            pending_size += len(data)
+            if pending_size >= chunk_size:
+                await asyncio.to_thread(_write_all, f, pending)
+                pending = []
+                pending_size = 0
+        if pending:
+            await asyncio.to_thread(_write_all, f, pending)
+        try:
+            (expected,) = _CRC.unpack(await content.readexactly(_CRC.size))
+        except asyncio.IncompleteReadError as exc:
+            raise SnapshotError("upload ended before the CRC trailer") from exc
+        if expected != crc:
+            raise SnapshotError(f"CRC mismatch: sent {expected:08x}, received {crc:08x}")
+        if await content.read(1):
+            raise SnapshotError("unexpected bytes after the CRC trailer")
+        closed = True
+        await asyncio.to_thread(_fsync_close, f)
+        await asyncio.to_thread(_rename_durably, tmp, final)
+    except BaseException:
+        if not closed:
+            f.close()  # no fsync: the partial file is deleted next
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return msg, final, LENGTH_SIZE + length + size + _CRC.size

@@ -1,0 +1,418 @@
+"""`Transport`: the one object the driver talks to for everything that crosses the network.
+
+It owns one `PeerSender` per peer (stream + prober tasks), snapshot uploads in flight,
+the `Receiver` handlers, and the HTTP client session. Every task it starts is tracked
+and cancelled by `stop()`; a task that dies of an exception is logged at ERROR and
+reported through `on_fatal`, never lost.
+
+Callbacks run on the event loop. `on_unreachable` is deferred with `call_soon` and
+coalesced per peer, so the core is never re-entered from inside `send()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+
+from node.raft.messages import Message, MessageType, Snapshot
+from node.transport import wire
+from node.transport.options import TransportOptions
+from node.transport.peer import PeerSender
+from node.transport.receiver import Receiver
+from node.transport.snapshot import SnapshotError, send_snapshot
+from node.transport.stats import NO_FAULT, NullObserver, PeerFault, PeerStats, TransportObserver
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine, Iterable
+
+log = logging.getLogger(__name__)
+
+
+class Transport:
+    """Peer messaging for one member: long-lived batched streams, probes, snapshots, faults."""
+
+    def __init__(
+        self,
+        local_id: int,
+        cluster_id: int,
+        peers: dict[int, str],
+        on_message: Callable[[Message], None],
+        on_snapshot: Callable[[Message, str], None] | None,
+        on_unreachable: Callable[[int], None] | None,
+        on_snapshot_status: Callable[[int, bool], None] | None,
+        snapshot_dir: str,
+        heartbeat_interval: float = 0.1,
+        *,
+        options: TransportOptions | None = None,
+        observer: TransportObserver | None = None,
+        on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.local_id = local_id
+        self.cluster_id = cluster_id
+        self._opts = options or TransportOptions()
+        self._opts.validate()
+        self._on_message = on_message
+        self._on_snapshot = on_snapshot
+        self._on_unreachable = on_unreachable
+        self._on_snapshot_status = on_snapshot_status
+        self._on_fatal = on_fatal
+        self._observer: TransportObserver = observer or NullObserver()
+        self._snapshot_dir = snapshot_dir
+        self._stats: dict[int, PeerStats] = {}
+        self._senders: dict[int, PeerSender] = {}
+        for peer_id, url in peers.items():
+            if peer_id == local_id:
+                continue  # a member does not talk to itself over the network
+            stats = PeerStats()
+            self._stats[peer_id] = stats
+            self._senders[peer_id] = PeerSender(
+                local_id=local_id,
+                cluster_id=cluster_id,
+                peer_id=peer_id,
+                url=url,
+                stats=stats,
+                options=self._opts,
+                heartbeat_interval=heartbeat_interval,
+                report_unreachable=self._report_unreachable,
+                observer=self._get_observer,
+            )
+        self._receiver = Receiver(
+            local_id=local_id,
+            cluster_id=cluster_id,
+            stats=self._stats,
+            options=self._opts,
+            heartbeat_interval=heartbeat_interval,
+            snapshot_dir=snapshot_dir,
+            deliver=self._deliver,
+            deliver_snapshot=self._deliver_snapshot,
+            observer=self._get_observer,
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._snapshots: dict[int, asyncio.Task[None]] = {}
+        self._unreachable_pending: set[int] = set()
+        self._unknown_warned: set[int] = set()
+        self._running = False
+        self._stopped = False
+        self._stop_done: asyncio.Event | None = None
+        self._fields = {
+            "local-member-id": wire.id_hex(local_id),
+            "cluster-id": wire.id_hex(cluster_id),
+        }
+
+    # --------------------------------------------------------------------------- lifecycle
+
+    def add_routes(self, app: web.Application) -> None:
+        """Register the receiver endpoints on the member's peer listener (before it starts)."""
+        self._receiver.add_routes(app)
+
+    async def start(self) -> None:
+        """Open the client session and start a stream and a prober per peer. Idempotent."""
+        if self._running or self._stopped:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),
+            timeout=aiohttp.ClientTimeout(total=None),
+            auto_decompress=False,
+        )
+        self._running = True
+        self._receiver.running = True
+        for peer_id, sender in self._senders.items():
+            name = wire.id_hex(peer_id)
+            self._spawn(sender.run_stream(self._session), f"raft-stream-{name}")
+            self._spawn(sender.run_prober(self._session), f"raft-prober-{name}")
+        log.info(
+            "started peer transport local-member-id=%s peers=%s",
+            wire.id_hex(self.local_id),
+            ",".join(wire.id_hex(p) for p in self._senders),
+            extra={"fields": self._fields},
+        )
+
+    async def stop(self) -> None:
+        """Close streams both ways, cancel every task, close the session. Idempotent."""
+        if self._stopped:
+            if self._stop_done is not None:
+                await self._stop_done.wait()
+            return
+        self._stopped = True
+        self._stop_done = asyncio.Event()
+        try:
+            self._running = False
+            self._receiver.running = False
+            for sender in self._senders.values():
+                sender.discard()
+                sender.request_close()
+            # Give streams a moment to end their bodies cleanly (the receiver then sees
+            # EOF, not a reset, and counts no failure); anything still busy is cancelled.
+            streams = [t for t in self._tasks if t.get_name().startswith("raft-stream-")]
+            if streams:
+                await asyncio.wait(streams, timeout=self._opts.dial_timeout)
+            self._receiver.close_all()
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self._session is not None:
+                await self._session.close()
+            log.info(
+                "stopped peer transport local-member-id=%s",
+                wire.id_hex(self.local_id),
+                extra={"fields": self._fields},
+            )
+        finally:
+            self._stop_done.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            if self._running and not task.get_name().startswith("raft-snapshot-"):
+                log.error("transport task exited unexpectedly task=%s", task.get_name())
+            return
+        log.error(
+            "transport task died task=%s",
+            task.get_name(),
+            exc_info=exc,
+            extra={"fields": self._fields},
+        )
+        if self._on_fatal is not None:
+            self._on_fatal(exc)
+
+    # --------------------------------------------------------------------------- sending
+
+    def send(self, messages: Iterable[Message]) -> None:
+        """Queue messages for their peers and return at once; never awaits the network.
+
+        Messages to unknown peers, or sent while the transport is not running, are
+        dropped (Raft tolerates loss). A MsgSnap is streamed over /raft/snapshot with
+        its in-memory `snapshot.data`; use `send_snapshot` to stream a file instead.
+        """
+        if not self._running or self._loop is None:
+            return
+        now = self._loop.time()
+        senders = self._senders
+        for msg in messages:
+            sender = senders.get(msg.to)
+            if sender is None:
+                self._warn_unknown(msg)
+                continue
+            if msg.type is MessageType.MsgSnap:
+                data = msg.snapshot.data if msg.snapshot is not None else b""
+                self._start_snapshot(sender, msg, data)
+                continue
+            sender.enqueue(msg, now)
+
+    def send_snapshot(self, msg: Message, db_path: str) -> None:
+        """Stream the db image at `db_path` with `msg` (a MsgSnap) to `msg.to`.
+
+        Returns at once; `on_snapshot_status(msg.to, failed)` reports the outcome once the
+        receiver has the file durably (or the upload failed). One snapshot per peer is in
+        flight at a time; a second one fails immediately.
+        """
+        if not self._running:
+            return
+        sender = self._senders.get(msg.to)
+        if sender is None:
+            self._warn_unknown(msg)
+            return
+        self._start_snapshot(sender, msg, db_path)
+
+    def _start_snapshot(self, sender: PeerSender, msg: Message, source: str | bytes) -> None:
+        peer_id = sender.peer_id
+        if msg.type is not MessageType.MsgSnap or msg.snapshot is None:
+            log.error("send_snapshot needs a MsgSnap with metadata type=%s", msg.type.name)
+            self._finish_snapshot_later(peer_id, failed=True)
+            return
+        if peer_id in self._snapshots:
+            log.warning(
+                "snapshot already in flight to peer; failing the new one remote-peer-id=%s",
+                wire.id_hex(peer_id),
+                extra={"fields": self._fields},
+            )
+            sender.stats.snapshot_send_failures += 1
+            self._finish_snapshot_later(peer_id, failed=True)
+            return
+        self._snapshots[peer_id] = self._spawn(
+            self._run_snapshot(sender, msg, source), f"raft-snapshot-{wire.id_hex(peer_id)}"
+        )
+
+    async def _run_snapshot(self, sender: PeerSender, msg: Message, source: str | bytes) -> None:
+        assert self._loop is not None
+        assert self._session is not None
+        peer_id = sender.peer_id
+        stats = sender.stats
+        started = self._loop.time()
+        stats.snapshot_send_inflight += 1
+        ok = False
+        try:
+            fault = sender.fault
+            if fault.drop:
+                raise SnapshotError("drop fault active")
+            if fault.delay_seconds > 0.0:
+                await asyncio.sleep(fault.delay_seconds)
+            nbytes = await send_snapshot(
+                self._session,
+                sender.url,
+                wire.stream_headers(self.local_id, peer_id, self.cluster_id),
+                msg,
+                source,
+                chunk_size=self._opts.snapshot_chunk_size,
+                dial_timeout=self._opts.dial_timeout,
+                response_timeout=self._opts.snapshot_response_timeout,
+            )
+            stats.sent_bytes += nbytes
+            ok = True
+            meta = msg.snapshot.metadata if msg.snapshot is not None else None
+            log.info(
+                "sent snapshot remote-peer-id=%s index=%s bytes=%d",
+                wire.id_hex(peer_id),
+                meta.index if meta else 0,
+                nbytes,
+                extra={"fields": self._fields},
+            )
+        except SnapshotError as exc:
+            log.warning(
+                "failed to send snapshot remote-peer-id=%s error=%r",
+                wire.id_hex(peer_id),
+                str(exc),
+                extra={"fields": self._fields},
+            )
+        finally:
+            stats.snapshot_send_inflight -= 1
+            self._snapshots.pop(peer_id, None)
+        if ok:
+            stats.snapshot_send_success += 1
+        else:
+            stats.snapshot_send_failures += 1
+            self._report_unreachable(peer_id)  # as etcd: the follower goes back to probing
+        try:
+            self._observer.on_snapshot_sent(peer_id, self._loop.time() - started, ok)
+        except Exception:
+            log.exception("snapshot observer failed")
+        self._snapshot_status(peer_id, failed=not ok)
+
+    def _finish_snapshot_later(self, peer_id: int, *, failed: bool) -> None:
+        if self._loop is not None:
+            self._loop.call_soon(self._snapshot_status, peer_id, failed)
+
+    def _snapshot_status(self, peer_id: int, failed: bool) -> None:
+        if self._stopped or self._on_snapshot_status is None:
+            return
+        try:
+            self._on_snapshot_status(peer_id, failed)
+        except Exception:
+            log.exception("on_snapshot_status failed remote-peer-id=%s", wire.id_hex(peer_id))
+
+    def _warn_unknown(self, msg: Message) -> None:
+        if msg.to in self._unknown_warned:
+            return
+        self._unknown_warned.add(msg.to)
+        log.warning(
+            "ignored message send request; unknown remote peer target type=%s to=%s",
+            msg.type.name,
+            wire.id_hex(msg.to),
+            extra={"fields": self._fields},
+        )
+
+    def _report_unreachable(self, peer_id: int) -> None:
+        if self._stopped or self._on_unreachable is None or self._loop is None:
+            return
+        if peer_id in self._unreachable_pending:
+            return
+        self._unreachable_pending.add(peer_id)
+        if len(self._unreachable_pending) == 1:
+            self._loop.call_soon(self._flush_unreachable)
+
+    def _flush_unreachable(self) -> None:
+        pending = sorted(self._unreachable_pending)
+        self._unreachable_pending.clear()
+        if self._stopped or self._on_unreachable is None:
+            return
+        for peer_id in pending:
+            try:
+                self._on_unreachable(peer_id)
+            except Exception:
+                log.exception("on_unreachable failed remote-peer-id=%s", wire.id_hex(peer_id))
+
+    # --------------------------------------------------------------------------- receiving
+
+    def _deliver(self, msg: Message) -> None:
+        try:
+            self._on_message(msg)
+        except Exception:
+            log.exception("on_message failed type=%s from=%s", msg.type.name, wire.id_hex(msg.frm))
+
+    async def _deliver_snapshot(self, msg: Message, path: str) -> None:
+        """Hand a received image to the driver; without on_snapshot, inline it (small images)."""
+        if self._on_snapshot is not None:
+            self._on_snapshot(msg, path)
+            return
+        data = await asyncio.to_thread(_read_file, path)
+        meta = msg.snapshot.metadata if msg.snapshot is not None else None
+        msg.snapshot = Snapshot(metadata=meta, data=data) if meta else Snapshot(data=data)
+        self._on_message(msg)
+
+    # ------------------------------------------------------------------ stats and faults
+
+    def stats(self) -> dict[int, PeerStats]:
+        """A copy of every peer's counters, for the exporter's scrape-time collector."""
+        return {peer_id: copy.copy(s) for peer_id, s in self._stats.items()}
+
+    def set_observer(self, observer: TransportObserver | None) -> None:
+        """Bind the exporter's RTT/snapshot observer (may be done after construction)."""
+        self._observer = observer or NullObserver()
+
+    def _get_observer(self) -> TransportObserver:
+        return self._observer
+
+    def set_fault(self, peer_id: int, delay_seconds: float = 0.0, drop: bool = False) -> None:
+        """Delay or drop everything this member sends to `peer_id` (lab fault injection)."""
+        sender = self._senders.get(peer_id)
+        if sender is None:
+            raise ValueError(f"unknown peer {peer_id:x}")
+        if delay_seconds < 0:
+            raise ValueError("delay_seconds must be >= 0")
+        fault = PeerFault(delay_seconds=float(delay_seconds), drop=bool(drop))
+        sender.set_fault(fault)
+        log.info(
+            "peer fault set remote-peer-id=%s delay=%.3fs drop=%s",
+            wire.id_hex(peer_id),
+            fault.delay_seconds,
+            fault.drop,
+            extra={"fields": self._fields},
+        )
+
+    def clear_faults(self) -> None:
+        """Remove every fault: traffic to all peers flows normally again."""
+        for sender in self._senders.values():
+            if sender.fault.is_active():
+                sender.set_fault(NO_FAULT)
+        log.info("peer faults cleared", extra={"fields": self._fields})
+
+    def faults(self) -> dict[int, PeerFault]:
+        """Active faults by peer id (peers without a fault are absent)."""
+        return {p: s.fault for p, s in self._senders.items() if s.fault.is_active()}
+
+    @property
+    def peer_ids(self) -> list[int]:
+        return list(self._senders)
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()

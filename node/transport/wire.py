@@ -1,0 +1,42 @@
+"""HTTP paths and headers the peer endpoints agree on, in one place for both sides."""
+
+from __future__ import annotations
+
+STREAM_PATH = "/raft/stream"  # POST, chunked body of frames, open for the stream's lifetime
+PROBING_PATH = "/raft/probing"  # GET, answered at once: the RTT probe
+SNAPSHOT_PATH = "/raft/snapshot"  # POST, one MsgSnap frame + db image + CRC-32 trailer
+
+HDR_FROM = "X-Raftmon-From"
+HDR_TO = "X-Raftmon-To"
+HDR_CLUSTER_ID = "X-Raftmon-Cluster-ID"
+HDR_PROTOCOL = "X-Raftmon-Protocol"
+HDR_SNAPSHOT_SIZE = "X-Raftmon-Snapshot-Size"
+
+# Bumped whenever codec.py's layout changes: a peer speaking another version is refused
+# with 412 instead of being fed frames it would misparse.
+PROTOCOL_VERSION = "1"
+
+
+def id_hex(member_id: int) -> str:
+    """Member and cluster ids on the wire and in logs: lowercase hex, as etcd prints them."""
+    return f"{member_id:x}"
+
+
+def parse_id(value: str | None) -> int | None:
+    """Inverse of `id_hex`; None when the header is missing or not hex."""
+    if not value:
+        return None
+    try:
+        return int(value, 16)
+    except ValueError:
+        return None
+
+
+def stream_headers(local_id: int, to: int, cluster_id: int) -> dict[str, str]:
+    """Headers every peer request carries so the receiver can refuse the wrong cluster."""
+    return {
+        HDR_FROM: id_hex(local_id),
+        HDR_TO: id_hex(to),
+        HDR_CLUSTER_ID: id_hex(cluster_id),
+        HDR_PROTOCOL: PROTOCOL_VERSION,
+    }
