@@ -1,0 +1,446 @@
+"""MemberMetrics: every family of one member on its own registry, with hot-path handles.
+
+One `MemberMetrics` per member (tests build as many as they like, each on its own
+`CollectorRegistry`). Construction builds every family of the catalog and binds the
+label children the member will use, so the request path only calls `.inc()` /
+`.observe()` on objects it already holds: no `.labels(...)`, no dict built per call.
+
+Three ways values get in:
+- hot-path handles and `request_*` helpers for the JSON gateway (gRPC families, request
+  duration, client bytes);
+- observer hooks (`on_fsync`, `on_commit`, `on_rtt`, ...) with the method names the WAL,
+  snapshotter, MVCC store and transport call, so `MemberMetrics` can be passed to them as
+  their `observer` directly;
+- scrape-time reads of a `MemberStateSource` (`attach_state`) for what the member already
+  counts (Raft status, MVCC statistics, peer bytes, faults).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
+
+from exporter import catalog as C
+from exporter.catalog import Kind, MetricSpec
+from exporter.collectors import PYTHON_VERSION, BareCounter, OsCollector, StateCollector, peer_label
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from exporter.state import MemberStateSource
+
+__all__ = ["MemberMetrics", "RequestDuration", "Rpc"]
+
+log = logging.getLogger(__name__)
+
+# etcd exposes no `_created` series; this must run before any Counter/Histogram exists.
+# NB: process-wide (a prometheus_client switch), harmless for other registries.
+_disable_created: Callable[[], None] = disable_created_metrics
+_disable_created()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDuration:
+    """The two children of a duration histogram for one type: success true / false."""
+
+    ok: Histogram
+    failed: Histogram
+
+
+@dataclass(frozen=True, slots=True)
+class Rpc:
+    """Every gRPC-family child of one (service, method), bound once.
+
+    The gateway keeps one per route (`metrics.rpc("etcdserverpb.KV", "Put")`) and hands
+    it to `request_started` / `request_finished`.
+    """
+
+    service: str
+    method: str
+    grpc_type: str  # unary | bidi_stream | server_stream
+    started: Counter
+    msg_received: Counter
+    msg_sent: Counter
+    handled_ok: Counter
+    handled: dict[str, Counter]  # by gRPC code name (GRPC_CODES)
+
+
+class _BindOnFirstUse(dict[str, RequestDuration]):
+    """type -> RequestDuration; a missing type is bound once, on its first lookup.
+
+    Lookups of bound types are plain dict lookups (no per-call binding); only
+    REQUEST_TYPES can be bound, so a typo fails loudly instead of adding a series.
+    """
+
+    def __init__(self, bind: Callable[[str], RequestDuration]) -> None:
+        super().__init__()
+        self._bind = bind
+
+    def __missing__(self, kind: str) -> RequestDuration:
+        if kind not in C.REQUEST_TYPES:
+            raise KeyError(f"{kind!r} is not one of exporter.catalog.REQUEST_TYPES")
+        bound = self[kind] = self._bind(kind)
+        return bound
+
+
+def _counter(spec: MetricSpec, registry: CollectorRegistry) -> Counter | BareCounter:
+    assert spec.kind is Kind.COUNTER, spec.name
+    if spec.name.endswith("_total"):
+        return Counter(spec.name, spec.help, spec.labels, registry=registry)
+    return BareCounter(spec, registry)
+
+
+def _total_counter(spec: MetricSpec, registry: CollectorRegistry) -> Counter:
+    counter = _counter(spec, registry)
+    assert isinstance(counter, Counter), spec.name
+    return counter
+
+
+def _bare_counter(spec: MetricSpec, registry: CollectorRegistry) -> BareCounter:
+    counter = _counter(spec, registry)
+    assert isinstance(counter, BareCounter), spec.name
+    return counter
+
+
+def _histogram(spec: MetricSpec, registry: CollectorRegistry) -> Histogram:
+    assert spec.kind is Kind.HISTOGRAM, spec.name
+    return Histogram(spec.name, spec.help, spec.labels, registry=registry, buckets=spec.buckets)
+
+
+def _gauge(spec: MetricSpec, registry: CollectorRegistry) -> Gauge:
+    assert spec.kind is Kind.GAUGE, spec.name
+    return Gauge(spec.name, spec.help, spec.labels, registry=registry)
+
+
+class MemberMetrics:
+    """All metric families of one member, and the handles that feed them."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        state: MemberStateSource | None = None,
+        peer_ids: Iterable[int] = (),
+        process_metrics: bool = True,
+    ) -> None:
+        """Build every family on `registry` (a fresh one if None) and bind children.
+
+        `process_metrics=False` leaves out process_* and os_fd_* (useful when several
+        members share one test process and the figures would all be the same).
+        """
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+
+        # ---- disk: WAL, backend, snapshots (observer hooks below) -------------
+        self.wal_fsync = _histogram(C.WAL_FSYNC, r)
+        self.wal_write = _histogram(C.WAL_WRITE, r)
+        self.wal_bytes = _gauge(C.WAL_WRITE_BYTES, r)  # a gauge, as etcd
+        self.backend_commit = _histogram(C.BACKEND_COMMIT, r)
+        self.backend_defrag = _histogram(C.BACKEND_DEFRAG, r)
+        self.backend_snapshot = _histogram(C.BACKEND_SNAPSHOT, r)
+        self.snap_fsync = _histogram(C.SNAP_FSYNC, r)
+        self.snap_db_fsync = _histogram(C.SNAP_DB_FSYNC, r)
+        self.snap_db_save = _histogram(C.SNAP_DB_SAVE, r)
+        self.snap_save_total = _histogram(C.SNAP_SAVE_TOTAL, r)
+        self.observe_wal_fsync = self.wal_fsync.observe  # the hottest hook, as a bound method
+
+        # ---- server ------------------------------------------------------------
+        self.apply_batch = _histogram(C.APPLY_BATCH, r)
+        self.loop_lag = _histogram(C.LOOP_LAG, r)
+        self.health_success = _bare_counter(C.HEALTH_SUCCESS, r)
+        self.health_failures = _bare_counter(C.HEALTH_FAILURES, r)
+        self.learner_promote_successes = _bare_counter(C.LEARNER_PROMOTE_SUCCESSES, r)
+        _gauge(C.PYTHON_VERSION, r).labels(PYTHON_VERSION).set(1)
+
+        # Children per request type are bound on first use (then kept): most members
+        # see a handful of types, and every bound child costs ~30 lines per scrape.
+        apply_hist = _histogram(C.APPLY_DURATION, r)
+        self.apply_duration = _BindOnFirstUse(
+            lambda op: RequestDuration(
+                apply_hist.labels("v3", op, "true"), apply_hist.labels("v3", op, "false")
+            )
+        )
+        request_hist = _histogram(C.REQUEST_DURATION, r)
+        self.request_duration = _BindOnFirstUse(
+            lambda kind: RequestDuration(
+                request_hist.labels(kind, "true"), request_hist.labels(kind, "false")
+            )
+        )
+
+        # ---- leases and compaction --------------------------------------------
+        self.lease_granted = _total_counter(C.LEASE_GRANTED, r)
+        self.lease_renewed = _total_counter(C.LEASE_RENEWED, r)
+        self.lease_revoked = _total_counter(C.LEASE_REVOKED, r)
+        self.lease_expired = _total_counter(C.LEASE_EXPIRED, r)
+        self.lease_ttl = _histogram(C.LEASE_TTL, r)
+        self.compaction_pause_ms = _histogram(C.MVCC_COMPACTION_PAUSE, r)
+        self.compaction_total_ms = _histogram(C.MVCC_COMPACTION_TOTAL, r)
+        self.hash_duration = _histogram(C.MVCC_HASH, r)
+        self.hash_rev_duration = _histogram(C.MVCC_HASH_REV, r)
+
+        # ---- client traffic and the gRPC families ------------------------------
+        self.client_received_bytes = _total_counter(C.CLIENT_RECEIVED_BYTES, r)
+        self.client_sent_bytes = _total_counter(C.CLIENT_SENT_BYTES, r)
+        self._client_requests_family = _total_counter(C.CLIENT_REQUESTS, r)
+        self._client_requests: dict[tuple[str, str], Counter] = {}
+        # The JSON gateway sends no client-api-version: etcd counts it as "unknown".
+        self.client_unary = self.client_requests("unknown", "unary")
+        self.client_stream = self.client_requests("unknown", "stream")
+
+        self._grpc_started_family = _total_counter(C.GRPC_STARTED, r)
+        self._grpc_handled_family = _total_counter(C.GRPC_HANDLED, r)
+        self._grpc_received_family = _total_counter(C.GRPC_MSG_RECEIVED, r)
+        self._grpc_sent_family = _total_counter(C.GRPC_MSG_SENT, r)
+        self.rpcs: dict[tuple[str, str], Rpc] = {}
+        self.grpc_started: dict[tuple[str, str], Counter] = {}
+        self.grpc_handled: dict[tuple[str, str, str], Counter] = {}
+        for service, method, grpc_type in C.GRPC_METHODS:
+            self._bind_rpc(service, method, grpc_type)
+
+        # ---- peers (children bound per peer by bind_peers) ----------------------
+        self._peer_rtt_family = _histogram(C.PEER_RTT, r)
+        self._snap_send_ok_family = _bare_counter(C.SNAPSHOT_SEND_SUCCESS, r)
+        self._snap_send_failed_family = _bare_counter(C.SNAPSHOT_SEND_FAILURES, r)
+        self._snap_send_duration_family = _histogram(C.SNAPSHOT_SEND_DURATION, r)
+        self._snap_recv_ok_family = _bare_counter(C.SNAPSHOT_RECEIVE_SUCCESS, r)
+        self._snap_recv_failed_family = _bare_counter(C.SNAPSHOT_RECEIVE_FAILURES, r)
+        self._snap_recv_duration_family = _histogram(C.SNAPSHOT_RECEIVE_DURATION, r)
+        self.peer_rtt: dict[int, Histogram] = {}
+        self.snapshot_send_ok: dict[int, Counter] = {}
+        self.snapshot_send_failed: dict[int, Counter] = {}
+        self.snapshot_send_duration: dict[int, Histogram] = {}
+        self.snapshot_receive_ok: dict[int, Counter] = {}
+        self.snapshot_receive_failed: dict[int, Counter] = {}
+        self.snapshot_receive_duration: dict[int, Histogram] = {}
+        self.bind_peers(peer_ids)
+
+        # ---- scrape-time collectors ---------------------------------------------
+        self.state_collector = StateCollector(state)
+        r.register(self.state_collector)
+        if process_metrics:
+            ProcessCollector(registry=r)
+            OsCollector(r)
+
+    # ---------------------------------------------------------------- binding
+    def attach_state(self, source: MemberStateSource) -> None:
+        """Read STATE families from `source` from the next scrape on."""
+        self.state_collector.source = source
+
+    def bind_peers(self, peer_ids: Iterable[int]) -> None:
+        """Bind the per-peer children of `peer_ids` (idempotent; call again on member add)."""
+        for peer_id in peer_ids:
+            if peer_id in self.peer_rtt:
+                continue
+            label = peer_label(peer_id)
+            self.peer_rtt[peer_id] = self._peer_rtt_family.labels(label)
+            self.snapshot_send_ok[peer_id] = self._snap_send_ok_family.labels(label)
+            self.snapshot_send_failed[peer_id] = self._snap_send_failed_family.labels(label)
+            self.snapshot_send_duration[peer_id] = self._snap_send_duration_family.labels(label)
+            self.snapshot_receive_ok[peer_id] = self._snap_recv_ok_family.labels(label)
+            self.snapshot_receive_failed[peer_id] = self._snap_recv_failed_family.labels(label)
+            self.snapshot_receive_duration[peer_id] = self._snap_recv_duration_family.labels(label)
+            log.debug("metrics peer bound peer=%s", label)
+
+    def _bind_rpc(self, service: str, method: str, grpc_type: str) -> Rpc:
+        handled = {
+            code: self._grpc_handled_family.labels(code, method, service, grpc_type)
+            for code in C.GRPC_CODES
+        }
+        rpc = Rpc(
+            service=service,
+            method=method,
+            grpc_type=grpc_type,
+            started=self._grpc_started_family.labels(method, service, grpc_type),
+            msg_received=self._grpc_received_family.labels(method, service, grpc_type),
+            msg_sent=self._grpc_sent_family.labels(method, service, grpc_type),
+            handled_ok=handled["OK"],
+            handled=handled,
+        )
+        self.rpcs[(service, method)] = rpc
+        self.grpc_started[(service, method)] = rpc.started
+        for code, child in handled.items():
+            self.grpc_handled[(service, method, code)] = child
+        return rpc
+
+    def rpc(self, service: str, method: str, grpc_type: str = "unary") -> Rpc:
+        """The bound handles of one gRPC method (etcd's 41 are pre-bound; others on demand).
+
+        Call at route set-up and keep the result; this is not meant for every request.
+        """
+        found = self.rpcs.get((service, method))
+        return found if found is not None else self._bind_rpc(service, method, grpc_type)
+
+    def client_requests(self, api_version: str, kind: str) -> Counter:
+        """The etcd_server_client_requests_total child for (client_api_version, type)."""
+        key = (api_version, kind)
+        child = self._client_requests.get(key)
+        if child is None:
+            child = self._client_requests_family.labels(api_version, kind)
+            self._client_requests[key] = child
+        return child
+
+    # ---------------------------------------------------------------- gateway path
+    def request_started(self, rpc: Rpc, received_bytes: int) -> None:
+        """A unary gateway call arrived: started, one message received, its body bytes."""
+        rpc.started.inc()
+        rpc.msg_received.inc()
+        self.client_unary.inc()
+        self.client_received_bytes.inc(received_bytes)
+
+    def request_finished(
+        self, rpc: Rpc, duration: RequestDuration, code: str, seconds: float, sent_bytes: int
+    ) -> None:
+        """A unary gateway call answered with gRPC `code` after `seconds` end to end.
+
+        As go-grpc-prometheus, a message is counted as sent only for OK answers.
+        """
+        if code == "OK":
+            rpc.handled_ok.inc()
+            rpc.msg_sent.inc()
+            duration.ok.observe(seconds)
+        else:
+            (rpc.handled.get(code) or rpc.handled["Unknown"]).inc()
+            duration.failed.observe(seconds)
+        self.client_sent_bytes.inc(sent_bytes)
+
+    def stream_started(self, rpc: Rpc) -> None:
+        """A streaming call (Watch, LeaseKeepAlive, Snapshot) opened."""
+        rpc.started.inc()
+        self.client_stream.inc()
+
+    def stream_finished(self, rpc: Rpc, code: str) -> None:
+        """A streaming call ended with gRPC `code` (Canceled when the client went away)."""
+        (rpc.handled.get(code) or rpc.handled["Unknown"]).inc()
+
+    # ---------------------------------------------------------------- WAL / snapshotter hooks
+    def on_fsync(self, seconds: float) -> None:
+        """WAL fsync finished (etcd_disk_wal_fsync_duration_seconds)."""
+        self.wal_fsync.observe(seconds)
+
+    def on_write(self, nbytes: int, seconds: float) -> None:
+        """WAL records written (etcd_disk_wal_write_bytes_total, ..._write_duration_seconds)."""
+        self.wal_bytes.inc(nbytes)
+        self.wal_write.observe(seconds)
+
+    def on_snapshot_save(self, seconds: float) -> None:
+        """Snapshotter save, fsyncs included (etcd_debugging_snap_save_total_duration_seconds)."""
+        self.snap_save_total.observe(seconds)
+
+    def on_snapshot_fsync(self, seconds: float) -> None:
+        """Fsync of a .snap file (etcd_snap_fsync_duration_seconds)."""
+        self.snap_fsync.observe(seconds)
+
+    def on_snapshot_db_fsync(self, seconds: float) -> None:
+        """Fsync of a .snap.db file (etcd_snap_db_fsync_duration_seconds)."""
+        self.snap_db_fsync.observe(seconds)
+
+    def on_snapshot_db_save(self, seconds: float) -> None:
+        """A received .snap.db saved (etcd_snap_db_save_total_duration_seconds)."""
+        self.snap_db_save.observe(seconds)
+
+    # ---------------------------------------------------------------- MVCC / server hooks
+    def on_commit(self, seconds: float) -> None:
+        """Backend transaction committed (etcd_disk_backend_commit_duration_seconds)."""
+        self.backend_commit.observe(seconds)
+
+    def on_apply(self, seconds: float) -> None:
+        """One Ready's committed entries applied (raftmon_server_apply_batch_duration_seconds)."""
+        self.apply_batch.observe(seconds)
+
+    def on_apply_request(self, op: str, success: bool, seconds: float) -> None:
+        """One request applied (etcd_server_apply_duration_seconds{version="v3",op,success})."""
+        if op not in C.REQUEST_TYPES:
+            log.warning("metrics unknown apply op=%s", op)
+            return
+        duration = self.apply_duration[op]
+        (duration.ok if success else duration.failed).observe(seconds)
+
+    def on_defrag(self, seconds: float) -> None:
+        """Defragmentation (VACUUM) finished (etcd_disk_backend_defrag_duration_seconds)."""
+        self.backend_defrag.observe(seconds)
+
+    def on_backend_snapshot(self, seconds: float) -> None:
+        """Backend image taken (etcd_disk_backend_snapshot_duration_seconds)."""
+        self.backend_snapshot.observe(seconds)
+
+    def on_compaction_pause(self, seconds: float) -> None:
+        """One compaction batch held the store (…db_compaction_pause_duration_milliseconds)."""
+        self.compaction_pause_ms.observe(seconds * 1000.0)
+
+    def on_compaction(self, seconds: float) -> None:
+        """A whole compaction finished (…db_compaction_total_duration_milliseconds)."""
+        self.compaction_total_ms.observe(seconds * 1000.0)
+
+    def on_hash(self, seconds: float) -> None:
+        """Store hash computed (etcd_mvcc_hash_duration_seconds)."""
+        self.hash_duration.observe(seconds)
+
+    def on_hash_rev(self, seconds: float) -> None:
+        """Store hash by revision computed (etcd_mvcc_hash_rev_duration_seconds)."""
+        self.hash_rev_duration.observe(seconds)
+
+    def on_lease_granted(self, ttl_seconds: float) -> None:
+        """A lease was granted (granted counter and the TTL histogram)."""
+        self.lease_granted.inc()
+        self.lease_ttl.observe(ttl_seconds)
+
+    def on_lease_renewed(self) -> None:
+        """The leader renewed a lease (keep-alive)."""
+        self.lease_renewed.inc()
+
+    def on_lease_revoked(self) -> None:
+        """A lease was revoked (by a client or by expiry)."""
+        self.lease_revoked.inc()
+
+    def on_lease_expired(self) -> None:
+        """The leader found a lease expired and proposed its revoke."""
+        self.lease_expired.inc()
+
+    def on_loop_lag(self, seconds: float) -> None:
+        """The Raft tick ran `seconds` late (raftmon_server_event_loop_lag_seconds)."""
+        self.loop_lag.observe(seconds)
+
+    def on_health(self, ok: bool) -> None:
+        """A /health check answered (etcd_server_health_success / _failures)."""
+        (self.health_success if ok else self.health_failures).inc()
+
+    def on_learner_promoted(self) -> None:
+        """This leader promoted a learner (etcd_server_learner_promote_successes)."""
+        self.learner_promote_successes.inc()
+
+    # ---------------------------------------------------------------- transport hooks
+    def on_rtt(self, peer_id: int, seconds: float) -> None:
+        """A peer probe round trip (etcd_network_peer_round_trip_time_seconds{To})."""
+        child = self.peer_rtt.get(peer_id)
+        if child is None:
+            self.bind_peers((peer_id,))
+            child = self.peer_rtt[peer_id]
+        child.observe(seconds)
+
+    def on_snapshot_sent(self, peer_id: int, seconds: float, ok: bool) -> None:
+        """A snapshot send to `peer_id` finished (success/failures counters, duration)."""
+        self.bind_peers((peer_id,))
+        if ok:
+            self.snapshot_send_ok[peer_id].inc()
+            self.snapshot_send_duration[peer_id].observe(seconds)
+        else:
+            self.snapshot_send_failed[peer_id].inc()
+
+    def on_snapshot_received(self, peer_id: int, seconds: float, ok: bool) -> None:
+        """A snapshot receive from `peer_id` finished (success/failures counters, duration)."""
+        self.bind_peers((peer_id,))
+        if ok:
+            self.snapshot_receive_ok[peer_id].inc()
+            self.snapshot_receive_duration[peer_id].observe(seconds)
+        else:
+            self.snapshot_receive_failed[peer_id].inc()
