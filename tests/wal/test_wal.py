@@ -183,8 +183,8 @@ def test_follower_snapshot_install_then_entries_after_it(tmp_path):
 def test_create_refuses_existing_wal_and_open_refuses_missing(tmp_path):
     wal_dir = str(tmp_path / "wal")
     assert not WAL.exists(wal_dir)
+    os.makedirs(wal_dir)
     with pytest.raises(WALNotFoundError):
-        os.makedirs(wal_dir)
         WAL.open(wal_dir)
     WAL.create(wal_dir, META).close()
     assert WAL.exists(wal_dir)
