@@ -179,6 +179,10 @@ class PeerSender:
         queue = self._queue
         stats = self.stats
         keepalive = self._keepalive
+        # aiohttp sends the request headers together with the first body chunk: a
+        # keep-alive first lets the receiver answer (and us learn we are accepted) at once.
+        stats.sent_bytes += LENGTH_SIZE
+        yield KEEPALIVE_FRAME
         last_write = loop.time()
         while not self._closing:
             now = loop.time()
