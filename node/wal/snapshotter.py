@@ -19,6 +19,7 @@ incoming temp files) are never touched: only the patterns above are ours.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -186,7 +187,7 @@ class Snapshotter:
                 try:
                     os.replace(src, db_path)
                 except OSError as err:
-                    if err.errno != 18:  # EXDEV: another filesystem; copy instead
+                    if err.errno != errno.EXDEV:  # another filesystem: copy instead
                         raise
                     tmp = db_path + TMP_SUFFIX
                     shutil.copyfile(src, tmp)
@@ -246,33 +247,36 @@ class Snapshotter:
         return result
 
     def purge(self, keep: int = 2) -> int:
-        """Delete all but the newest `keep` snapshots (with images) and stale leftovers."""
+        """Delete all but the newest `keep` snapshots (with images) and stale leftovers.
+
+        Leftovers are images whose .snap was never written (older than the
+        oldest kept snapshot) and temp files of interrupted saves.
+        """
         if keep < 1:
             raise ValueError("keep must be >= 1")
         with self._lock:
             candidates = self._candidates()
-            doomed = [os.path.join(self.dir, name) for _, _, name in candidates[keep:]]
-            kept = {name for _, _, name in candidates[:keep]}
-            oldest_kept = min(((i, t) for i, t, _ in candidates[:keep]), default=(0, 0))
+            kept = candidates[:keep]
+            oldest_kept = min(((i, t) for i, t, _ in kept), default=(0, 0))
+            doomed: list[str] = []
+            for _, _, name in candidates[keep:]:
+                doomed += [name, name + DB_SUFFIX]
             for name in os.listdir(self.dir):
-                if name.endswith(DB_SUFFIX) and SNAP_RE.match(name[: -len(DB_SUFFIX)]):
-                    base = name[: -len(DB_SUFFIX)]
-                    match = SNAP_RE.match(base)
-                    assert match is not None
-                    key = (int(match.group(2), 16), int(match.group(1), 16))
-                    if base not in kept and key < oldest_kept:
-                        doomed.append(os.path.join(self.dir, name))  # orphan image
-                elif name.endswith(TMP_SUFFIX) and name.split(".snap")[0] != name:
-                    stem = name[: -len(TMP_SUFFIX)]
-                    if SNAP_RE.match(stem) or SNAP_RE.match(stem.removesuffix(DB_SUFFIX)):
-                        doomed.append(os.path.join(self.dir, name))  # interrupted save
+                stem = name.removesuffix(TMP_SUFFIX).removesuffix(DB_SUFFIX)
+                match = SNAP_RE.match(stem)
+                if match is None or name == stem:
+                    continue  # not ours (the live `db`, transport files) or a .snap itself
+                if name.endswith(TMP_SUFFIX):
+                    doomed.append(name)  # interrupted save
+                elif (int(match.group(2), 16), int(match.group(1), 16)) < oldest_kept:
+                    doomed.append(name)  # orphan image (or one already listed above)
             removed = 0
-            for path in doomed:
-                for victim in (path, path + DB_SUFFIX) if path.endswith(".snap") else (path,):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(victim)
-                        removed += 1
+            for name in dict.fromkeys(doomed):
+                path = os.path.join(self.dir, name)
                 self._verified.pop(path, None)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                    removed += 1
             if removed:
                 fsync_dir(self.dir)
                 self.purged += removed
