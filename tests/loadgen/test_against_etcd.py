@@ -1,0 +1,194 @@
+"""`raftmon load` against real etcd 3.4 (Debian's etcd-server) on loopback."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import free_port, require_tool
+from tests.loadgen.conftest import run_load
+from tests.loadgen.etcd_cluster import EtcdCluster
+
+pytestmark = [pytest.mark.tools, pytest.mark.cluster]
+
+
+def wait_for(predicate: Any, timeout: float = 10.0, step: float = 0.05) -> bool:
+    """Poll `predicate` until it is true or `timeout` passes (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return bool(predicate())
+
+
+def test_put_run_success_count_equals_etcd_put_counter_delta(etcd1: EtcdCluster) -> None:
+    before = etcd1.put_count()
+    code, report = run_load(
+        [
+            f"--endpoints={etcd1.endpoints[0]}",
+            "--clients=8",
+            "--conns=2",
+            "put",
+            "--total=300",
+            "--key-space-size=50",
+            "--val-size=64",
+        ]
+    )
+    assert code == 0
+    assert report["succeeded"] == 300
+    assert report["failed"] == 0
+    assert etcd1.put_count() - before == report["succeeded"]
+
+
+def test_put_count_matches_every_member_of_a_three_member_cluster(etcd3: EtcdCluster) -> None:
+    before = [etcd3.put_count(m) for m in etcd3.members]
+    code, report = run_load(
+        [
+            "--endpoints",
+            ",".join(etcd3.endpoints),
+            "--conns=3",
+            "--clients=9",
+            "put",
+            "--total=300",
+            "--key-space-size=100",
+            "--sequential-keys",
+        ]
+    )
+    assert code == 0
+    assert report["succeeded"] == 300
+    for m, b in zip(etcd3.members, before, strict=True):
+        # Followers apply shortly after the leader answers: wait, bounded, for the counter.
+        assert wait_for(lambda m=m, b=b: etcd3.put_count(m) - b >= 300), m.name
+        assert etcd3.put_count(m) - b == 300
+
+
+@pytest.mark.parametrize(
+    ("workload", "extra"),
+    [
+        ("range", ["--prefill", "--key-space-size=20"]),
+        ("range", ["--key-space-size=20", "--consistency=s"]),
+        ("txn-put", ["--txn-ops=3", "--key-space-size=10"]),
+        ("mixed", ["--read-ratio=0.6", "--key-space-size=20"]),
+        ("watch", ["--watchers=3", "--key-space-size=5", "--key-prefix=/watched/"]),
+        ("lease-keepalive", ["--ttl=30"]),
+    ],
+)
+def test_workload_completes_with_zero_errors(
+    etcd3: EtcdCluster, workload: str, extra: list[str]
+) -> None:
+    code, report = run_load(
+        [
+            f"--endpoints={','.join(etcd3.endpoints)}",
+            "--conns=3",
+            "--clients=6",
+            "--total=240",
+            workload,
+            *extra,
+        ]
+    )
+    assert code == 0
+    assert report["failed"] == 0, report["errors"]
+    assert report["succeeded"] == 240
+    assert report["workload"] == workload
+    if workload == "watch":
+        events = report["watch_events"]
+        assert events["missing"] == 0
+        assert events["received"] == 240 * 3  # every put seen by every watcher
+    if workload == "mixed":
+        assert set(report["ops"]) == {"put", "range"}
+        assert sum(op["succeeded"] for op in report["ops"].values()) == 240
+
+
+def test_open_loop_run_sends_rate_times_duration_requests(etcd1: EtcdCluster) -> None:
+    code, report = run_load(
+        [
+            f"--endpoints={etcd1.endpoints[0]}",
+            "--clients=4",
+            "--rate=100",
+            "--duration=2s",
+            "put",
+            "--key-space-size=10",
+        ]
+    )
+    assert code == 0
+    assert report["mode"] == "open"
+    assert report["latency_measured_from"] == "intended_send_time"
+    assert report["sent"] == 200  # the scheduler's count, whatever the latencies were
+    assert report["unsent"] == 0
+    assert report["succeeded"] == 200
+
+
+def test_target_leader_sends_only_to_the_leader(etcd3: EtcdCluster) -> None:
+    leader = etcd3.leader()
+    assert leader is not None
+    before = etcd3.put_count(leader)
+    code, report = run_load(
+        [
+            f"--endpoints={','.join(etcd3.endpoints)}",
+            "--target-leader",
+            "--clients=2",
+            "put",
+            "--total=50",
+        ]
+    )
+    assert code == 0
+    assert report["config"]["endpoints"] == [leader.client_url]
+    assert report["succeeded"] == 50
+    assert etcd3.put_count(leader) - before == 50
+
+
+def test_closed_port_endpoint_is_counted_as_connection_refused(etcd1: EtcdCluster) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    code, report = run_load(
+        [
+            f"--endpoints={etcd1.endpoints[0]}",
+            f"--endpoints={closed}",
+            "--conns=2",
+            "--clients=4",
+            "put",
+            "--total=200",
+        ]
+    )
+    assert code == 0
+    assert report["errors"]["conn_refused"] > 0
+    assert report["succeeded"] > 0
+    assert report["succeeded"] + report["failed"] == report["sent"] == 200
+
+
+def test_member_killed_mid_run_is_counted_as_errors_not_a_crash(tmp_path: Path) -> None:
+    cluster = EtcdCluster(require_tool("etcd"), tmp_path / "victim", size=1)
+    result: dict[str, Any] = {}
+    try:
+        cluster.start()
+        before = cluster.put_count()
+
+        def load() -> None:
+            result["code"], result["report"] = run_load(
+                [
+                    f"--endpoints={cluster.endpoints[0]}",
+                    "--clients=4",
+                    "--duration=3s",
+                    "--timeout=1s",
+                    "put",
+                ]
+            )
+
+        thread = threading.Thread(target=load)
+        thread.start()
+        assert wait_for(lambda: cluster.put_count() - before > 20, timeout=10)
+        cluster.kill(cluster.members[0])
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    finally:
+        cluster.stop()
+    report = result["report"]
+    assert result["code"] == 0
+    assert report["succeeded"] > 0
+    lost = report["errors"]["conn_refused"] + report["errors"]["conn_lost"]
+    assert lost + report["errors"]["timeout"] == report["failed"] > 0
+    assert report["succeeded"] + report["failed"] == report["sent"]
