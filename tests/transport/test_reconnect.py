@@ -1,0 +1,73 @@
+"""A peer that goes away and comes back: drops are counted, the core is told, streams resume."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from node.raft.messages import Entry, Message, MessageType
+from node.transport import TransportOptions
+from tests.transport.harness import Cluster, eventually
+
+
+def app(frm: int, to: int, index: int) -> Message:
+    return Message(
+        MessageType.MsgApp, to=to, frm=frm, term=1, index=index, entries=[Entry(1, index + 1)]
+    )
+
+
+async def test_peer_down_then_up_reports_unreachable_and_messages_flow_again(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    cluster = make_cluster(2)
+    await cluster.start_all()
+    await cluster.wait_connected()
+    a, b = cluster.members[1], cluster.members[2]
+    a.transport.send([app(1, 2, 0)])
+    await b.rec.wait(lambda: len(b.rec.messages) == 1, "first append")
+
+    await b.stop()
+    del cluster.members[2]
+    await eventually(lambda: not a.transport.stats()[2].active, "a notices b is gone")
+    await a.rec.wait(lambda: 2 in a.rec.unreachable, "the broken stream alone is reported")
+
+    a.transport.send([app(1, 2, 1)])  # no stream: dropped at once, counted, reported
+    await a.rec.wait(lambda: a.rec.unreachable.count(2) >= 2, "unreachable after a dropped MsgApp")
+    stats = a.transport.stats()[2]
+    assert stats.send_failures >= 1
+    assert stats.disconnects == 1
+
+    b2 = await cluster.start(2)  # same id, same port: a redials with backoff
+    await eventually(lambda: a.transport.stats()[2].active, "a reconnected to b")
+    a.transport.send([app(1, 2, 7)])
+    await b2.rec.wait(lambda: [m.index for m in b2.rec.messages] == [7], "append after restart")
+
+
+async def test_queue_overflow_drops_counts_and_reports_unreachable(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    cluster = make_cluster(2, options=TransportOptions(queue_size=4, backoff_max=0.2))
+    await cluster.start_all()
+    await cluster.wait_connected()
+    a, b = cluster.members[1], cluster.members[2]
+    a.transport.set_fault(2, delay_seconds=0.5)  # holds the queue so it can fill up
+    a.transport.send([app(1, 2, i) for i in range(10)])
+    stats = a.transport.stats()[2]
+    assert stats.dropped_overflow == 6
+    assert stats.send_failures == 6
+    await a.rec.wait(lambda: a.rec.unreachable == [2], "one coalesced unreachable report")
+    await b.rec.wait(lambda: len(b.rec.messages) == 4, "the four queued appends")
+    assert [m.index for m in b.rec.messages] == [0, 1, 2, 3]
+
+
+async def test_messages_to_a_peer_that_never_started_are_dropped_and_counted(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    cluster = make_cluster(2)
+    a = await cluster.start(1)
+    await eventually(lambda: a.transport.stats()[2].probe_failures >= 1, "a failed probe")
+    await eventually(
+        lambda: a.transport._senders[2].state.value == "disconnected", "a in dial backoff"
+    )
+    a.transport.send([Message(MessageType.MsgHeartbeat, to=2, frm=1)])
+    assert a.transport.stats()[2].dropped_disconnected >= 1
+    assert not a.transport.stats()[2].active
