@@ -1,0 +1,414 @@
+"""Revisioned reads and writes over the SQLite layout: etcd's mvcc + apply semantics.
+
+Rules (etcd 3.4, mvcc/kvstore_txn.go and etcdserver/apply.go):
+- One revision per write transaction: every change of one put, delete, txn or
+  lease revoke gets revision begin_rev+1 and its own sub-revision (0, 1, ...).
+  A transaction without changes (a delete that matched nothing, a txn of
+  ranges) does not consume a revision.
+- A key's first put after creation or deletion sets create_revision to that
+  revision and version 1; each later put increments version. A delete writes a
+  tombstone (version 0); the next put starts a new generation.
+- Reads at revision R return, for each key, its latest version at or before R
+  unless that is a tombstone. R above the current revision -> ErrFutureRev; R
+  below the compact revision -> ErrCompacted; R == 0 means current.
+- Range ends follow etcd: b"" = the key alone, b"\\0" = every key >= key,
+  otherwise the half-open [key, range_end).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from node.mvcc import requests as rq
+from node.mvcc.errors import ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNotFound
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Callable
+
+_Row = tuple[bytes, int, int, int, int, bytes | None]  # key, create, mod, version, lease, value
+
+_SORT_KEYS: dict[int, Callable[[rq.KeyValue], Any]] = {
+    rq.SortTarget.KEY: lambda kv: kv.key,
+    rq.SortTarget.VERSION: lambda kv: kv.version,
+    rq.SortTarget.CREATE: lambda kv: kv.create_revision,
+    rq.SortTarget.MOD: lambda kv: kv.mod_revision,
+    rq.SortTarget.VALUE: lambda kv: kv.value,
+}
+
+
+def key_cond(column: str, key: bytes, range_end: bytes) -> tuple[str, tuple[bytes, ...]]:
+    """SQL condition and parameters selecting etcd's key range on `column`."""
+    if not range_end:
+        return f"{column} = ?", (key,)
+    if range_end == b"\0":
+        return f"{column} >= ?", (key,)
+    return f"{column} >= ? AND {column} < ?", (key, range_end)
+
+
+def in_range(k: bytes, key: bytes, range_end: bytes) -> bool:
+    """The same selection in Python (watch matching, txn interval checks)."""
+    if not range_end:
+        return k == key
+    if range_end == b"\0":
+        return k >= key
+    return key <= k < range_end
+
+
+@dataclass(slots=True)
+class KVState:
+    """The in-memory mirror of `meta` plus counters; reloaded from the db after a rollback."""
+
+    current_rev: int = 1
+    compact_rev: int = 0
+    keys_total: int = 0
+    leases: dict[int, int] = field(default_factory=dict)  # id -> granted ttl
+    # counters for metrics (etcd_mvcc_*_total and friends); not persisted
+    put_total: int = 0
+    range_total: int = 0
+    delete_total: int = 0
+    txn_total: int = 0
+    total_put_size: int = 0
+    events_total: int = 0
+    compaction_keys_total: int = 0
+
+
+class Reader:
+    """Range reads at any retained revision (no writes, no transactions of its own)."""
+
+    def __init__(self, conn: sqlite3.Connection, state: KVState) -> None:
+        self.conn = conn
+        self.state = state
+
+    def rows(
+        self,
+        key: bytes,
+        range_end: bytes,
+        at: int,
+        cur: int,
+        *,
+        limit: int = 0,
+        descending: bool = False,
+        with_value: bool = True,
+    ) -> list[_Row]:
+        """Live versions at revision `at` (<= cur, already checked), ordered by key."""
+        order = "DESC" if descending else "ASC"
+        lim = f" LIMIT {int(limit)}" if limit > 0 else ""
+        if at >= cur:
+            cond, params = key_cond("l.key", key, range_end)
+            if with_value:
+                sql = (
+                    "SELECT l.key, l.create_rev, l.mod_rev, l.version, l.lease, k.value "
+                    "FROM live l JOIN kv k ON k.key = l.key AND k.rev = l.mod_rev "
+                    f"WHERE {cond} ORDER BY l.key {order}{lim}"
+                )
+            else:
+                sql = (
+                    "SELECT l.key, l.create_rev, l.mod_rev, l.version, l.lease, NULL "
+                    f"FROM live l WHERE {cond} ORDER BY l.key {order}{lim}"
+                )
+            return self.conn.execute(sql, params).fetchall()
+        cond, params = key_cond("key", key, range_end)
+        value = "value" if with_value else "NULL"
+        # SQLite returns the bare columns of the row holding max(rev) in each group.
+        sql = (
+            "SELECT key, create_rev, rev, version, lease, v FROM ("
+            f"SELECT key, max(rev) AS rev, create_rev, version, lease, {value} AS v "
+            f"FROM kv WHERE {cond} AND rev <= ? GROUP BY key) "
+            f"WHERE version > 0 ORDER BY key {order}{lim}"
+        )
+        return self.conn.execute(sql, (*params, at)).fetchall()
+
+    def count(self, key: bytes, range_end: bytes, at: int, cur: int) -> int:
+        if at >= cur:
+            cond, params = key_cond("key", key, range_end)
+            row = self.conn.execute(f"SELECT count(*) FROM live WHERE {cond}", params).fetchone()
+        else:
+            cond, params = key_cond("key", key, range_end)
+            row = self.conn.execute(
+                "SELECT count(*) FROM (SELECT max(rev), version FROM kv "
+                f"WHERE {cond} AND rev <= ? GROUP BY key) WHERE version > 0",
+                (*params, at),
+            ).fetchone()
+        return int(row[0])
+
+    def get(self, key: bytes) -> rq.KeyValue | None:
+        """The current version of one key."""
+        row = self.conn.execute(
+            "SELECT l.key, l.create_rev, l.mod_rev, l.version, l.lease, k.value "
+            "FROM live l JOIN kv k ON k.key = l.key AND k.rev = l.mod_rev WHERE l.key = ?",
+            (key,),
+        ).fetchone()
+        return _kv(row) if row is not None else None
+
+    def check_rev(self, rev: int, cur: int) -> int:
+        """etcd's rangeKeys revision rules; returns the revision to read at."""
+        if rev > cur:
+            raise ErrFutureRev
+        if rev <= 0:
+            rev = cur
+        if rev < self.state.compact_rev:
+            raise ErrCompacted
+        return rev
+
+    def range(
+        self, req: rq.RangeRequest, cur: int, header_rev: int | None = None
+    ) -> rq.RangeResponse:
+        """etcd's applierV3backend.Range: fetch, filter, sort, truncate, count."""
+        self.state.range_total += 1
+        at = self.check_rev(req.revision, cur)
+        resp = rq.RangeResponse(revision=cur if header_rev is None else header_rev)
+        if req.count_only:
+            resp.count = self.count(req.key, req.range_end, at, cur)
+            return resp
+        sort_order = req.sort_order
+        if req.sort_target != rq.SortTarget.KEY and sort_order == rq.SortOrder.NONE:
+            sort_order = rq.SortOrder.ASCEND  # etcd: non-key targets sort ascending by default
+        filtered = bool(
+            req.min_mod_revision
+            or req.max_mod_revision
+            or req.min_create_revision
+            or req.max_create_revision
+        )
+        by_key = req.sort_target == rq.SortTarget.KEY
+        # Like etcd: fetch everything when we must filter or sort by value/revision,
+        # otherwise one more than the limit so `more` can be answered.
+        fetch = 0 if (filtered or not by_key or req.limit <= 0) else req.limit + 1
+        rows = self.rows(
+            req.key,
+            req.range_end,
+            at,
+            cur,
+            limit=fetch,
+            descending=by_key and sort_order == rq.SortOrder.DESCEND,
+            with_value=not req.keys_only or not by_key,
+        )
+        if fetch and len(rows) == fetch:
+            resp.count = self.count(req.key, req.range_end, at, cur)
+        else:
+            resp.count = len(rows)
+        kvs = [_kv(r) for r in rows]
+        if filtered:
+            kvs = _prune(kvs, req)
+        if not by_key and sort_order != rq.SortOrder.NONE:
+            kvs.sort(key=_SORT_KEYS[req.sort_target], reverse=sort_order == rq.SortOrder.DESCEND)
+        if req.limit > 0 and len(kvs) > req.limit:
+            del kvs[req.limit :]
+            resp.more = True
+        if req.keys_only:
+            for kv in kvs:
+                kv.value = b""
+        resp.kvs = kvs
+        return resp
+
+    def history(
+        self, key: bytes, range_end: bytes, start: int, end: int, limit: int, prev_kv: bool
+    ) -> list[rq.Event]:
+        """Events with start <= revision <= end on the key range, in (rev, sub) order."""
+        cond, params = key_cond("key", key, range_end)
+        rows = self.conn.execute(
+            "SELECT key, create_rev, rev, version, lease, value FROM kv "
+            f"WHERE rev >= ? AND rev <= ? AND {cond} ORDER BY rev, sub LIMIT ?",
+            (start, end, *params, limit),
+        ).fetchall()
+        events = []
+        for row in rows:
+            if row[3] == 0:
+                ev = rq.Event(rq.EventType.DELETE, rq.KeyValue(row[0], mod_revision=row[2]))
+            else:
+                ev = rq.Event(rq.EventType.PUT, _kv(row))
+            if prev_kv:
+                prev = self.conn.execute(
+                    "SELECT key, create_rev, rev, version, lease, value FROM kv "
+                    "WHERE key = ? AND rev < ? ORDER BY rev DESC LIMIT 1",
+                    (row[0], row[2]),
+                ).fetchone()
+                if prev is not None and prev[3] > 0:
+                    ev.prev_kv = _kv(prev)
+            events.append(ev)
+        return events
+
+
+def _kv(row: _Row) -> rq.KeyValue:
+    return rq.KeyValue(row[0], row[1], row[2], row[3], row[5] or b"", row[4])
+
+
+def _prune(kvs: list[rq.KeyValue], req: rq.RangeRequest) -> list[rq.KeyValue]:
+    out = []
+    for kv in kvs:
+        if req.max_mod_revision and kv.mod_revision > req.max_mod_revision:
+            continue
+        if req.min_mod_revision and kv.mod_revision < req.min_mod_revision:
+            continue
+        if req.max_create_revision and kv.create_revision > req.max_create_revision:
+            continue
+        if req.min_create_revision and kv.create_revision < req.min_create_revision:
+            continue
+        out.append(kv)
+    return out
+
+
+class WriteTxn:
+    """One write transaction = one revision (etcd's storeTxnWrite).
+
+    Changes go straight into the enclosing SQLite transaction, so later
+    operations of the same txn read them. In-memory effects (revision, key
+    count) are applied by `end()` only, so a failed request leaves none.
+    """
+
+    __slots__ = (
+        "begin_rev",
+        "changes",
+        "events",
+        "keys_delta",
+        "reader",
+        "want_events",
+        "want_prev",
+    )
+
+    def __init__(self, reader: Reader, *, want_events: bool, want_prev: bool) -> None:
+        self.reader = reader
+        self.begin_rev = reader.state.current_rev
+        self.changes = 0
+        self.keys_delta = 0
+        self.want_events = want_events
+        self.want_prev = want_prev
+        self.events: list[rq.Event] = []
+
+    @property
+    def rev(self) -> int:
+        """The revision this txn's changes get."""
+        return self.begin_rev + 1
+
+    def read_rev(self) -> int:
+        """The revision reads inside the txn observe (includes its own changes)."""
+        return self.begin_rev + 1 if self.changes else self.begin_rev
+
+    def end(self) -> int:
+        """Commit the in-memory effects; returns the store's revision afterwards."""
+        st = self.reader.state
+        if self.changes:
+            st.current_rev = self.begin_rev + 1
+            st.keys_total += self.keys_delta
+            st.events_total += self.changes
+        return st.current_rev
+
+    # ---- operations -----------------------------------------------------------------
+    def put(self, req: rq.PutRequest) -> rq.PutResponse:
+        """applierV3backend.Put: ignore_value/ignore_lease need the key; lease must exist."""
+        conn = self.reader.conn
+        st = self.reader.state
+        key = req.key
+        prev = conn.execute(
+            "SELECT create_rev, mod_rev, version, lease FROM live WHERE key = ?", (key,)
+        ).fetchone()
+        value, lease = req.value, req.lease
+        prev_value: bytes | None = None
+        if req.ignore_value or req.ignore_lease:
+            if prev is None:
+                raise ErrKeyNotFound
+            if req.ignore_value:
+                prev_value = self._value(key, prev[1])
+                value = prev_value
+            if req.ignore_lease:
+                lease = prev[3]
+        elif lease and lease not in st.leases:
+            raise ErrLeaseNotFound
+        rev = self.begin_rev + 1
+        resp = rq.PutResponse(revision=rev)
+        prev_kv = None
+        if prev is not None and (req.prev_kv or (self.want_events and self.want_prev)):
+            if prev_value is None:
+                prev_value = self._value(key, prev[1])
+            prev_kv = rq.KeyValue(key, prev[0], prev[1], prev[2], prev_value, prev[3])
+            if req.prev_kv:
+                resp.prev_kv = prev_kv
+        if prev is None:
+            create_rev, version = rev, 1
+            self.keys_delta += 1
+        else:
+            create_rev, version = prev[0], prev[2] + 1
+        conn.execute(
+            "INSERT INTO kv (rev, sub, key, create_rev, version, lease, value) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (rev, self.changes, key, create_rev, version, lease, value),
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO live (key, create_rev, mod_rev, version, lease) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (key, create_rev, rev, version, lease),
+        )
+        self.changes += 1
+        st.put_total += 1
+        st.total_put_size += len(key) + len(value)
+        if self.want_events:
+            self.events.append(
+                rq.Event(
+                    rq.EventType.PUT,
+                    rq.KeyValue(key, create_rev, rev, version, value, lease),
+                    prev_kv,
+                )
+            )
+        return resp
+
+    def delete_range(self, req: rq.DeleteRangeRequest) -> rq.DeleteRangeResponse:
+        """Tombstones for every live key in range; prev_kvs when asked."""
+        self.reader.state.delete_total += 1
+        need_values = req.prev_kv or (self.want_events and self.want_prev)
+        rows = self.reader.rows(
+            req.key, req.range_end, self.read_rev(), self.read_rev(), with_value=need_values
+        )
+        resp = rq.DeleteRangeResponse(deleted=len(rows))
+        if rows:
+            self._delete_rows(rows)
+            if req.prev_kv:
+                resp.prev_kvs = [_kv(r) for r in rows]
+        resp.revision = self.read_rev()
+        return resp
+
+    def delete_keys(self, keys: list[bytes]) -> int:
+        """Delete the given keys (lease revoke), in key order, in this revision."""
+        rows = []
+        for key in sorted(keys):
+            rows.extend(
+                self.reader.rows(
+                    key, b"", self.read_rev(), self.read_rev(), with_value=self.want_prev
+                )
+            )
+        self._delete_rows(rows)
+        return len(rows)
+
+    def _delete_rows(self, rows: list[_Row]) -> None:
+        if not rows:
+            return
+        conn = self.reader.conn
+        rev = self.begin_rev + 1
+        sub = self.changes
+        conn.executemany(
+            "INSERT INTO kv (rev, sub, key, create_rev, version, lease, value) "
+            "VALUES (?, ?, ?, 0, 0, 0, NULL)",
+            [(rev, sub + i, row[0]) for i, row in enumerate(rows)],
+        )
+        conn.executemany("DELETE FROM live WHERE key = ?", [(row[0],) for row in rows])
+        self.changes += len(rows)
+        self.keys_delta -= len(rows)
+        if self.want_events:
+            for row in rows:
+                self.events.append(
+                    rq.Event(
+                        rq.EventType.DELETE,
+                        rq.KeyValue(row[0], mod_revision=rev),
+                        _kv(row) if self.want_prev else None,
+                    )
+                )
+
+    def range(self, req: rq.RangeRequest) -> rq.RangeResponse:
+        cur = self.read_rev()
+        return self.reader.range(req, cur)
+
+    def _value(self, key: bytes, rev: int) -> bytes:
+        row = self.reader.conn.execute(
+            "SELECT value FROM kv WHERE key = ? AND rev = ?", (key, rev)
+        ).fetchone()
+        return bytes(row[0]) if row is not None and row[0] is not None else b""

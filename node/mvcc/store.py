@@ -1,0 +1,716 @@
+"""KVStore: the member's state machine - committed Raft entries in, etcd responses out.
+
+The driver calls `apply_batch` with the committed entries of one Ready. The
+whole batch is ONE SQLite transaction that also records the last applied Raft
+index, so after any crash the store sits exactly at some applied index and the
+driver replays the Raft log from the entry after it: nothing is applied twice
+(indexes <= the stored one are skipped) and nothing is skipped. See
+`node.mvcc.schema` for the durability argument (WAL mode, synchronous=NORMAL,
+`checkpoint_durable` before Raft WAL segments are released).
+
+Errors produced while applying an entry (compacted revision, unknown lease,
+no space, ...) are deterministic, so every member produces the same one; they
+are returned in that entry's ApplyResult and do not abort the batch.
+
+Thread use: the driver applies and reads on the event loop thread and runs
+`backup`/`checkpoint_durable`/`restore_from` in a worker thread. One lock
+serializes everything that touches the main connection; `backup` and
+`checkpoint_durable` use their own short-lived connections (SQLite's WAL mode
+gives them a consistent snapshot) so they never block reads on the loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from node.mvcc import quota as q
+from node.mvcc import requests as rq
+from node.mvcc import schema
+from node.mvcc.codec import decode_request
+from node.mvcc.errors import (
+    ErrCompacted,
+    ErrCorrupt,
+    ErrFutureRev,
+    ErrLeaseExists,
+    ErrLeaseNotFound,
+    ErrLeaseTTLTooLarge,
+    ErrNoSpace,
+    ErrStoreClosed,
+    ErrUndecodable,
+    MvccError,
+)
+from node.mvcc.kv import KVState, Reader, WriteTxn
+from node.mvcc.observer import Hooks
+from node.mvcc.txn import DEFAULT_MAX_TXN_OPS, check_ops, execute, has_put, is_read_only, txn_path
+from node.mvcc.watch import WatchHub
+
+log = logging.getLogger(__name__)
+
+MAX_LEASE_TTL = 9_000_000_000  # etcd's MaxLeaseTTL (seconds)
+# etcd's minimum lease TTL is ceil(1.5 * election timeout); 2 s with etcd's
+# default 100 ms heartbeat / 1 s election. The driver passes its own.
+DEFAULT_MIN_LEASE_TTL = 2
+
+_ALARM_NAMES: dict[int, str] = {rq.AlarmType.NOSPACE: "NOSPACE", rq.AlarmType.CORRUPT: "CORRUPT"}
+
+LeaseListener = Callable[[list[tuple[int, int]], list[int]], None]
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    """The outcome of one applied entry: a response or the etcd error, never both."""
+
+    index: int
+    request_id: int
+    response: Any = None
+    error: MvccError | None = None
+
+
+@dataclass(slots=True)
+class BackupInfo:
+    path: str
+    applied_index: int
+    revision: int
+    size: int
+    seconds: float
+
+
+@dataclass(slots=True)
+class StoreStats:
+    """Everything the exporter reads at scrape time (etcd_mvcc_* / etcd_debugging_mvcc_*)."""
+
+    db_total_size: int
+    db_in_use_size: int
+    quota_bytes: int
+    keys_total: int
+    current_revision: int
+    compact_revision: int
+    applied_index: int
+    put_total: int
+    range_total: int
+    delete_total: int
+    txn_total: int
+    total_put_size: int
+    events_total: int
+    compaction_keys_total: int
+    leases: int
+    watchers: int
+    watch_streams: int
+    slow_watchers: int
+    pending_events: int
+
+
+class KVStore:
+    """etcd's MVCC key space, leases and alarms on one SQLite database file."""
+
+    def __init__(
+        self,
+        path: str,
+        conn: sqlite3.Connection,
+        *,
+        quota_bytes: int,
+        max_txn_ops: int,
+        min_lease_ttl: int,
+        observer: Any,
+    ) -> None:
+        self.path = path
+        self.quota_bytes = quota_bytes
+        self.max_txn_ops = max_txn_ops
+        self.min_lease_ttl = min_lease_ttl
+        self.hooks = Hooks(observer)
+        self._conn: sqlite3.Connection | None = conn
+        self._lock = threading.RLock()
+        self._state = KVState()
+        self._applied = 0
+        self._alarms: set[tuple[int, int]] = set()  # (member_id u64, type)
+        self._lease_listeners: list[LeaseListener] = []
+        self._reader = Reader(conn, self._state)
+        self._load()
+        self.watch_hub = WatchHub(self)
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: str,
+        *,
+        quota_bytes: int = q.DEFAULT_QUOTA_BYTES,
+        max_txn_ops: int = DEFAULT_MAX_TXN_OPS,
+        min_lease_ttl: int = DEFAULT_MIN_LEASE_TTL,
+        observer: Any = None,
+    ) -> KVStore:
+        """Open or create the database at `path` and load its applied index and revisions."""
+        parent = os.path.dirname(os.path.abspath(path))
+        os.makedirs(parent, exist_ok=True)
+        store = cls(
+            path,
+            schema.connect(path),
+            quota_bytes=quota_bytes or q.DEFAULT_QUOTA_BYTES,
+            max_txn_ops=max_txn_ops,
+            min_lease_ttl=min_lease_ttl,
+            observer=observer,
+        )
+        log.info(
+            "opened backend",
+            extra={
+                "fields": {
+                    "path": path,
+                    "applied-index": store._applied,
+                    "current-revision": store._state.current_rev,
+                    "compact-revision": store._state.compact_rev,
+                }
+            },
+        )
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self.watch_hub.close()
+                self._conn.close()
+                self._conn = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise ErrStoreClosed
+        return self._conn
+
+    def _load(self) -> None:
+        """(Re)build the in-memory mirror from the database."""
+        conn = self._db()
+        meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+        st = self._state
+        st.current_rev = int(meta["current_rev"])
+        st.compact_rev = int(meta["compact_rev"])
+        st.keys_total = int(conn.execute("SELECT count(*) FROM live").fetchone()[0])
+        st.leases = dict(conn.execute("SELECT id, ttl FROM lease").fetchall())
+        self._applied = int(meta["applied_index"])
+        self._alarms = {
+            (schema.to_u64(m), t) for m, t in conn.execute("SELECT member_id, type FROM alarm")
+        }
+
+    # ---- simple reads --------------------------------------------------------------------
+    def applied_index(self) -> int:
+        return self._applied
+
+    def current_revision(self) -> int:
+        return self._state.current_rev
+
+    def compact_revision(self) -> int:
+        return self._state.compact_rev
+
+    def range(self, req: rq.RangeRequest) -> rq.RangeResponse:
+        """A read from committed state (after ReadIndex, or serializable). Raises
+        ErrCompacted / ErrFutureRev like etcd."""
+        with self._lock:
+            self._db()
+            if self._corrupt():
+                raise ErrCorrupt
+            return self._reader.range(req, self._state.current_rev)
+
+    def txn_read(self, req: rq.TxnRequest) -> rq.TxnResponse:
+        """A read-only txn (no put/delete anywhere) served locally, as etcd does."""
+        if not is_read_only(req):
+            raise ValueError("txn_read needs a read-only txn; propose the others")
+        with self._lock:
+            self._db()
+            cur = self._state.current_rev
+            path: dict[int, bool] = {}
+            txn_path(self._reader, req, cur, path)
+            check_ops(self._reader, req, path, cur, self._state.leases)
+            wt = WriteTxn(self._reader, want_events=False, want_prev=False)
+            resp = execute(wt, req, path)
+            resp.revision = cur
+            self._state.txn_total += 1
+            return resp
+
+    def get(self, key: bytes) -> rq.KeyValue | None:
+        """The current version of one key (tests, debugging)."""
+        with self._lock:
+            self._db()
+            return self._reader.get(key)
+
+    def history(
+        self, key: bytes, range_end: bytes, start: int, end: int, limit: int, prev_kv: bool
+    ) -> list[rq.Event]:
+        """Stored events in [start, end] on a key range (the watch hub's catch-up)."""
+        with self._lock:
+            self._db()
+            return self._reader.history(key, range_end, start, end, limit, prev_kv)
+
+    # ---- leases (replicated state; deadlines live in lease.Lessor) ------------------------
+    def lease_ids(self) -> list[int]:
+        return sorted(self._state.leases)
+
+    def lease_ttl(self, lease_id: int) -> int | None:
+        """Granted TTL, or None for an unknown lease."""
+        return self._state.leases.get(lease_id)
+
+    def lease_keys(self, lease_id: int) -> list[bytes]:
+        with self._lock:
+            rows = (
+                self._db()
+                .execute("SELECT key FROM live WHERE lease = ? ORDER BY key", (lease_id,))
+                .fetchall()
+            )
+        return [bytes(r[0]) for r in rows]
+
+    def subscribe_leases(self, listener: LeaseListener) -> None:
+        """Call `listener(granted [(id, ttl)], revoked [id])` after each committed batch."""
+        self._lease_listeners.append(listener)
+
+    # ---- alarms and quota --------------------------------------------------------------
+    def alarms(self) -> list[tuple[int, str]]:
+        """Active alarms as (member_id, "NOSPACE" | "CORRUPT"), for /health and status."""
+        return [(m, _ALARM_NAMES.get(t, str(t))) for m, t in sorted(self._alarms)]
+
+    def alarm_members(self) -> list[rq.AlarmMember]:
+        return [rq.AlarmMember(m, t) for m, t in sorted(self._alarms)]
+
+    def _corrupt(self) -> bool:
+        return any(t == rq.AlarmType.CORRUPT for _, t in self._alarms)
+
+    def _nospace(self) -> bool:
+        return any(t == rq.AlarmType.NOSPACE for _, t in self._alarms)
+
+    def check_quota(self, req: Any) -> bool:
+        """etcd's backendQuota.Available: db size + the request's cost under the quota.
+
+        False means: answer ErrNoSpace and propose AlarmRequest(ACTIVATE, NOSPACE).
+        Requests the quota does not gate (range, delete, compaction, ...) pass.
+        """
+        if not q.gated(req):
+            return True
+        return self.db_total_size() + q.cost(req) < self.quota_bytes
+
+    # ---- sizes and stats ---------------------------------------------------------------
+    def _wal_size(self) -> int:
+        try:
+            return os.path.getsize(self.path + "-wal")
+        except OSError:
+            return 0
+
+    def _pages(self) -> tuple[int, int, int]:
+        with self._lock:
+            conn = self._db()
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            page_count = conn.execute("PRAGMA page_count").fetchone()[0]
+            freelist = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return int(page_size), int(page_count), int(freelist)
+
+    def db_total_size(self) -> int:
+        """etcd_mvcc_db_total_size_in_bytes: database pages + SQLite's WAL file."""
+        page_size, page_count, _ = self._pages()
+        return page_count * page_size + self._wal_size()
+
+    def db_in_use_size(self) -> int:
+        """etcd_mvcc_db_total_size_in_use_in_bytes: pages not on the freelist."""
+        page_size, page_count, freelist = self._pages()
+        return (page_count - freelist) * page_size
+
+    def stats(self) -> StoreStats:
+        page_size, page_count, freelist = self._pages()
+        st = self._state
+        hub = self.watch_hub.stats()
+        return StoreStats(
+            db_total_size=page_count * page_size + self._wal_size(),
+            db_in_use_size=(page_count - freelist) * page_size,
+            quota_bytes=self.quota_bytes,
+            keys_total=st.keys_total,
+            current_revision=st.current_rev,
+            compact_revision=st.compact_rev,
+            applied_index=self._applied,
+            put_total=st.put_total,
+            range_total=st.range_total,
+            delete_total=st.delete_total,
+            txn_total=st.txn_total,
+            total_put_size=st.total_put_size,
+            events_total=st.events_total,
+            compaction_keys_total=st.compaction_keys_total,
+            leases=len(st.leases),
+            watchers=hub.watchers,
+            watch_streams=hub.streams,
+            slow_watchers=hub.slow_watchers,
+            pending_events=hub.pending_events,
+        )
+
+    # ---- apply -----------------------------------------------------------------------------
+    def apply_batch(self, entries: list[tuple[int, bytes]]) -> list[ApplyResult]:
+        """Apply committed entries (index, data) in one SQLite transaction.
+
+        Entries at or below the stored applied index are skipped; empty data is
+        a leader's no-op (advances the applied index only). Returns one result
+        per applied non-empty entry, in order.
+        """
+        with self._lock:
+            conn = self._db()
+            applied = self._applied
+            results: list[ApplyResult] = []
+            rev_events: list[tuple[int, list[rq.Event]]] = []
+            granted: list[tuple[int, int]] = []
+            revoked: list[int] = []
+            hub = self.watch_hub
+            want_events = hub.active
+            want_prev = want_events and hub.wants_prev_kv
+            conn.execute("BEGIN")
+            try:
+                for index, data in entries:
+                    if index <= applied:
+                        continue
+                    applied = index
+                    if not data:
+                        continue
+                    try:
+                        request_id, req = decode_request(data)
+                    except ErrUndecodable as err:
+                        log.error("undecodable entry", extra={"fields": {"index": index}})
+                        results.append(ApplyResult(index, 0, None, err))
+                        continue
+                    try:
+                        resp = self._apply_one(
+                            index, req, want_events, want_prev, rev_events, granted, revoked
+                        )
+                        results.append(ApplyResult(index, request_id, resp))
+                    except MvccError as err:
+                        results.append(ApplyResult(index, request_id, None, err))
+                st = self._state
+                conn.executemany(
+                    "UPDATE meta SET value = ? WHERE name = ?",
+                    (
+                        (applied, "applied_index"),
+                        (st.current_rev, "current_rev"),
+                        (st.compact_rev, "compact_rev"),
+                    ),
+                )
+                started = time.perf_counter()
+                conn.execute("COMMIT")
+                self.hooks.on_commit(time.perf_counter() - started)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self._load()  # in-memory effects of the batch are void too
+                raise
+            self._applied = applied
+        # After the commit: only durable-in-SQLite changes reach watchers and the lessor.
+        if rev_events:
+            hub.notify(rev_events, self._state.current_rev)
+        if granted or revoked:
+            for listener in self._lease_listeners:
+                listener(granted, revoked)
+        return results
+
+    def _apply_one(
+        self,
+        index: int,
+        req: Any,
+        want_events: bool,
+        want_prev: bool,
+        rev_events: list[tuple[int, list[rq.Event]]],
+        granted: list[tuple[int, int]],
+        revoked: list[int],
+    ) -> Any:
+        cls = type(req)
+        if cls is rq.AlarmRequest:
+            return self._apply_alarm(req)
+        if self._alarms:
+            # etcd's applierV3Corrupt / applierV3Capped wrap the backend applier.
+            if self._corrupt() and cls is not rq.LeaseKeepAliveRequest:
+                raise ErrCorrupt
+            if self._nospace() and (
+                cls is rq.PutRequest
+                or cls is rq.LeaseGrantRequest
+                or (cls is rq.TxnRequest and has_put(req))
+            ):
+                raise ErrNoSpace
+        st = self._state
+        if cls is rq.PutRequest:
+            wt = WriteTxn(self._reader, want_events=want_events, want_prev=want_prev)
+            resp: Any = wt.put(req)
+            resp.revision = self._end(wt, rev_events)
+            return resp
+        if cls is rq.DeleteRangeRequest:
+            wt = WriteTxn(self._reader, want_events=want_events, want_prev=want_prev)
+            resp = wt.delete_range(req)
+            resp.revision = self._end(wt, rev_events)
+            return resp
+        if cls is rq.TxnRequest:
+            return self._apply_txn(req, want_events, want_prev, rev_events)
+        if cls is rq.RangeRequest:
+            return self._reader.range(req, st.current_rev)
+        if cls is rq.CompactionRequest:
+            return self._apply_compaction(req)
+        if cls is rq.LeaseGrantRequest:
+            return self._apply_lease_grant(index, req, granted)
+        if cls is rq.LeaseRevokeRequest:
+            if req.id not in st.leases:
+                raise ErrLeaseNotFound
+            wt = WriteTxn(self._reader, want_events=want_events, want_prev=want_prev)
+            wt.delete_keys(self.lease_keys(req.id))
+            self._db().execute("DELETE FROM lease WHERE id = ?", (req.id,))
+            del st.leases[req.id]
+            revoked.append(req.id)
+            return rq.LeaseRevokeResponse(revision=self._end(wt, rev_events))
+        raise ErrUndecodable(f"raftmon: not a replicated request: {cls.__name__}")
+
+    def _end(self, wt: WriteTxn, rev_events: list[tuple[int, list[rq.Event]]]) -> int:
+        rev = wt.end()
+        if wt.events:
+            rev_events.append((rev, wt.events))
+        return rev
+
+    def _apply_txn(
+        self,
+        req: rq.TxnRequest,
+        want_events: bool,
+        want_prev: bool,
+        rev_events: list[tuple[int, list[rq.Event]]],
+    ) -> rq.TxnResponse:
+        st = self._state
+        cur = st.current_rev
+        path: dict[int, bool] = {}
+        txn_path(self._reader, req, cur, path)
+        check_ops(self._reader, req, path, cur, st.leases)
+        conn = self._db()
+        # The checks above make failure here a bug, but a savepoint keeps a
+        # half-applied txn out of the database even then.
+        conn.execute("SAVEPOINT txn")
+        counters = (st.put_total, st.range_total, st.delete_total, st.total_put_size)
+        try:
+            wt = WriteTxn(self._reader, want_events=want_events, want_prev=want_prev)
+            resp = execute(wt, req, path)
+        except BaseException:
+            conn.execute("ROLLBACK TO txn")
+            conn.execute("RELEASE txn")
+            st.put_total, st.range_total, st.delete_total, st.total_put_size = counters
+            raise
+        conn.execute("RELEASE txn")
+        resp.revision = self._end(wt, rev_events)
+        st.txn_total += 1
+        return resp
+
+    def _apply_compaction(self, req: rq.CompactionRequest) -> rq.CompactionResponse:
+        """Keep, for every key, its latest version at or before `revision`; drop the rest.
+
+        Tombstones below the compact revision go too (a key deleted before it is
+        simply absent). Rows AT the compact revision are all kept, so a watch
+        starting at the compact revision still sees that revision's events.
+        """
+        st = self._state
+        rev = req.revision
+        if rev <= st.compact_rev:
+            raise ErrCompacted
+        if rev > st.current_rev:
+            raise ErrFutureRev
+        started = time.perf_counter()
+        cur = self._db().execute(
+            "DELETE FROM kv WHERE rev < :c AND (version = 0 OR EXISTS ("
+            "SELECT 1 FROM kv AS n WHERE n.key = kv.key AND n.rev > kv.rev AND n.rev <= :c))",
+            {"c": rev},
+        )
+        removed = max(cur.rowcount, 0)
+        st.compact_rev = rev
+        st.compaction_keys_total += removed
+        self.hooks.on_compaction(time.perf_counter() - started, removed)
+        log.info(
+            "finished scheduled compaction",
+            extra={"fields": {"compact-revision": rev, "removed": removed}},
+        )
+        return rq.CompactionResponse(revision=st.current_rev)
+
+    def _apply_lease_grant(
+        self, index: int, req: rq.LeaseGrantRequest, granted: list[tuple[int, int]]
+    ) -> rq.LeaseGrantResponse:
+        st = self._state
+        lease_id = req.id
+        if lease_id == 0:
+            # The proposer should choose (lease.LeaseIDGenerator); if it did not,
+            # derive one from the entry index so every member picks the same.
+            lease_id = (index * 0x9E3779B97F4A7C15) & 0x7FFF_FFFF_FFFF_FFFF or 1
+            while lease_id in st.leases:
+                lease_id = (lease_id + 1) & 0x7FFF_FFFF_FFFF_FFFF or 1
+        if lease_id in st.leases:
+            raise ErrLeaseExists
+        if req.ttl > MAX_LEASE_TTL:
+            raise ErrLeaseTTLTooLarge
+        ttl = max(req.ttl, self.min_lease_ttl)
+        self._db().execute("INSERT INTO lease (id, ttl) VALUES (?, ?)", (lease_id, ttl))
+        st.leases[lease_id] = ttl
+        granted.append((lease_id, ttl))
+        return rq.LeaseGrantResponse(revision=st.current_rev, id=lease_id, ttl=ttl)
+
+    def _apply_alarm(self, req: rq.AlarmRequest) -> rq.AlarmResponse:
+        """etcd's Alarm apply: GET lists, ACTIVATE/DEACTIVATE answer the member changed."""
+        resp = rq.AlarmResponse(revision=self._state.current_rev)
+        member = (req.member_id, int(req.alarm))
+        conn = self._db()
+        if req.action == rq.AlarmAction.GET:
+            resp.alarms = [
+                m for m in self.alarm_members() if req.alarm in (rq.AlarmType.NONE, m.alarm)
+            ]
+        elif req.action == rq.AlarmAction.ACTIVATE:
+            if req.alarm == rq.AlarmType.NONE:
+                return resp
+            if member not in self._alarms:
+                conn.execute(
+                    "INSERT OR IGNORE INTO alarm (member_id, type) VALUES (?, ?)",
+                    (schema.to_i64(req.member_id), int(req.alarm)),
+                )
+                self._alarms.add(member)
+                log.warning(
+                    "alarm raised",
+                    extra={
+                        "fields": {
+                            "alarm": _ALARM_NAMES.get(req.alarm, str(req.alarm)),
+                            "from": f"{req.member_id:x}",
+                        }
+                    },
+                )
+            resp.alarms = [rq.AlarmMember(req.member_id, int(req.alarm))]
+        elif req.action == rq.AlarmAction.DEACTIVATE:
+            if member in self._alarms:
+                conn.execute(
+                    "DELETE FROM alarm WHERE member_id = ? AND type = ?",
+                    (schema.to_i64(req.member_id), int(req.alarm)),
+                )
+                self._alarms.discard(member)
+                log.warning(
+                    "alarm disarmed",
+                    extra={
+                        "fields": {
+                            "alarm": _ALARM_NAMES.get(req.alarm, str(req.alarm)),
+                            "from": f"{req.member_id:x}",
+                        }
+                    },
+                )
+                resp.alarms = [rq.AlarmMember(req.member_id, int(req.alarm))]
+        return resp
+
+    # ---- maintenance -----------------------------------------------------------------------
+    def defragment(self) -> float:
+        """VACUUM (etcd's defrag): rebuild the file without free pages; returns seconds.
+
+        VACUUM in WAL mode writes the new image through SQLite's WAL, so a
+        TRUNCATE checkpoint follows to give the space back to the filesystem.
+        """
+        with self._lock:
+            conn = self._db()
+            started = time.perf_counter()
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            took = time.perf_counter() - started
+        self.hooks.on_defrag(took)
+        log.info(
+            "finished defragmenting directory",
+            extra={"fields": {"path": self.path, "took": f"{took:.3f}s"}},
+        )
+        return took
+
+    def checkpoint_durable(self) -> None:
+        """Make every committed batch durable in the database file (fsynced).
+
+        A FULL checkpoint fsyncs SQLite's WAL, copies it into the database and
+        fsyncs the database. The driver calls this before releasing Raft WAL
+        segments: after it, entries up to applied_index() are needed nowhere else.
+        """
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout=10000")
+            busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
+        finally:
+            conn.close()
+        if busy:
+            raise RuntimeError(f"checkpoint of {self.path} did not complete (database busy)")
+
+    def backup(self, path: str) -> BackupInfo:
+        """Write a consistent copy of the database to `path` (SQLite backup API).
+
+        Used as the member's snapshot image and as the image streamed to a
+        lagging follower. Reads through its own connection, so the event loop
+        keeps serving while this runs in a worker thread. The copy is written
+        to a temporary file, fsynced and renamed, so `path` is never partial.
+        """
+        started = time.perf_counter()
+        tmp = path + ".partial"
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        src = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            dst = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                src.backup(dst)
+                meta = dict(dst.execute("SELECT name, value FROM meta").fetchall())
+                dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+        _fsync_dir(os.path.dirname(os.path.abspath(path)))
+        took = time.perf_counter() - started
+        self.hooks.on_backend_snapshot(took)
+        return BackupInfo(
+            path=path,
+            applied_index=int(meta["applied_index"]),
+            revision=int(meta["current_rev"]),
+            size=os.path.getsize(path),
+            seconds=took,
+        )
+
+    def restore_from(self, path: str) -> None:
+        """Replace the whole store with a backup image (a snapshot from the leader).
+
+        The applied index, revisions, leases and alarms come from the image.
+        Watchers stay registered and resynchronize from the new history (or get
+        a compacted response if it no longer reaches back far enough).
+        """
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            tmp = self.path + ".restore"
+            shutil.copyfile(path, tmp)
+            _fsync_file(tmp)
+            for suffix in ("-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(self.path + suffix)
+            os.replace(tmp, self.path)
+            _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+            self._conn = schema.connect(self.path)
+            self._reader = Reader(self._conn, self._state)
+            self._load()
+        self.watch_hub.on_restore()
+        log.info(
+            "restored backend from snapshot image",
+            extra={
+                "fields": {
+                    "applied-index": self._applied,
+                    "current-revision": self._state.current_rev,
+                }
+            },
+        )
+
+
+def _fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
