@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from node.transport import TransportOptions
-from tests.transport.harness import Cluster
+from tests.transport.harness import Cluster, Member
 
 
 async def test_rtt_observer_receives_observations_for_every_peer(
@@ -16,10 +16,11 @@ async def test_rtt_observer_receives_observations_for_every_peer(
     await cluster.start_all()
     for member in cluster.members.values():
         peers = {p for p in cluster.members if p != member.id}
-        await member.rec.wait(
-            lambda member=member, peers=peers: set(member.rec.rtts) == peers,
-            f"RTT for every peer of member {member.id}",
-        )
+
+        def probed(member: Member = member, peers: set[int] = peers) -> bool:
+            return set(member.rec.rtts) == peers
+
+        await member.rec.wait(probed, f"RTT for every peer of member {member.id}")
         for peer in peers:
             assert all(0 < rtt < 5 for rtt in member.rec.rtts[peer])
             stats = member.transport.stats()[peer]

@@ -12,7 +12,7 @@ from node.raft.messages import Entry, Message, MessageType
 from node.transport import TransportOptions
 from node.transport.codec import encode
 from node.transport.wire import STREAM_PATH
-from tests.transport.harness import FAST, Cluster, eventually
+from tests.transport.harness import FAST, Cluster, Member, eventually
 
 # Keep-alives would add bytes at times the test does not control; push them past its end.
 QUIET = TransportOptions(
@@ -62,13 +62,11 @@ async def test_three_members_exchange_messages_in_order_and_count_bytes_both_way
             cluster.members[a].transport.send(msgs[at : at + 37])
     for b, member in cluster.members.items():
         expected = {a: msgs for (a, to), msgs in sent.items() if to == b}
-        await member.rec.wait(
-            lambda member=member, expected=expected: all(
-                len(member.rec.from_peer(a)) == len(m) for a, m in expected.items()
-            ),
-            f"all messages at member {b}",
-            within=30,
-        )
+
+        def arrived(member: Member = member, expected: dict[int, list[Message]] = expected) -> bool:
+            return all(len(member.rec.from_peer(a)) == len(m) for a, m in expected.items())
+
+        await member.rec.wait(arrived, f"all messages at member {b}", within=30)
         for a, msgs in expected.items():
             assert member.rec.from_peer(a) == msgs, f"order or content differs {a}->{b}"
     for (a, b), msgs in sent.items():
