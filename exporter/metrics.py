@@ -33,6 +33,7 @@ from prometheus_client import (
 from exporter import catalog as C
 from exporter.catalog import Kind, MetricSpec
 from exporter.collectors import PYTHON_VERSION, BareCounter, OsCollector, StateCollector, peer_label
+from exporter.rpc import ClientTraffic, GatewayCollector, Rpc
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
     from exporter.state import MemberStateSource
 
 __all__ = ["MemberMetrics", "RequestDuration", "Rpc"]
+
+# The JSON gateway sends no client-api-version metadata: etcd counts it as "unknown".
+_UNARY = ("unknown", "unary")
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +59,6 @@ class RequestDuration:
 
     ok: Histogram
     failed: Histogram
-
-
-@dataclass(frozen=True, slots=True)
-class Rpc:
-    """Every gRPC-family child of one (service, method), bound once.
-
-    The gateway keeps one per route (`metrics.rpc("etcdserverpb.KV", "Put")`) and hands
-    it to `request_started` / `request_finished`.
-    """
-
-    service: str
-    method: str
-    grpc_type: str  # unary | bidi_stream | server_stream
-    started: Counter
-    msg_received: Counter
-    msg_sent: Counter
-    handled_ok: Counter
-    handled: dict[str, Counter]  # by gRPC code name (GRPC_CODES)
 
 
 class _BindOnFirstUse(dict[str, RequestDuration]):
@@ -188,24 +174,13 @@ class MemberMetrics:
         self.hash_duration = _histogram(C.MVCC_HASH, r)
         self.hash_rev_duration = _histogram(C.MVCC_HASH_REV, r)
 
-        # ---- client traffic and the gRPC families ------------------------------
-        self.client_received_bytes = _total_counter(C.CLIENT_RECEIVED_BYTES, r)
-        self.client_sent_bytes = _total_counter(C.CLIENT_SENT_BYTES, r)
-        self._client_requests_family = _total_counter(C.CLIENT_REQUESTS, r)
-        self._client_requests: dict[tuple[str, str], Counter] = {}
-        # The JSON gateway sends no client-api-version: etcd counts it as "unknown".
-        self.client_unary = self.client_requests("unknown", "unary")
-        self.client_stream = self.client_requests("unknown", "stream")
-
-        self._grpc_started_family = _total_counter(C.GRPC_STARTED, r)
-        self._grpc_handled_family = _total_counter(C.GRPC_HANDLED, r)
-        self._grpc_received_family = _total_counter(C.GRPC_MSG_RECEIVED, r)
-        self._grpc_sent_family = _total_counter(C.GRPC_MSG_SENT, r)
-        self.rpcs: dict[tuple[str, str], Rpc] = {}
-        self.grpc_started: dict[tuple[str, str], Counter] = {}
-        self.grpc_handled: dict[tuple[str, str, str], Counter] = {}
-        for service, method, grpc_type in C.GRPC_METHODS:
-            self._bind_rpc(service, method, grpc_type)
+        # ---- client traffic and the gRPC families (plain ints, see exporter.rpc) ----
+        self.traffic = ClientTraffic()
+        self.rpcs: dict[tuple[str, str], Rpc] = {
+            (service, method): Rpc(service, method, grpc_type)
+            for service, method, grpc_type in C.GRPC_METHODS
+        }
+        r.register(GatewayCollector(self.rpcs, self.traffic))
 
         # ---- peers (children bound per peer by bind_peers) ----------------------
         self._peer_rtt_family = _histogram(C.PEER_RTT, r)
@@ -251,51 +226,26 @@ class MemberMetrics:
             self.snapshot_receive_duration[peer_id] = self._snap_recv_duration_family.labels(label)
             log.debug("metrics peer bound peer=%s", label)
 
-    def _bind_rpc(self, service: str, method: str, grpc_type: str) -> Rpc:
-        handled = {
-            code: self._grpc_handled_family.labels(code, method, service, grpc_type)
-            for code in C.GRPC_CODES
-        }
-        rpc = Rpc(
-            service=service,
-            method=method,
-            grpc_type=grpc_type,
-            started=self._grpc_started_family.labels(method, service, grpc_type),
-            msg_received=self._grpc_received_family.labels(method, service, grpc_type),
-            msg_sent=self._grpc_sent_family.labels(method, service, grpc_type),
-            handled_ok=handled["OK"],
-            handled=handled,
-        )
-        self.rpcs[(service, method)] = rpc
-        self.grpc_started[(service, method)] = rpc.started
-        for code, child in handled.items():
-            self.grpc_handled[(service, method, code)] = child
-        return rpc
-
     def rpc(self, service: str, method: str, grpc_type: str = "unary") -> Rpc:
-        """The bound handles of one gRPC method (etcd's 41 are pre-bound; others on demand).
+        """The counters of one gRPC method (etcd's 41 exist from the start; others on demand).
 
         Call at route set-up and keep the result; this is not meant for every request.
         """
-        found = self.rpcs.get((service, method))
-        return found if found is not None else self._bind_rpc(service, method, grpc_type)
-
-    def client_requests(self, api_version: str, kind: str) -> Counter:
-        """The etcd_server_client_requests_total child for (client_api_version, type)."""
-        key = (api_version, kind)
-        child = self._client_requests.get(key)
-        if child is None:
-            child = self._client_requests_family.labels(api_version, kind)
-            self._client_requests[key] = child
-        return child
+        key = (service, method)
+        found = self.rpcs.get(key)
+        if found is None:
+            found = self.rpcs[key] = Rpc(service, method, grpc_type)
+        return found
 
     # ---------------------------------------------------------------- gateway path
+    # Event-loop thread only (exporter.rpc): these are plain-int increments.
     def request_started(self, rpc: Rpc, received_bytes: int) -> None:
         """A unary gateway call arrived: started, one message received, its body bytes."""
-        rpc.started.inc()
-        rpc.msg_received.inc()
-        self.client_unary.inc()
-        self.client_received_bytes.inc(received_bytes)
+        rpc.started += 1
+        rpc.msg_received += 1
+        traffic = self.traffic
+        traffic.requests[_UNARY] = traffic.requests.get(_UNARY, 0) + 1
+        traffic.received_bytes += received_bytes
 
     def request_finished(
         self, rpc: Rpc, duration: RequestDuration, code: str, seconds: float, sent_bytes: int
@@ -305,22 +255,38 @@ class MemberMetrics:
         As go-grpc-prometheus, a message is counted as sent only for OK answers.
         """
         if code == "OK":
-            rpc.handled_ok.inc()
-            rpc.msg_sent.inc()
+            rpc.handled_ok += 1
+            rpc.msg_sent += 1
             duration.ok.observe(seconds)
         else:
-            (rpc.handled.get(code) or rpc.handled["Unknown"]).inc()
+            rpc.count_handled(code)
             duration.failed.observe(seconds)
-        self.client_sent_bytes.inc(sent_bytes)
+        self.traffic.sent_bytes += sent_bytes
 
-    def stream_started(self, rpc: Rpc) -> None:
+    def stream_started(self, rpc: Rpc, api_version: str = "unknown") -> None:
         """A streaming call (Watch, LeaseKeepAlive, Snapshot) opened."""
-        rpc.started.inc()
-        self.client_stream.inc()
+        rpc.started += 1
+        self.count_client_request(api_version, "stream")
+
+    def stream_message(self, rpc: Rpc, *, received: int = 0, sent: int = 0) -> None:
+        """Messages moved on an open stream (their bytes go to count_client_bytes)."""
+        rpc.msg_received += received
+        rpc.msg_sent += sent
 
     def stream_finished(self, rpc: Rpc, code: str) -> None:
         """A streaming call ended with gRPC `code` (Canceled when the client went away)."""
-        (rpc.handled.get(code) or rpc.handled["Unknown"]).inc()
+        rpc.count_handled(code)
+
+    def count_client_request(self, api_version: str, kind: str) -> None:
+        """One etcd_server_client_requests_total{client_api_version, type} increment."""
+        key = (api_version, kind)
+        requests = self.traffic.requests
+        requests[key] = requests.get(key, 0) + 1
+
+    def count_client_bytes(self, *, received: int = 0, sent: int = 0) -> None:
+        """Client body bytes outside request_started/finished (stream messages)."""
+        self.traffic.received_bytes += received
+        self.traffic.sent_bytes += sent
 
     # ---------------------------------------------------------------- WAL / snapshotter hooks
     def on_fsync(self, seconds: float) -> None:
