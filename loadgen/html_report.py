@@ -180,6 +180,13 @@ def render_html(report: Report) -> str:
             + "".join(_row(f"p{p:g}", f"{w.percentile(p) * 1e3:.3f} ms") for p in PERCENTILES)
             + "</table>"
         )
+        if report.watch_from_send is not None:
+            ws = report.watch_from_send
+            watch += (
+                "<h3>From the put's send (etcd benchmark watch-latency)</h3><table>"
+                + "".join(_row(f"p{p:g}", f"{ws.percentile(p) * 1e3:.3f} ms") for p in PERCENTILES)
+                + "</table>"
+            )
     charts = (
         svg_line_chart(
             "Throughput (successful requests per second)",

@@ -117,6 +117,7 @@ class WorkerResult:
     sent: int  # requests handed to the network (success + errors)
     unsent: int  # open loop: tickets whose send time passed the hard stop, never sent
     watch_events: OpResult | None = None  # watch workload: put-ack -> event latencies
+    watch_events_from_send: OpResult | None = None  # put-send -> event (etcd's definition)
     watch_early_events: int = 0  # events seen before their put's ack (latency 0)
     watch_missing_events: int = 0  # expected events never received before the end
     notes: list[str] = field(default_factory=list)
@@ -140,6 +141,8 @@ class Recorder:
         self.last_end = t0
         self.event_hist = new_histogram()
         self.event_moments = Moments()
+        self.event_send_hist = new_histogram()
+        self.event_send_moments = Moments()
         self.last_closed: SecondRow | None = None
         self._last_closed_p99 = 0.0
 
@@ -171,10 +174,12 @@ class Recorder:
         if now > self.last_end:
             self.last_end = now
 
-    def record_event(self, latency: float) -> None:
-        """A watch event's put-ack -> event latency (seconds)."""
-        self.event_hist.record_value(to_us(latency))
-        self.event_moments.add(latency)
+    def record_event(self, from_ack: float, from_send: float) -> None:
+        """A watch event's latencies (seconds) from its put's ack and from its put's send."""
+        self.event_hist.record_value(to_us(from_ack))
+        self.event_moments.add(from_ack)
+        self.event_send_hist.record_value(to_us(from_send))
+        self.event_send_moments.add(from_send)
 
     def roll(self, now: float) -> None:
         """Close every second that ended before `now`, empty ones included."""
@@ -213,9 +218,17 @@ class Recorder:
             for op in self._hists
         }
 
-    def event_result(self) -> OpResult:
-        return OpResult(
-            moments=self.event_moments,
-            outcomes={SUCCESS: self.event_moments.count},
-            histogram=self.event_hist.encode().decode("ascii"),
+    def event_results(self) -> tuple[OpResult, OpResult]:
+        """(from ack, from send) watch event latencies."""
+        return (
+            OpResult(
+                moments=self.event_moments,
+                outcomes={SUCCESS: self.event_moments.count},
+                histogram=self.event_hist.encode().decode("ascii"),
+            ),
+            OpResult(
+                moments=self.event_send_moments,
+                outcomes={SUCCESS: self.event_send_moments.count},
+                histogram=self.event_send_hist.encode().decode("ascii"),
+            ),
         )

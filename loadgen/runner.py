@@ -232,7 +232,7 @@ async def run_worker(
             notes=workload.notes(),
         )
         if isinstance(workload, WatchWorkload) and workload.matcher is not None:
-            result.watch_events = recorder.event_result()
+            result.watch_events, result.watch_events_from_send = recorder.event_results()
             result.watch_early_events = workload.matcher.early
             result.watch_missing_events = workload.matcher.missing
         return result

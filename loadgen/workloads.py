@@ -165,46 +165,49 @@ class LeaseKeepaliveWorkload(Workload):
 class EventMatcher:
     """Pairs put acknowledgements with watch events of the same revision.
 
-    An event can reach a watcher before the put's answer reaches the client (both
-    leave the member after apply); such an event is recorded with latency 0 and
-    counted as early, so nothing is dropped from the count.
+    Two latencies per event: from the put's acknowledgement (the headline figure:
+    how long after a writer knows its write is durable do watchers hear of it) and
+    from the put's send (etcd's `benchmark watch-latency` definition). An event can
+    reach a watcher before the put's answer reaches the client (both leave the member
+    after apply); its ack latency is then 0 and it is counted as early.
     """
 
     def __init__(self, watchers: int, recorder: Recorder, metrics: LoadMetrics | None) -> None:
         self.watchers = watchers
         self.recorder = recorder
         self.metrics = metrics
-        self._acked: dict[int, float] = {}
+        self._acked: dict[int, tuple[float, float]] = {}  # revision -> (sent, acked)
         self._remaining: dict[int, int] = {}
-        self._early: dict[int, int] = {}
+        self._early: dict[int, list[float]] = {}  # revision -> event times before the ack
         self.early = 0
         self.received = 0
         self.all_seen = asyncio.Event()
         self.all_seen.set()
 
-    def _observe(self, latency: float) -> None:
-        self.recorder.record_event(latency)
+    def _observe(self, from_ack: float, from_send: float) -> None:
+        self.recorder.record_event(from_ack, from_send)
         if self.metrics is not None:
-            self.metrics.watch_latency.observe(latency)
+            self.metrics.watch_latency.observe(from_ack)
 
-    def on_ack(self, revision: int, now: float) -> None:
-        early = self._early.pop(revision, 0)
-        for _ in range(early):
-            self._observe(0.0)
-        self.early += early
-        left = self.watchers - early
+    def on_ack(self, revision: int, sent: float, acked: float) -> None:
+        early = self._early.pop(revision, [])
+        for seen in early:
+            self._observe(0.0, max(seen - sent, 0.0))
+        self.early += len(early)
+        left = self.watchers - len(early)
         if left > 0:
-            self._acked[revision] = now
+            self._acked[revision] = (sent, acked)
             self._remaining[revision] = left
             self.all_seen.clear()
 
     def on_event(self, revision: int, now: float) -> None:
         self.received += 1
-        acked = self._acked.get(revision)
-        if acked is None:
-            self._early[revision] = self._early.get(revision, 0) + 1
+        times = self._acked.get(revision)
+        if times is None:
+            self._early.setdefault(revision, []).append(now)
             return
-        self._observe(max(now - acked, 0.0))
+        sent, acked = times
+        self._observe(max(now - acked, 0.0), max(now - sent, 0.0))
         left = self._remaining[revision] - 1
         if left:
             self._remaining[revision] = left
@@ -281,11 +284,13 @@ class WatchWorkload(Workload):
             log.warning("watch stream failed endpoint=%s kind=%s", endpoint, exc.kind)
 
     async def watched_put(self, conn: EtcdClient, seq: int, client: int) -> None:
-        payload = await conn.call_raw("/v3/kv/put", self.keys.put_body(self.key_index(seq)))
-        now = time.monotonic()
+        body = self.keys.put_body(self.key_index(seq))
+        sent = time.monotonic()
+        payload = await conn.call_raw("/v3/kv/put", body)
+        acked = time.monotonic()
         revision = int(json.loads(payload)["header"]["revision"])
         if self.matcher is not None:
-            self.matcher.on_ack(revision, now)
+            self.matcher.on_ack(revision, sent, acked)
 
     def next_op(self, seq: int) -> tuple[str, OpFn]:
         return "put", self.watched_put

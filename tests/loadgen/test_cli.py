@@ -1,0 +1,75 @@
+"""Flag parsing: etcd benchmark spellings, Go-style `--flag=value`, globals on either side."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from loadgen.cli import build_parser, config_from_args, main, parse_duration
+
+
+def cfg_of(argv: list[str]):  # type: ignore[no-untyped-def]
+    return config_from_args(build_parser().parse_args(argv))
+
+
+def test_endpoints_accept_commas_and_repeats_and_gain_a_scheme() -> None:
+    cfg = cfg_of(["--endpoints=a:1,b:2", "--endpoints", "http://c:3/", "put"])
+    assert cfg.endpoints == ("http://a:1", "http://b:2", "http://c:3")
+
+
+def test_global_flags_may_follow_the_workload_name_like_cobra() -> None:
+    cfg = cfg_of(["--clients=3", "put", "--conns=2", "--total=50", "--key-size=16"])
+    assert (cfg.clients, cfg.conns, cfg.total, cfg.key_size) == (3, 2, 50, 16)
+
+
+def test_a_global_flag_before_the_workload_is_not_reset_by_the_subcommand() -> None:
+    cfg = cfg_of(["--rate=250", "--consistency=s", "range"])
+    assert cfg.rate == 250.0
+    assert cfg.consistency == "s"
+
+
+def test_go_style_booleans_and_durations() -> None:
+    cfg = cfg_of(["--duration=1m30s", "--timeout=500ms", "put", "--sequential-keys=true"])
+    assert cfg.duration == 90.0
+    assert cfg.timeout == 0.5
+    assert cfg.sequential_keys is True
+    assert cfg.total is None  # a duration-bound run
+    assert cfg_of(["put", "--sequential-keys=false"]).sequential_keys is False
+    assert cfg_of(["put", "--sequential-keys"]).sequential_keys is True
+
+
+def test_defaults_follow_etcd_benchmark() -> None:
+    cfg = cfg_of(["put"])
+    assert (cfg.total, cfg.clients, cfg.conns) == (10_000, 1, 1)
+    assert (cfg.key_size, cfg.val_size, cfg.key_space_size) == (8, 8, 1)
+    assert cfg.endpoints == ("http://127.0.0.1:2379",)
+    assert not cfg.open_loop
+
+
+def test_workload_specific_flags() -> None:
+    assert cfg_of(["txn-put", "--txn-ops=4", "--key-space-size=8"]).txn_ops == 4
+    assert cfg_of(["mixed", "--read-ratio=0.9"]).read_ratio == 0.9
+    assert cfg_of(["watch", "--watchers=7"]).watchers == 7
+    assert cfg_of(["lease-keepalive", "--ttl=15"]).lease_ttl == 15
+    ranged = cfg_of(["range", "foo", "fop", "--prefill"])
+    assert (ranged.range_key, ranged.range_end, ranged.prefill) == ("foo", "fop", True)
+
+
+@pytest.mark.parametrize("text", ["", "5x", "s5", "1m-3s"])
+def test_bad_durations_are_rejected(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--clients=0", "put"],
+        ["txn-put", "--txn-ops=3"],  # three distinct keys need a key space of 3
+        ["mixed", "--read-ratio=1.5"],
+        ["--rate=-1", "put"],
+    ],
+)
+def test_invalid_configs_exit_2_without_sending(argv: list[str]) -> None:
+    assert main(["--no-progress", "--endpoints=127.0.0.1:9", *argv]) == 2

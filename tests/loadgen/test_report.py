@@ -1,0 +1,107 @@
+"""Report files are produced and parse; the text summary reads like etcd's benchmark."""
+
+from __future__ import annotations
+
+import csv
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+from loadgen.config import LoadConfig
+from loadgen.recorder import PERCENTILES, Recorder, WorkerResult
+from loadgen.report import CSV_COLUMNS, merge_results, render_text
+from tests.loadgen.conftest import run_load
+from tests.loadgen.fake_etcd import FakeEtcd
+
+
+class TagCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str | None]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attrs += attrs
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_report_files_are_written_and_parse(fake: FakeEtcd, tmp_path: Path) -> None:
+    csv_path, html_path = tmp_path / "s.csv", tmp_path / "r.html"
+    code, report = run_load(
+        [
+            f"--endpoints={fake.url}",
+            "--clients=4",
+            "--rate=300",
+            "--duration=2s",
+            f"--csv={csv_path}",
+            f"--html={html_path}",
+            "put",
+        ],
+        report_dir=tmp_path / "dir",
+    )
+    assert code == 0
+    rows = list(csv.DictReader(csv_path.open()))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert sum(int(r["throughput"]) for r in rows) == report["succeeded"] == 600
+    assert all(float(r["p99_seconds"]) >= float(r["p50_seconds"]) for r in rows)
+
+    parsed = json.loads((tmp_path / "dir" / "report.json").read_text())
+    assert parsed["succeeded"] == 600
+    assert set(parsed["latency_seconds"]["percentiles"]) == {f"{p:g}" for p in PERCENTILES}
+    assert list(csv.DictReader((tmp_path / "dir" / "timeseries.csv").open())) == rows
+
+    for page in (html_path, tmp_path / "dir" / "report.html"):
+        parser = TagCollector()
+        parser.feed(page.read_text())
+        parser.close()
+        assert parser.tags.count("svg") == 3  # throughput, latency, errors
+        assert "polyline" in parser.tags
+        assert "script" not in parser.tags  # self-contained: nothing to fetch
+        assert not any(name in ("src", "href") for name, _ in parser.attrs)
+        assert any("no coordinated omission" in t for t in parser.text)
+
+    text = (tmp_path / "dir" / "report.txt").read_text()
+    assert "Method: Open loop at 300 requests/s" in text
+
+
+def synthetic(latencies: list[float], errors: int = 0, index: int = 0) -> WorkerResult:
+    rec = Recorder(t0=0.0)
+    for i, lat in enumerate(latencies):
+        rec.record("put", "success", lat, now=i * 0.01)
+    for i in range(errors):
+        rec.record("put", "no_leader", 0.0, now=i * 0.01)
+    rec.flush()
+    return WorkerResult(
+        index=index,
+        ops=rec.op_results(),
+        series=rec.series,
+        elapsed=max(rec.last_end, 1e-9),
+        sent=len(latencies) + errors,
+        unsent=0,
+    )
+
+
+def test_text_summary_has_etcd_benchmark_sections() -> None:
+    cfg = LoadConfig(workload="put", endpoints=("http://x:1",), total=200)
+    report = merge_results(cfg, [synthetic([0.001 * (1 + i % 10) for i in range(200)], errors=3)])
+    text = render_text(report)
+    for line in (
+        "Summary:",
+        "Total:",
+        "Slowest:\t0.0100 secs.",
+        "Fastest:\t0.0010 secs.",
+        "Average:\t0.0055 secs.",
+        "Stddev:",
+        "Requests/sec:",
+        "Response time histogram:",
+        "Latency distribution:",
+        "99.99% in",
+        "no_leader:\t3",
+        "∎",
+    ):
+        assert line in text, line
+    assert "Closed loop" in text
