@@ -340,12 +340,26 @@ class MemberMetrics:
         self.backend_snapshot.observe(seconds)
 
     def on_compaction_pause(self, seconds: float) -> None:
-        """One compaction batch held the store (…db_compaction_pause_duration_milliseconds)."""
+        """One compaction batch held the store (…db_compaction_pause_duration_milliseconds).
+
+        Only for a store that compacts in several batches; see on_compaction.
+        """
         self.compaction_pause_ms.observe(seconds * 1000.0)
 
-    def on_compaction(self, seconds: float) -> None:
-        """A whole compaction finished (…db_compaction_total_duration_milliseconds)."""
-        self.compaction_total_ms.observe(seconds * 1000.0)
+    def on_compaction(self, seconds: float, keys: int = 0, *, batched: bool = False) -> None:
+        """A whole compaction finished (…db_compaction_total_duration_milliseconds).
+
+        node/mvcc compacts in one SQLite transaction, during which writes wait: that
+        transaction is also the pause, so it is observed as one unless the store reports
+        its batches itself (`batched=True` plus on_compaction_pause per batch). `keys` is
+        accepted for node/mvcc's BackendObserver signature; the key count is read from
+        MvccState.compaction_keys_total at scrape time.
+        """
+        del keys
+        milliseconds = seconds * 1000.0
+        self.compaction_total_ms.observe(milliseconds)
+        if not batched:
+            self.compaction_pause_ms.observe(milliseconds)
 
     def on_hash(self, seconds: float) -> None:
         """Store hash computed (etcd_mvcc_hash_duration_seconds)."""

@@ -167,13 +167,23 @@ def test_wal_hooks_feed_fsync_histogram_and_byte_gauge(metrics: MemberMetrics) -
     assert sample(metrics, "etcd_disk_wal_write_bytes_total") == 5096
 
 
-def test_compaction_hooks_take_seconds_and_expose_milliseconds(metrics: MemberMetrics) -> None:
-    metrics.on_compaction(0.25)
+def test_a_single_transaction_compaction_is_also_its_pause_in_milliseconds(
+    metrics: MemberMetrics,
+) -> None:
+    metrics.on_compaction(0.25, 1000)  # node/mvcc's BackendObserver signature
+    total = "etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_sum"
+    pause = "etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds_sum"
+    assert sample(metrics, total) == 250
+    assert sample(metrics, pause) == 250
+
+
+def test_a_batched_compaction_reports_its_pauses_separately(metrics: MemberMetrics) -> None:
     metrics.on_compaction_pause(0.003)
-    assert (
-        sample(metrics, "etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_sum") == 250
-    )
-    assert sample(metrics, "etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds_sum") == 3
+    metrics.on_compaction_pause(0.004)
+    metrics.on_compaction(0.25, batched=True)
+    pause = "etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds"
+    assert sample(metrics, pause + "_count") == 2
+    assert sample(metrics, pause + "_sum") == pytest.approx(7)
 
 
 def test_rtt_of_a_new_peer_gets_its_series(metrics: MemberMetrics) -> None:

@@ -1,0 +1,60 @@
+"""MemberMetrics is the one observer the member hands to its WAL, store and transport.
+
+The hook Protocols live in node/ (which never imports prometheus_client); this checks
+that every hook they declare exists on MemberMetrics and accepts their arguments, so a
+signature drift fails here instead of in a running member.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporter.metrics import MemberMetrics
+
+if TYPE_CHECKING:
+    from node.mvcc.observer import BackendObserver
+    from node.transport.stats import TransportObserver
+    from node.wal.observer import WalObserver
+
+    _metrics = MemberMetrics()
+    _wal: WalObserver = _metrics
+    _transport: TransportObserver = _metrics
+    _backend: BackendObserver = _metrics
+
+_DUMMY: dict[str, Any] = {"float": 0.01, "int": 3, "bool": True}
+
+
+def _protocols() -> list[type]:
+    found: list[type] = []
+    for module, name in (
+        ("node.wal.observer", "WalObserver"),
+        ("node.transport.stats", "TransportObserver"),
+        ("node.mvcc.observer", "BackendObserver"),
+    ):
+        try:
+            found.append(getattr(__import__(module, fromlist=[name]), name))
+        except (ImportError, AttributeError):  # pragma: no cover - layer not written yet
+            continue
+    return found
+
+
+@pytest.mark.parametrize("protocol", _protocols(), ids=lambda p: p.__name__)
+def test_every_hook_of_the_layers_exists_and_accepts_their_arguments(protocol: type) -> None:
+    metrics = MemberMetrics(CollectorRegistry(), process_metrics=False)
+    hooks = [name for name in vars(protocol) if name.startswith("on_")]
+    assert hooks
+    for name in hooks:
+        params = list(inspect.signature(getattr(protocol, name)).parameters.values())[1:]
+        args = [_DUMMY[str(p.annotation)] for p in params]
+        getattr(metrics, name)(*args)  # raises TypeError if the signatures drifted
+
+
+def test_optional_wal_hooks_exist() -> None:
+    metrics = MemberMetrics(CollectorRegistry(), process_metrics=False)
+    metrics.on_snapshot_db_fsync(0.001)
+    metrics.on_snapshot_db_save(0.2)
+    assert metrics.registry.get_sample_value("etcd_snap_db_fsync_duration_seconds_count") == 1
