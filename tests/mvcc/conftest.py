@@ -1,0 +1,62 @@
+"""Fixtures for the MVCC tests: a store in tmp_path and a tiny stand-in for the Raft log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from node.mvcc import requests as rq
+from node.mvcc.errors import MvccError
+from node.mvcc.store import ApplyResult, KVStore
+
+
+class Log:
+    """Assigns Raft indexes and request ids, applies entries, returns responses or raises."""
+
+    def __init__(self, store: KVStore) -> None:
+        self.store = store
+        self.index = store.applied_index()
+        self.entries: list[tuple[int, bytes]] = []
+
+    def entry(self, req: Any) -> tuple[int, bytes]:
+        self.index += 1
+        e = (self.index, rq.encode_request(self.index * 10, req))
+        self.entries.append(e)
+        return e
+
+    def batch(self, *reqs: Any) -> list[ApplyResult]:
+        return self.store.apply_batch([self.entry(r) for r in reqs])
+
+    def apply(self, req: Any) -> Any:
+        (result,) = self.batch(req)
+        assert result.request_id == self.index * 10
+        if result.error is not None:
+            raise result.error
+        return result.response
+
+    def error(self, req: Any) -> MvccError:
+        (result,) = self.batch(req)
+        assert result.error is not None, f"expected an error, got {result.response}"
+        return result.error
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> str:
+    return str(tmp_path / "member" / "db")
+
+
+@pytest.fixture
+def store(db_path: str) -> Iterator[KVStore]:
+    s = KVStore.open(db_path)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def raft(store: KVStore) -> Log:
+    return Log(store)
