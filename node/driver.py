@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
+
 from node.config import SNAPSHOT_CATCHUP_ENTRIES, MemberConfig
 from node.mvcc import requests as rq
 from node.mvcc.compactor import make_compactor
@@ -57,6 +59,7 @@ from .api import errors as E
 
 log = logging.getLogger(__name__)
 
+MEMBER_INFO_PATH = "/raftmon/member"  # on the peer listener: name, id, client URLs
 SLOW_APPLY_SECONDS = 0.1  # etcd warns and counts applies slower than this
 SLOW_READ_INDEX_SECONDS = 0.5  # etcd's readIndexRetryTime
 
@@ -120,6 +123,7 @@ class RaftDriver:
             os.path.join(snap_dir, "db"),
             quota_bytes=cfg.quota_backend_bytes,
             max_txn_ops=cfg.max_txn_ops,
+            min_lease_ttl=max(2, -(-3 * cfg.election_timeout_ms // 2000)),
             observer=observer,
         )
         self.lessor = Lessor(self.kv)
@@ -173,6 +177,8 @@ class RaftDriver:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self.on_leader_change: list[Callable[[int, int], None]] = []
+        self._client_urls: dict[int, list[str]] = {}
+        self.installing_snapshot = False
 
     # ---- start-up --------------------------------------------------------
     def _open_wal(self, wal_dir: str) -> WAL:
@@ -189,7 +195,12 @@ class RaftDriver:
                 wal_dir, meta, segment_size=self.cfg.wal_segment_bytes, observer=self.observer
             )
         snap_meta = newest[0] if newest else None
-        wal, replay = WAL.open(wal_dir, snapshot=snap_meta, observer=self.observer)
+        wal, replay = WAL.open(
+            wal_dir,
+            snapshot=snap_meta,
+            segment_size=self.cfg.wal_segment_bytes,
+            observer=self.observer,
+        )
         if snap_meta is not None and snap_meta.index > 0:
             self.storage.apply_snapshot(Snapshot(metadata=snap_meta))
             self.snapshot_index = snap_meta.index
@@ -405,7 +416,7 @@ class RaftDriver:
 
     async def _handle_ready(self, rd: Ready) -> None:
         if rd.soft_state is not None:
-            self._on_soft_state(rd.soft_state.lead, rd.soft_state.raft_state)
+            self._on_soft_state(rd.soft_state.lead, rd.soft_state.role)
         if rd.hard_state is not None:
             self.term = rd.hard_state.term
         # 1. requests may leave while we persist (leader appends in parallel with followers)
@@ -585,7 +596,11 @@ class RaftDriver:
     async def _install_snapshot(self, snap: Snapshot) -> None:
         newest = self.snapshotter.load_newest()
         assert newest is not None and newest[0].index == snap.metadata.index
-        await asyncio.to_thread(self.kv.restore_from, newest[1])
+        self.installing_snapshot = True
+        try:
+            await asyncio.to_thread(self.kv.restore_from, newest[1])
+        finally:
+            self.installing_snapshot = False
         self._received_snapshots.pop(snap.metadata.index, None)
         self.applied_index = max(snap.metadata.index, self.kv.applied_index())
         self.snapshot_index = snap.metadata.index
@@ -609,9 +624,59 @@ class RaftDriver:
             if target:
                 self.propose_nowait(rq.CompactionRequest(revision=target))
 
+    # ---- services for the KV layer ---------------------------------------
+    def kv_lock(self) -> contextlib.AbstractContextManager[object]:
+        """Held while reading the store off the apply path (apply runs on the loop today)."""
+        return contextlib.nullcontext()
+
+    def raise_nospace_alarm(self) -> None:
+        """Over quota: replicate a NOSPACE alarm once (etcd raises it from the proposer)."""
+        if not any(name == "NOSPACE" for _, name in self.kv.alarms()):
+            self.propose_nowait(
+                rq.AlarmRequest(
+                    action=rq.AlarmAction.ACTIVATE,
+                    member_id=self.member_id,
+                    alarm=rq.AlarmType.NOSPACE,
+                )
+            )
+
+    async def defragment(self) -> None:
+        await asyncio.to_thread(self.kv.defragment)  # the store reports its duration
+
+    async def client_urls_of(self, member_id: int) -> list[str]:
+        """Client URLs a member advertises (asked over its peer URL, then cached)."""
+        if member_id == self.member_id:
+            return list(self.cfg.advertise_client_urls)
+        cached = self._client_urls.get(member_id)
+        if cached is not None:
+            return cached
+        spec = next((m for m in self.cfg.members if m.member_id == member_id), None)
+        if spec is None:
+            return []
+        timeout = aiohttp.ClientTimeout(total=2)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(spec.peer_urls[0] + MEMBER_INFO_PATH) as resp,
+        ):
+            info = await resp.json()
+        urls = [str(u) for u in info.get("clientURLs", [])]
+        self._client_urls[member_id] = urls
+        return urls
+
+    async def leader_client_url(self) -> str | None:
+        if self.lead == 0:
+            return None
+        urls = await self.client_urls_of(self.lead)
+        return urls[0] if urls else None
+
     # ---- fault injection --------------------------------------------------
     def set_fsync_delay(self, seconds: float) -> None:
         self.wal.fsync_delay_seconds = max(0.0, seconds)
+
+    @property
+    def proposals_pending(self) -> int:
+        """Client proposals waiting to be applied (etcd_server_proposals_pending)."""
+        return len(self._waiters)
 
     @property
     def is_leader(self) -> bool:

@@ -40,6 +40,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Consecutive probe timeouts after which a connected stream is presumed stuck (a paused
+# or wedged peer whose kernel still accepts our bytes) and is torn down: with the default
+# probe interval and timeout that is ~3-5 s, close to etcd's 5 s connection read timeout.
+STUCK_PROBE_TIMEOUTS = 2
+
 # Losing one of these means the follower's Progress is wrong until the core re-probes.
 _CRITICAL = frozenset({MessageType.MsgApp, MessageType.MsgSnap})
 
@@ -90,6 +95,9 @@ class PeerSender:
         self._drop_warned = False  # one WARNING per episode of drops, DEBUG after that
         self._dial_failing = False  # log dial failures on the transition only
         self._probe_failing = False
+        self._probe_timeouts = 0  # consecutive, reset by any answered probe
+        self._resp: aiohttp.ClientResponse | None = None  # the live stream, while connected
+        self._reset_reason = ""
         self._rng = random.Random()  # jitter only; not part of any reproducible state
 
     # ----------------------------------------------------------------------------- send side
@@ -273,15 +281,18 @@ class PeerSender:
                 self._refused(resp.status, reason)
                 return None
             self._connected()
+            self._resp = resp
             started = loop.time()
             try:
                 await resp.content.read()  # the receiver sends nothing; returns at EOF
                 why = "peer closed the stream"
             except (aiohttp.ClientError, OSError) as exc:
-                why = f"{type(exc).__name__}: {exc}"
+                why = self._reset_reason or f"{type(exc).__name__}: {exc}"
             self._disconnected(why)
             return loop.time() - started
         finally:
+            self._resp = None
+            self._reset_reason = ""
             resp.close()
 
     def _connected(self) -> None:
@@ -358,6 +369,20 @@ class PeerSender:
             self._probe_now.clear()
             await self._probe_once(session)
 
+    def _reset_stuck_stream(self) -> None:
+        """Tear down a stream whose peer stopped answering: its writes only fill buffers."""
+        resp = self._resp
+        if resp is None or self._reset_reason:
+            return
+        self._reset_reason = f"peer answered no probe {self._probe_timeouts} times in a row"
+        log.warning(
+            "resetting stuck peer stream remote-peer-id=%s reason=%r",
+            wire.id_hex(self.peer_id),
+            self._reset_reason,
+            extra={"fields": self._log_fields},
+        )
+        resp.close()  # the stream task's read fails at once and it redials with backoff
+
     async def _probe_once(self, session: aiohttp.ClientSession) -> None:
         loop = asyncio.get_running_loop()
         fault = self.fault
@@ -379,6 +404,10 @@ class PeerSender:
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             ok = False
             why = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, TimeoutError):
+                self._probe_timeouts += 1
+                if self._probe_timeouts >= STUCK_PROBE_TIMEOUTS:
+                    self._reset_stuck_stream()
         if not ok:
             self.stats.probe_failures += 1
             if not self._probe_failing:
@@ -391,6 +420,7 @@ class PeerSender:
             self._probe_failing = True
             return
         rtt = loop.time() - started
+        self._probe_timeouts = 0
         self._probe_failing = False
         self.stats.probes_ok += 1
         self.stats.last_rtt_seconds = rtt

@@ -1,0 +1,431 @@
+"""etcd v3's HTTP/JSON gateway: the same paths, JSON and errors as etcd 3.4.
+
+Handlers stay thin: parse etcd JSON -> call the KV service -> render etcd JSON.
+Every call is counted the way etcd's gRPC interceptors count gateway calls
+(grpc_server_started_total / handled_total under etcd's service and method
+names) and timed end to end into etcd_server_request_duration_seconds. Errors
+are raised as EtcdError and rendered in one place with etcd's body and status.
+Paths are served under /v3/ and, as etcd 3.4 does, /v3beta/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from node.api import codec
+from node.api.errors import (
+    EtcdError,
+    GrpcCode,
+    from_exception,
+    invalid_argument,
+    message_too_large,
+    not_found_path,
+)
+from node.mvcc import requests as rq
+
+if TYPE_CHECKING:
+    from exporter.metrics import MemberMetrics, RequestDuration, Rpc
+    from node.kvserver import KVService
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[["KVService", dict[str, Any]], Awaitable[dict[str, Any]]]
+GRPC_OVERHEAD_BYTES = 512 * 1024  # etcd: max gRPC message = max-request-bytes + 512 KiB
+
+# ---- handlers: body dict -> response dict --------------------------------------------
+
+
+async def kv_put(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    resp = await svc.put(codec.put_request(body))
+    return codec.put_json(resp, svc.header(resp.revision))
+
+
+async def kv_range(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    resp = await svc.range(codec.range_request(body))
+    return codec.range_json(resp, svc.header(resp.revision))
+
+
+async def kv_deleterange(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    resp = await svc.delete_range(codec.delete_range_request(body))
+    return codec.delete_range_json(resp, svc.header(resp.revision))
+
+
+async def kv_txn(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    resp = await svc.txn(codec.txn_request(body))
+    return codec.txn_json(resp, svc.header(resp.revision))
+
+
+async def kv_compaction(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    resp = await svc.compact(codec.compaction_request(body))
+    return {"header": svc.header(resp.revision)}
+
+
+async def lease_grant(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    ttl = codec.to_int(body.get("TTL"), "TTL")
+    resp = await svc.lease_grant(rq.LeaseGrantRequest(ttl=ttl, id=codec.lease_id(body)))
+    out: dict[str, Any] = {
+        "header": svc.header(resp.revision),
+        "ID": str(resp.id),
+        "TTL": str(resp.ttl),
+    }
+    if resp.error:
+        out["error"] = resp.error
+    return out
+
+
+async def lease_revoke(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    resp = await svc.lease_revoke(rq.LeaseRevokeRequest(id=codec.lease_id(body)))
+    return {"header": svc.header(resp.revision)}
+
+
+async def lease_timetolive(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    req = rq.LeaseTimeToLiveRequest(
+        id=codec.lease_id(body), keys=codec.to_bool(body.get("keys"), "keys")
+    )
+    resp = await svc.lease_time_to_live(req)
+    out: dict[str, Any] = {
+        "header": svc.header(resp.revision),
+        "ID": str(resp.id),
+        "TTL": str(resp.ttl),
+    }
+    if resp.granted_ttl:
+        out["grantedTTL"] = str(resp.granted_ttl)
+    if resp.keys:
+        out["keys"] = [codec.b64(k) for k in resp.keys]
+    return out
+
+
+async def lease_leases(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    resp = await svc.lease_leases()
+    out: dict[str, Any] = {"header": svc.header(resp.revision)}
+    if resp.leases:
+        out["leases"] = [{"ID": str(i)} for i in resp.leases]
+    return out
+
+
+async def maintenance_status(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    return await svc.status()
+
+
+async def maintenance_defragment(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    await svc.defragment()
+    return {"header": svc.header()}
+
+
+async def maintenance_alarm(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    req = rq.AlarmRequest(
+        action=codec.to_enum(body.get("action"), rq.AlarmAction, "action"),
+        member_id=codec.to_int(body.get("memberID"), "memberID"),
+        alarm=codec.to_enum(body.get("alarm"), rq.AlarmType, "alarm"),
+    )
+    resp = await svc.alarm(req)
+    if not resp.alarms:
+        return {}  # etcd 3.4 answers an empty alarm list with an empty object
+    return {
+        "header": svc.header(resp.revision),
+        "alarms": [
+            {"memberID": str(a.member_id), "alarm": rq.AlarmType(a.alarm).name} for a in resp.alarms
+        ],
+    }
+
+
+async def maintenance_transfer_leadership(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    await svc.transfer_leadership(codec.to_int(body.get("targetID"), "targetID"))
+    return {"header": svc.header()}
+
+
+async def maintenance_hash_kv(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    return await svc.hash_kv(codec.to_int(body.get("revision"), "revision"))
+
+
+async def cluster_member_list(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    return await svc.member_list()
+
+
+# path (after /v3), gRPC service, gRPC method, request type for the duration histogram
+UNARY_ROUTES: list[tuple[str, str, str, str | None, Handler]] = [
+    ("/kv/put", "etcdserverpb.KV", "Put", "Put", kv_put),
+    ("/kv/range", "etcdserverpb.KV", "Range", "Range", kv_range),
+    ("/kv/deleterange", "etcdserverpb.KV", "DeleteRange", "DeleteRange", kv_deleterange),
+    ("/kv/txn", "etcdserverpb.KV", "Txn", "Txn", kv_txn),
+    ("/kv/compaction", "etcdserverpb.KV", "Compact", "Compaction", kv_compaction),
+    ("/lease/grant", "etcdserverpb.Lease", "LeaseGrant", "LeaseGrant", lease_grant),
+    ("/lease/revoke", "etcdserverpb.Lease", "LeaseRevoke", "LeaseRevoke", lease_revoke),
+    ("/kv/lease/revoke", "etcdserverpb.Lease", "LeaseRevoke", "LeaseRevoke", lease_revoke),
+    (
+        "/lease/timetolive",
+        "etcdserverpb.Lease",
+        "LeaseTimeToLive",
+        "LeaseTimeToLive",
+        lease_timetolive,
+    ),
+    (
+        "/kv/lease/timetolive",
+        "etcdserverpb.Lease",
+        "LeaseTimeToLive",
+        "LeaseTimeToLive",
+        lease_timetolive,
+    ),
+    ("/lease/leases", "etcdserverpb.Lease", "LeaseLeases", "LeaseLeases", lease_leases),
+    ("/kv/lease/leases", "etcdserverpb.Lease", "LeaseLeases", "LeaseLeases", lease_leases),
+    ("/maintenance/status", "etcdserverpb.Maintenance", "Status", None, maintenance_status),
+    (
+        "/maintenance/defragment",
+        "etcdserverpb.Maintenance",
+        "Defragment",
+        None,
+        maintenance_defragment,
+    ),
+    ("/maintenance/alarm", "etcdserverpb.Maintenance", "Alarm", "Alarm", maintenance_alarm),
+    ("/maintenance/hash", "etcdserverpb.Maintenance", "HashKV", None, maintenance_hash_kv),
+    (
+        "/maintenance/transfer-leadership",
+        "etcdserverpb.Maintenance",
+        "MoveLeader",
+        None,
+        maintenance_transfer_leadership,
+    ),
+    ("/cluster/member/list", "etcdserverpb.Cluster", "MemberList", None, cluster_member_list),
+]
+
+_CODE_NAMES = {
+    GrpcCode.OK: "OK",
+    GrpcCode.CANCELED: "Canceled",
+    GrpcCode.UNKNOWN: "Unknown",
+    GrpcCode.INVALID_ARGUMENT: "InvalidArgument",
+    GrpcCode.DEADLINE_EXCEEDED: "DeadlineExceeded",
+    GrpcCode.NOT_FOUND: "NotFound",
+    GrpcCode.ALREADY_EXISTS: "AlreadyExists",
+    GrpcCode.PERMISSION_DENIED: "PermissionDenied",
+    GrpcCode.RESOURCE_EXHAUSTED: "ResourceExhausted",
+    GrpcCode.FAILED_PRECONDITION: "FailedPrecondition",
+    GrpcCode.ABORTED: "Aborted",
+    GrpcCode.OUT_OF_RANGE: "OutOfRange",
+    GrpcCode.UNIMPLEMENTED: "Unimplemented",
+    GrpcCode.INTERNAL: "Internal",
+    GrpcCode.UNAVAILABLE: "Unavailable",
+    GrpcCode.DATA_LOSS: "DataLoss",
+    GrpcCode.UNAUTHENTICATED: "Unauthenticated",
+}
+
+
+def error_response(err: EtcdError) -> web.Response:
+    return web.Response(body=err.body(), status=err.http_status, content_type="application/json")
+
+
+async def read_body(request: web.Request, max_request_bytes: int) -> bytes:
+    """The raw body, refusing what etcd's gRPC layer would refuse as too large."""
+    limit = max_request_bytes + GRPC_OVERHEAD_BYTES
+    # base64 makes JSON ~4/3 of the protobuf size etcd measures; allow for it here
+    # and check the decoded size precisely once parsed.
+    length = request.content_length
+    if length is not None and length * 3 // 4 > limit + 1024:
+        raise message_too_large(length * 3 // 4, limit)
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise message_too_large(limit + 1, limit) from None
+
+
+def make_unary(
+    svc: KVService,
+    handler: Handler,
+    rpc: Rpc,
+    duration: RequestDuration | None,
+    metrics: MemberMetrics,
+    max_request_bytes: int,
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Wrap a handler with body limits, etcd error rendering and gRPC-style metrics."""
+
+    async def handle(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        code = GrpcCode.OK
+        sent = 0
+        try:
+            raw = await read_body(request, max_request_bytes)
+            metrics.request_started(rpc, len(raw))
+            body = codec.parse_body(raw)
+            out = codec.dumps(await handler(svc, body))
+            sent = len(out)
+            return web.Response(body=out, content_type="application/json")
+        except EtcdError as err:
+            code = err.code
+            return error_response(err)
+        except asyncio.CancelledError:
+            code = GrpcCode.CANCELED
+            raise
+        except Exception as err:  # an unexpected bug: answer etcd-style, log loudly
+            mapped = from_exception(err)
+            if mapped.code == GrpcCode.UNKNOWN:
+                log.exception("request failed", extra={"fields": {"path": request.path}})
+            code = mapped.code
+            return error_response(mapped)
+        finally:
+            name = _CODE_NAMES[code]
+            if duration is not None:
+                metrics.request_finished(rpc, duration, name, time.perf_counter() - started, sent)
+            elif code == GrpcCode.OK:  # calls etcd does not time (status, member list, ...)
+                rpc.handled_ok += 1
+                rpc.msg_sent += 1
+            else:
+                rpc.count_handled(name)
+
+    return handle
+
+
+# ---- streams: watch and lease keep-alive ----------------------------------------------
+async def _stream_requests(request: web.Request) -> Any:
+    """Yield JSON objects from a streamed request body, as grpc-gateway decodes them."""
+    decoder = json.JSONDecoder()
+    buf = ""
+    async for chunk in request.content.iter_any():
+        buf += chunk.decode()
+        while True:
+            buf = buf.lstrip()
+            if not buf:
+                break
+            try:
+                obj, end = decoder.raw_decode(buf)
+            except json.JSONDecodeError:
+                break  # incomplete: wait for more bytes
+            buf = buf[end:]
+            yield obj
+    if buf.strip():
+        raise invalid_argument("unexpected EOF")
+
+
+def make_watch(
+    svc: KVService, rpc: Rpc, metrics: MemberMetrics
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        metrics.stream_started(rpc)
+        code = "OK"
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        stream = svc.open_watch_stream()
+        try:
+            requests = _stream_requests(request)
+            first = await anext(requests, None)
+            if not isinstance(first, dict):
+                raise invalid_argument("unexpected EOF")
+            await response.prepare(request)
+            reader = asyncio.create_task(_watch_control(svc, stream, first, requests))
+            try:
+                async for result in stream.results():
+                    await response.write(
+                        codec.dumps(codec.watch_json(result, svc.header(result.revision))) + b"\n"
+                    )
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
+        except EtcdError as err:
+            code = _CODE_NAMES[err.code]
+            if not response.prepared:
+                return error_response(err)
+        except (ConnectionResetError, asyncio.CancelledError):
+            code = "Canceled"
+            raise
+        finally:
+            stream.close()
+            metrics.stream_finished(rpc, code)
+        return response
+
+    return handle
+
+
+async def _watch_control(svc: KVService, stream: Any, first: dict[str, Any], rest: Any) -> None:
+    """Apply create/cancel/progress requests from the client's body as they arrive."""
+    await _watch_request(svc, stream, first)
+    with contextlib.suppress(EtcdError, ConnectionResetError):
+        async for obj in rest:
+            if isinstance(obj, dict):
+                await _watch_request(svc, stream, obj)
+    # NB: grpc-gateway keeps the response open after the request body ends.
+
+
+async def _watch_request(svc: KVService, stream: Any, obj: dict[str, Any]) -> None:
+    if "create_request" in obj:
+        stream.create(codec.watch_create_request(obj["create_request"] or {}))
+    elif "cancel_request" in obj:
+        stream.cancel(codec.to_int((obj["cancel_request"] or {}).get("watch_id"), "watch_id"))
+    elif "progress_request" in obj:
+        stream.progress()
+
+
+def make_keepalive(
+    svc: KVService, rpc: Rpc, metrics: MemberMetrics
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        metrics.stream_started(rpc)
+        code = "OK"
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        try:
+            async for obj in _stream_requests(request):
+                if not isinstance(obj, dict):
+                    raise invalid_argument("unexpected EOF")
+                resp = await svc.lease_keepalive(rq.LeaseKeepAliveRequest(id=codec.lease_id(obj)))
+                if not response.prepared:
+                    await response.prepare(request)
+                out = {"header": svc.header(resp.revision), "ID": str(resp.id)}
+                if resp.ttl:
+                    out["TTL"] = str(resp.ttl)
+                await response.write(codec.dumps({"result": out}) + b"\n")
+        except EtcdError as err:
+            code = _CODE_NAMES[err.code]
+            if not response.prepared:
+                return error_response(err)
+            await response.write(codec.dumps({"error": json.loads(err.body())}) + b"\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            code = "Canceled"
+            raise
+        finally:
+            metrics.stream_finished(rpc, code)
+        if not response.prepared:
+            await response.prepare(request)
+        return response
+
+    return handle
+
+
+@web.middleware
+async def etcd_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Unknown /v3 paths answer in etcd's error shape instead of aiohttp's HTML."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        if request.path.startswith("/v3"):
+            return error_response(not_found_path())
+        raise
+
+
+def add_routes(app: web.Application, svc: KVService, metrics: MemberMetrics) -> None:
+    """Register every gateway path under /v3 and /v3beta."""
+    max_bytes = svc.max_request_bytes
+    app.middlewares.append(etcd_errors)
+    for prefix in ("/v3", "/v3beta"):
+        for path, service, method, req_type, handler in UNARY_ROUTES:
+            rpc = metrics.rpc(service, method)
+            duration = metrics.request_duration[req_type] if req_type else None
+            app.router.add_post(
+                prefix + path, make_unary(svc, handler, rpc, duration, metrics, max_bytes)
+            )
+        app.router.add_post(
+            prefix + "/watch",
+            make_watch(svc, metrics.rpc("etcdserverpb.Watch", "Watch", "bidi_stream"), metrics),
+        )
+        app.router.add_post(
+            prefix + "/lease/keepalive",
+            make_keepalive(
+                svc, metrics.rpc("etcdserverpb.Lease", "LeaseKeepAlive", "bidi_stream"), metrics
+            ),
+        )

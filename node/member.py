@@ -1,0 +1,39 @@
+"""`raftmon node`: run one member with etcd's flags."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from node.config import ConfigError, parse_config
+from node.logfmt import configure
+
+log = logging.getLogger(__name__)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        cfg = parse_config(argv)
+    except ConfigError as err:
+        print(f"raftmon node: {err}", file=sys.stderr)  # noqa: T201
+        return 2
+    configure(cfg.log_level, {"name": cfg.name})
+    # NB: imported here so `raftmon node --help` works without the server's imports
+    from node.server import serve
+    from node.wal import WALCorruptError
+
+    try:
+        import uvloop  # uvloop: a faster event loop; optional
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        runner = asyncio.run
+    try:
+        runner(serve(cfg))
+    except WALCorruptError as err:
+        log.error("refusing to start: WAL is corrupt", extra={"fields": {"error": str(err)}})
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
