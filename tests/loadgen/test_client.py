@@ -25,10 +25,12 @@ async def test_kv_round_trip(etcd1: EtcdCluster) -> None:
         first = await etcd.put("/client/a", "1")
         second = await etcd.put("/client/a", "2", prev_kv=True)
         assert second.revision == first.revision + 1
-        assert second.prev_kv is not None and second.prev_kv.value == b"1"
+        assert second.prev_kv is not None
+        assert second.prev_kv.value == b"1"
         await etcd.put("/client/b", b"\x00\xff")
         kv = await etcd.get("/client/a")
-        assert kv is not None and (kv.value, kv.version) == (b"2", 2)
+        assert kv is not None
+        assert (kv.value, kv.version) == (b"2", 2)
         ranged = await etcd.range("/client/", prefix=True, serializable=True)
         assert [k.key for k in ranged.kvs] == [b"/client/a", b"/client/b"]
         assert ranged.kvs[1].value == b"\x00\xff"
@@ -49,7 +51,8 @@ async def test_txn_takes_the_branch_its_compare_selects(etcd1: EtcdCluster) -> N
         assert not failed.succeeded
         assert "response_range" in failed.responses[0]
         kv = await etcd.get("/txn/k")
-        assert kv is not None and kv.value == b"v2"
+        assert kv is not None
+        assert kv.value == b"v2"
 
 
 async def test_watch_stream_delivers_puts_in_order(etcd1: EtcdCluster) -> None:
@@ -69,7 +72,8 @@ async def test_watch_stream_delivers_puts_in_order(etcd1: EtcdCluster) -> None:
 async def test_lease_grant_keepalive_revoke(etcd1: EtcdCluster) -> None:
     async with EtcdClient(etcd1.endpoints) as etcd:
         lease, ttl = await etcd.lease_grant(30)
-        assert lease > 0 and ttl == 30
+        assert lease > 0
+        assert ttl == 30
         await etcd.put("/lease/k", "v", lease=lease)
         assert await etcd.lease_keepalive(lease) == 30
         await etcd.lease_revoke(lease)
@@ -82,7 +86,8 @@ async def test_lease_grant_keepalive_revoke(etcd1: EtcdCluster) -> None:
 async def test_status_metrics_members_and_health(etcd1: EtcdCluster) -> None:
     async with EtcdClient(etcd1.endpoints) as etcd:
         status = await etcd.status()
-        assert status.is_leader and status.version.startswith("3.4")
+        assert status.is_leader
+        assert status.version.startswith("3.4")
         assert await etcd.leader_endpoint() == etcd1.endpoints[0]
         assert len(await etcd.member_list()) == 1
         assert await etcd.health()
@@ -95,7 +100,8 @@ async def test_errors_are_typed_with_their_kind(etcd1: EtcdCluster) -> None:
     async with EtcdClient(etcd1.endpoints) as etcd:
         with pytest.raises(EtcdError) as info:
             await etcd.put("", "v")  # etcd: key is not provided
-        assert info.value.status == 400 and info.value.code == 3
+        assert info.value.status == 400
+        assert info.value.code == 3
     async with EtcdClient([f"127.0.0.1:{free_port()}"]) as closed:
         with pytest.raises(EtcdError) as info:
             await closed.put("k", "v")

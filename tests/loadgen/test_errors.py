@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import pytest
 
@@ -52,7 +50,7 @@ def test_streamed_error_objects_map_too() -> None:
 
 
 def test_socket_failures_map_to_kinds() -> None:
-    assert error_from_exception(asyncio.TimeoutError()).kind == errors.TIMEOUT
+    assert error_from_exception(TimeoutError()).kind == errors.TIMEOUT
     assert error_from_exception(ConnectionRefusedError()).kind == errors.CONN_REFUSED
     assert error_from_exception(aiohttp.ServerDisconnectedError()).kind == errors.CONN_LOST
     assert error_from_exception(ConnectionResetError()).kind == errors.CONN_LOST
