@@ -200,3 +200,16 @@ def test_grpc_methods_and_codes_are_etcds(etcd: dict[str, RawFamily], exposition
             if line.startswith(family + "{")
         }
         assert mine == theirs, family
+
+
+def test_markdown_table_has_one_row_per_family_and_left_out_entry() -> None:
+    from exporter.__main__ import markdown
+
+    table = markdown()
+    assert all(f"| `{spec.name}` |" in table for spec in CATALOG)
+    assert all(f"| `{name}` |" in table for name in LEFT_OUT)
+
+
+def test_etcd_only_names_never_overlap_what_raftmon_exposes() -> None:
+    assert catalog.etcd_only_series_names().isdisjoint(catalog.series_names())
+    assert "grpc_server_handling_seconds_bucket" in catalog.etcd_only_series_names()
