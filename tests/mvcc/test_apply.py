@@ -24,7 +24,8 @@ def test_applying_the_same_entries_twice_changes_nothing(store: KVStore, raft: L
     # a batch that overlaps the applied index applies only the new tail
     entries.append(raft.entry(rq.PutRequest(b"k0", b"w")))
     (result,) = store.apply_batch(entries)
-    assert result.index == entries[-1][0] and result.response.revision == 7
+    assert result.index == entries[-1][0]
+    assert result.response.revision == 7
     assert before[0] != dump(store)
     assert store.apply_batch(entries) == []
     assert store.applied_index() == entries[-1][0]
@@ -32,7 +33,8 @@ def test_applying_the_same_entries_twice_changes_nothing(store: KVStore, raft: L
 
 def test_noop_entries_advance_the_applied_index_only(store: KVStore) -> None:
     assert store.apply_batch([(1, b""), (2, b"")]) == []
-    assert store.applied_index() == 2 and store.current_revision() == 1
+    assert store.applied_index() == 2
+    assert store.current_revision() == 1
 
 
 def test_errors_are_per_entry_and_do_not_abort_the_batch(store: KVStore, raft: Log) -> None:
@@ -84,7 +86,8 @@ def test_an_observer_failing_after_commit_leaves_state_consistent(
         pass
     store.hooks.on_commit = lambda _s: None
     # the commit itself succeeded, so the reload shows the new state
-    assert store.current_revision() == 3 and store.applied_index() == entries[0][0]
+    assert store.current_revision() == 3
+    assert store.applied_index() == entries[0][0]
 
 
 def test_backup_and_restore_carry_state_and_applied_index(
@@ -94,7 +97,9 @@ def test_backup_and_restore_carry_state_and_applied_index(
     raft.apply(rq.PutRequest(b"k", b"v", lease=1))
     image = os.path.join(tmp_path, "snap.db")
     info = store.backup(image)
-    assert info.applied_index == 2 and info.revision == 2 and info.size > 0
+    assert info.applied_index == 2
+    assert info.revision == 2
+    assert info.size > 0
     # the image is a self-contained SQLite file
     with sqlite3.connect(image) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -104,7 +109,8 @@ def test_backup_and_restore_carry_state_and_applied_index(
     try:
         Log(other).apply(rq.PutRequest(b"junk", b"x"))
         other.restore_from(image)
-        assert other.applied_index() == 2 and other.current_revision() == 2
+        assert other.applied_index() == 2
+        assert other.current_revision() == 2
         assert dump(other) == [rq.KeyValue(b"k", 2, 2, 1, b"v", 1)]
         assert other.lease_ids() == [1]
         # it keeps applying from the image's index
@@ -137,6 +143,8 @@ def test_stats_report_sizes_and_counters(store: KVStore, raft: Log) -> None:
     store.range(rq.RangeRequest(b"b"))
     st = store.stats()
     assert (st.put_total, st.txn_total, st.delete_total, st.range_total) == (2, 1, 1, 2)
-    assert st.keys_total == 1 and st.current_revision == 4 and st.total_put_size == 8
+    assert st.keys_total == 1
+    assert st.current_revision == 4
+    assert st.total_put_size == 8
     assert st.db_total_size >= st.db_in_use_size > 0
     assert st.quota_bytes == 2 * 1024**3

@@ -47,7 +47,8 @@ def test_txn_with_several_puts_is_one_revision(store: KVStore, raft: Log) -> Non
             success=[rq.PutRequest(b"a", b"1"), rq.PutRequest(b"b", b"2"), rq.RangeRequest(b"a")]
         )
     )
-    assert resp.revision == 2 and resp.succeeded
+    assert resp.revision == 2
+    assert resp.succeeded
     assert [r.revision for r in resp.responses] == [2, 2, 2]
     # the range inside the txn sees the txn's own put
     assert resp.responses[2].kvs == [rq.KeyValue(b"a", 2, 2, 1, b"1")]
@@ -106,7 +107,8 @@ def test_failed_txn_check_writes_nothing(store: KVStore, raft: Log) -> None:
         rq.TxnRequest(success=[rq.PutRequest(b"a", b"1"), rq.PutRequest(b"b", b"2", lease=77)])
     )
     assert isinstance(err, ErrLeaseNotFound)
-    assert get(store, b"a") is None and store.current_revision() == 1
+    assert get(store, b"a") is None
+    assert store.current_revision() == 1
     err = raft.error(rq.TxnRequest(success=[rq.RangeRequest(b"a", revision=50)]))
     assert isinstance(err, ErrFutureRev)
     err = raft.error(rq.TxnRequest(success=[rq.PutRequest(b"a", ignore_value=True)]))
@@ -131,9 +133,12 @@ def test_range_options(store: KVStore, raft: Log) -> None:
     keys = lambda resp: [kv.key for kv in resp.kvs]  # noqa: E731
     # limit + more + count of everything in range
     resp = store.range(rq.RangeRequest(b"a", b"\0", limit=2))
-    assert keys(resp) == [b"a", b"b"] and resp.more and resp.count == 4
+    assert keys(resp) == [b"a", b"b"]
+    assert resp.more
+    assert resp.count == 4
     resp = store.range(rq.RangeRequest(b"a", b"\0", limit=4))
-    assert not resp.more and resp.count == 4
+    assert not resp.more
+    assert resp.count == 4
     # range_end "\0" with key "\0": every key
     assert keys(store.range(rq.RangeRequest(b"\0", b"\0"))) == [b"a", b"b", b"c", b"d"]
     # [b, d)
@@ -141,7 +146,8 @@ def test_range_options(store: KVStore, raft: Log) -> None:
     # sorting
     desc = rq.RangeRequest(b"a", b"\0", sort_order=rq.SortOrder.DESCEND, limit=3)
     resp = store.range(desc)
-    assert keys(resp) == [b"d", b"c", b"b"] and resp.more
+    assert keys(resp) == [b"d", b"c", b"b"]
+    assert resp.more
     by_mod = store.range(
         rq.RangeRequest(b"a", b"\0", sort_target=rq.SortTarget.MOD)  # NONE -> ascending
     )
@@ -155,18 +161,23 @@ def test_range_options(store: KVStore, raft: Log) -> None:
     by_version = store.range(
         rq.RangeRequest(b"a", b"\0", sort_target=rq.SortTarget.VERSION, sort_order=2, limit=1)
     )
-    assert keys(by_version) == [b"a"] and by_version.more
+    assert keys(by_version) == [b"a"]
+    assert by_version.more
     # keys_only drops values, count_only drops kvs
     resp = store.range(rq.RangeRequest(b"a", b"c", keys_only=True))
-    assert [kv.value for kv in resp.kvs] == [b"", b""] and resp.kvs[0].version == 2
+    assert [kv.value for kv in resp.kvs] == [b"", b""]
+    assert resp.kvs[0].version == 2
     # revision filters prune kvs (count stays etcd's total)
     resp = store.range(rq.RangeRequest(b"a", b"\0", min_mod_revision=4))
-    assert keys(resp) == [b"a", b"c", b"d"] and resp.count == 4
+    assert keys(resp) == [b"a", b"c", b"d"]
+    assert resp.count == 4
     resp = store.range(rq.RangeRequest(b"a", b"\0", max_create_revision=3))
     assert keys(resp) == [b"a", b"b"]
     # a historical range with the same options
     resp = store.range(rq.RangeRequest(b"a", b"\0", revision=3, limit=1))
-    assert keys(resp) == [b"a"] and resp.more and resp.count == 2
+    assert keys(resp) == [b"a"]
+    assert resp.more
+    assert resp.count == 2
     assert resp.kvs[0].value == b"z"
 
 
@@ -231,7 +242,8 @@ def test_read_only_txn_is_served_locally(store: KVStore, raft: Log) -> None:
             success=[rq.RangeRequest(b"k")],
         )
     )
-    assert resp.succeeded and resp.revision == 2
+    assert resp.succeeded
+    assert resp.revision == 2
     assert resp.responses[0].kvs[0].value == b"v"
     with pytest.raises(ValueError, match="read-only"):
         store.txn_read(rq.TxnRequest(success=[rq.PutRequest(b"k")]))
