@@ -11,7 +11,7 @@ local u = import '../lib/utils.libsonnet';
     groups+: [
       {
         name: 'etcd-course',
-        interval: c.ruleInterval,
+        [if c.ruleInterval != null then 'interval']: c.ruleInterval,
         rules: [
           // The mean (rate of the sum / rate of the count), not a quantile: the course's
           // number is an average, and a mean has no bucket interpolation error.

@@ -11,7 +11,7 @@ local u = import '../lib/utils.libsonnet';
     groups+: [
       {
         name: 'etcd',
-        interval: c.ruleInterval,
+        [if c.ruleInterval != null then 'interval']: c.ruleInterval,
         rules: [
           // Fixed: etcd's `up == bool 0 or <peer failures>` never used the peer branch,
           // because the `up` side always exists with the same labels. Both counts are now

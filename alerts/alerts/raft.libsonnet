@@ -23,7 +23,7 @@ local u = import '../lib/utils.libsonnet';
     groups+: [
       {
         name: 'etcd-raft',
-        interval: c.ruleInterval,
+        [if c.ruleInterval != null then 'interval']: c.ruleInterval,
         rules: [
           // Committed entries pile up unapplied: the backend (disk) or the apply loop is
           // stuck, and linearizable reads wait for the apply index.

@@ -15,7 +15,7 @@
     groups+: [
       {
         name: 'etcd.rules',
-        interval: c.ruleInterval,
+        [if c.ruleInterval != null then 'interval']: c.ruleInterval,
         rules: [
           {
             record: 'instance:etcd_disk_wal_fsync_duration_seconds:p99',
