@@ -26,7 +26,10 @@ def test_revision_mode_compacts_to_current_minus_retention_every_five_minutes() 
 
 def test_periodic_mode_keeps_the_retention_window() -> None:
     c = PeriodicCompactor(600.0)  # "10m": sample every 60 s, compact every 10 min
-    rev_at = lambda t: 100 + int(t)  # noqa: E731  (one revision per second)
+
+    def rev_at(t: float) -> int:
+        return 100 + int(t)  # one revision per second
+
     answers = {}
     t = 0.0
     while t <= 1800.0:  # bounded simulated half hour, fed every 5 s

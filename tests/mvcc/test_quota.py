@@ -46,8 +46,8 @@ def test_filling_past_the_quota_raises_the_alarm_and_disarm_recovers(db_path: st
         assert alarm_list.alarms == [rq.AlarmMember(MEMBER, rq.AlarmType.NOSPACE)]
 
         # every member now rejects writes at apply, with etcd's message
-        err = raft.error(rq.PutRequest(b"key/00000", b"small"))
-        assert str(err) == "etcdserver: mvcc: database space exceeded"
+        rejected = raft.error(rq.PutRequest(b"key/00000", b"small"))
+        assert str(rejected) == "etcdserver: mvcc: database space exceeded"
         txn_put = rq.TxnRequest(success=[rq.PutRequest(b"a", b"b")])
         assert isinstance(raft.error(txn_put), ErrNoSpace)
         assert isinstance(raft.error(rq.LeaseGrantRequest(ttl=10, id=1)), ErrNoSpace)

@@ -130,7 +130,10 @@ def test_range_options(store: KVStore, raft: Log) -> None:
     for i, key in enumerate([b"a", b"b", b"c", b"d"]):
         raft.apply(rq.PutRequest(key, bytes([ord("z") - i]) * (i + 1)))
     raft.apply(rq.PutRequest(b"a", b"again"))  # a: version 2, mod 6
-    keys = lambda resp: [kv.key for kv in resp.kvs]  # noqa: E731
+
+    def keys(resp: rq.RangeResponse) -> list[bytes]:
+        return [kv.key for kv in resp.kvs]
+
     # limit + more + count of everything in range
     resp = store.range(rq.RangeRequest(b"a", b"\0", limit=2))
     assert keys(resp) == [b"a", b"b"]
@@ -244,6 +247,8 @@ def test_read_only_txn_is_served_locally(store: KVStore, raft: Log) -> None:
     )
     assert resp.succeeded
     assert resp.revision == 2
-    assert resp.responses[0].kvs[0].value == b"v"
+    inner = resp.responses[0]
+    assert isinstance(inner, rq.RangeResponse)
+    assert inner.kvs[0].value == b"v"
     with pytest.raises(ValueError, match="read-only"):
         store.txn_read(rq.TxnRequest(success=[rq.PutRequest(b"k")]))
