@@ -25,7 +25,7 @@ RANDOM_ALLOWED_ATTRS = {"Random"}
 
 
 def _imports(tree: ast.AST) -> list[tuple[int, str]]:
-    found = []
+    found: list[tuple[int, str]] = []
     for n in ast.walk(tree):
         if isinstance(n, ast.Import):
             found.extend((n.lineno, a.name) for a in n.names)
