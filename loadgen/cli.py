@@ -66,11 +66,30 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"invalid boolean {text!r}")
 
 
+BOOLEAN_FLAGS = ("--target-leader", "--json", "--no-progress", "--sequential-keys", "--prefill")
+
+
+def go_style_booleans(argv: list[str]) -> list[str]:
+    """Accept Go's `--flag=true|false` for boolean flags (argparse only knows `--flag`).
+
+    A bare boolean flag never takes the next word as its value, as in Go, so
+    `--no-progress put` still reads `put` as the workload.
+    """
+    out: list[str] = []
+    for arg in argv:
+        name, sep, value = arg.partition("=")
+        if sep and name in BOOLEAN_FLAGS:
+            if parse_bool(value):
+                out.append(name)
+            continue  # false: the flag's default
+        out.append(arg)
+    return out
+
+
 def _flag(parser: argparse.ArgumentParser, name: str, suppress: bool, **kw: Any) -> None:
     """Add a flag; on subparsers its default is SUPPRESS so it never hides the global value."""
     if kw.pop("boolean", False):
-        kw.update(nargs="?", const=True, type=parse_bool, metavar="BOOL")
-        kw.setdefault("default", False)
+        kw["action"] = "store_true"
     if suppress:
         kw["default"] = argparse.SUPPRESS
     parser.add_argument(name, **kw)
@@ -178,11 +197,7 @@ def _key_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--sequential-keys",
-        nargs="?",
-        const=True,
-        type=parse_bool,
-        default=False,
-        metavar="BOOL",
+        action="store_true",
         help="walk keys in order instead of at random",
     )
     p.add_argument("--key-prefix", default="", help="prefix of every key (default none)")
@@ -211,11 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("end", nargs="?", default=None, help="range end (exclusive)")
     p.add_argument(
         "--prefill",
-        nargs="?",
-        const=True,
-        type=parse_bool,
-        default=False,
-        metavar="BOOL",
+        action="store_true",
         help="put every key of the key space once before the run",
     )
     p = add("txn-put", "transactions of --txn-ops puts")
@@ -224,11 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-ratio", type=float, default=0.5, help="share of reads (default 0.5)")
     p.add_argument(
         "--prefill",
-        nargs="?",
-        const=True,
-        type=parse_bool,
-        default=False,
-        metavar="BOOL",
+        action="store_true",
         help="put every key of the key space once before the run",
     )
     p = add("watch", "puts while watchers stream them; event latency = put ack -> event")
@@ -326,7 +333,12 @@ def write_reports(report: Report, args: argparse.Namespace) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `raftmon load`; returns the process exit code."""
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        words = go_style_booleans(sys.argv[1:] if argv is None else argv)
+    except argparse.ArgumentTypeError as exc:
+        print(f"raftmon load: {exc}", file=sys.stderr)
+        return 2
+    args = build_parser().parse_args(words)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

@@ -109,6 +109,11 @@ def svg_line_chart(
             f'<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{points}">'
             f"<title>{html.escape(name)}</title></polyline>"
         )
+        if len(xs) <= 60:  # few points: mark them, so a one-second run still shows
+            parts += [
+                f'<circle cx="{px(xv):.1f}" cy="{py(yv):.1f}" r="2.5" fill="{color}"/>'
+                for xv, yv in zip(xs, values, strict=True)
+            ]
     parts.append("</svg>")
     legend = " ".join(
         f'<span style="color:{COLORS[i % len(COLORS)]}">&#9632;</span> {html.escape(name)}'

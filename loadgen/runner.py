@@ -165,6 +165,9 @@ async def run_worker(
                     start = tickets.intended(k)
                     if start > now:
                         await asyncio.sleep(start - now)
+                        # NB: loop timers have ~1 ms granularity and may wake early; a
+                        # request sent early is timed from its actual send, never less.
+                        start = max(start, clock())
                 else:
                     start = now
                 op, fn = workload.next_op(k)
@@ -206,7 +209,8 @@ async def run_worker(
             n = 1
             while True:
                 await asyncio.sleep(max(0.0, t0 + n * TICK - clock()))
-                recorder.roll(clock())
+                # The loop may wake a hair early: second n-1 is over by definition.
+                recorder.roll(max(clock(), t0 + n * TICK))
                 report()
                 n += 1
 

@@ -24,7 +24,7 @@ from tests.loadgen.conftest import run_load
 from tests.loadgen.etcd_cluster import PUT_COUNTERS
 
 cluster_mod = pytest.importorskip("node.cluster")
-LocalCluster = getattr(cluster_mod, "LocalCluster", None)
+LocalCluster: Any = getattr(cluster_mod, "LocalCluster", None)
 if LocalCluster is None:  # pragma: no cover - the module exists but not the fixture yet
     pytest.skip("node.cluster has no LocalCluster yet", allow_module_level=True)
 

@@ -6,11 +6,12 @@ import argparse
 
 import pytest
 
-from loadgen.cli import build_parser, config_from_args, main, parse_duration
+from loadgen.cli import build_parser, config_from_args, go_style_booleans, main, parse_duration
+from loadgen.config import LoadConfig
 
 
-def cfg_of(argv: list[str]):  # type: ignore[no-untyped-def]
-    return config_from_args(build_parser().parse_args(argv))
+def cfg_of(argv: list[str]) -> LoadConfig:
+    return config_from_args(build_parser().parse_args(go_style_booleans(argv)))
 
 
 def test_endpoints_accept_commas_and_repeats_and_gain_a_scheme() -> None:
@@ -37,6 +38,14 @@ def test_go_style_booleans_and_durations() -> None:
     assert cfg.total is None  # a duration-bound run
     assert cfg_of(["put", "--sequential-keys=false"]).sequential_keys is False
     assert cfg_of(["put", "--sequential-keys"]).sequential_keys is True
+
+
+def test_a_bare_boolean_flag_never_swallows_the_workload_name() -> None:
+    cfg = cfg_of(["--no-progress", "mixed", "--prefill", "--read-ratio=0.2"])
+    assert cfg.workload == "mixed"
+    assert cfg.prefill is True
+    assert cfg_of(["--target-leader=false", "put"]).target_leader is False
+    assert cfg_of(["--target-leader=1", "put"]).target_leader is True
 
 
 def test_defaults_follow_etcd_benchmark() -> None:
@@ -69,6 +78,7 @@ def test_bad_durations_are_rejected(text: str) -> None:
         ["txn-put", "--txn-ops=3"],  # three distinct keys need a key space of 3
         ["mixed", "--read-ratio=1.5"],
         ["--rate=-1", "put"],
+        ["--json=maybe", "put"],
     ],
 )
 def test_invalid_configs_exit_2_without_sending(argv: list[str]) -> None:

@@ -49,6 +49,7 @@ def test_open_loop_run_sends_exactly_the_scheduled_count(fake: FakeEtcd) -> None
     assert code == 0
     assert report["sent"] == 200
     assert report["succeeded"] == fake.state.puts == 200
+    assert report["latency_seconds"]["fastest"] >= 0  # never timed from before the send
 
 
 def slow_requests(result_hist: str, threshold_s: float) -> int:
