@@ -124,6 +124,7 @@ class MemberConfig:
     max_txn_ops: int = 128
     wal_fsync_delay_seconds: float = 0.0
     wal_segment_bytes: int = 64 * MIB
+    snapshot_catchup_entries: int = SNAPSHOT_CATCHUP_ENTRIES
     enable_fault_injection: bool = False
     log_level: str = "info"
 
@@ -237,6 +238,12 @@ _FLAGS: list[tuple[str, str, str, str]] = [
         "lab fault: extra delay inside every timed WAL fsync (e.g. 30ms)",
     ),
     ("wal-segment-bytes", "wal_segment_bytes", "int", "WAL segment size (default 64 MiB)"),
+    (
+        "experimental-snapshot-catchup-entries",
+        "snapshot_catchup_entries",
+        "int",
+        "entries kept after a snapshot for slow followers (etcd 3.5's flag; default 5000)",
+    ),
     (
         "enable-fault-injection",
         "enable_fault_injection",

@@ -31,7 +31,7 @@ from typing import Any
 
 import aiohttp
 
-from node.config import SNAPSHOT_CATCHUP_ENTRIES, MemberConfig
+from node.config import MemberConfig
 from node.mvcc import requests as rq
 from node.mvcc.compactor import make_compactor
 from node.mvcc.lease import Lessor
@@ -60,6 +60,7 @@ from .api import errors as E
 log = logging.getLogger(__name__)
 
 MEMBER_INFO_PATH = "/raftmon/member"  # on the peer listener: name, id, client URLs
+GRPC_OVERHEAD_BYTES = 512 * 1024  # etcd: max gRPC message = --max-request-bytes + 512 KiB
 SLOW_APPLY_SECONDS = 0.1  # etcd warns and counts applies slower than this
 SLOW_READ_INDEX_SECONDS = 0.5  # etcd's readIndexRetryTime
 
@@ -291,6 +292,9 @@ class RaftDriver:
         request_id = self.next_request_id()
         data = rq.encode_request(request_id, request)
         if len(data) > self.cfg.max_request_bytes:
+            grpc_limit = self.cfg.max_request_bytes + GRPC_OVERHEAD_BYTES
+            if len(data) > grpc_limit:  # etcd's gRPC layer refuses it before the server sees it
+                raise E.message_too_large(len(data), grpc_limit)
             raise E.etcd_error(E.REQUEST_TOO_LARGE)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters[request_id] = fut
@@ -562,7 +566,7 @@ class RaftDriver:
         image = os.path.join(self.snapshotter.dir, f".{index:016x}.db.tmp")
         await asyncio.to_thread(self._write_snapshot, meta, image)
         self.storage.create_snapshot(index, conf, b"")
-        compact_to = index - SNAPSHOT_CATCHUP_ENTRIES
+        compact_to = index - self.cfg.snapshot_catchup_entries
         if compact_to > self.storage.first_index():
             self.storage.compact(compact_to)
         self.snapshot_index = index

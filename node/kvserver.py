@@ -21,6 +21,7 @@ from node.api import errors as E
 from node.config import ETCD_VERSION
 from node.mvcc import requests as rq
 from node.mvcc.lease import LeaseIDGenerator
+from node.mvcc.txn import validate_request
 
 if TYPE_CHECKING:
     from node.driver import RaftDriver
@@ -71,10 +72,10 @@ class WatchBridge:
                 for resp in batch:
                     yield resp
                 continue
-            if self._stream.ready():
+            if self._stream.ready:
                 continue
             self._wake.clear()
-            if self._stream.ready():
+            if self._stream.ready:
                 continue
             await self._wake.wait()
 
@@ -112,39 +113,38 @@ class KVService:
         }
 
     # ---- KV ---------------------------------------------------------------------------
+    def _validate(self, req: Any) -> None:
+        """etcd's checks before proposing: empty key, too many ops, duplicate keys, ..."""
+        try:
+            validate_request(req, self.driver.cfg.max_txn_ops)
+        except Exception as err:
+            raise E.from_exception(err) from None
+
     def _check_quota(self, req: Any) -> None:
         if not self.kv.check_quota(req):
             self.driver.raise_nospace_alarm()
             raise E.etcd_error(E.NO_SPACE)
 
-    def _check_key(self, key: bytes) -> None:
-        if not key:
-            raise E.etcd_error(E.KEY_NOT_PROVIDED)
-
     async def put(self, req: rq.PutRequest) -> rq.PutResponse:
-        self._check_key(req.key)
+        self._validate(req)
         self._check_quota(req)
         resp: rq.PutResponse = await self.driver.propose(req)
         return resp
 
     async def range(self, req: rq.RangeRequest) -> rq.RangeResponse:
-        self._check_key(req.key)
+        self._validate(req)
         if not req.serializable:
             await self.driver.read_barrier()
         with self.driver.kv_lock():
             return self.kv.range(req)
 
     async def delete_range(self, req: rq.DeleteRangeRequest) -> rq.DeleteRangeResponse:
-        self._check_key(req.key)
+        self._validate(req)
         resp: rq.DeleteRangeResponse = await self.driver.propose(req)
         return resp
 
     async def txn(self, req: rq.TxnRequest) -> rq.TxnResponse:
-        if (
-            len(req.success) > self.driver.cfg.max_txn_ops
-            or len(req.failure) > self.driver.cfg.max_txn_ops
-        ):
-            raise E.etcd_error(E.TOO_MANY_OPS)
+        self._validate(req)
         if _is_read_only(req.success) and _is_read_only(req.failure):
             await self.driver.read_barrier()
             with self.driver.kv_lock():

@@ -134,6 +134,9 @@ def from_exception(err: BaseException) -> EtcdError:
     """
     if isinstance(err, EtcdError):
         return err
+    code = getattr(err, "grpc_code", None)  # node.mvcc errors carry etcd's code
+    if isinstance(code, int):
+        return EtcdError(str(err), GrpcCode(code))
     return etcd_error(str(err))
 
 

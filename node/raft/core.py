@@ -107,7 +107,8 @@ class RaftCore:
         self._tick: Callable[[], None] = self._tick_election
         if not hs.is_empty():
             self.load_state(hs)
-        if cfg.applied > 0:
+        if cfg.applied > self.raft_log.applied:
+            # A restarted member must not re-apply what its state machine already holds.
             self.raft_log.applied_to(cfg.applied)
         self.become_follower(self.term, NONE)
         self.logger.info(

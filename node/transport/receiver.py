@@ -85,6 +85,9 @@ class Receiver:
         app.on_shutdown.append(self._on_app_shutdown)
 
     async def _on_app_shutdown(self, _app: web.Application) -> None:
+        # Refuse new streams too: a peer may redial over a kept-alive connection (its
+        # prober's) after the listening socket closed, and aiohttp would wait for it.
+        self.running = False
         self.close_all()
 
     def close_all(self) -> None:

@@ -22,7 +22,7 @@ from aiohttp import web
 from node.raft.messages import Message, MessageType, Snapshot
 from node.transport import wire
 from node.transport.options import TransportOptions
-from node.transport.peer import PeerSender
+from node.transport.peer import PeerSender, StreamState
 from node.transport.receiver import Receiver
 from node.transport.snapshot import SnapshotError, send_snapshot
 from node.transport.stats import NO_FAULT, NullObserver, PeerFault, PeerStats, TransportObserver
@@ -93,9 +93,11 @@ class Transport:
             observer=self._get_observer,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._session: aiohttp.ClientSession | None = None  # probes and snapshots
+        self._stream_session: aiohttp.ClientSession | None = None  # streams only
         self._tasks: set[asyncio.Task[None]] = set()
         self._snapshots: dict[int, asyncio.Task[None]] = {}
+        self._stream_tasks: dict[int, asyncio.Task[None]] = {}
         self._unreachable_pending: set[int] = set()
         self._unknown_warned: set[int] = set()
         self._running = False
@@ -122,11 +124,21 @@ class Transport:
             timeout=aiohttp.ClientTimeout(total=None),
             auto_decompress=False,
         )
+        # Streams get a fresh TCP connection each, never a pooled keep-alive one: a dial
+        # must fail fast once the peer's listener is closed, instead of landing on an old
+        # connection of a server that is draining and would hold it until we time out.
+        self._stream_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, force_close=True),
+            timeout=aiohttp.ClientTimeout(total=None),
+            auto_decompress=False,
+        )
         self._running = True
         self._receiver.running = True
         for peer_id, sender in self._senders.items():
             name = wire.id_hex(peer_id)
-            self._spawn(sender.run_stream(self._session), f"raft-stream-{name}")
+            self._stream_tasks[peer_id] = self._spawn(
+                sender.run_stream(self._stream_session), f"raft-stream-{name}"
+            )
             self._spawn(sender.run_prober(self._session), f"raft-prober-{name}")
         log.info(
             "started peer transport local-member-id=%s peers=%s",
@@ -146,12 +158,16 @@ class Transport:
         try:
             self._running = False
             self._receiver.running = False
+            # Give connected streams a moment to end their bodies cleanly (the receiver
+            # then sees EOF, not a reset, and counts no failure); the rest is cancelled.
+            streams = [
+                self._stream_tasks[peer_id]
+                for peer_id, sender in self._senders.items()
+                if sender.state is StreamState.CONNECTED and peer_id in self._stream_tasks
+            ]
             for sender in self._senders.values():
                 sender.discard()
                 sender.request_close()
-            # Give streams a moment to end their bodies cleanly (the receiver then sees
-            # EOF, not a reset, and counts no failure); anything still busy is cancelled.
-            streams = [t for t in self._tasks if t.get_name().startswith("raft-stream-")]
             if streams:
                 await asyncio.wait(streams, timeout=self._opts.dial_timeout)
             self._receiver.close_all()
@@ -159,8 +175,9 @@ class Transport:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if self._session is not None:
-                await self._session.close()
+            for session in (self._session, self._stream_session):
+                if session is not None:
+                    await session.close()
             log.info(
                 "stopped peer transport local-member-id=%s",
                 wire.id_hex(self.local_id),

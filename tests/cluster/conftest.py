@@ -1,0 +1,70 @@
+"""Fixtures that start real raftmon member processes on loopback and always stop them.
+
+Timings are shortened for tests (50 ms heartbeat, 500 ms election timeout) so
+elections and request timeouts resolve quickly; behaviour is etcd's either way.
+A failing test prints the tail of every member's log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from node.cluster import LocalCluster
+
+FAST = ["--heartbeat-interval=50", "--election-timeout=500"]
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    report = yield
+    if report.when == "call" and report.failed:
+        item.stash[FAILED] = True
+    return report
+
+
+FAILED = pytest.StashKey[bool]()
+
+
+def start_cluster(base: Path, size: int, extra: list[str] | None = None) -> LocalCluster:
+    cluster = LocalCluster(base, size, extra_args=[*FAST, *(extra or [])])
+    try:
+        cluster.start()
+    except BaseException:
+        print(cluster.logs_tail())
+        cluster.stop()
+        raise
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def cluster3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A shared healthy 3-member cluster for tests that do not break it."""
+    cluster = start_cluster(tmp_path_factory.mktemp("cluster3"), 3)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def fresh_cluster(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[callable[..., LocalCluster]]:  # type: ignore[valid-type]
+    """Factory for a cluster owned by one test (tests that kill, pause or partition)."""
+    started: list[LocalCluster] = []
+
+    def make(size: int = 3, extra: list[str] | None = None) -> LocalCluster:
+        cluster = start_cluster(tmp_path / f"c{len(started)}", size, extra)
+        started.append(cluster)
+        return cluster
+
+    try:
+        yield make
+    finally:
+        for cluster in started:
+            if request.node.stash.get(FAILED, False):
+                print(cluster.logs_tail(40))
+            cluster.stop()

@@ -1,0 +1,67 @@
+"""Watch streams over the gateway: events in order, deletes included, resumable."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tests.cluster.etcdjson import b64, call, put, unb64, watch_lines
+
+pytestmark = pytest.mark.cluster
+
+
+def collect(url: str, body: dict, want: int, out: list, ready: threading.Event) -> None:
+    for obj in watch_lines(url, body, timeout=15):
+        result = obj["result"]
+        if result.get("created"):
+            ready.set()
+        for ev in result.get("events", []):
+            out.append(
+                (ev.get("type", "PUT"), unb64(ev["kv"]["key"]), int(ev["kv"]["mod_revision"]))
+            )
+        if len(out) >= want:
+            return
+
+
+def test_watch_receives_puts_and_deletes_in_order_and_resumes_from_a_revision(cluster3) -> None:
+    watcher_url = cluster3.members[1].client_url
+    writer_url = cluster3.members[0].client_url
+    events: list = []
+    ready = threading.Event()
+    body = {"create_request": {"key": b64("w/"), "range_end": b64("w0")}}
+    thread = threading.Thread(
+        target=collect, args=(watcher_url, body, 5, events, ready), daemon=True
+    )
+    thread.start()
+    assert ready.wait(10), "watch was not created"
+    revs = []
+    for i in range(4):
+        revs.append(int(put(writer_url, f"w/{i}", f"v{i}")["header"]["revision"]))
+    deleted = call(writer_url, "/v3/kv/deleterange", {"key": b64("w/1")})
+    revs.append(int(deleted["header"]["revision"]))
+    thread.join(15)
+    assert [e[0] for e in events] == ["PUT", "PUT", "PUT", "PUT", "DELETE"]
+    assert [e[1] for e in events] == ["w/0", "w/1", "w/2", "w/3", "w/1"]
+    assert [e[2] for e in events] == revs
+    # resume from the third event's revision: history is replayed from there
+    resumed: list = []
+    ready2 = threading.Event()
+    body2 = {
+        "create_request": {"key": b64("w/"), "range_end": b64("w0"), "start_revision": str(revs[2])}
+    }
+    collect(watcher_url, body2, 3, resumed, ready2)
+    assert [(e[0], e[1]) for e in resumed] == [("PUT", "w/2"), ("PUT", "w/3"), ("DELETE", "w/1")]
+
+
+def test_watch_from_a_compacted_revision_is_canceled_with_the_compact_revision(cluster3) -> None:
+    url = cluster3.members[0].client_url
+    first = int(put(url, "wc/a", "1")["header"]["revision"])
+    last = int(put(url, "wc/a", "2")["header"]["revision"])
+    assert "error" not in call(url, "/v3/kv/compaction", {"revision": str(last)})
+    body = {"create_request": {"key": b64("wc/a"), "start_revision": str(first)}}
+    for obj in watch_lines(url, body, timeout=10):
+        result = obj["result"]
+        if result.get("canceled"):
+            assert int(result["compact_revision"]) == last
+            break
