@@ -1,0 +1,520 @@
+"""House style for raftmon boards: every panel is built by a factory here.
+
+Board files (`*.dashboard.py`) stay declarative: they pick factories, write the PromQL
+and arrange rows. The rules every panel obeys are enforced by construction here and
+checked again by tests/dashboards:
+
+- only modern Grafana 9+ panel types: timeseries, stat, table, heatmap, state-timeline;
+- a title phrased as the operator's question, a description, and a unit in
+  `fieldConfig.defaults.unit` (every factory takes `unit` as a required argument);
+- every panel and query points at the `${datasource}` variable;
+- threshold lines are given as `Line`s whose values the boards read with
+  `dashboards.queries.threshold(...)` from the mixin config, never as literals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import attr
+from grafanalib.core import (
+    Annotations,
+    Dashboard,
+    DashboardLink,
+    GridPos,
+    Heatmap,
+    Stat,
+    StateTimeline,
+    Table,
+    Target,
+    Template,
+    Templating,
+    Time,
+    TimeSeries,
+    YAxis,
+)
+
+from dashboards.queries import cluster, member, mixin
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = [
+    "DATASOURCE",
+    "SCHEMA_VERSION",
+    "Line",
+    "Q",
+    "board",
+    "board_annotations",
+    "fault_state_panel",
+    "heatmap",
+    "latency_panel",
+    "layout",
+    "stat",
+    "state_timeline",
+    "table",
+    "timeseries",
+    "yes_no",
+]
+
+# Grafana 9.0's dashboard schema: importable by 9.0 and migrated forward by later releases.
+SCHEMA_VERSION = 36
+
+# Every panel, query, variable and annotation reads from the datasource variable.
+DATASOURCE: dict[str, str] = {"type": "prometheus", "uid": "${datasource}"}
+
+_REF_IDS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@dataclass(frozen=True, slots=True)
+class Q:
+    """One query of a panel: PromQL and the legend Grafana shows for each series."""
+
+    expr: str
+    legend: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """A threshold drawn on a panel: above `value` the series turns `color`."""
+
+    value: float
+    color: str = "red"
+
+
+def _targets(queries: Sequence[Q], *, fmt: str = "time_series", instant: bool = False) -> list[Any]:
+    if not queries:
+        raise ValueError("a panel needs at least one query")
+    return [
+        Target(
+            expr=q.expr,
+            legendFormat=q.legend,
+            refId=_REF_IDS[i],
+            datasource=DATASOURCE,
+            format=fmt,
+            instant=instant,
+            intervalFactor=1,
+        )
+        for i, q in enumerate(queries)
+    ]
+
+
+def _steps(lines: Sequence[Line], base: str = "green") -> list[dict[str, Any]]:
+    """Grafana 9 threshold steps: a base colour, then one step per line, ascending."""
+    ordered = sorted(lines, key=lambda line: line.value)
+    return [{"color": base, "value": None}] + [
+        {"color": line.color, "value": line.value} for line in ordered
+    ]
+
+
+def _check(title: str, description: str, unit: str) -> None:
+    if not title.endswith("?"):
+        raise ValueError(f"panel title must be an operator's question: {title!r}")
+    if not description.strip():
+        raise ValueError(f"panel {title!r} needs a description")
+    if not unit:
+        raise ValueError(f"panel {title!r} needs a unit")
+
+
+def timeseries(
+    title: str,
+    description: str,
+    unit: str,
+    queries: Sequence[Q],
+    *,
+    lines: Sequence[Line] = (),
+    stack: bool = False,
+    min_zero: bool = True,
+    draw: str = "line",
+) -> Any:
+    """A time series panel; `lines` are drawn dashed at their values."""
+    _check(title, description, unit)
+    return TimeSeries(
+        title=title,
+        maxDataPoints=None,
+        description=description,
+        dataSource=DATASOURCE,
+        targets=_targets(queries),
+        unit=unit,
+        thresholds=_steps(lines, base="transparent" if lines else "green"),
+        thresholdsStyleMode="dashed" if lines else "off",
+        valueMin=0 if min_zero else None,
+        fillOpacity=10,
+        lineWidth=1,
+        drawStyle=draw,
+        lineInterpolation="stepAfter" if draw == "line" and stack else "linear",
+        stacking={"mode": "normal", "group": "A"} if stack else {},
+        legendDisplayMode="table",
+        legendPlacement="bottom",
+        legendCalcs=["lastNotNull", "max"],
+        tooltipMode="multi",
+        tooltipSort="desc",
+    )
+
+
+def stat(
+    title: str,
+    description: str,
+    unit: str,
+    queries: Sequence[Q],
+    *,
+    lines: Sequence[Line] = (),
+    base: str = "green",
+    mappings: Sequence[dict[str, Any]] = (),
+    reduce: str = "lastNotNull",
+) -> Any:
+    """A single-value panel coloured by threshold steps (`lines`) over a `base` colour."""
+    _check(title, description, unit)
+    return Stat(
+        title=title,
+        maxDataPoints=None,
+        description=description,
+        dataSource=DATASOURCE,
+        targets=_targets(queries),
+        format=unit,
+        thresholds=_steps(lines, base=base),
+        mappings=list(mappings),
+        reduceCalc=reduce,
+        graphMode="area",
+        colorMode="value",
+        textMode="value_and_name",
+        noValue="no data",
+        extraJson={"fieldConfig": {"defaults": {"color": {"mode": "thresholds"}}}},
+    )
+
+
+def table(
+    title: str,
+    description: str,
+    unit: str,
+    queries: Sequence[Q],
+    *,
+    hide: Sequence[str] = (),
+    rename: dict[str, str] | None = None,
+    mappings: Sequence[dict[str, Any]] = (),
+) -> Any:
+    """A table of instant queries, one row per series, joined on their common labels."""
+    _check(title, description, unit)
+    excluded = dict.fromkeys(("Time", "__name__", *hide), True)
+    return Table(
+        title=title,
+        maxDataPoints=None,
+        description=description,
+        dataSource=DATASOURCE,
+        targets=_targets(queries, fmt="table", instant=True),
+        unit=unit,
+        mappings=list(mappings),
+        transformations=[
+            {"id": "merge", "options": {}},
+            {
+                "id": "organize",
+                "options": {
+                    "excludeByName": excluded,
+                    "indexByName": {},
+                    "renameByName": dict(rename or {}),
+                },
+            },
+        ],
+        extraJson={"fieldConfig": {"defaults": {"mappings": list(mappings)}}},
+    )
+
+
+def heatmap(title: str, description: str, unit: str, query: Q) -> Any:
+    """A heatmap of a Prometheus histogram's buckets (`sum by (le) (rate(..._bucket))`).
+
+    Written for Grafana 9.1+'s heatmap (`options.calculate: false`: the buckets are
+    already computed); the legacy fields grafanalib emits keep 9.0 able to draw it.
+    """
+    _check(title, description, unit)
+    return Heatmap(
+        title=title,
+        description=description,
+        dataSource=DATASOURCE,
+        targets=_targets([query], fmt="heatmap"),
+        dataFormat="tsbuckets",
+        hideZeroBuckets=True,
+        yBucketBound="upper",
+        yAxis=YAxis(format=unit),
+        extraJson={
+            "fieldConfig": {"defaults": {"unit": unit}},
+            "options": {
+                "calculate": False,
+                "cellGap": 1,
+                "color": {
+                    "exponent": 0.5,
+                    "fill": "dark-orange",
+                    "mode": "scheme",
+                    "reverse": False,
+                    "scale": "exponential",
+                    "scheme": "Oranges",
+                    "steps": 64,
+                },
+                "filterValues": {"le": 1e-9},
+                "legend": {"show": True},
+                "rowsFrame": {"layout": "le"},
+                "tooltip": {"show": True, "yHistogram": True},
+                "yAxis": {"axisPlacement": "left", "unit": unit},
+            },
+        },
+    )
+
+
+def yes_no(no: str = "no", yes: str = "yes", bad: int = 0) -> dict[str, Any]:
+    """Value mapping 0/1 -> words, the `bad` value red and the other green."""
+    colors = {0: "red" if bad == 0 else "green", 1: "red" if bad == 1 else "green"}
+    return {
+        "type": "value",
+        "options": {
+            "0": {"text": no, "color": colors[0], "index": 0},
+            "1": {"text": yes, "color": colors[1], "index": 1},
+        },
+    }
+
+
+def state_timeline(title: str, description: str, unit: str, queries: Sequence[Q]) -> Any:
+    """A state timeline of 0/1 series: off (green) and on (red), so onsets stand out."""
+    _check(title, description, unit)
+    mapping = yes_no(no="off", yes="on", bad=1)
+    return StateTimeline(
+        title=title,
+        maxDataPoints=None,
+        description=description,
+        dataSource=DATASOURCE,
+        targets=_targets(queries),
+        mappings=[mapping],
+        mergeValues=True,
+        showValue="never",
+        rowHeight=0.8,
+        extraJson={
+            "fieldConfig": {
+                "defaults": {
+                    "unit": unit,
+                    "thresholds": {"mode": "absolute", "steps": _steps([Line(1, "red")])},
+                }
+            }
+        },
+    )
+
+
+# ----------------------------------------------------------------------------- domain panels
+def latency_panel(
+    title: str,
+    description: str,
+    histogram: str,
+    selector: str,
+    *,
+    by: str = "instance",
+    quantiles: Sequence[float] = (0.99,),
+    mean: bool = False,
+    lines: Sequence[Line] = (),
+    legend: str = "{{instance}}",
+) -> Any:
+    """Quantiles (and optionally the mean) of a seconds histogram, per `by` labels."""
+    queries: list[Q] = []
+    if mean:
+        queries.append(
+            Q(
+                f"sum by ({by}) (rate({histogram}_sum{selector}[$__rate_interval]))\n/\n"
+                f"sum by ({by}) (rate({histogram}_count{selector}[$__rate_interval]))",
+                f"{legend} mean",
+            )
+        )
+    queries.extend(
+        Q(
+            f"histogram_quantile({q:g}, sum by ({by}, le) "
+            f"(rate({histogram}_bucket{selector}[$__rate_interval])))",
+            f"{legend} p{q * 100:g}",
+        )
+        for q in quantiles
+    )
+    return timeseries(title, description, "s", queries, lines=lines)
+
+
+# The fault gauges a raftmon member exposes, each turned into a 0/1 flag per member/peer.
+_FAULTS: dict[str, tuple[str, str, str]] = {
+    # kind: (metric, legend, annotation title)
+    "fsync": (
+        "raftmon_fault_wal_fsync_delay_seconds",
+        "{{instance}} WAL fsync delay",
+        "WAL fsync delay injected",
+    ),
+    "ticks": (
+        "raftmon_fault_raft_ticks_paused",
+        "{{instance}} Raft ticks paused",
+        "Raft ticks paused",
+    ),
+    "peer_delay": (
+        "raftmon_fault_peer_delay_seconds",
+        "{{instance}} -> {{To}} peer delay",
+        "Peer delay injected",
+    ),
+    "peer_drop": (
+        "raftmon_fault_peer_drop",
+        "{{instance}} -> {{To}} peer drop",
+        "Peer messages dropped",
+    ),
+}
+FAULT_KINDS = tuple(_FAULTS)
+
+
+def fault_state_panel(kinds: Sequence[str] = FAULT_KINDS) -> Any:
+    """ "Which faults are injected?": one on/off row per member (and peer) and fault kind."""
+    queries = [Q(f"{_FAULTS[k][0]}{member()} > bool 0", _FAULTS[k][1]) for k in kinds]
+    return state_timeline(
+        "Which faults are injected, and since when?",
+        "raftmon's fault-injection gauges (raftmon_fault_*) as on/off per member: a red bar "
+        "starts when the fault was injected, so the effect on the panels below can be read "
+        "against its cause. Empty on etcd, which has no fault injection.",
+        "none",
+        queries,
+    )
+
+
+def board_annotations(kinds: Sequence[str] = FAULT_KINDS) -> Any:
+    """Grafana's built-in annotations, leader changes, and one annotation per fault kind."""
+    items: list[dict[str, Any]] = [
+        {
+            "builtIn": 1,
+            "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+            "enable": True,
+            "hide": True,
+            "iconColor": "rgba(0, 211, 255, 1)",
+            "name": "Annotations & Alerts",
+            "type": "dashboard",
+        },
+        {
+            "datasource": DATASOURCE,
+            "enable": True,
+            "expr": f"changes(etcd_server_is_leader{member()}[$__rate_interval]) > 0",
+            "iconColor": "orange",
+            "name": "Leader changes",
+            "step": "10s",
+            "tagKeys": mixin().instance_label,
+            "textFormat": "leadership moved on {{instance}}",
+            "titleFormat": "Leader change",
+        },
+    ]
+    for kind in kinds:
+        metric, _legend, title = _FAULTS[kind]
+        items.append(
+            {
+                "datasource": DATASOURCE,
+                "enable": True,
+                "expr": f"{metric}{member()} > 0",
+                "iconColor": "red",
+                "name": f"Fault: {title}",
+                "step": "10s",
+                "tagKeys": "instance,To" if "{{To}}" in _legend else "instance",
+                "textFormat": _legend,
+                "titleFormat": title,
+            }
+        )
+    return Annotations(list=items)
+
+
+# ----------------------------------------------------------------------------- variables
+@dataclass(frozen=True, slots=True)
+class _Variable:
+    """A grafanalib Template with the `current` selection and `definition` Grafana 9 reads."""
+
+    template: Any
+    current: dict[str, Any] | None = None
+
+    def to_json_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.template.to_json_data()
+        if self.current is not None:
+            data["current"] = self.current
+        if data["type"] == "query":
+            data["definition"] = data["query"]
+        return data
+
+
+def templating() -> Any:
+    """datasource, cluster and instance: the variables every query uses."""
+    m = mixin()
+    datasource = _Variable(
+        Template(name="datasource", label="Data source", query="prometheus", type="datasource"),
+        current={"selected": False, "text": "default", "value": "default"},
+    )
+    cluster_var = _Variable(
+        Template(
+            name="cluster",
+            label=m.cluster_label,
+            query=f"label_values(etcd_server_has_leader{{{m.etcd_selector}}}, {m.cluster_label})",
+            dataSource=DATASOURCE,
+            refresh=2,  # on time range change: clusters come and go
+            sort=1,
+        )
+    )
+    instance_var = _Variable(
+        Template(
+            name="instance",
+            label="member",
+            query=f"label_values(etcd_server_has_leader{cluster()}, {m.instance_label})",
+            dataSource=DATASOURCE,
+            refresh=2,
+            sort=1,
+            multi=True,
+            includeAll=True,
+            allValue=".*",
+        ),
+        current={"selected": True, "text": ["All"], "value": ["$__all"]},
+    )
+    return Templating(list=[datasource, cluster_var, instance_var])
+
+
+# ----------------------------------------------------------------------------- layout
+def layout(*rows: tuple[int, Sequence[Any]]) -> list[Any]:
+    """Place panels on Grafana's 24-column grid: each `(height, panels)` is one row.
+
+    Panels in a row share the width equally (the last one takes the remainder), so a
+    board file reads top to bottom as the screen does.
+    """
+    placed: list[Any] = []
+    y = 0
+    for height, panels in rows:
+        if not panels:
+            continue
+        width = 24 // len(panels)
+        for i, panel in enumerate(panels):
+            w = 24 - width * i if i == len(panels) - 1 else width
+            placed.append(attr.evolve(panel, gridPos=GridPos(h=height, w=w, x=width * i, y=y)))
+        y += height
+    return placed
+
+
+def board(
+    *,
+    title: str,
+    uid: str,
+    description: str,
+    panels: list[Any],
+    faults: Sequence[str] = FAULT_KINDS,
+) -> Any:
+    """A raftmon dashboard: variables, annotations, links to its sibling boards, ids set."""
+    return Dashboard(
+        title=title,
+        uid=uid,
+        description=description,
+        tags=["raftmon", "etcd"],
+        templating=templating(),
+        annotations=board_annotations(faults),
+        panels=panels,
+        links=[
+            DashboardLink(
+                title="raftmon boards",
+                type="dashboards",
+                tags=["raftmon"],
+                asDropdown=True,
+                keepTime=True,
+                includeVars=True,
+            )
+        ],
+        time=Time("now-1h", "now"),
+        refresh="10s",
+        timezone="browser",
+        graphTooltip=1,  # shared crosshair: the same instant on every panel
+        schemaVersion=SCHEMA_VERSION,
+        editable=True,
+    ).auto_panel_ids()
