@@ -113,7 +113,8 @@ def pump(nodes: dict[int, tuple[RawNode, MemoryStorage]]) -> list[Message]:
                 sent.extend(out)
                 n.advance(rd)
                 for m in out:
-                    nodes[m.to][0].step(m)
+                    if m.to in nodes:  # a missing member is partitioned away
+                        nodes[m.to][0].step(m)
         if not moved:
             break
     return sent
@@ -158,3 +159,40 @@ def test_read_index_on_follower_returns_a_read_state() -> None:
                 for m in out:
                     nodes[m.to][0].step(m)
     assert [(s.index, s.request_ctx) for s in states] == [(1, b"r2")]
+
+
+def test_restart_from_storage_keeps_term_vote_log_and_skips_applied_entries() -> None:
+    nodes = elect_three()
+    for k in range(3):
+        nodes[1][0].propose(b"v%d" % k)
+    pump(nodes)
+    st = nodes[2][1]
+    before = nodes[2][0].status()
+    again = RawNode(Config(id=2, peers=(1, 2, 3), applied=before.applied), st)
+    after = again.status()
+    assert (after.term, after.vote, after.commit, after.last_index) == (
+        before.term,
+        before.vote,
+        before.commit,
+        before.last_index,
+    )
+    assert not again.ready().committed_entries  # everything was already applied
+
+
+def test_compacted_follower_gets_a_snapshot() -> None:
+    nodes = elect_three()
+    leader, lst = nodes[1]
+    follower3 = nodes.pop(3)
+    for k in range(5):
+        leader.propose(b"v%d" % k)
+    pump(nodes)
+    applied = leader.status().applied
+    lst.create_snapshot(applied, leader.status().conf_state, b"image")
+    lst.compact(applied)
+    nodes[3] = follower3
+    for _ in range(3):
+        leader.tick()
+    sent = pump(nodes)
+    assert any(m.type == MT.MsgSnap and m.to == 3 for m in sent)
+    assert follower3[0].status().commit == applied
+    assert follower3[1].snapshot().data == b"image"
