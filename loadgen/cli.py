@@ -303,9 +303,13 @@ async def prepare(cfg: LoadConfig) -> LoadConfig:
                 async with sem:
                     await etcd.call_raw("/v3/kv/put", keys.put_body(i))
 
-            async with asyncio.TaskGroup() as group:
-                for i in range(cfg.key_space_size):
-                    group.create_task(one(i))
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for i in range(cfg.key_space_size):
+                        group.create_task(one(i))
+            except* EtcdError as group_error:
+                first = group_error.exceptions[0]
+                raise EtcdError("other", f"--prefill failed: {first}") from first
     return cfg
 
 
@@ -389,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
                 results = run_in_process(cfg, display.update, metrics)
     except WorkerFailed as exc:
         print(f"raftmon load: {exc}", file=sys.stderr)
+        return 1
+    except EtcdError as exc:  # set-up (leases, watchers) failed before the clock started
+        print(f"raftmon load: set-up failed: {exc}", file=sys.stderr)
         return 1
     finally:
         if server is not None:

@@ -8,6 +8,7 @@ import pytest
 
 from loadgen.cli import build_parser, config_from_args, go_style_booleans, main, parse_duration
 from loadgen.config import LoadConfig
+from tests.helpers import free_port
 
 
 def cfg_of(argv: list[str]) -> LoadConfig:
@@ -83,3 +84,9 @@ def test_bad_durations_are_rejected(text: str) -> None:
 )
 def test_invalid_configs_exit_2_without_sending(argv: list[str]) -> None:
     assert main(["--no-progress", "--endpoints=127.0.0.1:9", *argv]) == 2
+
+
+def test_set_up_failure_is_a_clean_exit_1_not_a_traceback() -> None:
+    closed = f"--endpoints=127.0.0.1:{free_port()}"
+    assert main(["--no-progress", closed, "lease-keepalive"]) == 1
+    assert main(["--no-progress", closed, "range", "--prefill", "--key-space-size=3"]) == 1
