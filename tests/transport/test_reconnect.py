@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+
+from aiohttp import web
 
 from node.raft.messages import Entry, Message, MessageType
 from node.transport import TransportOptions
+from node.transport.wire import PROBING_PATH, STREAM_PATH
 from tests.transport.harness import Cluster, eventually
 
 
@@ -71,3 +75,38 @@ async def test_messages_to_a_peer_that_never_started_are_dropped_and_counted(
     a.transport.send([Message(MessageType.MsgHeartbeat, to=2, frm=1)])
     assert a.transport.stats()[2].dropped_disconnected >= 1
     assert not a.transport.stats()[2].active
+
+
+async def test_stream_to_a_peer_that_stops_answering_probes_is_reset(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    """A wedged peer (SIGSTOP) keeps its socket open; only the prober can tell."""
+    options = TransportOptions(probe_interval=0.05, probe_timeout=0.1, backoff_max=0.2)
+    cluster = make_cluster(2, options=options)
+    release = asyncio.Event()
+
+    async def accept_then_hang(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(status=200)
+        await resp.prepare(request)
+        await release.wait()  # never reads the body, like a paused process
+        return resp
+
+    async def hang(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post(STREAM_PATH, accept_then_hang)
+    app.router.add_get(PROBING_PATH, hang)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", cluster.ports[2]).start()
+        a = await cluster.start(1)
+        await eventually(lambda: a.transport.stats()[2].active, "stream accepted by the fake peer")
+        await eventually(lambda: a.transport.stats()[2].disconnects >= 1, "stuck stream reset")
+        await a.rec.wait(lambda: 2 in a.rec.unreachable, "unreachable after the reset")
+        assert a.transport.stats()[2].probe_failures >= 2
+    finally:
+        release.set()
+        await runner.cleanup()
