@@ -153,6 +153,7 @@ class PeerSender:
     def set_fault(self, fault: PeerFault) -> None:
         """Apply a lab fault; a drop fault also discards what is already queued."""
         self.fault = fault
+        self._drop_warned = False  # a new fault is a new episode worth one warning
         if fault.drop and self._queue:
             n = len(self._queue)
             self._queue.clear()
