@@ -17,7 +17,7 @@ local u = import '../lib/utils.libsonnet';
           // number is an average, and a mean has no bucket interpolation error.
           u.alert(
             'etcdWALFsyncSlow',
-            'instance:etcd_disk_wal_fsync_duration_seconds:mean{%s} > %s' % [s, c.walFsyncSlow.averageSeconds],
+            'instance:etcd_disk_wal_fsync_duration_seconds:mean{%s} > %s' % [s, u.num(c.walFsyncSlow.averageSeconds)],
             c.walFsyncSlow['for'],
             c.walFsyncSlow.severity,
             'member',
@@ -27,7 +27,7 @@ local u = import '../lib/utils.libsonnet';
           // Counted once per cluster (the largest per-member rate), averaged over the window.
           u.alert(
             'etcdLeaderChangesTooFrequent',
-            'cluster:etcd_server_leader_changes_seen:per_minute{%s} > %s' % [s, c.leaderChangesTooFrequent.perMinute],
+            'cluster:etcd_server_leader_changes_seen:per_minute{%s} > %s' % [s, u.num(c.leaderChangesTooFrequent.perMinute)],
             c.leaderChangesTooFrequent['for'],
             c.leaderChangesTooFrequent.severity,
             'cluster',

@@ -30,7 +30,7 @@ local u = import '../lib/utils.libsonnet';
                 )
               )
               > 0
-            ||| % { i: i, s: s, w: c.membersDown.window, r: c.membersDown.peerFailuresPerSecond },
+            ||| % { i: i, s: s, w: c.membersDown.window, r: u.num(c.membersDown.peerFailuresPerSecond) },
             c.membersDown['for'],
             c.membersDown.severity,
             'cluster',
@@ -63,7 +63,7 @@ local u = import '../lib/utils.libsonnet';
             |||
               max without (%(i)s) (increase(etcd_server_leader_changes_seen_total{%(s)s}[%(w)s]))
               > %(n)s * count without (%(i)s) (up{%(s)s})
-            ||| % { i: i, s: s, w: c.highNumberOfLeaderChanges.window, n: c.highNumberOfLeaderChanges.changesPerMember },
+            ||| % { i: i, s: s, w: c.highNumberOfLeaderChanges.window, n: u.num(c.highNumberOfLeaderChanges.changesPerMember) },
             c.highNumberOfLeaderChanges['for'],
             c.highNumberOfLeaderChanges.severity,
             'cluster',
@@ -83,8 +83,8 @@ local u = import '../lib/utils.libsonnet';
             '%s: {{ $value | humanizePercentage }} of {{ $labels.grpc_service }}/{{ $labels.grpc_method }} requests failed over the last %s.' % [u.inMember(c), c.failedGRPCRequests.window],
           )
           for tier in [
-            { ratio: c.failedGRPCRequests.warningRatio, 'for': c.failedGRPCRequests.warningFor, severity: c.failedGRPCRequests.warningSeverity },
-            { ratio: c.failedGRPCRequests.criticalRatio, 'for': c.failedGRPCRequests.criticalFor, severity: c.failedGRPCRequests.criticalSeverity },
+            { ratio: u.num(c.failedGRPCRequests.warningRatio), 'for': c.failedGRPCRequests.warningFor, severity: c.failedGRPCRequests.warningSeverity },
+            { ratio: u.num(c.failedGRPCRequests.criticalRatio), 'for': c.failedGRPCRequests.criticalFor, severity: c.failedGRPCRequests.criticalSeverity },
           ]
         ] + [
           // Fixed: reads etcd_server_request_duration_seconds (always exposed) and falls back
@@ -112,14 +112,14 @@ local u = import '../lib/utils.libsonnet';
             '%s: p99 latency of {{ $labels.type }}{{ $labels.grpc_method }} requests is {{ $value | humanizeDuration }}.' % u.inMember(c),
           )
           for tier in [
-            { req: c.grpcRequestsSlow.requestWarningSeconds, grpc: c.grpcRequestsSlow.grpcWarningSeconds, 'for': c.grpcRequestsSlow.warningFor, severity: c.grpcRequestsSlow.warningSeverity },
-            { req: c.grpcRequestsSlow.requestCriticalSeconds, grpc: c.grpcRequestsSlow.grpcCriticalSeconds, 'for': c.grpcRequestsSlow.criticalFor, severity: c.grpcRequestsSlow.criticalSeverity },
+            { req: u.num(c.grpcRequestsSlow.requestWarningSeconds), grpc: u.num(c.grpcRequestsSlow.grpcWarningSeconds), 'for': c.grpcRequestsSlow.warningFor, severity: c.grpcRequestsSlow.warningSeverity },
+            { req: u.num(c.grpcRequestsSlow.requestCriticalSeconds), grpc: u.num(c.grpcRequestsSlow.grpcCriticalSeconds), 'for': c.grpcRequestsSlow.criticalFor, severity: c.grpcRequestsSlow.criticalSeverity },
           ]
         ] + [
           // Threshold moved to a bucket edge (etcd's 150 ms sat inside a bucket and flapped).
           u.alert(
             'etcdMemberCommunicationSlow',
-            'instance_peer:etcd_network_peer_round_trip_time_seconds:p99{%s} > %s' % [s, c.memberCommunicationSlow.p99Seconds],
+            'instance_peer:etcd_network_peer_round_trip_time_seconds:p99{%s} > %s' % [s, u.num(c.memberCommunicationSlow.p99Seconds)],
             c.memberCommunicationSlow['for'],
             c.memberCommunicationSlow.severity,
             'member',
@@ -129,7 +129,7 @@ local u = import '../lib/utils.libsonnet';
           // Fixed: increase() over the window, not a per-second rate.
           u.alert(
             'etcdHighNumberOfFailedProposals',
-            'increase(etcd_server_proposals_failed_total{%s}[%s]) > %s' % [s, c.failedProposals.window, c.failedProposals.maxFailures],
+            'increase(etcd_server_proposals_failed_total{%s}[%s]) > %s' % [s, c.failedProposals.window, u.num(c.failedProposals.maxFailures)],
             c.failedProposals['for'],
             c.failedProposals.severity,
             'member',
@@ -147,8 +147,8 @@ local u = import '../lib/utils.libsonnet';
             '%s: p99 WAL fsync latency is {{ $value | humanizeDuration }}.' % u.inMember(c),
           )
           for tier in [
-            { seconds: c.highFsyncDurations.warningSeconds, severity: c.highFsyncDurations.warningSeverity },
-            { seconds: c.highFsyncDurations.criticalSeconds, severity: c.highFsyncDurations.criticalSeverity },
+            { seconds: u.num(c.highFsyncDurations.warningSeconds), severity: c.highFsyncDurations.warningSeverity },
+            { seconds: u.num(c.highFsyncDurations.criticalSeconds), severity: c.highFsyncDurations.criticalSeverity },
           ]
         ] + [
           u.alert(
@@ -161,8 +161,8 @@ local u = import '../lib/utils.libsonnet';
             '%s: p99 backend commit latency is {{ $value | humanizeDuration }}.' % u.inMember(c),
           )
           for tier in [
-            { seconds: c.highCommitDurations.warningSeconds, severity: c.highCommitDurations.warningSeverity },
-            { seconds: c.highCommitDurations.criticalSeconds, severity: c.highCommitDurations.criticalSeverity },
+            { seconds: u.num(c.highCommitDurations.warningSeconds), severity: c.highCommitDurations.warningSeverity },
+            { seconds: u.num(c.highCommitDurations.criticalSeconds), severity: c.highCommitDurations.criticalSeverity },
           ]
         ] + [
           // Tiers instead of one alert at 95 %.
@@ -176,9 +176,9 @@ local u = import '../lib/utils.libsonnet';
             '%s: the database uses {{ $value | humanizePercentage }} of its quota; at 100 %% etcd raises NOSPACE and refuses writes.' % u.inMember(c),
           )
           for tier in [
-            { ratio: c.databaseQuotaLowSpace.infoRatio, severity: c.databaseQuotaLowSpace.infoSeverity },
-            { ratio: c.databaseQuotaLowSpace.warningRatio, severity: c.databaseQuotaLowSpace.warningSeverity },
-            { ratio: c.databaseQuotaLowSpace.criticalRatio, severity: c.databaseQuotaLowSpace.criticalSeverity },
+            { ratio: u.num(c.databaseQuotaLowSpace.infoRatio), severity: c.databaseQuotaLowSpace.infoSeverity },
+            { ratio: u.num(c.databaseQuotaLowSpace.warningRatio), severity: c.databaseQuotaLowSpace.warningSeverity },
+            { ratio: u.num(c.databaseQuotaLowSpace.criticalRatio), severity: c.databaseQuotaLowSpace.criticalSeverity },
           ]
         ] + [
           u.alert(
@@ -186,12 +186,12 @@ local u = import '../lib/utils.libsonnet';
             |||
               predict_linear(etcd_mvcc_db_total_size_in_bytes{%(s)s}[%(w)s], %(h)s)
               > etcd_server_quota_backend_bytes{%(s)s}
-            ||| % { s: s, w: c.excessiveDatabaseGrowth.window, h: c.excessiveDatabaseGrowth.horizonSeconds },
+            ||| % { s: s, w: c.excessiveDatabaseGrowth.window, h: u.num(c.excessiveDatabaseGrowth.horizonSeconds) },
             c.excessiveDatabaseGrowth['for'],
             c.excessiveDatabaseGrowth.severity,
             'member',
             'An etcd database will reach its quota soon.',
-            '%s: at the growth rate of the last %s the database reaches its quota within %s seconds.' % [u.inMember(c), c.excessiveDatabaseGrowth.window, c.excessiveDatabaseGrowth.horizonSeconds],
+            '%s: at the growth rate of the last %s the database reaches its quota within %s seconds.' % [u.inMember(c), c.excessiveDatabaseGrowth.window, u.num(c.excessiveDatabaseGrowth.horizonSeconds)],
           ),
           // The floor is on the bytes a defragmentation would give back, not on the bytes in
           // use: a small database with a high ratio is not worth a ticket.
@@ -209,7 +209,7 @@ local u = import '../lib/utils.libsonnet';
                 -
                 last_over_time(etcd_mvcc_db_total_size_in_use_in_bytes{%(s)s}[%(w)s])
               ) > %(b)s
-            ||| % { s: s, w: c.recordingWindow, r: c.databaseHighFragmentationRatio.inUseRatio, b: c.databaseHighFragmentationRatio.minReclaimableBytes },
+            ||| % { s: s, w: c.recordingWindow, r: u.num(c.databaseHighFragmentationRatio.inUseRatio), b: u.num(c.databaseHighFragmentationRatio.minReclaimableBytes) },
             c.databaseHighFragmentationRatio['for'],
             c.databaseHighFragmentationRatio.severity,
             'member',

@@ -33,7 +33,7 @@ local u = import '../lib/utils.libsonnet';
               instance:etcd_server_proposals_commit_apply_lag:sub{%(s)s} > %(n)s
               and
               deriv(instance:etcd_server_proposals_commit_apply_lag:sub{%(s)s}[%(w)s]) > 0
-            ||| % { s: s, n: c.commitApplyLag.minEntries, w: c.commitApplyLag.growthWindow },
+            ||| % { s: s, n: u.num(c.commitApplyLag.minEntries), w: c.commitApplyLag.growthWindow },
             c.commitApplyLag['for'],
             c.commitApplyLag.severity,
             'member',
@@ -48,7 +48,7 @@ local u = import '../lib/utils.libsonnet';
               etcd_server_proposals_pending{%(s)s} > %(n)s
               and
               deriv(etcd_server_proposals_pending{%(s)s}[%(w)s]) > 0
-            ||| % { s: s, n: c.proposalsPending.minPending, w: c.proposalsPending.growthWindow },
+            ||| % { s: s, n: u.num(c.proposalsPending.minPending), w: c.proposalsPending.growthWindow },
             c.proposalsPending['for'],
             c.proposalsPending.severity,
             'member',
@@ -59,7 +59,7 @@ local u = import '../lib/utils.libsonnet';
             'etcdHeartbeatSendFailures',
             'etcd_server_heartbeat_send_failures_total',
             c.heartbeatSendFailures,
-            c.heartbeatSendFailures.maxFailures,
+            u.num(c.heartbeatSendFailures.maxFailures),
             'An etcd leader sends heartbeats late.',
             'leader heartbeats were sent late (over twice the heartbeat interval, usually a slow disk)',
           ),
@@ -67,7 +67,7 @@ local u = import '../lib/utils.libsonnet';
             'etcdSlowApplies',
             'etcd_server_slow_apply_total',
             c.slowApplies,
-            c.slowApplies.maxSlow,
+            u.num(c.slowApplies.maxSlow),
             'An etcd member applies entries slowly.',
             'applies took longer than the warning apply duration',
           ),
@@ -75,7 +75,7 @@ local u = import '../lib/utils.libsonnet';
             'etcdSlowReadIndexes',
             'etcd_server_slow_read_indexes_total',
             c.slowReadIndexes,
-            c.slowReadIndexes.maxSlow,
+            u.num(c.slowReadIndexes.maxSlow),
             'Linearizable reads on an etcd member are slow.',
             'ReadIndex requests were answered late or timed out',
           ),
@@ -83,7 +83,7 @@ local u = import '../lib/utils.libsonnet';
             'etcdFailedReadIndexes',
             'etcd_server_read_indexes_failed_total',
             c.failedReadIndexes,
-            c.failedReadIndexes.maxFailed,
+            u.num(c.failedReadIndexes.maxFailed),
             'Linearizable reads on an etcd member fail.',
             'ReadIndex requests failed',
           ),
@@ -124,7 +124,7 @@ local u = import '../lib/utils.libsonnet';
             c.alarms.severity,
             'cluster',
             alarm.summary,
-            '%s: alarm %s is raised for member {{ $labels.server_id }}; %s' % [u.inCluster(c), alarm.type, alarm.effect],
+            '%s: alarm %s is raised for member {{ $labels.server_id }} (job {{ $labels.job }}); %s' % [u.inCluster(c), alarm.type, alarm.effect],
           )
           for alarm in [
             {
@@ -151,8 +151,8 @@ local u = import '../lib/utils.libsonnet';
             '%s uses {{ $value | humanizePercentage }} of its file descriptor limit.' % u.inMember(c),
           )
           for tier in [
-            { ratio: c.fdsNearLimit.warningRatio, severity: c.fdsNearLimit.warningSeverity },
-            { ratio: c.fdsNearLimit.criticalRatio, severity: c.fdsNearLimit.criticalSeverity },
+            { ratio: u.num(c.fdsNearLimit.warningRatio), severity: c.fdsNearLimit.warningSeverity },
+            { ratio: u.num(c.fdsNearLimit.criticalRatio), severity: c.fdsNearLimit.criticalSeverity },
           ]
         ] + [
           // Every other alert needs series to exist; this one catches their absence (targets

@@ -1,6 +1,9 @@
 // Small builders shared by the alert files, so every alert has the same shape:
 // severity and scope labels, a static summary and a templated description.
 {
+  // A number as PromQL text: '%s' prints 0.025 as 0.025000000000000001 (17 digits); 12
+  // significant digits print every threshold here exactly as written in _config.
+  num(x):: '%.12g' % x,
   // A template naming the cluster of the alert, e.g. {{ $labels.cluster }}.
   clusterRef(c):: '{{ $labels.%s }}' % c.clusterLabel,
   // A template naming the member (instance) of the alert.

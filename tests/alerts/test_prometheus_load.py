@@ -1,0 +1,108 @@
+"""The rendered rules load into a real Prometheus (Debian's) and every rule evaluates
+without error: the "done when" of issue 7."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.alerts.mixin_files import RULE_FILES, load_yaml
+from tests.helpers import free_port, require_tool
+
+pytestmark = pytest.mark.tools
+READY_TIMEOUT_S = 60.0
+EVAL_TIMEOUT_S = 30.0
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status, response.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, b""
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[str]:
+    """A Prometheus on a free loopback port loading every rendered rule file (1 s evaluation)."""
+    binary = require_tool("prometheus")
+    port = free_port()
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(p) for p in RULE_FILES],
+        "scrape_configs": [
+            {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+        ],
+    }
+    config_path = tmp_path / "prometheus.yml"
+    config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    log_path = tmp_path / "prometheus.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while _get(f"{base}/-/ready")[0] != 200:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(
+                        f"prometheus not ready:\n{log_path.read_text(errors='replace')[-3000:]}"
+                    )
+                time.sleep(0.2)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+
+def _rule_groups(base: str) -> list[dict[str, Any]]:
+    status, body = _get(f"{base}/api/v1/rules")
+    assert status == 200
+    groups: list[dict[str, Any]] = json.loads(body)["data"]["groups"]
+    return groups
+
+
+def test_every_rule_group_loads_and_evaluates_healthy(prometheus: str) -> None:
+    expected = {
+        (str(path), group["name"]): len(group["rules"])
+        for path in RULE_FILES
+        for group in load_yaml(path)["groups"]
+    }
+    deadline = time.monotonic() + EVAL_TIMEOUT_S
+    while True:
+        groups = _rule_groups(prometheus)
+        health = [rule["health"] for g in groups for rule in g["rules"]]
+        if "unknown" not in health or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    loaded = {(g["file"], g["name"]): len(g["rules"]) for g in groups}
+    assert loaded == expected
+    errors = [
+        (g["name"], rule["name"], rule.get("lastError"))
+        for g in groups
+        for rule in g["rules"]
+        if rule["health"] != "ok"
+    ]
+    assert errors == []
