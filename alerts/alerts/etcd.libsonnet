@@ -68,7 +68,7 @@ local u = import '../lib/utils.libsonnet';
             c.highNumberOfLeaderChanges.severity,
             'cluster',
             'An etcd cluster changed leader many times.',
-            '%s: {{ $value | printf "%%.0f" }} leader changes within the last %s, more than one per member (job {{ $labels.job }}).' % [u.inCluster(c), c.highNumberOfLeaderChanges.window],
+            '%s: {{ $value | printf "%%.0f" }} leader changes within the last %s, more than %s per member (job {{ $labels.job }}).' % [u.inCluster(c), c.highNumberOfLeaderChanges.window, u.num(c.highNumberOfLeaderChanges.changesPerMember)],
           ),
         ] + [
           // Fixed: client cancels of Watch / LeaseKeepAlive streams no longer count (see the
