@@ -44,6 +44,8 @@ lint: venv tools
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	jsonnetfmt --test -n 2 --max-blank-lines 2 --string-style s --comment-style s $$(find alerts -name '*.libsonnet' -o -name '*.jsonnet')
+	promtool check rules alerts/out/*.yaml alerts/out/lab/*.yaml
 
 bench: venv tools
 	$(PY) -m pytest -m bench -s -p no:cacheprovider $(PYTEST_ARGS)

@@ -91,6 +91,7 @@ class Faults:
 class _PendingRead:
     futures: list[asyncio.Future[None]] = field(default_factory=list)
     started: float = 0.0
+    attempted: float = 0.0  # last time a read index was requested for this batch
 
 
 class RaftDriver:
@@ -180,6 +181,7 @@ class RaftDriver:
         self.on_leader_change: list[Callable[[int, int], None]] = []
         self._client_urls: dict[int, list[str]] = {}
         self.installing_snapshot = False
+        self.db_size = self.kv.db_total_size()  # refreshed after every apply batch
 
     # ---- start-up --------------------------------------------------------
     def _open_wal(self, wal_dir: str) -> WAL:
@@ -365,12 +367,13 @@ class RaftDriver:
     def _feed_core(self) -> None:
         """Hand everything queued since the last iteration to the core, in arrival order."""
         node = self.node
+        ticks_seen = self._ticks > 0
         if self._ticks:
             ticks, self._ticks = self._ticks, 0
             now = time.monotonic()
             if (
                 self.role == StateType.StateLeader
-                and now - self._last_tick > 2 * self.cfg.tick_seconds * max(1, ticks)
+                and now - self._last_tick > 2 * self.cfg.tick_seconds
             ):
                 # etcd: "leader failed to send out heartbeat on time" (likely a slow disk)
                 self.counters.heartbeat_send_failures += 1
@@ -406,17 +409,35 @@ class RaftDriver:
                         )
                     log.debug("proposal dropped", extra={"fields": {"reason": str(err)}})
         if self._read_queue:
-            batch = _PendingRead(self._read_queue, time.monotonic())
+            batch = _PendingRead(self._read_queue, time.monotonic(), time.monotonic())
             self._read_queue = []
-            ctx = next(self._read_seq).to_bytes(8, "big")
-            try:
-                node.read_index(ctx)
-                self._reads_in_flight[ctx] = batch
-            except ProposalDropped:
-                for fut in batch.futures:
-                    if not fut.done():
-                        self.counters.read_indexes_failed += 1
-                        fut.set_exception(E.etcd_error(E.NO_LEADER))
+            self._request_read_index(batch)
+        if self._reads_in_flight and ticks_seen:
+            self._retry_slow_read_indexes()
+
+    def _request_read_index(self, batch: _PendingRead) -> None:
+        ctx = next(self._read_seq).to_bytes(8, "big")
+        try:
+            self.node.read_index(ctx)
+            self._reads_in_flight[ctx] = batch
+        except ProposalDropped:
+            for fut in batch.futures:
+                if not fut.done():
+                    self.counters.read_indexes_failed += 1
+                    fut.set_exception(E.etcd_error(E.NO_LEADER))
+
+    def _retry_slow_read_indexes(self) -> None:
+        """etcd re-sends a read index unanswered after 500 ms (the request or answer was lost)."""
+        now = time.monotonic()
+        for ctx, batch in list(self._reads_in_flight.items()):
+            if now - batch.attempted < SLOW_READ_INDEX_SECONDS:
+                continue
+            del self._reads_in_flight[ctx]
+            batch.futures = [f for f in batch.futures if not f.done()]
+            if batch.futures:
+                self.counters.slow_read_indexes += 1
+                batch.attempted = now
+                self._request_read_index(batch)
 
     async def _handle_ready(self, rd: Ready) -> None:
         if rd.soft_state is not None:
@@ -516,6 +537,7 @@ class RaftDriver:
                     else:
                         fut.set_result(result.response)
             self.applied_index = batch[-1][0]
+            self.db_size = self.kv.db_total_size()
         elif rd.committed_entries:
             self.applied_index = max(self.applied_index, rd.committed_entries[-1].index)
         took = time.perf_counter() - started
@@ -609,6 +631,7 @@ class RaftDriver:
         self.applied_index = max(snap.metadata.index, self.kv.applied_index())
         self.snapshot_index = snap.metadata.index
         self.counters.snapshots_installed += 1
+        self.db_size = self.kv.db_total_size()
         self.lessor.reload()
         log.info(
             "applied snapshot from leader",
@@ -646,6 +669,7 @@ class RaftDriver:
 
     async def defragment(self) -> None:
         await asyncio.to_thread(self.kv.defragment)  # the store reports its duration
+        self.db_size = self.kv.db_total_size()
 
     async def client_urls_of(self, member_id: int) -> list[str]:
         """Client URLs a member advertises (asked over its peer URL, then cached)."""

@@ -19,6 +19,7 @@ import aiohttp
 
 from node.api import errors as E
 from node.config import ETCD_VERSION
+from node.mvcc import quota
 from node.mvcc import requests as rq
 from node.mvcc.lease import LeaseIDGenerator
 from node.mvcc.txn import validate_request
@@ -121,7 +122,9 @@ class KVService:
             raise E.from_exception(err) from None
 
     def _check_quota(self, req: Any) -> None:
-        if not self.kv.check_quota(req):
+        # etcd's backendQuota.Available, against the size measured after the last apply
+        # batch (cheap per request; the store's own check runs PRAGMAs every time)
+        if quota.gated(req) and self.driver.db_size + quota.cost(req) >= self.kv.quota_bytes:
             self.driver.raise_nospace_alarm()
             raise E.etcd_error(E.NO_SPACE)
 

@@ -199,7 +199,7 @@ async def serve(cfg: MemberConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        peer_runner = web.AppRunner(create_peer_app(driver), access_log=None)
+        peer_runner = web.AppRunner(create_peer_app(driver), access_log=None, shutdown_timeout=2.0)
         await peer_runner.setup()
         runners.append(peer_runner)
         for url in cfg.listen_peer_urls:
