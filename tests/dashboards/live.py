@@ -271,3 +271,13 @@ class LoadGenerator:
 
 def hostport(url: str) -> str:
     return urllib.parse.urlsplit(url).netloc
+
+
+def clear_faults(metrics_url: str) -> None:
+    """DELETE a raftmon member's injected faults (best effort: the member may be gone)."""
+    req = urllib.request.Request(f"{metrics_url}/raftmon/faults", method="DELETE")
+    try:
+        with urllib.request.urlopen(req, timeout=2):
+            pass
+    except (OSError, urllib.error.URLError):
+        pass
