@@ -59,6 +59,16 @@ from .api import errors as E
 
 log = logging.getLogger(__name__)
 
+_APPLY_OPS: dict[type, str] = {
+    rq.PutResponse: "Put",
+    rq.RangeResponse: "Range",
+    rq.DeleteRangeResponse: "DeleteRange",
+    rq.TxnResponse: "Txn",
+    rq.CompactionResponse: "Compaction",
+    rq.LeaseGrantResponse: "LeaseGrant",
+    rq.LeaseRevokeResponse: "LeaseRevoke",
+    rq.AlarmResponse: "Alarm",
+}
 MEMBER_INFO_PATH = "/raftmon/member"  # on the peer listener: name, id, client URLs
 GRPC_OVERHEAD_BYTES = 512 * 1024  # etcd: max gRPC message = --max-request-bytes + 512 KiB
 SLOW_APPLY_SECONDS = 0.1  # etcd warns and counts applies slower than this
@@ -354,6 +364,8 @@ class RaftDriver:
             if not self.faults.ticks_paused:
                 self._ticks += 1
                 self._wake.set()
+            if self.observer is not None:
+                self.observer.on_loop_lag(max(0.0, now - (next_at - interval)))
 
     async def _run(self) -> None:
         while True:
@@ -529,8 +541,9 @@ class RaftDriver:
         batch = [(e.index, e.data) for e in rd.committed_entries if e.index > self.applied_index]
         if batch:
             results = self.kv.apply_batch(batch)
+            waiters = self._waiters
             for result in results:
-                fut = self._waiters.get(result.request_id)
+                fut = waiters.get(result.request_id)
                 if fut is not None and not fut.done():
                     if result.error is not None:
                         fut.set_exception(E.from_exception(result.error))
@@ -538,6 +551,8 @@ class RaftDriver:
                         fut.set_result(result.response)
             self.applied_index = batch[-1][0]
             self.db_size = self.kv.db_total_size()
+            if results and self.observer is not None:
+                self._observe_applied(results, time.perf_counter() - started)
         elif rd.committed_entries:
             self.applied_index = max(self.applied_index, rd.committed_entries[-1].index)
         took = time.perf_counter() - started
@@ -550,6 +565,19 @@ class RaftDriver:
             )
         if self.observer is not None:
             self.observer.on_apply(took)
+
+    def _observe_applied(self, results: list[Any], seconds: float) -> None:
+        """Per-request apply durations (the batch's time shared out) and lease events."""
+        each = seconds / len(results)
+        observer = self.observer
+        for result in results:
+            op = _APPLY_OPS.get(type(result.response))
+            if op is not None:
+                observer.on_apply_request(op, result.error is None, each)
+                if op == "LeaseGrant":
+                    observer.on_lease_granted(float(result.response.ttl))
+                elif op == "LeaseRevoke":
+                    observer.on_lease_revoked()
 
     # ---- linearizable reads ------------------------------------------------
     def _read_state(self, index: int, ctx: bytes) -> None:
@@ -647,6 +675,8 @@ class RaftDriver:
             now = time.monotonic()
             for lease_id in self.lessor.expired(now):
                 self.propose_nowait(rq.LeaseRevokeRequest(id=lease_id))
+                if self.observer is not None:
+                    self.observer.on_lease_expired()
             target = self.compactor.next_compaction(now, self.kv.current_revision())
             if target:
                 self.propose_nowait(rq.CompactionRequest(revision=target))

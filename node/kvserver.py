@@ -174,7 +174,10 @@ class KVService:
 
     async def lease_keepalive(self, req: rq.LeaseKeepAliveRequest) -> rq.LeaseKeepAliveResponse:
         if self.driver.is_leader:
-            return self.driver.lessor.keepalive_response(req.id, time.monotonic())
+            resp = self.driver.lessor.keepalive_response(req.id, time.monotonic())
+            if resp.ttl and self.driver.observer is not None:
+                self.driver.observer.on_lease_renewed()
+            return resp
         body = await self._forward("/v3/lease/keepalive", {"ID": str(req.id)})
         result = body.get("result", body)
         return rq.LeaseKeepAliveResponse(

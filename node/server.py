@@ -44,11 +44,16 @@ def _json(body: dict[str, Any], status: int = 200) -> web.Response:
 async def health(request: web.Request) -> web.Response:
     """etcd 3.4's /health: true when the member has a leader and no alarm is raised."""
     driver = request.app[DRIVER]
+    observer = driver.observer
     if driver.lead == 0:
-        return _json({"health": "false", "reason": "RAFT NO LEADER"}, 503)
-    alarms = driver.kv.alarms()
-    if alarms:
-        return _json({"health": "false", "reason": "ALARM " + ",".join(a[1] for a in alarms)}, 503)
+        reason = "RAFT NO LEADER"
+    else:
+        alarms = driver.kv.alarms()
+        reason = "ALARM " + ",".join(a[1] for a in alarms) if alarms else ""
+    if observer is not None:
+        observer.on_health(not reason)
+    if reason:
+        return _json({"health": "false", "reason": reason}, 503)
     return _json({"health": "true"})
 
 
