@@ -123,7 +123,7 @@ member_table = table(
         "server_version": "version",
         "server_id": "member id",
     },
-    mappings=[yes_no()],
+    mappings=[yes_no(bad=None)],
 )
 
 who_leads = state_timeline(
@@ -132,6 +132,13 @@ who_leads = state_timeline(
     "Read it against the fault rows to see which fault moved leadership.",
     "none",
     [Q(f"etcd_server_is_leader{M}", "{{instance}}")],
+    mapping={
+        "type": "value",
+        "options": {
+            "0": {"text": "follower", "color": "transparent", "index": 0},
+            "1": {"text": "leader", "color": "blue", "index": 1},
+        },
+    },
 )
 
 leader_changes = timeseries(

@@ -204,6 +204,7 @@ def table(
         dataSource=DATASOURCE,
         targets=_targets(queries, fmt="table", instant=True),
         unit=unit,
+        thresholds=_steps([]),
         mappings=list(mappings),
         transformations=[
             {"id": "merge", "options": {}},
@@ -232,6 +233,7 @@ def heatmap(title: str, description: str, unit: str, query: Q) -> Any:
         description=description,
         dataSource=DATASOURCE,
         targets=_targets([query], fmt="heatmap"),
+        thresholds=_steps([]),
         dataFormat="tsbuckets",
         hideZeroBuckets=True,
         yBucketBound="upper",
@@ -260,29 +262,35 @@ def heatmap(title: str, description: str, unit: str, query: Q) -> Any:
     )
 
 
-def yes_no(no: str = "no", yes: str = "yes", bad: int = 0) -> dict[str, Any]:
-    """Value mapping 0/1 -> words, the `bad` value red and the other green."""
-    colors = {0: "red" if bad == 0 else "green", 1: "red" if bad == 1 else "green"}
-    return {
-        "type": "value",
-        "options": {
-            "0": {"text": no, "color": colors[0], "index": 0},
-            "1": {"text": yes, "color": colors[1], "index": 1},
-        },
+def yes_no(no: str = "no", yes: str = "yes", bad: int | None = 0) -> dict[str, Any]:
+    """Value mapping 0/1 -> words; the `bad` value red and the other green (None: no colours)."""
+    options: dict[str, dict[str, Any]] = {
+        "0": {"text": no, "index": 0},
+        "1": {"text": yes, "index": 1},
     }
+    if bad is not None:
+        options[str(bad)]["color"] = "red"
+        options[str(1 - bad)]["color"] = "green"
+    return {"type": "value", "options": options}
 
 
-def state_timeline(title: str, description: str, unit: str, queries: Sequence[Q]) -> Any:
-    """A state timeline of 0/1 series: off (green) and on (red), so onsets stand out."""
+def state_timeline(
+    title: str,
+    description: str,
+    unit: str,
+    queries: Sequence[Q],
+    *,
+    mapping: dict[str, Any] | None = None,
+) -> Any:
+    """A state timeline of 0/1 series; by default off (green) and on (red), so onsets stand out."""
     _check(title, description, unit)
-    mapping = yes_no(no="off", yes="on", bad=1)
     return StateTimeline(
         title=title,
         maxDataPoints=None,
         description=description,
         dataSource=DATASOURCE,
         targets=_targets(queries),
-        mappings=[mapping],
+        mappings=[mapping or yes_no(no="off", yes="on", bad=1)],
         mergeValues=True,
         showValue="never",
         rowHeight=0.8,
