@@ -400,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if server is not None:
             server.shutdown()
+            server.server_close()
     report = merge_results(cfg, results)
     sys.stdout.write(render_json(report) if args.json else render_text(report))
     for path in write_reports(report, args):

@@ -166,8 +166,8 @@ async def run_worker(
                     if start > now:
                         await asyncio.sleep(start - now)
                         # NB: loop timers have ~1 ms granularity and may wake early; a
-                        # request sent early is timed from its actual send, never less.
-                        start = max(start, clock())
+                        # request sent before its due time is timed from its actual send.
+                        start = min(start, clock())
                 else:
                     start = now
                 op, fn = workload.next_op(k)

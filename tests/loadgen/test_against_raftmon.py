@@ -47,6 +47,10 @@ def raftmon3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield cluster
     finally:
         cluster.stop()
+        # NB: LocalCluster.stop() leaves the members' stdout pipes open (ResourceWarning).
+        for m in cluster.members:
+            if m.proc is not None and m.proc.stdout is not None:
+                m.proc.stdout.close()
 
 
 def put_count(member: Any) -> float:

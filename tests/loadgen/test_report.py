@@ -29,6 +29,11 @@ class TagCollector(HTMLParser):
         self.text.append(data)
 
 
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def test_report_files_are_written_and_parse(fake: FakeEtcd, tmp_path: Path) -> None:
     csv_path, html_path = tmp_path / "s.csv", tmp_path / "r.html"
     code, report = run_load(
@@ -44,7 +49,7 @@ def test_report_files_are_written_and_parse(fake: FakeEtcd, tmp_path: Path) -> N
         report_dir=tmp_path / "dir",
     )
     assert code == 0
-    rows = list(csv.DictReader(csv_path.open()))
+    rows = read_csv(csv_path)
     assert tuple(rows[0]) == CSV_COLUMNS
     assert sum(int(r["throughput"]) for r in rows) == report["succeeded"] == 600
     assert all(float(r["p99_seconds"]) >= float(r["p50_seconds"]) for r in rows)
@@ -52,7 +57,7 @@ def test_report_files_are_written_and_parse(fake: FakeEtcd, tmp_path: Path) -> N
     parsed = json.loads((tmp_path / "dir" / "report.json").read_text())
     assert parsed["succeeded"] == 600
     assert set(parsed["latency_seconds"]["percentiles"]) == {f"{p:g}" for p in PERCENTILES}
-    assert list(csv.DictReader((tmp_path / "dir" / "timeseries.csv").open())) == rows
+    assert read_csv(tmp_path / "dir" / "timeseries.csv") == rows
 
     for page in (html_path, tmp_path / "dir" / "report.html"):
         parser = TagCollector()
