@@ -207,6 +207,8 @@ class LocalCluster:
                 m.proc.wait(timeout=5)
             if m._log_thread is not None:
                 m._log_thread.join(timeout=2)
+            if m.proc.stdout is not None:
+                m.proc.stdout.close()
 
     def kill(self, name: str) -> None:
         """SIGKILL one member: no shutdown path runs, as in a crash or power loss of the process."""

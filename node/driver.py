@@ -191,6 +191,7 @@ class RaftDriver:
         self.on_leader_change: list[Callable[[int, int], None]] = []
         self._client_urls: dict[int, list[str]] = {}
         self.installing_snapshot = False
+        self._persisting = False  # True while the loop awaits a WAL fsync
         self.db_size = self.kv.db_total_size()  # refreshed after every apply batch
 
     # ---- start-up --------------------------------------------------------
@@ -271,8 +272,23 @@ class RaftDriver:
 
     # ---- inputs from the outside world ------------------------------------
     def _on_peer_message(self, msg: Message) -> None:
-        self._inbox.append(msg)
+        if self._persisting:
+            # The loop is waiting on an fsync: step now, so e.g. follower acks are counted
+            # the moment our own write is durable (the core allows step between ready
+            # and advance; what it produces goes out in the next Ready).
+            self._step(msg)
+        else:
+            self._inbox.append(msg)
         self._wake.set()
+
+    def _step(self, msg: Message) -> None:
+        try:
+            self.node.step(msg)
+        except Exception as err:  # a bad peer message must not kill the member
+            log.warning(
+                "dropped peer message",
+                extra={"fields": {"type": msg.type.name, "error": str(err)}},
+            )
 
     def _on_peer_snapshot(self, msg: Message, path: str) -> None:
         assert msg.snapshot is not None
@@ -400,13 +416,7 @@ class RaftDriver:
         if self._inbox:
             inbox, self._inbox = self._inbox, []
             for msg in inbox:
-                try:
-                    node.step(msg)
-                except Exception as err:  # a bad peer message must not kill the member
-                    log.warning(
-                        "dropped peer message",
-                        extra={"fields": {"type": msg.type.name, "error": str(err)}},
-                    )
+                self._step(msg)
         if self._proposals:
             proposals, self._proposals = self._proposals, []
             for data, request_id in proposals:
@@ -461,8 +471,17 @@ class RaftDriver:
         # 2. persist: one write, one fdatasync, off the event loop
         if rd.snapshot is not None and not rd.snapshot.is_empty():
             await self._persist_snapshot(rd.snapshot)
+        if rd.must_sync:
+            self._persisting = True
+            try:
+                await asyncio.to_thread(self.wal.save, rd.hard_state, rd.entries, True)
+            finally:
+                self._persisting = False
+        elif rd.hard_state is not None or rd.entries:
+            # nothing to fsync (e.g. only the commit index moved): a small write, no
+            # thread hop, so the apply below is not delayed by a trip through the pool
+            self.wal.save(rd.hard_state, rd.entries, False)
         if rd.hard_state is not None or rd.entries:
-            await asyncio.to_thread(self.wal.save, rd.hard_state, rd.entries, rd.must_sync)
             if rd.entries:
                 self.storage.append(rd.entries)
             if rd.hard_state is not None:

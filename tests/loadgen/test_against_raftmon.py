@@ -30,13 +30,6 @@ if LocalCluster is None:  # pragma: no cover - the module exists but not the fix
 
 pytestmark = [pytest.mark.cluster]
 
-# TODO(lead): remove once fixed. Found by this generator: with 3 concurrent clients over
-# 3 members, 1-2 of 300 linearizable ranges are never answered (client timeout after
-# 5 s); serializable ranges and a single client are fine. Not strict: it is intermittent.
-LINEARIZABLE_READ_BUG = pytest.mark.xfail(
-    reason="raftmon: some concurrent linearizable reads never answer (ReadIndex)", strict=False
-)
-
 
 @pytest.fixture(scope="module")
 def raftmon3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
@@ -47,10 +40,6 @@ def raftmon3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield cluster
     finally:
         cluster.stop()
-        # NB: LocalCluster.stop() leaves the members' stdout pipes open (ResourceWarning).
-        for m in cluster.members:
-            if m.proc is not None and m.proc.stdout is not None:
-                m.proc.stdout.close()
 
 
 def put_count(member: Any) -> float:
@@ -102,12 +91,10 @@ def test_report_success_count_equals_server_put_count_delta(raftmon3: Any) -> No
 @pytest.mark.parametrize(
     ("workload", "extra"),
     [
-        pytest.param("range", ["--prefill", "--key-space-size=20"], marks=LINEARIZABLE_READ_BUG),
+        ("range", ["--prefill", "--key-space-size=20"]),
         ("range", ["--prefill", "--key-space-size=20", "--consistency=s"]),
         ("txn-put", ["--txn-ops=2", "--key-space-size=10"]),
-        pytest.param(
-            "mixed", ["--read-ratio=0.5", "--key-space-size=20"], marks=LINEARIZABLE_READ_BUG
-        ),
+        ("mixed", ["--read-ratio=0.5", "--key-space-size=20"]),
         ("watch", ["--watchers=2", "--key-space-size=5"]),
         ("lease-keepalive", []),
     ],

@@ -1,0 +1,190 @@
+"""A real etcd 3.4 cluster (Debian's etcd-server) with the surface the scenarios use.
+
+member-down and quorum-loss need no fault injection, only kill -9 and restart, so they
+also run on etcd itself: the same rules and routing, proven on the system they were
+written for. The class mirrors the parts of `node.cluster.LocalCluster` the scenarios
+call (`members`, `endpoints`, `kill`, `restart`, `leader`, `wait_leader`, `stop`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from node.cluster import free_ports
+from node.lab.procs import WaitTimeout, http_json, tail, wait_until
+
+log = logging.getLogger(__name__)
+
+ETCD = "etcd"
+
+
+@dataclass
+class EtcdMember:
+    name: str
+    client_url: str
+    peer_url: str
+    data_dir: Path
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def metrics_url(self) -> str:
+        """etcd serves /metrics on the client URL (no --listen-metrics-urls here)."""
+        return self.client_url
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        return tail(self.log_path, lines)
+
+
+class EtcdCluster:
+    """`size` etcd members on 127.0.0.1, default timings (100 ms heartbeat, 1 s election)."""
+
+    def __init__(
+        self, binary: str, base_dir: Path, size: int = 3, extra_args: list[str] | None = None
+    ) -> None:
+        self.binary = binary
+        self.base_dir = Path(base_dir)
+        self.extra_args = extra_args or []
+        ports = free_ports(2 * size)
+        self.members = [
+            EtcdMember(
+                name=f"e{i + 1}",
+                client_url=f"http://127.0.0.1:{ports[2 * i]}",
+                peer_url=f"http://127.0.0.1:{ports[2 * i + 1]}",
+                data_dir=self.base_dir / f"e{i + 1}.etcd",
+                log_path=self.base_dir / f"e{i + 1}.log",
+            )
+            for i in range(size)
+        ]
+        self.token = f"raftmon-lab-{os.getpid()}-{int(time.time() * 1000)}"
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [m.client_url for m in self.members]
+
+    def member(self, name: str) -> EtcdMember:
+        for m in self.members:
+            if m.name == name:
+                return m
+        raise KeyError(f"no member named {name!r}")
+
+    def _spawn(self, m: EtcdMember) -> None:
+        initial = ",".join(f"{x.name}={x.peer_url}" for x in self.members)
+        argv = [
+            self.binary,
+            f"--name={m.name}",
+            f"--data-dir={m.data_dir}",
+            f"--listen-client-urls={m.client_url}",
+            f"--advertise-client-urls={m.client_url}",
+            f"--listen-peer-urls={m.peer_url}",
+            f"--initial-advertise-peer-urls={m.peer_url}",
+            f"--initial-cluster={initial}",
+            f"--initial-cluster-token={self.token}",
+            "--initial-cluster-state=new",
+            "--logger=zap",
+            "--log-level=warn",
+            *self.extra_args,
+        ]
+        with open(m.log_path, "ab") as out:
+            m.proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        for m in self.members:
+            self._spawn(m)
+        try:
+            self.wait_leader(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        # SIGKILL: lab data is throw-away, and etcd's graceful stop costs seconds per member.
+        for m in self.members:
+            if m.alive:
+                assert m.proc is not None
+                m.proc.kill()
+        for m in self.members:
+            if m.proc is not None:
+                try:
+                    m.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    log.warning("etcd member did not exit name=%s", m.name)
+
+    def kill(self, name: str) -> None:
+        m = self.member(name)
+        if m.alive:
+            assert m.proc is not None
+            os.kill(m.proc.pid, signal.SIGKILL)
+            m.proc.wait(timeout=10)
+
+    def restart(self, name: str, wait: bool = True, timeout: float = 30.0) -> None:
+        m = self.member(name)
+        self.kill(name)
+        self._spawn(m)
+        if wait:
+            wait_until(
+                f"etcd {name} answers",
+                lambda: self.status(name) is not None,
+                timeout,
+                detail=m.log_tail,
+            )
+
+    def status(self, name: str) -> dict[str, object] | None:
+        m = self.member(name)
+        if not m.alive:
+            return None
+        try:
+            st = http_json(m.client_url + "/v3/maintenance/status", {}, timeout=1.0)
+        except (OSError, ValueError):
+            return None
+        return st if isinstance(st, dict) and "header" in st else None
+
+    def leader(self) -> str | None:
+        ids: dict[str, str] = {}
+        leaders: set[str] = set()
+        for m in self.members:
+            st = self.status(m.name)
+            if st is None:
+                continue
+            header = st.get("header")
+            if isinstance(header, dict):
+                ids[str(header.get("member_id"))] = m.name
+            lead = str(st.get("leader", "0"))
+            if lead != "0":
+                leaders.add(lead)
+        if len(leaders) == 1:
+            return ids.get(leaders.pop())
+        return None
+
+    def wait_leader(self, timeout: float = 20.0, exclude: str | None = None) -> str:
+        def found() -> str | None:
+            for m in self.members:
+                if (
+                    m.proc is not None
+                    and m.proc.poll() is not None
+                    and m.proc.returncode not in (-9,)
+                ):
+                    raise RuntimeError(f"etcd {m.name} exited\n{m.log_tail()}")
+            lead = self.leader()
+            return lead if lead is not None and lead != exclude else None
+
+        try:
+            return wait_until("etcd leader", found, timeout, interval=0.1)
+        except WaitTimeout as err:
+            raise WaitTimeout(f"{err}\n{self.logs_tail()}") from None
+
+    def logs_tail(self, lines: int = 20) -> str:
+        return "\n".join(f"--- {m.name}\n{m.log_tail(lines)}" for m in self.members)

@@ -1,0 +1,143 @@
+"""Child processes the lab owns, bounded waits and small JSON-over-HTTP helpers.
+
+Nothing in the lab sleeps for a fixed time where an event can be awaited: `wait_until`
+polls a check with a deadline and says what it was waiting for when it gives up.
+Every process is started in its own session, so a Ctrl-C in the terminal reaches only
+the lab, which then stops its children in order (`ManagedProcess.stop`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class WaitTimeout(TimeoutError):
+    """A bounded wait ran out; the message says what was awaited (and a log tail)."""
+
+
+def wait_until(
+    what: str,
+    check: Callable[[], T | None],
+    timeout: float,
+    interval: float = 0.2,
+    detail: Callable[[], str] | None = None,
+) -> T:
+    """Poll `check()` until it returns something truthy; return it. Bounded by `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            extra = detail() if detail is not None else ""
+            raise WaitTimeout(f"{what}: not within {timeout:g}s" + (f"\n{extra}" if extra else ""))
+        time.sleep(interval)
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def http_get(url: str, timeout: float = 2.0) -> bytes | None:
+    """GET `url`; None when it cannot be reached or answers an error status."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            body: bytes = resp.read()
+            return body
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+
+
+def http_json(
+    url: str, body: dict[str, Any] | None = None, method: str | None = None, timeout: float = 3.0
+) -> Any:
+    """POST `body` (or GET) as JSON; the decoded answer, also for HTTP error statuses.
+
+    Raises OSError when the server cannot be reached at all, so callers can tell
+    "refused" from "answered with an error".
+    """
+    data = None if body is None else json.dumps(body).encode()
+    verb = method or ("GET" if body is None else "POST")
+    req = urllib.request.Request(url, data=data, method=verb)
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            payload = resp.read()
+    except urllib.error.HTTPError as err:
+        payload = err.read()
+        try:
+            return json.loads(payload)
+        except ValueError:
+            return {"error": payload.decode(errors="replace"), "status": err.code}
+    except urllib.error.URLError as err:
+        raise OSError(str(err.reason)) from err
+    return json.loads(payload) if payload.strip() else {}
+
+
+def hostport(url: str) -> str:
+    """`127.0.0.1:2379` from `http://127.0.0.1:2379`."""
+    return urllib.parse.urlsplit(url).netloc
+
+
+@dataclass
+class ManagedProcess:
+    """One child process with its log file; `stop()` terminates it, then kills it."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    env: dict[str, str] | None = None
+    cwd: Path | None = None
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=None if self.env is None else {**os.environ, **self.env},
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+        log.debug("started name=%s pid=%d", self.name, self.proc.pid)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM, wait up to `grace` seconds, then SIGKILL. Safe to call twice."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        log.debug("stopped name=%s rc=%s", self.name, proc.returncode)
+
+    def tail(self, lines: int = 30) -> str:
+        return tail(self.log_path, lines)

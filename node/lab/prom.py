@@ -1,0 +1,296 @@
+"""Prometheus and Alertmanager for the lab, with our rules and routing, on free loopback ports.
+
+`LabStack` is the monitoring half of every lab run: the webhook receiver, Alertmanager
+routing to it (pages to /page, tickets to /ticket, info nowhere) and Prometheus scraping
+every second with the mixin's rules. Clusters join and leave at run time through
+file-based service discovery (`register(cluster, members)`): one stack can watch several
+clusters at once, told apart by their `cluster` label, which is how the tests run
+independent scenarios side by side.
+
+Rules: `lab=True` loads alerts/out/lab (windows and `for` in seconds; every latency,
+ratio and count threshold is the production one), `lab=False` the normal alerts/out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alerts.render import LAB_WEBHOOK_PLACEHOLDER, OUT_DIR
+from node.cluster import free_ports
+from node.lab.procs import ManagedProcess, WaitTimeout, http_get, wait_until
+from node.lab.webhook import WebhookReceiver
+
+log = logging.getLogger(__name__)
+
+PROMETHEUS = "prometheus"
+ALERTMANAGER = "prometheus-alertmanager"
+# Debian package that ships each tool (what `make tools` installs).
+PACKAGES = {PROMETHEUS: "prometheus", ALERTMANAGER: "prometheus-alertmanager"}
+JOB = "etcd"  # the mixin's selector is job=~".*etcd.*"
+
+
+def find_tool(name: str) -> str | None:
+    return shutil.which(name)
+
+
+def missing_tools() -> list[str]:
+    """Monitoring tools the lab needs that are not installed (names of the commands)."""
+    return [name for name in (PROMETHEUS, ALERTMANAGER) if find_tool(name) is None]
+
+
+def rule_files(lab: bool) -> list[Path]:
+    base = OUT_DIR / "lab" if lab else OUT_DIR
+    return [base / "prometheus_rules.yaml", base / "prometheus_alerts.yaml"]
+
+
+def alertmanager_config(webhook_url: str, lab: bool = True) -> str:
+    """Our routing with the webhook placeholder pointed at the local receiver."""
+    text = (OUT_DIR / "lab" / "alertmanager.yml").read_text(encoding="utf-8")
+    if not lab:
+        # The normal routing keeps its real receivers' URLs; the lab only ever runs with
+        # its own receiver, so the lab file's routes (identical tree) are used either way.
+        log.info("alertmanager uses the lab routing file (same tree, local webhook)")
+    return text.replace(LAB_WEBHOOK_PLACEHOLDER, webhook_url.rstrip("/"))
+
+
+@dataclass
+class Member:
+    """A scrape target: member name and `host:port` of its /metrics."""
+
+    name: str
+    target: str
+
+
+class Alertmanager:
+    """Debian's Alertmanager, no HA gossip, our routing."""
+
+    def __init__(self, binary: str, base_dir: Path, webhook_url: str) -> None:
+        self.base_dir = base_dir
+        self.port = free_ports(1)[0]
+        config = base_dir / "alertmanager.yml"
+        base_dir.mkdir(parents=True, exist_ok=True)
+        config.write_text(alertmanager_config(webhook_url), encoding="utf-8")
+        self.process = ManagedProcess(
+            "alertmanager",
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.path={base_dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ],
+            base_dir / "alertmanager.log",
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.process.start()
+        wait_until(
+            "alertmanager ready",
+            lambda: self.process.alive and http_get(self.url + "/-/ready"),
+            timeout,
+            detail=self.process.tail,
+        )
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+class Prometheus:
+    """Debian's Prometheus: 1 s scrape and evaluation, our rules, file-discovered targets."""
+
+    def __init__(
+        self,
+        binary: str,
+        base_dir: Path,
+        *,
+        lab: bool = True,
+        alertmanager: str | None = None,
+        scrape_interval: str = "1s",
+    ) -> None:
+        self.base_dir = base_dir
+        self.port = free_ports(1)[0]
+        self.targets_dir = base_dir / "targets"
+        self.targets_dir.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {
+            "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
+            "rule_files": [str(p) for p in rule_files(lab)],
+            "scrape_configs": [
+                {
+                    "job_name": JOB,
+                    "file_sd_configs": [
+                        {"files": [str(self.targets_dir / "*.json")], "refresh_interval": "1s"}
+                    ],
+                }
+            ],
+        }
+        if alertmanager is not None:
+            config["alerting"] = {
+                "alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]
+            }
+        path = base_dir / "prometheus.yml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        self.process = ManagedProcess(
+            "prometheus",
+            [
+                binary,
+                f"--config.file={path}",
+                f"--storage.tsdb.path={base_dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                # Resolved alerts reach Alertmanager at once; repeats of firing ones every 5 s.
+                "--rules.alert.resend-delay=5s",
+                "--log.level=warn",
+            ],
+            base_dir / "prometheus.log",
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.process.start()
+        wait_until(
+            "prometheus ready",
+            lambda: self.process.alive and http_get(self.url + "/-/ready"),
+            timeout,
+            detail=self.process.tail,
+        )
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    # ---- targets --------------------------------------------------------------------------
+    def set_targets(self, cluster: str, members: list[Member]) -> None:
+        groups = [
+            {"targets": [m.target], "labels": {"cluster": cluster, "instance": m.name}}
+            for m in members
+        ]
+        tmp = self.targets_dir / f".{cluster}.json.tmp"
+        tmp.write_text(json.dumps(groups), encoding="utf-8")
+        tmp.replace(self.targets_dir / f"{cluster}.json")  # atomic: never a half-read file
+
+    def remove_targets(self, cluster: str) -> None:
+        (self.targets_dir / f"{cluster}.json").unlink(missing_ok=True)
+
+    # ---- API --------------------------------------------------------------------------------
+    def api(self, path: str, **params: str) -> Any:
+        url = f"{self.url}/api/v1/{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        body = http_get(url, timeout=5.0)
+        if body is None:
+            raise OSError(f"prometheus did not answer {path}")
+        data = json.loads(body)
+        if data.get("status") != "success":
+            raise ValueError(f"{path} {params}: {data.get('error')}")
+        return data["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.api("query", query=expr)["result"]
+        return result
+
+    def values(self, expr: str) -> dict[str, float]:
+        """`instance -> value` of an instant query (the empty string for aggregated series)."""
+        out: dict[str, float] = {}
+        for series in self.query(expr):
+            out[series["metric"].get("instance", "")] = float(series["value"][1])
+        return out
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Pending and firing alerts (Prometheus' own view, before Alertmanager)."""
+        alerts: list[dict[str, Any]] = self.api("alerts")["alerts"]
+        return alerts
+
+
+class LabStack:
+    """Webhook receiver + Alertmanager + Prometheus, started together, stopped in reverse."""
+
+    def __init__(self, base_dir: Path, *, lab_rules: bool = True) -> None:
+        self.base_dir = Path(base_dir)
+        self.lab_rules = lab_rules
+        self.webhook = WebhookReceiver()
+        self.alertmanager: Alertmanager | None = None
+        self.prometheus: Prometheus | None = None
+        self.missing = missing_tools()
+
+    @property
+    def monitoring(self) -> bool:
+        """True when Prometheus and Alertmanager run (both tools installed)."""
+        return self.prometheus is not None
+
+    def start(self) -> None:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.webhook.start()
+        if self.missing:
+            log.warning("monitoring off: missing=%s", ",".join(self.missing))
+            return
+        try:
+            am_bin, prom_bin = find_tool(ALERTMANAGER), find_tool(PROMETHEUS)
+            assert am_bin is not None and prom_bin is not None
+            self.alertmanager = Alertmanager(
+                am_bin, self.base_dir / "alertmanager", self.webhook.url
+            )
+            self.alertmanager.start()
+            self.prometheus = Prometheus(
+                prom_bin,
+                self.base_dir / "prometheus",
+                lab=self.lab_rules,
+                alertmanager=f"127.0.0.1:{self.alertmanager.port}",
+            )
+            self.prometheus.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.prometheus is not None:
+            self.prometheus.stop()
+        if self.alertmanager is not None:
+            self.alertmanager.stop()
+        self.webhook.stop()
+
+    def __enter__(self) -> LabStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def register(self, cluster: str, members: list[Member]) -> None:
+        if self.prometheus is not None:
+            self.prometheus.set_targets(cluster, members)
+
+    def unregister(self, cluster: str) -> None:
+        if self.prometheus is not None:
+            self.prometheus.remove_targets(cluster)
+
+    def wait_scraped(self, cluster: str, count: int, timeout: float = 30.0) -> None:
+        """Until Prometheus has scraped `count` targets of `cluster` successfully."""
+        prom = self.prometheus
+        if prom is None:
+            return
+
+        def scraped() -> bool:
+            try:
+                up = prom.values(f'up{{cluster="{cluster}"}} == 1')
+            except (OSError, ValueError):
+                return False
+            return len(up) >= count
+
+        try:
+            wait_until(f"prometheus scrapes cluster {cluster}", scraped, timeout, interval=0.3)
+        except WaitTimeout as err:
+            raise WaitTimeout(f"{err}\n{prom.process.tail()}") from None
