@@ -25,13 +25,11 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from node.config import MemberConfig
 from node.mvcc import requests as rq
 from node.mvcc.compactor import make_compactor
 from node.mvcc.lease import Lessor
@@ -56,6 +54,11 @@ from node.transport import Transport
 from node.wal import WAL, Snapshotter
 
 from .api import errors as E
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from node.config import MemberConfig
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +309,7 @@ class RaftDriver:
     def next_request_id(self) -> int:
         return self._id_prefix | next(self._next_id)
 
-    async def propose(self, request: Any, *, timeout: float | None = None) -> Any:
+    async def propose(self, request: Any) -> Any:
         """Replicate one request through Raft; return the state machine's response.
 
         Raises EtcdError: no leader (at once), request timed out (after the
@@ -330,7 +333,7 @@ class RaftDriver:
         self._wake.set()
         lead_at_start = self.lead
         try:
-            return await asyncio.wait_for(fut, timeout or self.cfg.request_timeout_seconds)
+            return await asyncio.wait_for(fut, self.cfg.request_timeout_seconds)
         except TimeoutError:
             self.counters.proposals_failed += 1
             if self.lead != lead_at_start:
@@ -346,7 +349,7 @@ class RaftDriver:
         self._proposals.append((rq.encode_request(self.next_request_id(), request), 0))
         self._wake.set()
 
-    async def read_barrier(self, *, timeout: float | None = None) -> None:
+    async def read_barrier(self) -> None:
         """Wait until a linearizable read may be served locally (ReadIndex, Raft §6.4).
 
         Concurrent callers share one read index request, as etcd batches them.
@@ -358,7 +361,7 @@ class RaftDriver:
         self._read_queue.append(fut)
         self._wake.set()
         try:
-            await asyncio.wait_for(fut, timeout or self.cfg.request_timeout_seconds)
+            await asyncio.wait_for(fut, self.cfg.request_timeout_seconds)
         except TimeoutError:
             self.counters.read_indexes_failed += 1
             raise E.etcd_error(E.REQUEST_TIMEOUT) from None
@@ -668,7 +671,8 @@ class RaftDriver:
 
     async def _install_snapshot(self, snap: Snapshot) -> None:
         newest = self.snapshotter.load_newest()
-        assert newest is not None and newest[0].index == snap.metadata.index
+        if newest is None or newest[0].index != snap.metadata.index:
+            raise RuntimeError(f"snapshot {snap.metadata.index} was not saved before install")
         self.installing_snapshot = True
         try:
             await asyncio.to_thread(self.kv.restore_from, newest[1])

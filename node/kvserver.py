@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -25,6 +24,8 @@ from node.mvcc.lease import LeaseIDGenerator
 from node.mvcc.txn import validate_request
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from node.driver import RaftDriver
 
 

@@ -16,7 +16,7 @@ def main(argv: list[str]) -> int:
     try:
         cfg = parse_config(argv)
     except ConfigError as err:
-        print(f"raftmon node: {err}", file=sys.stderr)  # noqa: T201
+        print(f"raftmon node: {err}", file=sys.stderr)
         return 2
     configure(cfg.log_level, {"name": cfg.name})
     # NB: imported here so `raftmon node --help` works without the server's imports
@@ -24,13 +24,13 @@ def main(argv: list[str]) -> int:
     from node.wal import WALCorruptError
 
     try:
-        import uvloop  # uvloop: a faster event loop; optional
+        import uvloop  # a faster event loop: fewer µs per request and per peer message
 
-        runner = uvloop.run
+        uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        runner = asyncio.run
+        pass
     try:
-        runner(serve(cfg))
+        asyncio.run(serve(cfg))
     except WALCorruptError as err:
         log.error("refusing to start: WAL is corrupt", extra={"fields": {"error": str(err)}})
         return 1

@@ -13,11 +13,13 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.api.errors import EtcdError, invalid_argument
 from node.mvcc import requests as rq
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _B64_ALPHABET = re.compile(rb"[^A-Za-z0-9+/=\r\n]")
 

@@ -3,8 +3,9 @@
 64 concurrent clients of puts (8-byte keys, 256-byte values) against a 3-member
 raftmon cluster, then against a 3-member Debian etcd-server cluster, with the
 same `raftmon load` command; then one client against each one's leader
-(`--target-leader`) for single-request latency. Prints throughput, percentiles and raftmon/etcd ratios. A benchmark:
-it asserts only that the runs completed, never a timing.
+(`--target-leader`) for single-request latency. Prints throughput, percentiles
+and raftmon/etcd ratios. A benchmark: it asserts only that the runs completed,
+never a timing.
 """
 
 from __future__ import annotations

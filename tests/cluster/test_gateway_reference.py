@@ -39,7 +39,8 @@ TYPE_ONLY = {
     "clientURLs",
 }
 BLOCK = re.compile(
-    r"### (?P<title>.+?)\n```\nPOST (?P<path>\S+)\n(?P<body>.*?)\n--->\n(?P<resp>.*?)\nHTTP (?P<status>\d+)\n```",
+    r"### (?P<title>.+?)\n```\nPOST (?P<path>\S+)\n(?P<body>.*?)\n--->\n"
+    r"(?P<resp>.*?)\nHTTP (?P<status>\d+)\n```",
     re.S,
 )
 

@@ -16,10 +16,10 @@ def collect(url: str, body: dict, want: int, out: list, ready: threading.Event) 
         result = obj["result"]
         if result.get("created"):
             ready.set()
-        for ev in result.get("events", []):
-            out.append(
-                (ev.get("type", "PUT"), unb64(ev["kv"]["key"]), int(ev["kv"]["mod_revision"]))
-            )
+        out.extend(
+            (ev.get("type", "PUT"), unb64(ev["kv"]["key"]), int(ev["kv"]["mod_revision"]))
+            for ev in result.get("events", [])
+        )
         if len(out) >= want:
             return
 
@@ -35,9 +35,7 @@ def test_watch_receives_puts_and_deletes_in_order_and_resumes_from_a_revision(cl
     )
     thread.start()
     assert ready.wait(10), "watch was not created"
-    revs = []
-    for i in range(4):
-        revs.append(int(put(writer_url, f"w/{i}", f"v{i}")["header"]["revision"]))
+    revs = [int(put(writer_url, f"w/{i}", f"v{i}")["header"]["revision"]) for i in range(4)]
     deleted = call(writer_url, "/v3/kv/deleterange", {"key": b64("w/1")})
     revs.append(int(deleted["header"]["revision"]))
     thread.join(15)
