@@ -97,6 +97,15 @@ def _fmt(value: float, unit: str) -> str:
     return f"{value:.3g}{unit}"
 
 
+# Set on Ctrl-C: every wait and hold raises `Cancelled`, so runs unwind and stop what they
+# started instead of finishing their scenario first.
+CANCEL = threading.Event()
+
+
+class Cancelled(Exception):
+    """The lab was interrupted (Ctrl-C / SIGTERM)."""
+
+
 AlertKey = tuple[str, str, str]  # alertname, instance, severity
 
 
@@ -283,12 +292,21 @@ class Observer:
             self.poll()
             if check():
                 return True
-            time.sleep(self.interval)
+            if CANCEL.wait(self.interval):
+                raise Cancelled("the lab was interrupted")
         self.poll()
         if check():
             return True
         self.timeline.add(NOTE, f"gave up waiting after {timeout:g}s: {what}")
         return False
+
+    def hold(self, seconds: float) -> None:
+        """Keep observing for `seconds`: a measurement window or a control's silence period."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self.poll()
+            if CANCEL.wait(min(self.interval, max(0.0, left))):
+                raise Cancelled("the lab was interrupted")
 
 
 def _short(value: str) -> str:
@@ -298,4 +316,4 @@ def _short(value: str) -> str:
         return value
 
 
-__all__ = ["Event", "MetricWatch", "Observer", "Timeline", "WaitTimeout"]
+__all__ = ["CANCEL", "Cancelled", "Event", "MetricWatch", "Observer", "Timeline", "WaitTimeout"]

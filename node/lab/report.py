@@ -1,0 +1,99 @@
+"""Readable output for the lab: the live timeline, scenario results, the scenario list.
+
+rich draws the tables; when stdout is not a terminal it still prints plain, aligned text
+(no colours, no box characters that break in CI logs).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from node.lab.timeline import Event
+
+if TYPE_CHECKING:
+    from node.lab.runtime import RunResult
+
+KIND_STYLE = {
+    "step": "dim",
+    "fault": "bold magenta",
+    "metric": "yellow",
+    "pending": "yellow",
+    "firing": "bold red",
+    "routed": "bold cyan",
+    "resolved": "green",
+    "check": "bold",
+    "note": "dim italic",
+}
+
+
+def console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+class LivePrinter:
+    """Prints each timeline event as it happens: `[  12.3s] run  kind  text`."""
+
+    def __init__(self, out: Console | None = None) -> None:
+        self.out = out or console()
+        self._lock = threading.Lock()
+
+    def __call__(self, run: str, event: Event) -> None:
+        style = KIND_STYLE.get(event.kind, "")
+        if event.kind == "check":
+            style = "bold green" if event.text.startswith("PASS") else "bold red"
+        with self._lock:
+            self.out.print(
+                f"[{event.t:6.1f}s] {run:<24} [{style}]{event.kind:<8}[/] {event.text}",
+                markup=True,
+            )
+
+
+def print_scenarios(scenarios: Mapping[str, Any]) -> None:
+    out = console()
+    table = Table(title="raftmon lab scenarios", show_lines=False)
+    table.add_column("scenario")
+    table.add_column("runs")
+    table.add_column("what it shows")
+    for s in scenarios.values():
+        runs = ", ".join(r.run + (" (control)" if r.control else "") for r in s.runs)
+        table.add_row(s.name, runs, s.summary)
+    out.print(table)
+    out.print("run one: raftmon lab <scenario> [--etcd]   every run: raftmon lab all")
+
+
+def timeline_table(result: RunResult) -> Table:
+    table = Table(title=f"{result.run} ({result.target}{', control' if result.control else ''})")
+    table.add_column("t", justify="right")
+    table.add_column("kind")
+    table.add_column("what happened")
+    for e in result.events:
+        if e.kind == "check":
+            continue
+        style = KIND_STYLE.get(e.kind, "")
+        table.add_row(f"{e.t:.1f}s", f"[{style}]{e.kind}[/]" if style else e.kind, e.text)
+    return table
+
+
+def print_results(results: list[RunResult]) -> None:
+    out = console()
+    for r in results:
+        out.print(timeline_table(r))
+    summary = Table(title="lab results")
+    summary.add_column("run")
+    summary.add_column("result")
+    summary.add_column("checks")
+    for r in results:
+        lines = [
+            f"{'[green]ok[/]' if c.ok else '[red]FAIL[/]'} {c.text}"
+            + (f" — {c.detail}" if c.detail and not c.ok else "")
+            for c in r.checks
+        ]
+        if r.error:
+            lines.append(f"[red]error[/] {r.error}")
+        summary.add_row(r.run, "[green]PASS[/]" if r.ok else "[red]FAIL[/]", "\n".join(lines))
+    out.print(summary)

@@ -1,0 +1,248 @@
+"""One lab run: a cluster under a cluster label, its load, faults, observer and checks.
+
+A scenario is one or more *runs* (the fault, its control, the etcd variant). Each run
+gets a `RunContext` that owns everything the run starts (clusters, writers, the
+observer) and tears it all down in `close()`, whatever happened. Checks are recorded,
+not raised, so a run always ends with a full timeline that says which expectation failed
+and what was seen instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from node.cluster import LocalCluster
+from node.lab.etcd_cluster import ETCD, EtcdCluster
+from node.lab.procs import hostport, http_json
+from node.lab.prom import LabStack, Member
+from node.lab.timeline import FAULT, STEP, Event, Observer, Timeline
+from node.lab.webhook import Notification
+from node.lab.writer import Writer
+
+log = logging.getLogger(__name__)
+
+# etcd's default timings: robust on a busy 2-core machine, and what the course describes.
+RAFTMON_TIMING = ["--heartbeat-interval=100", "--election-timeout=1000"]
+
+
+class LabMember(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def client_url(self) -> str: ...
+    @property
+    def metrics_url(self) -> str: ...
+
+
+class LabCluster(Protocol):
+    """What the scenarios need from a cluster; `LocalCluster` and `EtcdCluster` both fit."""
+
+    @property
+    def members(self) -> list[Any]: ...
+    @property
+    def endpoints(self) -> list[str]: ...
+    def kill(self, name: str) -> None: ...
+    def restart(self, name: str, wait: bool = True, timeout: float = 30.0) -> None: ...
+    def leader(self) -> str | None: ...
+    def wait_leader(self, timeout: float = 20.0, exclude: str | None = None) -> str: ...
+    def stop(self) -> None: ...
+    def logs_tail(self, lines: int = 30) -> str: ...
+
+
+@dataclass
+class Check:
+    text: str
+    ok: bool
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class RunResult:
+    """Everything a run produced; `ok` when every check passed and nothing crashed."""
+
+    scenario: str
+    run: str
+    target: str  # raftmon | etcd
+    control: bool
+    checks: list[Check] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    measurements: dict[str, Any] = field(default_factory=dict)
+    notifications: list[Notification] = field(default_factory=list)
+    error: str = ""
+    logs: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and bool(self.checks) and all(c.ok for c in self.checks)
+
+    def failed_checks(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "run": self.run,
+            "target": self.target,
+            "control": self.control,
+            "ok": self.ok,
+            "error": self.error,
+            "checks": [c.to_json() for c in self.checks],
+            "measurements": self.measurements,
+            "timeline": [e.to_json() for e in self.events],
+            "notifications": [n.to_json() for n in self.notifications],
+        }
+
+
+class RunContext:
+    """Owns a run's processes and threads; `close()` stops them in reverse order."""
+
+    def __init__(self, stack: LabStack, base_dir: Path, run: str, timeline: Timeline) -> None:
+        self.stack = stack
+        self.base_dir = base_dir
+        self.run = run
+        self.timeline = timeline
+        self.observer = Observer(stack, run, timeline)
+        self.checks: list[Check] = []
+        self.measurements: dict[str, Any] = {}
+        self.clusters: list[LabCluster] = []
+        self.writers: list[Writer] = []
+        self._closed = False
+
+    # ---- recording ----------------------------------------------------------------------
+    def check(self, text: str, ok: bool, detail: str = "") -> bool:
+        self.checks.append(Check(text, bool(ok), detail))
+        self.timeline.add(
+            "check", f"{'PASS' if ok else 'FAIL'} {text}" + (f" ({detail})" if detail else "")
+        )
+        return bool(ok)
+
+    def step(self, text: str, **data: Any) -> None:
+        self.timeline.add(STEP, text, **data)
+
+    def fault(self, text: str, **data: Any) -> None:
+        self.timeline.add(FAULT, text, **data)
+
+    # ---- clusters -----------------------------------------------------------------------
+    def start_raftmon(
+        self, size: int = 3, extra: list[str] | None = None, name: str = "raftmon"
+    ) -> LocalCluster:
+        base = self.base_dir / name
+        shutil.rmtree(base, ignore_errors=True)
+        cluster = LocalCluster(base, size, extra_args=[*RAFTMON_TIMING, *(extra or [])])
+        self.clusters.append(cluster)
+        cluster.start(timeout=60)
+        self._register(cluster)
+        self.step(f"raftmon cluster of {size} up, leader {cluster.leader()}")
+        return cluster
+
+    def start_etcd(self, size: int = 3) -> EtcdCluster:
+        binary = shutil.which(ETCD)
+        if binary is None:
+            raise RuntimeError("etcd not found: install Debian's etcd-server (make tools)")
+        base = self.base_dir / "etcd"
+        shutil.rmtree(base, ignore_errors=True)
+        cluster = EtcdCluster(binary, base, size)
+        self.clusters.append(cluster)
+        cluster.start(timeout=60)
+        self._register(cluster)
+        self.step(f"etcd 3.4 cluster of {size} up, leader {cluster.leader()}")
+        return cluster
+
+    def _register(self, cluster: LabCluster) -> None:
+        members = [Member(m.name, hostport(m.metrics_url)) for m in cluster.members]
+        self.stack.register(self.run, members)
+        self.stack.wait_scraped(self.run, len(members), timeout=30)
+        self.observer.start()
+
+    def writer(self, endpoints: list[str], **kw: Any) -> Writer:
+        w = Writer(endpoints, prefix=f"lab/{self.run}/{len(self.writers)}", **kw)
+        self.writers.append(w)
+        w.start()
+        return w
+
+    # ---- faults (raftmon members' /raftmon/faults) ------------------------------------
+    def set_faults(self, cluster: LocalCluster, name: str, body: dict[str, Any]) -> None:
+        m = cluster.member(name)
+        answer = http_json(m.metrics_url + "/raftmon/faults", body)
+        if not isinstance(answer, dict) or "error" in answer:
+            raise RuntimeError(f"fault injection on {name} refused: {answer}")
+
+    def clear_faults(self, cluster: LocalCluster, names: list[str] | None = None) -> None:
+        for m in cluster.members:
+            if names is not None and m.name not in names:
+                continue
+            if m.alive:
+                try:
+                    http_json(m.metrics_url + "/raftmon/faults", method="DELETE")
+                except OSError:
+                    log.warning("could not clear faults member=%s", m.name)
+
+    def wait_all_resolved(self, alertnames: list[str], timeout: float) -> bool:
+        """Until no alert of these names is pending or firing in Prometheus any more."""
+        return self.observer.wait(
+            "alerts resolved: " + ", ".join(alertnames),
+            lambda: not any(self.observer.active(a) for a in alertnames),
+            timeout,
+        )
+
+    # ---- the end ------------------------------------------------------------------------
+    def close(self) -> str:
+        """Stop everything this run started; returns the members' log tails."""
+        if self._closed:
+            return ""
+        self._closed = True
+        for w in self.writers:
+            w.stop()
+        self.observer.stop()
+        logs = ""
+        for c in reversed(self.clusters):
+            try:
+                logs += c.logs_tail(15)
+            except Exception:  # log tails are a courtesy; stopping is what matters
+                log.exception("could not read log tails")
+            c.stop()
+        self.stack.unregister(self.run)
+        return logs
+
+
+def member_ids(cluster: LabCluster) -> dict[str, str]:
+    """name -> decimal member id, from each live member's status."""
+    ids: dict[str, str] = {}
+    for m in cluster.members:
+        try:
+            st = http_json(m.client_url + "/v3/maintenance/status", {}, timeout=2.0)
+        except OSError:
+            continue
+        if isinstance(st, dict) and "header" in st:
+            ids[m.name] = str(st["header"]["member_id"])
+    return ids
+
+
+def transfer_leadership(cluster: LabCluster, to: str, timeout: float = 10.0) -> str:
+    """Move leadership to member `to` (etcd's MoveLeader); returns the new leader's name."""
+    ids = member_ids(cluster)
+    lead = cluster.wait_leader(timeout)
+    if lead == to:
+        return to
+    by_name = {m.name: m for m in cluster.members}
+    answer = http_json(
+        by_name[lead].client_url + "/v3/maintenance/transfer-leadership",
+        {"targetID": ids[to]},
+        timeout=timeout,
+    )
+    if isinstance(answer, dict) and answer.get("error"):
+        raise RuntimeError(f"transfer-leadership {lead} -> {to} failed: {answer}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cluster.leader() == to:
+            return to
+        time.sleep(0.05)
+    return cluster.wait_leader(timeout)

@@ -1,0 +1,826 @@
+"""`raftmon lab <scenario>`: the course's emergencies, rehearsed on a live, watched cluster.
+
+Each scenario starts a real cluster, Prometheus and Alertmanager with the compressed-time
+rules (alerts/out/lab: windows and `for` in seconds, production thresholds), runs load,
+injects its fault and prints a timeline: fault injected, metric moved, alert pending,
+firing, routed to which receiver, resolved. Runs marked *control* inject a fault that
+must stay under the threshold and assert silence.
+
+    raftmon lab list
+    raftmon lab slow-disk            # the fault and its 20 ms control, side by side
+    raftmon lab member-down --etcd   # the same scenario on a real etcd 3.4 cluster
+    raftmon lab all                  # every run (raftmon and etcd), a few at a time
+
+Exit status: 0 when every check of every run passed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from node.cluster import LocalCluster
+from node.lab.etcd_cluster import ETCD
+from node.lab.procs import http_json
+from node.lab.prom import LabStack
+from node.lab.runtime import (
+    LabCluster,
+    RunContext,
+    RunResult,
+    member_ids,
+    transfer_leadership,
+)
+from node.lab.timeline import CANCEL, Cancelled, Event, MetricWatch, Timeline
+
+log = logging.getLogger(__name__)
+
+PAGE, TICKET = "page", "ticket"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a scenario: its cluster label, what it runs on, and its body."""
+
+    scenario: str
+    run: str
+    target: str  # raftmon | etcd
+    control: bool
+    body: Callable[[RunContext], None]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    summary: str
+    runs: tuple[RunSpec, ...]
+
+    def selected(self, etcd: bool) -> list[RunSpec]:
+        wanted = "etcd" if etcd else "raftmon"
+        return [r for r in self.runs if r.target == wanted]
+
+
+# ---------------------------------------------------------------------------------------
+# helpers shared by the scenarios
+
+
+def _settle(ctx: RunContext, seconds: float) -> None:
+    """Let load or a fault run for a measured stretch (a measurement window, not a wait)."""
+    ctx.observer.hold(seconds)
+
+
+def _window(
+    ctx: RunContext, label: str, writer: Any, start: float, end: float | None = None
+) -> Any:
+    win = writer.window(start, end)
+    ctx.measurements[label] = win.to_json()
+    ctx.step(
+        f"{label}: {win.rate:.0f} writes/s ok, {win.failed} failed, "
+        f"p50 {win.p50 * 1000:.1f} ms, p99 {win.p99 * 1000:.1f} ms"
+        + (f", errors {win.errors}" if win.errors else "")
+    )
+    return win
+
+
+def _expect_routed(ctx: RunContext, alert: str, receiver: str, timeout: float) -> bool:
+    seen = ctx.observer.wait(
+        f"{alert} routed to {receiver}",
+        lambda: ctx.observer.routed(alert, receiver),
+        timeout,
+    )
+    ctx.check(f"{alert} fired", ctx.observer.fired(alert))
+    got = sorted(ctx.observer.receivers(alert))
+    ctx.check(f"{alert} reached the {receiver} receiver", seen, f"receivers seen: {got or 'none'}")
+    return seen
+
+
+def _expect_resolved(ctx: RunContext, alert: str, receiver: str, timeout: float) -> bool:
+    ok = ctx.observer.wait(
+        f"{alert} resolved at {receiver}",
+        lambda: ctx.observer.routed(alert, receiver, status="resolved"),
+        timeout,
+    )
+    return ctx.check(f"{alert} resolved and {receiver} was told", ok)
+
+
+def _expect_silent(ctx: RunContext, alerts: list[str]) -> None:
+    for alert in alerts:
+        ctx.check(f"{alert} stayed silent (never fired)", not ctx.observer.fired(alert))
+        ctx.check(
+            f"{alert} reached no receiver",
+            not ctx.observer.routed(alert),
+            f"receivers: {sorted(ctx.observer.receivers(alert)) or 'none'}",
+        )
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _read_prefix(endpoint: str, prefix: str, timeout: float = 10.0) -> dict[str, str]:
+    """Every key under `prefix` with its value (one linearizable range)."""
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    answer = http_json(
+        endpoint + "/v3/kv/range",
+        {"key": _b64(prefix), "range_end": _b64(end)},
+        timeout=timeout,
+    )
+    if not isinstance(answer, dict) or "error" in answer:
+        raise RuntimeError(f"range {prefix!r} failed: {answer}")
+    return {
+        base64.b64decode(kv["key"]).decode(): base64.b64decode(kv.get("value", "")).decode()
+        for kv in answer.get("kvs", [])
+    }
+
+
+def _alive_endpoint(cluster: LabCluster) -> str:
+    lead = cluster.wait_leader(30)
+    return next(m.client_url for m in cluster.members if m.name == lead)
+
+
+def _followers(cluster: LabCluster) -> list[str]:
+    lead = cluster.wait_leader(20)
+    return [m.name for m in cluster.members if m.name != lead]
+
+
+UP_DOWN = 'sum(up{{cluster="{c}"}} == bool 0)'
+HAS_LEADER = 'min(etcd_server_has_leader{{cluster="{c}"}})'
+
+
+def _watch_down(ctx: RunContext) -> None:
+    ctx.observer.watch(MetricWatch("members down (up == 0)", UP_DOWN.format(c=ctx.run), 0))
+    ctx.observer.watch(
+        MetricWatch("members with a leader (min has_leader)", HAS_LEADER.format(c=ctx.run), 1, above=False)
+    )
+
+
+FSYNC_MEAN = (
+    'max by (instance) (instance:etcd_disk_wal_fsync_duration_seconds:mean{{cluster="{c}"}})'
+)
+
+
+# ---------------------------------------------------------------------------------------
+# 1. slow-disk
+
+
+def _slow_disk(delay: float, control: bool) -> Callable[[RunContext], None]:
+    def body(ctx: RunContext) -> None:
+        cluster = ctx.start_raftmon(3)
+        ctx.observer.watch(
+            MetricWatch("WAL fsync mean", FSYNC_MEAN.format(c=ctx.run), 0.025, unit="ms")
+        )
+        writer = ctx.writer(cluster.endpoints, clients=4, rate=60)
+        t = time.time()
+        _settle(ctx, 4)
+        _window(ctx, "before", writer, t)
+        for m in cluster.members:
+            ctx.set_faults(cluster, m.name, {"wal_fsync_delay_seconds": delay})
+        ctx.fault(f"WAL fsync +{delay * 1000:.0f} ms on every member")
+        t_fault = time.time()
+        if control:
+            # Long enough for the 10 s mean to settle and a 10 s `for` to pass, with margin.
+            _settle(ctx, 26)
+            _window(ctx, "during", writer, t_fault + 3)
+            peak = _peak(ctx, FSYNC_MEAN.format(c=ctx.run))
+            ctx.measurements["fsync_mean_peak_seconds"] = peak
+            ctx.check(
+                "the fault took effect (fsync mean rose above 15 ms)",
+                peak is not None and peak > 0.015,
+                f"peak mean {peak * 1000:.1f} ms" if peak is not None else "no data",
+            )
+            _expect_silent(ctx, ["etcdWALFsyncSlow"])
+            return
+        _expect_routed(ctx, "etcdWALFsyncSlow", TICKET, timeout=60)
+        ctx.check(
+            "etcdWALFsyncSlow paged nobody", not ctx.observer.routed("etcdWALFsyncSlow", PAGE)
+        )
+        _window(ctx, "during", writer, t_fault + 3)
+        ctx.clear_faults(cluster)
+        ctx.fault("fsync delay removed")
+        _expect_resolved(ctx, "etcdWALFsyncSlow", TICKET, timeout=45)
+
+    return body
+
+
+def _peak(ctx: RunContext, expr: str) -> float | None:
+    prom = ctx.stack.prometheus
+    if prom is None:
+        return None
+    rows = prom.query(f"max(max_over_time(({expr})[40s:1s]))")
+    return float(rows[0]["value"][1]) if rows else None
+
+
+# ---------------------------------------------------------------------------------------
+# 2. leader-flapping
+
+
+def _leader_flapping(ctx: RunContext) -> None:
+    cluster = ctx.start_raftmon(3)
+    ctx.observer.watch(
+        MetricWatch(
+            "leader changes per minute",
+            f'cluster:etcd_server_leader_changes_seen:per_minute{{cluster="{ctx.run}"}}',
+            6,
+        )
+    )
+    writer = ctx.writer(cluster.endpoints, clients=2, rate=30)
+    _settle(ctx, 3)
+    names = [m.name for m in cluster.members]
+    moves = 0
+    for i in range(5):
+        lead = cluster.wait_leader(20)
+        target = names[(names.index(lead) + 1) % len(names)]
+        new = transfer_leadership(cluster, target)
+        moves += 1
+        ctx.fault(f"leadership moved {lead} -> {new} (transfer {i + 1} of 5)")
+        _settle(ctx, 1.5)
+    ctx.measurements["leadership_transfers"] = moves
+    _expect_routed(ctx, "etcdLeaderChangesTooFrequent", PAGE, timeout=40)
+    win = writer.window(ctx.timeline.t0)
+    ctx.measurements["writes"] = win.to_json()
+    ctx.check(
+        "writes kept being acknowledged through the transfers",
+        win.ok > 0,
+        f"{win.ok} ok, {win.failed} failed",
+    )
+
+
+def _rolling_restart(ctx: RunContext) -> None:
+    cluster = ctx.start_raftmon(3)
+    writer = ctx.writer(cluster.endpoints, clients=2, rate=30)
+    _settle(ctx, 3)
+    lead = cluster.wait_leader(20)
+    order = [m.name for m in cluster.members if m.name != lead] + [lead]  # followers first
+    leaders = [lead]
+    for name in order:
+        cluster.restart(name, wait=True, timeout=60)
+        now = cluster.wait_leader(30)
+        if now != leaders[-1]:
+            leaders.append(now)
+        ctx.fault(f"restarted {name} (graceful), leader now {now}")
+    changes = len(leaders) - 1
+    ctx.measurements["leader_changes_seen_by_lab"] = changes
+    ctx.step(f"rolling restart done: {changes} leader change(s) ({' -> '.join(leaders)})")
+    # Every change is now inside the 30 s window; give the 5 s `for` room to pass if the
+    # rule were going to fire.
+    _settle(ctx, 18)
+    _expect_silent(ctx, ["etcdLeaderChangesTooFrequent"])
+    win = writer.window(ctx.timeline.t0)
+    ctx.measurements["writes"] = win.to_json()
+    ctx.check("writes kept being acknowledged through the restart", win.ok > 0, f"{win.ok} ok")
+
+
+# ---------------------------------------------------------------------------------------
+# 3. member-down
+
+
+def _start(ctx: RunContext, target: str) -> LabCluster:
+    return ctx.start_etcd(3) if target == "etcd" else ctx.start_raftmon(3)
+
+
+def _member_down(target: str) -> Callable[[RunContext], None]:
+    def body(ctx: RunContext) -> None:
+        cluster = _start(ctx, target)
+        _watch_down(ctx)
+        writer = ctx.writer(cluster.endpoints, clients=3, rate=45)
+        t = time.time()
+        _settle(ctx, 3)
+        _window(ctx, "before", writer, t)
+        victim = _followers(cluster)[0]
+        cluster.kill(victim)
+        t_kill = time.time()
+        ctx.fault(f"kill -9 {victim} (one of three)")
+        _expect_routed(ctx, "etcdMembersDown", TICKET, timeout=45)
+        ctx.check(
+            "etcdMembersDown paged nobody (quorum is intact)",
+            not ctx.observer.routed("etcdMembersDown", PAGE),
+        )
+        win = _window(ctx, "while one member is down", writer, t_kill + 3)
+        ctx.check(
+            "writes keep succeeding with one member of three down",
+            win.ok > 0 and win.failed <= max(3, win.ok // 20),
+            f"{win.ok} ok, {win.failed} failed",
+        )
+        cluster.restart(victim, wait=True, timeout=60)
+        ctx.fault(f"{victim} restarted")
+        _expect_resolved(ctx, "etcdMembersDown", TICKET, timeout=45)
+
+    return body
+
+
+# ---------------------------------------------------------------------------------------
+# 4. quorum-loss
+
+
+def _quorum_loss(target: str) -> Callable[[RunContext], None]:
+    def body(ctx: RunContext) -> None:
+        cluster = _start(ctx, target)
+        _watch_down(ctx)
+        writer = ctx.writer(cluster.endpoints, clients=3, rate=45, timeout=2.0)
+        t = time.time()
+        _settle(ctx, 3)
+        _window(ctx, "before", writer, t)
+        victims = _followers(cluster)
+        for name in victims:
+            cluster.kill(name)
+        t_kill = time.time()
+        ctx.fault(f"kill -9 {' and '.join(victims)} (two of three: quorum lost)")
+        _expect_routed(ctx, "etcdInsufficientMembers", PAGE, timeout=45)
+        _expect_routed(ctx, "etcdNoLeader", PAGE, timeout=30)
+        t_restart = time.time()
+        win = _window(ctx, "without quorum", writer, t_kill + 2, t_restart)
+        ctx.check(
+            "no write is acknowledged without quorum",
+            win.ok == 0 and win.failed > 0,
+            f"{win.ok} ok, {win.failed} failed",
+        )
+        errors = ", ".join(f"{k!r} x{v}" for k, v in win.errors.items())
+        ctx.check(
+            "failed writes carry a clear error",
+            bool(win.errors) and all(k for k in win.errors),
+            errors or "no errors recorded",
+        )
+        for name in victims:
+            cluster.restart(name, wait=True, timeout=60)
+        ctx.fault(f"{' and '.join(victims)} restarted")
+        cluster.wait_leader(30)
+        writer.stop()
+        acked = writer.acknowledged()
+        stored = _read_prefix(_alive_endpoint(cluster), writer.prefix + "/")
+        missing = [k for k, v in acked.items() if stored.get(k) != v]
+        ctx.measurements["acknowledged_writes"] = len(acked)
+        ctx.measurements["missing_after_restart"] = len(missing)
+        ctx.check(
+            "every acknowledged write is there after the restart",
+            bool(acked) and not missing,
+            f"{len(acked)} acknowledged, {len(missing)} missing"
+            + (f", e.g. {missing[:3]}" if missing else ""),
+        )
+        _expect_resolved(ctx, "etcdInsufficientMembers", PAGE, timeout=45)
+
+    return body
+
+
+# ---------------------------------------------------------------------------------------
+# 5. partitions
+
+
+def _partition(ctx: RunContext, cluster: LocalCluster, sides: list[list[str]]) -> None:
+    """Drop every Raft message (and probe) between members on different sides."""
+    for side in sides:
+        others = [n for s in sides if s is not side for n in s]
+        for name in side:
+            ctx.set_faults(cluster, name, {"peers": {o: {"drop": True} for o in others}})
+    ctx.fault("partition " + " | ".join(",".join(s) for s in sides))
+
+
+def _partitions(size: int) -> Callable[[RunContext], None]:
+    def body(ctx: RunContext) -> None:
+        cluster = ctx.start_raftmon(size)
+        ctx.observer.watch(
+            MetricWatch("members with a leader (min has_leader)", HAS_LEADER.format(c=ctx.run), 1, above=False)
+        )
+        lead = cluster.wait_leader(20)
+        names = [m.name for m in cluster.members]
+        if size == 3:  # the leader alone on one side: the course's quiz
+            sides = [[lead], [n for n in names if n != lead]]
+        else:
+            sides = [names[:2], names[2:]]
+        url = {m.name: m.client_url for m in cluster.members}
+        writers = [
+            ctx.writer([url[n] for n in side], clients=2, rate=30, timeout=2.0) for side in sides
+        ]
+        t = time.time()
+        _settle(ctx, 3)
+        for side, w in zip(sides, writers, strict=True):
+            _window(ctx, f"before, side {','.join(side)}", w, t)
+        _partition(ctx, cluster, sides)
+        t_cut = time.time()
+        _expect_routed(ctx, "etcdNoLeader", PAGE, timeout=40)
+        _settle(ctx, 3)
+        t_heal = time.time()
+        wins = [
+            _window(ctx, f"partitioned, side {','.join(side)}", w, t_cut + 3, t_heal)
+            for side, w in zip(sides, writers, strict=True)
+        ]
+        no_leader = ctx.observer.firing_instances("etcdNoLeader")
+        ctx.measurements["no_leader_members"] = sorted(no_leader)
+        if size == 3:
+            minority, majority = wins
+            ctx.check(
+                "the majority side (2 of 3) keeps writing",
+                majority.ok > 0,
+                f"{majority.ok} ok, {majority.failed} failed",
+            )
+            ctx.check(
+                "the minority side (1 of 3) writes nothing",
+                minority.ok == 0,
+                f"{minority.ok} ok, {minority.failed} failed",
+            )
+            ctx.check(
+                "etcdNoLeader fired only for the isolated member",
+                no_leader == set(sides[0]),
+                f"fired for {sorted(no_leader)}",
+            )
+        else:
+            ctx.check(
+                "neither half of a 2|2 split writes anything",
+                all(w.ok == 0 for w in wins),
+                ", ".join(f"{w.ok} ok/{w.failed} failed" for w in wins),
+            )
+            ctx.check(
+                "etcdNoLeader fired for every member of the 4",
+                no_leader == set(names),
+                f"fired for {sorted(no_leader)}",
+            )
+        ctx.clear_faults(cluster)
+        ctx.fault("partition healed")
+        healed = ctx.observer.wait(
+            "writes resume on every side",
+            lambda: all((w.last_ok() or 0) > t_heal for w in writers),
+            30,
+        )
+        ctx.check("writes resume on every side after healing", healed)
+        _expect_resolved(ctx, "etcdNoLeader", PAGE, timeout=40)
+
+    return body
+
+
+# ---------------------------------------------------------------------------------------
+# 6. slow-network
+
+
+PEER_RTT = 'max by (instance) (instance_peer:etcd_network_peer_round_trip_time_seconds:p99{{cluster="{c}"}})'
+
+
+def _slow_network(delay: float) -> Callable[[RunContext], None]:
+    def body(ctx: RunContext) -> None:
+        cluster = ctx.start_raftmon(3)
+        ctx.observer.watch(
+            MetricWatch("peer RTT p99", PEER_RTT.format(c=ctx.run), 0.1024, unit="ms")
+        )
+        lead = cluster.wait_leader(20)
+        lead_url = cluster.member(lead).client_url
+        # One client, writes to the leader, one at a time: latency is the commit path.
+        writer = ctx.writer([lead_url], clients=1)
+        t = time.time()
+        _settle(ctx, 6)
+        before = _window(ctx, "before", writer, t)
+        names = [m.name for m in cluster.members]
+        for name in names:
+            ctx.set_faults(
+                cluster, name, {"peers": {o: {"delay_seconds": delay} for o in names if o != name}}
+            )
+        ctx.fault(f"+{delay * 1000:.0f} ms on every peer link, both directions")
+        t_fault = time.time()
+        _settle(ctx, 8)
+        after = _window(ctx, "with the delay", writer, t_fault + 1)
+        rise = after.p50 - before.p50
+        ctx.measurements["latency_rise_p50_ms"] = round(rise * 1000, 1)
+        ctx.measurements["predicted_rise_ms"] = round(2 * delay * 1000, 1)
+        ctx.step(
+            f"write p50 rose {rise * 1000:.0f} ms; the course predicts about 2 x {delay * 1000:.0f} ms "
+            f"(leader -> follower append, follower -> leader ack)"
+        )
+        # A quorum write cannot commit before an append and its ack crossed the delayed
+        # links, so the rise has a hard floor near 2 x delay; the ceiling is noise.
+        ctx.check(
+            "write latency rose by about two one-way delays (one full round trip)",
+            rise >= 1.5 * delay,
+            f"p50 {before.p50 * 1000:.1f} -> {after.p50 * 1000:.1f} ms",
+        )
+        _expect_routed(ctx, "etcdMemberCommunicationSlow", TICKET, timeout=40)
+        peak = _peak(ctx, PEER_RTT.format(c=ctx.run))
+        ctx.measurements["peer_rtt_p99_peak_seconds"] = peak
+        ctx.clear_faults(cluster)
+        ctx.fault("delay removed")
+        if ctx.observer.routed("etcdMemberCommunicationSlow", TICKET):
+            _expect_resolved(ctx, "etcdMemberCommunicationSlow", TICKET, timeout=45)
+
+    return body
+
+
+# ---------------------------------------------------------------------------------------
+# 7. quota
+
+QUOTA_BYTES = 4 * 1024 * 1024
+QUOTA_RATIO = (
+    'max by (instance) (instance:etcd_mvcc_db_total_size_in_bytes:quota_ratio{{cluster="{c}"}})'
+)
+
+
+def _quota(ctx: RunContext) -> None:
+    cluster = ctx.start_raftmon(3, extra=[f"--quota-backend-bytes={QUOTA_BYTES}"])
+    ctx.observer.watch(
+        MetricWatch("db size / quota", QUOTA_RATIO.format(c=ctx.run), 0.65, unit="%")
+    )
+    url = _alive_endpoint(cluster)
+    big = "x" * 64 * 1024
+    rejected = ""
+    puts = 0
+    for i in range(400):  # bounded: 4 MiB of 64 KiB values is ~60 puts
+        answer = http_json(
+            url + "/v3/kv/put", {"key": _b64(f"fill/{i % 20:02d}"), "value": _b64(big)}, timeout=10
+        )
+        if isinstance(answer, dict) and "error" in answer:
+            rejected = str(answer.get("message") or answer.get("error"))
+            break
+        puts += 1
+    ctx.fault(f"filled the {QUOTA_BYTES // 1024 // 1024} MiB quota with {puts} puts of 64 KiB")
+    ctx.measurements["puts_to_fill"] = puts
+    ctx.check(
+        "a write over the quota is rejected with NOSPACE",
+        "database space exceeded" in rejected,
+        rejected or "never rejected",
+    )
+    _expect_routed(ctx, "etcdNoSpaceAlarm", PAGE, timeout=30)
+    ctx.observer.wait(
+        "etcdDatabaseQuotaLowSpace routed",
+        lambda: bool(ctx.observer.receivers("etcdDatabaseQuotaLowSpace")),
+        40,
+    )
+    ctx.check("etcdDatabaseQuotaLowSpace fired", ctx.observer.fired("etcdDatabaseQuotaLowSpace"))
+    receivers = sorted(ctx.observer.receivers("etcdDatabaseQuotaLowSpace"))
+    ctx.check(
+        "etcdDatabaseQuotaLowSpace reached the page receiver (critical tier; lower tiers inhibited)",
+        PAGE in receivers,
+        f"receivers: {receivers or 'none'}",
+    )
+    again = http_json(url + "/v3/kv/put", {"key": _b64("small"), "value": _b64("v")})
+    ctx.check(
+        "writes stay rejected while the alarm is raised",
+        isinstance(again, dict) and "database space exceeded" in str(again.get("message", "")),
+        str(again),
+    )
+    # Recovery, as the runbook says: compact, defragment every member, disarm.
+    status = http_json(url + "/v3/maintenance/status", {})
+    revision = status["header"]["revision"]
+    http_json(url + "/v3/kv/compaction", {"revision": revision, "physical": True}, timeout=30)
+    ctx.fault(f"compacted at revision {revision}")
+    sizes = {}
+    for m in cluster.members:
+        http_json(m.client_url + "/v3/maintenance/defragment", {}, timeout=60)
+        st = http_json(m.client_url + "/v3/maintenance/status", {})
+        sizes[m.name] = int(st.get("dbSize", 0))
+    ctx.fault(
+        "defragmented every member: db "
+        + ", ".join(f"{n} {s // 1024} KiB" for n, s in sizes.items())
+    )
+    alarms = http_json(url + "/v3/maintenance/alarm", {"action": "GET"}).get("alarms", [])
+    for alarm in alarms:
+        http_json(
+            url + "/v3/maintenance/alarm",
+            {"action": "DEACTIVATE", "memberID": alarm["memberID"], "alarm": alarm["alarm"]},
+        )
+    ctx.fault(f"disarmed {len(alarms)} alarm(s)")
+    ok = http_json(url + "/v3/kv/put", {"key": _b64("after-recovery"), "value": _b64("v")})
+    ctx.check(
+        "writes are accepted again after compact + defrag + disarm",
+        isinstance(ok, dict) and "error" not in ok,
+        str(ok),
+    )
+    _expect_resolved(ctx, "etcdNoSpaceAlarm", PAGE, timeout=40)
+    _expect_resolved(ctx, "etcdDatabaseQuotaLowSpace", PAGE, timeout=40)
+
+
+# ---------------------------------------------------------------------------------------
+# the catalogue
+
+
+def _spec(
+    scenario: str,
+    run: str,
+    body: Callable[[RunContext], None],
+    *,
+    target: str = "raftmon",
+    control: bool = False,
+) -> RunSpec:
+    return RunSpec(scenario, run, target, control, body)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "slow-disk",
+            "30 ms extra fsync on every member: etcdWALFsyncSlow tickets, then resolves; 20 ms stays silent",
+            (
+                _spec("slow-disk", "slow-disk", _slow_disk(0.030, control=False)),
+                _spec(
+                    "slow-disk", "slow-disk-control", _slow_disk(0.020, control=True), control=True
+                ),
+            ),
+        ),
+        Scenario(
+            "leader-flapping",
+            "5 leadership moves in ~10 s: etcdLeaderChangesTooFrequent pages; a rolling restart stays silent",
+            (
+                _spec("leader-flapping", "leader-flapping", _leader_flapping),
+                _spec("leader-flapping", "leader-flapping-control", _rolling_restart, control=True),
+            ),
+        ),
+        Scenario(
+            "member-down",
+            "one of three killed: etcdMembersDown tickets; writes keep succeeding",
+            (
+                _spec("member-down", "member-down", _member_down("raftmon")),
+                _spec("member-down", "member-down-etcd", _member_down("etcd"), target="etcd"),
+            ),
+        ),
+        Scenario(
+            "quorum-loss",
+            "two of three killed: etcdInsufficientMembers and etcdNoLeader page; acknowledged writes survive",
+            (
+                _spec("quorum-loss", "quorum-loss", _quorum_loss("raftmon")),
+                _spec("quorum-loss", "quorum-loss-etcd", _quorum_loss("etcd"), target="etcd"),
+            ),
+        ),
+        Scenario(
+            "partitions",
+            "1|2 of three keeps a writable majority; 2|2 of four writes nowhere",
+            (
+                _spec("partitions", "partitions-3", _partitions(3)),
+                _spec("partitions", "partitions-4", _partitions(4)),
+            ),
+        ),
+        Scenario(
+            "slow-network",
+            "50 ms on every peer link: write latency rises ~2 x 50 ms; etcdMemberCommunicationSlow tickets",
+            (_spec("slow-network", "slow-network", _slow_network(0.050)),),
+        ),
+        Scenario(
+            "quota",
+            "small quota filled: NOSPACE, etcdDatabaseQuotaLowSpace; compact + defrag + disarm recover",
+            (_spec("quota", "quota", _quota),),
+        ),
+    )
+}
+
+
+def all_runs(include_etcd: bool = True) -> list[RunSpec]:
+    return [r for s in SCENARIOS.values() for r in s.runs if include_etcd or r.target == "raftmon"]
+
+
+# ---------------------------------------------------------------------------------------
+# running
+
+
+def run_one(
+    spec: RunSpec,
+    stack: LabStack,
+    base_dir: Path,
+    on_event: Callable[[str, Event], None] | None = None,
+) -> RunResult:
+    """Run one spec to the end; never raises (a crash becomes `error` on the result)."""
+    timeline = Timeline(spec.run, on_event)
+    ctx = RunContext(stack, Path(base_dir) / spec.run, spec.run, timeline)
+    result = RunResult(spec.scenario, spec.run, spec.target, spec.control)
+    try:
+        if not stack.monitoring:
+            raise RuntimeError(
+                "Prometheus/Alertmanager missing (" + ", ".join(stack.missing) + "): "
+                "scenarios need them; install with `make tools`"
+            )
+        if spec.target == "etcd" and shutil.which(ETCD) is None:
+            raise RuntimeError("etcd missing: install Debian's etcd-server (`make tools`)")
+        spec.body(ctx)
+    except Cancelled:
+        result.error = "interrupted"
+    except Exception as exc:
+        log.exception("run failed run=%s", spec.run)
+        result.error = f"{type(exc).__name__}: {exc}"
+        timeline.add("note", f"run crashed: {result.error.splitlines()[0]}")
+    finally:
+        result.logs = ctx.close()
+    result.checks = ctx.checks
+    result.events = timeline.events()
+    result.measurements = ctx.measurements
+    result.notifications = ctx.observer.notifications()
+    return result
+
+
+def run_specs(
+    specs: list[RunSpec],
+    stack: LabStack,
+    base_dir: Path,
+    *,
+    concurrency: int = 2,
+    on_event: Callable[[str, Event], None] | None = None,
+) -> list[RunResult]:
+    """Run specs on one shared stack, `concurrency` at a time; results in spec order."""
+    CANCEL.clear()
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="lab-run")
+    futures = [pool.submit(run_one, s, stack, base_dir, on_event) for s in specs]
+    try:
+        return [f.result() for f in futures]
+    except BaseException:
+        CANCEL.set()  # running runs unwind through their `finally` and stop their clusters
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ---------------------------------------------------------------------------------------
+# CLI
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str]) -> int:
+    from node.lab import report  # rich is only needed for the CLI
+
+    parser = argparse.ArgumentParser(
+        prog="raftmon lab",
+        description="Rehearse an etcd emergency end to end (real cluster, Prometheus, Alertmanager).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="scenarios:\n"
+        + "\n".join(f"  {s.name:<16} {s.summary}" for s in SCENARIOS.values()),
+    )
+    parser.add_argument("scenario", help="a scenario name, `list`, or `all`")
+    parser.add_argument(
+        "--etcd",
+        action="store_true",
+        help="run on a real etcd 3.4 cluster (member-down, quorum-loss)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("var/lab"),
+        help="folder for everything the lab writes",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=2, help="runs at a time (`all`; default 2)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no live timeline, only the summary")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+    if args.scenario == "list":
+        report.print_scenarios(SCENARIOS)
+        return 0
+    if args.scenario == "all":
+        specs = all_runs()
+    elif args.scenario in SCENARIOS:
+        specs = SCENARIOS[args.scenario].selected(args.etcd)
+        if not specs:
+            print(
+                f"raftmon lab: {args.scenario} has no etcd variant (only member-down and quorum-loss)",
+                file=sys.stderr,
+            )
+            return 2
+    else:
+        print(
+            f"raftmon lab: unknown scenario {args.scenario!r}; try `raftmon lab list`",
+            file=sys.stderr,
+        )
+        return 2
+
+    base = args.data_dir / args.scenario
+    shutil.rmtree(base, ignore_errors=True)
+    stack = LabStack(base / "monitoring")
+    printer = None if args.quiet else report.LivePrinter()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        stack.start()
+        if not stack.monitoring:
+            print(
+                "raftmon lab: missing " + ", ".join(stack.missing) + "; install with `make tools`",
+                file=sys.stderr,
+            )
+            return 1
+        concurrency = args.concurrency if args.scenario == "all" else len(specs)
+        results = run_specs(specs, stack, base, concurrency=concurrency, on_event=printer)
+    except KeyboardInterrupt:
+        print("\nraftmon lab: interrupted; everything it started is being stopped", file=sys.stderr)
+        return 130
+    finally:
+        stack.stop()
+    report.print_results(results)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps([r.to_json() for r in results], indent=2) + "\n")
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
