@@ -214,6 +214,7 @@ class Observer:
                 f"{row.alertname}{where} ({row.severity}) {verb} receiver {row.receiver}",
                 alertname=row.alertname,
                 instance=row.instance,
+                severity=row.severity,
                 receiver=row.receiver,
                 status=row.status,
             )
