@@ -1,0 +1,85 @@
+"""The lab scenarios end to end: the alert fired, reached the right receiver, and its
+control run stayed silent. Values and events only; no timing is asserted.
+
+The runs themselves happen once per session (conftest.lab_results); each test reads one.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from node.lab.runtime import RunResult
+from node.lab.scenarios import SCENARIOS
+from tests.lab.conftest import explain
+
+pytestmark = [pytest.mark.cluster, pytest.mark.tools, pytest.mark.timeout(900)]
+
+# run -> (alert, receiver) pairs that must have been delivered while firing.
+ROUTED: dict[str, list[tuple[str, str]]] = {
+    "slow-disk": [("etcdWALFsyncSlow", "ticket")],
+    "leader-flapping": [("etcdLeaderChangesTooFrequent", "page")],
+    "member-down": [("etcdMembersDown", "ticket")],
+    "member-down-etcd": [("etcdMembersDown", "ticket")],
+    "quorum-loss": [("etcdInsufficientMembers", "page"), ("etcdNoLeader", "page")],
+    "quorum-loss-etcd": [("etcdInsufficientMembers", "page"), ("etcdNoLeader", "page")],
+    "partitions-3": [("etcdNoLeader", "page")],
+    "partitions-4": [("etcdNoLeader", "page")],
+    "slow-network": [("etcdMemberCommunicationSlow", "ticket")],
+    "quota": [("etcdNoSpaceAlarm", "page"), ("etcdDatabaseQuotaLowSpace", "page")],
+}
+# control run -> alerts that must never have fired nor reached any receiver.
+SILENT: dict[str, list[str]] = {
+    "slow-disk-control": ["etcdWALFsyncSlow"],
+    "leader-flapping-control": ["etcdLeaderChangesTooFrequent"],
+}
+RUNS = [r.run for s in SCENARIOS.values() for r in s.runs]
+
+
+def test_every_run_has_an_expectation() -> None:
+    assert sorted(RUNS) == sorted([*ROUTED, *SILENT])
+
+
+def _routed(result: RunResult, alert: str, receiver: str) -> bool:
+    return any(
+        n.alertname == alert and n.receiver == receiver and n.status == "firing"
+        for n in result.notifications
+    )
+
+
+@pytest.mark.parametrize("run", sorted(ROUTED))
+def test_fault_fires_its_alert_and_routes_it(run: str, lab_results: dict[str, RunResult]) -> None:
+    result = lab_results[run]
+    for alert, receiver in ROUTED[run]:
+        assert _routed(result, alert, receiver), (
+            f"{alert} never reached {receiver}\n{explain(result)}"
+        )
+    assert result.ok, explain(result)
+
+
+@pytest.mark.parametrize("run", sorted(SILENT))
+def test_control_run_stays_silent(run: str, lab_results: dict[str, RunResult]) -> None:
+    result = lab_results[run]
+    for alert in SILENT[run]:
+        assert not any(n.alertname == alert for n in result.notifications), explain(result)
+        assert not any(
+            e.kind == "firing" and e.data.get("alertname") == alert for e in result.events
+        ), explain(result)
+    assert result.ok, explain(result)
+
+
+def test_quorum_loss_keeps_every_acknowledged_write(lab_results: dict[str, RunResult]) -> None:
+    for run in ("quorum-loss", "quorum-loss-etcd"):
+        m = lab_results[run].measurements
+        assert m.get("acknowledged_writes", 0) > 0, explain(lab_results[run])
+        assert m.get("missing_after_restart") == 0, explain(lab_results[run])
+
+
+def test_partitions_show_the_odd_number_lesson(lab_results: dict[str, RunResult]) -> None:
+    three, four = lab_results["partitions-3"], lab_results["partitions-4"]
+    majority = next(
+        v for k, v in three.measurements.items() if k.startswith("partitioned") and "," in k
+    )
+    assert majority["ok"] > 0, explain(three)
+    halves = [v for k, v in four.measurements.items() if k.startswith("partitioned")]
+    assert len(halves) == 2, explain(four)
+    assert all(h["ok"] == 0 for h in halves), explain(four)

@@ -1,0 +1,114 @@
+"""The lab's pieces without a cluster: bucket maths, write windows, the webhook receiver,
+the Alertmanager config it renders and the Prometheus config it writes."""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from alerts.render import LAB_WEBHOOK_PLACEHOLDER
+from node.lab.memberstats import MemberSnapshot, fsync_between, quantile
+from node.lab.prom import Prometheus, alertmanager_config, rule_files
+from node.lab.webhook import WebhookReceiver
+from node.lab.writer import Window, Writer, WriteRecord
+
+
+def test_quantile_interpolates_inside_the_bucket_like_histogram_quantile() -> None:
+    buckets = {0.001: 0.0, 0.002: 50.0, 0.004: 100.0, math.inf: 100.0}
+    assert quantile(0.5, buckets) == 0.002
+    assert quantile(0.99, buckets) == 0.002 + 0.002 * (99 - 50) / 50
+    assert quantile(0.99, {0.001: 0.0, math.inf: 0.0}) is None
+
+
+def test_fsync_between_uses_only_the_stretch_between_snapshots() -> None:
+    a = MemberSnapshot(
+        "m1",
+        True,
+        fsync_sum=1.0,
+        fsync_count=100,
+        fsync_buckets={0.032: 100, 0.064: 100, math.inf: 100},
+    )
+    b = MemberSnapshot(
+        "m1",
+        True,
+        fsync_sum=4.1,
+        fsync_count=200,
+        fsync_buckets={0.032: 100, 0.064: 200, math.inf: 200},
+    )
+    stats = fsync_between(a, b)
+    assert stats.count == 100
+    assert stats.mean is not None and abs(stats.mean - 0.031) < 1e-9
+    assert stats.p99 is not None and 0.032 < stats.p99 <= 0.064
+    assert fsync_between(a, MemberSnapshot("m1", False)).mean is None
+
+
+def test_writer_window_counts_rates_and_errors_by_message() -> None:
+    w = Writer(["http://127.0.0.1:1"])
+    rows = [WriteRecord(10.0 + i * 0.1, 0.01 * (i + 1), "e", f"k{i}", "v", True) for i in range(10)]
+    rows += [WriteRecord(10.5, 1.0, "e", "x", "v", False, "etcdserver: no leader")]
+    w._records.extend(rows)
+    win: Window = w.window(10.0, 11.0)
+    assert (win.ok, win.failed) == (10, 1)
+    assert win.errors == {"etcdserver: no leader": 1}
+    assert win.rate == 10.0
+    assert win.p50 in (0.05, 0.06)
+    assert w.acknowledged() == {f"k{i}": "v" for i in range(10)}
+
+
+def test_webhook_receiver_records_each_alert_with_its_receiver() -> None:
+    payload = {
+        "receiver": "ticket",
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {
+                    "alertname": "etcdWALFsyncSlow",
+                    "cluster": "c1",
+                    "instance": "m1",
+                    "severity": "warning",
+                },
+            },
+            {
+                "status": "resolved",
+                "labels": {"alertname": "etcdMembersDown", "cluster": "c2", "severity": "warning"},
+            },
+        ],
+    }
+    with WebhookReceiver() as hook:
+        req = urllib.request.Request(
+            hook.url + "/ticket", data=json.dumps(payload).encode(), method="POST"
+        )
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert resp.status == 200
+        rows = hook.notifications("c1")
+    assert [(r.receiver, r.status, r.alertname, r.instance) for r in rows] == [
+        ("ticket", "firing", "etcdWALFsyncSlow", "m1")
+    ]
+    assert len(hook.notifications()) == 2
+
+
+def test_alertmanager_config_points_pages_and_tickets_at_the_local_receiver() -> None:
+    text = alertmanager_config("http://127.0.0.1:5001")
+    assert LAB_WEBHOOK_PLACEHOLDER not in text
+    receivers = {r["name"]: r for r in yaml.safe_load(text)["receivers"]}
+    assert receivers["page"]["webhook_configs"][0]["url"] == "http://127.0.0.1:5001/page"
+    assert receivers["ticket"]["webhook_configs"][0]["url"] == "http://127.0.0.1:5001/ticket"
+    assert "webhook_configs" not in receivers["null"]
+
+
+def test_prometheus_config_scrapes_every_second_with_the_chosen_rules(tmp_path: Path) -> None:
+    prom = Prometheus("/bin/true", tmp_path, lab=True, alertmanager="127.0.0.1:9")
+    config = yaml.safe_load((tmp_path / "prometheus.yml").read_text())
+    assert config["global"]["scrape_interval"] == "1s"
+    assert config["rule_files"] == [str(p) for p in rule_files(lab=True)]
+    assert all(Path(p).exists() for p in config["rule_files"])
+    assert config["scrape_configs"][0]["job_name"] == "etcd"  # the mixin selects job=~".*etcd.*"
+    prom.set_targets("c1", [])
+    assert json.loads((tmp_path / "targets" / "c1.json").read_text()) == []
+    prom.remove_targets("c1")
+    assert not (tmp_path / "targets" / "c1.json").exists()
