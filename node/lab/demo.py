@@ -137,7 +137,8 @@ class Demo:
         t_load = time.time()
         self.timeline.add(
             "step",
-            f"raftmon load: put, {args.clients} clients, {args.duration:g} s (report in {load_dir})",
+            f"raftmon load: put, {args.clients} clients, {args.duration:g} s "
+            f"(report in {load_dir})",
         )
         self.observer.hold(max(0.0, t_load + args.duration * args.fault_at - time.time()))
         http_json(
@@ -195,7 +196,8 @@ class Demo:
         end: dict[str, MemberSnapshot],
         load_dir: Path,
     ) -> dict[str, Any]:
-        assert self.cluster is not None and self.observer is not None
+        assert self.cluster is not None
+        assert self.observer is not None
         load_json: dict[str, Any] = {}
         report_path = load_dir / "report.json"
         if report_path.exists():
@@ -308,18 +310,21 @@ def render(report: dict[str, Any], out: Console) -> None:
     out.rule("raftmon demo report")
     rps = load.get("requests_per_second")
     out.print(
-        f"Throughput   {rps:.0f} writes/s ({load.get('succeeded')} ok, {load.get('failed')} failed, "
+        f"Throughput   {rps:.0f} writes/s ({load.get('succeeded')} ok, "
+        f"{load.get('failed')} failed, "
         f"{load.get('duration_seconds') or 0:.1f} s)"
         if rps is not None
         else "Throughput   - (no load report)"
     )
     out.print(
-        f"Latency      p50 {_ms(load.get('latency_p50_seconds'))}, p99 {_ms(load.get('latency_p99_seconds'))}, "
+        f"Latency      p50 {_ms(load.get('latency_p50_seconds'))}, "
+        f"p99 {_ms(load.get('latency_p99_seconds'))}, "
         f"max {_ms(load.get('latency_max_seconds'))}"
     )
     out.print(f"Leader       {cl['leader']} (leader changes: {report['leader_changes']:.0f})")
     out.print(
-        f"Fault        slow disk: +{fault['wal_fsync_delay_seconds'] * 1000:.0f} ms fsync on {fault['member']} "
+        f"Fault        slow disk: +{fault['wal_fsync_delay_seconds'] * 1000:.0f} ms fsync "
+        f"on {fault['member']} "
         f"after {fault['injected_after_seconds']:.0f} s"
     )
     table = Table(title="members (fsync from /metrics: average / p99)")

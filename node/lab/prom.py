@@ -51,13 +51,13 @@ def rule_files(lab: bool) -> list[Path]:
     return [base / "prometheus_rules.yaml", base / "prometheus_alerts.yaml"]
 
 
-def alertmanager_config(webhook_url: str, lab: bool = True) -> str:
-    """Our routing with the webhook placeholder pointed at the local receiver."""
+def alertmanager_config(webhook_url: str) -> str:
+    """Our routing (alerts/out/lab/alertmanager.yml) with the placeholder pointed at `url`.
+
+    The routing tree, receivers and inhibitions are the production ones; only group_wait
+    (1 s) and group_interval (5 s) are shorter, so a notification leaves within seconds.
+    """
     text = (OUT_DIR / "lab" / "alertmanager.yml").read_text(encoding="utf-8")
-    if not lab:
-        # The normal routing keeps its real receivers' URLs; the lab only ever runs with
-        # its own receiver, so the lab file's routes (identical tree) are used either way.
-        log.info("alertmanager uses the lab routing file (same tree, local webhook)")
     return text.replace(LAB_WEBHOOK_PLACEHOLDER, webhook_url.rstrip("/"))
 
 
@@ -239,7 +239,8 @@ class LabStack:
             return
         try:
             am_bin, prom_bin = find_tool(ALERTMANAGER), find_tool(PROMETHEUS)
-            assert am_bin is not None and prom_bin is not None
+            assert am_bin is not None
+            assert prom_bin is not None
             self.alertmanager = Alertmanager(
                 am_bin, self.base_dir / "alertmanager", self.webhook.url
             )

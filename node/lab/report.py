@@ -7,16 +7,16 @@ rich draws the tables; when stdout is not a terminal it still prints plain, alig
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from node.lab.timeline import Event
-
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from node.lab.runtime import RunResult
+    from node.lab.timeline import Event
 
 KIND_STYLE = {
     "step": "dim",

@@ -13,16 +13,19 @@ import logging
 import shutil
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from node.cluster import LocalCluster
 from node.lab.etcd_cluster import ETCD, EtcdCluster
 from node.lab.procs import hostport, http_json
 from node.lab.prom import LabStack, Member
 from node.lab.timeline import FAULT, STEP, Event, Observer, Timeline
-from node.lab.webhook import Notification
 from node.lab.writer import Writer
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from node.lab.webhook import Notification
 
 log = logging.getLogger(__name__)
 

@@ -25,13 +25,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from node.cluster import LocalCluster
 from node.lab.etcd_cluster import ETCD
 from node.lab.procs import http_json
 from node.lab.prom import LabStack
@@ -39,10 +37,14 @@ from node.lab.runtime import (
     LabCluster,
     RunContext,
     RunResult,
-    member_ids,
     transfer_leadership,
 )
 from node.lab.timeline import CANCEL, Cancelled, Event, MetricWatch, Timeline
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from node.cluster import LocalCluster
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +148,7 @@ def _read_prefix(endpoint: str, prefix: str, timeout: float = 10.0) -> dict[str,
 
 def _alive_endpoint(cluster: LabCluster) -> str:
     lead = cluster.wait_leader(30)
-    return next(m.client_url for m in cluster.members if m.name == lead)
+    return str(next(m.client_url for m in cluster.members if m.name == lead))
 
 
 def _followers(cluster: LabCluster) -> list[str]:
@@ -470,7 +472,10 @@ def _partitions(size: int) -> Callable[[RunContext], None]:
 # 6. slow-network
 
 
-PEER_RTT = 'max by (instance) (instance_peer:etcd_network_peer_round_trip_time_seconds:p99{{cluster="{c}"}})'
+PEER_RTT = (
+    "max by (instance) "
+    '(instance_peer:etcd_network_peer_round_trip_time_seconds:p99{{cluster="{c}"}})'
+)
 
 
 def _slow_network(delay: float) -> Callable[[RunContext], None]:
@@ -499,7 +504,8 @@ def _slow_network(delay: float) -> Callable[[RunContext], None]:
         ctx.measurements["latency_rise_p50_ms"] = round(rise * 1000, 1)
         ctx.measurements["predicted_rise_ms"] = round(2 * delay * 1000, 1)
         ctx.step(
-            f"write p50 rose {rise * 1000:.0f} ms; the course predicts about 2 x {delay * 1000:.0f} ms "
+            f"write p50 rose {rise * 1000:.0f} ms; the course predicts about "
+            f"2 x {delay * 1000:.0f} ms "
             f"(leader -> follower append, follower -> leader ack)"
         )
         # A quorum write cannot commit before an append and its ack crossed the delayed
@@ -571,7 +577,8 @@ def _quota(ctx: RunContext) -> None:
     ctx.check("etcdDatabaseQuotaLowSpace fired", ctx.observer.fired("etcdDatabaseQuotaLowSpace"))
     receivers = sorted(ctx.observer.receivers("etcdDatabaseQuotaLowSpace"))
     ctx.check(
-        "etcdDatabaseQuotaLowSpace reached the page receiver (critical tier; lower tiers inhibited)",
+        "etcdDatabaseQuotaLowSpace reached the page receiver "
+        "(critical tier; lower tiers inhibited)",
         PAGE in receivers,
         f"receivers: {receivers or 'none'}",
     )
@@ -632,7 +639,8 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         Scenario(
             "slow-disk",
-            "30 ms extra fsync on every member: etcdWALFsyncSlow tickets, then resolves; 20 ms stays silent",
+            "30 ms extra fsync on every member: etcdWALFsyncSlow tickets, then resolves; "
+            "20 ms stays silent",
             (
                 _spec("slow-disk", "slow-disk", _slow_disk(0.030, control=False)),
                 _spec(
@@ -642,7 +650,8 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "leader-flapping",
-            "5 leadership moves in ~10 s: etcdLeaderChangesTooFrequent pages; a rolling restart stays silent",
+            "5 leadership moves in ~10 s: etcdLeaderChangesTooFrequent pages; "
+            "a rolling restart stays silent",
             (
                 _spec("leader-flapping", "leader-flapping", _leader_flapping),
                 _spec("leader-flapping", "leader-flapping-control", _rolling_restart, control=True),
@@ -658,7 +667,8 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "quorum-loss",
-            "two of three killed: etcdInsufficientMembers and etcdNoLeader page; acknowledged writes survive",
+            "two of three killed: etcdInsufficientMembers and etcdNoLeader page; "
+            "acknowledged writes survive",
             (
                 _spec("quorum-loss", "quorum-loss", _quorum_loss("raftmon")),
                 _spec("quorum-loss", "quorum-loss-etcd", _quorum_loss("etcd"), target="etcd"),
@@ -674,12 +684,14 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "slow-network",
-            "50 ms on every peer link: write latency rises ~2 x 50 ms; etcdMemberCommunicationSlow tickets",
+            "50 ms on every peer link: write latency rises ~2 x 50 ms; "
+            "etcdMemberCommunicationSlow tickets",
             (_spec("slow-network", "slow-network", _slow_network(0.050)),),
         ),
         Scenario(
             "quota",
-            "small quota filled: NOSPACE, etcdDatabaseQuotaLowSpace; compact + defrag + disarm recover",
+            "small quota filled: NOSPACE, etcdDatabaseQuotaLowSpace; "
+            "compact + defrag + disarm recover",
             (_spec("quota", "quota", _quota),),
         ),
     )
@@ -762,7 +774,8 @@ def main(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(
         prog="raftmon lab",
-        description="Rehearse an etcd emergency end to end (real cluster, Prometheus, Alertmanager).",
+        description="Rehearse an etcd emergency end to end "
+        "(real cluster, Prometheus, Alertmanager).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="scenarios:\n"
         + "\n".join(f"  {s.name:<16} {s.summary}" for s in SCENARIOS.values()),
@@ -801,7 +814,8 @@ def main(argv: list[str]) -> int:
         specs = SCENARIOS[args.scenario].selected(args.etcd)
         if not specs:
             print(
-                f"raftmon lab: {args.scenario} has no etcd variant (only member-down and quorum-loss)",
+                f"raftmon lab: {args.scenario} has no etcd variant "
+                "(only member-down and quorum-loss)",
                 file=sys.stderr,
             )
             return 2

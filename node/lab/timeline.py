@@ -13,13 +13,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.lab.procs import WaitTimeout
-from node.lab.prom import LabStack
-from node.lab.webhook import Notification
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from node.lab.prom import LabStack
+    from node.lab.webhook import Notification
 
 log = logging.getLogger(__name__)
 

@@ -57,7 +57,8 @@ def test_demo_reports_load_fsync_and_the_routed_alert(tmp_path: Path) -> None:
     assert report["load"]["succeeded"] > 0
     assert Path(report["load"]["html_report"]).exists()
     slow = [m for m in report["members"] if m["slow_disk"]]
-    assert len(slow) == 1 and len(report["members"]) == 3
+    assert len(slow) == 1
+    assert len(report["members"]) == 3
     assert slow[0]["fsync_after_fault"]["mean_seconds"] >= 0.030
     assert all(m["proposals_committed"] > 0 for m in report["members"])
     routed = {(a["alertname"], r) for a in report["alerts"] for r in a["receivers"]}
