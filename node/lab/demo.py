@@ -407,9 +407,12 @@ def main(argv: list[str]) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     out = Console(highlight=False, soft_wrap=True)
-    previous = None
+    # Ctrl-C and SIGTERM both unwind through `finally`, which stops every child. SIGINT is
+    # set explicitly: a shell that starts us in the background leaves it ignored.
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, _raise_interrupt)
     demo = Demo(args, out)
     out.print(f"raftmon demo: data in {args.data_dir}/ — Ctrl-C stops everything")
     try:
@@ -425,8 +428,8 @@ def main(argv: list[str]) -> int:
         return 1
     finally:
         demo.stop()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     json_path = args.json or args.data_dir / "report.json"
     report["json_path"] = str(json_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,9 @@ import aiohttp
 
 log = logging.getLogger(__name__)
 
+# Failures the lab client saw on its own (no answer from the cluster).
+CONNECTION_ERRORS = ("connection refused", "timeout", "connection lost")
+
 
 @dataclass(frozen=True, slots=True)
 class WriteRecord:
