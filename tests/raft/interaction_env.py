@@ -8,7 +8,7 @@ core logs is part of the specification.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from node.raft import (
     Config,
@@ -56,7 +56,9 @@ class RedirectLogger:
 class Member:
     node: RawNode
     storage: MemoryStorage
+    cfg: Config
     applied: list[bytes] = field(default_factory=list)
+    applied_index: int = 0  # last index handed to the state machine (Config.applied on restart)
 
 
 def fmt_entries(ents: list[object]) -> str:
@@ -97,6 +99,7 @@ class InteractionEnv:
         self.members: dict[int, Member] = {}
         self.mailbox: list[Message] = []
         self.cuts: set[tuple[int, int]] = set()
+        self.down: set[int] = set()  # crashed members: no ticks, no Readys, messages to them lost
         self.level = _LEVELS["info"]
         self.out: list[str] = []
 
@@ -110,15 +113,17 @@ class InteractionEnv:
         return "\n".join(self.out)
 
     def _ids(self, td: TestData) -> list[int]:
-        ids = [int(x) for x in td.positional()]
-        return ids or sorted(self.members)
+        """The members named positionally (default: all), without the crashed ones."""
+        ids = [int(x) for x in td.positional()] or sorted(self.members)
+        return [i for i in ids if i not in self.down]
 
     # -- commands --------------------------------------------------------------------------
     def cmd_log_level(self, td: TestData) -> None:
         self.level = _LEVELS[td.positional()[0]]
 
     def cmd_add_nodes(self, td: TestData) -> None:
-        """add-nodes N voters=(1,2,3) [index=I] [checkquorum=true] [prevote=true] [election=10]"""
+        """add-nodes N voters=(1,2,3) [index=I] [checkquorum=true] [prevote=true] [election=10]
+        [inflight=256] [max-msg-size=B] (B=1: every MsgApp carries exactly one entry)"""
         n = int(td.positional()[0])
         voters = tuple(int(v) for v in td.arg_list("voters"))
         index = int(td.arg("index", "0") or 0)
@@ -140,9 +145,10 @@ class InteractionEnv:
                 check_quorum=td.arg("checkquorum", "true") == "true",
                 pre_vote=td.arg("prevote", "true") == "true",
                 max_inflight_msgs=int(td.arg("inflight", "256") or 256),
+                max_size_per_msg=int(td.arg("max-msg-size", str(1 << 20)) or 1 << 20),
                 logger=RedirectLogger(self),
             )
-            self.members[i] = Member(RawNode(cfg, st), st)
+            self.members[i] = Member(RawNode(cfg, st), st, cfg, applied_index=index)
 
     def cmd_campaign(self, td: TestData) -> None:
         self.members[int(td.positional()[0])].node.campaign()
@@ -197,19 +203,20 @@ class InteractionEnv:
     def cmd_deliver_msgs(self, td: TestData) -> None:
         """deliver-msgs [ids] [drop=(ids)]: deliver (or drop) the mailbox's messages to ids."""
         drop = {int(x) for x in td.arg_list("drop")}
-        targets = set(self._ids(td)) | drop
-        self.deliver(targets, drop)
+        targets = {int(x) for x in td.positional()} or set(self.members)
+        self.deliver(targets | drop, drop)
 
     def cmd_stabilize(self, td: TestData) -> None:
         """Process Readys and deliver messages until nothing happens any more."""
-        ids = [int(x) for x in td.positional()] or sorted(self.members)
+        targets = {int(x) for x in td.positional()} or set(self.members)
+        ids = self._ids(td)
         for _ in range(100):
             moved = False
             for i in ids:
                 if self.members[i].node.has_ready():
                     self.process_ready(i)
                     moved = True
-            if self.deliver(set(ids), set()):
+            if self.deliver(targets, set()):
                 moved = True
             if not moved:
                 return
@@ -226,6 +233,20 @@ class InteractionEnv:
 
     def cmd_heal(self, td: TestData) -> None:
         self.cuts.clear()
+
+    def cmd_crash(self, td: TestData) -> None:
+        """crash <id>: the member stops; messages already in the mailbox from it still arrive,
+        messages to it are lost. Everything it persisted (every processed Ready) survives."""
+        i = int(td.positional()[0])
+        self.down.add(i)
+
+    def cmd_restart(self, td: TestData) -> None:
+        """restart <id>: rebuild a crashed member from its storage (volatile state is gone)."""
+        i = int(td.positional()[0])
+        m = self.members[i]
+        self.down.discard(i)
+        cfg = replace(m.cfg, applied=m.applied_index)
+        m.node = RawNode(cfg, m.storage)
 
     def cmd_compact(self, td: TestData) -> None:
         """compact <id> <index>: snapshot the state machine at <index> and drop the log."""
@@ -248,8 +269,31 @@ class InteractionEnv:
 
     def cmd_raft_state(self, td: TestData) -> None:
         for i in sorted(self.members):
+            if i in self.down:
+                self.out.append(f"{i}: crashed")
+                continue
             r = self.members[i].node.raft
             self.out.append(f"{i}: {r.state.name} Term:{r.term} Lead:{r.lead}")
+
+    def cmd_commits(self, td: TestData) -> None:
+        """commits [ids]: each member's term, commit and applied index and its last entry.
+
+        A crashed member shows what it persisted (its HardState and stable log).
+        """
+        for i in [int(x) for x in td.positional()] or sorted(self.members):
+            m = self.members[i]
+            if i in self.down:
+                hs, _ = m.storage.initial_state()
+                li = m.storage.last_index()
+                self.out.append(
+                    f"{i}: crashed Term:{hs.term} Commit:{hs.commit} Last:{m.storage.term(li)}/{li}"
+                )
+                continue
+            log = m.node.raft.raft_log
+            self.out.append(
+                f"{i}: Term:{m.node.raft.term} Commit:{log.committed} Applied:{m.applied_index} "
+                f"Last:{log.last_term()}/{log.last_index()}"
+            )
 
     def cmd_status(self, td: TestData) -> None:
         s = self.members[int(td.positional()[0])].node.status()
@@ -283,6 +327,10 @@ class InteractionEnv:
         self.mailbox.extend(rd.messages)
         self.mailbox.extend(x for x in rd.messages_after_persist if x.to != i)
         m.applied.extend(e.data for e in rd.committed_entries if e.data)
+        if rd.committed_entries:
+            m.applied_index = rd.committed_entries[-1].index
+        elif rd.snapshot is not None:
+            m.applied_index = rd.snapshot.metadata.index
         m.node.advance(rd)
 
     def describe_ready(self, rd: Ready) -> list[str]:
@@ -319,13 +367,14 @@ class InteractionEnv:
         self.mailbox = keep
         for x in todo:
             trace = self.level <= _LEVELS["info"]
-            if x.to in drop or (min(x.frm, x.to), max(x.frm, x.to)) in self.cuts:
+            cut = (min(x.frm, x.to), max(x.frm, x.to)) in self.cuts
+            if x.to in drop or x.to in self.down or cut:
                 if trace:
                     self.out.append(f"dropped: {fmt_msg(x)}")
                 continue
             if trace:
                 self.out.append(fmt_msg(x))
             self.members[x.to].node.step(x)
-            if x.type == MT.MsgSnap:
+            if x.type == MT.MsgSnap and x.frm not in self.down:
                 self.members[x.frm].node.report_snapshot(x.to, failed=False)
         return len(todo)
