@@ -73,6 +73,7 @@ class Alertmanager:
     """Debian's Alertmanager, no HA gossip, our routing."""
 
     def __init__(self, binary: str, base_dir: Path, webhook_url: str) -> None:
+        base_dir = Path(base_dir).resolve()  # the tools resolve relative paths their own way
         self.base_dir = base_dir
         self.port = free_ports(1)[0]
         config = base_dir / "alertmanager.yml"
@@ -120,6 +121,8 @@ class Prometheus:
         alertmanager: str | None = None,
         scrape_interval: str = "1s",
     ) -> None:
+        # Absolute: Prometheus resolves file_sd paths against the config file's folder.
+        base_dir = Path(base_dir).resolve()
         self.base_dir = base_dir
         self.port = free_ports(1)[0]
         self.targets_dir = base_dir / "targets"
@@ -219,7 +222,7 @@ class LabStack:
     """Webhook receiver + Alertmanager + Prometheus, started together, stopped in reverse."""
 
     def __init__(self, base_dir: Path, *, lab_rules: bool = True) -> None:
-        self.base_dir = Path(base_dir)
+        self.base_dir = Path(base_dir).resolve()
         self.lab_rules = lab_rules
         self.webhook = WebhookReceiver()
         self.alertmanager: Alertmanager | None = None

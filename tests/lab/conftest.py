@@ -40,6 +40,8 @@ def lab_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
 def explain(result: RunResult) -> str:
     """What a human needs when a run fails: checks, timeline, notifications, logs."""
     lines = [f"run {result.run} ({result.target}) error={result.error or '-'}"]
+    lines += [f"FAILED CHECK: {c.text}: {c.detail}" for c in result.failed_checks()]
+    lines.append("all checks:")
     lines += [f"  {'ok  ' if c.ok else 'FAIL'} {c.text} {c.detail}" for c in result.checks]
     lines.append("timeline:")
     lines += [f"  {e.t:6.1f}s {e.kind:<8} {e.text}" for e in result.events]

@@ -8,6 +8,7 @@ import math
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
 from alerts.render import LAB_WEBHOOK_PLACEHOLDER
@@ -103,9 +104,15 @@ def test_alertmanager_config_points_pages_and_tickets_at_the_local_receiver() ->
     assert "webhook_configs" not in receivers["null"]
 
 
-def test_prometheus_config_scrapes_every_second_with_the_chosen_rules(tmp_path: Path) -> None:
-    prom = Prometheus("/bin/true", tmp_path, lab=True, alertmanager="127.0.0.1:9")
+def test_prometheus_config_scrapes_every_second_with_the_chosen_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    prom = Prometheus("/bin/true", Path("p"), lab=True, alertmanager="127.0.0.1:9")
+    tmp_path = tmp_path / "p"
     config = yaml.safe_load((tmp_path / "prometheus.yml").read_text())
+    # Absolute: Prometheus resolves relative file_sd paths against the config's folder.
+    assert Path(config["scrape_configs"][0]["file_sd_configs"][0]["files"][0]).is_absolute()
     assert config["global"]["scrape_interval"] == "1s"
     assert config["rule_files"] == [str(p) for p in rule_files(lab=True)]
     assert all(Path(p).exists() for p in config["rule_files"])
