@@ -18,13 +18,14 @@ from aiohttp import web
 from node.transport import wire
 from node.transport.codec import CodecError, FrameDecoder
 from node.transport.snapshot import receive_snapshot
+from node.transport.stats import NO_FAULT
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from node.raft.messages import Message
     from node.transport.options import TransportOptions
-    from node.transport.stats import PeerStats, TransportObserver
+    from node.transport.stats import PeerFault, PeerStats, TransportObserver
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class Receiver:
         deliver: Callable[[Message], None],
         deliver_snapshot: Callable[[Message, str], Awaitable[None]],
         observer: Callable[[], TransportObserver],
+        outbound_fault: Callable[[int], PeerFault],
     ) -> None:
         self._local_id = local_id
         self._cluster_id = cluster_id
@@ -71,6 +73,7 @@ class Receiver:
         self._deliver = deliver
         self._deliver_snapshot = deliver_snapshot
         self._observer = observer
+        self._outbound_fault = outbound_fault
         self._inbound: dict[int, _Inbound] = {}
         self._snapshot_tasks: set[asyncio.Task[object]] = set()
         self.running = False
@@ -165,6 +168,15 @@ class Receiver:
     # ---------------------------------------------------------------------------- handlers
 
     async def _handle_probing(self, request: web.Request) -> web.Response:
+        # The answer travels back over this member's link to the prober, so this member's
+        # lab fault toward it applies, as a slow or cut cable would in both directions:
+        # with a delay on both sides the measured round trip is two one-way delays.
+        prober = wire.parse_id(request.headers.get(wire.HDR_FROM))
+        fault = self._outbound_fault(prober) if prober is not None else NO_FAULT
+        if fault.drop:
+            return web.Response(status=503, text="answer dropped by fault injection")
+        if fault.delay_seconds > 0.0:
+            await asyncio.sleep(fault.delay_seconds)
         return web.json_response({"health": "true"})
 
     async def _handle_stream(self, request: web.Request) -> web.StreamResponse:

@@ -91,6 +91,7 @@ class Transport:
             deliver=self._deliver,
             deliver_snapshot=self._deliver_snapshot,
             observer=self._get_observer,
+            outbound_fault=self._outbound_fault,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None  # probes and snapshots
@@ -420,6 +421,11 @@ class Transport:
             if sender.fault.is_active():
                 sender.set_fault(NO_FAULT)
         log.info("peer faults cleared", extra={"fields": self._fields})
+
+    def _outbound_fault(self, peer_id: int) -> PeerFault:
+        """The lab fault on traffic to `peer_id` (NO_FAULT for unknown members)."""
+        sender = self._senders.get(peer_id)
+        return sender.fault if sender is not None else NO_FAULT
 
     def faults(self) -> dict[int, PeerFault]:
         """Active faults by peer id (peers without a fault are absent)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from node.transport import TransportOptions
@@ -38,3 +39,43 @@ async def test_observer_bound_after_construction_receives_rtts(
     a.rec.rtts.clear()
     a.transport.set_observer(a.rec)
     await a.rec.wait(lambda: bool(a.rec.rtts.get(2)), "an RTT through the new observer")
+
+
+async def test_a_delay_on_both_sides_shows_as_two_one_way_delays(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    # The probe's request crosses a's delayed link and its answer crosses b's: the
+    # measured round trip must hold both, as a slow cable's would.
+    delay = 0.05
+    cluster = make_cluster(2, options=TransportOptions(probe_interval=0.05))
+    await cluster.start_all()
+    a, b = cluster.members[1], cluster.members[2]
+    await a.rec.wait(lambda: bool(a.rec.rtts.get(2)), "a first RTT before the fault")
+    a.transport.set_fault(2, delay_seconds=delay)
+    b.transport.set_fault(1, delay_seconds=delay)
+    a.rec.rtts.clear()
+    await a.rec.wait(lambda: len(a.rec.rtts.get(2, [])) >= 3, "three RTTs with the delay")
+    assert all(rtt >= 2 * delay for rtt in a.rec.rtts[2])
+
+
+async def test_a_peer_dropping_its_answers_fails_the_probe(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    cluster = make_cluster(2, options=TransportOptions(probe_interval=0.05))
+    await cluster.start_all()
+    a, b = cluster.members[1], cluster.members[2]
+    await a.rec.wait(lambda: bool(a.rec.rtts.get(2)), "a first RTT before the fault")
+    failures = a.transport.stats()[2].probe_failures
+    b.transport.set_fault(1, drop=True)  # b -> a cut: a's probes get no answer
+
+    async def failures_reach(n: int) -> None:
+        for _ in range(200):  # failures record no event: poll, 10 s at most
+            if a.transport.stats()[2].probe_failures >= n:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"probe failures stayed below {n}")
+
+    await failures_reach(failures + 1)
+    a.rec.rtts.clear()  # a probe answered before the cut may have landed until now
+    await failures_reach(failures + 3)
+    assert not a.rec.rtts.get(2), "no round trip is measured while the answers are dropped"
