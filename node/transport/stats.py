@@ -50,7 +50,8 @@ class PeerFault:
 
     `delay_seconds` holds every message at least that long before it is written,
     preserving order; `drop` discards everything, a one-way partition (set it on both
-    members for a two-way one). The RTT probe and snapshots honour both.
+    members for a two-way one). The RTT probe and snapshots honour both, and the
+    receiving member applies its own fault toward the prober to its probe answers.
     """
 
     delay_seconds: float = 0.0
