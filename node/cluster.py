@@ -234,12 +234,15 @@ class LocalCluster:
         m = self.member(name)
         if m.alive:
             assert m.proc is not None
+            if m.paused:  # a stopped process cannot act on SIGTERM until it runs again
+                self.resume(name)
             m.proc.terminate()
             try:
                 m.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill(name)
         self._spawn(m)
+        self.write_endpoints_file()  # its new pid
         if wait:
             self.wait_member_ready(name, timeout=timeout)
 
@@ -373,12 +376,11 @@ def main(argv: list[str]) -> int:
         lead = cluster.wait_healthy()
         print(f"cluster of {args.size} ready; leader {lead}")
         print(f"endpoints: {','.join(cluster.endpoints)}  (also in {args.data_dir}/endpoints)")
+        sys.stdout.flush()
         signal.signal(signal.SIGTERM, _raise_interrupt)
-        if not sys.stdin.isatty():  # run in the background until SIGINT/SIGTERM
-            while True:
-                time.sleep(3600)
-        print(HELP_COMMANDS)
-        for line in sys.stdin:
+        if sys.stdin.isatty():
+            print(HELP_COMMANDS)
+        for line in sys.stdin:  # a terminal, or a pipe a script writes commands into
             words = line.split()
             if not words:
                 continue
@@ -395,6 +397,10 @@ def main(argv: list[str]) -> int:
                     print(HELP_COMMANDS)
             except (KeyError, RuntimeError, TimeoutError) as err:
                 print(f"error: {err}")
+            sys.stdout.flush()
+        else:  # stdin ended (e.g. </dev/null in the background): run until SIGINT/SIGTERM
+            while True:
+                time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:

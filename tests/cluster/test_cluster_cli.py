@@ -1,0 +1,131 @@
+"""`raftmon cluster` as a user runs it: real processes, commands on stdin, endpoints file.
+
+The command is driven through a pipe, as a script would drive it: it must read commands
+from a non-terminal stdin too, prefix member logs with the member's name, keep
+endpoints.json true after a restart, restart a paused member, and leave no member
+process behind on `quit`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.conftest import FAST
+
+pytestmark = [pytest.mark.cluster]
+
+
+class ClusterCommand:
+    """The `raftmon cluster` process with a reader thread, so every wait is bounded."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "node", "cluster", "--size=3", f"--data-dir={data_dir}",
+             "--", *FAST],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            if text in line:
+                return line
+        tail = "".join(self.seen[-40:])
+        raise AssertionError(f"no line with {text!r} within {timeout}s; last output:\n{tail}")
+
+    def send(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes: the member process ended.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def pids(data_dir: Path) -> dict[str, int]:
+    info = json.loads((data_dir / "endpoints.json").read_text())
+    return {m["name"]: m["pid"] for m in info["members"]}
+
+
+def test_cluster_command_takes_commands_from_a_pipe_and_stops_everything(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "cluster"
+    cmd = ClusterCommand(data_dir)
+    try:
+        cmd.wait_for("ready; leader")
+        assert any(line.startswith(("m1 | ", "m2 | ", "m3 | ")) for line in cmd.seen), (
+            "member logs are streamed with the member's name as prefix"
+        )
+        endpoints = (data_dir / "endpoints").read_text().strip().split(",")
+        assert len(endpoints) == 3
+        assert all(e.startswith("http://127.0.0.1:") for e in endpoints)
+        started = pids(data_dir)
+        assert all(alive(pid) for pid in started.values())
+
+        cmd.send("status")
+        cmd.wait_for("<- leader")
+
+        cmd.send("pause m2")
+        cmd.wait_for("pause m2: done")
+        cmd.send("restart m2")  # a paused member must be woken to act on SIGTERM
+        cmd.wait_for("restart m2: done")
+        assert not alive(started["m2"])
+        restarted = pids(data_dir)
+        assert restarted["m2"] != started["m2"], "endpoints.json names the new process"
+        assert alive(restarted["m2"])
+
+        cmd.send("kill m3")
+        cmd.wait_for("kill m3: done")
+        assert not alive(started["m3"])
+        cmd.send("restart m3")
+        cmd.wait_for("restart m3: done")
+
+        cmd.send("restart m9")
+        cmd.wait_for("error: \"no member named 'm9'\"")
+
+        members = pids(data_dir)
+        cmd.send("quit")
+        cmd.wait_for("stopping cluster")
+        assert cmd.proc.wait(timeout=30) == 0
+        assert not any(alive(pid) for pid in members.values())
+    finally:
+        cmd.close()
