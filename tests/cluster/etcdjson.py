@@ -6,6 +6,8 @@ import base64
 import http.client
 import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +22,19 @@ def b64(text: str | bytes) -> str:
 
 def unb64(text: str) -> str:
     return base64.b64decode(text).decode()
+
+
+def post_status(
+    url: str, body: bytes | dict[str, Any], timeout: float = 15.0
+) -> tuple[int, dict[str, Any]]:
+    """POST raw bytes (or a JSON object) and return (HTTP status, decoded JSON body)."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
 
 
 def call(url: str, path: str, body: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:

@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.error
-import urllib.request
 
 import pytest
 
-from tests.cluster.etcdjson import b64, call, revision
+from tests.cluster.etcdjson import b64, call, post_status, revision
 
 pytestmark = pytest.mark.cluster
 
 MIB = 1024 * 1024
-
-
-def raw_post(url: str, body: bytes) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=body, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=15) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
 
 
 def big_put(size: int) -> bytes:
@@ -106,7 +95,7 @@ def test_bad_input_answers_etcds_error_and_changes_nothing(
     keys_before = call(
         url, "/v3/kv/range", {"key": "AA==", "range_end": "AA==", "count_only": True}
     )
-    got_status, got = raw_post(url + path, body)
+    got_status, got = post_status(url + path, body)
     assert got_status == status, got
     assert got["code"] == code, got
     assert got["error"] == got["message"]

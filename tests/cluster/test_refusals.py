@@ -1,0 +1,94 @@
+"""Requests refused because of the cluster's state, not their bytes: etcd's error, nothing changed.
+
+No leader, a compacted revision and a full backend quota each answer etcd's exact error
+(wording, gRPC code, HTTP status) and leave the revision and the data as they were;
+once the cause is gone the same request succeeds.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cluster.etcdjson import b64, call, post_status, revision, value_of, wait_until
+
+pytestmark = pytest.mark.cluster
+
+
+def no_leader(url: str) -> bool:
+    status = call(url, "/v3/maintenance/status", {}, timeout=2)
+    return status.get("leader", "0") == "0"
+
+
+def test_no_leader_is_refused_at_once_and_the_write_never_lands(fresh_cluster) -> None:
+    cluster = fresh_cluster(3)
+    leader = cluster.wait_leader()
+    survivor = next(m for m in cluster.members if m.name != leader)
+    url = survivor.client_url
+    before = revision(url)
+    for m in cluster.members:
+        if m.name != survivor.name:
+            cluster.kill(m.name)
+    wait_until(lambda: no_leader(url), timeout=15, what="the survivor has no leader")
+    status, body = post_status(
+        url + "/v3/kv/put", {"key": b64("refused/no-leader"), "value": b64("x")}
+    )
+    assert status == 503, body
+    assert body == {
+        "error": "etcdserver: no leader",
+        "message": "etcdserver: no leader",
+        "code": 14,
+    }
+    for m in cluster.members:
+        if m.name != survivor.name:
+            cluster.restart(m.name)
+    cluster.wait_leader(timeout=30)
+    assert value_of(url, "refused/no-leader") is None
+    assert revision(url) == before
+
+
+def test_a_compacted_revision_is_refused_and_the_newer_ones_still_read(fresh_cluster) -> None:
+    cluster = fresh_cluster(1)
+    url = cluster.members[0].client_url
+    revs = [
+        int(call(url, "/v3/kv/put", {"key": b64("c"), "value": b64(v)})["header"]["revision"])
+        for v in ("v1", "v2", "v3")
+    ]
+    call(url, "/v3/kv/compaction", {"revision": str(revs[1])})
+    status, body = post_status(url + "/v3/kv/range", {"key": b64("c"), "revision": str(revs[0])})
+    assert status == 400, body
+    message = "etcdserver: mvcc: required revision has been compacted"
+    assert body == {"error": message, "message": message, "code": 11}
+    assert revision(url) == revs[2]
+    assert value_of(url, "c", revision=str(revs[1])) == "v2"  # the compaction point stays
+    assert value_of(url, "c") == "v3"
+    # compacting again at the same point is refused the same way, and changes nothing
+    status, body = post_status(url + "/v3/kv/compaction", {"revision": str(revs[1])})
+    assert (status, body["code"], body["error"]) == (400, 11, message)
+
+
+def test_a_full_quota_refuses_writes_but_serves_reads_and_deletes(fresh_cluster) -> None:
+    quota = 2 * 1024 * 1024
+    cluster = fresh_cluster(1, [f"--quota-backend-bytes={quota}"])
+    url = cluster.members[0].client_url
+    big = b64("x" * 64 * 1024)
+    refused: tuple[int, dict] | None = None
+    for i in range(200):  # bounded: 2 MiB of 64 KiB values is ~30 puts
+        status, body = post_status(url + "/v3/kv/put", {"key": b64(f"fill/{i}"), "value": big})
+        if status != 200:
+            refused = (status, body)
+            break
+    assert refused is not None, "the quota was never reached"
+    message = "etcdserver: mvcc: database space exceeded"
+    assert refused == (429, {"error": message, "message": message, "code": 8})
+    alarms = call(url, "/v3/maintenance/alarm", {"action": "GET", "memberID": "0", "alarm": 0})
+    assert [a["alarm"] for a in alarms["alarms"]] == ["NOSPACE"]
+    # the alarm is armed: even a tiny write is refused, and changes nothing
+    before = revision(url)
+    status, body = post_status(url + "/v3/kv/put", {"key": b64("tiny"), "value": b64("1")})
+    assert (status, body["code"], body["error"]) == (429, 8, message)
+    assert revision(url) == before
+    assert value_of(url, "tiny") is None
+    # reads and deletes keep working
+    assert value_of(url, "fill/0") == "x" * 64 * 1024
+    deleted = call(url, "/v3/kv/deleterange", {"key": b64("fill/"), "range_end": b64("fill0")})
+    assert int(deleted["deleted"]) >= 1
