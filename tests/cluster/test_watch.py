@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import threading
 
 import pytest
@@ -63,3 +65,30 @@ def test_watch_from_a_compacted_revision_is_canceled_with_the_compact_revision(c
         if result.get("canceled"):
             assert int(result["compact_revision"]) == last
             break
+
+
+def test_open_watch_and_keepalive_streams_do_not_hold_a_stopping_member(fresh_cluster) -> None:
+    # aiohttp waits for running handlers on shutdown; a watch waiting for its next event
+    # once held a SIGTERM'd member until it was SIGKILLed. It must exit by itself, 0.
+    cluster = fresh_cluster(1)
+    member = cluster.members[0]
+    host, port = member.client_url.removeprefix("http://").split(":")
+    lease = call(member.client_url, "/v3/lease/grant", {"TTL": 60})["ID"]
+    streams = []
+    for path, body in (
+        ("/v3/watch", {"create_request": {"key": b64("held")}}),
+        ("/v3/lease/keepalive", {"ID": lease}),
+    ):
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("POST", path, body=json.dumps(body))
+        resp = conn.getresponse()
+        assert resp.status == 200
+        assert "result" in json.loads(resp.readline())  # the stream is open and answering
+        streams.append(conn)
+    try:
+        assert member.proc is not None
+        member.proc.terminate()
+        assert member.proc.wait(timeout=8) == 0, "the member exited by itself, cleanly"
+    finally:
+        for conn in streams:
+            conn.close()
