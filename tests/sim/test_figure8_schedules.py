@@ -21,6 +21,7 @@ the network heals and the cluster must converge.
 from __future__ import annotations
 
 import random
+import traceback
 from dataclasses import dataclass, field
 
 import pytest
@@ -183,6 +184,8 @@ def _run(seeds: list[int], test_name: str) -> None:
             run_figure8_schedule(seed)
         except InvariantViolation as e:
             failure = str(e)
+        except Exception:  # a crash inside the core or the harness is a failure of this seed too
+            failure = traceback.format_exc()
         if failure is not None:
             pytest.fail(
                 f"seed {seed}: {failure}\n"

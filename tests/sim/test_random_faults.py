@@ -5,10 +5,13 @@
 
 from __future__ import annotations
 
+import traceback
+
 import pytest
 
 from tests.sim.cluster import InvariantViolation, run_random_faults
 
+NODE_ID = "tests/sim/test_random_faults.py"
 DEFAULT_SEEDS = 2000  # ~35 s on one core (~17 ms a seed); `make test-long` runs far more
 LONG_SEEDS = 20000
 
@@ -28,10 +31,12 @@ def _run(seeds: list[int], test_name: str) -> None:
             run_random_faults(seed)
         except InvariantViolation as e:
             failure = str(e)
+        except Exception:  # a crash inside the core or the harness is a failure of this seed too
+            failure = traceback.format_exc()
         if failure is not None:
             pytest.fail(
                 f"seed {seed}: {failure}\n"
-                f"replay: .venv/bin/python -m pytest tests/sim -k {test_name} --seed {seed}",
+                f"replay: .venv/bin/python -m pytest {NODE_ID}::{test_name} --seed {seed}",
                 pytrace=False,
             )
 
