@@ -164,6 +164,7 @@ DEFRAG_INFLIGHT = _g(
     "etcd_disk_defrag_inflight",
     "Whether or not defrag is active on the member. 1 means active, 0 means not.",
     feed=STATE,
+    note="1 from the start of a Defragment call (SQLite VACUUM) until it ends, failed or not",
 )
 SNAP_FSYNC = _h(
     "etcd_snap_fsync_duration_seconds",
@@ -202,6 +203,10 @@ IS_LEARNER = _g(
     "etcd_server_is_learner",
     "Whether or not this member is a learner. 1 if is, 0 otherwise.",
     feed=STATE,
+    note=(
+        "always 0, truthfully: raftmon has no membership changes yet, so every member is a"
+        " voter from the initial cluster and none is ever a learner"
+    ),
 )
 LEADER_CHANGES = _c(
     "etcd_server_leader_changes_seen_total",
@@ -278,7 +283,7 @@ HEALTH_FAILURES = _c(
 LEARNER_PROMOTE_SUCCESSES = _c(
     "etcd_server_learner_promote_successes",
     "The total number of successful learner promotions while this member is leader.",
-    note="no _total suffix, as etcd",
+    note="no _total suffix, as etcd; stays 0 while raftmon has no learners to promote",
 )
 CLIENT_REQUESTS = _c(
     "etcd_server_client_requests_total",
@@ -295,7 +300,10 @@ APPLY_DURATION = _h(
     "op",
     "success",
     since="3.5",
-    note='etcd\'s help text, verbatim; version="v3", op is the request type, success true|false',
+    note=(
+        "etcd's help text, verbatim; version=\"v3\", op is the applied request's type,"
+        ' success="false" when applying it produced an etcd error'
+    ),
 )
 REQUEST_DURATION = _h(
     "etcd_server_request_duration_seconds",
@@ -558,12 +566,12 @@ SNAPSHOT_RECEIVE_INFLIGHTS = _g(
 CLIENT_RECEIVED_BYTES = _c(
     "etcd_network_client_grpc_received_bytes_total",
     "The total number of bytes received from grpc clients.",
-    note="request body bytes of the JSON gateway",
+    note="request body bytes of the JSON gateway, stream messages (watch, keep-alive) included",
 )
 CLIENT_SENT_BYTES = _c(
     "etcd_network_client_grpc_sent_bytes_total",
     "The total number of bytes sent to grpc clients.",
-    note="response body bytes of the JSON gateway",
+    note="response body bytes of the JSON gateway, stream messages (watch, keep-alive) included",
 )
 
 # --------------------------------------------------------------------------- gRPC (gateway)
@@ -585,11 +593,13 @@ GRPC_MSG_RECEIVED = _c(
     "grpc_server_msg_received_total",
     "Total number of RPC stream messages received on the server.",
     *_GRPC,
+    note="one per unary request, one per JSON object read from a stream's body",
 )
 GRPC_MSG_SENT = _c(
     "grpc_server_msg_sent_total",
     "Total number of gRPC stream messages sent by the server.",
     *_GRPC,
+    note="one per OK unary answer, one per line written to a stream",
 )
 
 # --------------------------------------------------------------------------- process / OS

@@ -6,8 +6,8 @@ label children the member will use, so the request path only calls `.inc()` /
 `.observe()` on objects it already holds: no `.labels(...)`, no dict built per call.
 
 Three ways values get in:
-- hot-path handles and `request_*` helpers for the JSON gateway (gRPC families, request
-  duration, client bytes);
+- hot-path handles, `request_*` and `stream_*` helpers for the JSON gateway (gRPC
+  families, request duration, client bytes of unary calls and of stream messages);
 - observer hooks (`on_fsync`, `on_commit`, `on_rtt`, ...) with the method names the WAL,
   snapshotter, MVCC store and transport call, so `MemberMetrics` can be passed to them as
   their `observer` directly;
@@ -268,10 +268,19 @@ class MemberMetrics:
         rpc.started += 1
         self.count_client_request(api_version, "stream")
 
-    def stream_message(self, rpc: Rpc, *, received: int = 0, sent: int = 0) -> None:
-        """Messages moved on an open stream (their bytes go to count_client_bytes)."""
-        rpc.msg_received += received
-        rpc.msg_sent += sent
+    def stream_received(self, rpc: Rpc, messages: int, nbytes: int) -> None:
+        """`nbytes` of an open stream's request body read, completing `messages` messages.
+
+        Called once per body chunk: bytes are counted as they arrive (a message may span
+        chunks), messages as each is decoded (go-grpc-prometheus counts on RecvMsg).
+        """
+        rpc.msg_received += messages
+        self.traffic.received_bytes += nbytes
+
+    def stream_sent(self, rpc: Rpc, nbytes: int) -> None:
+        """One message of `nbytes` written to an open stream (go-grpc-prometheus: SendMsg)."""
+        rpc.msg_sent += 1
+        self.traffic.sent_bytes += nbytes
 
     def stream_finished(self, rpc: Rpc, code: str) -> None:
         """A streaming call ended with gRPC `code` (Canceled when the client went away)."""
@@ -282,11 +291,6 @@ class MemberMetrics:
         key = (api_version, kind)
         requests = self.traffic.requests
         requests[key] = requests.get(key, 0) + 1
-
-    def count_client_bytes(self, *, received: int = 0, sent: int = 0) -> None:
-        """Client body bytes outside request_started/finished (stream messages)."""
-        self.traffic.received_bytes += received
-        self.traffic.sent_bytes += sent
 
     # ---------------------------------------------------------------- WAL / snapshotter hooks
     def on_fsync(self, seconds: float) -> None:

@@ -62,15 +62,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The `op` of etcd_server_apply_duration_seconds, by the applied request's type; keyed on
+# the request, not the response, so an apply that failed (no response) keeps its op.
 _APPLY_OPS: dict[type, str] = {
-    rq.PutResponse: "Put",
-    rq.RangeResponse: "Range",
-    rq.DeleteRangeResponse: "DeleteRange",
-    rq.TxnResponse: "Txn",
-    rq.CompactionResponse: "Compaction",
-    rq.LeaseGrantResponse: "LeaseGrant",
-    rq.LeaseRevokeResponse: "LeaseRevoke",
-    rq.AlarmResponse: "Alarm",
+    rq.PutRequest: "Put",
+    rq.RangeRequest: "Range",
+    rq.DeleteRangeRequest: "DeleteRange",
+    rq.TxnRequest: "Txn",
+    rq.CompactionRequest: "Compaction",
+    rq.LeaseGrantRequest: "LeaseGrant",
+    rq.LeaseRevokeRequest: "LeaseRevoke",
+    rq.AlarmRequest: "Alarm",
 }
 MEMBER_INFO_PATH = "/raftmon/member"  # on the peer listener: name, id, client URLs
 GRPC_OVERHEAD_BYTES = 512 * 1024  # etcd: max gRPC message = --max-request-bytes + 512 KiB
@@ -189,11 +191,13 @@ class RaftDriver:
         self._next_id = itertools.count(1)
         self._last_tick = time.monotonic()
         self._leader_since = 0.0
+        self._leader_elected_at = 0.0  # monotonic time a new non-zero leader was last seen
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self.on_leader_change: list[Callable[[int, int], None]] = []
         self._client_urls: dict[int, list[str]] = {}
         self.installing_snapshot = False
+        self._defrags_running = 0  # defragment() calls not finished (they queue on the store)
         self._persisting = False  # True while the loop awaits a WAL fsync
         self.db_size = self.kv.db_total_size()  # refreshed after every apply batch
 
@@ -331,16 +335,29 @@ class RaftDriver:
         self._waiters[request_id] = fut
         self._proposals.append((data, request_id))
         self._wake.set()
-        lead_at_start = self.lead
+        started = time.monotonic()
         try:
             return await asyncio.wait_for(fut, self.cfg.request_timeout_seconds)
         except TimeoutError:
             self.counters.proposals_failed += 1
-            if self.lead != lead_at_start:
-                raise E.etcd_error(E.TIMEOUT_LEADER_FAIL) from None
-            raise E.etcd_error(E.REQUEST_TIMEOUT) from None
+            raise E.etcd_error(self._timeout_message(started)) from None
         finally:
             self._waiters.pop(request_id, None)
+
+    def _timeout_message(self, started: float) -> str:
+        """The message of a proposal that timed out, chosen as etcd's parseProposeCtxErr does.
+
+        "possibly due to previous leader failure" only if a new leader was elected after
+        the request started, and less than two election timeouts after it (so the old
+        leader failed while the request was in flight). No leader now, or one leader
+        throughout, is a plain "request timed out": losing the leader is not blamed
+        until a new one is elected, as etcd does.
+        """
+        elected = self._leader_elected_at  # etcd's leadElectedTime
+        window = 2 * self.cfg.election_ticks * self.cfg.tick_seconds
+        if started < elected < started + window:
+            return E.TIMEOUT_LEADER_FAIL
+        return E.REQUEST_TIMEOUT
 
     def propose_nowait(self, request: Any) -> None:
         """Fire-and-forget proposal for the member's own housekeeping (lease expiry, compaction)."""
@@ -507,6 +524,7 @@ class RaftDriver:
         if lead != self.lead:
             if lead != 0:
                 self.counters.leader_changes_seen += 1
+                self._leader_elected_at = time.monotonic()  # etcd's leadElectedTime
             log.info(
                 "leader changed",
                 extra={
@@ -593,13 +611,17 @@ class RaftDriver:
         each = seconds / len(results)
         observer = self.observer
         for result in results:
-            op = _APPLY_OPS.get(type(result.response))
-            if op is not None:
-                observer.on_apply_request(op, result.error is None, each)
-                if op == "LeaseGrant":
-                    observer.on_lease_granted(float(result.response.ttl))
-                elif op == "LeaseRevoke":
-                    observer.on_lease_revoked()
+            op = _APPLY_OPS.get(type(result.request))
+            if op is None:  # an undecodable entry: nothing etcd would time
+                continue
+            ok = result.error is None
+            observer.on_apply_request(op, ok, each)  # success="false" when it failed
+            if not ok:
+                continue
+            if op == "LeaseGrant":
+                observer.on_lease_granted(float(result.response.ttl))
+            elif op == "LeaseRevoke":
+                observer.on_lease_revoked()
 
     # ---- linearizable reads ------------------------------------------------
     def _read_state(self, index: int, ctx: bytes) -> None:
@@ -721,8 +743,18 @@ class RaftDriver:
             )
 
     async def defragment(self) -> None:
-        await asyncio.to_thread(self.kv.defragment)  # the store reports its duration
+        """Defragment the backend; etcd_disk_defrag_inflight is 1 until it ends, even badly."""
+        self._defrags_running += 1
+        try:
+            await asyncio.to_thread(self.kv.defragment)  # the store reports its duration
+        finally:
+            self._defrags_running -= 1
         self.db_size = self.kv.db_total_size()
+
+    @property
+    def defrag_inflight(self) -> bool:
+        """A defragmentation is running or waiting for the store (etcd_disk_defrag_inflight)."""
+        return self._defrags_running > 0
 
     async def client_urls_of(self, member_id: int) -> list[str]:
         """Client URLs a member advertises (asked over its peer URL, then cached)."""

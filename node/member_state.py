@@ -40,6 +40,8 @@ class DriverStateSource:
             role=_ROLES.get(st.role, "follower"),
             commit_index=st.commit,
             applied_index=self.driver.applied_index,
+            # No learners: raftmon has no membership changes, every member is a voter.
+            is_learner=False,
             elections_started=st.elections_started,
             pre_votes_started=st.pre_votes_started,
             proposals_dropped=st.proposals_dropped,
@@ -62,6 +64,7 @@ class DriverStateSource:
             slow_read_indexes=c.slow_read_indexes,
             read_indexes_failed=c.read_indexes_failed,
             snapshot_apply_in_progress=d.installing_snapshot,
+            defrag_inflight=d.defrag_inflight,
             alarms=tuple(d.kv.alarms()),
         )
 

@@ -282,12 +282,16 @@ def make_unary(
 
 
 # ---- streams: watch and lease keep-alive ----------------------------------------------
-async def _stream_requests(request: web.Request) -> Any:
+# Each message in and out is counted as go-grpc-prometheus counts a stream's RecvMsg and
+# SendMsg (grpc_server_msg_received_total / _sent_total), and its body bytes go to
+# etcd_network_client_grpc_{received,sent}_bytes_total, as a unary call's do.
+async def _stream_requests(request: web.Request, rpc: Rpc, metrics: MemberMetrics) -> Any:
     """Yield JSON objects from a streamed request body, as grpc-gateway decodes them."""
     decoder = json.JSONDecoder()
     buf = ""
     async for chunk in request.content.iter_any():
         buf += chunk.decode()
+        decoded: list[Any] = []
         while True:
             buf = buf.lstrip()
             if not buf:
@@ -297,9 +301,20 @@ async def _stream_requests(request: web.Request) -> Any:
             except json.JSONDecodeError:
                 break  # incomplete: wait for more bytes
             buf = buf[end:]
+            decoded.append(obj)
+        metrics.stream_received(rpc, len(decoded), len(chunk))
+        for obj in decoded:
             yield obj
     if buf.strip():
         raise invalid_argument("unexpected EOF")
+
+
+async def _send(
+    response: web.StreamResponse, data: bytes, rpc: Rpc, metrics: MemberMetrics
+) -> None:
+    """Write one stream message; it is counted once the write succeeded."""
+    await response.write(data)
+    metrics.stream_sent(rpc, len(data))
 
 
 def make_watch(
@@ -311,7 +326,7 @@ def make_watch(
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         stream = svc.open_watch_stream()
         try:
-            requests = _stream_requests(request)
+            requests = _stream_requests(request, rpc, metrics)
             first = await anext(requests, None)
             if not isinstance(first, dict):
                 raise invalid_argument("unexpected EOF")
@@ -319,9 +334,8 @@ def make_watch(
             reader = asyncio.create_task(_watch_control(svc, stream, first, requests))
             try:
                 async for result in stream.results():
-                    await response.write(
-                        codec.dumps(codec.watch_json(result, svc.header(result.revision))) + b"\n"
-                    )
+                    line = codec.dumps(codec.watch_json(result, svc.header(result.revision)))
+                    await _send(response, line + b"\n", rpc, metrics)
             finally:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -368,7 +382,7 @@ def make_keepalive(
         code = "OK"
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         try:
-            async for obj in _stream_requests(request):
+            async for obj in _stream_requests(request, rpc, metrics):
                 if not isinstance(obj, dict):
                     raise invalid_argument("unexpected EOF")
                 resp = await svc.lease_keepalive(rq.LeaseKeepAliveRequest(id=codec.lease_id(obj)))
@@ -377,12 +391,13 @@ def make_keepalive(
                 out = {"header": svc.header(resp.revision), "ID": str(resp.id)}
                 if resp.ttl:
                     out["TTL"] = str(resp.ttl)
-                await response.write(codec.dumps({"result": out}) + b"\n")
+                await _send(response, codec.dumps({"result": out}) + b"\n", rpc, metrics)
         except EtcdError as err:
             code = _CODE_NAMES[err.code]
             if not response.prepared:
                 return error_response(err)
-            await response.write(codec.dumps({"error": json.loads(err.body())}) + b"\n")
+            body = codec.dumps({"error": json.loads(err.body())}) + b"\n"
+            await _send(response, body, rpc, metrics)
         except (ConnectionResetError, asyncio.CancelledError):
             code = "Canceled"
             raise

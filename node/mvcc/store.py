@@ -73,6 +73,7 @@ class ApplyResult:
     request_id: int
     response: Any = None
     error: MvccError | None = None
+    request: Any = None  # the decoded request (None only for an undecodable entry)
 
 
 @dataclass(slots=True)
@@ -379,9 +380,9 @@ class KVStore:
                         resp = self._apply_one(
                             index, req, want_events, want_prev, rev_events, granted, revoked
                         )
-                        results.append(ApplyResult(index, request_id, resp))
+                        results.append(ApplyResult(index, request_id, resp, None, req))
                     except MvccError as err:
-                        results.append(ApplyResult(index, request_id, None, err))
+                        results.append(ApplyResult(index, request_id, None, err, req))
                 st = self._state
                 conn.executemany(
                     "UPDATE meta SET value = ? WHERE name = ?",

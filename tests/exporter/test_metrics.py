@@ -150,6 +150,37 @@ def test_streams_count_started_and_handled_for_active_stream_panels(metrics: Mem
     )
 
 
+def test_stream_messages_and_their_bytes_are_counted_both_ways(metrics: MemberMetrics) -> None:
+    watch = metrics.rpc("etcdserverpb.Watch", "Watch")
+    keepalive = metrics.rpc("etcdserverpb.Lease", "LeaseKeepAlive")
+    metrics.stream_started(watch)
+    metrics.stream_received(watch, 2, 90)  # one chunk completing two requests
+    metrics.stream_received(watch, 0, 7)  # part of a third
+    for line in (40, 55, 61):
+        metrics.stream_sent(watch, line)
+    metrics.stream_started(keepalive)
+    metrics.stream_received(keepalive, 1, 20)
+    metrics.stream_sent(keepalive, 120)
+    w = {"grpc_method": "Watch", "grpc_service": "etcdserverpb.Watch", "grpc_type": "bidi_stream"}
+    k = {"grpc_method": "LeaseKeepAlive", "grpc_service": "etcdserverpb.Lease"}
+    assert sample(metrics, "grpc_server_msg_received_total", **w) == 2
+    assert sample(metrics, "grpc_server_msg_sent_total", **w) == 3
+    assert sample(metrics, "grpc_server_msg_received_total", grpc_type="bidi_stream", **k) == 1
+    assert sample(metrics, "grpc_server_msg_sent_total", grpc_type="bidi_stream", **k) == 1
+    assert sample(metrics, "etcd_network_client_grpc_received_bytes_total") == 90 + 7 + 20
+    assert sample(metrics, "etcd_network_client_grpc_sent_bytes_total") == 40 + 55 + 61 + 120
+
+
+def test_stream_messages_create_no_label_children(
+    metrics: MemberMetrics, labels_calls: list[tuple[str, tuple[str, ...]]]
+) -> None:
+    watch = metrics.rpc("etcdserverpb.Watch", "Watch")
+    for _ in range(200):
+        metrics.stream_received(watch, 1, 50)
+        metrics.stream_sent(watch, 80)
+    assert labels_calls == []
+
+
 def test_request_types_outside_the_catalog_are_refused(metrics: MemberMetrics) -> None:
     with pytest.raises(KeyError, match="REQUEST_TYPES"):
         metrics.request_duration["Putt"]
