@@ -25,7 +25,7 @@ import logging
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -51,7 +51,7 @@ from node.raft.messages import (
     SnapshotMetadata,
 )
 from node.transport import Transport
-from node.wal import WAL, Snapshotter
+from node.wal import WAL, Snapshotter, WALError
 
 from .api import errors as E
 
@@ -225,8 +225,28 @@ class RaftDriver:
         if snap_meta is not None and snap_meta.index > 0:
             self.storage.apply_snapshot(Snapshot(metadata=snap_meta))
             self.snapshot_index = snap_meta.index
-        if replay.hard_state is not None:
-            self.storage.set_hard_state(replay.hard_state)
+        hard_state = replay.hard_state or HardState()
+        last_index = replay.entries[-1].index if replay.entries else self.snapshot_index
+        if self.applied_index > hard_state.commit:
+            # Commit-only hard states are saved without an fsync (etcd's MustSync rule) and
+            # SQLite commits with synchronous=NORMAL, so a power loss can keep the database's
+            # applied index but not the commit that allowed it. Applied entries were
+            # committed, and entries are fsynced before anyone learns of them, so the
+            # commit index is raised to the applied one; an applied index past the log
+            # means the WAL lost acknowledged entries: refuse to start.
+            if self.applied_index > last_index:
+                raise WALError(
+                    f"database applied index {self.applied_index} is past the last WAL "
+                    f"entry {last_index} in {wal_dir}: the WAL lost entries it had made durable"
+                )
+            log.warning(
+                "raising commit index %d to the database's applied index %d",
+                hard_state.commit,
+                self.applied_index,
+            )
+            hard_state = replace(hard_state, commit=self.applied_index)
+        if not hard_state.is_empty():
+            self.storage.set_hard_state(hard_state)
         if replay.entries:
             self.storage.append(replay.entries)
         log.info(
@@ -237,7 +257,7 @@ class RaftDriver:
                     "snapshot-index": self.snapshot_index,
                     "applied-index": self.applied_index,
                     "wal-entries": len(replay.entries),
-                    "commit-index": replay.hard_state.commit if replay.hard_state else 0,
+                    "commit-index": hard_state.commit,
                 }
             },
         )

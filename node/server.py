@@ -167,7 +167,8 @@ async def cancel_streams(app: web.Application) -> None:
     waiting for its next event would hold a SIGTERM'd member up for the whole
     shutdown timeout (seen: a member killed after 10 s with one curl watch open).
     """
-    for task in list(app[OPEN_STREAMS]):
+    streams: set[asyncio.Task[Any]] = app[OPEN_STREAMS]
+    for task in list(streams):
         task.cancel()
 
 
