@@ -112,8 +112,8 @@
       severity: 'warning',
     },
     failedProposals: {
-      // Window over which failed proposals are counted, with increase() (etcd used a per-second
-      // rate above 5, i.e. thousands of failures, so the alert never fired).
+      // Window over which failed proposals are counted (etcd used a per-second rate above 5,
+      // i.e. thousands of failures, so the alert never fired).
       window: '15m',
       // Failed proposals in the window above which the alert fires.
       maxFailures: 5,
@@ -281,7 +281,10 @@
       pageURL: 'http://alert-receiver.invalid/page',
       ticketURL: 'http://alert-receiver.invalid/ticket',
       // Cluster-level alerts whose firing silences member-level alerts in the same cluster.
-      clusterOutageAlerts: ['etcdNoLeader', 'etcdInsufficientMembers'],
+      clusterOutageAlerts: ['etcdInsufficientMembers'],
+      // Member-level alerts whose firing silences the other member-level alerts of the same
+      // member only: one member without a leader says nothing about its healthy peers.
+      memberOutageAlerts: ['etcdNoLeader'],
     },
   },
 }

@@ -24,7 +24,8 @@ local u = import '../lib/utils.libsonnet';
             'The WAL fsync of an etcd member is slower than %d ms on average.' % std.floor(c.walFsyncSlow.averageSeconds * 1000 + 0.5),
             '%s: WAL fsync takes {{ $value | humanizeDuration }} on average over the last %s (the course: above %d ms means trouble).' % [u.inMember(c), c.recordingWindow, std.floor(c.walFsyncSlow.averageSeconds * 1000 + 0.5)],
           ),
-          // Counted once per cluster (the largest per-member rate), averaged over the window.
+          // Counted once per cluster (the largest per-member count of changes seen in the
+          // window, see u.eventCount), averaged over the window.
           u.alert(
             'etcdLeaderChangesTooFrequent',
             'cluster:etcd_server_leader_changes_seen:per_minute{%s} > %s' % [s, u.num(c.leaderChangesTooFrequent.perMinute)],

@@ -55,15 +55,21 @@ local u = import '../lib/utils.libsonnet';
             'An etcd member has no leader.',
             '%s has no leader: it cannot serve writes or linearizable reads.' % u.inMember(c),
           ),
-          // Fixed: counted once per cluster as the largest per-member increase (resets handled
-          // per series), and the threshold scales with the member count, so a rolling restart
-          // of N members (at most N changes) stays silent for any N.
+          // Fixed: counted once per cluster as the largest per-member count (resets handled
+          // per series), the threshold scales with the member count, and the count is the
+          // changes seen, not increase()'s extrapolation of them (see u.eventCount), so a
+          // rolling restart of N members (at most N changes) stays silent for any N.
           u.alert(
             'etcdHighNumberOfLeaderChanges',
             |||
-              max without (%(i)s) (increase(etcd_server_leader_changes_seen_total{%(s)s}[%(w)s]))
+              max without (%(i)s) (%(count)s)
               > %(n)s * count without (%(i)s) (up{%(s)s})
-            ||| % { i: i, s: s, w: c.highNumberOfLeaderChanges.window, n: u.num(c.highNumberOfLeaderChanges.changesPerMember) },
+            ||| % {
+              i: i,
+              s: s,
+              count: u.eventCount('etcd_server_leader_changes_seen_total', s, c.highNumberOfLeaderChanges.window),
+              n: u.num(c.highNumberOfLeaderChanges.changesPerMember),
+            },
             c.highNumberOfLeaderChanges['for'],
             c.highNumberOfLeaderChanges.severity,
             'cluster',
@@ -126,10 +132,11 @@ local u = import '../lib/utils.libsonnet';
             'Round trips between etcd peers are slow.',
             '%s: p99 round-trip time to peer {{ $labels.To }} is {{ $value | humanizeDuration }}.' % u.inMember(c),
           ),
-          // Fixed: increase() over the window, not a per-second rate.
+          // Fixed: a count over the window, not a per-second rate (and not increase()'s
+          // extrapolation of the count, see u.eventCount).
           u.alert(
             'etcdHighNumberOfFailedProposals',
-            'increase(etcd_server_proposals_failed_total{%s}[%s]) > %s' % [s, c.failedProposals.window, u.num(c.failedProposals.maxFailures)],
+            '%s > %s' % [u.eventCount('etcd_server_proposals_failed_total', s, c.failedProposals.window), u.num(c.failedProposals.maxFailures)],
             c.failedProposals['for'],
             c.failedProposals.severity,
             'member',

@@ -8,10 +8,11 @@ local u = import '../lib/utils.libsonnet';
   local s = c.etcdSelector,
   local i = c.instanceLabels,
 
-  // increase(counter[window]) > max, one member at a time.
+  // More than `max` events of a counter within the window, one member at a time (counted,
+  // not extrapolated: see u.eventCount).
   local counterAlert(name, metric, cfg, max, summary, what) = u.alert(
     name,
-    'increase(%s{%s}[%s]) > %s' % [metric, s, cfg.window, max],
+    '%s > %s' % [u.eventCount(metric, s, cfg.window), max],
     cfg['for'],
     cfg.severity,
     'member',

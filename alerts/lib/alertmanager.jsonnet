@@ -1,11 +1,12 @@
 // Entry point rendered to out/alertmanager.yml (lab=true: out/lab/alertmanager.yml).
 // critical pages, warning opens a ticket, info goes nowhere; one notification per
-// cluster and alert name; cluster-level outages silence the member-level noise they cause.
+// cluster and alert name; outages silence the member-level noise they cause (a lost quorum
+// in the whole cluster, a member without a leader on that member only).
 function(lab=false)
   local c = (if lab then import '../lab.libsonnet' else import '../mixin.libsonnet')._config;
   local am = c.alertmanager;
   local cl = c.clusterLabel;
-  local outage = std.join('|', am.clusterOutageAlerts);
+  local outages = std.join('|', am.clusterOutageAlerts + am.memberOutageAlerts);
   local webhook(url) = { url: url, send_resolved: true };
   {
     route: {
@@ -27,12 +28,20 @@ function(lab=false)
       { name: 'null' },
     ],
     inhibit_rules: [
-      // No leader / no quorum: peer failures, slow RTT, failed proposals and reads, late
-      // heartbeats on the members of that cluster are consequences, not news.
+      // No quorum: peer failures, slow RTT, failed proposals and reads, late heartbeats on
+      // the members of that cluster are consequences, not news.
       {
-        source_matchers: ['alertname=~"%s"' % outage],
-        target_matchers: ['scope="member"', 'alertname!~"%s"' % outage],
+        source_matchers: ['alertname=~"%s"' % std.join('|', am.clusterOutageAlerts)],
+        target_matchers: ['scope="member"', 'alertname!~"%s"' % outages],
         equal: [cl],
+      },
+      // No leader is per member: it silences that member's own noise (failed proposals and
+      // reads), not the alerts of its healthy peers (a partitioned minority member must not
+      // hide a slow disk on the majority side).
+      {
+        source_matchers: ['alertname=~"%s"' % std.join('|', am.memberOutageAlerts)],
+        target_matchers: ['scope="member"', 'alertname!~"%s"' % outages],
+        equal: [cl, c.instanceLabel],
       },
       // Quorum lost: the count of members down is already in the page.
       {

@@ -1,6 +1,8 @@
 // Recording rules shared by the alerts and the dashboards (level:metric:operations).
 // Names carry no window: the window is _config.recordingWindow (5m; seconds in the lab
 // variant), so one dashboard reads both the normal and the lab rules.
+local u = import '../lib/utils.libsonnet';
+
 {
   local c = $._config,
   local s = c.etcdSelector,
@@ -60,13 +62,16 @@
           },
           {
             // Leader changes per minute, once per cluster: every member sees each change, so
-            // the maximum over members of each member's own rate counts it once, and a
-            // restarted member's counter reset is handled by rate() per series.
+            // the maximum over members of each member's own count counts it once, and a
+            // restarted member's counter reset is handled per series. The changes seen in the
+            // window divided by its length in minutes, not 60 * rate(): rate() extrapolates
+            // to the window's edges and read a steady 1 change a minute scraped every 25-30 s
+            // as 1.09-1.11 (see u.eventCount).
             record: 'cluster:etcd_server_leader_changes_seen:per_minute',
-            expr: '60 * max without (%(i)s) (rate(etcd_server_leader_changes_seen_total{%(s)s}[%(w)s]))' % {
+            expr: 'max without (%(i)s) (%(count)s) / %(minutes)s' % {
               i: c.instanceLabels,
-              s: s,
-              w: c.leaderChangesTooFrequent.window,
+              count: u.eventCount('etcd_server_leader_changes_seen_total', s, c.leaderChangesTooFrequent.window),
+              minutes: u.num(u.seconds(c.leaderChangesTooFrequent.window) / 60),
             },
           },
           {

@@ -1,18 +1,23 @@
 """Alertmanager routing: amtool validates the config and resolves every severity to its
 receiver; the inhibition rules (which amtool cannot test) are parsed and evaluated here
-against the real alert labels."""
+against the real alert labels, and a real Alertmanager confirms the outcome."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.alerts.mixin_files import ALERTMANAGER_FILES, ALERTS_DIR, alert_rules, load_yaml
-from tests.helpers import require_tool
+from tests.helpers import free_port, require_tool
 
 ROUTES = [
     ({"severity": "critical", "alertname": "etcdNoLeader", "cluster": "a"}, "page"),
@@ -122,32 +127,50 @@ def inhibit_rules(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
 
 
 def test_inhibition_rules_have_the_expected_matchers(inhibit_rules: list[dict[str, Any]]) -> None:
-    outage, quorum, tiers = inhibit_rules
-    assert outage["source_matchers"] == ['alertname=~"etcdNoLeader|etcdInsufficientMembers"']
-    assert outage["target_matchers"] == [
-        'scope="member"',
-        'alertname!~"etcdNoLeader|etcdInsufficientMembers"',
-    ]
-    assert outage["equal"] == ["cluster"]
-    assert quorum["source_matchers"] == ['alertname="etcdInsufficientMembers"']
-    assert quorum["target_matchers"] == ['alertname="etcdMembersDown"']
-    assert quorum["equal"] == ["cluster"]
+    quorum_loss, no_leader, members_down, tiers = inhibit_rules
+    outages = 'alertname!~"etcdInsufficientMembers|etcdNoLeader"'
+    assert quorum_loss["source_matchers"] == ['alertname=~"etcdInsufficientMembers"']
+    assert quorum_loss["target_matchers"] == ['scope="member"', outages]
+    assert quorum_loss["equal"] == ["cluster"]
+    # etcdNoLeader fires per member: it silences that member's noise only.
+    assert no_leader["source_matchers"] == ['alertname=~"etcdNoLeader"']
+    assert no_leader["target_matchers"] == ['scope="member"', outages]
+    assert no_leader["equal"] == ["cluster", "instance"]
+    assert members_down["source_matchers"] == ['alertname="etcdInsufficientMembers"']
+    assert members_down["target_matchers"] == ['alertname="etcdMembersDown"']
+    assert members_down["equal"] == ["cluster"]
     assert tiers["source_matchers"] == ['severity="critical"']
     assert tiers["equal"] == ["alertname", "cluster", "instance"]
 
 
-@pytest.mark.parametrize("outage", ["etcdNoLeader", "etcdInsufficientMembers"])
-def test_a_cluster_outage_silences_member_alerts_of_that_cluster_only(
-    inhibit_rules: list[dict[str, Any]], outage: str
+def test_quorum_loss_silences_member_alerts_of_every_member_of_that_cluster_only(
+    inhibit_rules: list[dict[str, Any]],
 ) -> None:
     rules = alert_rules()
-    source = _alert(next(r for r in rules if r["alert"] == outage), "a")
+    source = _alert(next(r for r in rules if r["alert"] == "etcdInsufficientMembers"), "a")
     for rule in rules:
-        same, other = _alert(rule, "a", "m2"), _alert(rule, "b", "m2")
         member_noise = rule["labels"]["scope"] == "member" and rule["alert"] != "etcdNoLeader"
-        down_count = outage == "etcdInsufficientMembers" and rule["alert"] == "etcdMembersDown"
-        expected = member_noise or down_count
-        assert _inhibited(inhibit_rules, source, same) == expected, rule["alert"]
+        expected = member_noise or rule["alert"] == "etcdMembersDown"
+        for instance in ("m1", "m2"):
+            target = _alert(rule, "a", instance)
+            assert _inhibited(inhibit_rules, source, target) == expected, (rule["alert"], instance)
+        other = _alert(rule, "b", "m2")
+        assert not _inhibited(inhibit_rules, source, other), f"{rule['alert']} in another cluster"
+
+
+def test_a_member_without_a_leader_silences_its_own_member_alerts_only(
+    inhibit_rules: list[dict[str, Any]],
+) -> None:
+    rules = alert_rules()
+    source = _alert(next(r for r in rules if r["alert"] == "etcdNoLeader"), "a", "m1")
+    for rule in rules:
+        member_noise = rule["labels"]["scope"] == "member" and rule["alert"] != "etcdNoLeader"
+        own = _alert(rule, "a", "m1")
+        assert _inhibited(inhibit_rules, source, own) == member_noise, rule["alert"]
+        # Its healthy peers and any cluster-level alert stay visible.
+        peer = _alert(rule, "a", "m2")
+        assert not _inhibited(inhibit_rules, source, peer), f"{rule['alert']} on a healthy peer"
+        other = _alert(rule, "b", "m1")
         assert not _inhibited(inhibit_rules, source, other), f"{rule['alert']} in another cluster"
 
 
@@ -177,3 +200,102 @@ def test_a_critical_tier_silences_the_lower_tiers_of_the_same_alert_and_member(
     assert _inhibited(inhibit_rules, critical, warning)
     assert not _inhibited(inhibit_rules, critical, {**warning, "instance": "m2"})
     assert not _inhibited(inhibit_rules, critical, {**warning, "alertname": "etcdWALFsyncSlow"})
+
+
+# ---- The same inhibitions in a real Alertmanager ----------------------------------------------
+READY_TIMEOUT_S = 30.0
+INHIBIT_TIMEOUT_S = 10.0
+
+
+def _request(url: str, body: Any = None) -> tuple[int, bytes]:
+    """Status and body of a GET (or of a JSON POST when `body` is given); 0 if unreachable."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"} if data else {}
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return response.status, response.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, b""
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[str]:
+    """Debian's Alertmanager on a free loopback port with alerts/out/alertmanager.yml."""
+    binary = require_tool("prometheus-alertmanager")
+    port = free_port()
+    log_path = tmp_path / "alertmanager.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={ALERTMANAGER_FILES[0]}",
+                f"--storage.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while _request(f"{base}/-/ready")[0] != 200:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(
+                        f"alertmanager not ready:\n{log_path.read_text(errors='replace')[-3000:]}"
+                    )
+                time.sleep(0.2)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+
+def _key(labels: dict[str, str]) -> tuple[str, str, str]:
+    return labels["alertname"], labels["cluster"], labels.get("instance", "")
+
+
+@pytest.mark.tools
+def test_alertmanager_scopes_no_leader_to_its_member_and_quorum_loss_to_its_cluster(
+    alertmanager: str,
+) -> None:
+    rules = {r["alert"]: r for r in alert_rules()}
+    # (alert, cluster, instance) -> whether Alertmanager must report it inhibited.
+    expected = {
+        # Cluster a: m1 lost its leader (a partitioned minority member).
+        ("etcdNoLeader", "a", "m1"): False,
+        ("etcdHighNumberOfFailedProposals", "a", "m1"): True,
+        ("etcdHighNumberOfFailedProposals", "a", "m2"): False,
+        ("etcdWALFsyncSlow", "a", "m2"): False,
+        ("etcdMembersDown", "a", ""): False,
+        # Cluster b lost quorum: every member's noise and the down count go quiet.
+        ("etcdInsufficientMembers", "b", ""): False,
+        ("etcdMembersDown", "b", ""): True,
+        ("etcdWALFsyncSlow", "b", "m2"): True,
+        ("etcdHighNumberOfFailedProposals", "b", "m3"): True,
+        ("etcdNoLeader", "b", "m3"): False,
+        # Cluster c is healthy apart from a slow disk.
+        ("etcdWALFsyncSlow", "c", "m1"): False,
+    }
+    posted = [
+        {"labels": _alert(rules[name], cluster, instance or "m1")}
+        for name, cluster, instance in expected
+    ]
+    status, _ = _request(f"{alertmanager}/api/v2/alerts", posted)
+    assert status == 200
+    # The inhibitor consumes posted alerts asynchronously: wait for the expected state.
+    deadline = time.monotonic() + INHIBIT_TIMEOUT_S
+    while True:
+        status, body = _request(f"{alertmanager}/api/v2/alerts")
+        alerts = json.loads(body) if status == 200 else []
+        seen = {_key(alert["labels"]): bool(alert["status"]["inhibitedBy"]) for alert in alerts}
+        if seen == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert seen == expected

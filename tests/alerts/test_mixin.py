@@ -138,3 +138,77 @@ def test_jsonnet_files_are_jsonnetfmt_clean() -> None:
         f"run jsonnetfmt -i {' '.join(style)}: {result.stdout}{result.stderr}"
     )
     assert len(JSONNET_FILES) >= 10
+
+
+# ---- Counted events (u.eventCount in alerts/lib/utils.libsonnet) -----------------------------
+# The scrape intervals the comment on u.eventCount promises exact counts for: up to 30 s in
+# production (the course uses 15-30 s), 1 s in the lab.
+SCRAPE_SECONDS = {False: 30, True: 1}
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def _seconds(duration: str) -> int:
+    return int(duration[:-1]) * _UNITS[duration[-1]]
+
+
+def _counted_thresholds(lab: bool) -> dict[str, tuple[str, float]]:
+    """(window, largest count that must stay silent) of every alert that counts events."""
+    c = mixin_config(lab)
+    per_minute = c["leaderChangesTooFrequent"]
+    return {
+        # A 5-member cluster: the most members the comment vouches for.
+        "etcdHighNumberOfLeaderChanges": (
+            c["highNumberOfLeaderChanges"]["window"],
+            5 * c["highNumberOfLeaderChanges"]["changesPerMember"],
+        ),
+        "etcdLeaderChangesTooFrequent": (
+            per_minute["window"],
+            per_minute["perMinute"] * _seconds(per_minute["window"]) / 60,
+        ),
+        "etcdHighNumberOfFailedProposals": (
+            c["failedProposals"]["window"],
+            c["failedProposals"]["maxFailures"],
+        ),
+        "etcdHeartbeatSendFailures": (
+            c["heartbeatSendFailures"]["window"],
+            c["heartbeatSendFailures"]["maxFailures"],
+        ),
+        "etcdSlowApplies": (c["slowApplies"]["window"], c["slowApplies"]["maxSlow"]),
+        "etcdSlowReadIndexes": (c["slowReadIndexes"]["window"], c["slowReadIndexes"]["maxSlow"]),
+        "etcdFailedReadIndexes": (
+            c["failedReadIndexes"]["window"],
+            c["failedReadIndexes"]["maxFailed"],
+        ),
+    }
+
+
+@pytest.mark.parametrize("lab", [False, True], ids=["normal", "lab"])
+def test_event_counts_are_exact_at_the_configured_thresholds(lab: bool) -> None:
+    """floor(increase()) is the observed count while N * d < window - d (see u.eventCount):
+    a threshold raised past that bound would let N events read as N + 1 again."""
+    d = SCRAPE_SECONDS[lab]
+    inexact = {
+        name: (window, n)
+        for name, (window, n) in _counted_thresholds(lab).items()
+        if not n * d < _seconds(window) - d
+    }
+    assert inexact == {}, f"thresholds beyond the exact bound at a {d} s scrape interval"
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: str(p.relative_to(ALERTS_DIR)))
+def test_every_increase_in_the_rules_is_a_floored_event_count(path: Path) -> None:
+    """increase() extrapolates to the window's edges; compared with a count it must be floored."""
+    bare = [
+        rule.get("alert") or rule.get("record")
+        for rule in rules(path)
+        if rule["expr"].count("increase(") != rule["expr"].count("floor(increase(")
+    ]
+    assert bare == []
+    counted = {
+        r.get("alert") or r.get("record") for r in rules(path) if "floor(increase(" in r["expr"]
+    }
+    names = set(_counted_thresholds(lab="lab" in path.parts)) - {"etcdLeaderChangesTooFrequent"}
+    if path.name == "prometheus_alerts.yaml":
+        assert counted == names
+    else:
+        assert counted == {"cluster:etcd_server_leader_changes_seen:per_minute"}
