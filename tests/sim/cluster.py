@@ -54,6 +54,9 @@ class SimConfig:
     election_tick: int = 10
     compact_threshold: int = 0  # compact when this many applied entries sit in storage (0: never)
     crash_mid_ready: float = 0.0  # probability a crash lands between sending and persisting
+    # Probability that a member steps the messages due to it while its Ready is being
+    # persisted, i.e. between ready() and advance(), as the real driver does during fsync.
+    step_during_persist: float = 0.0
     max_size_per_msg: int = 1 << 20
     max_inflight_msgs: int = 256
 
@@ -155,6 +158,9 @@ class Cluster:
             # Requests may leave before the fsync; nothing that promises durability did.
             self.crash(i)
             return True
+        if self.cfg.step_during_persist and self.rng.random() < self.cfg.step_during_persist:
+            for msg in self.net.due_to(i):
+                self._deliver_one(msg)
         self.persist(m, rd)
         for msg in rd.messages_after_persist:
             if msg.to != i:
@@ -251,16 +257,19 @@ class Cluster:
             if sender is not None:
                 sender.report_snapshot(snap_msg.to, failed=True)
         for msg in msgs:
-            target = self.members[msg.to].node
-            sender = self.members[msg.frm].node
-            if target is None:
-                if msg.type == MT.MsgSnap and sender is not None:
-                    sender.report_snapshot(msg.to, failed=True)
-                continue
-            target.step(msg)
-            if msg.type == MT.MsgSnap and sender is not None:
-                sender.report_snapshot(msg.to, failed=False)
+            self._deliver_one(msg)
         return len(msgs)
+
+    def _deliver_one(self, msg: Message) -> None:
+        target = self.members[msg.to].node
+        sender = self.members[msg.frm].node
+        if target is None:
+            if msg.type == MT.MsgSnap and sender is not None:
+                sender.report_snapshot(msg.to, failed=True)
+            return
+        target.step(msg)
+        if msg.type == MT.MsgSnap and sender is not None:
+            sender.report_snapshot(msg.to, failed=False)
 
     def settle(self, max_rounds: int = 200) -> None:
         """Process Readys and deliver due messages until nothing moves (bounded)."""
@@ -403,9 +412,10 @@ def run_random_faults(seed: int, liveness_ticks: int = 400) -> Cluster:
         check_quorum=rng.random() < 0.8,
         election_tick=rng.choice([5, 10]),
         compact_threshold=rng.choice([0, 5, 20, 50]),
-        crash_mid_ready=rng.choice([0.0, 0.0, 0.002]),
+        crash_mid_ready=rng.choice([0.0, 0.002, 0.01]),
         max_size_per_msg=rng.choice([1 << 20, 64]),
         max_inflight_msgs=rng.choice([256, 2]),
+        step_during_persist=rng.choice([0.0, 0.3, 1.0]),
     )
     c = Cluster(cfg)
     c.note(f"config {cfg}")

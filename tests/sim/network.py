@@ -124,6 +124,25 @@ class Network:
         self.delivered += len(out)
         return out
 
+    def due_to(self, member: int) -> list[Message]:
+        """The due messages addressed to one member only (the rest stay in flight)."""
+        now = self.now
+        mine = sorted(it for it in self._queue if it.due <= now and it.msg.to == member)
+        if not mine:
+            return []
+        self._queue = [it for it in self._queue if not (it.due <= now and it.msg.to == member)]
+        heapq.heapify(self._queue)
+        out: list[Message] = []
+        for it in mine:
+            if self.blocked(it.msg.frm, it.msg.to):
+                self.dropped += 1
+                if it.msg.type == MessageType.MsgSnap:
+                    self.lost_snapshots.append(it.msg)
+                continue
+            out.append(it.msg)
+        self.delivered += len(out)
+        return out
+
     def drop_to(self, member: int) -> None:
         """Forget messages in flight to a crashed member."""
         self.lost_snapshots.extend(
