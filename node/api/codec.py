@@ -26,20 +26,106 @@ _B64_ALPHABET = re.compile(rb"[^A-Za-z0-9+/=\r\n]")
 
 # ---- primitives ---------------------------------------------------------------
 def parse_body(raw: bytes) -> dict[str, Any]:
-    """The request body as a JSON object; an empty body is an empty request."""
+    """The request body as a JSON object; an empty body is an empty request.
+
+    grpc-gateway reads one JSON value with Go's json.Decoder, so bytes after it are
+    ignored and syntax errors carry Go's wording (`go_syntax_error`).
+    """
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        text = raw.decode()
+        body, _end = _DECODER.raw_decode(text, len(text) - len(text.lstrip()))
     except json.JSONDecodeError as err:
-        if err.pos >= len(raw.rstrip()):
-            raise invalid_argument("unexpected EOF") from None
-        raise invalid_argument(f"invalid character at offset {err.pos}: {err.msg}") from None
+        raise invalid_argument(go_syntax_error(err)) from None
     except UnicodeDecodeError:
         raise invalid_argument("invalid UTF-8 in request body") from None
     if not isinstance(body, dict):
-        raise invalid_argument("json: cannot unmarshal non-object into Go value of type request")
+        kind = go_json_type(body)
+        raise invalid_argument(
+            f"json: cannot unmarshal {kind} into Go value of type map[string]json.RawMessage"
+        )
     return body
+
+
+_DECODER = json.JSONDecoder()
+# Python's JSONDecodeError.msg -> what Go's decoder says about the character at err.pos.
+_GO_CONTEXT = {
+    "Expecting property name enclosed in double quotes": (
+        "looking for beginning of object key string"
+    ),
+    "Expecting value": "looking for beginning of value",
+    "Expecting ':' delimiter": "after object key",
+    "Invalid control character at": "in string literal",
+    "Invalid \\escape": "in string escape code",
+}
+
+
+def go_syntax_error(err: json.JSONDecodeError) -> str:
+    """Go's encoding/json message for the syntax error Python found (same position)."""
+    doc, pos = err.doc, err.pos
+    if pos >= len(doc.rstrip()) or err.msg.startswith("Unterminated string"):
+        return "unexpected EOF"
+    char = doc[pos]
+    if err.msg.startswith("Invalid \\escape") and pos + 1 < len(doc):
+        char = doc[pos + 1]  # Python points at the backslash, Go at the bad escape letter
+    if err.msg == "Expecting ',' delimiter":
+        inside = _innermost_container(doc, pos)
+        where = "after array element" if inside == "[" else "after object key:value pair"
+        return f"invalid character {_go_quote(char)} {where}"
+    for prefix, where in _GO_CONTEXT.items():
+        if err.msg.startswith(prefix):
+            return f"invalid character {_go_quote(char)} {where}"
+    return f"invalid character {_go_quote(char)} looking for beginning of value"
+
+
+def _innermost_container(doc: str, pos: int) -> str:
+    """'[' or '{': the container open at `pos` (strings skipped), for Go's wording."""
+    stack: list[str] = []
+    in_string = escaped = False
+    for c in doc[:pos]:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            stack.append(c)
+        elif c in "]}" and stack:
+            stack.pop()
+    return stack[-1] if stack else "{"
+
+
+def _go_quote(char: str) -> str:
+    """Go's quoteChar: 'x', with '\\'' and '\\\\' escaped and control characters spelled out."""
+    if char == "'":
+        return "'\\''"
+    if char == '"':
+        return "'\"'"
+    if char == "\\":
+        return "'\\\\'"
+    if char.isprintable():
+        return f"'{char}'"
+    return "'" + json.dumps(char)[1:-1] + "'"
+
+
+def go_json_type(value: Any) -> str:
+    """The JSON type name Go's decoder uses in "cannot unmarshal X into ..." errors."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
 
 
 def b64decode(value: Any, field: str = "") -> bytes:
@@ -48,7 +134,7 @@ def b64decode(value: Any, field: str = "") -> bytes:
         return b""
     if not isinstance(value, str):
         raise invalid_argument(
-            f"json: cannot unmarshal {type(value).__name__} into Go value of type []uint8"
+            f"json: cannot unmarshal {go_json_type(value)} into Go value of type []uint8"
         )
     data = value.encode("ascii", "replace")
     try:

@@ -22,6 +22,14 @@ def big_put(size: int) -> bytes:
 CASES = [
     ("malformed JSON", "/v3/kv/put", b'{"key":', 400, 3, "unexpected EOF"),
     (
+        "malformed JSON, bad key",
+        "/v3/kv/put",
+        b"{key:1}",
+        400,
+        3,
+        "invalid character 'k' looking for beginning of object key string",
+    ),
+    (
         "invalid base64",
         "/v3/kv/put",
         b'{"key":"!!!","value":"YmFy"}',
