@@ -414,13 +414,23 @@ def make_keepalive(
 async def etcd_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Unknown /v3 paths answer in etcd's error shape instead of aiohttp's HTML."""
+    """Routing errors in etcd's words instead of aiohttp's.
+
+    Unknown paths under the gateway's prefixes answer etcd's JSON error; any other
+    unknown path (/v3alpha/... included, which etcd 3.4 no longer serves) gets Go's
+    plain "404 page not found", and a wrong method grpc-gateway's "Method Not Allowed".
+    """
     try:
         return await handler(request)
     except web.HTTPNotFound:
-        if request.path.startswith("/v3"):
+        if request.path.startswith(GATEWAY_PREFIXES):
             return error_response(not_found_path())
-        raise
+        return web.Response(status=404, text="404 page not found\n")
+    except web.HTTPMethodNotAllowed:
+        return web.Response(status=405, text="Method Not Allowed\n")
+
+
+GATEWAY_PREFIXES = ("/v3/", "/v3beta/")
 
 
 def add_routes(app: web.Application, svc: KVService, metrics: MemberMetrics) -> None:
