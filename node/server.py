@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import signal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -27,9 +27,6 @@ from node.config import CLUSTER_VERSION, ETCD_VERSION, MemberConfig
 from node.driver import MEMBER_INFO_PATH, RaftDriver
 from node.kvserver import KVService
 from node.member_state import DriverStateSource
-
-if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
@@ -140,47 +137,12 @@ def resolve_member(driver: RaftDriver, key: str) -> int:
 
 
 # ---- applications ---------------------------------------------------------
-STREAM_SUFFIXES = ("/watch", "/lease/keepalive")  # long-lived: they never end by themselves
-OPEN_STREAMS = web.AppKey("open_streams", set[asyncio.Task[Any]])
-
-
-@web.middleware
-async def track_streams(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Remember the tasks serving watch and keep-alive streams, so shutdown can end them."""
-    task = asyncio.current_task()
-    if task is None or not request.path.endswith(STREAM_SUFFIXES):
-        return await handler(request)
-    streams = request.app[OPEN_STREAMS]
-    streams.add(task)
-    try:
-        return await handler(request)
-    finally:
-        streams.discard(task)
-
-
-async def cancel_streams(app: web.Application) -> None:
-    """On shutdown, end open streams at once, as etcd closes its gRPC streams.
-
-    aiohttp waits for running handlers before it closes the listener, and a watch
-    waiting for its next event would hold a SIGTERM'd member up for the whole
-    shutdown timeout (seen: a member killed after 10 s with one curl watch open).
-    """
-    streams: set[asyncio.Task[Any]] = app[OPEN_STREAMS]
-    for task in list(streams):
-        task.cancel()
-
-
 def create_client_app(
     driver: RaftDriver, service: KVService, metrics: MemberMetrics
 ) -> web.Application:
     # bodies are base64 JSON: ~4/3 of etcd's protobuf size limit, checked precisely later
     app = web.Application(client_max_size=(driver.cfg.max_request_bytes + 512 * 1024) * 3 // 2)
     app[DRIVER] = driver
-    app[OPEN_STREAMS] = set()
-    app.middlewares.append(track_streams)
-    app.on_shutdown.append(cancel_streams)
     gateway.add_routes(app, service, metrics)
     app.router.add_get("/health", health)
     app.router.add_get("/livez", livez)
