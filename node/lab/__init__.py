@@ -9,6 +9,7 @@ loopback and stops exactly what it started, also on Ctrl-C:
 - `etcd_cluster` a real etcd 3.4 cluster with the same surface as `LocalCluster`
 - `writer`    a light background write load that remembers every acknowledged write
 - `timeline`  what happened when: fault, metric moved, pending, firing, routed, resolved
+- `panels`    the committed Grafana boards' queries, variables filled for a run
 - `report`    readable (rich) and JSON renderings
 - `scenarios` the seven scenarios and `raftmon lab`; `demo` is `make demo`
 """

@@ -5,7 +5,9 @@ routing to it (pages to /page, tickets to /ticket, info nowhere) and Prometheus 
 every second with the mixin's rules. Clusters join and leave at run time through
 file-based service discovery (`register(cluster, members)`): one stack can watch several
 clusters at once, told apart by their `cluster` label, which is how the tests run
-independent scenarios side by side.
+independent scenarios side by side. A second job, `loadgen`, scrapes `raftmon load
+--metrics-port` processes a run registers under its cluster label (the load-test board's
+client-side panels read them).
 
 Rules: `lab=True` loads alerts/out/lab (windows and `for` in seconds; every latency,
 ratio and count threshold is the production one), `lab=False` the normal alerts/out.
@@ -35,6 +37,10 @@ ALERTMANAGER = "prometheus-alertmanager"
 # Debian package that ships each tool (what `make tools` installs).
 PACKAGES = {PROMETHEUS: "prometheus", ALERTMANAGER: "prometheus-alertmanager"}
 JOB = "etcd"  # the mixin's selector is job=~".*etcd.*"
+# The load generator's own metrics (raftmon_loadgen_*): the load-test board selects
+# job=~".*loadgen.*", and the mixin's etcd selector must not match it.
+LOADGEN_JOB = "loadgen"
+JOBS = (JOB, LOADGEN_JOB)
 
 
 def find_tool(name: str) -> str | None:
@@ -126,17 +132,19 @@ class Prometheus:
         self.base_dir = base_dir
         self.port = free_ports(1)[0]
         self.targets_dir = base_dir / "targets"
-        self.targets_dir.mkdir(parents=True, exist_ok=True)
+        for job in JOBS:
+            self._dir(job).mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {
             "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
             "rule_files": [str(p) for p in rule_files(lab)],
             "scrape_configs": [
                 {
-                    "job_name": JOB,
+                    "job_name": job,
                     "file_sd_configs": [
-                        {"files": [str(self.targets_dir / "*.json")], "refresh_interval": "1s"}
+                        {"files": [str(self._dir(job) / "*.json")], "refresh_interval": "1s"}
                     ],
                 }
+                for job in JOBS
             ],
         }
         if alertmanager is not None:
@@ -176,17 +184,23 @@ class Prometheus:
         self.process.stop()
 
     # ---- targets --------------------------------------------------------------------------
-    def set_targets(self, cluster: str, members: list[Member]) -> None:
+    def _dir(self, job: str) -> Path:
+        """targets/ for members, targets/<job>/ for any other job (the globs do not overlap)."""
+        return self.targets_dir if job == JOB else self.targets_dir / job
+
+    def set_targets(self, cluster: str, members: list[Member], job: str = JOB) -> None:
         groups = [
             {"targets": [m.target], "labels": {"cluster": cluster, "instance": m.name}}
             for m in members
         ]
-        tmp = self.targets_dir / f".{cluster}.json.tmp"
+        folder = self._dir(job)
+        tmp = folder / f".{cluster}.json.tmp"
         tmp.write_text(json.dumps(groups), encoding="utf-8")
-        tmp.replace(self.targets_dir / f"{cluster}.json")  # atomic: never a half-read file
+        tmp.replace(folder / f"{cluster}.json")  # atomic: never a half-read file
 
     def remove_targets(self, cluster: str) -> None:
-        (self.targets_dir / f"{cluster}.json").unlink(missing_ok=True)
+        for job in JOBS:
+            (self._dir(job) / f"{cluster}.json").unlink(missing_ok=True)
 
     # ---- API --------------------------------------------------------------------------------
     def api(self, path: str, **params: str) -> Any:
@@ -273,28 +287,30 @@ class LabStack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def register(self, cluster: str, members: list[Member]) -> None:
+    def register(self, cluster: str, members: list[Member], job: str = JOB) -> None:
         if self.prometheus is not None:
-            self.prometheus.set_targets(cluster, members)
+            self.prometheus.set_targets(cluster, members, job)
 
     def unregister(self, cluster: str) -> None:
         if self.prometheus is not None:
             self.prometheus.remove_targets(cluster)
 
-    def wait_scraped(self, cluster: str, count: int, timeout: float = 30.0) -> None:
-        """Until Prometheus has scraped `count` targets of `cluster` successfully."""
+    def wait_scraped(self, cluster: str, count: int, timeout: float = 30.0, job: str = JOB) -> None:
+        """Until Prometheus has scraped `count` targets of `cluster`'s `job` successfully."""
         prom = self.prometheus
         if prom is None:
             return
 
         def scraped() -> bool:
             try:
-                up = prom.values(f'up{{cluster="{cluster}"}} == 1')
+                up = prom.values(f'up{{job="{job}", cluster="{cluster}"}} == 1')
             except (OSError, ValueError):
                 return False
             return len(up) >= count
 
         try:
-            wait_until(f"prometheus scrapes cluster {cluster}", scraped, timeout, interval=0.3)
+            wait_until(
+                f"prometheus scrapes cluster {cluster} job {job}", scraped, timeout, interval=0.3
+            )
         except WaitTimeout as err:
             raise WaitTimeout(f"{err}\n{prom.process.tail()}") from None

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from node.cluster import LocalCluster
+from node.cluster import LocalCluster, free_ports
 from node.lab.etcd_cluster import ETCD, EtcdCluster
-from node.lab.procs import hostport, http_json
-from node.lab.prom import LabStack, Member
+from node.lab.procs import ManagedProcess, hostport, http_json
+from node.lab.prom import LOADGEN_JOB, LabStack, Member
 from node.lab.timeline import FAULT, STEP, Event, Observer, Timeline
 from node.lab.writer import Writer
 
@@ -62,9 +63,15 @@ class Check:
     text: str
     ok: bool
     detail: str = ""
+    # (board uid, panel title or annotation name) of every dashboard item this check
+    # queried; empty for checks that are not about a dashboard.
+    panels: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"text": self.text, "ok": self.ok, "detail": self.detail}
+        out: dict[str, Any] = {"text": self.text, "ok": self.ok, "detail": self.detail}
+        if self.panels:
+            out["panels"] = [list(p) for p in self.panels]
+        return out
 
 
 @dataclass
@@ -117,11 +124,14 @@ class RunContext:
         self.measurements: dict[str, Any] = {}
         self.clusters: list[LabCluster] = []
         self.writers: list[Writer] = []
+        self.loads: list[ManagedProcess] = []
         self._closed = False
 
     # ---- recording ----------------------------------------------------------------------
-    def check(self, text: str, ok: bool, detail: str = "") -> bool:
-        self.checks.append(Check(text, bool(ok), detail))
+    def check(
+        self, text: str, ok: bool, detail: str = "", panels: tuple[tuple[str, str], ...] = ()
+    ) -> bool:
+        self.checks.append(Check(text, bool(ok), detail, panels))
         self.timeline.add(
             "check", f"{'PASS' if ok else 'FAIL'} {text}" + (f" ({detail})" if detail else "")
         )
@@ -171,6 +181,44 @@ class RunContext:
         w.start()
         return w
 
+    def load_generator(
+        self, endpoints: list[str], *, rate: float = 20, clients: int = 2
+    ) -> ManagedProcess:
+        """Start a real `raftmon load put`, scraped by Prometheus under this run's label.
+
+        Its client-side metrics (raftmon_loadgen_*, `--metrics-port`) are what the
+        load-test board reads; the lab's own `writer()` has none. Open loop at `rate`
+        requests/s, small values, for longer than any run; `close()` stops it. The scrape
+        target is registered at once and nothing waits for it here: Prometheus picks it
+        up within two seconds, and whoever reads its series waits for them (bounded).
+        """
+        port = free_ports(1)[0]
+        name = f"load-{len(self.loads)}"
+        proc = ManagedProcess(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "loadgen",
+                f"--endpoints={','.join(endpoints)}",
+                f"--clients={clients}",
+                f"--rate={rate:g}",
+                "--duration=600s",
+                "--timeout=2s",
+                f"--metrics-port={port}",
+                "--no-progress",
+                "put",
+                "--key-space-size=50",
+                "--val-size=64",
+            ],
+            self.base_dir / f"{name}.log",
+        )
+        self.loads.append(proc)
+        proc.start()
+        self.stack.register(self.run, [Member(name, f"127.0.0.1:{port}")], job=LOADGEN_JOB)
+        self.step(f"raftmon load put at {rate:g}/s started, scraped as job {LOADGEN_JOB}")
+        return proc
+
     # ---- faults (raftmon members' /raftmon/faults) ------------------------------------
     def set_faults(self, cluster: LocalCluster, name: str, body: dict[str, Any]) -> None:
         m = cluster.member(name)
@@ -204,8 +252,11 @@ class RunContext:
         self._closed = True
         for w in self.writers:
             w.stop()
-        self.observer.stop()
         logs = ""
+        for proc in self.loads:
+            proc.stop(grace=5)
+            logs += f"--- {proc.name} (raftmon load)\n{proc.tail(10)}\n"
+        self.observer.stop()
         for c in reversed(self.clusters):
             try:
                 logs += c.logs_tail(15)

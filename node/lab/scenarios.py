@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from node.lab import panels
 from node.lab.etcd_cluster import ETCD
 from node.lab.procs import http_json
-from node.lab.prom import LabStack
+from node.lab.prom import JOB, LabStack
 from node.lab.runtime import (
     LabCluster,
     RunContext,
@@ -62,6 +63,10 @@ class RunSpec:
     target: str  # raftmon | etcd
     control: bool
     body: Callable[[RunContext], None]
+    # Dashboard items with data only during a fault that this run checks while its
+    # fault lasts (tests assert each has a passing check, and that together the runs
+    # cover every fault-only panel and every annotation).
+    dashboards: tuple[panels.Ref, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,8 @@ def _expect_routed(ctx: RunContext, alert: str, receiver: str, timeout: float) -
     ctx.check(f"{alert} fired", ctx.observer.fired(alert))
     got = sorted(ctx.observer.receivers(alert))
     ctx.check(f"{alert} reached the {receiver} receiver", seen, f"receivers seen: {got or 'none'}")
+    if seen:  # the alert fires now: the overview's alert table must list it
+        _dashboard_shows(ctx, FIRING_ALERTS, alert, _firing(alert), timeout=5)
     return seen
 
 
@@ -126,6 +133,82 @@ def _expect_silent(ctx: RunContext, alerts: list[str]) -> None:
             not ctx.observer.routed(alert),
             f"receivers: {sorted(ctx.observer.receivers(alert)) or 'none'}",
         )
+
+
+# Dashboard items that only have data while something is wrong (the live dashboard test
+# lists them as fault-only); the runs below check each while its fault lasts.
+ALARMS = panels.panel("raftmon-overview", "Which alarms are raised, and on which member?")
+FIRING_ALERTS = panels.panel("raftmon-overview", "Which alerts are firing?")
+CLIENT_FAILURES = panels.panel("raftmon-loadtest", "Which client requests fail, and why?")
+LEADER_CHANGES = panels.annotation("Leader changes")
+FSYNC_DELAY = panels.annotation("Fault: WAL fsync delay injected")
+TICKS_PAUSED = panels.annotation("Fault: Raft ticks paused")
+PEER_DELAY = panels.annotation("Fault: Peer delay injected")
+PEER_DROP = panels.annotation("Fault: Peer messages dropped")
+
+Series = list[dict[str, str]]
+
+
+def _describe(series: Series) -> str:
+    """`m1 NOSPACE, m2 NOSPACE`: the labels that tell a table's rows apart."""
+    skip = {"__name__", "job", "cluster"}
+    rows = [" ".join(v for k, v in sorted(s.items()) if k not in skip) or "{}" for s in series]
+    more = f" (+{len(rows) - 6} more)" if len(rows) > 6 else ""
+    return ", ".join(sorted(rows)[:6]) + more
+
+
+def _dashboard_shows(
+    ctx: RunContext,
+    ref: panels.Ref,
+    what: str,
+    want: Callable[[Series], bool] = bool,
+    timeout: float = 10.0,
+) -> bool:
+    """Check that a dashboard item returns series for this run that satisfy `want`.
+
+    Every expression of the item (a panel's targets; an annotation on each board that has
+    it) is run against the lab Prometheus as Grafana would run it for this cluster, until
+    `want` holds for each or `timeout` passes (the scrape and rule lag is a second or two).
+    """
+    prom = ctx.stack.prometheus
+    exprs = sorted({panels.substitute(q.expr, cluster=ctx.run) for q in ref.queries()})
+    seen: dict[str, Series] = {}
+    errors: dict[str, str] = {}
+
+    def look() -> bool:
+        if prom is None:
+            return False
+        for expr in exprs:
+            try:
+                seen[expr] = [row["metric"] for row in prom.query(expr)]
+                errors.pop(expr, None)
+            except (OSError, ValueError) as err:
+                errors[expr] = str(err)
+                seen[expr] = []
+        return all(want(seen[e]) for e in exprs)
+
+    ok = ctx.observer.wait(f"dashboard {ref} shows {what}", look, timeout)
+    detail = "; ".join(
+        (_describe(seen.get(e, [])) or "no series") + (f" [{errors[e]}]" if e in errors else "")
+        for e in exprs
+    )
+    if not ok:
+        detail += " | " + " ; ".join(exprs)
+    return ctx.check(f"dashboard: {ref} shows {what}", ok, detail, panels=ref.keys())
+
+
+def _on_members(names: list[str]) -> Callable[[Series], bool]:
+    """`want` for an annotation: a series for each of these members."""
+    return lambda series: set(names) <= {s.get("instance", "") for s in series}
+
+
+def _has(label: str, value: str) -> Callable[[Series], bool]:
+    """`want` for a table: some row with `label` = `value`."""
+    return lambda series: any(s.get(label) == value for s in series)
+
+
+def _firing(alert: str) -> Callable[[Series], bool]:
+    return _has("alertname", alert)
 
 
 def _b64(text: str) -> str:
@@ -158,7 +241,7 @@ def _followers(cluster: LabCluster) -> list[str]:
     return [m.name for m in cluster.members if m.name != lead]
 
 
-UP_DOWN = 'sum(up{{cluster="{c}"}} == bool 0)'
+UP_DOWN = 'sum(up{{job="' + JOB + '", cluster="{c}"}} == bool 0)'  # members, not clients
 HAS_LEADER = 'min(etcd_server_has_leader{{cluster="{c}"}})'
 
 
@@ -207,6 +290,8 @@ def _slow_disk(delay: float, control: bool) -> Callable[[RunContext], None]:
             )
             _expect_silent(ctx, ["etcdWALFsyncSlow"])
             return
+        names = [m.name for m in cluster.members]
+        _dashboard_shows(ctx, FSYNC_DELAY, "every member", _on_members(names))
         _expect_routed(ctx, "etcdWALFsyncSlow", TICKET, timeout=60)
         ctx.check(
             "etcdWALFsyncSlow paged nobody", not ctx.observer.routed("etcdWALFsyncSlow", PAGE)
@@ -265,6 +350,7 @@ def _leader_flapping(ctx: RunContext) -> None:
         ctx.fault(f"leadership moved {lead} -> {new} (transfer {i + 1} of 5)")
         _settle(ctx, 1.5)
     ctx.measurements["leadership_transfers"] = moves
+    _dashboard_shows(ctx, LEADER_CHANGES, "the leadership moves")
     _expect_routed(ctx, "etcdLeaderChangesTooFrequent", PAGE, timeout=40)
     win = writer.window(ctx.timeline.t0)
     ctx.measurements["writes"] = win.to_json()
@@ -273,6 +359,32 @@ def _leader_flapping(ctx: RunContext) -> None:
         win.ok > 0,
         f"{win.ok} ok, {win.failed} failed",
     )
+    _stalled_leader(ctx, cluster, writer)
+
+
+def _stalled_leader(ctx: RunContext, cluster: LocalCluster, writer: Any) -> None:
+    """A leader whose Raft clock stops (a stuck loop, a starved process) loses leadership.
+
+    Without ticks it sends no heartbeats, so the followers' election timers run out and
+    they elect another (Raft §5.2). Writes stop first: every append from the stalled
+    leader would reset those timers, and it still replicates proposals without ticks.
+    """
+    writer.stop()
+    lead = cluster.wait_leader(20)
+    ctx.set_faults(cluster, lead, {"ticks_paused": True})
+    ctx.fault(f"Raft ticks paused on the leader {lead} (writes stopped)")
+    _dashboard_shows(ctx, TICKS_PAUSED, f"the stalled leader {lead}", _on_members([lead]))
+    try:
+        new: str | None = cluster.wait_leader(15, exclude=lead)
+    except TimeoutError:
+        new = None
+    ctx.check(
+        "a leader whose ticks stop loses leadership to a follower",
+        new is not None,
+        f"{lead} -> {new}" if new else f"{lead} still leads (or no leader) after 15 s",
+    )
+    ctx.clear_faults(cluster)
+    ctx.fault(f"ticks resumed on {lead}")
 
 
 def _rolling_restart(ctx: RunContext) -> None:
@@ -443,6 +555,7 @@ def _partitions(size: int) -> Callable[[RunContext], None]:
             _window(ctx, f"before, side {','.join(side)}", w, t)
         _partition(ctx, cluster, sides)
         t_cut = time.time()
+        _dashboard_shows(ctx, PEER_DROP, "every member's cut links", _on_members(names))
         _expect_routed(ctx, "etcdNoLeader", PAGE, timeout=40)
         _settle(ctx, 3)
         t_heal = time.time()
@@ -528,6 +641,7 @@ def _slow_network(delay: float) -> Callable[[RunContext], None]:
         t_fault = time.time()
         _settle(ctx, 8)
         after = _window(ctx, "with the delay", writer, t_fault + 1)
+        _dashboard_shows(ctx, PEER_DELAY, "every member's delayed links", _on_members(names))
         rise = after.p50 - before.p50
         ctx.measurements["latency_rise_p50_ms"] = round(rise * 1000, 1)
         ctx.measurements["predicted_rise_ms"] = round(2 * delay * 1000, 1)
@@ -582,6 +696,9 @@ def _quota(ctx: RunContext) -> None:
         MetricWatch("db size / quota", QUOTA_RATIO.format(c=ctx.run), 0.65, unit="%")
     )
     url = _alive_endpoint(cluster)
+    # A real load generator beside the fill: its client-side metrics are what the
+    # load-test board shows failing once the alarm rejects every put.
+    ctx.load_generator(cluster.endpoints, rate=20)
     big = "x" * 64 * 1024
     rejected = ""
     puts = 0
@@ -601,6 +718,13 @@ def _quota(ctx: RunContext) -> None:
         rejected or "never rejected",
     )
     _expect_routed(ctx, "etcdNoSpaceAlarm", PAGE, timeout=30)
+    _dashboard_shows(ctx, ALARMS, "the NOSPACE alarm", _has("alarm_type", "NOSPACE"))
+    _dashboard_shows(
+        ctx,
+        CLIENT_FAILURES,
+        "the load generator's puts failing with no_space",
+        _has("outcome", "no_space"),
+    )
     ctx.observer.wait(
         "etcdDatabaseQuotaLowSpace routed",
         lambda: bool(ctx.observer.receivers("etcdDatabaseQuotaLowSpace")),
@@ -662,8 +786,11 @@ def _spec(
     *,
     target: str = "raftmon",
     control: bool = False,
+    dashboards: tuple[panels.Ref, ...] = (),
 ) -> RunSpec:
-    return RunSpec(scenario, run, target, control, body)
+    # Every run that fires an alert checks the firing-alerts table (in _expect_routed).
+    shown = dashboards if control else (FIRING_ALERTS, *dashboards)
+    return RunSpec(scenario, run, target, control, body, shown)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -674,7 +801,12 @@ SCENARIOS: dict[str, Scenario] = {
             "30 ms extra fsync on every member: etcdWALFsyncSlow tickets, then resolves; "
             "20 ms stays silent",
             (
-                _spec("slow-disk", "slow-disk", _slow_disk(0.030, control=False)),
+                _spec(
+                    "slow-disk",
+                    "slow-disk",
+                    _slow_disk(0.030, control=False),
+                    dashboards=(FSYNC_DELAY,),
+                ),
                 _spec(
                     "slow-disk", "slow-disk-control", _slow_disk(0.020, control=True), control=True
                 ),
@@ -682,10 +814,15 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "leader-flapping",
-            "5 leadership moves in ~10 s: etcdLeaderChangesTooFrequent pages; "
-            "a rolling restart stays silent",
+            "5 leadership moves in ~10 s: etcdLeaderChangesTooFrequent pages; a leader whose "
+            "ticks stop loses leadership; a rolling restart stays silent",
             (
-                _spec("leader-flapping", "leader-flapping", _leader_flapping),
+                _spec(
+                    "leader-flapping",
+                    "leader-flapping",
+                    _leader_flapping,
+                    dashboards=(LEADER_CHANGES, TICKS_PAUSED),
+                ),
                 _spec("leader-flapping", "leader-flapping-control", _rolling_restart, control=True),
             ),
         ),
@@ -710,21 +847,28 @@ SCENARIOS: dict[str, Scenario] = {
             "partitions",
             "1|2 of three keeps a writable majority; 2|2 of four writes nowhere",
             (
-                _spec("partitions", "partitions-3", _partitions(3)),
-                _spec("partitions", "partitions-4", _partitions(4)),
+                _spec("partitions", "partitions-3", _partitions(3), dashboards=(PEER_DROP,)),
+                _spec("partitions", "partitions-4", _partitions(4), dashboards=(PEER_DROP,)),
             ),
         ),
         Scenario(
             "slow-network",
             "50 ms on every peer link: write latency rises ~2 x 50 ms; "
             "etcdMemberCommunicationSlow tickets",
-            (_spec("slow-network", "slow-network", _slow_network(0.050)),),
+            (
+                _spec(
+                    "slow-network",
+                    "slow-network",
+                    _slow_network(0.050),
+                    dashboards=(PEER_DELAY,),
+                ),
+            ),
         ),
         Scenario(
             "quota",
             "small quota filled: NOSPACE, etcdDatabaseQuotaLowSpace; "
             "compact + defrag + disarm recover",
-            (_spec("quota", "quota", _quota),),
+            (_spec("quota", "quota", _quota, dashboards=(ALARMS, CLIENT_FAILURES)),),
         ),
     )
 }

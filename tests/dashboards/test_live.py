@@ -9,7 +9,11 @@ Prometheus scrapes every second, evaluates the mixin's recording rules (and aler
 second, and each panel query is run as an instant query with Grafana's variables filled in
 as Grafana would: `$cluster` = this cluster, `$instance` = all (`.*`), `$__rate_interval` =
 15 s. Queries that only have data while something is wrong are listed in FAULT_ONLY with the
-reason; the lab scenarios cover them. They must still be accepted by Prometheus here.
+reason and the lab run that checks them while its fault lasts (node/lab/scenarios.py runs the
+same expressions through node.lab.panels; tests/lab/test_dashboards.py asserts those checks
+passed). Annotations mark events, so the healthy check skips them too: the raftmon variant
+injects every fault kind at once below, and each lab run checks the annotation of its own
+fault. Exempt queries must still be accepted by Prometheus here.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import pytest
 
 from exporter.catalog import by_name
 from node.cluster import LocalCluster, http_json
+from node.lab.scenarios import all_runs
 from tests.dashboards.boards import (
     Query,
     all_queries,
@@ -45,16 +50,22 @@ CLUSTER = "dashboards-live"
 RATE = "15s"
 WAIT_SECONDS = 120.0
 
-# (board uid, panel title or annotation name) -> why it has no data on a healthy cluster.
+# (board uid, panel title) -> why it has no data on a healthy cluster, and the lab run (as
+# "lab run `name`") and check that prove it has data during the fault.
 FAULT_ONLY: dict[tuple[str, str], str] = {
     ("raftmon-overview", "Which alarms are raised, and on which member?"): (
-        "series exist only while a NOSPACE/CORRUPT alarm is raised (lab: quota scenario)"
+        "series exist only while a NOSPACE/CORRUPT alarm is raised; lab run `quota`: "
+        "\"dashboard: 'Which alarms are raised, and on which member?' shows the NOSPACE alarm\""
     ),
     ("raftmon-overview", "Which alerts are firing?"): (
-        "ALERTS{alertstate=firing} exists only while an alert fires (lab scenarios)"
+        "ALERTS{alertstate=firing} exists only while an alert fires; every lab run whose alert "
+        "is routed, e.g. lab run `member-down`: "
+        "\"dashboard: 'Which alerts are firing?' shows etcdMembersDown\""
     ),
     ("raftmon-loadtest", "Which client requests fail, and why?"): (
-        "outcome!=success children appear at the first failed request (lab: any fault)"
+        "outcome!=success children appear at the first failed request; lab run `quota` runs "
+        "`raftmon load --metrics-port` into NOSPACE: \"dashboard: 'Which client requests "
+        "fail, and why?' shows the load generator's puts failing with no_space\""
     ),
 }
 # etcd 3.4 creates these labelled children lazily, at the first event; raftmon pre-creates
@@ -74,6 +85,9 @@ ETCD34_FALLBACK: dict[tuple[str, str], str] = {
     ),
 }
 # Annotations mark events (a fault injected, leadership moved): nothing to mark when healthy.
+# Lab runs that check each while its event lasts (`RunSpec.dashboards`): leader-flapping
+# (Leader changes, Raft ticks paused: the stalled leader), slow-disk (WAL fsync delay),
+# slow-network (peer delay), partitions-3 and partitions-4 (peer messages dropped).
 ANNOTATIONS_ARE_FAULT_ONLY = "annotation queries return series only while their event lasts"
 
 
@@ -104,6 +118,31 @@ def test_fault_only_exemptions_name_real_panels() -> None:
     assert set(FAULT_ONLY) <= titles
     assert set(ETCD34_FALLBACK) <= titles
     assert set(ETCD34_LAZY) <= titles
+
+
+def _lab_coverage() -> dict[tuple[str, str], set[str]]:
+    """(board uid, panel title or annotation name) -> the lab runs that check it."""
+    runs: dict[tuple[str, str], set[str]] = {}
+    for spec in all_runs():
+        for ref in spec.dashboards:
+            for key in ref.keys():
+                runs.setdefault(key, set()).add(spec.run)
+    return runs
+
+
+def test_every_fault_only_panel_and_annotation_is_checked_by_a_lab_run() -> None:
+    """Nothing exempt here goes unchecked: a lab run queries it while its fault lasts.
+
+    tests/lab/test_dashboards.py then asserts that each declared check ran and passed.
+    """
+    covered = _lab_coverage()
+    annotations = {(q.board, q.panel) for q in all_queries(load_boards()) if q.ref == "annotation"}
+    assert annotations, "no annotations found"
+    unchecked = sorted((set(FAULT_ONLY) | annotations) - set(covered))
+    assert not unchecked, f"fault-only items no lab run checks: {unchecked}"
+    for key, reason in FAULT_ONLY.items():
+        named = [run for run in covered[key] if f"lab run `{run}`" in reason]
+        assert named, f"{key}: the reason names none of the runs that check it {covered[key]}"
 
 
 def _wait_for_series(prom: Prometheus, required: dict[str, list[Query]]) -> list[str]:

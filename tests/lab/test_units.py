@@ -1,5 +1,6 @@
 """The lab's pieces without a cluster: bucket maths, write windows, the webhook receiver,
-the Alertmanager config it renders and the Prometheus config it writes."""
+the Alertmanager config it renders, the Prometheus config it writes and the dashboard
+queries it reads."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import pytest
 import yaml
 
 from alerts.render import LAB_WEBHOOK_PLACEHOLDER
+from node.lab import panels
 from node.lab.memberstats import MemberSnapshot, fsync_between, quantile
-from node.lab.prom import Prometheus, alertmanager_config, rule_files
+from node.lab.prom import LOADGEN_JOB, Member, Prometheus, alertmanager_config, rule_files
+from node.lab.scenarios import all_runs
 from node.lab.webhook import WebhookReceiver
 from node.lab.writer import Window, Writer, WriteRecord
 
@@ -121,3 +124,47 @@ def test_prometheus_config_scrapes_every_second_with_the_chosen_rules(
     assert json.loads((tmp_path / "targets" / "c1.json").read_text()) == []
     prom.remove_targets("c1")
     assert not (tmp_path / "targets" / "c1.json").exists()
+
+
+def test_prometheus_scrapes_load_generators_as_their_own_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    prom = Prometheus("/bin/true", Path("p"), lab=True)
+    config = yaml.safe_load((tmp_path / "p" / "prometheus.yml").read_text())
+    jobs = {c["job_name"]: c["file_sd_configs"][0]["files"][0] for c in config["scrape_configs"]}
+    # The load-test board selects job=~".*loadgen.*"; the mixin's job=~".*etcd.*" must not.
+    assert set(jobs) == {"etcd", LOADGEN_JOB}
+    assert jobs[LOADGEN_JOB] == str(tmp_path / "p" / "targets" / LOADGEN_JOB / "*.json")
+    prom.set_targets("c1", [Member("load-0", "127.0.0.1:9")], job=LOADGEN_JOB)
+    path = tmp_path / "p" / "targets" / LOADGEN_JOB / "c1.json"
+    assert json.loads(path.read_text()) == [
+        {"targets": ["127.0.0.1:9"], "labels": {"cluster": "c1", "instance": "load-0"}}
+    ]
+    assert not (tmp_path / "p" / "targets" / "c1.json").exists()
+    prom.remove_targets("c1")
+    assert not path.exists()
+
+
+def test_panels_fill_grafana_variables_for_a_lab_run() -> None:
+    (query,) = panels.panel_queries("raftmon-overview", "Which alerts are firing?")
+    assert panels.substitute(query.expr, cluster="quota") == (
+        'ALERTS{alertstate="firing", cluster=~"quota"}'
+    )
+    expr = 'rate(a{cluster=~"$cluster", instance=~"${instance}"}[$__rate_interval])'
+    assert panels.substitute(expr, cluster="c") == 'rate(a{cluster=~"c", instance=~".*"}[15s])'
+    with pytest.raises(panels.UnknownVariable):
+        panels.substitute("a[$__range]", cluster="c")
+    with pytest.raises(KeyError):
+        panels.panel_queries("raftmon-overview", "no such panel")
+
+
+def test_every_lab_dashboard_ref_names_a_real_board_item() -> None:
+    refs = {ref for spec in all_runs() for ref in spec.dashboards}
+    assert refs
+    for ref in refs:
+        assert ref.queries(), ref
+        assert all(panels.substitute(q.expr, cluster="c") for q in ref.queries())
+    # An annotation covers every board that carries it.
+    fsync = panels.annotation("Fault: WAL fsync delay injected").keys()
+    assert {board for board, _ in fsync} >= {"raftmon-overview", "raftmon-disk"}
