@@ -31,7 +31,13 @@ from loadgen.keyspace import KeySpace
 from loadgen.metrics import LoadMetrics, MergedCollector, serve
 from loadgen.progress import ProgressDisplay
 from loadgen.report import Report, merge_results, render_csv, render_json, render_text
-from loadgen.workers import WorkerFailed, run_async, run_in_process, run_processes
+from loadgen.workers import (
+    WorkerFailed,
+    configure_logging,
+    run_async,
+    run_in_process,
+    run_processes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +192,16 @@ def _global_flags(p: argparse.ArgumentParser, suppress: bool) -> None:
     f(p, "--metrics-host", suppress, default="127.0.0.1", help="address for --metrics-port")
     f(p, "--no-progress", suppress, boolean=True, help="no live progress bar")
     f(p, "--seed", suppress, type=int, default=1, help="seed of random key choice (default 1)")
-    f(p, "--log-level", suppress, default="WARNING", help="logging level (default WARNING)")
+    f(
+        p,
+        "--log-level",
+        suppress,
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        default="WARNING",
+        help="stderr logging: INFO adds run start/end, DEBUG every failed request "
+        "(default WARNING)",
+    )
 
 
 def _key_flags(p: argparse.ArgumentParser) -> None:
@@ -287,8 +302,10 @@ async def prepare(cfg: LoadConfig) -> LoadConfig:
             leader = await etcd.leader_endpoint()
         if leader is None:
             raise EtcdError("no_leader", "--target-leader: no endpoint reports being the leader")
+        log.info("target leader endpoint=%s", leader)
         cfg = dataclasses.replace(cfg, endpoints=(leader,))
     if cfg.prefill:
+        log.info("prefill keys=%d", cfg.key_space_size)
         keys = KeySpace(
             size=cfg.key_space_size,
             key_size=cfg.key_size,
@@ -343,11 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"raftmon load: {exc}", file=sys.stderr)
         return 2
     args = build_parser().parse_args(words)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    log_level = getattr(logging, args.log_level)
+    configure_logging(log_level)
     cfg = config_from_args(args)
     try:
         cfg.validate()
@@ -379,6 +393,16 @@ def main(argv: list[str] | None = None) -> int:
             metrics = LoadMetrics()
             registry = metrics.registry
         server = serve(registry, args.metrics_port, args.metrics_host)
+    log.info(
+        "run start workload=%s mode=%s rate=%g endpoints=%s conns=%d clients=%d workers=%d",
+        cfg.workload,
+        "open" if cfg.open_loop else "closed",
+        cfg.rate,
+        ",".join(cfg.endpoints),
+        cfg.conns,
+        cfg.clients,
+        effective_workers(cfg),
+    )
     display = ProgressDisplay(
         enabled=not args.no_progress and not os.environ.get("CI"),
         workload=cfg.workload,
@@ -388,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with display:
             if multi:
-                results = run_processes(cfg, display.update, merged)
+                results = run_processes(cfg, display.update, merged, log_level)
             else:
                 results = run_in_process(cfg, display.update, metrics)
     except WorkerFailed as exc:
@@ -402,6 +426,14 @@ def main(argv: list[str] | None = None) -> int:
             server.shutdown()
             server.server_close()
     report = merge_results(cfg, results)
+    log.info(
+        "run done sent=%d succeeded=%d failed=%d unsent=%d elapsed=%.3fs",
+        report.sent,
+        report.overall.ok,
+        report.error_total,
+        report.unsent,
+        report.elapsed,
+    )
     sys.stdout.write(render_json(report) if args.json else render_text(report))
     for path in write_reports(report, args):
         print(f"wrote {path}", file=sys.stderr)

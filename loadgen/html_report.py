@@ -194,9 +194,12 @@ def render_html(report: Report) -> str:
             )
     charts = (
         svg_line_chart(
-            "Throughput (successful requests per second)",
+            "Throughput (requests per second: sent, and completed successfully)",
             xs,
-            [("requests/s", [float(p.throughput) for p in report.series])],
+            [
+                ("sent/s", [float(p.sent) for p in report.series]),
+                ("succeeded/s", [float(p.throughput) for p in report.series]),
+            ],
         )
         + svg_line_chart(
             "Latency per second",

@@ -1,7 +1,8 @@
 """The live progress bar (rich): done/planned, current rate, p99 of the last second, errors.
 
 Shown on stderr only when stderr is a terminal and `--no-progress` is absent, so
-pipes, CI logs and `--json` output stay clean.
+pipes, CI logs and `--json` output stay clean. A caller (a test) may pass its own
+`Console` instead; it is then drawn there whatever stderr is.
 """
 
 from __future__ import annotations
@@ -23,9 +24,16 @@ class ProgressDisplay:
     """Sums the latest tick of each worker and shows it; a no-op when disabled."""
 
     def __init__(
-        self, *, enabled: bool, workload: str, planned: int | None, duration: float | None
+        self,
+        *,
+        enabled: bool,
+        workload: str,
+        planned: int | None,
+        duration: float | None,
+        console: Console | None = None,
     ) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled and (console is not None or sys.stderr.isatty())
+        self._console = console if console is not None else Console(stderr=True)
         self._planned = planned
         self._duration = duration
         self._latest: dict[int, Tick] = {}
@@ -44,7 +52,7 @@ class ProgressDisplay:
                 TextColumn("p99 [magenta]{task.fields[p99]:>9}"),
                 TextColumn("errors [red]{task.fields[errors]}"),
                 TimeElapsedColumn(),
-                console=Console(stderr=True),
+                console=self._console,
                 transient=True,
             )
             total = self._planned if self._planned is not None else self._duration

@@ -7,9 +7,11 @@ summary's fastest/slowest/average/stddev come from exact running sums, as etcd's
 benchmark reports them. Only successful requests enter the latency figures; failures
 are counted by kind.
 
-The per-second series closes a second as soon as a completion (or the ticker) falls
-in a later one; each closed second keeps its own small histogram, encoded, so the
-p50/p99 of a second stay exact after merging workers.
+The per-second series closes a second as soon as a send, a completion (or the ticker)
+falls in a later one; each closed second keeps its own small histogram, encoded, so
+the p50/p99 of a second stay exact after merging workers. A row counts the requests
+*sent* in its second apart from those *completed* in it: an open-loop schedule bounds
+the first, while the second may burst legitimately when a stalled cluster catches up.
 """
 
 from __future__ import annotations
@@ -98,11 +100,12 @@ class OpResult:
 
 @dataclass(slots=True)
 class SecondRow:
-    """Completions that fell in second `second` of the run (0 = the first second)."""
+    """Second `second` of the run (0 = the first second): its sends and its completions."""
 
     second: int
-    ok: int = 0
-    errors: int = 0
+    ok: int = 0  # successful completions
+    errors: int = 0  # failed completions
+    sent: int = 0  # requests handed to the network in this second, whenever they completed
     histogram: str = ""  # encoded, SERIES_DIGITS
 
 
@@ -136,6 +139,7 @@ class Recorder:
         self._sec_hist = new_histogram(SERIES_DIGITS)
         self._sec_ok = 0
         self._sec_err = 0
+        self._sec_sent = 0
         self.ok = 0
         self.errors = 0
         self.last_end = t0
@@ -174,6 +178,12 @@ class Recorder:
         if now > self.last_end:
             self.last_end = now
 
+    def record_send(self, now: float) -> None:
+        """One request about to be sent; `now` on the recorder's clock."""
+        if int(now - self.t0) > self._sec:
+            self.roll(now)
+        self._sec_sent += 1
+
     def record_event(self, from_ack: float, from_send: float) -> None:
         """A watch event's latencies (seconds) from its put's ack and from its put's send."""
         self.event_hist.record_value(to_us(from_ack))
@@ -185,7 +195,7 @@ class Recorder:
         """Close every second that ended before `now`, empty ones included."""
         sec = int(now - self.t0)
         while self._sec < sec:
-            row = SecondRow(self._sec, self._sec_ok, self._sec_err)
+            row = SecondRow(self._sec, self._sec_ok, self._sec_err, self._sec_sent)
             if self._sec_ok:
                 row.histogram = self._sec_hist.encode().decode("ascii")
                 self._last_closed_p99 = self._sec_hist.get_value_at_percentile(99.0) / 1e6
@@ -197,10 +207,11 @@ class Recorder:
             self._sec += 1
             self._sec_ok = 0
             self._sec_err = 0
+            self._sec_sent = 0
 
     def flush(self) -> None:
         """Close the partial last second (end of run)."""
-        if self._sec_ok or self._sec_err:
+        if self._sec_ok or self._sec_err or self._sec_sent:
             self.roll(self.t0 + self._sec + 1)
 
     @property

@@ -71,6 +71,7 @@ class OpSummary:
 @dataclass(slots=True)
 class SeriesPoint:
     second: int
+    sent: int  # requests sent in this second: an open-loop run keeps it near --rate
     throughput: int  # successful requests completed in this second
     errors: int
     p50: float  # seconds
@@ -129,22 +130,22 @@ def merge_results(cfg: LoadConfig, results: list[WorkerResult]) -> Report:
     ops = {op: _merge_op([r.ops[op] for r in results if op in r.ops]) for op in op_names}
     overall = _merge_op([item for r in results for item in r.ops.values()])
 
-    rows: dict[int, tuple[int, int, HdrHistogram | None]] = {}
+    rows: dict[int, tuple[int, int, int, HdrHistogram | None]] = {}
     for r in results:
         for row in r.series:
-            ok, err, hist = rows.get(row.second, (0, 0, None))
+            sent, ok, err, hist = rows.get(row.second, (0, 0, 0, None))
             if row.histogram:
                 decoded = decode(row.histogram)
                 if hist is None:
                     hist = new_histogram(SERIES_DIGITS)
                 hist.add(decoded)
-            rows[row.second] = (ok + row.ok, err + row.errors, hist)
+            rows[row.second] = (sent + row.sent, ok + row.ok, err + row.errors, hist)
     series = []
     for second in range(max(rows) + 1 if rows else 0):
-        ok, err, hist = rows.get(second, (0, 0, None))
+        sent, ok, err, hist = rows.get(second, (0, 0, 0, None))
         p50 = hist.get_value_at_percentile(50.0) / 1e6 if hist is not None else 0.0
         p99 = hist.get_value_at_percentile(99.0) / 1e6 if hist is not None else 0.0
-        series.append(SeriesPoint(second, ok, err, p50, p99))
+        series.append(SeriesPoint(second, sent, ok, err, p50, p99))
 
     watch_items = [r.watch_events for r in results if r.watch_events is not None]
     send_items = [r.watch_events_from_send for r in results if r.watch_events_from_send]
@@ -308,6 +309,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "timeseries": [
             {
                 "second": p.second,
+                "sent": p.sent,
                 "throughput": p.throughput,
                 "errors": p.errors,
                 "p50_seconds": p.p50,
@@ -346,14 +348,14 @@ def render_json(report: Report) -> str:
 
 
 # -- CSV --------------------------------------------------------------------------------
-CSV_COLUMNS = ("second", "throughput", "errors", "p50_seconds", "p99_seconds")
+CSV_COLUMNS = ("second", "sent", "throughput", "errors", "p50_seconds", "p99_seconds")
 
 
 def render_csv(report: Report) -> str:
-    """The per-second series: throughput (successes/s), errors, p50 and p99 in seconds."""
+    """The per-second series: sent, throughput (successes/s), errors, p50 and p99 in seconds."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for p in report.series:
-        writer.writerow([p.second, p.throughput, p.errors, f"{p.p50:.6f}", f"{p.p99:.6f}"])
+        writer.writerow([p.second, p.sent, p.throughput, p.errors, f"{p.p50:.6f}", f"{p.p99:.6f}"])
     return buf.getvalue()

@@ -171,6 +171,7 @@ async def run_worker(
                 else:
                     start = now
                 op, fn = workload.next_op(k)
+                recorder.record_send(clock())
                 if inflight is not None:
                     inflight.inc()
                 try:
@@ -178,6 +179,14 @@ async def run_worker(
                     outcome = SUCCESS
                 except EtcdError as exc:
                     outcome = exc.kind
+                    log.debug(
+                        "request failed op=%s kind=%s http=%d code=%d message=%s",
+                        op,
+                        exc.kind,
+                        exc.status,
+                        exc.code,
+                        exc.message,
+                    )
                 except Exception as exc:  # a bug or an odd answer must not end the run
                     outcome = error_from_exception(exc).kind
                     log.debug("request failed op=%s error=%r", op, exc)

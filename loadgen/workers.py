@@ -13,6 +13,7 @@ import asyncio
 import logging
 import multiprocessing as mp
 import queue as queue_mod
+import sys
 import time
 import traceback
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,6 +33,19 @@ T = TypeVar("T")
 READY_TIMEOUT = 120.0  # spawn + import + set-up (watchers, leases) of every worker
 START_DELAY = 0.2  # seconds between "go" and the common start, so every worker sees it ahead
 POLL = 0.2
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s %(message)s"
+
+
+def configure_logging(level: int) -> None:
+    """stderr logging at `level`, in the parent and in each spawned worker alike.
+
+    NB: basicConfig does nothing when the root logger already has a handler (an
+    embedding program, pytest); the generator's own loggers follow `level` anyway.
+    """
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+    logging.getLogger("loadgen").setLevel(level)
 
 
 class WorkerFailed(RuntimeError):
@@ -64,8 +78,10 @@ def _worker_entry(
     go: Any,
     start_at: Any,
     ship_metrics: bool,
+    log_level: int,
 ) -> None:
     """Body of a spawned worker: run the share, send ticks and the result to the parent."""
+    configure_logging(log_level)
 
     async def gate() -> float:
         out.put(("ready", share.index, None))
@@ -86,7 +102,10 @@ def _worker_entry(
 
 
 def run_processes(
-    cfg: LoadConfig, sink: ProgressSink | None, merged: MergedCollector | None
+    cfg: LoadConfig,
+    sink: ProgressSink | None,
+    merged: MergedCollector | None,
+    log_level: int = logging.WARNING,
 ) -> list[WorkerResult]:
     """Run `cfg` in spawned worker processes and return their results (index order)."""
     ctx = mp.get_context("spawn")
@@ -98,7 +117,7 @@ def run_processes(
     procs = [
         ctx.Process(
             target=_worker_entry,
-            args=(cfg, share, out, go, start_at, merged is not None),
+            args=(cfg, share, out, go, start_at, merged is not None, log_level),
             name=f"raftmon-load-{share.index}",
             daemon=True,
         )

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import logging
+from collections.abc import Iterator
 
 import pytest
 
 from loadgen.cli import build_parser, config_from_args, go_style_booleans, main, parse_duration
 from loadgen.config import LoadConfig
 from tests.helpers import free_port
+from tests.loadgen.fake_etcd import FakeEtcd
 
 
 def cfg_of(argv: list[str]) -> LoadConfig:
@@ -90,3 +95,36 @@ def test_set_up_failure_is_a_clean_exit_1_not_a_traceback() -> None:
     closed = f"--endpoints=127.0.0.1:{free_port()}"
     assert main(["--no-progress", closed, "lease-keepalive"]) == 1
     assert main(["--no-progress", closed, "range", "--prefill", "--key-space-size=3"]) == 1
+
+
+@pytest.fixture
+def restore_loadgen_log_level() -> Iterator[None]:
+    logger = logging.getLogger("loadgen")
+    level = logger.level
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@pytest.mark.usefixtures("restore_loadgen_log_level")
+def test_log_level_info_logs_the_run_start_and_end(
+    fake: FakeEtcd, caplog: pytest.LogCaptureFixture
+) -> None:
+    argv = ["--no-progress", "--json", "--log-level=info", f"--endpoints={fake.url}", "put"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([*argv, "--total=20"]) == 0
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("loadgen")]
+    assert any(m.startswith("run start workload=put mode=closed") for m in messages), messages
+    assert any(m.startswith("run done sent=20 succeeded=20 failed=0") for m in messages)
+
+    caplog.clear()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([*argv[:2], "--log-level=WARNING", *argv[3:], "--total=5"]) == 0
+    assert not [r for r in caplog.records if r.name.startswith("loadgen")]
+
+
+def test_an_unknown_log_level_is_refused() -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--log-level=loud", "put"])
+    assert exc.value.code == 2

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from html.parser import HTMLParser
 from pathlib import Path
 
 from loadgen.config import LoadConfig
 from loadgen.recorder import PERCENTILES, Recorder, WorkerResult
-from loadgen.report import CSV_COLUMNS, merge_results, render_text
+from loadgen.report import CSV_COLUMNS, merge_results, render_csv, render_text
 from tests.loadgen.conftest import run_load
 from tests.loadgen.fake_etcd import FakeEtcd
 
@@ -52,6 +53,8 @@ def test_report_files_are_written_and_parse(fake: FakeEtcd, tmp_path: Path) -> N
     rows = read_csv(csv_path)
     assert tuple(rows[0]) == CSV_COLUMNS
     assert sum(int(r["throughput"]) for r in rows) == report["succeeded"] == 600
+    assert sum(int(r["sent"]) for r in rows) == report["sent"] == 600
+    assert [r["sent"] for r in report["timeseries"]] == [int(r["sent"]) for r in rows]
     assert all(float(r["p99_seconds"]) >= float(r["p50_seconds"]) for r in rows)
 
     parsed = json.loads((tmp_path / "dir" / "report.json").read_text())
@@ -110,3 +113,22 @@ def test_text_summary_has_etcd_benchmark_sections() -> None:
     ):
         assert line in text, line
     assert "Closed loop" in text
+
+
+def test_series_counts_a_request_sent_in_its_second_and_completed_in_its_own() -> None:
+    rec = Recorder(t0=0.0)
+    for i in range(10):  # all sent in second 0 ...
+        rec.record_send(now=0.5 + i * 0.01)
+    for i in range(10):  # ... and answered in second 1, as after a stall
+        rec.record("put", "success", 1.0, now=1.5 + i * 0.01)
+    rec.flush()
+    assert [(r.second, r.sent, r.ok) for r in rec.series] == [(0, 10, 0), (1, 0, 10)]
+    result = WorkerResult(
+        index=0, ops=rec.op_results(), series=rec.series, elapsed=1.6, sent=10, unsent=0
+    )
+    cfg = LoadConfig(workload="put", endpoints=("http://x:1",), total=10)
+    rows = list(csv.DictReader(io.StringIO(render_csv(merge_results(cfg, [result, result])))))
+    assert [(r["second"], r["sent"], r["throughput"]) for r in rows] == [
+        ("0", "20", "0"),
+        ("1", "0", "20"),
+    ]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
 from loadgen.config import LoadConfig, WorkerShare
 from loadgen.recorder import decode
 from loadgen.runner import Tickets, immediate_start, run_worker
-from tests.loadgen.conftest import run_load
+from tests.loadgen.conftest import assert_open_loop_rate_held, run_load
 from tests.loadgen.fake_etcd import FakeEtcd
 
 
@@ -109,3 +110,44 @@ def test_requests_never_sent_before_the_hard_stop_are_counted_not_dropped(
     assert report["unsent"] > 0
     assert report["sent"] + report["unsent"] == 50
     assert any("never sent" in note for note in report["notes"])
+
+
+def run_of(
+    sent_per_second: list[int], elapsed: float
+) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    """A synthetic report and CSV rows: every request sent succeeded in its second."""
+    rows = [
+        {"second": float(s), "sent": float(n), "throughput": float(n)}
+        for s, n in enumerate(sent_per_second)
+    ]
+    total = sum(sent_per_second)
+    report = {
+        "sent": total,
+        "succeeded": total,
+        "total_seconds": elapsed,
+        "requests_per_second": total / elapsed,
+    }
+    return report, rows
+
+
+def test_the_rate_check_accepts_a_run_that_kept_its_schedule() -> None:
+    report, rows = run_of([50, 50, 50], elapsed=3.0)
+    assert_open_loop_rate_held(report, rows, rate=50, wall_seconds=3.1)
+
+
+@pytest.mark.parametrize(
+    ("sent_per_second", "elapsed", "wall"),
+    [
+        ([150], 0.3, 0.4),  # everything at once
+        ([150, 0, 0], 2.99, 3.1),  # at once, then idle until the end: ahead of schedule
+        ([0, 0, 150], 2.99, 3.1),  # idle, then everything in the last second: a burst
+        ([50, 50, 50], 2.99, 1.5),  # the wall clock says it finished too early
+        ([20, 20, 20, 20, 20, 20, 30], 7.0, 7.1),  # far too slow
+    ],
+)
+def test_the_rate_check_refuses_a_run_that_did_not(
+    sent_per_second: list[int], elapsed: float, wall: float
+) -> None:
+    report, rows = run_of(sent_per_second, elapsed)
+    with pytest.raises(AssertionError):
+        assert_open_loop_rate_held(report, rows, rate=50, wall_seconds=wall)
