@@ -37,6 +37,16 @@ def post_status(
         return err.code, json.loads(err.read())
 
 
+def http_text(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, str]:
+    """Any request; (HTTP status, body as text), error statuses included."""
+    req = urllib.request.Request(url, data=body, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
 def call(url: str, path: str, body: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
     out = http_json(url + path, body, timeout=timeout)
     assert isinstance(out, dict), out

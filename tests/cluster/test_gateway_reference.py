@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.etcdjson import http_text
+
 pytestmark = pytest.mark.cluster
 
 REFERENCE = Path(__file__).parents[1] / "reference" / "etcd-3.4-gateway-examples.md"
@@ -106,15 +108,6 @@ def test_every_captured_etcd_response_is_reproduced(fresh_cluster) -> None:
     assert not failures, "\n".join(failures)
 
 
-def plain(url: str, method: str, body: bytes | None = None) -> tuple[int, str]:
-    req = urllib.request.Request(url, data=body, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
-
 def test_plain_text_answers_match_etcds(cluster3) -> None:
     # The reference's plain-text blocks: /v3alpha is gone in 3.4 (Go's mux answers), a GET
     # on a POST-only path gets grpc-gateway's 405. The gateway's own unknown paths answer
@@ -123,12 +116,12 @@ def test_plain_text_answers_match_etcds(cluster3) -> None:
     text = REFERENCE.read_text()
     assert "404 page not found" in text
     assert "Method Not Allowed" in text
-    assert plain(url + "/v3alpha/kv/range", "POST", b'{"key":"Zm9v"}') == (
+    assert http_text(url + "/v3alpha/kv/range", "POST", b'{"key":"Zm9v"}') == (
         404,
         "404 page not found\n",
     )
-    assert plain(url + "/no/such/thing", "GET") == (404, "404 page not found\n")
-    assert plain(url + "/v3/kv/put", "GET") == (405, "Method Not Allowed\n")
-    status, body = plain(url + "/v3beta/kv/nothing", "POST", b"{}")
+    assert http_text(url + "/no/such/thing", "GET") == (404, "404 page not found\n")
+    assert http_text(url + "/v3/kv/put", "GET") == (405, "Method Not Allowed\n")
+    status, body = http_text(url + "/v3beta/kv/nothing", "POST", b"{}")
     assert status == 404
     assert json.loads(body)["code"] == 5

@@ -6,34 +6,24 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 from node.cluster import LocalCluster, http_json
 from tests.cluster.conftest import FAST
-from tests.cluster.etcdjson import b64, call, post_status, put, value_of, wait_until
+from tests.cluster.etcdjson import b64, call, http_text, post_status, put, value_of, wait_until
 
 pytestmark = pytest.mark.cluster
 
 
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
-
 def test_health_version_and_v3beta_answer_as_etcd(cluster3) -> None:
     url = cluster3.members[1].client_url
-    status, body = get(url + "/health")
+    status, body = http_text(url + "/health")
     assert status == 200
     assert json.loads(body)["health"] == "true"
     for probe in ("/livez", "/readyz"):
-        assert get(url + probe)[0] == 200, probe
-    status, body = get(url + "/version")
+        assert http_text(url + probe)[0] == 200, probe
+    status, body = http_text(url + "/version")
     assert status == 200
     assert set(json.loads(body)) == {"etcdserver", "etcdcluster"}
     # /v3beta is the same API (etcd 3.4 serves both)
@@ -80,9 +70,9 @@ def test_fault_endpoints_exist_only_with_the_flag(tmp_path) -> None:
     cluster.start()
     try:
         m = cluster.members[0]
-        status, _ = get(m.metrics_url + "/raftmon/faults")
+        status, _ = http_text(m.metrics_url + "/raftmon/faults")
         assert status == 404
-        assert get(m.client_url + "/raftmon/faults")[0] == 404
+        assert http_text(m.client_url + "/raftmon/faults")[0] == 404
         assert "error" not in put(m.client_url, "k", "v")  # the member itself is fine
     finally:
         cluster.stop()
@@ -93,7 +83,7 @@ def test_paused_ticks_on_the_leader_let_the_others_elect_a_new_one(fresh_cluster
     old = cluster.wait_leader()
     frozen = cluster.member(old)
     assert "error" not in http_json(frozen.metrics_url + "/raftmon/faults", {"ticks_paused": True})
-    _, metrics = get(frozen.metrics_url + "/metrics")
+    _, metrics = http_text(frozen.metrics_url + "/metrics")
     assert "raftmon_fault_raft_ticks_paused 1.0" in metrics
     # A leader whose clock stopped sends no heartbeats: the followers time out and elect.
     frozen_id = call(frozen.client_url, "/v3/maintenance/status", {})["header"]["member_id"]

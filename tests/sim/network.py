@@ -110,10 +110,16 @@ class Network:
 
     def due(self) -> list[Message]:
         """Messages whose delivery time has come, in (time, send order)."""
-        out: list[Message] = []
         q = self._queue
+        popped: list[_InFlight] = []
         while q and q[0].due <= self.now:
-            it = heapq.heappop(q)
+            popped.append(heapq.heappop(q))
+        return self._arrive(popped)
+
+    def _arrive(self, items: list[_InFlight]) -> list[Message]:
+        """The messages that reach their member, in order; the partitioned ones are lost."""
+        out: list[Message] = []
+        for it in items:
             # A partition that formed while the message was in flight still drops it.
             if self.blocked(it.msg.frm, it.msg.to):
                 self.dropped += 1
@@ -132,16 +138,7 @@ class Network:
             return []
         self._queue = [it for it in self._queue if not (it.due <= now and it.msg.to == member)]
         heapq.heapify(self._queue)
-        out: list[Message] = []
-        for it in mine:
-            if self.blocked(it.msg.frm, it.msg.to):
-                self.dropped += 1
-                if it.msg.type == MessageType.MsgSnap:
-                    self.lost_snapshots.append(it.msg)
-                continue
-            out.append(it.msg)
-        self.delivered += len(out)
-        return out
+        return self._arrive(mine)
 
     def drop_to(self, member: int) -> None:
         """Forget messages in flight to a crashed member."""
