@@ -80,8 +80,13 @@ def test_a_full_quota_refuses_writes_but_serves_reads_and_deletes(fresh_cluster)
     assert refused is not None, "the quota was never reached"
     message = "etcdserver: mvcc: database space exceeded"
     assert refused == (429, {"error": message, "message": message, "code": 8})
-    alarms = call(url, "/v3/maintenance/alarm", {"action": "GET", "memberID": "0", "alarm": 0})
-    assert [a["alarm"] for a in alarms["alarms"]] == ["NOSPACE"]
+
+    # The refusal proposes the NOSPACE alarm (asynchronously, as etcd does): wait for it.
+    def alarms() -> list[str]:
+        out = call(url, "/v3/maintenance/alarm", {"action": "GET", "memberID": "0", "alarm": 0})
+        return [a["alarm"] for a in out.get("alarms", [])]
+
+    assert wait_until(alarms, timeout=10, what="the NOSPACE alarm is raised") == ["NOSPACE"]
     # the alarm is armed: even a tiny write is refused, and changes nothing
     before = revision(url)
     status, body = post_status(url + "/v3/kv/put", {"key": b64("tiny"), "value": b64("1")})
