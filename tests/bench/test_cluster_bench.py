@@ -2,9 +2,11 @@
 
 64 concurrent clients of puts (8-byte keys, 256-byte values) against a 3-member
 raftmon cluster and a 3-member Debian etcd-server cluster, with the same
-`raftmon load` command, in alternating rounds (the machine is noisy; the median
-of each side is reported); then one client against each one's leader
-(`--target-leader`) for single-request latency. Besides throughput and
+`raftmon load` command, in rounds that alternate who goes first (the machine is
+noisy; the median of each side is reported), each round also running one client
+against each one's leader (`--target-leader`) for single-request latency. Every
+run starts after a `sync`, so one run's writeback does not land on the next
+one's fsyncs. Besides throughput and
 percentiles it reports the servers' CPU time per put (all three members, from
 /proc), which does not depend on how fast the client is. A benchmark: it
 asserts only that the runs completed, never a timing.
@@ -17,6 +19,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,8 @@ def load(endpoints: list[str], clients: int, pids: list[int], *flags: str) -> di
         f"--duration={DURATION}", "--no-progress=true", "--json=true", *flags,
         "put", "--key-size=8", "--val-size=256", "--key-space-size=100000",
     ]  # fmt: skip
+    os.sync()  # the previous run's dirty pages are written now, not during this run's fsyncs
+    time.sleep(1.0)
     before = cpu_seconds(pids)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
     report: dict[str, Any] = json.loads(done.stdout)
@@ -86,17 +91,23 @@ def test_raftmon_against_real_etcd_puts(tmp_path: Path) -> None:
             theirs.wait_leader()
             our_pids = [m.proc.pid for m in ours.members if m.proc is not None]
             their_pids = [m.proc.pid for m in theirs.members if m.proc is not None]
-            for _ in range(ROUNDS):  # alternate, so drift in machine load hits both sides
-                runs["r64"].append(load(ours.endpoints, 64, our_pids))
-                runs["e64"].append(load(theirs.endpoints, 64, their_pids))
-            runs["r1"].append(load(ours.endpoints, 1, our_pids, "--target-leader=true"))
-            runs["e1"].append(load(theirs.endpoints, 1, their_pids, "--target-leader=true"))
+            sides = {"r": (ours.endpoints, our_pids), "e": (theirs.endpoints, their_pids)}
+            for i in range(ROUNDS):
+                # Alternate who goes first, so drift in machine load (and whatever the
+                # previous run left behind) hits both sides alike.
+                order = "re" if i % 2 == 0 else "er"
+                for side in order:
+                    endpoints, pids = sides[side]
+                    runs[f"{side}64"].append(load(endpoints, 64, pids))
+                for side in reversed(order):
+                    endpoints, pids = sides[side]
+                    runs[f"{side}1"].append(load(endpoints, 1, pids, "--target-leader=true"))
         finally:
             theirs.stop()
     s = {k: summarize(k, v) for k, v in runs.items()}
     names = {"r64": "raftmon 64 clients", "e64": "etcd 64 clients",
              "r1": "raftmon 1 client", "e1": "etcd 1 client"}  # fmt: skip
-    print(f"\nmedian of {ROUNDS} interleaved rounds of {DURATION} s at 64 clients; 1 round at 1")
+    print(f"\nmedian of {ROUNDS} interleaved rounds of {DURATION} s each, 64 clients and 1 client")
     print(f"{'run':<20} {'puts/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/put':>11} {'failed':>7}")
     for key, name in names.items():
         v = s[key]
