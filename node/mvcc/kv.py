@@ -70,7 +70,6 @@ class KVState:
     delete_total: int = 0
     txn_total: int = 0
     total_put_size: int = 0
-    events_total: int = 0
     compaction_keys_total: int = 0
 
 
@@ -291,7 +290,6 @@ class WriteTxn:
         if self.changes:
             st.current_rev = self.begin_rev + 1
             st.keys_total += self.keys_delta
-            st.events_total += self.changes
         return st.current_rev
 
     # ---- operations -----------------------------------------------------------------

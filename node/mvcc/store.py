@@ -335,7 +335,7 @@ class KVStore:
             delete_total=st.delete_total,
             txn_total=st.txn_total,
             total_put_size=st.total_put_size,
-            events_total=st.events_total,
+            events_total=hub.events_sent,
             compaction_keys_total=st.compaction_keys_total,
             leases=len(st.leases),
             watchers=hub.watchers,

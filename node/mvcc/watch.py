@@ -98,6 +98,7 @@ class HubStats:
     streams: int
     slow_watchers: int
     pending_events: int
+    events_sent: int  # events handed to watchers' streams (etcd_debugging_mvcc_events_total)
 
 
 class WatchStream:
@@ -240,6 +241,7 @@ class WatchStream:
         was_idle = not self._queue
         self._queue.append(resp)
         self._buffered += n
+        self.hub.events_sent += len(resp.events)
         if was_idle:
             self.hub._wake(self)
 
@@ -318,6 +320,7 @@ class WatchHub:
         self._count = 0
         self._prev_kv = 0
         self.slow_transitions = 0  # times a watcher fell behind (diagnostics)
+        self.events_sent = 0  # as etcd counts them: per watcher, per event queued to it
 
     def new_stream(
         self,
@@ -382,7 +385,7 @@ class WatchHub:
     def stats(self) -> HubStats:
         slow = sum(1 for s in self._streams for w in s.watchers.values() if not w.synced)
         pending = sum(s._buffered for s in self._streams)
-        return HubStats(self._count, len(self._streams), slow, pending)
+        return HubStats(self._count, len(self._streams), slow, pending, self.events_sent)
 
     def close(self) -> None:
         for stream in list(self._streams):

@@ -174,3 +174,17 @@ def test_watchers_resync_after_a_snapshot_restore(
     drain(stream)
     store.restore_from(image)
     assert [e[2] for e in events(drain(stream), wid)] == [2, 3, 4]
+
+
+def test_events_sent_count_per_watcher_as_etcd_does(store: KVStore, raft: Log) -> None:
+    # etcd_debugging_mvcc_events_total counts events handed to watchers (one per watcher
+    # per event), not changes applied: no watcher, nothing counted.
+    raft.apply(rq.PutRequest(b"unwatched", b"1"))
+    assert store.stats().events_total == 0
+    stream = store.watch_hub.new_stream()
+    stream.watch(rq.WatchCreateRequest(b"k"))
+    stream.watch(rq.WatchCreateRequest(b"k", b"l"))
+    raft.apply(rq.PutRequest(b"k", b"v"))  # seen by both watchers
+    raft.apply(rq.PutRequest(b"other", b"v"))  # by none
+    drain(stream)
+    assert store.stats().events_total == 2
