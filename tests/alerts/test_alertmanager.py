@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.alerts.mixin_files import ALERTMANAGER_FILES, ALERTS_DIR, alert_rules, load_yaml
-from tests.helpers import free_port, require_tool
+from tests.helpers import free_port, require_tool, running_until_ready
 
 ROUTES = [
     ({"severity": "critical", "alertname": "etcdNoLeader", "cluster": "a"}, "page"),
@@ -224,37 +224,18 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
     """Debian's Alertmanager on a free loopback port with alerts/out/alertmanager.yml."""
     binary = require_tool("prometheus-alertmanager")
     port = free_port()
+    argv = [
+        binary,
+        f"--config.file={ALERTMANAGER_FILES[0]}",
+        f"--storage.path={tmp_path / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+        "--log.level=warn",
+    ]
+    base = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "alertmanager.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={ALERTMANAGER_FILES[0]}",
-                f"--storage.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--cluster.listen-address=",
-                "--log.level=warn",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while _request(f"{base}/-/ready")[0] != 200:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(
-                        f"alertmanager not ready:\n{log_path.read_text(errors='replace')[-3000:]}"
-                    )
-                time.sleep(0.2)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+    with running_until_ready(argv, log_path, f"{base}/-/ready", "alertmanager", READY_TIMEOUT_S):
+        yield base
 
 
 def _key(labels: dict[str, str]) -> tuple[str, str, str]:

@@ -4,7 +4,6 @@ without error: the "done when" of issue 7."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 from tests.alerts.mixin_files import RULE_FILES, load_yaml
-from tests.helpers import free_port, require_tool
+from tests.helpers import free_port, require_tool, running_until_ready
 
 pytestmark = pytest.mark.tools
 READY_TIMEOUT_S = 60.0
@@ -45,36 +44,17 @@ def prometheus(tmp_path: Path) -> Iterator[str]:
     }
     config_path = tmp_path / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    argv = [
+        binary,
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={tmp_path / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ]
+    base = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "prometheus.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while _get(f"{base}/-/ready")[0] != 200:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(
-                        f"prometheus not ready:\n{log_path.read_text(errors='replace')[-3000:]}"
-                    )
-                time.sleep(0.2)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+    with running_until_ready(argv, log_path, f"{base}/-/ready", "prometheus", READY_TIMEOUT_S):
+        yield base
 
 
 def _rule_groups(base: str) -> list[dict[str, Any]]:
