@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 MIB = 1024 * 1024
 DEFAULT_QUOTA_BYTES = 2 * 1024 * MIB  # etcd's default backend quota: 2 GiB
 DEFAULT_MAX_REQUEST_BYTES = int(1.5 * MIB)  # etcd's --max-request-bytes default
-DEFAULT_SNAPSHOT_COUNT = 10_000
+DEFAULT_SNAPSHOT_COUNT = 100_000  # etcd 3.4's --snapshot-count default
 SNAPSHOT_CATCHUP_ENTRIES = 5_000  # entries kept after a snapshot so slow followers avoid one
 ETCD_VERSION = "3.4.23"  # the etcd API version raftmon answers as (/version, status)
 CLUSTER_VERSION = "3.4.0"
@@ -122,6 +122,8 @@ class MemberConfig:
     listen_metrics_urls: tuple[str, ...] = ()
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_txn_ops: int = 128
+    backend_batch_interval_seconds: float = 0.1  # etcd's --backend-batch-interval default
+    backend_batch_limit: int = 10_000  # etcd's --backend-batch-limit default
     wal_fsync_delay_seconds: float = 0.0
     wal_segment_bytes: int = 64 * MIB
     snapshot_catchup_entries: int = SNAPSHOT_CATCHUP_ENTRIES
@@ -188,6 +190,10 @@ class MemberConfig:
             raise ConfigError("--quota-backend-bytes must be > 0")
         if self.auto_compaction_mode not in ("periodic", "revision"):
             raise ConfigError("--auto-compaction-mode must be 'periodic' or 'revision'")
+        if self.backend_batch_interval_seconds < 0:
+            raise ConfigError("--backend-batch-interval must not be negative")
+        if self.backend_batch_limit <= 0:
+            raise ConfigError("--backend-batch-limit must be > 0")
         if self.max_request_bytes <= 0:
             raise ConfigError("--max-request-bytes must be > 0")
         if self.log_level not in ("debug", "info", "warn", "error"):
@@ -231,6 +237,18 @@ _FLAGS: list[tuple[str, str, str, str]] = [
     ("listen-metrics-urls", "listen_metrics_urls", "urls", "extra URLs serving /metrics"),
     ("max-request-bytes", "max_request_bytes", "int", "largest client request accepted"),
     ("max-txn-ops", "max_txn_ops", "int", "most operations in one txn"),
+    (
+        "backend-batch-interval",
+        "backend_batch_interval_seconds",
+        "duration",
+        "longest time applied entries wait before the backend commits them (default 100ms)",
+    ),
+    (
+        "backend-batch-limit",
+        "backend_batch_limit",
+        "int",
+        "most applied entries the backend holds before it commits them (default 10000)",
+    ),
     (
         "experimental-wal-fsync-delay",
         "wal_fsync_delay_seconds",

@@ -149,6 +149,7 @@ def create_client_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/version", version)
     app.router.add_get("/metrics", metrics_handler(metrics.registry))
+    gateway.add_fallback(app)  # last: it answers whatever no route above matched
     return app
 
 

@@ -1,10 +1,14 @@
 """KVStore: the member's state machine - committed Raft entries in, etcd responses out.
 
-The driver calls `apply_batch` with the committed entries of one Ready. The
-whole batch is ONE SQLite transaction that also records the last applied Raft
-index, so after any crash the store sits exactly at some applied index and the
-driver replays the Raft log from the entry after it: nothing is applied twice
-(indexes <= the stored one are skipped) and nothing is skipped. See
+The driver calls `apply_batch` with the committed entries of one Ready. Applied
+batches go into one open SQLite transaction that is committed, together with the
+last applied Raft index, once it is `batch_interval` old or holds `batch_limit`
+entries (etcd's backend batch: 100 ms or 10,000 by default there). So after any
+crash the store sits exactly at some applied index and the driver replays the
+Raft log from the entry after it: nothing is applied twice (indexes <= the
+stored one are skipped) and nothing is skipped. Reads go through the same
+connection, so they see applied batches before their commit, as etcd's reads see
+its uncommitted batch. With `batch_interval=0` every batch commits at once. See
 `node.mvcc.schema` for the durability argument (WAL mode, synchronous=NORMAL,
 `checkpoint_durable` before Raft WAL segments are released).
 
@@ -55,6 +59,7 @@ from node.mvcc.watch import WatchHub
 
 log = logging.getLogger(__name__)
 
+DEFAULT_BATCH_LIMIT = 10_000  # etcd's --backend-batch-limit default
 MAX_LEASE_TTL = 9_000_000_000  # etcd's MaxLeaseTTL (seconds)
 # etcd's minimum lease TTL is ceil(1.5 * election timeout); 2 s with etcd's
 # default 100 ms heartbeat / 1 s election. The driver passes its own.
@@ -122,8 +127,12 @@ class KVStore:
         max_txn_ops: int,
         min_lease_ttl: int,
         observer: Any,
+        batch_interval: float = 0.0,
+        batch_limit: int = DEFAULT_BATCH_LIMIT,
     ) -> None:
         self.path = path
+        self.batch_interval = batch_interval
+        self.batch_limit = max(1, batch_limit)
         self.quota_bytes = quota_bytes
         self.max_txn_ops = max_txn_ops
         self.min_lease_ttl = min_lease_ttl
@@ -131,7 +140,10 @@ class KVStore:
         self._conn: sqlite3.Connection | None = conn
         self._lock = threading.RLock()
         self._state = KVState()
-        self._applied = 0
+        self._applied = 0  # applied in this process, committed or still in the open batch
+        self._batch_started = 0.0  # monotonic time the open batch's transaction began
+        self._batch_entries = 0  # entries applied into the open batch
+        self._page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
         self._alarms: set[tuple[int, int]] = set()  # (member_id u64, type)
         self._lease_listeners: list[LeaseListener] = []
         self._reader = Reader(conn, self._state)
@@ -148,8 +160,14 @@ class KVStore:
         max_txn_ops: int = DEFAULT_MAX_TXN_OPS,
         min_lease_ttl: int = DEFAULT_MIN_LEASE_TTL,
         observer: Any = None,
+        batch_interval: float = 0.0,
+        batch_limit: int = DEFAULT_BATCH_LIMIT,
     ) -> KVStore:
-        """Open or create the database at `path` and load its applied index and revisions."""
+        """Open or create the database at `path` and load its applied index and revisions.
+
+        `batch_interval` (seconds) and `batch_limit` (entries) bound how long applied
+        entries may wait in the open transaction; 0 commits every `apply_batch`.
+        """
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, exist_ok=True)
         store = cls(
@@ -159,6 +177,8 @@ class KVStore:
             max_txn_ops=max_txn_ops,
             min_lease_ttl=min_lease_ttl,
             observer=observer,
+            batch_interval=batch_interval,
+            batch_limit=batch_limit,
         )
         log.info(
             "opened backend",
@@ -176,6 +196,7 @@ class KVStore:
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
+                self._commit_batch()
                 self.watch_hub.close()
                 self._conn.close()
                 self._conn = None
@@ -309,9 +330,14 @@ class KVStore:
         return int(page_size), int(page_count), int(freelist)
 
     def db_total_size(self) -> int:
-        """etcd_mvcc_db_total_size_in_bytes: database pages + SQLite's WAL file."""
-        page_size, page_count, _ = self._pages()
-        return page_count * page_size + self._wal_size()
+        """etcd_mvcc_db_total_size_in_bytes: database pages + SQLite's WAL file.
+
+        The driver reads it after every apply batch (the quota check), so it costs one
+        PRAGMA: the page size never changes.
+        """
+        with self._lock:
+            page_count = self._db().execute("PRAGMA page_count").fetchone()[0]
+        return int(page_count) * self._page_size + self._wal_size()
 
     def db_in_use_size(self) -> int:
         """etcd_mvcc_db_total_size_in_use_in_bytes: pages not on the freelist."""
@@ -346,11 +372,13 @@ class KVStore:
 
     # ---- apply -----------------------------------------------------------------------------
     def apply_batch(self, entries: list[tuple[int, bytes]]) -> list[ApplyResult]:
-        """Apply committed entries (index, data) in one SQLite transaction.
+        """Apply committed entries (index, data) into the open SQLite batch.
 
-        Entries at or below the stored applied index are skipped; empty data is
-        a leader's no-op (advances the applied index only). Returns one result
-        per applied non-empty entry, in order.
+        Entries at or below the applied index are skipped; empty data is a
+        leader's no-op (advances the applied index only). Returns one result per
+        applied non-empty entry, in order. The batch is committed when it is due
+        (see `commit_due`); an unexpected failure rolls back the whole open batch
+        and reloads the last committed state before re-raising.
         """
         with self._lock:
             conn = self._db()
@@ -362,7 +390,10 @@ class KVStore:
             hub = self.watch_hub
             want_events = hub.active
             want_prev = want_events and hub.wants_prev_kv
-            conn.execute("BEGIN")
+            if not conn.in_transaction:
+                conn.execute("BEGIN")
+                self._batch_started = time.monotonic()
+                self._batch_entries = 0
             try:
                 for index, data in entries:
                     if index <= applied:
@@ -383,31 +414,63 @@ class KVStore:
                         results.append(ApplyResult(index, request_id, resp, None, req))
                     except MvccError as err:
                         results.append(ApplyResult(index, request_id, None, err, req))
-                st = self._state
-                conn.executemany(
-                    "UPDATE meta SET value = ? WHERE name = ?",
-                    (
-                        (applied, "applied_index"),
-                        (st.current_rev, "current_rev"),
-                        (st.compact_rev, "compact_rev"),
-                    ),
-                )
-                started = time.perf_counter()
-                conn.execute("COMMIT")
-                self.hooks.on_commit(time.perf_counter() - started)
+                self._applied = applied
+                self._batch_entries += len(entries)
+                if self.commit_due():
+                    self._commit_batch()
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                self._load()  # in-memory effects of the batch are void too
+                self._load()  # in-memory effects of the open batch are void too
                 raise
-            self._applied = applied
-        # After the commit: only durable-in-SQLite changes reach watchers and the lessor.
+        # As etcd's, watchers and the lessor hear of applied changes before the backend
+        # commit: a failure after this point stops the member, and the replay on restart
+        # applies the same entries to the same effect.
         if rev_events:
             hub.notify(rev_events, self._state.current_rev)
         if granted or revoked:
             for listener in self._lease_listeners:
                 listener(granted, revoked)
         return results
+
+    def commit_due(self) -> bool:
+        """The open batch is old or large enough to be committed now."""
+        if not self._batch_entries:
+            return False
+        return (
+            self._batch_entries >= self.batch_limit
+            or time.monotonic() - self._batch_started >= self.batch_interval
+        )
+
+    def commit(self) -> None:
+        """Commit the open batch now (before a backup, a checkpoint, a shutdown)."""
+        with self._lock:
+            self._commit_batch()
+
+    def commit_if_due(self) -> None:
+        """The driver calls this on every tick, so an idle member's batch is committed too."""
+        with self._lock:
+            if self.commit_due():
+                self._commit_batch()
+
+    def _commit_batch(self) -> None:
+        """Record the applied index and revisions in the open batch and commit it."""
+        conn = self._db()
+        if not conn.in_transaction:
+            return
+        st = self._state
+        conn.executemany(
+            "UPDATE meta SET value = ? WHERE name = ?",
+            (
+                (self._applied, "applied_index"),
+                (st.current_rev, "current_rev"),
+                (st.compact_rev, "compact_rev"),
+            ),
+        )
+        started = time.perf_counter()
+        conn.execute("COMMIT")
+        self._batch_entries = 0
+        self.hooks.on_commit(time.perf_counter() - started)
 
     def _apply_one(
         self,
@@ -604,6 +667,7 @@ class KVStore:
         """
         with self._lock:
             conn = self._db()
+            self._commit_batch()  # VACUUM cannot run inside a transaction
             started = time.perf_counter()
             conn.execute("VACUUM")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -620,7 +684,8 @@ class KVStore:
 
         A FULL checkpoint fsyncs SQLite's WAL, copies it into the database and
         fsyncs the database. The driver calls this before releasing Raft WAL
-        segments: after it, entries up to applied_index() are needed nowhere else.
+        segments, after `commit()`: then entries up to applied_index() are needed
+        nowhere else. (It waits for an open batch's commit: call `commit()` first.)
         """
         conn = sqlite3.connect(self.path, isolation_level=None)
         try:
@@ -633,6 +698,9 @@ class KVStore:
 
     def backup(self, path: str) -> BackupInfo:
         """Write a consistent copy of the database to `path` (SQLite backup API).
+
+        The copy holds committed batches only: call `commit()` first for an image at
+        applied_index().
 
         Used as the member's snapshot image and as the image streamed to a
         lagging follower. Reads through its own connection, so the event loop
@@ -676,8 +744,9 @@ class KVStore:
         """
         with self._lock:
             if self._conn is not None:
-                self._conn.close()
+                self._conn.close()  # an open batch is rolled back: the image replaces it
                 self._conn = None
+                self._batch_entries = 0
             tmp = self.path + ".restore"
             shutil.copyfile(path, tmp)
             _fsync_file(tmp)
@@ -687,6 +756,7 @@ class KVStore:
             os.replace(tmp, self.path)
             _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
             self._conn = schema.connect(self.path)
+            self._page_size = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
             self._reader = Reader(self._conn, self._state)
             self._load()
         self.watch_hub.on_restore()

@@ -18,6 +18,9 @@ def test_defaults_match_etcd() -> None:
     assert cfg.election_ticks == 10
     assert cfg.max_request_bytes == 1572864
     assert cfg.quota_backend_bytes == 2 * 1024**3
+    assert cfg.snapshot_count == 100_000
+    assert cfg.backend_batch_interval_seconds == pytest.approx(0.1)
+    assert cfg.backend_batch_limit == 10_000
 
 
 def test_flags_build_a_three_member_config() -> None:
@@ -58,11 +61,21 @@ def test_environment_sets_flags_and_flags_win() -> None:
         (["--initial-cluster=m1"], "want name=url"),
         (["--listen-client-urls=localhost"], "invalid URL"),
         (["--experimental-wal-fsync-delay=fast"], "invalid duration"),
+        (["--backend-batch-limit=0"], "--backend-batch-limit must be > 0"),
+        (["--backend-batch-interval=soon"], "invalid duration"),
     ],
 )
 def test_bad_flags_are_rejected_with_a_precise_message(argv: list[str], fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):
         parse_config(argv)
+
+
+def test_backend_batch_flags_are_etcds() -> None:
+    cfg = parse_config(["--backend-batch-interval=10ms", "--backend-batch-limit=500"])
+    assert cfg.backend_batch_interval_seconds == pytest.approx(0.01)
+    assert cfg.backend_batch_limit == 500
+    env = {"ETCD_BACKEND_BATCH_INTERVAL": "0s"}  # 0: every apply commits at once
+    assert parse_config([], env).backend_batch_interval_seconds == 0.0
 
 
 def test_durations_parse_like_go() -> None:
