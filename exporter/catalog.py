@@ -146,7 +146,7 @@ BACKEND_COMMIT = _h(
     "etcd_disk_backend_commit_duration_seconds",
     "The latency distributions of commit called by backend.",
     _DISK,
-    note="one SQLite transaction commit of an apply batch",
+    note="one SQLite commit of a backend batch: up to --backend-batch-interval of applied entries",
 )
 BACKEND_DEFRAG = _h(
     "etcd_disk_backend_defrag_duration_seconds",
