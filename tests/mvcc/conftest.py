@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,23 @@ class Log:
         (result,) = self.batch(req)
         assert result.error is not None, f"expected an error, got {result.response}"
         return result.error
+
+
+def sigkill_when_ready(code: str, *args: str) -> None:
+    """Run `code` in a child interpreter and SIGKILL it once it prints "ready"."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=os.getcwd()),
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(timeout=30)
 
 
 @pytest.fixture

@@ -4,20 +4,17 @@ database file itself (backup, checkpoint, defrag, close, restore) sees a whole b
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from node.mvcc import requests as rq
 from node.mvcc.store import KVStore
-from tests.mvcc.conftest import Log
+from tests.mvcc.conftest import Log, sigkill_when_ready
 
 HOUR = 3600.0  # an interval that never runs out during a test
 
@@ -30,30 +27,29 @@ def committed_applied_index(db_path: str) -> int:
 
 
 @pytest.fixture
-def batched(db_path: str) -> KVStore:
-    return KVStore.open(db_path, batch_interval=HOUR, batch_limit=1_000)
+def batched(db_path: str) -> Iterator[KVStore]:
+    store = KVStore.open(db_path, batch_interval=HOUR, batch_limit=1_000)
+    yield store
+    store.close()  # idempotent: a test may have closed it already
 
 
 def test_applied_entries_are_readable_before_their_batch_commits(
     batched: KVStore, db_path: str
 ) -> None:
     raft = Log(batched)
-    try:
-        raft.apply(rq.PutRequest(b"k", b"v1"))
-        raft.apply(rq.PutRequest(b"k", b"v2"))
-        # the store reads its own open batch, as etcd's reads see its uncommitted batch
-        assert batched.applied_index() == 2
-        assert batched.range(rq.RangeRequest(b"k")).kvs[0].value == b"v2"
-        assert committed_applied_index(db_path) == 0
-        commits = []
-        batched.hooks.on_commit = commits.append  # etcd_disk_backend_commit_duration_seconds
-        batched.commit()
-        assert committed_applied_index(db_path) == 2
-        assert len(commits) == 1
-        batched.commit()  # nothing open: no empty commit is timed
-        assert len(commits) == 1
-    finally:
-        batched.close()
+    raft.apply(rq.PutRequest(b"k", b"v1"))
+    raft.apply(rq.PutRequest(b"k", b"v2"))
+    # the store reads its own open batch, as etcd's reads see its uncommitted batch
+    assert batched.applied_index() == 2
+    assert batched.range(rq.RangeRequest(b"k")).kvs[0].value == b"v2"
+    assert committed_applied_index(db_path) == 0
+    commits = []
+    batched.hooks.on_commit = commits.append  # etcd_disk_backend_commit_duration_seconds
+    batched.commit()
+    assert committed_applied_index(db_path) == 2
+    assert len(commits) == 1
+    batched.commit()  # nothing open: no empty commit is timed
+    assert len(commits) == 1
 
 
 def test_a_batch_commits_once_it_holds_batch_limit_entries(db_path: str) -> None:
@@ -105,28 +101,22 @@ def test_close_commits_the_open_batch(batched: KVStore, db_path: str) -> None:
 
 def test_backup_after_commit_holds_every_applied_entry(batched: KVStore, tmp_path: Path) -> None:
     raft = Log(batched)
-    try:
-        for i in range(5):
-            raft.apply(rq.PutRequest(b"k%d" % i, b"v"))
-        batched.commit()  # the driver commits before it takes a snapshot image
-        info = batched.backup(str(tmp_path / "image.db"))
-        assert info.applied_index == 5
-        batched.checkpoint_durable()  # no open batch: the FULL checkpoint is not blocked
-    finally:
-        batched.close()
+    for i in range(5):
+        raft.apply(rq.PutRequest(b"k%d" % i, b"v"))
+    batched.commit()  # the driver commits before it takes a snapshot image
+    info = batched.backup(str(tmp_path / "image.db"))
+    assert info.applied_index == 5
+    batched.checkpoint_durable()  # no open batch: the FULL checkpoint is not blocked
 
 
 def test_defragment_commits_the_open_batch_first(batched: KVStore, db_path: str) -> None:
     raft = Log(batched)
-    try:
-        raft.apply(rq.PutRequest(b"a", b"1"))
-        batched.defragment()  # VACUUM cannot run inside a transaction
-        assert committed_applied_index(db_path) == 1
-        assert batched.range(rq.RangeRequest(b"a")).kvs[0].value == b"1"
-        raft.apply(rq.PutRequest(b"b", b"2"))  # and batching goes on afterwards
-        assert batched.applied_index() == 2
-    finally:
-        batched.close()
+    raft.apply(rq.PutRequest(b"a", b"1"))
+    batched.defragment()  # VACUUM cannot run inside a transaction
+    assert committed_applied_index(db_path) == 1
+    assert batched.range(rq.RangeRequest(b"a")).kvs[0].value == b"1"
+    raft.apply(rq.PutRequest(b"b", b"2"))  # and batching goes on afterwards
+    assert batched.applied_index() == 2
 
 
 def test_restore_replaces_an_open_batch(batched: KVStore, tmp_path: Path) -> None:
@@ -138,15 +128,10 @@ def test_restore_replaces_an_open_batch(batched: KVStore, tmp_path: Path) -> Non
     finally:
         source.close()
     raft = Log(batched)
-    try:
-        raft.batch(*(rq.PutRequest(b"mine%d" % i, b"y") for i in range(3)))
-        batched.restore_from(image)
-        assert batched.applied_index() == 1
-        assert [kv.key for kv in batched.range(rq.RangeRequest(b"\0", b"\0")).kvs] == [
-            b"from-leader"
-        ]
-    finally:
-        batched.close()
+    raft.batch(*(rq.PutRequest(b"mine%d" % i, b"y") for i in range(3)))
+    batched.restore_from(image)
+    assert batched.applied_index() == 1
+    assert [kv.key for kv in batched.range(rq.RangeRequest(b"\0", b"\0")).kvs] == [b"from-leader"]
 
 
 def test_an_unexpected_failure_rolls_back_the_whole_open_batch(
@@ -171,8 +156,7 @@ def test_an_unexpected_failure_rolls_back_the_whole_open_batch(
         assert batched.applied_index() == 1
         assert batched.range(rq.RangeRequest(b"b")).kvs == []
     finally:
-        del batched._apply_one
-        batched.close()
+        del batched._apply_one  # the fixture's close runs the real store again
 
 
 CHILD = textwrap.dedent(
@@ -194,19 +178,7 @@ CHILD = textwrap.dedent(
 
 def test_sigkill_with_an_open_batch_loses_only_uncommitted_whole_batches(tmp_path: Path) -> None:
     db, batch, limit = str(tmp_path / "db"), 7, 35
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, db, str(batch), str(limit)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=os.getcwd()),
-    )
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "ready"
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.kill()
-        child.wait(timeout=30)
+    sigkill_when_ready(CHILD, db, str(batch), str(limit))
     store = KVStore.open(db)
     try:
         applied = store.applied_index()

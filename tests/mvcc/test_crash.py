@@ -3,15 +3,12 @@ with it, and replaying the Raft log from there finishes the job exactly once."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 from node.mvcc import requests as rq
 from node.mvcc.store import KVStore
+from tests.mvcc.conftest import sigkill_when_ready
 
 N = 50_000  # far more than the child gets through before the kill
 BATCH = 7
@@ -42,21 +39,7 @@ def entries(lo: int, hi: int) -> list[tuple[int, bytes]]:
 
 def test_sigkill_mid_stream_then_replay_applies_each_entry_once(tmp_path: Path) -> None:
     db = str(tmp_path / "db")
-    env = dict(os.environ, PYTHONPATH=os.getcwd())
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, db, str(N), str(BATCH)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert child.stdout is not None
-        line = child.stdout.readline()  # the child prints after 20 batches
-        assert line.strip() == "ready"
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.kill()
-        child.wait(timeout=30)
+    sigkill_when_ready(CHILD, db, str(N), str(BATCH))  # the child is ready after 20 batches
     store = KVStore.open(db)
     try:
         applied = store.applied_index()
