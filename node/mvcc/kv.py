@@ -64,6 +64,9 @@ class KVState:
     compact_rev: int = 0
     keys_total: int = 0
     leases: dict[int, int] = field(default_factory=dict)  # id -> granted ttl
+    # key -> (create_rev, mod_rev, version, lease) of every live key: the `live` table's
+    # rows in memory (etcd keeps its key index in memory too), so a put needs no SELECT
+    live: dict[bytes, tuple[int, int, int, int]] = field(default_factory=dict)
     # counters for metrics (etcd_mvcc_*_total and friends); not persisted
     put_total: int = 0
     range_total: int = 0
@@ -298,9 +301,7 @@ class WriteTxn:
         conn = self.reader.conn
         st = self.reader.state
         key = req.key
-        prev = conn.execute(
-            "SELECT create_rev, mod_rev, version, lease FROM live WHERE key = ?", (key,)
-        ).fetchone()
+        prev = st.live.get(key)
         value, lease = req.value, req.lease
         prev_value: bytes | None = None
         if req.ignore_value or req.ignore_lease:
@@ -337,6 +338,7 @@ class WriteTxn:
             "VALUES (?, ?, ?, ?, ?)",
             (key, create_rev, rev, version, lease),
         )
+        st.live[key] = (create_rev, rev, version, lease)
         self.changes += 1
         st.put_total += 1
         st.total_put_size += len(key) + len(value)
@@ -389,6 +391,9 @@ class WriteTxn:
             [(rev, sub + i, row[0]) for i, row in enumerate(rows)],
         )
         conn.executemany("DELETE FROM live WHERE key = ?", [(row[0],) for row in rows])
+        live = self.reader.state.live
+        for row in rows:
+            live.pop(row[0], None)
         self.changes += len(rows)
         self.keys_delta -= len(rows)
         if self.want_events:

@@ -7,9 +7,10 @@ kv     every version of every key: one row per (revision, sub-revision), the
        with version 0 and value NULL. Indexed by (key, rev) for reads at a past
        revision and by its primary key (rev, sub) for watch replay and compaction.
 live   the current version of every existing key, pointing at its kv row
-       (mod_rev); etcd keeps this in memory (the treeIndex), we keep it on disk so
-       a restart needs no rebuild. The `lease` column doubles as the lease ->
-       keys attachment (partial index live_lease).
+       (mod_rev); etcd keeps this in memory (the treeIndex). We keep it on disk for
+       range reads and load it into memory at open (KVState.live), so a put needs
+       no lookup. The `lease` column doubles as the lease -> keys attachment
+       (partial index live_lease).
 lease  granted leases (id, ttl) - replicated state, as etcd's lease bucket.
 alarm  active alarms (member_id, type) - replicated state, as etcd's alarm bucket.
 meta   applied_index, current_rev, compact_rev: written in the same transaction

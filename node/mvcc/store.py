@@ -213,11 +213,21 @@ class KVStore:
         st = self._state
         st.current_rev = int(meta["current_rev"])
         st.compact_rev = int(meta["compact_rev"])
-        st.keys_total = int(conn.execute("SELECT count(*) FROM live").fetchone()[0])
+        self._load_key_index()
+        st.keys_total = len(st.live)
         st.leases = dict(conn.execute("SELECT id, ttl FROM lease").fetchall())
         self._applied = int(meta["applied_index"])
         self._alarms = {
             (schema.to_u64(m), t) for m, t in conn.execute("SELECT member_id, type FROM alarm")
+        }
+
+    def _load_key_index(self) -> None:
+        """The `live` table into memory, as the current transaction sees it."""
+        self._state.live = {
+            bytes(key): (create_rev, mod_rev, version, lease)
+            for key, create_rev, mod_rev, version, lease in self._db().execute(
+                "SELECT key, create_rev, mod_rev, version, lease FROM live"
+            )
         }
 
     # ---- simple reads --------------------------------------------------------------------
@@ -555,6 +565,7 @@ class KVStore:
             conn.execute("ROLLBACK TO txn")
             conn.execute("RELEASE txn")
             st.put_total, st.range_total, st.delete_total, st.total_put_size = counters
+            self._load_key_index()  # it had seen the rolled-back changes too
             raise
         conn.execute("RELEASE txn")
         resp.revision = self._end(wt, rev_events)

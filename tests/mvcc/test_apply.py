@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sqlite3
 
+import pytest
+
 from node.mvcc import requests as rq
 from node.mvcc.errors import ErrLeaseNotFound, ErrUndecodable
 from node.mvcc.store import KVStore
@@ -148,3 +150,42 @@ def test_stats_report_sizes_and_counters(store: KVStore, raft: Log) -> None:
     assert st.total_put_size == 8
     assert st.db_total_size >= st.db_in_use_size > 0
     assert st.quota_bytes == 2 * 1024**3
+
+
+def test_the_key_index_in_memory_follows_rollbacks_restores_and_restarts(
+    store: KVStore, raft: Log, db_path: str, tmp_path: os.PathLike[str], monkeypatch
+) -> None:
+    """Puts read a key's versions from memory; it must agree with the `live` table."""
+    import node.mvcc.store as store_module
+
+    raft.apply(rq.PutRequest(b"k", b"v1"))
+    real_execute = store_module.execute
+
+    def put_then_fail(wt, req, path):  # a bug half-way through a txn
+        real_execute(wt, req, path)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(store_module, "execute", put_then_fail)
+    txn = rq.TxnRequest(success=[rq.PutRequest(b"k", b"lost")])
+    with pytest.raises(RuntimeError, match="boom"):  # the member would stop here
+        store.apply_batch([raft.entry(txn)])
+    monkeypatch.undo()
+    raft.apply(rq.PutRequest(b"k", b"v2"))
+    assert store.range(rq.RangeRequest(b"k")).kvs[0].version == 2  # not 3: the txn is gone
+    raft.apply(rq.DeleteRangeRequest(b"k"))
+    raft.apply(rq.PutRequest(b"k", b"v3"))  # a new generation after the delete
+    kv = store.range(rq.RangeRequest(b"k")).kvs[0]
+    assert (kv.version, kv.create_revision) == (1, kv.mod_revision)
+    image = os.path.join(tmp_path, "image.db")
+    store.backup(image)
+    raft.apply(rq.PutRequest(b"k", b"after-image"))
+    store.restore_from(image)  # back to the image's key index
+    assert Log(store).apply(rq.PutRequest(b"k", b"v4")).revision == kv.mod_revision + 1
+    assert store.range(rq.RangeRequest(b"k")).kvs[0].version == 2
+    store.close()
+    reopened = KVStore.open(db_path)
+    try:
+        assert Log(reopened).apply(rq.PutRequest(b"k", b"v5")) is not None
+        assert reopened.range(rq.RangeRequest(b"k")).kvs[0].version == 3
+    finally:
+        reopened.close()
