@@ -546,7 +546,7 @@ class RaftDriver:
             # are written before the followers' messages and before their wake-ups
             # compete for the CPU. Sending later is always safe.
             later = rd.messages
-        # 2. persist: one write, one fdatasync, off the event loop
+        # 2. persist: one write, one fdatasync (on the loop while the disk is fast)
         if snapshot is not None:
             await self._persist_snapshot(snapshot)
         if rd.must_sync and self._fsync_on_loop():
