@@ -550,10 +550,8 @@ class RaftDriver:
         if snapshot is not None:
             await self._persist_snapshot(snapshot)
         if rd.must_sync and self._fsync_on_loop():
-            if rd.messages and later is None:
-                # One turn of the loop first: the peer writers put the appends on the
-                # wire, so followers persist while we do.
-                await asyncio.sleep(0)
+            # The appends are already on the wire (send writes to the sockets at once),
+            # so followers persist while we do.
             self.wal.save(rd.hard_state, rd.entries, True)
         elif rd.must_sync:
             self._persisting = True
@@ -572,11 +570,7 @@ class RaftDriver:
         # 3. responses that promise durability leave only now (Raft thesis §3.8)
         acks = [m for m in rd.messages_after_persist if m.to != self.member_id]
         if acks:
-            self._send(acks)
-            if rd.committed_entries:
-                # One turn of the loop: the peer writers put the acks on the wire before
-                # the apply below, which the leader is not waiting for.
-                await asyncio.sleep(0)
+            self._send(acks)  # written at once: the leader is not waiting for our apply
         # 4. apply
         if snapshot is not None:
             await self._install_snapshot(snapshot)

@@ -14,6 +14,9 @@ class TransportOptions:
     # Per-peer outbound queue, in messages; etcd's streamWriter buffer is 4096 too. Full
     # means the peer is slower than we produce: dropping is safe (Raft retransmits).
     queue_size: int = 4096
+    # Bytes the stream's socket may hold unsent (after the kernel's buffers filled) before
+    # further messages are dropped: a peer that stopped reading must not grow it forever.
+    write_buffer_limit: int = 16 * 1024 * 1024
     # Time from dialling to the stream's response headers. A stopped (SIGSTOP) peer still
     # completes the TCP handshake from the kernel backlog, so this bound matters.
     dial_timeout: float = 1.0
@@ -51,6 +54,8 @@ class TransportOptions:
         """Reject settings that would make the transport spin or never send."""
         if self.queue_size < 1:
             raise ValueError("queue_size must be >= 1")
+        if self.write_buffer_limit < 0:
+            raise ValueError("write_buffer_limit must be >= 0")
         if not 0 < self.backoff_initial <= self.backoff_max:
             raise ValueError("need 0 < backoff_initial <= backoff_max")
         for name in ("dial_timeout", "probe_interval", "probe_timeout"):

@@ -1,17 +1,19 @@
 """The inbound side: aiohttp handlers for peer streams, RTT probes and snapshot uploads.
 
-A stream handler answers 200 at once (so the sender knows it was accepted), then reads
-frames from the request body as they arrive and hands each message to the driver on
-the event loop. One inbound stream per peer: a newer stream from the same peer closes
-the older one, so two connections can never interleave one peer's messages.
+A stream handler admits the sender, answers 101 Switching Protocols, and gives the
+upgraded connection a `_StreamParser`, the way aiohttp hands a WebSocket to its frame
+reader: from then on aiohttp's `data_received` passes each chunk of bytes straight to
+the parser, which decodes frames and hands the messages to the driver in the same call.
+No task wakes up per chunk; the handler only waits for the stream to end or go silent.
+One inbound stream per peer: a newer stream from the same peer closes the older one,
+so two connections can never interleave one peer's messages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 
@@ -47,6 +49,61 @@ class _Inbound:
             transport.close()
 
 
+class _StreamParser:
+    """Decodes an upgraded stream inside aiohttp's `data_received`; `done` ends the stream.
+
+    aiohttp calls `feed_data` with every chunk and `feed_eof` when the connection is
+    lost. The parser keeps the time of the last chunk for the handler's idle check.
+    """
+
+    __slots__ = ("_decoder", "_deliver", "_loop", "_stats", "done", "failed", "last_data", "why")
+
+    def __init__(
+        self,
+        decoder: FrameDecoder,
+        deliver: Callable[[Message], None],
+        stats: PeerStats,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._decoder = decoder
+        self._deliver = deliver
+        self._stats = stats
+        self._loop = loop
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.last_data = loop.time()
+        self.why = "peer closed the stream"
+        self.failed = False
+
+    def finish(self, why: str, *, failed: bool) -> None:
+        if not self.done.done():
+            self.why, self.failed = why, failed
+            self.done.set_result(None)
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        """aiohttp's parser interface: (True, tail) tells it to close the connection."""
+        if self.done.done():
+            return True, b""
+        self.last_data = self._loop.time()
+        stats = self._stats
+        stats.received_bytes += len(data)
+        try:
+            msgs = self._decoder.feed(data)
+        except CodecError as exc:
+            self.finish(f"corrupt frame: {exc}", failed=True)
+            return True, b""
+        stats.messages_received += len(msgs)
+        deliver = self._deliver
+        for msg in msgs:
+            deliver(msg)
+        return False, b""
+
+    def feed_eof(self) -> None:
+        if self._decoder.buffered:
+            self.finish("stream ended inside a frame", failed=True)
+        else:
+            self.finish("peer closed the stream", failed=False)
+
+
 class Receiver:
     """Serves /raft/stream, /raft/probing and /raft/snapshot for one member."""
 
@@ -80,7 +137,7 @@ class Receiver:
         self._log_fields = {"local-member-id": wire.id_hex(local_id)}
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_post(wire.STREAM_PATH, self._handle_stream)
+        app.router.add_get(wire.STREAM_PATH, self._handle_stream)
         app.router.add_get(wire.PROBING_PATH, self._handle_probing)
         app.router.add_post(wire.SNAPSHOT_PATH, self._handle_snapshot)
         # aiohttp waits for running handlers before cleanup_ctx runs; open streams never
@@ -183,57 +240,56 @@ class Receiver:
         peer_id, refusal = self._admit(request, "stream")
         if refusal is not None:
             return refusal
+        if not wire.asks_for_upgrade(request.headers):
+            return web.Response(
+                status=426,
+                text=f"a peer stream must ask for Upgrade: {wire.STREAM_UPGRADE}",
+                headers={"Upgrade": wire.STREAM_UPGRADE, "Connection": "Upgrade"},
+            )
+        protocol = request.protocol
+        if protocol is None or request.transport is None:
+            return web.Response(status=400, text="connection already closed")
         stats = self._stats[peer_id]
         inbound = _Inbound(request)
         previous = self._inbound.get(peer_id)
         self._inbound[peer_id] = inbound
         if previous is not None:
             previous.close()  # the peer redialled; its old connection is dead or dying
-        resp = web.StreamResponse(status=200)
-        resp.headers[wire.HDR_FROM] = wire.id_hex(self._local_id)
-        await resp.prepare(request)
-        log.info(
-            "accepted peer stream remote-peer-id=%s",
-            wire.id_hex(peer_id),
-            extra={"fields": {**self._log_fields, "remote-peer-id": wire.id_hex(peer_id)}},
-        )
-        decoder = FrameDecoder(self._opts.max_frame)
-        content = request.content
-        deliver = self._deliver
-        why = "peer closed the stream"
-        failed = False
         loop = asyncio.get_running_loop()
-        idle = self._idle_timeout
-        # One deadline for the stream's life, pushed forward at most every idle/8 s rather
-        # than a new timeout per read (a busy stream reads thousands of chunks a second);
-        # a silent stream is still cut after 7/8 to 1 idle timeout without data.
-        pushed_at = loop.time()
+        stream = _StreamParser(FrameDecoder(self._opts.max_frame), self._deliver, stats, loop)
+        resp = web.StreamResponse(
+            status=101,
+            headers={
+                "Connection": "Upgrade",
+                "Upgrade": wire.STREAM_UPGRADE,
+                wire.HDR_FROM: wire.id_hex(self._local_id),
+            },
+        )
         try:
-            async with asyncio.timeout_at(pushed_at + idle) as deadline:
-                while True:
-                    data = await content.readany()
-                    if not data:
-                        if decoder.buffered:
-                            why, failed = "stream ended inside a frame", True
-                        break
-                    now = loop.time()
-                    if now - pushed_at > idle / 8:
-                        deadline.reschedule(now + idle)
-                        pushed_at = now
-                    stats.received_bytes += len(data)
-                    msgs = decoder.feed(data)
-                    stats.messages_received += len(msgs)
-                    for msg in msgs:
-                        deliver(msg)
-        except TimeoutError:
-            why, failed = f"no data for {self._idle_timeout:.1f}s", True
-        except CodecError as exc:
-            why, failed = f"corrupt frame: {exc}", True
-        except Exception as exc:  # connection lost, broken chunked encoding, ...
-            why, failed = f"{type(exc).__name__}: {exc}", True
+            await resp.prepare(request)
+            await resp.write_eof()  # the 101 goes out now; the connection stays open
+            # Bytes that came right behind the request are fed to the parser at once.
+            cast("Any", protocol).set_parser(stream)
+            log.info(
+                "accepted peer stream remote-peer-id=%s",
+                wire.id_hex(peer_id),
+                extra={"fields": {**self._log_fields, "remote-peer-id": wire.id_hex(peer_id)}},
+            )
+            idle = self._idle_timeout
+            while not stream.done.done():
+                remaining = stream.last_data + idle - loop.time()
+                if remaining <= 0:
+                    stream.finish(f"no data for {idle:.1f}s", failed=True)
+                    break
+                await asyncio.wait([stream.done], timeout=remaining)
+        except Exception as exc:  # the connection broke during the handshake
+            stream.finish(f"{type(exc).__name__}: {exc}", failed=True)
         finally:
             if self._inbound.get(peer_id) is inbound:
                 del self._inbound[peer_id]
+            if request.transport is not None:
+                request.transport.close()
+        why, failed = stream.why, stream.failed
         if inbound.closing:
             why, failed = "closed by this member", False
         if failed:
@@ -245,8 +301,6 @@ class Receiver:
             why,
             extra={"fields": {**self._log_fields, "remote-peer-id": wire.id_hex(peer_id)}},
         )
-        with contextlib.suppress(Exception):
-            await resp.write_eof()
         return resp
 
     async def _handle_snapshot(self, request: web.Request) -> web.Response:

@@ -214,7 +214,10 @@ class Transport:
     # --------------------------------------------------------------------------- sending
 
     def send(self, messages: Iterable[Message]) -> None:
-        """Queue messages for their peers and return at once; never awaits the network.
+        """Write messages to their peers' sockets (one write per peer) and return at once.
+
+        Never awaits the network: a write only hands bytes to the kernel; messages for a
+        stream still connecting, or held by a delay fault, wait in the peer's queue.
 
         Messages to unknown peers, or sent while the transport is not running, are
         dropped (Raft tolerates loss). A MsgSnap is streamed over /raft/snapshot with
@@ -224,6 +227,7 @@ class Transport:
             return
         now = self._loop.time()
         senders = self._senders
+        touched: list[PeerSender] = []
         for msg in messages:
             sender = senders.get(msg.to)
             if sender is None:
@@ -234,6 +238,10 @@ class Transport:
                 self._start_snapshot(sender, msg, data)
                 continue
             sender.enqueue(msg, now)
+            if sender not in touched:
+                touched.append(sender)
+        for sender in touched:  # one write per peer for the whole batch
+            sender.flush()
 
     def send_snapshot(self, msg: Message, db_path: str) -> None:
         """Stream the db image at `db_path` with `msg` (a MsgSnap) to `msg.to`.

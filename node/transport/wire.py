@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-STREAM_PATH = "/raft/stream"  # POST, chunked body of frames, open for the stream's lifetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+STREAM_PATH = "/raft/stream"  # GET + Upgrade: tcp, answered 101; then frames for the stream's life
 PROBING_PATH = "/raft/probing"  # GET, answered at once: the RTT probe
 SNAPSHOT_PATH = "/raft/snapshot"  # POST, one MsgSnap frame + db image + CRC-32 trailer
 
@@ -14,7 +19,11 @@ HDR_SNAPSHOT_SIZE = "X-Raftmon-Snapshot-Size"
 
 # Bumped whenever codec.py's layout changes: a peer speaking another version is refused
 # with 412 instead of being fed frames it would misparse.
-PROTOCOL_VERSION = "1"
+PROTOCOL_VERSION = "2"  # 2: streams are upgraded connections (1 was a chunked POST body)
+
+# The Upgrade token of a stream. aiohttp's parsers hand over the raw connection only for
+# "websocket" and "tcp"; "tcp" is the generic one (Docker's attach uses it too).
+STREAM_UPGRADE = "tcp"
 
 
 def id_hex(member_id: int) -> str:
@@ -40,3 +49,14 @@ def stream_headers(local_id: int, to: int, cluster_id: int) -> dict[str, str]:
         HDR_CLUSTER_ID: id_hex(cluster_id),
         HDR_PROTOCOL: PROTOCOL_VERSION,
     }
+
+
+def upgrade_headers(headers: dict[str, str]) -> dict[str, str]:
+    """`headers` plus the two that ask for the connection to become a raw frame stream."""
+    return {**headers, "Connection": "Upgrade", "Upgrade": STREAM_UPGRADE}
+
+
+def asks_for_upgrade(headers: Mapping[str, str]) -> bool:
+    """True when a request asks for our stream upgrade (both headers, as aiohttp requires)."""
+    tokens = {t.strip().lower() for t in headers.get("Connection", "").split(",")}
+    return "upgrade" in tokens and headers.get("Upgrade", "").lower() == STREAM_UPGRADE

@@ -47,6 +47,8 @@ async def test_stream_from_a_wrong_cluster_id_is_refused_with_412_and_a_clear_lo
         (wire.HDR_PROTOCOL, "0", 412, "incompatible transport protocol"),
         (wire.HDR_FROM, "99", 404, "sender not found"),
         (wire.HDR_FROM, "zz", 404, "sender not found"),
+        ("Upgrade", "websocket", 426, "must ask for Upgrade: tcp"),
+        ("Connection", "keep-alive", 426, "must ask for Upgrade: tcp"),
     ],
 )
 async def test_bad_stream_headers_are_refused(
@@ -54,14 +56,14 @@ async def test_bad_stream_headers_are_refused(
 ) -> None:
     cluster = make_cluster(3)
     b = await cluster.start(2)
-    headers = wire.stream_headers(1, 2, cluster.cluster_id)
+    headers = wire.upgrade_headers(wire.stream_headers(1, 2, cluster.cluster_id))
     if value is None:
         del headers[header]
     else:
         headers[header] = value
     async with (
         aiohttp.ClientSession() as session,
-        session.post(b.url + wire.STREAM_PATH, data=b"", headers=headers) as resp,
+        session.get(b.url + wire.STREAM_PATH, headers=headers) as resp,
     ):
         assert resp.status == status
         assert reason in await resp.text()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from node.raft.messages import Entry, Message, MessageType
-from node.transport import TransportOptions
+from node.transport import TransportOptions, wire
 from node.transport.wire import PROBING_PATH, STREAM_PATH
 from tests.transport.harness import Cluster, eventually
 
@@ -86,9 +86,10 @@ async def test_stream_to_a_peer_that_stops_answering_probes_is_reset(
     release = asyncio.Event()
 
     async def accept_then_hang(request: web.Request) -> web.StreamResponse:
-        resp = web.StreamResponse(status=200)
+        resp = web.StreamResponse(status=101, headers=wire.upgrade_headers({}))
         await resp.prepare(request)
-        await release.wait()  # never reads the body, like a paused process
+        await resp.write_eof()
+        await release.wait()  # never reads the stream, like a paused process
         return resp
 
     async def hang(request: web.Request) -> web.Response:
@@ -96,7 +97,7 @@ async def test_stream_to_a_peer_that_stops_answering_probes_is_reset(
         return web.Response(status=200)
 
     app = web.Application()
-    app.router.add_post(STREAM_PATH, accept_then_hang)
+    app.router.add_get(STREAM_PATH, accept_then_hang)
     app.router.add_get(PROBING_PATH, hang)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -107,6 +108,54 @@ async def test_stream_to_a_peer_that_stops_answering_probes_is_reset(
         await eventually(lambda: a.transport.stats()[2].disconnects >= 1, "stuck stream reset")
         await a.rec.wait(lambda: 2 in a.rec.unreachable, "unreachable after the reset")
         assert a.transport.stats()[2].probe_failures >= 2
+    finally:
+        release.set()
+        await runner.cleanup()
+
+
+async def test_a_peer_that_stops_reading_fills_the_socket_then_messages_are_dropped(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    """The socket's buffer is bounded too: past the limit, appends are dropped and reported."""
+    options = TransportOptions(write_buffer_limit=1 << 20, probe_interval=60.0, backoff_max=0.2)
+    cluster = make_cluster(2, options=options)
+    release = asyncio.Event()
+
+    async def accept_then_never_read(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(status=101, headers=wire.upgrade_headers({}))
+        await resp.prepare(request)
+        await resp.write_eof()
+        await release.wait()  # aiohttp stops reading after 64 KiB it cannot hand over
+        return resp
+
+    app_ = web.Application()
+    app_.router.add_get(STREAM_PATH, accept_then_never_read)
+    runner = web.AppRunner(app_)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", cluster.ports[2]).start()
+        a = await cluster.start(1)
+        await eventually(lambda: a.transport.stats()[2].active, "stream accepted by the fake peer")
+        big = [
+            Message(
+                MessageType.MsgApp,
+                to=2,
+                frm=1,
+                term=1,
+                index=i,
+                entries=[Entry(1, i + 1, data=b"x" * (1 << 20))],
+            )
+            for i in range(64)
+        ]
+        for m in big:  # 64 MiB into a socket nobody reads
+            a.transport.send([m])
+        stats = a.transport.stats()[2]
+        assert stats.dropped_overflow > 0
+        assert stats.messages_sent + stats.dropped_overflow == 64
+        assert stats.send_failures == stats.dropped_overflow
+        assert a.transport._senders[2]._socket is not None
+        assert a.transport._senders[2]._socket.get_write_buffer_size() <= 2 * (1 << 20) + 4096
+        await a.rec.wait(lambda: 2 in a.rec.unreachable, "the dropped appends are reported")
     finally:
         release.set()
         await runner.cleanup()
