@@ -143,6 +143,9 @@ class KVStore:
         self._applied = 0  # applied in this process, committed or still in the open batch
         self._batch_started = 0.0  # monotonic time the open batch's transaction began
         self._batch_entries = 0  # entries applied into the open batch
+        # Backend commits so far: the driver re-reads the database size only after one,
+        # as etcd's backend size changes only when bbolt commits.
+        self.commits = 0
         self._page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
         self._alarms: set[tuple[int, int]] = set()  # (member_id u64, type)
         self._lease_listeners: list[LeaseListener] = []
@@ -480,6 +483,7 @@ class KVStore:
         started = time.perf_counter()
         conn.execute("COMMIT")
         self._batch_entries = 0
+        self.commits += 1
         self.hooks.on_commit(time.perf_counter() - started)
 
     def _apply_one(
