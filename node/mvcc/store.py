@@ -345,7 +345,7 @@ class KVStore:
     def db_total_size(self) -> int:
         """etcd_mvcc_db_total_size_in_bytes: database pages + SQLite's WAL file.
 
-        The driver reads it after every apply batch (the quota check), so it costs one
+        The driver reads it after each backend commit (the quota check), so it costs one
         PRAGMA: the page size never changes.
         """
         with self._lock:
