@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -77,40 +78,52 @@ async def test_messages_to_a_peer_that_never_started_are_dropped_and_counted(
     assert not a.transport.stats()[2].active
 
 
-async def test_stream_to_a_peer_that_stops_answering_probes_is_reset(
-    make_cluster: Callable[..., Cluster],
-) -> None:
-    """A wedged peer (SIGSTOP) keeps its socket open; only the prober can tell."""
-    options = TransportOptions(probe_interval=0.05, probe_timeout=0.1, backoff_max=0.2)
-    cluster = make_cluster(2, options=options)
+@contextlib.asynccontextmanager
+async def wedged_peer(port: int, *, answer_probes: bool) -> AsyncIterator[None]:
+    """A fake peer on `port` that accepts our stream (101) and then never reads it.
+
+    aiohttp stops reading the upgraded connection after 64 KiB it cannot hand over, so the
+    kernel buffers fill, as with a paused (SIGSTOP) process. Probes hang unless answered.
+    """
     release = asyncio.Event()
 
     async def accept_then_hang(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(status=101, headers=wire.upgrade_headers({}))
         await resp.prepare(request)
         await resp.write_eof()
-        await release.wait()  # never reads the stream, like a paused process
+        await release.wait()
         return resp
 
-    async def hang(request: web.Request) -> web.Response:
-        await release.wait()
+    async def probe(request: web.Request) -> web.Response:
+        if not answer_probes:
+            await release.wait()
         return web.Response(status=200)
 
     app = web.Application()
     app.router.add_get(STREAM_PATH, accept_then_hang)
-    app.router.add_get(PROBING_PATH, hang)
+    app.router.add_get(PROBING_PATH, probe)
     runner = web.AppRunner(app)
     await runner.setup()
     try:
-        await web.TCPSite(runner, "127.0.0.1", cluster.ports[2]).start()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        yield
+    finally:
+        release.set()
+        await runner.cleanup()
+
+
+async def test_stream_to_a_peer_that_stops_answering_probes_is_reset(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    """A wedged peer (SIGSTOP) keeps its socket open; only the prober can tell."""
+    options = TransportOptions(probe_interval=0.05, probe_timeout=0.1, backoff_max=0.2)
+    cluster = make_cluster(2, options=options)
+    async with wedged_peer(cluster.ports[2], answer_probes=False):
         a = await cluster.start(1)
         await eventually(lambda: a.transport.stats()[2].active, "stream accepted by the fake peer")
         await eventually(lambda: a.transport.stats()[2].disconnects >= 1, "stuck stream reset")
         await a.rec.wait(lambda: 2 in a.rec.unreachable, "unreachable after the reset")
         assert a.transport.stats()[2].probe_failures >= 2
-    finally:
-        release.set()
-        await runner.cleanup()
 
 
 async def test_a_peer_that_stops_reading_fills_the_socket_then_messages_are_dropped(
@@ -119,21 +132,7 @@ async def test_a_peer_that_stops_reading_fills_the_socket_then_messages_are_drop
     """The socket's buffer is bounded too: past the limit, appends are dropped and reported."""
     options = TransportOptions(write_buffer_limit=1 << 20, probe_interval=60.0, backoff_max=0.2)
     cluster = make_cluster(2, options=options)
-    release = asyncio.Event()
-
-    async def accept_then_never_read(request: web.Request) -> web.StreamResponse:
-        resp = web.StreamResponse(status=101, headers=wire.upgrade_headers({}))
-        await resp.prepare(request)
-        await resp.write_eof()
-        await release.wait()  # aiohttp stops reading after 64 KiB it cannot hand over
-        return resp
-
-    app_ = web.Application()
-    app_.router.add_get(STREAM_PATH, accept_then_never_read)
-    runner = web.AppRunner(app_)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", cluster.ports[2]).start()
+    async with wedged_peer(cluster.ports[2], answer_probes=True):
         a = await cluster.start(1)
         await eventually(lambda: a.transport.stats()[2].active, "stream accepted by the fake peer")
         big = [
@@ -153,9 +152,7 @@ async def test_a_peer_that_stops_reading_fills_the_socket_then_messages_are_drop
         assert stats.dropped_overflow > 0
         assert stats.messages_sent + stats.dropped_overflow == 64
         assert stats.send_failures == stats.dropped_overflow
-        assert a.transport._senders[2]._socket is not None
-        assert a.transport._senders[2]._socket.get_write_buffer_size() <= 2 * (1 << 20) + 4096
+        sock = a.transport._senders[2]._socket
+        assert sock is not None
+        assert sock.get_write_buffer_size() <= 2 * (1 << 20) + 4096
         await a.rec.wait(lambda: 2 in a.rec.unreachable, "the dropped appends are reported")
-    finally:
-        release.set()
-        await runner.cleanup()
