@@ -334,20 +334,18 @@ class PeerSender:
                     # The receiver sends nothing after its 101: the future ends with the
                     # connection (EOF, reset, or our own close of a stuck stream).
                     await asyncio.wait([pump, closed], return_when=asyncio.FIRST_EXCEPTION)
-                    if pump.done() and not pump.cancelled() and pump.exception() is not None:
-                        raise pump.exception()  # type: ignore[misc]
+                    if pump.done() and not pump.cancelled():
+                        pump.result()  # a pump that failed fails the stream task, loudly
                     await closed
                 why = "peer closed the stream"
             except (aiohttp.ClientError, OSError) as exc:
-                why = self._reset_reason or f"{type(exc).__name__}: {exc}"
+                why = f"{type(exc).__name__}: {exc}"
             finally:
                 self._socket = None
                 pump.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await pump
-            if self._reset_reason:
-                why = self._reset_reason
-            self._disconnected(why)
+            self._disconnected(self._reset_reason or why)
             return loop.time() - started
         finally:
             self._socket = None
