@@ -15,12 +15,13 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
 
-from node.api import codec
+from node.api import codec, watchreq
 from node.api.errors import (
     EtcdError,
     GrpcCode,
@@ -29,11 +30,12 @@ from node.api.errors import (
     message_too_large,
     not_found_path,
 )
+from node.api.jsonstream import MessageSplitter, MessageTooLarge
 from node.mvcc import requests as rq
 
 if TYPE_CHECKING:
     from exporter.metrics import MemberMetrics, RequestDuration, Rpc
-    from node.kvserver import KVService
+    from node.kvserver import KVService, WatchBridge
 
 log = logging.getLogger(__name__)
 
@@ -285,27 +287,37 @@ def make_unary(
 # Each message in and out is counted as go-grpc-prometheus counts a stream's RecvMsg and
 # SendMsg (grpc_server_msg_received_total / _sent_total), and its body bytes go to
 # etcd_network_client_grpc_{received,sent}_bytes_total, as a unary call's do.
-async def _stream_requests(request: web.Request, rpc: Rpc, metrics: MemberMetrics) -> Any:
-    """Yield JSON objects from a streamed request body, as grpc-gateway decodes them."""
-    decoder = json.JSONDecoder()
-    buf = ""
-    async for chunk in request.content.iter_any():
-        buf += chunk.decode()
-        decoded: list[Any] = []
-        while True:
-            buf = buf.lstrip()
-            if not buf:
-                break
-            try:
-                obj, end = decoder.raw_decode(buf)
-            except json.JSONDecodeError:
-                break  # incomplete: wait for more bytes
-            buf = buf[end:]
-            decoded.append(obj)
-        metrics.stream_received(rpc, len(decoded), len(chunk))
-        for obj in decoded:
-            yield obj
-    if buf.strip():
+def stream_message_limit(max_request_bytes: int) -> tuple[int, int]:
+    """(gRPC limit in bytes, longest JSON text of one stream message we buffer for it).
+
+    base64 makes JSON ~4/3 of the protobuf etcd measures, as `read_body` allows for.
+    """
+    limit = max_request_bytes + GRPC_OVERHEAD_BYTES
+    return limit, limit * 4 // 3 + 1024
+
+
+async def _stream_requests(
+    request: web.Request, rpc: Rpc, metrics: MemberMetrics, max_request_bytes: int
+) -> AsyncIterator[dict[str, Any]]:
+    """Yield JSON objects from a streamed request body, as grpc-gateway decodes them.
+
+    Linear in the body's bytes whatever its chunking (see node.api.jsonstream); a
+    message longer than the gRPC limit allows is refused as gRPC refuses it.
+    """
+    limit, max_chars = stream_message_limit(max_request_bytes)
+    splitter = MessageSplitter(max_chars)
+    try:
+        async for chunk in request.content.iter_any():
+            texts = splitter.feed(chunk)
+            metrics.stream_received(rpc, len(texts), len(chunk))
+            for text in texts:
+                yield codec.parse_body(text.encode())
+        texts, unfinished = splitter.end()
+    except MessageTooLarge as err:
+        raise message_too_large(err.size * 3 // 4, limit) from None
+    for text in texts:
+        yield codec.parse_body(text.encode())
+    if unfinished:
         raise invalid_argument("unexpected EOF")
 
 
@@ -317,29 +329,60 @@ async def _send(
     metrics.stream_sent(rpc, len(data))
 
 
+async def _watch_messages(
+    requests: AsyncIterator[dict[str, Any]], limit: int
+) -> AsyncIterator[watchreq.WatchMessage]:
+    """Decoded watch requests; one above the gRPC limit raises ResourceExhausted."""
+    async for body in requests:
+        msg = watchreq.decode(body)
+        size = watchreq.encoded_size(msg)
+        if size > limit:
+            raise message_too_large(size, limit)
+        yield msg
+
+
 def make_watch(
     svc: KVService, rpc: Rpc, metrics: MemberMetrics
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    limit, _ = stream_message_limit(svc.max_request_bytes)
+
     async def handle(request: web.Request) -> web.StreamResponse:
         metrics.stream_started(rpc)
         code = "OK"
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         stream = svc.open_watch_stream()
         try:
-            requests = _stream_requests(request, rpc, metrics)
-            first = await anext(requests, None)
-            if not isinstance(first, dict):
-                raise invalid_argument("unexpected EOF")
+            messages = _watch_messages(
+                _stream_requests(request, rpc, metrics, svc.max_request_bytes), limit
+            )
+            try:
+                first = await anext(messages)
+            except StopAsyncIteration:
+                raise invalid_argument("unexpected EOF") from None
+            except EtcdError as err:
+                code = _CODE_NAMES[err.code]
+                if err.code == GrpcCode.RESOURCE_EXHAUSTED:  # the server's refusal
+                    return web.Response(
+                        body=watchreq.stream_error_chunk(err),
+                        status=err.http_status,
+                        content_type="application/json",
+                    )
+                return error_response(watchreq.first_message_error(err))
             await response.prepare(request)
-            reader = asyncio.create_task(_watch_control(svc, stream, first, requests))
+            reader = asyncio.create_task(_watch_control(stream, first, messages))
+            failed: EtcdError | None = None
             try:
                 async for result in stream.results():
                     line = codec.dumps(codec.watch_json(result, svc.header(result.revision)))
                     await _send(response, line + b"\n", rpc, metrics)
             finally:
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await reader
+                if not reader.done():
+                    reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    failed = await reader
+            if failed is not None:  # the server ended the stream (a message too large)
+                code = _CODE_NAMES[failed.code]
+                await _send(response, watchreq.stream_error_chunk(failed), rpc, metrics)
         except EtcdError as err:
             code = _CODE_NAMES[err.code]
             if not response.prepared:
@@ -355,22 +398,40 @@ def make_watch(
     return handle
 
 
-async def _watch_control(svc: KVService, stream: Any, first: dict[str, Any], rest: Any) -> None:
-    """Apply create/cancel/progress requests from the client's body as they arrive."""
-    await _watch_request(svc, stream, first)
-    with contextlib.suppress(EtcdError, ConnectionResetError):
-        async for obj in rest:
-            if isinstance(obj, dict):
-                await _watch_request(svc, stream, obj)
-    # NB: grpc-gateway keeps the response open after the request body ends.
+async def _watch_control(
+    stream: WatchBridge,
+    first: watchreq.WatchMessage,
+    rest: AsyncIterator[watchreq.WatchMessage],
+) -> EtcdError | None:
+    """Apply create/cancel/progress requests from the client's body as they arrive.
+
+    Returns the error that ends the whole stream (a message above the gRPC limit),
+    after closing the stream so the sender stops; a message that does not decode
+    only stops the reading, as grpc-gateway stops (the watchers keep going), and
+    so does the end of the body.
+    """
+    _watch_request(stream, first)
+    try:
+        async for msg in rest:
+            _watch_request(stream, msg)
+    except EtcdError as err:
+        if err.code == GrpcCode.RESOURCE_EXHAUSTED:
+            stream.close()
+            return err
+        log.debug(
+            "watch request does not decode; reading stops", extra={"fields": {"error": err.message}}
+        )
+    except (ConnectionResetError, aiohttp.ClientPayloadError):
+        pass
+    return None
 
 
-async def _watch_request(svc: KVService, stream: Any, obj: dict[str, Any]) -> None:
-    if "create_request" in obj:
-        stream.create(codec.watch_create_request(obj["create_request"] or {}))
-    elif "cancel_request" in obj:
-        stream.cancel(codec.to_int((obj["cancel_request"] or {}).get("watch_id"), "watch_id"))
-    elif "progress_request" in obj:
+def _watch_request(stream: WatchBridge, msg: watchreq.WatchMessage) -> None:
+    if isinstance(msg, watchreq.WatchCreate):
+        stream.create(msg.request)
+    elif isinstance(msg, watchreq.WatchCancel):
+        stream.cancel(msg.watch_id)
+    elif isinstance(msg, watchreq.WatchProgress):
         stream.progress()
 
 
@@ -382,7 +443,7 @@ def make_keepalive(
         code = "OK"
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         try:
-            async for obj in _stream_requests(request, rpc, metrics):
+            async for obj in _stream_requests(request, rpc, metrics, svc.max_request_bytes):
                 if not isinstance(obj, dict):
                     raise invalid_argument("unexpected EOF")
                 resp = await svc.lease_keepalive(rq.LeaseKeepAliveRequest(id=codec.lease_id(obj)))

@@ -1,0 +1,133 @@
+"""One message of a gateway watch stream, decoded and judged as etcd 3.4 judges it.
+
+etcd's gateway decodes each JSON message into a `WatchRequest` before the
+server sees it, so a message that does not decode ends the exchange in the
+gateway's words, with grpc-gateway's codes (checked against etcd 3.4.23):
+
+- the FIRST message does not decode (bad base64, a string where an object
+  belongs, not JSON at all): HTTP 500, `{"error":M,"message":M,"code":2}`;
+  grpc-gateway returns the decoder's error as is, which gRPC calls Unknown;
+- a LATER message does not decode: the gateway stops reading the body and the
+  stream goes on serving the watchers already created;
+- a message larger than the server's gRPC limit (--max-request-bytes + 512 KiB,
+  measured on the protobuf): the server ends the stream with ResourceExhausted,
+  written as grpc-gateway's stream error chunk (429 if nothing was sent yet).
+"""
+
+from __future__ import annotations
+
+import http
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from node.api import codec
+from node.api.errors import EtcdError, GrpcCode, invalid_argument
+
+if TYPE_CHECKING:
+    from node.mvcc import requests as rq
+
+_NOT_A_MESSAGE = "json: cannot unmarshal {} into Go value of type map[string]json.RawMessage"
+
+
+@dataclass(slots=True, frozen=True)
+class WatchCreate:
+    request: rq.WatchCreateRequest
+
+
+@dataclass(slots=True, frozen=True)
+class WatchCancel:
+    watch_id: int
+
+
+@dataclass(slots=True, frozen=True)
+class WatchProgress:
+    pass
+
+
+WatchMessage = WatchCreate | WatchCancel | WatchProgress | None  # None: no request set
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A protobuf message field: an object (null reads as empty, as jsonpb reads it)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid_argument(_NOT_A_MESSAGE.format(codec.go_json_type(value)))
+    return value
+
+
+def decode(body: dict[str, Any]) -> WatchMessage:
+    """A parsed JSON message -> the request it carries; raises EtcdError if it does not decode."""
+    if body.get("create_request") is not None:
+        return WatchCreate(codec.watch_create_request(_object(body["create_request"])))
+    if body.get("cancel_request") is not None:
+        cancel = _object(body["cancel_request"])
+        return WatchCancel(codec.to_int(cancel.get("watch_id"), "watch_id"))
+    if body.get("progress_request") is not None:
+        _object(body["progress_request"])
+        return WatchProgress()
+    return None  # e.g. {} or {"create_request":null}: etcd's server ignores it
+
+
+def _varint_len(n: int) -> int:
+    size = 1
+    while n >= 0x80:
+        n >>= 7
+        size += 1
+    return size
+
+
+def _bytes_field(data: bytes) -> int:
+    return 1 + _varint_len(len(data)) + len(data) if data else 0
+
+
+def _int_field(value: int) -> int:
+    # int64 fields are varints of the two's complement: a negative one takes 10 bytes
+    return 1 + _varint_len(value & 0xFFFFFFFFFFFFFFFF) if value else 0
+
+
+def encoded_size(msg: WatchMessage) -> int:
+    """The protobuf size of the WatchRequest, which etcd's gRPC limit is measured on."""
+    if isinstance(msg, WatchCreate):
+        r = msg.request
+        filters = sum(_varint_len(f) for f in r.filters)
+        inner = (
+            _bytes_field(r.key)
+            + _bytes_field(r.range_end)
+            + _int_field(r.start_revision)
+            + (2 if r.progress_notify else 0)
+            + (1 + _varint_len(filters) + filters if r.filters else 0)
+            + (2 if r.prev_kv else 0)
+            + _int_field(r.watch_id)
+        )
+    elif isinstance(msg, WatchCancel):
+        inner = _int_field(msg.watch_id)
+    elif isinstance(msg, WatchProgress):
+        inner = 0
+    else:
+        return 0
+    return 1 + _varint_len(inner) + inner
+
+
+def first_message_error(err: EtcdError) -> EtcdError:
+    """A first message that does not decode, as etcd's gateway answers it (see above)."""
+    if err.code == GrpcCode.INVALID_ARGUMENT:
+        return EtcdError(err.message, GrpcCode.UNKNOWN)
+    return err
+
+
+def stream_error_chunk(err: EtcdError) -> bytes:
+    """grpc-gateway v1's stream error: `{"error":{grpc_code,http_code,message,http_status}}`."""
+    status = err.http_status
+    return json.dumps(
+        {
+            "error": {
+                "grpc_code": int(err.code),
+                "http_code": status,
+                "message": err.message,
+                "http_status": http.HTTPStatus(status).phrase,
+            }
+        },
+        separators=(",", ":"),
+    ).encode()
