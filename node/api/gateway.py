@@ -30,6 +30,7 @@ from node.api.errors import (
     message_too_large,
     not_found_path,
 )
+from node.api.fairness import TurnShare
 from node.api.jsonstream import MessageSplitter, MessageTooLarge
 from node.mvcc import requests as rq
 
@@ -296,13 +297,20 @@ def stream_message_limit(max_request_bytes: int) -> tuple[int, int]:
     return limit, limit * 4 // 3 + 1024
 
 
-async def _stream_requests(
+STREAM_BATCH = 64  # messages of one stream handled per turn of the event loop
+
+
+async def _stream_batches(
     request: web.Request, rpc: Rpc, metrics: MemberMetrics, max_request_bytes: int
-) -> AsyncIterator[dict[str, Any]]:
-    """Yield JSON objects from a streamed request body, as grpc-gateway decodes them.
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Lists of JSON objects from a streamed request body, as grpc-gateway decodes them.
 
     Linear in the body's bytes whatever its chunking (see node.api.jsonstream); a
-    message longer than the gRPC limit allows is refused as gRPC refuses it.
+    message longer than the gRPC limit allows is refused as gRPC refuses it. A list
+    holds at most STREAM_BATCH messages: the caller yields to the event loop between
+    lists, so one client's flood is handled a slice at a time, between the Raft
+    loop's turns and other clients' (a stream of keep-alives once cost the leader
+    its leadership by never letting the tick run).
     """
     limit, max_chars = stream_message_limit(max_request_bytes)
     splitter = MessageSplitter(max_chars)
@@ -310,15 +318,29 @@ async def _stream_requests(
         async for chunk in request.content.iter_any():
             texts = splitter.feed(chunk)
             metrics.stream_received(rpc, len(texts), len(chunk))
-            for text in texts:
-                yield codec.parse_body(text.encode())
+            for i in range(0, len(texts), STREAM_BATCH):
+                yield [codec.parse_body(t.encode()) for t in texts[i : i + STREAM_BATCH]]
         texts, unfinished = splitter.end()
     except MessageTooLarge as err:
         raise message_too_large(err.size * 3 // 4, limit) from None
-    for text in texts:
-        yield codec.parse_body(text.encode())
+    if texts:
+        yield [codec.parse_body(t.encode()) for t in texts]
     if unfinished:
         raise invalid_argument("unexpected EOF")
+
+
+async def _stream_requests(
+    request: web.Request,
+    rpc: Rpc,
+    metrics: MemberMetrics,
+    max_request_bytes: int,
+    share: TurnShare,
+) -> AsyncIterator[dict[str, Any]]:
+    """The objects of `_stream_batches` one by one, a batch per turn of `share`."""
+    async for batch in _stream_batches(request, rpc, metrics, max_request_bytes):
+        await share.turn()
+        for obj in batch:
+            yield obj
 
 
 async def _send(
@@ -342,7 +364,7 @@ async def _watch_messages(
 
 
 def make_watch(
-    svc: KVService, rpc: Rpc, metrics: MemberMetrics
+    svc: KVService, rpc: Rpc, metrics: MemberMetrics, share: TurnShare
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     limit, _ = stream_message_limit(svc.max_request_bytes)
 
@@ -353,7 +375,7 @@ def make_watch(
         stream = svc.open_watch_stream()
         try:
             messages = _watch_messages(
-                _stream_requests(request, rpc, metrics, svc.max_request_bytes), limit
+                _stream_requests(request, rpc, metrics, svc.max_request_bytes, share), limit
             )
             try:
                 first = await anext(messages)
@@ -436,29 +458,34 @@ def _watch_request(stream: WatchBridge, msg: watchreq.WatchMessage) -> None:
 
 
 def make_keepalive(
-    svc: KVService, rpc: Rpc, metrics: MemberMetrics
+    svc: KVService, rpc: Rpc, metrics: MemberMetrics, share: TurnShare
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         metrics.stream_started(rpc)
         code = "OK"
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        lines: list[bytes] = []
         try:
-            async for obj in _stream_requests(request, rpc, metrics, svc.max_request_bytes):
-                if not isinstance(obj, dict):
-                    raise invalid_argument("unexpected EOF")
-                resp = await svc.lease_keepalive(rq.LeaseKeepAliveRequest(id=codec.lease_id(obj)))
+            batches = _stream_batches(request, rpc, metrics, svc.max_request_bytes)
+            async for batch in batches:
+                # One batch per turn of the loop's client share; its answers leave in
+                # one write (one chunk, one syscall).
+                await share.turn()
+                for obj in batch:
+                    req = rq.LeaseKeepAliveRequest(id=codec.lease_id(obj))
+                    resp = await svc.lease_keepalive(req)
+                    lines.append(_keepalive_line(svc, resp))
                 if not response.prepared:
                     await response.prepare(request)
-                out = {"header": svc.header(resp.revision), "ID": str(resp.id)}
-                if resp.ttl:
-                    out["TTL"] = str(resp.ttl)
-                await _send(response, codec.dumps({"result": out}) + b"\n", rpc, metrics)
+                await _send_lines(response, lines, rpc, metrics)
         except EtcdError as err:
             code = _CODE_NAMES[err.code]
             if not response.prepared:
-                return error_response(err)
-            body = codec.dumps({"error": json.loads(err.body())}) + b"\n"
-            await _send(response, body, rpc, metrics)
+                if not lines:
+                    return error_response(err)
+                await response.prepare(request)
+            lines.append(codec.dumps({"error": json.loads(err.body())}) + b"\n")
+            await _send_lines(response, lines, rpc, metrics)
         except (ConnectionResetError, asyncio.CancelledError):
             code = "Canceled"
             raise
@@ -469,6 +496,25 @@ def make_keepalive(
         return response
 
     return handle
+
+
+def _keepalive_line(svc: KVService, resp: rq.LeaseKeepAliveResponse) -> bytes:
+    out = {"header": svc.header(resp.revision), "ID": str(resp.id)}
+    if resp.ttl:
+        out["TTL"] = str(resp.ttl)
+    return codec.dumps({"result": out}) + b"\n"
+
+
+async def _send_lines(
+    response: web.StreamResponse, lines: list[bytes], rpc: Rpc, metrics: MemberMetrics
+) -> None:
+    """Write stream messages at once; each is counted once the write succeeded."""
+    if not lines:
+        return
+    await response.write(b"".join(lines))
+    for line in lines:
+        metrics.stream_sent(rpc, len(line))
+    lines.clear()
 
 
 def add_fallback(app: web.Application) -> None:
@@ -536,6 +582,7 @@ async def cancel_streams(app: web.Application) -> None:
 def add_routes(app: web.Application, svc: KVService, metrics: MemberMetrics) -> None:
     """Register every gateway path under /v3 and /v3beta."""
     max_bytes = svc.max_request_bytes
+    share = TurnShare()  # one per member: every stream takes its slices from it
     app[OPEN_STREAMS] = set()
     app.on_shutdown.append(cancel_streams)
     for prefix in ("/v3", "/v3beta"):
@@ -547,10 +594,10 @@ def add_routes(app: web.Application, svc: KVService, metrics: MemberMetrics) -> 
             )
         watch_rpc = metrics.rpc("etcdserverpb.Watch", "Watch", "bidi_stream")
         app.router.add_post(
-            prefix + "/watch", ended_on_shutdown(make_watch(svc, watch_rpc, metrics))
+            prefix + "/watch", ended_on_shutdown(make_watch(svc, watch_rpc, metrics, share))
         )
         keepalive_rpc = metrics.rpc("etcdserverpb.Lease", "LeaseKeepAlive", "bidi_stream")
         app.router.add_post(
             prefix + "/lease/keepalive",
-            ended_on_shutdown(make_keepalive(svc, keepalive_rpc, metrics)),
+            ended_on_shutdown(make_keepalive(svc, keepalive_rpc, metrics, share)),
         )
