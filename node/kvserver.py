@@ -10,6 +10,7 @@ forwards those calls to the leader's client URL.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import time
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from node.api import errors as E
+from node.api.fairness import TurnShare
 from node.config import ETCD_VERSION
 from node.mvcc import quota
 from node.mvcc import requests as rq
@@ -27,6 +29,18 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from node.driver import RaftDriver
+
+
+LARGE_RANGE_LIMIT = 1000  # above this many keys (or no limit) a range may be large
+
+
+def _may_be_large(req: rq.RangeRequest) -> bool:
+    """A key range (not one key) without a small limit, and not count_only."""
+    return (
+        bool(req.range_end)
+        and not req.count_only
+        and (req.limit <= 0 or req.limit > LARGE_RANGE_LIMIT)
+    )
 
 
 def _is_read_only(ops: list[rq.RequestOp]) -> bool:
@@ -99,10 +113,15 @@ class KVService:
         self._cluster_id = str(driver.cluster_id)
         self._lease_ids = LeaseIDGenerator(driver.member_id, time.time_ns() // 1_000_000)
         self._session: aiohttp.ClientSession | None = None
+        # Large ranges read here, two at a time: more would only share the same cores.
+        self._reads = concurrent.futures.ThreadPoolExecutor(2, "range-read")
+        # Client stream and encoding work takes slices of each loop turn from this share.
+        self.client_share = TurnShare()
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+        self._reads.shutdown(wait=True, cancel_futures=True)
 
     # ---- response header ------------------------------------------------------------
     def header(self, revision: int | None = None) -> dict[str, str]:
@@ -139,8 +158,17 @@ class KVService:
         self._validate(req)
         if not req.serializable:
             await self.driver.read_barrier()
-        with self.driver.kv_lock():
-            return self.kv.range(req)
+        if not _may_be_large(req):
+            with self.driver.kv_lock():
+                return self.kv.range(req)
+        # A range that may be large reads in a worker thread, from a snapshot that holds
+        # everything applied so far (the open batch is committed first; SQLite releases
+        # the GIL while it reads), so the loop keeps serving heartbeats and clients.
+        # Linearizable or serializable exactly as above: the snapshot is taken after the
+        # read barrier, at the applied state.
+        self.kv.commit()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reads, self.kv.range_snapshot, req)
 
     async def delete_range(self, req: rq.DeleteRangeRequest) -> rq.DeleteRangeResponse:
         self._validate(req)
