@@ -420,9 +420,13 @@ def make_watch(
             reader = asyncio.create_task(_watch_control(stream, first, messages))
             failed: EtcdError | None = None
             try:
+                sent = 0
                 async for result in stream.results():
+                    if sent % STREAM_BATCH == 0:
+                        await share.turn()  # a long backlog is written a slice per turn
                     line = codec.dumps(codec.watch_json(result, svc.header(result.revision)))
                     await _send(response, line + b"\n", rpc, metrics)
+                    sent += 1
             finally:
                 if not reader.done():
                     reader.cancel()

@@ -205,31 +205,61 @@ class Reader:
         return resp
 
     def history(
-        self, key: bytes, range_end: bytes, start: int, end: int, limit: int, prev_kv: bool
+        self,
+        key: bytes,
+        range_end: bytes,
+        start: int,
+        end: int,
+        limit: int,
+        prev_kv: bool,
+        max_bytes: int = 0,
     ) -> list[rq.Event]:
-        """Events with start <= revision <= end on the key range, in (rev, sub) order."""
+        """Events with start <= revision <= end on the key range, in (rev, sub) order.
+
+        With `max_bytes`, reading stops at the first revision boundary past that many
+        bytes (`event_size`), rows read one at a time: a slow watcher's catch-up over
+        500 KB values must not load thousands of them to keep a handful.
+        """
         cond, params = key_cond("key", key, range_end)
-        rows = self.conn.execute(
+        cursor = self.conn.execute(
             "SELECT key, create_rev, rev, version, lease, value FROM kv "
             f"WHERE rev >= ? AND rev <= ? AND {cond} ORDER BY rev, sub LIMIT ?",
             (start, end, *params, limit),
-        ).fetchall()
-        events = []
-        for row in rows:
-            if row[3] == 0:
-                ev = rq.Event(rq.EventType.DELETE, rq.KeyValue(row[0], mod_revision=row[2]))
-            else:
-                ev = rq.Event(rq.EventType.PUT, _kv(row))
-            if prev_kv:
-                prev = self.conn.execute(
-                    "SELECT key, create_rev, rev, version, lease, value FROM kv "
-                    "WHERE key = ? AND rev < ? ORDER BY rev DESC LIMIT 1",
-                    (row[0], row[2]),
-                ).fetchone()
-                if prev is not None and prev[3] > 0:
-                    ev.prev_kv = _kv(prev)
-            events.append(ev)
+        )
+        events: list[rq.Event] = []
+        size = 0
+        try:
+            for row in cursor:
+                if max_bytes and size >= max_bytes and row[2] != events[-1].kv.mod_revision:
+                    break
+                if row[3] == 0:
+                    ev = rq.Event(rq.EventType.DELETE, rq.KeyValue(row[0], mod_revision=row[2]))
+                else:
+                    ev = rq.Event(rq.EventType.PUT, _kv(row))
+                if prev_kv:
+                    prev = self.conn.execute(
+                        "SELECT key, create_rev, rev, version, lease, value FROM kv "
+                        "WHERE key = ? AND rev < ? ORDER BY rev DESC LIMIT 1",
+                        (row[0], row[2]),
+                    ).fetchone()
+                    if prev is not None and prev[3] > 0:
+                        ev.prev_kv = _kv(prev)
+                events.append(ev)
+                size += event_size(ev)
+        finally:
+            cursor.close()
         return events
+
+
+EVENT_OVERHEAD_BYTES = 64  # revisions, version, lease, type: what a key and value don't say
+
+
+def event_size(ev: rq.Event) -> int:
+    """Bytes an event holds in memory and on the wire, about (keys and values dominate)."""
+    size = EVENT_OVERHEAD_BYTES + len(ev.kv.key) + len(ev.kv.value)
+    if ev.prev_kv is not None:
+        size += len(ev.prev_kv.key) + len(ev.prev_kv.value)
+    return size
 
 
 def _kv(row: _Row) -> rq.KeyValue:

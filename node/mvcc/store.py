@@ -312,12 +312,19 @@ class KVStore:
             return self._reader.get(key)
 
     def history(
-        self, key: bytes, range_end: bytes, start: int, end: int, limit: int, prev_kv: bool
+        self,
+        key: bytes,
+        range_end: bytes,
+        start: int,
+        end: int,
+        limit: int,
+        prev_kv: bool,
+        max_bytes: int = 0,
     ) -> list[rq.Event]:
         """Stored events in [start, end] on a key range (the watch hub's catch-up)."""
         with self._lock:
             self._db()
-            return self._reader.history(key, range_end, start, end, limit, prev_kv)
+            return self._reader.history(key, range_end, start, end, limit, prev_kv, max_bytes)
 
     # ---- leases (replicated state; deadlines live in lease.Lessor) ------------------------
     def lease_ids(self) -> list[int]:

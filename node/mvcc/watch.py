@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from node.mvcc import requests as rq
 from node.mvcc.errors import WATCH_DUPLICATE_ID
-from node.mvcc.kv import in_range
+from node.mvcc.kv import event_size, in_range
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,6 +45,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BUFFERED_EVENTS = 4096
+# A stream's queue is bounded by bytes too: a count alone let a never-reading watcher
+# hold 192 MB after 400 puts of 500 KB. etcd 3.4 bounds a stream by count (128 responses
+# in its channel, then the watcher becomes a "victim" that is retried later), and gRPC's
+# flow control window bounds what is in flight. 4 MiB holds two largest requests
+# (--max-request-bytes 1.5 MiB) with room to spare, and thousands of small events; a
+# watcher past it falls back to history, as a victim does, and loses nothing. The
+# gateway takes at most this much per poll too, so a stream holds about twice this.
+DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024
+RESPONSE_OVERHEAD_BYTES = 64  # header and ids around a response's events
 PROGRESS_WATCH_ID = -1  # etcd 3.4: a stream-wide progress response carries watch_id -1
 
 
@@ -56,8 +65,20 @@ class WatchSource(Protocol):
     def compact_revision(self) -> int: ...
 
     def history(
-        self, key: bytes, range_end: bytes, start: int, end: int, limit: int, prev_kv: bool
+        self,
+        key: bytes,
+        range_end: bytes,
+        start: int,
+        end: int,
+        limit: int,
+        prev_kv: bool,
+        max_bytes: int = 0,
     ) -> list[rq.Event]: ...
+
+
+def response_size(resp: rq.WatchResponse) -> int:
+    """Bytes a queued response holds, about (its events' keys and values dominate)."""
+    return RESPONSE_OVERHEAD_BYTES + sum(event_size(ev) for ev in resp.events)
 
 
 @dataclass(slots=True, eq=False)
@@ -109,14 +130,18 @@ class WatchStream:
         hub: WatchHub,
         on_ready: Callable[[], None] | None,
         max_buffered_events: int,
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
     ) -> None:
         self.hub = hub
         self.on_ready = on_ready
         self.max_buffered_events = max_buffered_events
+        self.max_buffered_bytes = max_buffered_bytes
         self.watchers: dict[int, Watcher] = {}
         self.closed = False
-        self._queue: deque[rq.WatchResponse] = deque()
+        # (response, events it counts for, its size in bytes)
+        self._queue: deque[tuple[rq.WatchResponse, int, int]] = deque()
         self._buffered = 0  # events (or 1 per event-less response) in _queue
+        self._buffered_bytes = 0  # response_size of everything in _queue
         self._next_id = 0
         self._progress_pending = False
 
@@ -188,6 +213,7 @@ class WatchStream:
         self.watchers.clear()
         self._queue.clear()
         self._buffered = 0
+        self._buffered_bytes = 0
         self.closed = True
         self.hub._streams.discard(self)
 
@@ -201,27 +227,47 @@ class WatchStream:
     def buffered_events(self) -> int:
         return self._buffered
 
-    def poll(self, max_events: int | None = None) -> list[rq.WatchResponse]:
-        """Take queued responses; replay history for unsynced watchers as room allows."""
+    @property
+    def buffered_bytes(self) -> int:
+        return self._buffered_bytes
+
+    def poll(
+        self, max_events: int | None = None, max_bytes: int | None = None
+    ) -> list[rq.WatchResponse]:
+        """Take queued responses; replay history for unsynced watchers as room allows.
+
+        At most `max_events` events and about `max_bytes` bytes (always at least one
+        response), so what a consumer holds while it writes is bounded like the queue.
+        """
         limit = max_events or self.max_buffered_events
+        byte_limit = max_bytes or self.max_buffered_bytes
         out: list[rq.WatchResponse] = []
-        taken = 0
+        taken = taken_bytes = 0
         while True:
-            while self._queue and taken < limit:
-                resp = self._queue.popleft()
-                n = len(resp.events) or 1
+            while self._queue and taken < limit and (not out or taken_bytes < byte_limit):
+                resp, n, size = self._queue.popleft()
                 self._buffered -= n
+                self._buffered_bytes -= size
                 taken += n
+                taken_bytes += size
                 out.append(resp)
-            if taken >= limit or self._queue or not self._has_unsynced():
+            if taken >= limit or taken_bytes >= byte_limit:
                 break
-            if not self._catch_up(limit - taken):
+            if self._queue or not self._has_unsynced():
                 break
-        if self._progress_pending and not self._has_unsynced() and taken < limit:
+            if not self._catch_up(limit - taken, byte_limit - taken_bytes):
+                break
+        if (
+            self._progress_pending
+            and not self._has_unsynced()
+            and taken < limit
+            and taken_bytes < byte_limit
+        ):
             self._flush_progress()
-            out.extend(self._queue)
+            out.extend(resp for resp, _, _ in self._queue)
             self._queue.clear()
             self._buffered = 0
+            self._buffered_bytes = 0
         return out
 
     # ---- internals ---------------------------------------------------------------------------
@@ -239,15 +285,22 @@ class WatchStream:
 
     def _push(self, resp: rq.WatchResponse, n: int) -> None:
         was_idle = not self._queue
-        self._queue.append(resp)
+        size = response_size(resp)
+        self._queue.append((resp, n, size))
         self._buffered += n
+        self._buffered_bytes += size
         self.hub.events_sent += len(resp.events)
         if was_idle:
             self.hub._wake(self)
 
     def _deliver(self, w: Watcher, events: list[rq.Event], cur: int) -> None:
-        """Live events for a synced watcher, or fall back to history if the queue is full."""
-        if self._buffered and self._buffered + len(events) > self.max_buffered_events:
+        """Live events for a synced watcher, or fall back to history if the queue is full
+        (by events or by bytes; an empty queue always takes one response)."""
+        if self._buffered and (
+            self._buffered + len(events) > self.max_buffered_events
+            or self._buffered_bytes + RESPONSE_OVERHEAD_BYTES + sum(map(event_size, events))
+            > self.max_buffered_bytes
+        ):
             w.synced = False
             w.next_rev = events[0].kv.mod_revision
             self.hub.slow_transitions += 1
@@ -259,12 +312,18 @@ class WatchStream:
         self._push(rq.WatchResponse(watch_id=w.id, revision=cur, events=events), len(events))
         w.next_rev = cur + 1
 
-    def _catch_up(self, budget: int) -> bool:
-        """Replay history into the queue for unsynced watchers; True if anything changed."""
+    def _catch_up(self, budget: int, byte_budget: int | None = None) -> bool:
+        """Replay history into the queue for unsynced watchers; True if anything changed.
+
+        At most `budget` events and about `byte_budget` bytes (a revision is never
+        split: one larger than the budget goes out whole).
+        """
+        if byte_budget is None:
+            byte_budget = self.max_buffered_bytes
         src = self.hub.source
         changed = False
         for w in list(self.watchers.values()):
-            if w.synced or budget <= 0:
+            if w.synced or budget <= 0 or byte_budget <= 0:
                 continue
             changed = True
             compact = src.compact_revision()
@@ -281,9 +340,15 @@ class WatchStream:
             if w.next_rev > cur:
                 w.synced = True
                 continue
-            events = src.history(w.key, w.range_end, w.next_rev, cur, budget + 1, w.prev_kv)
+            events = src.history(
+                w.key, w.range_end, w.next_rev, cur, budget + 1, w.prev_kv, byte_budget
+            )
             upto = cur
-            if len(events) > budget:
+            fetched = sum(map(event_size, events))
+            if len(events) <= budget and fetched >= byte_budget:
+                # stopped by bytes, at a revision boundary: the rest comes next time
+                upto = events[-1].kv.mod_revision
+            elif len(events) > budget:
                 last = events[-1].kv.mod_revision
                 if events[0].kv.mod_revision != last:
                     # stop at a revision boundary: a revision is never split
@@ -296,10 +361,10 @@ class WatchStream:
                     upto = last
             events = w.select(events)
             if events:
-                self._push(
-                    rq.WatchResponse(watch_id=w.id, revision=cur, events=events), len(events)
-                )
+                resp = rq.WatchResponse(watch_id=w.id, revision=cur, events=events)
+                self._push(resp, len(events))
                 budget -= len(events)
+                byte_budget -= response_size(resp)
             w.next_rev = upto + 1
             if w.next_rev > cur:
                 w.synced = True
@@ -310,10 +375,15 @@ class WatchHub:
     """All streams of one member; `notify` is called by the store after each commit."""
 
     def __init__(
-        self, source: WatchSource, *, max_buffered_events: int = DEFAULT_MAX_BUFFERED_EVENTS
+        self,
+        source: WatchSource,
+        *,
+        max_buffered_events: int = DEFAULT_MAX_BUFFERED_EVENTS,
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
     ) -> None:
         self.source = source
         self.max_buffered_events = max_buffered_events
+        self.max_buffered_bytes = max_buffered_bytes
         self._streams: set[WatchStream] = set()
         self._by_key: dict[bytes, set[Watcher]] = {}
         self._ranges: set[Watcher] = set()
@@ -326,8 +396,14 @@ class WatchHub:
         self,
         on_ready: Callable[[], None] | None = None,
         max_buffered_events: int | None = None,
+        max_buffered_bytes: int | None = None,
     ) -> WatchStream:
-        stream = WatchStream(self, on_ready, max_buffered_events or self.max_buffered_events)
+        stream = WatchStream(
+            self,
+            on_ready,
+            max_buffered_events or self.max_buffered_events,
+            max_buffered_bytes or self.max_buffered_bytes,
+        )
         self._streams.add(stream)
         return stream
 

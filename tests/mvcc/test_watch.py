@@ -107,6 +107,44 @@ def test_slow_watcher_falls_back_to_history_without_gaps(store: KVStore, raft: L
     assert [e[2] for e in events(drain(stream), wid)] == [102]
 
 
+def test_a_never_reading_watcher_is_bounded_by_bytes_and_loses_nothing(
+    store: KVStore, raft: Log
+) -> None:
+    # 60 puts of 100 KB: by count (4,096) the queue would hold all 6 MB
+    budget = 1 << 20
+    stream = store.watch_hub.new_stream(max_buffered_bytes=budget)
+    wid = stream.watch(rq.WatchCreateRequest(b"big", b"bih", prev_kv=True)).watch_id
+    for i in range(60):
+        raft.apply(rq.PutRequest(b"big%d" % (i % 3), bytes([65 + i % 26]) * 100_000))
+        assert stream.buffered_bytes <= budget + 300_000  # one response past it, at most
+    assert store.watch_hub.stats().slow_watchers == 1
+    got: list[rq.WatchResponse] = []
+    for _ in range(1000):  # each poll hands over about the budget, never the backlog
+        if not stream.ready:
+            break
+        batch = stream.poll()
+        assert sum(len(ev.kv.value) for r in batch for ev in r.events) <= budget + 300_000
+        got.extend(batch)
+    revs = [e[2] for e in events(got, wid)]
+    assert revs == list(range(2, 62))
+    values = [ev.kv.value[:1] for r in got if r.watch_id == wid for ev in r.events]
+    assert values == [bytes([65 + i % 26]) for i in range(60)]
+    prevs = [ev.prev_kv for r in got if r.watch_id == wid for ev in r.events]
+    assert all(p is not None for p in prevs[3:])
+    assert store.watch_hub.stats().slow_watchers == 0
+
+
+def test_poll_hands_over_at_most_about_max_bytes(store: KVStore, raft: Log) -> None:
+    stream = store.watch_hub.new_stream()
+    stream.watch(rq.WatchCreateRequest(b"p", b"q"))
+    for i in range(10):
+        raft.apply(rq.PutRequest(b"p%d" % i, b"v" * 10_000))
+    first = stream.poll(max_bytes=25_000)
+    assert 1 <= sum(len(r.events) for r in first) <= 3
+    rest = drain(stream)
+    assert sum(len(r.events) for r in first + rest) == 10
+
+
 def test_slow_watcher_overtaken_by_compaction_is_canceled(store: KVStore, raft: Log) -> None:
     stream = store.watch_hub.new_stream(max_buffered_events=4)
     wid = stream.watch(rq.WatchCreateRequest(b"k")).watch_id
