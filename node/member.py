@@ -20,6 +20,7 @@ def main(argv: list[str]) -> int:
         return 2
     configure(cfg.log_level, {"name": cfg.name})
     # NB: imported here so `raftmon node --help` works without the server's imports
+    from node.mvcc.store import BackendCorruptError
     from node.server import serve
     from node.wal import WALCorruptError
 
@@ -33,6 +34,12 @@ def main(argv: list[str]) -> int:
         asyncio.run(serve(cfg))
     except WALCorruptError as err:
         log.error("refusing to start: WAL is corrupt", extra={"fields": {"error": str(err)}})
+        return 1
+    except BackendCorruptError as err:
+        log.error(
+            "refusing to start: backend database is damaged",
+            extra={"fields": {"path": err.path, "error": str(err)}},
+        )
         return 1
     except KeyboardInterrupt:
         pass
