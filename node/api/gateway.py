@@ -75,7 +75,8 @@ async def _encode_range(share: TurnShare, resp: rq.RangeResponse, header: dict[s
         await share.turn()
         if i:
             parts.append(b",")
-        parts.append(b",".join(codec.dumps(codec.kv_json(kv)) for kv in kvs[i : i + ENCODE_SLICE]))
+        # one encoder call per slice (json.dumps builds an encoder per call), brackets cut
+        parts.append(codec.dumps([codec.kv_json(kv) for kv in kvs[i : i + ENCODE_SLICE]])[1:-1])
     tail = rest[len(b'{"header":{}') :]  # b"}" or b',"more":true,"count":"7"}'
     parts.append(b"]" + tail)
     return b"".join(parts)
