@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import sqlite3
 import subprocess
 import time
 import urllib.request
@@ -22,13 +21,13 @@ import pytest
 
 from node.cluster import LocalCluster
 from tests.abuse.conftest import ClusterFactory
+from tests.abuse.damage import damage_page, page_that_breaks_some_reads
 from tests.cluster.etcdjson import b64, post_status, put
 
 pytestmark = pytest.mark.cluster
 
 FAST = ["--heartbeat-interval=50", "--election-timeout=500"]
 KEYS = 300
-PAGE = 4096
 
 
 def written_member(cluster_of: ClusterFactory) -> tuple[LocalCluster, Path]:
@@ -53,36 +52,6 @@ def wait_backend_commit(cluster: LocalCluster) -> None:
                         return
         time.sleep(0.05)
     raise AssertionError("the backend never committed")
-
-
-def page_that_breaks_some_reads(db: Path, scratch: Path) -> int:
-    """A page whose damage fails some key reads but not all (found on a copy)."""
-    good = db.read_bytes()
-    for page in range(1, len(good) // PAGE):
-        bad = bytearray(good)
-        bad[page * PAGE] ^= 0x55  # the b-tree page type byte
-        scratch.write_bytes(bad)
-        conn = sqlite3.connect(scratch)
-        try:
-            conn.execute("SELECT name, value FROM meta").fetchall()
-            conn.execute("SELECT key, create_rev, mod_rev, version, lease FROM live").fetchall()
-            failed = 0
-            for i in range(KEYS):
-                try:
-                    conn.execute(
-                        "SELECT k.value FROM live l JOIN kv k "
-                        "ON k.key = l.key AND k.rev = l.mod_rev WHERE l.key = ?",
-                        (f"k{i:03d}".encode(),),
-                    ).fetchall()
-                except sqlite3.DatabaseError:
-                    failed += 1
-        except sqlite3.DatabaseError:
-            continue  # the open or the key index would fail: not this case
-        finally:
-            conn.close()
-        if 0 < failed < KEYS:
-            return page
-    raise AssertionError("no page found whose damage breaks only some reads")
 
 
 def test_a_truncated_database_is_refused_naming_the_file_and_the_remedy(
@@ -116,11 +85,9 @@ def test_reads_of_a_damaged_page_answer_an_etcd_error_and_the_rest_are_served(
     cluster_of: ClusterFactory, tmp_path: Path
 ) -> None:
     cluster, db = written_member(cluster_of)
-    page = page_that_breaks_some_reads(db, tmp_path / "scratch.db")
+    page = page_that_breaks_some_reads(db, tmp_path / "scratch.db", KEYS)
     shutil.copy(db, tmp_path / "good.db")
-    data = bytearray(db.read_bytes())
-    data[page * PAGE] ^= 0x55
-    db.write_bytes(data)
+    damage_page(db, page)
     cluster.restart("m1")
     url = cluster.endpoints[0]
     # The restart's own entry is applied into a backend batch; reads start once it is
