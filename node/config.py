@@ -194,6 +194,8 @@ class MemberConfig:
             raise ConfigError("--backend-batch-interval must not be negative")
         if self.backend_batch_limit <= 0:
             raise ConfigError("--backend-batch-limit must be > 0")
+        if not 0.0 <= self.wal_fsync_delay_seconds <= 60.0:
+            raise ConfigError("--experimental-wal-fsync-delay must be between 0 and 60s")
         if self.max_request_bytes <= 0:
             raise ConfigError("--max-request-bytes must be > 0")
         if self.log_level not in ("debug", "info", "warn", "error"):

@@ -369,7 +369,10 @@ class RaftDriver:
             self.counters.proposals_failed += 1
             raise E.etcd_error(E.NO_LEADER)
         request_id = self.next_request_id()
-        data = rq.encode_request(request_id, request)
+        try:
+            data = rq.encode_request(request_id, request)
+        except Exception as err:  # a value no etcd field can hold (int64 overflow, ...)
+            raise E.invalid_argument(f"raftmon: request cannot be encoded: {err}") from None
         if len(data) > self.cfg.max_request_bytes:
             grpc_limit = self.cfg.max_request_bytes + GRPC_OVERHEAD_BYTES
             if len(data) > grpc_limit:  # etcd's gRPC layer refuses it before the server sees it

@@ -103,12 +103,14 @@ async def set_faults(request: web.Request) -> web.Response:
         if not isinstance(body, dict):
             raise ValueError("body must be a JSON object")
         if "wal_fsync_delay_seconds" in body:
-            driver.set_fsync_delay(float(body["wal_fsync_delay_seconds"]))
+            driver.set_fsync_delay(fault_delay(body["wal_fsync_delay_seconds"], "wal_fsync"))
         if "ticks_paused" in body:
             driver.faults.ticks_paused = bool(body["ticks_paused"])
         for key, spec in dict(body.get("peers") or {}).items():
             peer = resolve_member(driver, str(key))
-            delay = float(spec.get("delay_seconds", 0.0))
+            if not isinstance(spec, dict):
+                raise ValueError(f"peer {key!r}: expected an object")
+            delay = fault_delay(spec.get("delay_seconds", 0.0), "delay")
             driver.transport.set_fault(
                 peer, delay_seconds=delay, drop=bool(spec.get("drop", False))
             )
@@ -116,6 +118,25 @@ async def set_faults(request: web.Request) -> web.Response:
         return _json({"error": str(err), "message": str(err), "code": 3}, 400)
     log.warning("fault injection changed", extra={"fields": fault_state(driver)})
     return _json(fault_state(driver))
+
+
+MAX_FAULT_DELAY_SECONDS = 60.0
+
+
+def fault_delay(value: Any, name: str) -> float:
+    """A lab delay: a JSON number of seconds in [0, 60], refused otherwise.
+
+    Without the bound, 1e308 s overflows the first timer that uses it and kills the
+    member, and NaN or a negative delay make no sense to anyone reading the lab.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}_seconds must be a number of seconds, got {value!r}")
+    seconds = float(value)
+    if not 0.0 <= seconds <= MAX_FAULT_DELAY_SECONDS:  # NaN fails both comparisons
+        raise ValueError(
+            f"{name}_seconds must be between 0 and {MAX_FAULT_DELAY_SECONDS:g}, got {value!r}"
+        )
+    return seconds
 
 
 async def clear_faults(request: web.Request) -> web.Response:
