@@ -220,8 +220,12 @@ class KVStore:
         st.compact_rev = int(meta["compact_rev"])
         self._load_key_index()
         st.keys_total = len(st.live)
-        st.leases = dict(conn.execute("SELECT id, ttl FROM lease").fetchall())
+        self._load_leases_and_alarms()
         self._applied = int(meta["applied_index"])
+
+    def _load_leases_and_alarms(self) -> None:
+        conn = self._db()
+        self._state.leases = dict(conn.execute("SELECT id, ttl FROM lease").fetchall())
         self._alarms = {
             (schema.to_u64(m), t) for m, t in conn.execute("SELECT member_id, type FROM alarm")
         }
@@ -551,11 +555,7 @@ class KVStore:
         for name, value in zip(_SCALAR_FIELDS, scalars, strict=True):
             setattr(st, name, value)
         self._load_key_index()
-        conn = self._db()
-        st.leases = dict(conn.execute("SELECT id, ttl FROM lease").fetchall())
-        self._alarms = {
-            (schema.to_u64(m), t) for m, t in conn.execute("SELECT member_id, type FROM alarm")
-        }
+        self._load_leases_and_alarms()
 
     def _apply_one(
         self,
