@@ -21,6 +21,10 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # Go's crypto/tls names (what etcd's --cipher-suites takes, pkg/tlsutil/cipher_suites.go)
 # -> OpenSSL's names (what ssl.SSLContext.set_ciphers takes). TLS 1.2 and below only.
@@ -147,3 +151,8 @@ def describe_error(err: BaseException) -> str:
     if isinstance(cause, ssl.SSLError):
         return describe_error(cause)
     return str(err)
+
+
+def any_https(urls: Iterable[str]) -> bool:
+    """True when one of the URLs is https (contexts are built only for members that need them)."""
+    return any(url.startswith("https://") for url in urls)
