@@ -150,7 +150,10 @@ def describe_error(err: BaseException) -> str:
     cause = err.__cause__ or err.__context__
     if isinstance(cause, ssl.SSLError):
         return describe_error(cause)
-    return str(err)
+    if isinstance(err, ConnectionError) and not str(err):
+        # A Python or Go client that rejects our certificate just closes the socket.
+        return f"{type(err).__name__} during the TLS handshake (does the remote trust our CA?)"
+    return str(err) or type(err).__name__
 
 
 def any_https(urls: Iterable[str]) -> bool:

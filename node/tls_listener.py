@@ -22,6 +22,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -39,6 +40,7 @@ GO_HTTP_ON_HTTPS = (
     b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 )
 HANDSHAKE_TIMEOUT = 10.0  # seconds for the first byte and then the handshake
+REPEAT_SECONDS = 30.0  # the same refusal from the same host is logged once per this period
 
 
 class TLSSite(web.BaseSite):
@@ -61,6 +63,7 @@ class TLSSite(web.BaseSite):
         self._sock: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._warned: dict[tuple[str, str], float] = {}  # (remote host, reason) -> last WARNING
 
     @property
     def name(self) -> str:
@@ -133,8 +136,23 @@ class TLSSite(web.BaseSite):
                 conn.close()
 
     def _rejected(self, remote: str, reason: str) -> None:
-        """etcd's `rejected connection from "addr" (error "...")`, as a key=value WARNING."""
-        log.warning(
+        """etcd's `rejected connection from "addr" (error "...")`, as a key=value WARNING.
+
+        A peer with a bad certificate redials about once a second: the first refusal
+        per remote host and reason is a WARNING, repeats within REPEAT_SECONDS are DEBUG.
+        """
+        now = time.monotonic()
+        key = (remote.rpartition(":")[0], reason)
+        last = self._warned.get(key)
+        repeated = last is not None and now - last < REPEAT_SECONDS
+        level = logging.DEBUG if repeated else logging.WARNING
+        if level == logging.WARNING:
+            if len(self._warned) > 1024:  # bounded: forget the oldest half
+                for old in sorted(self._warned, key=self._warned.__getitem__)[:512]:
+                    del self._warned[old]
+            self._warned[key] = now
+        log.log(
+            level,
             "rejected connection listener=%s remote-addr=%s error=%r",
             self._listener,
             remote,

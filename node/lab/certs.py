@@ -49,6 +49,14 @@ class ClusterCerts:
     members: dict[str, KeyPair]
     client: KeyPair
 
+    def prometheus_tls_config(self) -> dict[str, str]:
+        """Prometheus' `tls_config` for scraping the members with the client certificate."""
+        return {
+            "ca_file": str(self.ca.cert_file.resolve()),
+            "cert_file": str(self.client.cert_file.resolve()),
+            "key_file": str(self.client.key_file.resolve()),
+        }
+
     def member_flags(self, name: str) -> list[str]:
         """etcd's flags for one member: same CA and certificate for client and peer traffic."""
         pair = self.members[name]
