@@ -336,3 +336,47 @@ def test_a_peer_with_a_broken_certificate_cannot_join(bad_peer: LocalCluster, ki
         time.sleep(0.2)
     assert bad_peer.wait_leader(timeout=20) == leader
     bad_peer.kill("m3")
+
+
+# ---- --cipher-suites restricts TLS 1.2 as in etcd ---------------------------------------
+
+
+def _handshake(url: str, ctx: ssl.SSLContext) -> str:
+    """The cipher negotiated with the member at `url`, or the handshake error."""
+    host, port = hostport(url).split(":")
+    try:
+        with (
+            socket.create_connection((host, int(port)), timeout=5) as raw,
+            ctx.wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            cipher = tls.cipher()
+            return f"{tls.version()} {cipher[0] if cipher else ''}"
+    except (ssl.SSLError, OSError) as err:
+        return f"refused: {err}"
+
+
+def test_cipher_suites_restrict_tls12_and_leave_tls13_as_etcd_does(tmp_path: Path) -> None:
+    suite = "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+    cluster = LocalCluster(tmp_path, 1, extra_args=[*FAST, f"--cipher-suites={suite}"], tls=True)
+    try:
+        cluster.start()
+        assert cluster.client_ssl is not None
+        url = cluster.endpoints[0]
+
+        def client(ciphers: str | None, tls13: bool) -> ssl.SSLContext:
+            ctx = cluster.client_ssl
+            assert ctx is not None
+            if not tls13:
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            if ciphers:
+                ctx.set_ciphers(ciphers)
+            return ctx
+
+        assert _handshake(url, client("ECDHE-RSA-AES128-GCM-SHA256", False)) == (
+            "TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256"
+        )
+        refused = _handshake(url, client("ECDHE-RSA-AES256-GCM-SHA384", False))
+        assert refused.startswith("refused:"), refused
+        assert _handshake(url, client(None, True)).startswith("TLSv1.3 ")
+    finally:
+        cluster.stop()
