@@ -12,7 +12,9 @@ members keep their leader, the broken one never learns it, and a log line says w
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
+import json
 import shlex
 import socket
 import ssl
@@ -27,7 +29,7 @@ import aiohttp
 import pytest
 
 from loadgen.client import EtcdClient
-from node.cluster import LocalCluster
+from node.cluster import LocalCluster, http_json
 from node.lab.certs import issue, make_ca
 from node.lab.procs import hostport, wait_until
 from node.lab.prom import Member, Prometheus
@@ -39,10 +41,10 @@ pytestmark = pytest.mark.cluster
 FOO, BAR = "Zm9v", "YmFy"  # base64 of "foo", "bar"
 
 
-def _start(base: Path, member_args: dict[str, list[str]] | None = None) -> LocalCluster:
-    cluster = LocalCluster(base, 3, extra_args=FAST, member_args=member_args, tls=True)
+def _start(base: Path, extra: list[str] | None = None) -> LocalCluster:
+    cluster = LocalCluster(base, 3, extra_args=[*FAST, *(extra or [])], tls=True)
     try:
-        cluster.start(wait=member_args is None)
+        cluster.start()
     except BaseException:
         print(cluster.logs_tail())
         cluster.stop()
@@ -60,6 +62,13 @@ def tls3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         cluster.stop()
 
 
+def _ctx(cluster: LocalCluster) -> ssl.SSLContext:
+    """The CA + client certificate context of a --tls cluster."""
+    ctx = cluster.client_ssl
+    assert ctx is not None
+    return ctx
+
+
 def _log(cluster: LocalCluster, name: str) -> str:
     return cluster.member(name).log_path.read_text(errors="replace")
 
@@ -68,8 +77,7 @@ def _log(cluster: LocalCluster, name: str) -> str:
 
 
 async def _put_and_range_everywhere(cluster: LocalCluster, key: str, value: str) -> list[Any]:
-    assert cluster.client_ssl is not None
-    connector = aiohttp.TCPConnector(ssl=cluster.client_ssl)
+    connector = aiohttp.TCPConnector(ssl=_ctx(cluster))
     async with aiohttp.ClientSession(connector=connector) as session:
         put = {"key": key, "value": value}
         async with session.post(cluster.endpoints[1] + "/v3/kv/put", json=put) as resp:
@@ -88,6 +96,28 @@ def test_mtls_cluster_serves_puts_and_ranges_to_aiohttp_with_the_client_cert(
     answers = asyncio.run(_put_and_range_everywhere(tls3, FOO, BAR))
     assert [a["kvs"][0]["value"] for a in answers] == [BAR, BAR, BAR]
     assert len({a["header"]["member_id"] for a in answers}) == 3
+
+
+def test_a_lease_keepalive_on_a_follower_is_forwarded_to_the_leader_over_mtls(
+    tls3: LocalCluster,
+) -> None:
+    leader = tls3.wait_leader()
+    follower = next(m for m in tls3.members if m.name != leader)
+
+    async def run() -> tuple[Any, Any]:
+        connector = aiohttp.TCPConnector(ssl=_ctx(tls3))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            url = follower.client_url
+            async with session.post(url + "/v3/lease/grant", json={"TTL": 30}) as resp:
+                granted = await resp.json()
+            body = {"ID": granted["ID"]}
+            async with session.post(url + "/v3/lease/keepalive", json=body) as resp:
+                kept = json.loads((await resp.text()).splitlines()[0])
+            return granted, kept
+
+    granted, kept = asyncio.run(run())
+    assert kept["result"]["ID"] == granted["ID"], kept
+    assert int(kept["result"]["TTL"]) > 0, kept
 
 
 def test_loadgen_client_puts_and_reads_over_mtls(tls3: LocalCluster) -> None:
@@ -249,9 +279,13 @@ def test_unknown_cipher_suite_is_a_startup_error(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def bad_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """A TLS cluster whose m3 is restarted by each test with a broken peer certificate."""
+    """A TLS cluster whose m3 is restarted by each test with a broken peer certificate.
+
+    Snapshots are frequent and the catch-up window short, so the last test can show m3
+    catching up by a snapshot streamed over the peer TLS connection.
+    """
     base = tmp_path_factory.mktemp("tls-bad-peer")
-    cluster = _start(base)
+    cluster = _start(base, ["--snapshot-count=100", "--experimental-snapshot-catchup-entries=20"])
     try:
         cluster.kill("m3")
         yield cluster
@@ -380,3 +414,42 @@ def test_cipher_suites_restrict_tls12_and_leave_tls13_as_etcd_does(tmp_path: Pat
         assert _handshake(url, client(None, True)).startswith("TLSv1.3 ")
     finally:
         cluster.stop()
+
+
+def test_m3_with_its_valid_certificate_catches_up_by_a_snapshot_over_tls(
+    bad_peer: LocalCluster,
+) -> None:
+    assert bad_peer.certs is not None
+    assert bad_peer.client_ssl is not None
+    m3 = bad_peer.member("m3")
+    if m3.alive:
+        bad_peer.kill("m3")
+    base_args = [a for a in m3.args if not a.startswith("--peer-")]
+    m3.args = [*base_args, *bad_peer.certs.member_flags("m3")[4:]]
+    up = [m for m in bad_peer.members if m.name != "m3"]
+
+    async def write(n: int) -> None:
+        connector = aiohttp.TCPConnector(ssl=_ctx(bad_peer))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            for i in range(n):
+                body = {"key": base64.b64encode(f"snap/{i:04d}".encode()).decode(), "value": "eA=="}
+                async with session.post(up[i % 2].client_url + "/v3/kv/put", json=body) as resp:
+                    assert resp.status == 200, await resp.text()
+
+    asyncio.run(write(250))  # well past --snapshot-count=100 while m3 is down
+    bad_peer.restart("m3", wait=True)
+    last = base64.b64encode(b"snap/0249").decode()
+
+    def caught_up() -> bool:
+        try:
+            answer = http_json(
+                m3.client_url + "/v3/kv/range",
+                {"key": last, "serializable": True},
+                context=bad_peer.client_ssl,
+            )
+        except OSError:
+            return False
+        return bool(answer.get("kvs"))
+
+    wait_until("m3 catches up", caught_up, timeout=30, detail=m3.log_tail)
+    assert "applied snapshot from leader" in m3.log_path.read_text()
