@@ -56,6 +56,7 @@ from node.raft.messages import (
     Snapshot,
     SnapshotMetadata,
 )
+from node.tls import any_https, client_context
 from node.transport import Transport
 from node.wal import WAL, Snapshotter, WALError
 
@@ -177,6 +178,13 @@ class RaftDriver:
             ),
             self.storage,
         )
+        # Dials to peers (streams, probes, snapshots, member info) verify the peer's
+        # certificate against --peer-trusted-ca-file and present --peer-cert-file.
+        self.peer_ssl = (
+            client_context(cfg.peer_tls)
+            if any_https(u for m in cfg.members for u in m.peer_urls)
+            else None
+        )
         self.transport = Transport(
             self.member_id,
             self.cluster_id,
@@ -188,6 +196,7 @@ class RaftDriver:
             snapshot_dir=snap_dir,
             heartbeat_interval=cfg.tick_seconds,
             observer=observer,
+            ssl_context=self.peer_ssl,
         )
 
         # inbox: filled by handlers and the transport, drained only by the loop
@@ -869,7 +878,9 @@ class RaftDriver:
             return []
         timeout = aiohttp.ClientTimeout(total=2)
         async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
+            aiohttp.ClientSession(
+                timeout=timeout, connector=aiohttp.TCPConnector(ssl=self.peer_ssl or True)
+            ) as session,
             session.get(spec.peer_urls[0] + MEMBER_INFO_PATH) as resp,
         ):
             info = await resp.json()

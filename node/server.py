@@ -27,6 +27,8 @@ from node.config import CLUSTER_VERSION, ETCD_VERSION, MemberConfig
 from node.driver import MEMBER_INFO_PATH, RaftDriver
 from node.kvserver import KVService
 from node.member_state import DriverStateSource
+from node.tls import TLSInfo, server_context
+from node.tls_listener import TLSSite
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +215,25 @@ def _host_port(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
+async def _listen(runner: web.AppRunner, urls: tuple[str, ...], info: TLSInfo, what: str) -> None:
+    """Start one site per URL: https URLs get TLS from `info`, http URLs ignore it (as etcd)."""
+    context = server_context(info) if any(u.startswith("https://") for u in urls) else None
+    for url in urls:
+        host, port = _host_port(url)
+        if url.startswith("https://"):
+            assert context is not None
+            await TLSSite(runner, host, port, ssl_context=context, listener=what).start()
+            continue
+        if not info.empty:
+            log.warning(
+                "the scheme of %s url %s is HTTP while key/cert files are presented; "
+                "ignored key/cert files",
+                what,
+                url,
+            )
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+
+
 async def serve(cfg: MemberConfig) -> None:
     """Run one member until SIGINT/SIGTERM."""
     metrics = MemberMetrics()
@@ -229,20 +250,18 @@ async def serve(cfg: MemberConfig) -> None:
         peer_runner = web.AppRunner(create_peer_app(driver), access_log=None, shutdown_timeout=2.0)
         await peer_runner.setup()
         runners.append(peer_runner)
-        for url in cfg.listen_peer_urls:
-            await web.TCPSite(peer_runner, *_host_port(url), reuse_address=True).start()
+        await _listen(peer_runner, cfg.listen_peer_urls, cfg.peer_tls, "peer")
         await driver.start()
         client_runner = web.AppRunner(create_client_app(driver, service, metrics), access_log=None)
         await client_runner.setup()
         runners.append(client_runner)
-        for url in cfg.listen_client_urls:
-            await web.TCPSite(client_runner, *_host_port(url), reuse_address=True).start()
+        await _listen(client_runner, cfg.listen_client_urls, cfg.client_tls, "client")
         if cfg.listen_metrics_urls:
             metrics_runner = web.AppRunner(create_metrics_app(driver, metrics), access_log=None)
             await metrics_runner.setup()
             runners.append(metrics_runner)
-            for url in cfg.listen_metrics_urls:
-                await web.TCPSite(metrics_runner, *_host_port(url), reuse_address=True).start()
+            # etcd serves https metrics URLs with the client certificate and CA
+            await _listen(metrics_runner, cfg.listen_metrics_urls, cfg.client_tls, "metrics")
         log.info(
             "serving",
             extra={
