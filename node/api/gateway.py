@@ -278,24 +278,23 @@ def make_unary(
 # etcd_network_client_grpc_{received,sent}_bytes_total, as a unary call's do.
 async def _stream_requests(request: web.Request, rpc: Rpc, metrics: MemberMetrics) -> Any:
     """Yield JSON objects from a streamed request body, as grpc-gateway decodes them."""
-    decoder = json.JSONDecoder()
-    buf = ""
+    buf = b""
     async for chunk in request.content.iter_any():
-        buf += chunk.decode()
+        buf += chunk
         decoded: list[Any] = []
-        while True:
-            buf = buf.lstrip()
-            if not buf:
-                break
-            try:
-                obj, end = decoder.raw_decode(buf)
-            except json.JSONDecodeError:
-                break  # incomplete: wait for more bytes
-            buf = buf[end:]
-            decoded.append(obj)
+        error: EtcdError | None = None
+        try:
+            while (found := codec.next_message(buf)) is not None:
+                obj, end = found
+                buf = buf[end:]
+                decoded.append(obj)
+        except EtcdError as err:  # messages before the bad bytes are still answered
+            error = err
         metrics.stream_received(rpc, len(decoded), len(chunk))
         for obj in decoded:
             yield obj
+        if error is not None:
+            raise error
     if buf.strip():
         raise invalid_argument("unexpected EOF")
 

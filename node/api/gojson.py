@@ -140,22 +140,27 @@ _FAST = json.JSONDecoder(parse_float=Number, parse_int=_int_literal, parse_const
 _WS = " \t\r\n"
 
 
-def _fast(raw: bytes) -> Any:
-    """The C decoder when it gives Go's answer for sure; None to take the slow path."""
+def _fast(raw: bytes, start: int = 0) -> tuple[Any, int] | None:
+    """The C decoder's (value, end byte) when it gives Go's answer for sure, else None.
+
+    None also when no value starts before the end (the caller decides what that means).
+    """
     if b"\\" in raw:
         return None
     try:
-        text = raw.decode()
+        text = raw[start:].decode()
     except UnicodeDecodeError:
         return None
-    start = len(text) - len(text.lstrip(_WS))
-    if start == len(text):
-        return EMPTY
+    lead = len(text) - len(text.lstrip(_WS))
+    if lead == len(text):
+        return None
     try:
-        value, _end = _FAST.raw_decode(text, start)
+        value, end = _FAST.raw_decode(text, lead)
     except (ValueError, RecursionError):
         return None
-    return value
+    if not text.isascii():
+        end = len(text[:end].encode())
+    return value, start + end
 
 
 # ---- the iterative parser ------------------------------------------------------------------
@@ -386,9 +391,9 @@ def _value(data: bytes, i: int) -> tuple[Any, int]:
 # ---- entry points ------------------------------------------------------------------------
 def decode(raw: bytes) -> Any:
     """What grpc-gateway's json.Decoder reads from a body: one value, or EMPTY at EOF."""
-    value = _fast(raw)
-    if value is not None:
-        return value
+    fast = _fast(raw)
+    if fast is not None:
+        return fast[0]
     i = _skip(raw, 0)
     if i >= len(raw):
         return EMPTY
@@ -399,18 +404,21 @@ def decode(raw: bytes) -> Any:
 
 
 def decode_prefix(raw: bytes, start: int = 0) -> tuple[Any, int] | None:
-    """The next value of a stream of values and the index after it; None until it is whole.
+    """The next value of a stream of values and the byte after it; None until it is whole.
 
-    For streamed bodies (watch, keep-alive): Go's Decoder reads one message at a time.
-    Syntax errors raise GoSyntaxError as soon as the bytes seen prove them.
+    For streamed bodies (watch, keep-alive), which Go's Decoder reads one message at a
+    time. Syntax errors raise GoSyntaxError as soon as the bytes seen prove them.
     """
-    i = _skip(raw, start)
-    if i >= len(raw):
-        return None
-    try:
-        value, end = _value(raw, i)
-    except _EOF:
-        return None
+    found = _fast(raw, start)
+    if found is None:
+        i = _skip(raw, start)
+        if i >= len(raw):
+            return None
+        try:
+            found = _value(raw, i)
+        except _EOF:
+            return None
+    value, end = found
     # A number at the very end may still grow ("12" then "3"): wait for a delimiter.
     if end >= len(raw) and isinstance(value, (int, Number)) and not isinstance(value, bool):
         return None
