@@ -46,6 +46,11 @@ def _classes(*names: str) -> frozenset[str]:
 
 STREAMS = r"/v3/(watch|lease/keepalive)"
 
+# Not in the table because the mutator never sends it: {"action":"ACTIVATE","memberID":"0"}
+# (or action 1) to /v3/maintenance/alarm kills etcd 3.4.23 with a fatal bolt error
+# ("failed to write to a bucket ... key required"), and again on every restart while it
+# replays the entry; raftmon answers 200.
+
 DIFFERENCES: list[Difference] = [
     Difference(
         endpoint=r"/v3/kv/(range|txn)",
@@ -73,7 +78,8 @@ DIFFERENCES: list[Difference] = [
     Difference(
         endpoint=r"/v3/kv/txn",
         mutation=r"^oneof:txn=null-(op|compare)$|^type:(compare|success|failure|"
-        r"success\.0\.request_txn\.success)=array-of-null$",
+        r"success\.0\.request_txn\.success)=array-of-null$"
+        r"|^duplicate:(compare|success|failure)=",
         etcd=_classes("none"),
         raftmon=_classes("4xx"),
         reason=(
@@ -135,7 +141,7 @@ DIFFERENCES: list[Difference] = [
         pending="gateway watch streaming (issue 18 finding 5): answer the decode error",
     ),
     Difference(
-        endpoint=r"/v3/kv/(range|txn)",
+        endpoint=r"/v3/kv/range",
         mutation=r"^enum-out-of-range:.*sort_target=",
         etcd=_classes("crash"),
         raftmon=_classes("5xx"),
@@ -145,8 +151,19 @@ DIFFERENCES: list[Difference] = [
         "sort option' (InvalidArgument) for sort_order/sort_target outside their enums",
     ),
     Difference(
+        endpoint=r"/v3/kv/txn",
+        mutation=r"^enum-out-of-range:.*sort_target=",
+        etcd=_classes("crash"),
+        raftmon=_classes("5xx"),
+        reason="the same range inside a txn that writes: applying it kills the member "
+        "(issue 18 finding 1); remove with the entry above",
+        send_to_etcd=False,
+        pending="lead, node/mvcc/txn.py validate_request: 'etcdserver: invalid sort option'",
+        send_to_raftmon=False,
+    ),
+    Difference(
         endpoint=r"/v3/kv/compaction",
-        mutation=r"^(int|type):revision=(0|-0|null|null-str|-0-num)$|^camel:|^valid:",
+        mutation=r"^(int|type):revision=(0|-0|null|null-str|-0-num)$",
         etcd=_classes("2xx"),
         raftmon=_classes("4xx"),
         reason="compacting revision 0 (or 1) of a never-compacted store: raftmon says compacted",

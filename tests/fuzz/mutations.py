@@ -312,6 +312,18 @@ TYPE_VALUES: list[tuple[str, Any]] = [
 ]
 
 
+ALARM = "/v3/maintenance/alarm"
+
+
+def _type_values(seed: Seed) -> list[tuple[str, Any]]:
+    """TYPE_VALUES, minus the number 1 for alarms: as `action` it means ACTIVATE, and
+    etcd 3.4 activating an alarm for member 0 dies on a fatal bolt error - again on every
+    restart, as it replays the entry (seen with 3.4.23)."""
+    if seed.path == ALARM:
+        return [(label, value) for label, value in TYPE_VALUES if value != 1]
+    return TYPE_VALUES
+
+
 def _enum_values(enum: Enum) -> list[tuple[str, Any, bool]]:
     """(label, value, outside the enum as a number)."""
     names = [n for n in enum.names if n not in enum.avoid]
@@ -458,7 +470,7 @@ class Mutator:
             return self._case(seed, f"type:body={label}", value)
         path, _kind = self._pick_field(seed)
         body = _copy(seed.body)
-        label, value = self.rng.choice(TYPE_VALUES)
+        label, value = self.rng.choice(_type_values(seed))
         _set(body, path, value)
         return self._case(seed, f"type:{_dotted(path)}={label}", body)
 
@@ -478,7 +490,7 @@ class Mutator:
             return self.valid(seed)
         name = self.rng.choice(list(seed.body))
         text = dump(seed.body)
-        bad = dump(self.rng.choice(TYPE_VALUES)[1])
+        bad = dump(self.rng.choice(_type_values(seed))[1])
         first = self.rng.random() < 0.5
         extra = f"{json.dumps(name)}:{bad}"
         raw = "{" + extra + "," + text[1:] if first else text[:-1] + "," + extra + "}"
