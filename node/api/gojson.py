@@ -140,12 +140,13 @@ _FAST = json.JSONDecoder(parse_float=Number, parse_int=_int_literal, parse_const
 _WS = " \t\r\n"
 
 
-def _fast(raw: bytes, start: int = 0) -> tuple[Any, int] | None:
+def _fast(raw: bytes, start: int = 0, escapes: bool = False) -> tuple[Any, int] | None:
     """The C decoder's (value, end byte) when it gives Go's answer for sure, else None.
 
     None also when no value starts before the end (the caller decides what that means).
+    With `escapes`, a body with backslashes is read too (see `_fast_escaped`).
     """
-    if b"\\" in raw:
+    if b"\\" in raw and not escapes:
         return None
     try:
         text = raw[start:].decode()
@@ -161,6 +162,60 @@ def _fast(raw: bytes, start: int = 0) -> tuple[Any, int] | None:
     if not text.isascii():
         end = len(text[:end].encode())
     return value, start + end
+
+
+# A string literal holding an escape, not followed by ':' (object keys are left alone:
+# jsonpb matches field names unescaped, as the C decoder gives them).
+_ESCAPED_VALUE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)+"(?![ \t\r\n]*:)', re.S)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_MARK = "\x00"  # no decoded string starts so: a raw NUL is invalid JSON, "\u0000" is marked
+
+
+def _fast_escaped(raw: bytes) -> Any:
+    """A body with backslashes through the C decoder, escaped strings kept raw; None = no.
+
+    The C decoder first proves the body valid (so backslashes sit only inside strings and
+    every match of _ESCAPED_VALUE is a whole string literal); then each escaped value
+    literal is swapped for a marker, decoded again, and the markers become RawStrings
+    with Go's unescaping. Costs two C passes instead of the token-by-token parser.
+    """
+    first = _fast(raw, escapes=True)
+    if first is None:
+        return None
+    prefix = raw[: first[1]]
+    literals: list[bytes] = []
+
+    def mark(m: re.Match[bytes]) -> bytes:
+        literals.append(m.group()[1:-1])
+        return b'"\\u0000%d"' % (len(literals) - 1)
+
+    marked = _ESCAPED_VALUE.sub(mark, prefix)
+    if _SURROGATE_ESCAPE.search(marked):
+        return None  # a key with a \uD8xx escape: Go's U+FFFD rules need the slow parser
+    second = _fast(marked, escapes=True)
+    if second is None:
+        return None
+    value = second[0]
+    if isinstance(value, str):
+        return _unmark(value, literals)
+    todo: list[Any] = [value] if isinstance(value, (dict, list)) else []
+    while todo:
+        node = todo.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for k, v in items:
+            if type(v) is str:
+                if v[:1] == _MARK:
+                    node[k] = _unmark(v, literals)
+            elif isinstance(v, (dict, list)):
+                todo.append(v)
+    return value
+
+
+def _unmark(value: str, literals: list[bytes]) -> str:
+    if value[:1] != _MARK:
+        return value
+    raw = literals[int(value[1:])]
+    return RawString(_unescape(raw), raw)
 
 
 # ---- the iterative parser ------------------------------------------------------------------
@@ -394,6 +449,10 @@ def decode(raw: bytes) -> Any:
     fast = _fast(raw)
     if fast is not None:
         return fast[0]
+    if b"\\" in raw:
+        value = _fast_escaped(raw)
+        if value is not None:
+            return value
     i = _skip(raw, 0)
     if i >= len(raw):
         return EMPTY
