@@ -69,8 +69,7 @@ async def kv_compaction(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def lease_grant(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
-    ttl = codec.to_int(body.get("TTL"), "TTL")
-    resp = await svc.lease_grant(rq.LeaseGrantRequest(ttl=ttl, id=codec.lease_id(body)))
+    resp = await svc.lease_grant(codec.lease_grant_request(body))
     out: dict[str, Any] = {
         "header": svc.header(resp.revision),
         "ID": str(resp.id),
@@ -87,10 +86,7 @@ async def lease_revoke(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def lease_timetolive(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
-    req = rq.LeaseTimeToLiveRequest(
-        id=codec.lease_id(body), keys=codec.to_bool(body.get("keys"), "keys")
-    )
-    resp = await svc.lease_time_to_live(req)
+    resp = await svc.lease_time_to_live(codec.lease_time_to_live_request(body))
     out: dict[str, Any] = {
         "header": svc.header(resp.revision),
         "ID": str(resp.id),
@@ -121,12 +117,7 @@ async def maintenance_defragment(svc: KVService, body: dict[str, Any]) -> dict[s
 
 
 async def maintenance_alarm(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
-    req = rq.AlarmRequest(
-        action=codec.to_enum(body.get("action"), rq.AlarmAction, "action"),
-        member_id=codec.to_int(body.get("memberID"), "memberID"),
-        alarm=codec.to_enum(body.get("alarm"), rq.AlarmType, "alarm"),
-    )
-    resp = await svc.alarm(req)
+    resp = await svc.alarm(codec.alarm_request(body))
     if not resp.alarms:
         return {}  # etcd 3.4 answers an empty alarm list with an empty object
     return {
@@ -138,12 +129,12 @@ async def maintenance_alarm(svc: KVService, body: dict[str, Any]) -> dict[str, A
 
 
 async def maintenance_transfer_leadership(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
-    await svc.transfer_leadership(codec.to_int(body.get("targetID"), "targetID"))
+    await svc.transfer_leadership(codec.move_leader_target(body))
     return {"header": svc.header()}
 
 
 async def maintenance_hash_kv(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
-    return await svc.hash_kv(codec.to_int(body.get("revision"), "revision"))
+    return await svc.hash_kv(codec.hash_kv_revision(body))
 
 
 async def cluster_member_list(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
@@ -287,24 +278,23 @@ def make_unary(
 # etcd_network_client_grpc_{received,sent}_bytes_total, as a unary call's do.
 async def _stream_requests(request: web.Request, rpc: Rpc, metrics: MemberMetrics) -> Any:
     """Yield JSON objects from a streamed request body, as grpc-gateway decodes them."""
-    decoder = json.JSONDecoder()
-    buf = ""
+    buf = b""
     async for chunk in request.content.iter_any():
-        buf += chunk.decode()
+        buf += chunk
         decoded: list[Any] = []
-        while True:
-            buf = buf.lstrip()
-            if not buf:
-                break
-            try:
-                obj, end = decoder.raw_decode(buf)
-            except json.JSONDecodeError:
-                break  # incomplete: wait for more bytes
-            buf = buf[end:]
-            decoded.append(obj)
+        error: EtcdError | None = None
+        try:
+            while (found := codec.next_message(buf)) is not None:
+                obj, end = found
+                buf = buf[end:]
+                decoded.append(obj)
+        except EtcdError as err:  # messages before the bad bytes are still answered
+            error = err
         metrics.stream_received(rpc, len(decoded), len(chunk))
         for obj in decoded:
             yield obj
+        if error is not None:
+            raise error
     if buf.strip():
         raise invalid_argument("unexpected EOF")
 
@@ -366,11 +356,12 @@ async def _watch_control(svc: KVService, stream: Any, first: dict[str, Any], res
 
 
 async def _watch_request(svc: KVService, stream: Any, obj: dict[str, Any]) -> None:
-    if "create_request" in obj:
-        stream.create(codec.watch_create_request(obj["create_request"] or {}))
-    elif "cancel_request" in obj:
-        stream.cancel(codec.to_int((obj["cancel_request"] or {}).get("watch_id"), "watch_id"))
-    elif "progress_request" in obj:
+    req = codec.watch_request(obj)
+    if isinstance(req, rq.WatchCreateRequest):
+        stream.create(req)
+    elif isinstance(req, codec.WatchCancel):
+        stream.cancel(req.watch_id)
+    elif isinstance(req, codec.WatchProgress):
         stream.progress()
 
 
