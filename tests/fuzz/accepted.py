@@ -140,54 +140,6 @@ DIFFERENCES: list[Difference] = [
         reason="an invalid first watch request gets 200 and silence (issue 18 finding 5)",
         pending="gateway watch streaming (issue 18 finding 5): answer the decode error",
     ),
-    Difference(
-        endpoint=r"/v3/kv/range",
-        mutation=r"^enum-out-of-range:.*sort_target=",
-        etcd=_classes("crash"),
-        raftmon=_classes("5xx"),
-        reason="sort_target outside the enum: KeyError in the store, 500",
-        send_to_etcd=False,
-        pending="lead, node/mvcc/txn.py validate_request: etcd 3.5's 'etcdserver: invalid "
-        "sort option' (InvalidArgument) for sort_order/sort_target outside their enums",
-    ),
-    Difference(
-        endpoint=r"/v3/kv/txn",
-        mutation=r"^enum-out-of-range:.*sort_target=",
-        etcd=_classes("crash"),
-        raftmon=_classes("5xx"),
-        reason="the same range inside a txn that writes: applying it kills the member "
-        "(issue 18 finding 1); remove with the entry above",
-        send_to_etcd=False,
-        pending="lead, node/mvcc/txn.py validate_request: 'etcdserver: invalid sort option'",
-        send_to_raftmon=False,
-    ),
-    Difference(
-        endpoint=r"/v3/kv/compaction",
-        mutation=r"^(int|type):revision=(0|-0|null|null-str|-0-num)$",
-        etcd=_classes("2xx"),
-        raftmon=_classes("4xx"),
-        reason="compacting revision 0 (or 1) of a never-compacted store: raftmon says compacted",
-        pending="lead, node/mvcc compaction: etcd's compactMainRev starts at -1, so revision "
-        "0 of a store never compacted is accepted (200), as etcd 3.4 answers",
-    ),
-    Difference(
-        endpoint=r"/v3/kv/range",
-        mutation=r"^int:limit=2\*\*63-1$",
-        etcd=_classes("2xx"),
-        raftmon=_classes("5xx"),
-        reason="limit 2**63-1 overflows SQLite's LIMIT (limit + 1): 500 'datatype mismatch'",
-        pending="lead, node/mvcc/kv.py: a limit at int64's top must not overflow LIMIT",
-    ),
-    Difference(
-        endpoint=r"/v3/kv/txn",
-        mutation=r"^int:success\.\d\.request_range\.limit=2\*\*63-1$"
-        r"|^int:success\.0\.request_txn\.success\.0\.request_range\.limit=2\*\*63-1$",
-        etcd=_classes("2xx"),
-        raftmon=_classes("5xx"),
-        reason="the poison txn of issue 18 finding 1: applying it kills the member",
-        pending="lead, node/mvcc (total apply): not sent to raftmon until apply survives it",
-        send_to_raftmon=False,
-    ),
 ]
 
 
