@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # command:debian-package pairs for the real tools tests and the lab use
 DEB_TOOLS := promtool:prometheus prometheus:prometheus amtool:prometheus-alertmanager \
-             prometheus-alertmanager:prometheus-alertmanager etcd:etcd-server jsonnetfmt:jsonnet
+             prometheus-alertmanager:prometheus-alertmanager etcd:etcd-server jsonnetfmt:jsonnet \
+             curl:curl
 PYTEST_ARGS ?=
 
 .PHONY: venv tools demo test test-long lint bench mixin dashboards clean

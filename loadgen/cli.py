@@ -170,6 +170,10 @@ def _global_flags(p: argparse.ArgumentParser, suppress: bool) -> None:
         default=1,
         help="worker processes sharing clients and rate (default 1)",
     )
+    # etcd benchmark's TLS flags; dest names differ from `range KEY`'s positional `key`
+    f(p, "--cacert", suppress, dest="tls_cacert", default=None, help="CA that verifies https")
+    f(p, "--cert", suppress, dest="tls_cert", default=None, help="client certificate for https")
+    f(p, "--key", suppress, dest="tls_key", default=None, help="key of --cert")
     f(p, "--json", suppress, boolean=True, help="print the report as JSON on stdout")
     f(p, "--csv", suppress, default=None, metavar="PATH", help="write the per-second CSV")
     f(p, "--html", suppress, default=None, metavar="PATH", help="write the HTML report")
@@ -292,13 +296,18 @@ def config_from_args(args: argparse.Namespace) -> LoadConfig:
         timeout=args.timeout,
         seed=args.seed,
         workers=args.workers,
+        cacert=args.tls_cacert or "",
+        cert=args.tls_cert or "",
+        key=args.tls_key or "",
     )
 
 
 async def prepare(cfg: LoadConfig) -> LoadConfig:
     """Before the clock starts: pick the leader's endpoint, prefill the key space."""
     if cfg.target_leader:
-        async with EtcdClient(list(cfg.endpoints), timeout=cfg.timeout) as etcd:
+        async with EtcdClient(
+            list(cfg.endpoints), timeout=cfg.timeout, ssl=cfg.ssl_context()
+        ) as etcd:
             leader = await etcd.leader_endpoint()
         if leader is None:
             raise EtcdError("no_leader", "--target-leader: no endpoint reports being the leader")
@@ -313,7 +322,9 @@ async def prepare(cfg: LoadConfig) -> LoadConfig:
             prefix=cfg.key_prefix,
             seed=cfg.seed,
         )
-        async with EtcdClient(list(cfg.endpoints), timeout=cfg.timeout, limit=32) as etcd:
+        async with EtcdClient(
+            list(cfg.endpoints), timeout=cfg.timeout, limit=32, ssl=cfg.ssl_context()
+        ) as etcd:
             sem = asyncio.Semaphore(32)
 
             async def one(i: int) -> None:

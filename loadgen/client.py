@@ -32,6 +32,7 @@ from loadgen.errors import EtcdError, error_from_body, error_from_exception, err
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+    from ssl import SSLContext
     from types import TracebackType
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def prefix_end(prefix: bytes | str) -> bytes:
 
 
 def normalize_endpoint(endpoint: str) -> str:
-    """`host:port` -> `http://host:port`; trailing slashes dropped."""
+    """`host:port` -> `http://host:port` (https:// URLs are kept); trailing slashes dropped."""
     endpoint = endpoint.strip().rstrip("/")
     if "://" not in endpoint:
         endpoint = "http://" + endpoint
@@ -274,6 +275,7 @@ class EtcdClient:
         timeout: float = 5.0,
         limit: int = 100,
         session: aiohttp.ClientSession | None = None,
+        ssl: SSLContext | None = None,
     ) -> None:
         eps = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         if not eps:
@@ -281,6 +283,8 @@ class EtcdClient:
         self.endpoints = [normalize_endpoint(e) for e in eps]
         self.timeout = timeout
         self._limit = limit
+        # https endpoints: the CA to trust and the client certificate to present
+        self._ssl: SSLContext | bool = ssl or True
         self._session = session
         self._owns_session = session is None
 
@@ -288,7 +292,7 @@ class EtcdClient:
     def session(self) -> aiohttp.ClientSession:
         """The shared session, created on first use (it must be created inside a loop)."""
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._limit, force_close=False)
+            connector = aiohttp.TCPConnector(limit=self._limit, force_close=False, ssl=self._ssl)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=self.timeout),

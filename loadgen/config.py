@@ -8,6 +8,7 @@ and values, a key space of 1) so the same command means the same load on both.
 from __future__ import annotations
 
 import math
+import ssl
 from dataclasses import dataclass, replace
 
 WORKLOADS = ("put", "range", "txn-put", "mixed", "watch", "lease-keepalive")
@@ -42,6 +43,19 @@ class LoadConfig:
     timeout: float = 5.0
     seed: int = 1
     workers: int = 1
+    # etcd benchmark's TLS flags: paths, so the config still pickles into workers
+    cacert: str = ""
+    cert: str = ""
+    key: str = ""
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The client context for https endpoints: trust --cacert, present --cert/--key."""
+        if not (self.cacert or self.cert):
+            return None
+        ctx = ssl.create_default_context(cafile=self.cacert or None)
+        if self.cert:
+            ctx.load_cert_chain(self.cert, self.key)
+        return ctx
 
     @property
     def open_loop(self) -> bool:
@@ -84,6 +98,8 @@ class LoadConfig:
             raise ValueError("--ttl must be >= 1")
         if self.timeout <= 0:
             raise ValueError("--timeout must be > 0")
+        if bool(self.cert) != bool(self.key):
+            raise ValueError("--cert and --key go together")
 
 
 @dataclass(frozen=True, kw_only=True)

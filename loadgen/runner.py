@@ -128,8 +128,9 @@ async def run_worker(
 ) -> WorkerResult:
     """Run this worker's share of `cfg`; never raises for a request that fails."""
     per_conn = max(1, math.ceil(share.clients / share.conns))
+    tls = cfg.ssl_context()
     conns = [
-        EtcdClient([endpoint_for_conn(cfg, share, j)], timeout=cfg.timeout, limit=per_conn)
+        EtcdClient([endpoint_for_conn(cfg, share, j)], timeout=cfg.timeout, limit=per_conn, ssl=tls)
         for j in range(share.conns)
     ]
     workload = make_workload(cfg, share)

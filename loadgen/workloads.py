@@ -245,7 +245,10 @@ class WatchWorkload(Workload):
 
     async def setup(self, conns: list[EtcdClient], clients: int) -> None:
         self._watch_client = EtcdClient(
-            list(self.cfg.endpoints), timeout=self.cfg.timeout, limit=self.cfg.watchers
+            list(self.cfg.endpoints),
+            timeout=self.cfg.timeout,
+            limit=self.cfg.watchers,
+            ssl=self.cfg.ssl_context(),
         )
         for w in range(self.cfg.watchers):
             created = asyncio.Event()

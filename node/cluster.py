@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -25,6 +26,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from node.lab.certs import ClusterCerts, make_cluster_certs
 
 CLUSTER_SIZES = (1, 3, 5, 7)
 
@@ -69,12 +72,20 @@ class MemberProcess:
             return ""
 
 
-def http_json(url: str, body: dict[str, Any] | None = None, timeout: float = 2.0) -> Any:
-    """POST (or GET when body is None) JSON; returns the decoded body, also for HTTP errors."""
+def http_json(
+    url: str,
+    body: dict[str, Any] | None = None,
+    timeout: float = 2.0,
+    context: ssl.SSLContext | None = None,
+) -> Any:
+    """POST (or GET when body is None) JSON; returns the decoded body, also for HTTP errors.
+
+    `context` carries the CA and client certificate for https URLs (`LocalCluster.client_ssl`).
+    """
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             return json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as err:
         payload = err.read()
@@ -97,6 +108,7 @@ class LocalCluster:
         stream_logs: bool = False,
         fault_injection: bool = True,
         token: str | None = None,
+        tls: bool = False,
     ) -> None:
         if not 1 <= size <= 7:
             raise ValueError("cluster size must be 1 to 7")
@@ -105,21 +117,28 @@ class LocalCluster:
         self.stream_logs = stream_logs
         self.token = token or f"raftmon-{os.getpid()}-{int(time.time())}"
         ports = free_ports(3 * size)
+        names = [f"m{i + 1}" for i in range(size)]
+        # --tls: a CA, a certificate per member and one for clients under <base>/tls;
+        # every URL is https, client and peer certificates are required (mTLS).
+        self.certs: ClusterCerts | None = (
+            make_cluster_certs(self.base_dir / "tls", names) if tls else None
+        )
+        scheme = "https" if tls else "http"
         self.members: list[MemberProcess] = []
-        for i in range(size):
-            name = f"m{i + 1}"
+        for i, name in enumerate(names):
             client, peer, metrics = ports[3 * i : 3 * i + 3]
             self.members.append(
                 MemberProcess(
                     name=name,
-                    client_url=f"http://127.0.0.1:{client}",
-                    peer_url=f"http://127.0.0.1:{peer}",
-                    metrics_url=f"http://127.0.0.1:{metrics}",
+                    client_url=f"{scheme}://127.0.0.1:{client}",
+                    peer_url=f"{scheme}://127.0.0.1:{peer}",
+                    metrics_url=f"{scheme}://127.0.0.1:{metrics}",
                     data_dir=self.base_dir / f"{name}.etcd",
                     log_path=self.base_dir / f"{name}.log",
                     args=[],
                 )
             )
+        self._client_ssl = self.client_ssl  # built once: loading the CA costs a few ms
         initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
         for m in self.members:
             m.args = [
@@ -134,6 +153,7 @@ class LocalCluster:
                 f"--initial-cluster-token={self.token}",
                 "--initial-cluster-state=new",
                 *(["--enable-fault-injection"] if fault_injection else []),
+                *(self.certs.member_flags(m.name) if self.certs else []),
                 *(extra_args or []),
                 *((member_args or {}).get(m.name, [])),
             ]
@@ -149,6 +169,26 @@ class LocalCluster:
     @property
     def endpoints(self) -> list[str]:
         return [m.client_url for m in self.members]
+
+    @property
+    def client_ssl(self) -> ssl.SSLContext | None:
+        """What a client needs on --tls: trust the cluster's CA, present the client cert."""
+        if self.certs is None:
+            return None
+        ctx = ssl.create_default_context(cafile=str(self.certs.ca.cert_file))
+        ctx.load_cert_chain(self.certs.client.cert_file, self.certs.client.key_file)
+        return ctx
+
+    def curl_command(self, body: str = '{"key":"Zm9v"}') -> str:
+        """A curl command that reads key "foo" from the first member, working as written."""
+        first = self.members[0].client_url
+        tls = ""
+        if self.certs is not None:
+            c = self.certs
+            tls = (
+                f"--cacert {c.ca.cert_file} --cert {c.client.cert_file} --key {c.client.key_file} "
+            )
+        return f"curl {tls}{first}/v3/kv/range -d '{body}'"
 
     def member(self, name: str) -> MemberProcess:
         for m in self.members:
@@ -259,7 +299,12 @@ class LocalCluster:
         if not m.alive or m.paused:
             return None
         try:
-            result = http_json(m.client_url + "/v3/maintenance/status", {}, timeout=timeout)
+            result = http_json(
+                m.client_url + "/v3/maintenance/status",
+                {},
+                timeout=timeout,
+                context=self._client_ssl,
+            )
         except OSError:
             return None
         return result if isinstance(result, dict) and "header" in result else None
@@ -308,7 +353,7 @@ class LocalCluster:
         return "\n".join(f"--- {m.name}\n{m.log_tail(lines)}" for m in self.members)
 
     def write_endpoints_file(self) -> Path:
-        info = {
+        info: dict[str, Any] = {
             "endpoints": self.endpoints,
             "members": [
                 {
@@ -323,6 +368,12 @@ class LocalCluster:
                 for m in self.members
             ],
         }
+        if self.certs is not None:
+            info["tls"] = {
+                "cacert": str(self.certs.ca.cert_file),
+                "cert": str(self.certs.client.cert_file),
+                "key": str(self.certs.client.key_file),
+            }
         path = self.base_dir / "endpoints.json"
         path.write_text(json.dumps(info, indent=2) + "\n")
         (self.base_dir / "endpoints").write_text(",".join(self.endpoints) + "\n")
@@ -360,6 +411,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quiet", action="store_true", help="do not stream member logs")
     parser.add_argument("--no-fault-injection", action="store_true")
     parser.add_argument("--clean", action="store_true", help="delete --data-dir first")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="generate a CA and certificates under --data-dir/tls and run every URL on "
+        "https with client and peer certificates required (mTLS)",
+    )
     parser.add_argument("member_flags", nargs="*", help="extra member flags after --")
     args = parser.parse_args(argv)
     if args.clean:
@@ -370,12 +427,16 @@ def main(argv: list[str]) -> int:
         extra_args=args.member_flags,
         stream_logs=not args.quiet,
         fault_injection=not args.no_fault_injection,
+        tls=args.tls,
     )
     try:
         cluster.start(wait=False)
         lead = cluster.wait_healthy()
         print(f"cluster of {args.size} ready; leader {lead}")
         print(f"endpoints: {','.join(cluster.endpoints)}  (also in {args.data_dir}/endpoints)")
+        if cluster.certs is not None:
+            print(f"certificates in {cluster.certs.ca.cert_file.parent}; try:")
+            print(f"  {cluster.curl_command()}")
         sys.stdout.flush()
         signal.signal(signal.SIGTERM, _raise_interrupt)
         if sys.stdin.isatty():

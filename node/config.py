@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from node.tls import TLSInfo, openssl_ciphers
+
 MIB = 1024 * 1024
 DEFAULT_QUOTA_BYTES = 2 * 1024 * MIB  # etcd's default backend quota: 2 GiB
 DEFAULT_MAX_REQUEST_BYTES = int(1.5 * MIB)  # etcd's --max-request-bytes default
@@ -129,6 +131,16 @@ class MemberConfig:
     snapshot_catchup_entries: int = SNAPSHOT_CATCHUP_ENTRIES
     enable_fault_injection: bool = False
     log_level: str = "info"
+    # TLS, etcd's flags: the client side also serves https --listen-metrics-urls
+    cert_file: str = ""
+    key_file: str = ""
+    trusted_ca_file: str = ""
+    client_cert_auth: bool = False
+    peer_cert_file: str = ""
+    peer_key_file: str = ""
+    peer_trusted_ca_file: str = ""
+    peer_client_cert_auth: bool = False
+    cipher_suites: tuple[str, ...] = ()  # Go names; empty = OpenSSL's defaults
 
     # ---- derived values -------------------------------------------------
     @property
@@ -158,6 +170,28 @@ class MemberConfig:
     @property
     def election_ticks(self) -> int:
         return max(2, round(self.election_timeout_ms / self.heartbeat_interval_ms))
+
+    @property
+    def client_tls(self) -> TLSInfo:
+        """Client URLs and metrics URLs (etcd's ClientTLSInfo)."""
+        return TLSInfo(
+            cert_file=self.cert_file,
+            key_file=self.key_file,
+            trusted_ca_file=self.trusted_ca_file,
+            client_cert_auth=self.client_cert_auth,
+            cipher_suites=self.cipher_suites,
+        )
+
+    @property
+    def peer_tls(self) -> TLSInfo:
+        """Peer URLs, both the listener and every dial to another member (etcd's PeerTLSInfo)."""
+        return TLSInfo(
+            cert_file=self.peer_cert_file,
+            key_file=self.peer_key_file,
+            trusted_ca_file=self.peer_trusted_ca_file,
+            client_cert_auth=self.peer_client_cert_auth,
+            cipher_suites=self.cipher_suites,
+        )
 
     @property
     def request_timeout_seconds(self) -> float:
@@ -194,12 +228,46 @@ class MemberConfig:
             raise ConfigError("--backend-batch-interval must not be negative")
         if self.backend_batch_limit <= 0:
             raise ConfigError("--backend-batch-limit must be > 0")
+        if not 0.0 <= self.wal_fsync_delay_seconds <= 60.0:
+            raise ConfigError("--experimental-wal-fsync-delay must be between 0 and 60s")
         if self.max_request_bytes <= 0:
             raise ConfigError("--max-request-bytes must be > 0")
         if self.log_level not in ("debug", "info", "warn", "error"):
             raise ConfigError("--log-level must be one of debug, info, warn, error")
         if len(self.members) > 7:
             raise ConfigError("raftmon supports clusters of 1 to 7 members")
+        self._validate_tls()
+
+    def _validate_tls(self) -> None:
+        """etcd refuses an https listener without a certificate and key, naming the URL.
+
+        http URLs with certificates given are allowed (etcd ignores the files for them
+        and logs a warning; the member does the same at start-up).
+        """
+        try:
+            openssl_ciphers(self.cipher_suites)
+        except ValueError as err:
+            raise ConfigError(f"--cipher-suites: {err}") from None
+        sides = (
+            ("", self.client_tls, (*self.listen_client_urls, *self.listen_metrics_urls)),
+            ("peer-", self.peer_tls, self.listen_peer_urls),
+        )
+        for prefix, info, urls in sides:
+            if bool(info.cert_file) != bool(info.key_file):
+                raise ConfigError(f"--{prefix}cert-file and --{prefix}key-file go together")
+            for url in urls:
+                if urlsplit(url).scheme == "https" and info.empty:
+                    raise ConfigError(
+                        f"cannot listen on TLS for {url}: KeyFile and CertFile are not "
+                        f"presented (set --{prefix}cert-file and --{prefix}key-file)"
+                    )
+            for flag, path in (
+                ("cert-file", info.cert_file),
+                ("key-file", info.key_file),
+                ("trusted-ca-file", info.trusted_ca_file),
+            ):
+                if path and not os.access(path, os.R_OK):
+                    raise ConfigError(f"--{prefix}{flag} {path!r}: cannot read the file")
 
     @property
     def member_dir(self) -> str:
@@ -269,6 +337,31 @@ _FLAGS: list[tuple[str, str, str, str]] = [
         "serve /raftmon/faults on the metrics listener",
     ),
     ("log-level", "log_level", "str", "debug, info, warn or error"),
+    ("cert-file", "cert_file", "str", "path to the client server TLS cert file"),
+    ("key-file", "key_file", "str", "path to the client server TLS key file"),
+    ("trusted-ca-file", "trusted_ca_file", "str", "path to the client server TLS trusted CA file"),
+    (
+        "client-cert-auth",
+        "client_cert_auth",
+        "bool",
+        "enable client cert authentication (a trusted CA file alone also requires one)",
+    ),
+    ("peer-cert-file", "peer_cert_file", "str", "path to the peer server TLS cert file"),
+    ("peer-key-file", "peer_key_file", "str", "path to the peer server TLS key file"),
+    (
+        "peer-trusted-ca-file",
+        "peer_trusted_ca_file",
+        "str",
+        "path to the peer server TLS trusted CA file",
+    ),
+    ("peer-client-cert-auth", "peer_client_cert_auth", "bool", "enable peer client cert auth"),
+    (
+        "cipher-suites",
+        "cipher_suites",
+        "ciphers",
+        "comma-separated list of supported TLS cipher suites between client/server and peers "
+        "(Go names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256; empty = defaults)",
+    ),
 ]
 
 
@@ -284,6 +377,10 @@ def _convert(kind: str, flag: str, raw: str) -> object:
             return parse_initial_cluster(raw)
         if kind == "duration":
             return parse_duration(raw)
+        if kind == "ciphers":
+            names = tuple(n.strip() for n in raw.split(",") if n.strip())
+            openssl_ciphers(names)  # refuses unknown names now, not at the first handshake
+            return names
         if kind == "bool":
             if raw.lower() in ("", "1", "true", "yes", "on"):
                 return True

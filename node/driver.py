@@ -56,6 +56,7 @@ from node.raft.messages import (
     Snapshot,
     SnapshotMetadata,
 )
+from node.tls import any_https, client_context
 from node.transport import Transport
 from node.wal import WAL, Snapshotter, WALError
 
@@ -177,6 +178,13 @@ class RaftDriver:
             ),
             self.storage,
         )
+        # Dials to peers (streams, probes, snapshots, member info) verify the peer's
+        # certificate against --peer-trusted-ca-file and present --peer-cert-file.
+        self.peer_ssl = (
+            client_context(cfg.peer_tls)
+            if any_https(u for m in cfg.members for u in m.peer_urls)
+            else None
+        )
         self.transport = Transport(
             self.member_id,
             self.cluster_id,
@@ -188,6 +196,7 @@ class RaftDriver:
             snapshot_dir=snap_dir,
             heartbeat_interval=cfg.tick_seconds,
             observer=observer,
+            ssl_context=self.peer_ssl,
         )
 
         # inbox: filled by handlers and the transport, drained only by the loop
@@ -369,7 +378,10 @@ class RaftDriver:
             self.counters.proposals_failed += 1
             raise E.etcd_error(E.NO_LEADER)
         request_id = self.next_request_id()
-        data = rq.encode_request(request_id, request)
+        try:
+            data = rq.encode_request(request_id, request)
+        except Exception as err:  # a value no etcd field can hold (int64 overflow, ...)
+            raise E.invalid_argument(f"raftmon: request cannot be encoded: {err}") from None
         if len(data) > self.cfg.max_request_bytes:
             grpc_limit = self.cfg.max_request_bytes + GRPC_OVERHEAD_BYTES
             if len(data) > grpc_limit:  # etcd's gRPC layer refuses it before the server sees it
@@ -866,7 +878,9 @@ class RaftDriver:
             return []
         timeout = aiohttp.ClientTimeout(total=2)
         async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
+            aiohttp.ClientSession(
+                timeout=timeout, connector=aiohttp.TCPConnector(ssl=self.peer_ssl or True)
+            ) as session,
             session.get(spec.peer_urls[0] + MEMBER_INFO_PATH) as resp,
         ):
             info = await resp.json()

@@ -24,6 +24,7 @@ from node.mvcc import quota
 from node.mvcc import requests as rq
 from node.mvcc.lease import LeaseIDGenerator
 from node.mvcc.txn import validate_request
+from node.tls import any_https, client_context
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -241,7 +242,16 @@ class KVService:
         if url is None:
             raise E.etcd_error(E.NO_LEADER)
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+            # etcd's own gateway dials its client URLs with --cert-file as the client
+            # certificate; the leader's https URL is verified against --trusted-ca-file.
+            cfg = self.driver.cfg
+            https = any_https(cfg.advertise_client_urls) or not cfg.client_tls.empty
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=5),
+                connector=aiohttp.TCPConnector(
+                    ssl=client_context(cfg.client_tls) if https else True
+                ),
+            )
         try:
             async with self._session.post(url + path, json=body) as resp:
                 text = await resp.text()

@@ -27,6 +27,8 @@ from node.config import CLUSTER_VERSION, ETCD_VERSION, MemberConfig
 from node.driver import MEMBER_INFO_PATH, RaftDriver
 from node.kvserver import KVService
 from node.member_state import DriverStateSource
+from node.tls import TLSInfo, server_context
+from node.tls_listener import TLSSite
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +105,14 @@ async def set_faults(request: web.Request) -> web.Response:
         if not isinstance(body, dict):
             raise ValueError("body must be a JSON object")
         if "wal_fsync_delay_seconds" in body:
-            driver.set_fsync_delay(float(body["wal_fsync_delay_seconds"]))
+            driver.set_fsync_delay(fault_delay(body["wal_fsync_delay_seconds"], "wal_fsync"))
         if "ticks_paused" in body:
             driver.faults.ticks_paused = bool(body["ticks_paused"])
         for key, spec in dict(body.get("peers") or {}).items():
             peer = resolve_member(driver, str(key))
-            delay = float(spec.get("delay_seconds", 0.0))
+            if not isinstance(spec, dict):
+                raise ValueError(f"peer {key!r}: expected an object")
+            delay = fault_delay(spec.get("delay_seconds", 0.0), "delay")
             driver.transport.set_fault(
                 peer, delay_seconds=delay, drop=bool(spec.get("drop", False))
             )
@@ -116,6 +120,25 @@ async def set_faults(request: web.Request) -> web.Response:
         return _json({"error": str(err), "message": str(err), "code": 3}, 400)
     log.warning("fault injection changed", extra={"fields": fault_state(driver)})
     return _json(fault_state(driver))
+
+
+MAX_FAULT_DELAY_SECONDS = 60.0
+
+
+def fault_delay(value: Any, name: str) -> float:
+    """A lab delay: a JSON number of seconds in [0, 60], refused otherwise.
+
+    Without the bound, 1e308 s overflows the first timer that uses it and kills the
+    member, and NaN or a negative delay make no sense to anyone reading the lab.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}_seconds must be a number of seconds, got {value!r}")
+    seconds = float(value)
+    if not 0.0 <= seconds <= MAX_FAULT_DELAY_SECONDS:  # NaN fails both comparisons
+        raise ValueError(
+            f"{name}_seconds must be between 0 and {MAX_FAULT_DELAY_SECONDS:g}, got {value!r}"
+        )
+    return seconds
 
 
 async def clear_faults(request: web.Request) -> web.Response:
@@ -192,6 +215,25 @@ def _host_port(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
+async def _listen(runner: web.AppRunner, urls: tuple[str, ...], info: TLSInfo, what: str) -> None:
+    """Start one site per URL: https URLs get TLS from `info`, http URLs ignore it (as etcd)."""
+    context = server_context(info) if any(u.startswith("https://") for u in urls) else None
+    for url in urls:
+        host, port = _host_port(url)
+        if url.startswith("https://"):
+            assert context is not None
+            await TLSSite(runner, host, port, ssl_context=context, listener=what).start()
+            continue
+        if not info.empty:
+            log.warning(
+                "the scheme of %s url %s is HTTP while key/cert files are presented; "
+                "ignored key/cert files",
+                what,
+                url,
+            )
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+
+
 async def serve(cfg: MemberConfig) -> None:
     """Run one member until SIGINT/SIGTERM."""
     metrics = MemberMetrics()
@@ -208,20 +250,18 @@ async def serve(cfg: MemberConfig) -> None:
         peer_runner = web.AppRunner(create_peer_app(driver), access_log=None, shutdown_timeout=2.0)
         await peer_runner.setup()
         runners.append(peer_runner)
-        for url in cfg.listen_peer_urls:
-            await web.TCPSite(peer_runner, *_host_port(url), reuse_address=True).start()
+        await _listen(peer_runner, cfg.listen_peer_urls, cfg.peer_tls, "peer")
         await driver.start()
         client_runner = web.AppRunner(create_client_app(driver, service, metrics), access_log=None)
         await client_runner.setup()
         runners.append(client_runner)
-        for url in cfg.listen_client_urls:
-            await web.TCPSite(client_runner, *_host_port(url), reuse_address=True).start()
+        await _listen(client_runner, cfg.listen_client_urls, cfg.client_tls, "client")
         if cfg.listen_metrics_urls:
             metrics_runner = web.AppRunner(create_metrics_app(driver, metrics), access_log=None)
             await metrics_runner.setup()
             runners.append(metrics_runner)
-            for url in cfg.listen_metrics_urls:
-                await web.TCPSite(metrics_runner, *_host_port(url), reuse_address=True).start()
+            # etcd serves https metrics URLs with the client certificate and CA
+            await _listen(metrics_runner, cfg.listen_metrics_urls, cfg.client_tls, "metrics")
         log.info(
             "serving",
             extra={

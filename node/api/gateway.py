@@ -98,8 +98,7 @@ async def kv_compaction(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def lease_grant(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
-    ttl = codec.to_int(body.get("TTL"), "TTL")
-    resp = await svc.lease_grant(rq.LeaseGrantRequest(ttl=ttl, id=codec.lease_id(body)))
+    resp = await svc.lease_grant(codec.lease_grant_request(body))
     out: dict[str, Any] = {
         "header": svc.header(resp.revision),
         "ID": str(resp.id),
@@ -116,10 +115,7 @@ async def lease_revoke(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def lease_timetolive(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
-    req = rq.LeaseTimeToLiveRequest(
-        id=codec.lease_id(body), keys=codec.to_bool(body.get("keys"), "keys")
-    )
-    resp = await svc.lease_time_to_live(req)
+    resp = await svc.lease_time_to_live(codec.lease_time_to_live_request(body))
     out: dict[str, Any] = {
         "header": svc.header(resp.revision),
         "ID": str(resp.id),
@@ -150,12 +146,7 @@ async def maintenance_defragment(svc: KVService, body: dict[str, Any]) -> dict[s
 
 
 async def maintenance_alarm(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
-    req = rq.AlarmRequest(
-        action=codec.to_enum(body.get("action"), rq.AlarmAction, "action"),
-        member_id=codec.to_int(body.get("memberID"), "memberID"),
-        alarm=codec.to_enum(body.get("alarm"), rq.AlarmType, "alarm"),
-    )
-    resp = await svc.alarm(req)
+    resp = await svc.alarm(codec.alarm_request(body))
     if not resp.alarms:
         return {}  # etcd 3.4 answers an empty alarm list with an empty object
     return {
@@ -167,12 +158,12 @@ async def maintenance_alarm(svc: KVService, body: dict[str, Any]) -> dict[str, A
 
 
 async def maintenance_transfer_leadership(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
-    await svc.transfer_leadership(codec.to_int(body.get("targetID"), "targetID"))
+    await svc.transfer_leadership(codec.move_leader_target(body))
     return {"header": svc.header()}
 
 
 async def maintenance_hash_kv(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
-    return await svc.hash_kv(codec.to_int(body.get("revision"), "revision"))
+    return await svc.hash_kv(codec.hash_kv_revision(body))
 
 
 async def cluster_member_list(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
@@ -327,9 +318,17 @@ def stream_message_limit(max_request_bytes: int) -> tuple[int, int]:
 STREAM_BATCH = 64  # messages of one stream handled per turn of the event loop
 
 
+def _decode_message(text: str) -> Any:
+    """One complete message, decoded as Go's json.Decoder decodes it (node.api.codec)."""
+    found = codec.next_message(text.encode())
+    if found is None:  # a bare scalar cut by the end of the body
+        raise invalid_argument("unexpected EOF")
+    return found[0]
+
+
 async def _stream_batches(
     request: web.Request, rpc: Rpc, metrics: MemberMetrics, max_request_bytes: int
-) -> AsyncIterator[list[dict[str, Any]]]:
+) -> AsyncIterator[list[Any]]:
     """Lists of JSON objects from a streamed request body, as grpc-gateway decodes them.
 
     Linear in the body's bytes whatever its chunking (see node.api.jsonstream); a
@@ -346,12 +345,12 @@ async def _stream_batches(
             texts = splitter.feed(chunk)
             metrics.stream_received(rpc, len(texts), len(chunk))
             for i in range(0, len(texts), STREAM_BATCH):
-                yield [codec.parse_body(t.encode()) for t in texts[i : i + STREAM_BATCH]]
+                yield [_decode_message(t) for t in texts[i : i + STREAM_BATCH]]
         texts, unfinished = splitter.end()
     except MessageTooLarge as err:
         raise message_too_large(err.size * 3 // 4, limit) from None
     if texts:
-        yield [codec.parse_body(t.encode()) for t in texts]
+        yield [_decode_message(t) for t in texts]
     if unfinished:
         raise invalid_argument("unexpected EOF")
 
@@ -362,7 +361,7 @@ async def _stream_requests(
     metrics: MemberMetrics,
     max_request_bytes: int,
     share: TurnShare,
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncIterator[Any]:
     """The objects of `_stream_batches` one by one, a batch per turn of `share`."""
     async for batch in _stream_batches(request, rpc, metrics, max_request_bytes):
         await share.turn()
@@ -379,11 +378,11 @@ async def _send(
 
 
 async def _watch_messages(
-    requests: AsyncIterator[dict[str, Any]], limit: int
-) -> AsyncIterator[watchreq.WatchMessage]:
+    requests: AsyncIterator[Any], limit: int
+) -> AsyncIterator[codec.WatchRequest | None]:
     """Decoded watch requests; one above the gRPC limit raises ResourceExhausted."""
     async for body in requests:
-        msg = watchreq.decode(body)
+        msg = codec.watch_request(body)
         size = watchreq.encoded_size(msg)
         if size > limit:
             raise message_too_large(size, limit)
@@ -453,8 +452,8 @@ def make_watch(
 
 async def _watch_control(
     stream: WatchBridge,
-    first: watchreq.WatchMessage,
-    rest: AsyncIterator[watchreq.WatchMessage],
+    first: codec.WatchRequest | None,
+    rest: AsyncIterator[codec.WatchRequest | None],
 ) -> EtcdError | None:
     """Apply create/cancel/progress requests from the client's body as they arrive.
 
@@ -479,12 +478,12 @@ async def _watch_control(
     return None
 
 
-def _watch_request(stream: WatchBridge, msg: watchreq.WatchMessage) -> None:
-    if isinstance(msg, watchreq.WatchCreate):
-        stream.create(msg.request)
-    elif isinstance(msg, watchreq.WatchCancel):
+def _watch_request(stream: WatchBridge, msg: codec.WatchRequest | None) -> None:
+    if isinstance(msg, rq.WatchCreateRequest):
+        stream.create(msg)
+    elif isinstance(msg, codec.WatchCancel):
         stream.cancel(msg.watch_id)
-    elif isinstance(msg, watchreq.WatchProgress):
+    elif isinstance(msg, codec.WatchProgress):
         stream.progress()
 
 

@@ -1,8 +1,9 @@
-"""One message of a gateway watch stream, decoded and judged as etcd 3.4 judges it.
+"""One message of a gateway watch stream, judged as etcd 3.4 judges it.
 
 etcd's gateway decodes each JSON message into a `WatchRequest` before the
-server sees it, so a message that does not decode ends the exchange in the
-gateway's words, with grpc-gateway's codes (checked against etcd 3.4.23):
+server sees it (here: node.api.codec.watch_request), so a message that does
+not decode ends the exchange in the gateway's words, with grpc-gateway's codes
+(checked against etcd 3.4.23):
 
 - the FIRST message does not decode (bad base64, a string where an object
   belongs, not JSON at all): HTTP 500, `{"error":M,"message":M,"code":2}`;
@@ -18,56 +19,10 @@ from __future__ import annotations
 
 import http
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from node.api import codec
-from node.api.errors import EtcdError, GrpcCode, invalid_argument
-
-if TYPE_CHECKING:
-    from node.mvcc import requests as rq
-
-_NOT_A_MESSAGE = "json: cannot unmarshal {} into Go value of type map[string]json.RawMessage"
-
-
-@dataclass(slots=True, frozen=True)
-class WatchCreate:
-    request: rq.WatchCreateRequest
-
-
-@dataclass(slots=True, frozen=True)
-class WatchCancel:
-    watch_id: int
-
-
-@dataclass(slots=True, frozen=True)
-class WatchProgress:
-    pass
-
-
-WatchMessage = WatchCreate | WatchCancel | WatchProgress | None  # None: no request set
-
-
-def _object(value: Any) -> dict[str, Any]:
-    """A protobuf message field: an object (null reads as empty, as jsonpb reads it)."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise invalid_argument(_NOT_A_MESSAGE.format(codec.go_json_type(value)))
-    return value
-
-
-def decode(body: dict[str, Any]) -> WatchMessage:
-    """A parsed JSON message -> the request it carries; raises EtcdError if it does not decode."""
-    if body.get("create_request") is not None:
-        return WatchCreate(codec.watch_create_request(_object(body["create_request"])))
-    if body.get("cancel_request") is not None:
-        cancel = _object(body["cancel_request"])
-        return WatchCancel(codec.to_int(cancel.get("watch_id"), "watch_id"))
-    if body.get("progress_request") is not None:
-        _object(body["progress_request"])
-        return WatchProgress()
-    return None  # e.g. {} or {"create_request":null}: etcd's server ignores it
+from node.api.errors import EtcdError, GrpcCode
+from node.mvcc import requests as rq
 
 
 def _varint_len(n: int) -> int:
@@ -87,10 +42,10 @@ def _int_field(value: int) -> int:
     return 1 + _varint_len(value & 0xFFFFFFFFFFFFFFFF) if value else 0
 
 
-def encoded_size(msg: WatchMessage) -> int:
+def encoded_size(msg: codec.WatchRequest | None) -> int:
     """The protobuf size of the WatchRequest, which etcd's gRPC limit is measured on."""
-    if isinstance(msg, WatchCreate):
-        r = msg.request
+    if isinstance(msg, rq.WatchCreateRequest):
+        r = msg
         filters = sum(_varint_len(f) for f in r.filters)
         inner = (
             _bytes_field(r.key)
@@ -101,9 +56,9 @@ def encoded_size(msg: WatchMessage) -> int:
             + (2 if r.prev_kv else 0)
             + _int_field(r.watch_id)
         )
-    elif isinstance(msg, WatchCancel):
+    elif isinstance(msg, codec.WatchCancel):
         inner = _int_field(msg.watch_id)
-    elif isinstance(msg, WatchProgress):
+    elif isinstance(msg, codec.WatchProgress):
         inner = 0
     else:
         return 0

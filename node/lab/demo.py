@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -43,6 +43,9 @@ from node.lab.report import LivePrinter
 from node.lab.runtime import RAFTMON_TIMING
 from node.lab.timeline import MetricWatch, Observer, Timeline
 from node.lab.writer import Writer
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,7 @@ class Demo:
         self.data: Path = args.data_dir
         self.stack = LabStack(self.data / "monitoring")
         self.cluster: LocalCluster | None = None
+        self.tls: ssl.SSLContext | None = None  # --tls: CA + client certificate
         self.load: ManagedProcess | None = None
         self.writer: Writer | None = None
         self.observer: Observer | None = None
@@ -91,6 +95,15 @@ class Demo:
         args = self.args
         shutil.rmtree(self.data, ignore_errors=True)
         self.data.mkdir(parents=True, exist_ok=True)
+        # --tls: certificates exist once the cluster is described; Prometheus needs them
+        # in its config (tls_config) before it starts.
+        self.cluster = LocalCluster(
+            self.data / "cluster", 3, extra_args=RAFTMON_TIMING, tls=args.tls
+        )
+        certs = self.cluster.certs
+        self.tls = self.cluster.client_ssl
+        if certs is not None:
+            self.stack.tls_config = certs.prometheus_tls_config()
         self.stack.start()
         if self.stack.missing:
             pkgs = " ".join(sorted({PACKAGES[m] for m in self.stack.missing}))
@@ -99,10 +112,13 @@ class Demo:
                 f"fault and report without Prometheus and Alertmanager "
                 f"(install: sudo apt-get install {pkgs}, or `make tools`)"
             )
-        self.cluster = LocalCluster(self.data / "cluster", 3, extra_args=RAFTMON_TIMING)
         self.cluster.start(timeout=60)
         members = self.cluster.members
-        self.stack.register(CLUSTER, [Member(m.name, hostport(m.metrics_url)) for m in members])
+        self.stack.register(
+            CLUSTER,
+            [Member(m.name, hostport(m.metrics_url)) for m in members],
+            scheme="https" if args.tls else "http",
+        )
         self.stack.wait_scraped(CLUSTER, len(members), timeout=30)
         self.observer = Observer(self.stack, CLUSTER, self.timeline)
         self.observer.watch(MetricWatch("WAL fsync mean", FSYNC_MEAN, 0.025, unit="ms"))
@@ -127,6 +143,15 @@ class Demo:
                 f"--report-dir={load_dir}",
                 f"--metrics-port={load_port}",
                 "--no-progress",
+                *(
+                    [
+                        f"--cacert={certs.ca.cert_file}",
+                        f"--cert={certs.client.cert_file}",
+                        f"--key={certs.client.key_file}",
+                    ]
+                    if certs is not None
+                    else []
+                ),
                 "put",
                 "--key-space-size=10000",
                 "--val-size=256",
@@ -144,6 +169,7 @@ class Demo:
         http_json(
             self.cluster.member(victim).metrics_url + "/raftmon/faults",
             {"wal_fsync_delay_seconds": args.fault_delay},
+            context=self.tls,
         )
         at_fault = self._snapshots()
         t_fault = time.time()
@@ -166,7 +192,9 @@ class Demo:
             self.timeline.add(
                 "step", f"light writes continue until {ALERT} is routed (at most {args.settle:g} s)"
             )
-            self.writer = Writer(self.cluster.endpoints, prefix="demo/tail", clients=2, rate=40)
+            self.writer = Writer(
+                self.cluster.endpoints, prefix="demo/tail", clients=2, rate=40, ssl=self.tls
+            )
             self.writer.start()
             self.observer.wait(
                 f"{ALERT} routed",
@@ -174,7 +202,11 @@ class Demo:
                 args.settle,
             )
             self.writer.stop()
-        http_json(self.cluster.member(victim).metrics_url + "/raftmon/faults", method="DELETE")
+        http_json(
+            self.cluster.member(victim).metrics_url + "/raftmon/faults",
+            method="DELETE",
+            context=self.tls,
+        )
         self.timeline.add("fault", f"slow disk removed from {victim}")
         self.observer.stop()
         end = self._snapshots()
@@ -182,7 +214,7 @@ class Demo:
 
     def _snapshots(self) -> dict[str, MemberSnapshot]:
         assert self.cluster is not None
-        return {m.name: snapshot(m.name, m.metrics_url) for m in self.cluster.members}
+        return {m.name: snapshot(m.name, m.metrics_url, self.tls) for m in self.cluster.members}
 
     # ---- the report -------------------------------------------------------------------------
     def _report(
@@ -395,6 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=20.0,
         help="max seconds to wait for the alert after the load (20)",
+    )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="run the cluster on https with client and peer certificates (raftmon cluster "
+        "--tls); load, faults and Prometheus use the generated CA and client certificate",
     )
     p.add_argument("--quiet", action="store_true", help="no live timeline")
     p.add_argument("--log-level", default="WARNING")

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from loadgen.client import parse_metrics
 from node.lab.procs import http_get
+
+if TYPE_CHECKING:
+    import ssl
 
 FSYNC = "etcd_disk_wal_fsync_duration_seconds"
 
@@ -31,8 +35,8 @@ class MemberSnapshot:
     is_leader: bool = False
 
 
-def snapshot(name: str, metrics_url: str) -> MemberSnapshot:
-    body = http_get(metrics_url + "/metrics", timeout=3.0)
+def snapshot(name: str, metrics_url: str, context: ssl.SSLContext | None = None) -> MemberSnapshot:
+    body = http_get(metrics_url + "/metrics", timeout=3.0, context=context)
     if body is None:
         return MemberSnapshot(name, up=False)
     samples = parse_metrics(body.decode(errors="replace"))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Callable
     from pathlib import Path
 
@@ -58,10 +59,13 @@ def tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
-def http_get(url: str, timeout: float = 2.0) -> bytes | None:
-    """GET `url`; None when it cannot be reached or answers an error status."""
+def http_get(url: str, timeout: float = 2.0, context: ssl.SSLContext | None = None) -> bytes | None:
+    """GET `url`; None when it cannot be reached or answers an error status.
+
+    `context`: CA and client certificate for an https URL (`LocalCluster.client_ssl`).
+    """
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:
             body: bytes = resp.read()
             return body
     except (OSError, urllib.error.URLError, ValueError):
@@ -69,7 +73,11 @@ def http_get(url: str, timeout: float = 2.0) -> bytes | None:
 
 
 def http_json(
-    url: str, body: dict[str, Any] | None = None, method: str | None = None, timeout: float = 3.0
+    url: str,
+    body: dict[str, Any] | None = None,
+    method: str | None = None,
+    timeout: float = 3.0,
+    context: ssl.SSLContext | None = None,
 ) -> Any:
     """POST `body` (or GET) as JSON; the decoded answer, also for HTTP error statuses.
 
@@ -81,7 +89,7 @@ def http_json(
     req = urllib.request.Request(url, data=data, method=verb)
     req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             payload = resp.read()
     except urllib.error.HTTPError as err:
         payload = err.read()

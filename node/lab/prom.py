@@ -126,6 +126,7 @@ class Prometheus:
         lab: bool = True,
         alertmanager: str | None = None,
         scrape_interval: str = "1s",
+        tls_config: dict[str, str] | None = None,
     ) -> None:
         # Absolute: Prometheus resolves file_sd paths against the config file's folder.
         base_dir = Path(base_dir).resolve()
@@ -147,6 +148,11 @@ class Prometheus:
                 for job in JOBS
             ],
         }
+        if tls_config is not None:
+            # Members of --tls clusters: the CA that signed them and a client certificate
+            # (they require one). Their target groups carry __scheme__=https (set_targets);
+            # plain-http members of the same job ignore the tls_config.
+            config["scrape_configs"][0]["tls_config"] = dict(tls_config)
         if alertmanager is not None:
             config["alerting"] = {
                 "alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]
@@ -188,10 +194,12 @@ class Prometheus:
         """targets/ for members, targets/<job>/ for any other job (the globs do not overlap)."""
         return self.targets_dir if job == JOB else self.targets_dir / job
 
-    def set_targets(self, cluster: str, members: list[Member], job: str = JOB) -> None:
+    def set_targets(
+        self, cluster: str, members: list[Member], job: str = JOB, scheme: str = "http"
+    ) -> None:
+        labels = {"cluster": cluster} | ({"__scheme__": scheme} if scheme != "http" else {})
         groups = [
-            {"targets": [m.target], "labels": {"cluster": cluster, "instance": m.name}}
-            for m in members
+            {"targets": [m.target], "labels": {**labels, "instance": m.name}} for m in members
         ]
         folder = self._dir(job)
         tmp = folder / f".{cluster}.json.tmp"
@@ -235,9 +243,16 @@ class Prometheus:
 class LabStack:
     """Webhook receiver + Alertmanager + Prometheus, started together, stopped in reverse."""
 
-    def __init__(self, base_dir: Path, *, lab_rules: bool = True) -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        lab_rules: bool = True,
+        tls_config: dict[str, str] | None = None,
+    ) -> None:
         self.base_dir = Path(base_dir).resolve()
         self.lab_rules = lab_rules
+        self.tls_config = tls_config  # Prometheus' tls_config for https members
         self.webhook = WebhookReceiver()
         self.alertmanager: Alertmanager | None = None
         self.prometheus: Prometheus | None = None
@@ -267,6 +282,7 @@ class LabStack:
                 self.base_dir / "prometheus",
                 lab=self.lab_rules,
                 alertmanager=f"127.0.0.1:{self.alertmanager.port}",
+                tls_config=self.tls_config,
             )
             self.prometheus.start()
         except BaseException:
@@ -287,9 +303,11 @@ class LabStack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def register(self, cluster: str, members: list[Member], job: str = JOB) -> None:
+    def register(
+        self, cluster: str, members: list[Member], job: str = JOB, scheme: str = "http"
+    ) -> None:
         if self.prometheus is not None:
-            self.prometheus.set_targets(cluster, members, job)
+            self.prometheus.set_targets(cluster, members, job, scheme)
 
     def unregister(self, cluster: str) -> None:
         if self.prometheus is not None:

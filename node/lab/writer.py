@@ -18,9 +18,12 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
+
+if TYPE_CHECKING:
+    from ssl import SSLContext
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,7 @@ class Writer:
         rate: float = 0.0,
         timeout: float = 3.0,
         value_size: int = 16,
+        ssl: SSLContext | None = None,
     ) -> None:
         if not endpoints:
             raise ValueError("no endpoints")
@@ -106,6 +110,7 @@ class Writer:
         self.rate = rate
         self.timeout = timeout
         self.value_size = value_size
+        self._ssl: SSLContext | bool = ssl or True  # https endpoints: CA + client cert
         self._records: list[WriteRecord] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -139,7 +144,7 @@ class Writer:
         self._stopping = asyncio.Event()
         self._started.set()
         timeout = aiohttp.ClientTimeout(total=self.timeout)
-        connector = aiohttp.TCPConnector(limit=self.clients * 2)
+        connector = aiohttp.TCPConnector(limit=self.clients * 2, ssl=self._ssl)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             async with asyncio.TaskGroup() as group:
                 for i in range(self.clients):

@@ -256,6 +256,6 @@ def decode_request(data: bytes) -> tuple[int, Any]:
             req, pos = _DECODERS[_TAGS[tag]](data, 10)
         if pos != len(data):
             raise ValueError(f"{len(data) - pos} trailing bytes")
-    except (struct.error, KeyError, ValueError, IndexError, TypeError) as err:
+    except Exception as err:  # whatever the bytes hold, the answer is one error value
         raise ErrUndecodable(f"raftmon: undecodable raft entry: {err}") from err
     return request_id, req

@@ -19,6 +19,7 @@ _RESOURCE_EXHAUSTED = 8
 _FAILED_PRECONDITION = 9
 _OUT_OF_RANGE = 11
 _UNKNOWN = 2
+_INTERNAL = 13
 _UNAVAILABLE = 14
 _DATA_LOSS = 15
 
@@ -86,6 +87,17 @@ class ErrDuplicateKey(MvccError):
     grpc_code = _INVALID_ARGUMENT
 
 
+class ErrInvalidSortOption(MvccError):
+    """A range's sort_target outside the enum (rpctypes.ErrGRPCInvalidSortOption, etcd 3.5).
+
+    etcd 3.4 has no such check and panics applying the request (seen with 3.4.23);
+    3.5 refuses it before proposing with this text, and so does raftmon.
+    """
+
+    message = "etcdserver: invalid sort option"
+    grpc_code = _INVALID_ARGUMENT
+
+
 class ErrLeaseNotFound(MvccError):
     message = "etcdserver: requested lease not found"
     grpc_code = _NOT_FOUND
@@ -128,6 +140,20 @@ class ErrUndecodable(MvccError):
 
     message = "raftmon: undecodable raft entry"
     grpc_code = _DATA_LOSS
+
+
+class ErrApplyFailed(MvccError):
+    """Applying a committed entry raised something that is not an etcd error: a bug.
+
+    etcd panics here, and the panic repeats on every replay of the entry, which kills
+    every member for good. raftmon answers this error for that one request instead,
+    with every change the entry made rolled back. The text names only the exception's
+    type and message, both functions of the entry and the state before it, so every
+    member records the same result.
+    """
+
+    message = "raftmon: request could not be applied"
+    grpc_code = _INTERNAL
 
 
 class ErrStoreClosed(MvccError):

@@ -38,6 +38,11 @@ _SORT_KEYS: dict[int, Callable[[rq.KeyValue], Any]] = {
 }
 
 
+_MAX_SQL_INT = 2**63 - 1
+# etcd sorts only for these two orders; any other number leaves the key order (as 3.4 does)
+_SORTING = frozenset((rq.SortOrder.ASCEND, rq.SortOrder.DESCEND))
+
+
 def key_cond(column: str, key: bytes, range_end: bytes) -> tuple[str, tuple[bytes, ...]]:
     """SQL condition and parameters selecting etcd's key range on `column`."""
     if not range_end:
@@ -96,7 +101,8 @@ class Reader:
     ) -> list[_Row]:
         """Live versions at revision `at` (<= cur, already checked), ordered by key."""
         order = "DESC" if descending else "ASC"
-        lim = f" LIMIT {int(limit)}" if limit > 0 else ""
+        # SQLite's LIMIT is an int64: a client's limit near 2**63 (+1 for `more`) is clamped
+        lim = f" LIMIT {min(int(limit), _MAX_SQL_INT)}" if limit > 0 else ""
         if at >= cur:
             cond, params = key_cond("l.key", key, range_end)
             if with_value:
@@ -193,8 +199,9 @@ class Reader:
         kvs = [_kv(r) for r in rows]
         if filtered:
             kvs = _prune(kvs, req)
-        if not by_key and sort_order != rq.SortOrder.NONE:
-            kvs.sort(key=_SORT_KEYS[req.sort_target], reverse=sort_order == rq.SortOrder.DESCEND)
+        sort_key = _SORT_KEYS.get(req.sort_target)  # None: refused before proposing
+        if not by_key and sort_key is not None and sort_order in _SORTING:
+            kvs.sort(key=sort_key, reverse=sort_order == rq.SortOrder.DESCEND)
         if req.limit > 0 and len(kvs) > req.limit:
             del kvs[req.limit :]
             resp.more = True

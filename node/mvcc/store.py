@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 import os
 import shutil
 import sqlite3
@@ -42,6 +43,7 @@ from node.mvcc import requests as rq
 from node.mvcc import schema
 from node.mvcc.codec import decode_request
 from node.mvcc.errors import (
+    ErrApplyFailed,
     ErrCompacted,
     ErrCorrupt,
     ErrFutureRev,
@@ -262,8 +264,12 @@ class KVStore:
         st.compact_rev = int(meta["compact_rev"])
         self._load_key_index()
         st.keys_total = len(st.live)
-        st.leases = dict(conn.execute("SELECT id, ttl FROM lease").fetchall())
+        self._load_leases_and_alarms()
         self._applied = int(meta["applied_index"])
+
+    def _load_leases_and_alarms(self) -> None:
+        conn = self._db()
+        self._state.leases = dict(conn.execute("SELECT id, ttl FROM lease").fetchall())
         self._alarms = {
             (schema.to_u64(m), t) for m, t in conn.execute("SELECT member_id, type FROM alarm")
         }
@@ -551,13 +557,19 @@ class KVStore:
                         log.error("undecodable entry", extra={"fields": {"index": index}})
                         results.append(ApplyResult(index, 0, None, err))
                         continue
-                    try:
-                        resp = self._apply_one(
-                            index, req, want_events, want_prev, rev_events, granted, revoked
+                    results.append(
+                        self._apply_entry(
+                            conn,
+                            index,
+                            request_id,
+                            req,
+                            want_events,
+                            want_prev,
+                            rev_events,
+                            granted,
+                            revoked,
                         )
-                        results.append(ApplyResult(index, request_id, resp, None, req))
-                    except MvccError as err:
-                        results.append(ApplyResult(index, request_id, None, err, req))
+                    )
                 self._applied = applied
                 self._batch_entries += len(entries)
                 if self.commit_due():
@@ -616,6 +628,65 @@ class KVStore:
         self._batch_entries = 0
         self.commits += 1
         self.hooks.on_commit(time.perf_counter() - started)
+
+    def _apply_entry(
+        self,
+        conn: sqlite3.Connection,
+        index: int,
+        request_id: int,
+        req: Any,
+        want_events: bool,
+        want_prev: bool,
+        rev_events: list[tuple[int, list[rq.Event]]],
+        granted: list[tuple[int, int]],
+        revoked: list[int],
+    ) -> ApplyResult:
+        """Apply one decoded entry so that it can only yield a response or an error.
+
+        Apply must be total: an exception escaping here would stop the member, and the
+        replay after a restart would raise it again, on every member, for good. So the
+        entry runs inside its own savepoint. etcd's own errors (`MvccError`) are raised
+        before anything is written, as today. Anything else is a bug of ours that the
+        entry triggers deterministically: its writes are rolled back, the in-memory
+        mirror is put back as it was before the entry, and the entry's result is
+        `ErrApplyFailed` naming the exception, the same on every member. Only faults of
+        the environment (I/O, a full disk, memory, a corrupt file: `_is_environmental`)
+        still stop the member, because a member that cannot write must not go on and
+        answer as if it had.
+        """
+        marks = (len(rev_events), len(granted), len(revoked))
+        before = _SCALARS(self._state)
+        conn.execute("SAVEPOINT entry")
+        try:
+            resp = self._apply_one(index, req, want_events, want_prev, rev_events, granted, revoked)
+        except MvccError as err:
+            conn.execute("ROLLBACK TO entry")  # nothing was written; cheap insurance
+            conn.execute("RELEASE entry")
+            return ApplyResult(index, request_id, None, err, req)
+        except Exception as err:
+            if _is_environmental(err):
+                raise
+            conn.execute("ROLLBACK TO entry")
+            conn.execute("RELEASE entry")
+            self._restore(before)
+            del rev_events[marks[0] :], granted[marks[1] :], revoked[marks[2] :]
+            log.error(
+                "apply of a committed entry failed; answered as an error, changes rolled back",
+                exc_info=True,
+                extra={"fields": {"index": index, "request": type(req).__name__}},
+            )
+            failed = ErrApplyFailed(f"{ErrApplyFailed.message}: {type(err).__name__}: {err}")
+            return ApplyResult(index, request_id, None, failed, req)
+        conn.execute("RELEASE entry")
+        return ApplyResult(index, request_id, resp, None, req)
+
+    def _restore(self, scalars: tuple[int, ...]) -> None:
+        """Put the in-memory mirror back as the rolled-back transaction sees the db."""
+        st = self._state
+        for name, value in zip(_SCALAR_FIELDS, scalars, strict=True):
+            setattr(st, name, value)
+        self._load_key_index()
+        self._load_leases_and_alarms()
 
     def _apply_one(
         self,
@@ -716,6 +787,10 @@ class KVStore:
         """
         st = self._state
         rev = req.revision
+        if rev == 0 == st.compact_rev:
+            # etcd's compactMainRev starts at -1, so compacting revision 0 of a store never
+            # compacted succeeds there (3.4.23 answers 200); there is nothing to remove.
+            return rq.CompactionResponse(revision=st.current_rev)
         if rev <= st.compact_rev:
             raise ErrCompacted
         if rev > st.current_rev:
@@ -915,6 +990,39 @@ class KVStore:
                 }
             },
         )
+
+
+# KVState's plain counters and revisions: saved before each entry, put back if it fails.
+_SCALAR_FIELDS = (
+    "current_rev",
+    "compact_rev",
+    "keys_total",
+    "put_total",
+    "range_total",
+    "delete_total",
+    "txn_total",
+    "total_put_size",
+    "compaction_keys_total",
+)
+_SCALARS = operator.attrgetter(*_SCALAR_FIELDS)
+
+
+def _is_environmental(err: Exception) -> bool:
+    """A fault of the machine, not of the entry: the member must stop, not answer.
+
+    OperationalError is SQLite's I/O error, full disk, locked or read-only database;
+    a bare DatabaseError is a malformed file; ProgrammingError a closed connection.
+    Applying the entry again elsewhere (or after a restart) would succeed, so
+    answering an error here would make this member diverge from the others.
+    """
+    return (
+        isinstance(
+            err,
+            (OSError, MemoryError, sqlite3.OperationalError, sqlite3.ProgrammingError),
+        )
+        or type(err) is sqlite3.DatabaseError
+        or isinstance(err, ErrStoreClosed)
+    )
 
 
 def _fsync_file(path: str) -> None:

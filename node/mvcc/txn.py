@@ -23,6 +23,7 @@ from node.mvcc.errors import (
     ErrCompacted,
     ErrDuplicateKey,
     ErrFutureRev,
+    ErrInvalidSortOption,
     ErrKeyNotFound,
     ErrKeyNotProvided,
     ErrLeaseNotFound,
@@ -45,6 +46,8 @@ def compare(reader: Reader, c: rq.Compare, cur: int) -> bool:
     No key: a VALUE compare fails (a missing value cannot equal anything);
     other targets compare the zero KeyValue (version 0, revisions 0, lease 0),
     which is how `version == 0` / `create_revision == 0` test for absence.
+    Numbers outside the enums are etcd's compareKV too (measured on 3.4.23): an
+    unknown target compares as equal, an unknown result holds.
     """
     target = c.target
     rows = reader.rows(c.key, c.range_end, cur, cur, with_value=target == rq.CompareTarget.VALUE)
@@ -64,14 +67,18 @@ def compare(reader: Reader, c: rq.Compare, cur: int) -> bool:
         elif target == rq.CompareTarget.LEASE:
             r = _cmp(row[4], c.lease)
         else:
-            return False
+            r = 0
         res = c.result
-        ok = (
-            (res == rq.CompareResult.EQUAL and r == 0)
-            or (res == rq.CompareResult.NOT_EQUAL and r != 0)
-            or (res == rq.CompareResult.GREATER and r > 0)
-            or (res == rq.CompareResult.LESS and r < 0)
-        )
+        if res == rq.CompareResult.EQUAL:
+            ok = r == 0
+        elif res == rq.CompareResult.NOT_EQUAL:
+            ok = r != 0
+        elif res == rq.CompareResult.GREATER:
+            ok = r > 0
+        elif res == rq.CompareResult.LESS:
+            ok = r < 0
+        else:
+            ok = True
         if not ok:
             return False
     return True
@@ -141,6 +148,9 @@ def is_read_only(req: rq.TxnRequest) -> bool:
 
 
 # ---- checks before proposing (etcdserver/api/v3rpc/key.go) -----------------------------
+_SORT_TARGETS = frozenset(int(t) for t in rq.SortTarget)
+
+
 def validate_request(req: Any, max_txn_ops: int = DEFAULT_MAX_TXN_OPS) -> None:
     """Raise the error etcd's gRPC layer answers for a malformed KV request."""
     if isinstance(req, rq.PutRequest):
@@ -150,7 +160,12 @@ def validate_request(req: Any, max_txn_ops: int = DEFAULT_MAX_TXN_OPS) -> None:
             raise ErrValueProvided
         if req.ignore_lease and req.lease:
             raise ErrLeaseProvided
-    elif isinstance(req, (rq.RangeRequest, rq.DeleteRangeRequest)):
+    elif isinstance(req, rq.RangeRequest):
+        if not req.key:
+            raise ErrKeyNotProvided
+        if req.sort_target not in _SORT_TARGETS:
+            raise ErrInvalidSortOption
+    elif isinstance(req, rq.DeleteRangeRequest):
         if not req.key:
             raise ErrKeyNotProvided
     elif isinstance(req, rq.TxnRequest):

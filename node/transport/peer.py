@@ -100,6 +100,7 @@ class PeerSender:
         self._closing = False  # set by request_close: finish the body, end the stream task
         self._drop_warned = False  # one WARNING per episode of drops, DEBUG after that
         self._dial_failing = False  # log dial failures on the transition only
+        self._dial_error = ""  # ... or when the reason changes (refused -> TLS certificate)
         self._probe_failing = False
         self._probe_timeouts = 0  # consecutive, reset by any answered probe
         self._resp: aiohttp.ClientResponse | None = None  # the live stream, while connected
@@ -385,8 +386,10 @@ class PeerSender:
     def _dial_failed(self, why: str) -> None:
         self.state = StreamState.DISCONNECTED
         self._drop_queue(why)
-        level = logging.DEBUG if self._dial_failing else logging.WARNING
+        repeated = self._dial_failing and why == self._dial_error
+        level = logging.DEBUG if repeated else logging.WARNING
         self._dial_failing = True
+        self._dial_error = why
         log.log(
             level,
             "failed to dial peer stream remote-peer-id=%s url=%s error=%r",

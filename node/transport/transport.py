@@ -28,6 +28,7 @@ from node.transport.snapshot import SnapshotError, send_snapshot
 from node.transport.stats import NO_FAULT, NullObserver, PeerFault, PeerStats, TransportObserver
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Callable, Coroutine, Iterable
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,11 @@ class Transport:
         options: TransportOptions | None = None,
         observer: TransportObserver | None = None,
         on_fatal: Callable[[BaseException], None] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.local_id = local_id
+        # https peers: verify their certificate (CA + host name), present ours (node/tls.py)
+        self._ssl: ssl.SSLContext | bool = ssl_context or True
         self.cluster_id = cluster_id
         self._opts = options or TransportOptions()
         self._opts.validate()
@@ -121,7 +125,7 @@ class Transport:
             return
         self._loop = asyncio.get_running_loop()
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0),
+            connector=aiohttp.TCPConnector(limit=0, ssl=self._ssl),
             timeout=aiohttp.ClientTimeout(total=None),
             auto_decompress=False,
         )
@@ -129,7 +133,7 @@ class Transport:
         # must fail fast once the peer's listener is closed, instead of landing on an old
         # connection of a server that is draining and would hold it until we time out.
         self._stream_session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, force_close=True),
+            connector=aiohttp.TCPConnector(limit=0, force_close=True, ssl=self._ssl),
             timeout=aiohttp.ClientTimeout(total=None),
             auto_decompress=False,
         )

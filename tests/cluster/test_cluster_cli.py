@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shlex
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.conftest import FAST
+from tests.helpers import require_tool
 
 pytestmark = [pytest.mark.cluster]
 
@@ -27,9 +29,9 @@ pytestmark = [pytest.mark.cluster]
 class ClusterCommand:
     """The `raftmon cluster` process with a reader thread, so every wait is bounded."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, flags: tuple[str, ...] = ("--size=3",)) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "node", "cluster", "--size=3", f"--data-dir={data_dir}",
+            [sys.executable, "-m", "node", "cluster", *flags, f"--data-dir={data_dir}",
              "--", *FAST],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
@@ -127,5 +129,31 @@ def test_cluster_command_takes_commands_from_a_pipe_and_stops_everything(
         cmd.wait_for("stopping cluster")
         assert cmd.proc.wait(timeout=30) == 0
         assert not any(alive(pid) for pid in members.values())
+    finally:
+        cmd.close()
+
+
+def test_cluster_tls_prints_a_curl_command_that_works_as_written(tmp_path: Path) -> None:
+    curl = require_tool("curl")
+    cmd = ClusterCommand(tmp_path / "c", ("--size=1", "--tls", "--quiet"))
+    try:
+        cmd.wait_for("cluster of 1 ready")
+        line = cmd.wait_for("curl --cacert ")
+        argv = shlex.split(line.strip())
+        assert argv[0] == "curl"
+        put_url = argv[7].replace("/range", "/put")
+        body = '{"key":"Zm9v","value":"YQ=="}'
+        put = subprocess.run(
+            [curl, *argv[1:7], put_url, "-d", body], capture_output=True, text=True, timeout=20
+        )
+        assert put.returncode == 0, put.stderr
+        out = subprocess.run([curl, *argv[1:]], capture_output=True, text=True, timeout=20)
+        assert out.returncode == 0, out.stderr
+        assert '"value":"YQ=="' in out.stdout, out.stdout
+        info = json.loads((tmp_path / "c" / "endpoints.json").read_text())
+        assert info["endpoints"][0].startswith("https://127.0.0.1:")
+        assert Path(info["tls"]["cacert"]).is_file()
+        cmd.send("quit")
+        assert cmd.proc.wait(timeout=30) == 0
     finally:
         cmd.close()

@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.tools
-def test_demo_reports_load_fsync_and_the_routed_alert(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "tls"])
+def test_demo_reports_load_fsync_and_the_routed_alert(tmp_path: Path, tls: bool) -> None:
+    """`--tls`: members on https with mTLS; load, faults and Prometheus use the certificates."""
     require_tool("prometheus")
     require_tool("prometheus-alertmanager")
     data = tmp_path / "demo"
@@ -34,6 +36,7 @@ def test_demo_reports_load_fsync_and_the_routed_alert(tmp_path: Path) -> None:
             "--settle=40",
             f"--data-dir={data}",
             "--quiet",
+            *(["--tls"] if tls else []),
         ],
         capture_output=True,
         text=True,
@@ -55,6 +58,8 @@ def test_demo_reports_load_fsync_and_the_routed_alert(tmp_path: Path) -> None:
         assert line in out, out
     report = json.loads((data / "report.json").read_text())
     assert report["load"]["succeeded"] > 0
+    scheme = "https://" if tls else "http://"
+    assert all(url.startswith(scheme) for url in report["cluster"]["endpoints"])
     assert Path(report["load"]["html_report"]).exists()
     slow = [m for m in report["members"] if m["slow_disk"]]
     assert len(slow) == 1

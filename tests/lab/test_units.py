@@ -146,6 +146,25 @@ def test_prometheus_scrapes_load_generators_as_their_own_job(
     assert not path.exists()
 
 
+def test_prometheus_scrapes_tls_members_with_tls_config_and_https_targets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    tls = {"ca_file": "/x/ca.crt", "cert_file": "/x/client.crt", "key_file": "/x/client.key"}
+    prom = Prometheus("/bin/true", Path("p"), lab=True, tls_config=tls)
+    config = yaml.safe_load((tmp_path / "p" / "prometheus.yml").read_text())
+    jobs = {c["job_name"]: c for c in config["scrape_configs"]}
+    assert jobs["etcd"]["tls_config"] == tls
+    assert "tls_config" not in jobs[LOADGEN_JOB]  # the load generator serves plain http
+    prom.set_targets("c1", [Member("m1", "127.0.0.1:9")], scheme="https")
+    assert json.loads((tmp_path / "p" / "targets" / "c1.json").read_text()) == [
+        {
+            "targets": ["127.0.0.1:9"],
+            "labels": {"cluster": "c1", "__scheme__": "https", "instance": "m1"},
+        }
+    ]
+
+
 def test_panels_fill_grafana_variables_for_a_lab_run() -> None:
     (query,) = panels.panel_queries("raftmon-overview", "Which alerts are firing?")
     assert panels.substitute(query.expr, cluster="quota") == (

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from node.mvcc import requests as rq
-from node.mvcc.errors import ErrLeaseNotFound, ErrUndecodable
+from node.mvcc.errors import ErrApplyFailed, ErrLeaseNotFound, ErrUndecodable
 from node.mvcc.store import KVStore
 from tests.mvcc.conftest import Log
 
@@ -167,8 +167,9 @@ def test_the_key_index_in_memory_follows_rollbacks_restores_and_restarts(
 
     monkeypatch.setattr(store_module, "execute", put_then_fail)
     txn = rq.TxnRequest(success=[rq.PutRequest(b"k", b"lost")])
-    with pytest.raises(RuntimeError, match="boom"):  # the member would stop here
-        store.apply_batch([raft.entry(txn)])
+    (result,) = store.apply_batch([raft.entry(txn)])  # answered, the member lives
+    assert isinstance(result.error, ErrApplyFailed)
+    assert str(result.error) == "raftmon: request could not be applied: RuntimeError: boom"
     monkeypatch.undo()
     raft.apply(rq.PutRequest(b"k", b"v2"))
     assert store.range(rq.RangeRequest(b"k")).kvs[0].version == 2  # not 3: the txn is gone
@@ -189,3 +190,24 @@ def test_the_key_index_in_memory_follows_rollbacks_restores_and_restarts(
         assert reopened.range(rq.RangeRequest(b"k")).kvs[0].version == 3
     finally:
         reopened.close()
+
+
+def test_a_fault_of_the_disk_while_applying_stops_the_member_and_keeps_nothing_of_the_batch(
+    store: KVStore, raft: Log, monkeypatch
+) -> None:
+    """An I/O error is not the entry's doing: answering it would make this member diverge."""
+    import node.mvcc.store as store_module
+
+    raft.apply(rq.PutRequest(b"k", b"v1"))
+
+    def disk_fails(wt, req, path):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store_module, "execute", disk_fails)
+    put = raft.entry(rq.PutRequest(b"other", b"x"))
+    txn = raft.entry(rq.TxnRequest(success=[rq.PutRequest(b"k", b"lost")]))
+    with pytest.raises(sqlite3.OperationalError):
+        store.apply_batch([put, txn])
+    monkeypatch.undo()
+    assert store.range(rq.RangeRequest(b"other")).kvs == []  # the whole open batch is void
+    assert store.range(rq.RangeRequest(b"k")).kvs[0].value == b"v1"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from node.config import ConfigError, parse_config, parse_duration
@@ -82,3 +84,68 @@ def test_durations_parse_like_go() -> None:
     assert parse_duration("30ms") == pytest.approx(0.03)
     assert parse_duration("1h30m") == 5400
     assert parse_duration("2") == 2
+
+
+# ---- TLS flags (etcd's names and meanings) --------------------------------------------
+
+
+def test_https_client_url_without_cert_is_refused_naming_the_url() -> None:
+    with pytest.raises(ConfigError, match=r"cannot listen on TLS for https://127\.0\.0\.1:8443"):
+        parse_config(["--listen-client-urls=https://127.0.0.1:8443"], {})
+
+
+def test_https_peer_url_without_peer_cert_is_refused_naming_the_peer_flags() -> None:
+    url = "https://127.0.0.1:8444"
+    with pytest.raises(ConfigError, match="--peer-cert-file and --peer-key-file"):
+        parse_config([f"--listen-peer-urls={url}", f"--initial-advertise-peer-urls={url}"], {})
+
+
+def test_https_metrics_url_needs_the_client_cert() -> None:
+    with pytest.raises(ConfigError, match="KeyFile and CertFile are not presented"):
+        parse_config(["--listen-metrics-urls=https://127.0.0.1:8445"], {})
+
+
+def test_http_urls_with_certificates_are_allowed_as_etcd_does(tmp_path: Path) -> None:
+    cert, key = tmp_path / "c.crt", tmp_path / "c.key"
+    cert.write_text("x")
+    key.write_text("x")
+    cfg = parse_config([f"--cert-file={cert}", f"--key-file={key}", "--client-cert-auth"], {})
+    assert cfg.listen_client_urls == ("http://localhost:2379",)
+    assert cfg.client_tls.cert_file == str(cert)
+    assert cfg.client_tls.requires_client_cert
+
+
+def test_a_trusted_ca_alone_requires_client_certificates_as_in_etcd() -> None:
+    cfg = parse_config([], {"ETCD_TRUSTED_CA_FILE": "/etc/hostname"})
+    assert not cfg.client_cert_auth
+    assert cfg.client_tls.requires_client_cert
+    assert not cfg.peer_tls.requires_client_cert
+
+
+def test_unknown_cipher_suite_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unexpected TLS cipher suite 'TLS_NOPE'"):
+        parse_config(["--cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_NOPE"], {})
+
+
+def test_cipher_suites_come_from_the_environment_in_gos_names() -> None:
+    env = {
+        "ETCD_CIPHER_SUITES": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,"
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        "ETCD_PEER_CLIENT_CERT_AUTH": "true",
+    }
+    cfg = parse_config([], env)
+    assert cfg.cipher_suites == (
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    )
+    assert cfg.peer_client_cert_auth
+
+
+def test_cert_without_key_is_refused() -> None:
+    with pytest.raises(ConfigError, match="--peer-cert-file and --peer-key-file go together"):
+        parse_config(["--peer-cert-file=/etc/hostname"], {})
+
+
+def test_unreadable_certificate_file_is_refused_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"--trusted-ca-file '/nonexistent/ca\.crt'"):
+        parse_config(["--trusted-ca-file=/nonexistent/ca.crt"], {})
