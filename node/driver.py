@@ -188,6 +188,7 @@ class RaftDriver:
             snapshot_dir=snap_dir,
             heartbeat_interval=cfg.tick_seconds,
             observer=observer,
+            election_timeout=cfg.election_timeout_ms / 1000.0,
         )
 
         # inbox: filled by handlers and the transport, drained only by the loop

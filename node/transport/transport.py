@@ -51,6 +51,7 @@ class Transport:
         options: TransportOptions | None = None,
         observer: TransportObserver | None = None,
         on_fatal: Callable[[BaseException], None] | None = None,
+        election_timeout: float | None = None,
     ) -> None:
         self.local_id = local_id
         self.cluster_id = cluster_id
@@ -92,6 +93,8 @@ class Transport:
             deliver_snapshot=self._deliver_snapshot,
             observer=self._get_observer,
             outbound_fault=self._outbound_fault,
+            # A member's stream that spoke within an election timeout is not displaced.
+            takeover_after=election_timeout,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None  # probes and snapshots
