@@ -43,6 +43,11 @@ _NEVER_ON_A_STREAM = frozenset(
 )
 
 
+# A member stamps its term on everything it sends (RaftCore.send) except a proposal or a
+# read-index request it forwards to the leader; in the core, term 0 means "local".
+_MAY_CARRY_NO_TERM = frozenset({MessageType.MsgProp, MessageType.MsgReadIndex})
+
+
 def out_of_range(msg: Message) -> bool:
     """True if any term or index in `msg` is >= WIRE_VALUE_LIMIT.
 
@@ -70,6 +75,8 @@ def refusal(msg: Message, sender: int, local: int, *, snapshot: bool = False) ->
             return f"{msg.type.name} uploaded as a snapshot"
     elif msg.type in _NEVER_ON_A_STREAM:
         return f"{msg.type.name} is never sent on a stream"
+    if msg.term == 0 and msg.type not in _MAY_CARRY_NO_TERM:
+        return f"{msg.type.name} without a term"
     if out_of_range(msg):
         return f"term or index beyond {WIRE_VALUE_LIMIT} (term={msg.term})"
     return None

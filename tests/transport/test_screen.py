@@ -100,6 +100,15 @@ def test_a_message_must_come_from_the_streams_member_and_be_for_us() -> None:
     assert "delivered to" in str(refusal(forged, LEADER, LOCAL))
 
 
+def test_only_forwarded_proposals_and_reads_may_carry_no_term() -> None:
+    """Term 0 means "local" to the core: a MsgApp without a term would bypass every term rule."""
+    for mtype in (MT.MsgApp, MT.MsgHeartbeat, MT.MsgVote, MT.MsgAppResp, MT.MsgTimeoutNow):
+        msg = Message(mtype, to=LOCAL, frm=LEADER)
+        assert "without a term" in str(refusal(msg, LEADER, LOCAL)), mtype
+    for mtype in (MT.MsgProp, MT.MsgReadIndex):
+        assert refusal(Message(mtype, to=LOCAL, frm=LEADER), LEADER, LOCAL) is None
+
+
 @pytest.mark.parametrize(
     "mtype",
     [MT.MsgHup, MT.MsgBeat, MT.MsgUnreachable, MT.MsgSnapStatus, MT.MsgCheckQuorum, MT.MsgSnap],
