@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import struct
+import zlib
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
 
-from node.raft.messages import Message, MessageType
+from node.raft.messages import ConfState, Message, MessageType, Snapshot, SnapshotMetadata
 from node.transport import wire
 from node.transport.codec import KEEPALIVE_FRAME, encode
+from node.transport.snapshot import SnapshotError, send_snapshot
 from node.transport.stats import REFUSED_CLUSTER, REFUSED_IN_USE, REFUSED_SENDER
 from tests.transport.harness import Cluster, Member, eventually
 
@@ -137,3 +142,63 @@ async def test_a_stream_silent_past_the_window_is_replaced_by_a_new_one(
     assert b.transport.stats()[1].receive_failures == 0  # replaced, not failed
     for resp in (first, second, third):
         resp.close()
+
+
+def snapshot_upload(frm: int, term: int = 7) -> Message:
+    meta = SnapshotMetadata(index=50, term=term, conf_state=ConfState(voters=(1, 2, 3)))
+    return Message(MT.MsgSnap, to=2, frm=frm, term=term, snapshot=Snapshot(meta))
+
+
+@pytest.mark.parametrize(
+    ("msg", "why"),
+    [
+        (snapshot_upload(frm=3), "message from 3 on a stream from 1"),
+        (snapshot_upload(frm=1, term=2**64 - 1), "term or index beyond"),
+    ],
+)
+async def test_a_forged_snapshot_upload_is_refused_before_its_image_is_written(
+    make_cluster: Callable[..., Cluster], tmp_path: Path, msg: Message, why: str
+) -> None:
+    cluster = make_cluster(3)
+    b = await cluster.start(2)
+    image = b"forged image"
+    source = tmp_path / "image"
+    source.write_bytes(image)
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(SnapshotError, match=why):
+            await send_snapshot(
+                session,
+                b.url,
+                wire.stream_headers(1, 2, cluster.cluster_id),
+                msg,
+                str(source),
+                chunk_size=1024,
+                dial_timeout=2.0,
+                response_timeout=5.0,
+            )
+    assert b.rec.snapshots == []
+    stats = b.transport.stats()[1]
+    assert (stats.messages_refused, stats.receive_failures) == (1, 1)
+    snap_dir = Path(cluster.snapshot_root) / "member-2"
+    assert not snap_dir.exists() or os.listdir(snap_dir) == []
+
+
+async def test_a_snapshot_claiming_a_member_from_another_address_than_its_stream_is_refused(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    """The member's live stream comes from 127.0.0.1; the impostor's upload from 127.0.0.2."""
+    cluster = make_cluster(2)
+    await cluster.start_all()
+    await cluster.wait_connected()
+    b = cluster.members[2]
+    body = encode(snapshot_upload(frm=1)) + b"img" + struct.pack("<I", zlib.crc32(b"img"))
+    headers = {**wire.stream_headers(1, 2, cluster.cluster_id), wire.HDR_SNAPSHOT_SIZE: "3"}
+    connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.post(b.url + wire.SNAPSHOT_PATH, data=body, headers=headers) as resp,
+    ):
+        assert resp.status == 409
+        assert "member 1 already has a live stream" in await resp.text()
+    assert b.rec.refused == [REFUSED_IN_USE]
+    assert b.rec.snapshots == []
