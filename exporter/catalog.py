@@ -31,6 +31,7 @@ __all__ = [
     "GRPC_CODES",
     "GRPC_METHODS",
     "LEFT_OUT",
+    "PEER_REFUSAL_REASONS",
     "REQUEST_TYPES",
     "Feed",
     "Kind",
@@ -679,6 +680,18 @@ RAFT_FOLLOWER_MATCH = _g(
     since="raftmon",
     note="with etcd_server_proposals_committed_total it gives per-follower replication lag",
 )
+PEER_REFUSED = _c(
+    "raftmon_network_peer_refused_total",
+    "The total number of peer requests (streams, snapshot uploads) refused at admission.",
+    "reason",
+    since="raftmon",
+    note=(
+        "reason: protocol_mismatch, cluster_id_mismatch, wrong_recipient (412), unknown_sender"
+        " (404), stream_in_use (409: the claimed member already streams); etcd counts none of"
+        " these, and frames dropped from an admitted member go to"
+        " etcd_network_peer_received_failures_total{From}"
+    ),
+)
 LOOP_LAG = _h(
     "raftmon_server_event_loop_lag_seconds",
     "How late the member's periodic Raft tick ran compared with its schedule.",
@@ -826,6 +839,16 @@ GRPC_CODES: tuple[str, ...] = (
     "Unavailable",
     "DataLoss",
     "Unauthenticated",
+)
+
+# `reason` values of raftmon_network_peer_refused_total, pre-initialised to 0 (the
+# transport names them in node/transport/stats.py; a test keeps both lists equal).
+PEER_REFUSAL_REASONS: tuple[str, ...] = (
+    "protocol_mismatch",
+    "cluster_id_mismatch",
+    "wrong_recipient",
+    "unknown_sender",
+    "stream_in_use",
 )
 
 # `type` values of etcd_server_request_duration_seconds and `op` of apply_duration.

@@ -198,6 +198,10 @@ class MemberMetrics:
         self.snapshot_receive_failed: dict[int, Counter] = {}
         self.snapshot_receive_duration: dict[int, Histogram] = {}
         self.bind_peers(peer_ids)
+        self._peer_refused_family = _total_counter(C.PEER_REFUSED, r)
+        self.peer_refused: dict[str, Counter] = {
+            reason: self._peer_refused_family.labels(reason) for reason in C.PEER_REFUSAL_REASONS
+        }
 
         # ---- scrape-time collectors ---------------------------------------------
         self.state_collector = StateCollector(state)
@@ -419,6 +423,13 @@ class MemberMetrics:
             self.snapshot_send_duration[peer_id].observe(seconds)
         else:
             self.snapshot_send_failed[peer_id].inc()
+
+    def on_peer_refused(self, reason: str) -> None:
+        """A peer request refused at admission (raftmon_network_peer_refused_total{reason})."""
+        child = self.peer_refused.get(reason)
+        if child is None:  # a reason the catalog does not list yet: still counted
+            child = self.peer_refused[reason] = self._peer_refused_family.labels(reason)
+        child.inc()
 
     def on_snapshot_received(self, peer_id: int, seconds: float, ok: bool) -> None:
         """A snapshot receive from `peer_id` finished (success/failures counters, duration)."""

@@ -197,6 +197,7 @@ class RaftDriver:
             heartbeat_interval=cfg.tick_seconds,
             observer=observer,
             ssl_context=self.peer_ssl,
+            election_timeout=cfg.election_timeout_ms / 1000.0,
         )
 
         # inbox: filled by handlers and the transport, drained only by the loop

@@ -48,6 +48,8 @@ CAMPAIGN_TRANSFER = b"CampaignTransfer"
 
 # Responses that promise durability of the sender's log or vote: held back until persisted.
 _AFTER_PERSIST = frozenset({MT.MsgAppResp, MT.MsgVoteResp, MT.MsgPreVoteResp})
+# What only a leader sends; at a given term only from the one leader of that term.
+_FROM_LEADER = frozenset({MT.MsgApp, MT.MsgHeartbeat, MT.MsgSnap})
 LOCAL_MSGS = frozenset(
     {MT.MsgHup, MT.MsgBeat, MT.MsgUnreachable, MT.MsgSnapStatus, MT.MsgCheckQuorum}
 )
@@ -512,6 +514,20 @@ class RaftCore:
             return
 
         t = m.type
+        if t in _FROM_LEADER and (m.term == 0 or (self.lead != NONE and m.frm != self.lead)):
+            # Raft §5.2 (Election Safety): a term has at most one leader, and this member
+            # knows which one, so an append, heartbeat or snapshot at this term from anyone
+            # else is not from a leader. etcd-io/raft trusts its transport here and lets
+            # such a message make its sender the leader; this member's peer port may be
+            # reached by a process that is no member (issue 18, finding 3: one forged
+            # MsgApp committed a put the real leader never wrote). Ignoring it costs an
+            # honest cluster nothing. Term 0 is "local" to the core, never a leader's term.
+            self.logger.warning(
+                f"{self.id} [term: {self.term}] ignored a {t.name} message from {m.frm} "
+                f"[term: {m.term}]: the leader at term {self.term} is {self.lead}"
+            )
+            self.counters.messages_dropped += 1
+            return
         if t == MT.MsgHup:
             self.hup(_Campaign.PRE_ELECTION if self.pre_vote else _Campaign.ELECTION)
         elif t in (MT.MsgVote, MT.MsgPreVote):

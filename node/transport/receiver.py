@@ -5,8 +5,16 @@ upgraded connection a `_StreamParser`, the way aiohttp hands a WebSocket to its 
 reader: from then on aiohttp's `data_received` passes each chunk of bytes straight to
 the parser, which decodes frames and hands the messages to the driver in the same call.
 No task wakes up per chunk; the handler only waits for the stream to end or go silent.
-One inbound stream per peer: a newer stream from the same peer closes the older one,
-so two connections can never interleave one peer's messages.
+One inbound stream per peer, so two connections never interleave one peer's messages.
+A second stream claiming a member whose stream delivered a frame within the takeover
+window (an election timeout) is refused with 409: without it, anyone who can reach the
+port could displace a live member's stream by claiming its id. A stream silent for longer
+is presumed dead (a restarted or partitioned member) and the newcomer replaces it.
+
+Every decoded message is screened (`screen.refusal`) before the driver sees it: it must
+come from the member the stream was admitted as, be addressed to us, and carry terms and
+indexes this member can always encode. A message that fails is dropped and counted; a
+frame that does not decode closes that stream only.
 """
 
 from __future__ import annotations
@@ -17,10 +25,17 @@ from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 
-from node.transport import wire
+from node.transport import screen, wire
 from node.transport.codec import CodecError, FrameDecoder
-from node.transport.snapshot import receive_snapshot
-from node.transport.stats import NO_FAULT
+from node.transport.snapshot import SnapshotRefused, receive_snapshot
+from node.transport.stats import (
+    NO_FAULT,
+    REFUSED_CLUSTER,
+    REFUSED_IN_USE,
+    REFUSED_PROTOCOL,
+    REFUSED_RECIPIENT,
+    REFUSED_SENDER,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -35,11 +50,17 @@ log = logging.getLogger(__name__)
 class _Inbound:
     """One open inbound stream; `closing` marks a close we asked for (not a failure)."""
 
-    __slots__ = ("closing", "request")
+    __slots__ = ("closing", "remote", "request", "stream")
 
-    def __init__(self, request: web.Request) -> None:
+    def __init__(self, request: web.Request, stream: _StreamParser) -> None:
         self.request = request
+        self.stream = stream
+        self.remote = request.remote  # the peer's IP: a snapshot claiming it must match
         self.closing = False
+
+    def live(self, now: float, window: float) -> bool:
+        """Delivered a frame (a keep-alive counts) within `window` seconds."""
+        return not self.stream.done.done() and now - self.stream.last_data < window
 
     def close(self) -> None:
         self.closing = True
@@ -56,23 +77,40 @@ class _StreamParser:
     lost. The parser keeps the time of the last chunk for the handler's idle check.
     """
 
-    __slots__ = ("_decoder", "_deliver", "_loop", "_stats", "done", "failed", "last_data", "why")
+    __slots__ = (
+        "_decoder",
+        "_deliver",
+        "_fields",
+        "_loop",
+        "_screen",
+        "_stats",
+        "done",
+        "failed",
+        "last_data",
+        "refused",
+        "why",
+    )
 
     def __init__(
         self,
         decoder: FrameDecoder,
         deliver: Callable[[Message], None],
+        screen: Callable[[Message], str | None],
         stats: PeerStats,
         loop: asyncio.AbstractEventLoop,
+        fields: dict[str, str],
     ) -> None:
         self._decoder = decoder
         self._deliver = deliver
+        self._screen = screen
         self._stats = stats
         self._loop = loop
+        self._fields = fields
         self.done: asyncio.Future[None] = loop.create_future()
         self.last_data = loop.time()
         self.why = "peer closed the stream"
         self.failed = False
+        self.refused = 0  # messages of this stream dropped by the screen
 
     def finish(self, why: str, *, failed: bool) -> None:
         if not self.done.done():
@@ -91,11 +129,34 @@ class _StreamParser:
         except CodecError as exc:
             self.finish(f"corrupt frame: {exc}", failed=True)
             return True, b""
+        except Exception as exc:  # never raise into aiohttp's protocol: close this stream
+            self.finish(f"undecodable frame: {type(exc).__name__}: {exc}", failed=True)
+            return True, b""
         stats.messages_received += len(msgs)
         deliver = self._deliver
+        screen = self._screen
         for msg in msgs:
-            deliver(msg)
+            why = screen(msg)
+            if why is None:
+                deliver(msg)
+            else:
+                self._refuse(msg, why)
         return False, b""
+
+    def _refuse(self, msg: Message, why: str) -> None:
+        # etcd counts a message its stream reader drops in received_failures{From}, too.
+        self._stats.messages_refused += 1
+        self._stats.receive_failures += 1
+        self.refused += 1
+        log.log(
+            logging.WARNING if self.refused == 1 else logging.DEBUG,
+            "dropped peer message no member sends remote-peer-id=%s type=%s term=%d reason=%r",
+            self._fields["remote-peer-id"],
+            msg.type.name,
+            msg.term,
+            why,
+            extra={"fields": {**self._fields, "type": msg.type.name, "reason": why}},
+        )
 
     def feed_eof(self) -> None:
         if self._decoder.buffered:
@@ -120,12 +181,19 @@ class Receiver:
         deliver_snapshot: Callable[[Message, str], Awaitable[None]],
         observer: Callable[[], TransportObserver],
         outbound_fault: Callable[[int], PeerFault],
+        takeover_after: float | None = None,
     ) -> None:
         self._local_id = local_id
         self._cluster_id = cluster_id
         self._stats = stats
         self._opts = options
         self._idle_timeout = options.idle(heartbeat_interval)
+        # A member's inbound stream that delivered a frame within this window is live: a
+        # second stream claiming that member is refused. Default: etcd's 10 heartbeats per
+        # election timeout; never under two keep-alive intervals, or a healthy stream
+        # between keep-alives could look dead.
+        window = takeover_after if takeover_after is not None else 10 * heartbeat_interval
+        self._takeover_after = max(window, 2 * options.keepalive(heartbeat_interval))
         self._snapshot_dir = snapshot_dir
         self._deliver = deliver
         self._deliver_snapshot = deliver_snapshot
@@ -159,68 +227,114 @@ class Receiver:
 
     # ------------------------------------------------------------------------- admission
 
+    def _refuse(
+        self, request: web.Request, what: str, reason: str, status: int, text: str, **fields: str
+    ) -> web.Response:
+        """Log (key=value fields), count (observer) and answer one refused peer request."""
+        fields = {
+            **self._log_fields,
+            "remote-peer-id": request.headers.get(wire.HDR_FROM, "?"),
+            "remote-addr": str(request.remote),
+            "reason": reason,
+            **fields,
+        }
+        log.log(
+            logging.ERROR if status == 412 else logging.WARNING,
+            "rejected peer %s: %s %s",
+            what,
+            text,
+            " ".join(f"{k}={v}" for k, v in fields.items() if k != "local-member-id"),
+            extra={"fields": fields},
+        )
+        try:
+            self._observer().on_peer_refused(reason)
+        except Exception:
+            log.exception("peer refusal observer failed")
+        return web.Response(status=status, text=text)
+
     def _admit(self, request: web.Request, what: str) -> tuple[int, web.Response | None]:
-        """The sender's id, or an error response refusing the request (logged)."""
-        remote = request.headers.get(wire.HDR_FROM, "?")
+        """The sender's id, or an error response refusing the request (logged, counted).
+
+        As etcd's rafthttp: another protocol version, another cluster id or another
+        recipient is a 412 (a misconfiguration an operator must fix); a sender that is not
+        a member of this cluster is a 404 ("error sender not found").
+        """
         if not self.running:
             return 0, web.Response(status=503, text="peer transport is not running")
-        if request.headers.get(wire.HDR_PROTOCOL) != wire.PROTOCOL_VERSION:
-            log.error(
-                "rejected peer %s: incompatible transport protocol remote-peer-id=%s "
-                "local-protocol=%s remote-protocol=%s",
+        protocol = request.headers.get(wire.HDR_PROTOCOL)
+        if protocol != wire.PROTOCOL_VERSION:
+            return 0, self._refuse(
+                request,
                 what,
-                remote,
-                wire.PROTOCOL_VERSION,
-                request.headers.get(wire.HDR_PROTOCOL),
-                extra={"fields": self._log_fields},
+                REFUSED_PROTOCOL,
+                412,
+                "incompatible transport protocol version",
+                **{"local-protocol": wire.PROTOCOL_VERSION, "remote-protocol": str(protocol)},
             )
-            return 0, web.Response(status=412, text="incompatible transport protocol version")
         cluster_id = wire.parse_id(request.headers.get(wire.HDR_CLUSTER_ID))
         if cluster_id != self._cluster_id:
-            got = request.headers.get(wire.HDR_CLUSTER_ID)
-            log.error(
-                "rejected peer %s: cluster ID mismatch local-cluster-id=%s "
-                "remote-cluster-id=%s remote-peer-id=%s",
+            got = str(request.headers.get(wire.HDR_CLUSTER_ID))
+            return 0, self._refuse(
+                request,
                 what,
-                wire.id_hex(self._cluster_id),
-                got,
-                remote,
-                extra={
-                    "fields": {
-                        **self._log_fields,
-                        "local-cluster-id": wire.id_hex(self._cluster_id),
-                        "remote-cluster-id": got,
-                        "remote-peer-id": remote,
-                    }
-                },
-            )
-            return 0, web.Response(
-                status=412,
-                text=f"cluster ID mismatch: this member is in cluster "
+                REFUSED_CLUSTER,
+                412,
+                f"cluster ID mismatch: this member is in cluster "
                 f"{wire.id_hex(self._cluster_id)}, request is for {got}",
+                **{
+                    "local-cluster-id": wire.id_hex(self._cluster_id),
+                    "remote-cluster-id": got,
+                },
             )
         to = wire.parse_id(request.headers.get(wire.HDR_TO))
         if to != self._local_id:
-            log.error(
-                "rejected peer %s: addressed to another member to=%s local-member-id=%s",
+            return 0, self._refuse(
+                request,
                 what,
-                request.headers.get(wire.HDR_TO),
-                wire.id_hex(self._local_id),
-                extra={"fields": self._log_fields},
-            )
-            return 0, web.Response(
-                status=412, text=f"request for member {to}, this is {self._local_id:x}"
+                REFUSED_RECIPIENT,
+                412,
+                f"request for member {request.headers.get(wire.HDR_TO)}, "
+                f"this is {wire.id_hex(self._local_id)}",
+                to=str(request.headers.get(wire.HDR_TO)),
             )
         frm = wire.parse_id(request.headers.get(wire.HDR_FROM))
         if frm is None or frm not in self._stats:
-            log.warning(
-                "rejected peer %s: unknown sender remote-peer-id=%s",
+            return 0, self._refuse(
+                request,
                 what,
-                remote,
-                extra={"fields": self._log_fields},
+                REFUSED_SENDER,
+                404,
+                f"error sender not found: {request.headers.get(wire.HDR_FROM)} is not a "
+                f"member of cluster {wire.id_hex(self._cluster_id)}",
             )
-            return 0, web.Response(status=404, text="sender not found in this cluster")
         return frm, None
+
+    def _stream_in_use(self, request: web.Request, what: str, peer_id: int) -> web.Response | None:
+        """409 if `peer_id` has a live inbound stream that this request must not displace.
+
+        A stream: any live one (the real member redials only once its old connection is
+        dead or silent). A snapshot upload: travels on its own connection, so it is only
+        refused when it comes from another address than the member's live stream.
+        """
+        inbound = self._inbound.get(peer_id)
+        if inbound is None:
+            return None
+        now = asyncio.get_running_loop().time()
+        if not inbound.live(now, self._takeover_after):
+            return None
+        if what == "snapshot" and inbound.remote == request.remote:
+            return None
+        silent = now - inbound.stream.last_data
+        return self._refuse(
+            request,
+            what,
+            REFUSED_IN_USE,
+            409,
+            f"member {wire.id_hex(peer_id)} already has a live stream to this member "
+            f"(from {inbound.remote}, last frame {silent:.2f}s ago); a new {what} replaces it "
+            f"only after {self._takeover_after:.2f}s of silence",
+            **{"live-stream-addr": str(inbound.remote)},
+        )
 
     # ---------------------------------------------------------------------------- handlers
 
@@ -249,14 +363,25 @@ class Receiver:
         protocol = request.protocol
         if protocol is None or request.transport is None:
             return web.Response(status=400, text="connection already closed")
+        in_use = self._stream_in_use(request, "stream", peer_id)
+        if in_use is not None:
+            return in_use
         stats = self._stats[peer_id]
-        inbound = _Inbound(request)
+        loop = asyncio.get_running_loop()
+        fields = {**self._log_fields, "remote-peer-id": wire.id_hex(peer_id)}
+        local_id = self._local_id
+
+        def screen_message(msg: Message) -> str | None:
+            return screen.refusal(msg, peer_id, local_id)
+
+        stream = _StreamParser(
+            FrameDecoder(self._opts.max_frame), self._deliver, screen_message, stats, loop, fields
+        )
+        inbound = _Inbound(request, stream)
         previous = self._inbound.get(peer_id)
         self._inbound[peer_id] = inbound
         if previous is not None:
-            previous.close()  # the peer redialled; its old connection is dead or dying
-        loop = asyncio.get_running_loop()
-        stream = _StreamParser(FrameDecoder(self._opts.max_frame), self._deliver, stats, loop)
+            previous.close()  # silent past the takeover window: dead, or the peer restarted
         resp = web.StreamResponse(
             status=101,
             headers={
@@ -295,11 +420,12 @@ class Receiver:
         if failed:
             stats.receive_failures += 1
         log.log(
-            logging.WARNING if failed else logging.INFO,
-            "peer stream ended remote-peer-id=%s reason=%r",
+            logging.WARNING if failed or stream.refused else logging.INFO,
+            "peer stream ended remote-peer-id=%s reason=%r refused-messages=%d",
             wire.id_hex(peer_id),
             why,
-            extra={"fields": {**self._log_fields, "remote-peer-id": wire.id_hex(peer_id)}},
+            stream.refused,
+            extra={"fields": {**fields, "refused-messages": str(stream.refused)}},
         )
         return resp
 
@@ -307,6 +433,9 @@ class Receiver:
         peer_id, refusal = self._admit(request, "snapshot")
         if refusal is not None:
             return refusal
+        in_use = self._stream_in_use(request, "snapshot", peer_id)
+        if in_use is not None:
+            return in_use
         task = asyncio.current_task()
         if task is not None:
             self._snapshot_tasks.add(task)
@@ -328,9 +457,13 @@ class Receiver:
                 self._snapshot_dir,
                 chunk_size=self._opts.snapshot_chunk_size,
                 max_frame=self._opts.max_frame,
+                screen=lambda m: screen.refusal(m, peer_id, self._local_id, snapshot=True),
             )
         except Exception as exc:  # SnapshotError, or the connection broke mid-upload
             stats.snapshot_receive_failures += 1
+            if isinstance(exc, SnapshotRefused):
+                stats.messages_refused += 1
+                stats.receive_failures += 1
             self._observe_receive(peer_id, loop.time() - started, ok=False)
             log.warning(
                 "failed to receive snapshot remote-peer-id=%s error=%r",

@@ -28,7 +28,7 @@ from node.transport import wire
 from node.transport.codec import LENGTH_SIZE, CodecError, decode_body, encode
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from aiohttp import web
 
@@ -37,6 +37,10 @@ _CRC = struct.Struct("<I")
 
 class SnapshotError(Exception):
     """A snapshot upload could not be sent or was not received intact."""
+
+
+class SnapshotRefused(SnapshotError):
+    """The upload's MsgSnap is one no honest member sends (see node.transport.screen)."""
 
 
 def snapshot_file_name(msg: Message) -> str:
@@ -142,9 +146,18 @@ def _rename_durably(tmp: str, final: str) -> None:
 
 
 async def receive_snapshot(
-    request: web.Request, snapshot_dir: str, *, chunk_size: int, max_frame: int
+    request: web.Request,
+    snapshot_dir: str,
+    *,
+    chunk_size: int,
+    max_frame: int,
+    screen: Callable[[Message], str | None] | None = None,
 ) -> tuple[Message, str, int]:
-    """Read one upload into `snapshot_dir`; return (MsgSnap, final path, body bytes read)."""
+    """Read one upload into `snapshot_dir`; return (MsgSnap, final path, body bytes read).
+
+    `screen` sees the MsgSnap before any byte of the image is written: a reason it
+    returns refuses the upload (SnapshotError), so a forged image never reaches the disk.
+    """
     size_header = request.headers.get(wire.HDR_SNAPSHOT_SIZE, "")
     if not size_header.isdigit():
         raise SnapshotError(f"missing or bad {wire.HDR_SNAPSHOT_SIZE} header")
@@ -162,6 +175,9 @@ async def receive_snapshot(
         raise SnapshotError(f"bad MsgSnap frame: {exc}") from exc
     if msg.type is not MessageType.MsgSnap or msg.snapshot is None:
         raise SnapshotError(f"expected MsgSnap with metadata, got {msg.type.name}")
+    refused = screen(msg) if screen is not None else None
+    if refused is not None:
+        raise SnapshotRefused(f"refused: {refused}")
 
     await asyncio.to_thread(os.makedirs, snapshot_dir, exist_ok=True)
     final = os.path.join(snapshot_dir, snapshot_file_name(msg))

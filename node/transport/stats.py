@@ -30,6 +30,9 @@ class PeerStats:
     disconnects: int = 0  # established streams that broke (etcd_network_disconnected_peers_total)
     messages_sent: int = 0  # messages handed to the socket
     messages_received: int = 0
+    # Frames that decoded but that no honest member sends (screen.refusal): dropped before
+    # the core, and each one also counted in receive_failures.
+    messages_refused: int = 0
     dropped_overflow: int = 0  # queue full (subset of send_failures)
     dropped_disconnected: int = 0  # no stream (subset of send_failures)
     dropped_fault: int = 0  # drop fault active (subset of send_failures)
@@ -42,6 +45,22 @@ class PeerStats:
     snapshot_receive_success: int = 0  # -> etcd_network_snapshot_receive_success{From}
     snapshot_receive_failures: int = 0  # -> etcd_network_snapshot_receive_failures{From}
     snapshot_receive_inflight: int = 0  # -> etcd_network_snapshot_receive_inflights_total{From}
+
+
+# Why the receiver refused a peer request at admission: the `reason` label values of
+# raftmon_network_peer_refused_total (exporter.catalog.PEER_REFUSAL_REASONS, same strings).
+REFUSED_PROTOCOL = "protocol_mismatch"  # 412: another transport protocol version
+REFUSED_CLUSTER = "cluster_id_mismatch"  # 412: X-Raftmon-Cluster-ID is not ours
+REFUSED_RECIPIENT = "wrong_recipient"  # 412: X-Raftmon-To names another member
+REFUSED_SENDER = "unknown_sender"  # 404: X-Raftmon-From is not a member of this cluster
+REFUSED_IN_USE = "stream_in_use"  # 409: the member already has a live stream here
+REFUSAL_REASONS = (
+    REFUSED_PROTOCOL,
+    REFUSED_CLUSTER,
+    REFUSED_RECIPIENT,
+    REFUSED_SENDER,
+    REFUSED_IN_USE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +95,10 @@ class TransportObserver(Protocol):
     def on_snapshot_received(self, peer_id: int, seconds: float, ok: bool) -> None:
         """A snapshot receive finished (etcd_network_snapshot_receive_total_duration_seconds)."""
 
+    def on_peer_refused(self, reason: str) -> None:
+        """A peer request was refused at admission; `reason` is one of REFUSAL_REASONS
+        (raftmon_network_peer_refused_total{reason}: etcd has no family for these)."""
+
 
 class NullObserver:
     """Observer that ignores everything: the default, and a base for partial observers."""
@@ -87,6 +110,9 @@ class NullObserver:
         return None
 
     def on_snapshot_received(self, peer_id: int, seconds: float, ok: bool) -> None:
+        return None
+
+    def on_peer_refused(self, reason: str) -> None:
         return None
 
 

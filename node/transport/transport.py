@@ -53,6 +53,7 @@ class Transport:
         observer: TransportObserver | None = None,
         on_fatal: Callable[[BaseException], None] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        election_timeout: float | None = None,
     ) -> None:
         self.local_id = local_id
         # https peers: verify their certificate (CA + host name), present ours (node/tls.py)
@@ -96,6 +97,8 @@ class Transport:
             deliver_snapshot=self._deliver_snapshot,
             observer=self._get_observer,
             outbound_fault=self._outbound_fault,
+            # A member's stream that spoke within an election timeout is not displaced.
+            takeover_after=election_timeout,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None  # probes and snapshots

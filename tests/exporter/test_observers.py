@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from exporter import catalog as C
 from exporter.metrics import MemberMetrics
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     _transport: TransportObserver = _metrics
     _backend: BackendObserver = _metrics
 
-_DUMMY: dict[str, Any] = {"float": 0.01, "int": 3, "bool": True}
+_DUMMY: dict[str, Any] = {"float": 0.01, "int": 3, "bool": True, "str": "unknown_sender"}
 
 
 def _protocols() -> list[type]:
@@ -51,6 +52,23 @@ def test_every_hook_of_the_layers_exists_and_accepts_their_arguments(protocol: t
         params = list(inspect.signature(getattr(protocol, name)).parameters.values())[1:]
         args = [_DUMMY[str(p.annotation)] for p in params]
         getattr(metrics, name)(*args)  # raises TypeError if the signatures drifted
+
+
+def test_peer_refusals_are_counted_by_reason_from_zero() -> None:
+    from node.transport.stats import REFUSAL_REASONS
+
+    assert REFUSAL_REASONS == C.PEER_REFUSAL_REASONS  # the transport's names are the labels
+    metrics = MemberMetrics(CollectorRegistry(), process_metrics=False)
+
+    def value(reason: str) -> float | None:
+        name = "raftmon_network_peer_refused_total"
+        return metrics.registry.get_sample_value(name, {"reason": reason})
+
+    assert [value(r) for r in C.PEER_REFUSAL_REASONS] == [0.0] * len(C.PEER_REFUSAL_REASONS)
+    metrics.on_peer_refused("stream_in_use")
+    metrics.on_peer_refused("stream_in_use")
+    assert value("stream_in_use") == 2
+    assert value("unknown_sender") == 0
 
 
 def test_optional_wal_hooks_exist() -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from node.raft import (
     Config,
     ConfState,
+    Entry,
     HardState,
     MemoryStorage,
     Message,
@@ -170,6 +171,28 @@ class InteractionEnv:
     def cmd_transfer_leadership(self, td: TestData) -> None:
         frm = int(td.arg("from") or 0)
         self.members[frm].node.transfer_leader(int(td.arg("to") or 0))
+
+    def cmd_forge(self, td: TestData) -> None:
+        """forge from=F to=T type=MsgApp term=N [index=I] [logterm=L] [commit=C]
+        [entries=(a,b)]: step a message F never sent straight into T, as a process that
+        reached T's peer port posing as F would (entries get term N, indexes after I)."""
+        term = int(td.arg("term", "0") or 0)
+        index = int(td.arg("index", "0") or 0)
+        entries = [
+            Entry(term=term, index=index + k, data=data.encode())
+            for k, data in enumerate(td.arg_list("entries"), 1)
+        ]
+        msg = Message(
+            MT.__members__[td.arg("type") or ""],
+            to=int(td.arg("to") or 0),
+            frm=int(td.arg("from") or 0),
+            term=term,
+            log_term=int(td.arg("logterm", "0") or 0),
+            index=index,
+            commit=int(td.arg("commit", "0") or 0),
+            entries=entries,
+        )
+        self.members[msg.to].node.step(msg)
 
     def cmd_tick(self, td: TestData) -> None:
         """tick <id> [count=N]: N heartbeat intervals elapse on member <id>."""

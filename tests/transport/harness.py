@@ -36,6 +36,7 @@ class Recorder:
     snapshot_status: list[tuple[int, bool]] = field(default_factory=list)
     snapshots: list[tuple[Message, str, bytes]] = field(default_factory=list)
     rtts: dict[int, list[float]] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)  # admission refusal reasons
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def on_message(self, msg: Message) -> None:
@@ -65,6 +66,10 @@ class Recorder:
 
     def on_snapshot_received(self, peer_id: int, seconds: float, ok: bool) -> None:
         return None
+
+    def on_peer_refused(self, reason: str) -> None:
+        self.refused.append(reason)
+        self.changed.set()
 
     def from_peer(self, peer: int) -> list[Message]:
         return [m for m in self.messages if m.frm == peer]

@@ -52,7 +52,11 @@ async def test_three_members_exchange_messages_in_order_and_count_bytes_both_way
                 msgs.append(big_append(a, b, index=k * 64))
             msgs.append(
                 Message(
-                    MessageType.MsgApp, to=b, frm=a, entries=[Entry(3, 9999, data=b"L" * (2 << 20))]
+                    MessageType.MsgApp,
+                    to=b,
+                    frm=a,
+                    term=3,  # a term-less MsgApp is refused: no member sends one
+                    entries=[Entry(3, 9999, data=b"L" * (2 << 20))],
                 )
             )
             sent[(a, b)] = msgs
