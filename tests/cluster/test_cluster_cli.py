@@ -157,3 +157,47 @@ def test_cluster_tls_prints_a_curl_command_that_works_as_written(tmp_path: Path)
         assert cmd.proc.wait(timeout=30) == 0
     finally:
         cmd.close()
+
+
+def _readme_block(heading: str, language: str) -> list[str]:
+    """The lines of the first ```language block under a README heading."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index(heading) :]
+    start = section.index(f"```{language}\n") + len(language) + 4
+    return section[start : section.index("```", start)].strip().splitlines()
+
+
+def test_the_readme_security_commands_work_as_written(tmp_path: Path) -> None:
+    """The TLS cluster, curl with certificates and raftmon load of the README, verbatim."""
+    require_tool("curl")
+    lines = _readme_block("## Security", "sh")
+    start, setup, commands = lines[0], lines[1], lines[2:]
+    assert start.startswith(".venv/bin/raftmon cluster ")
+    assert "--tls" in start
+    argv = shlex.split(start)[2:]
+    at = argv.index("--data-dir")
+    assert argv[at + 1] == "var/cluster"
+    flags = tuple(argv[:at] + argv[at + 2 :])  # the data dir goes under tmp_path instead
+    cmd = ClusterCommand(tmp_path / "var" / "cluster", (*flags, "--quiet"))
+    raftmon = f"{shlex.quote(sys.executable)} -m node"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
+    try:
+        cmd.wait_for("cluster of 3 ready")
+        outputs = []
+        for line in commands:
+            script = f"{setup}\n{line.replace('.venv/bin/raftmon', raftmon)}"
+            run = subprocess.run(
+                ["bash", "-c", script], cwd=tmp_path, env=env,
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            outputs.append((line, run.returncode, run.stdout))
+        put, rng, no_cert, load = outputs
+        assert (put[1], '"revision"' in put[2]) == (0, True), put
+        assert (rng[1], '"value":"YmFy"' in rng[2]) == (0, True), rng
+        assert no_cert[1] != 0, no_cert  # refused without a client certificate
+        assert no_cert[2] == "", no_cert
+        assert load[1] == 0, load
+        cmd.send("quit")
+        assert cmd.proc.wait(timeout=30) == 0
+    finally:
+        cmd.close()
