@@ -672,6 +672,16 @@ RAFT_PROPOSALS_DROPPED = _c(
     feed=STATE,
     since="raftmon",
 )
+RAFT_MESSAGES_DROPPED = _c(
+    "raftmon_raft_messages_dropped_total",
+    "The total number of peer messages the Raft core ignored.",
+    feed=STATE,
+    since="raftmon",
+    note=(
+        "stale terms, unknown senders, and appends, heartbeats or snapshots at a term from"
+        " anyone but that term's known leader (forged peer traffic shows here)"
+    ),
+)
 RAFT_FOLLOWER_MATCH = _g(
     "raftmon_raft_follower_match_index",
     "Highest log index known replicated on each follower; exposed by the leader only.",

@@ -168,6 +168,7 @@ def _raft(source: MemberStateSource) -> Iterator[Metric]:
     yield _single(C.RAFT_ELECTIONS, raft.elections_started)
     yield _single(C.RAFT_PRE_VOTES, raft.pre_votes_started)
     yield _single(C.RAFT_PROPOSALS_DROPPED, raft.proposals_dropped)
+    yield _single(C.RAFT_MESSAGES_DROPPED, raft.messages_dropped)
     yield _per_peer(C.RAFT_FOLLOWER_MATCH, raft.follower_match, float)
 
 

@@ -52,6 +52,7 @@ class RaftState:
     elections_started: int = 0
     pre_votes_started: int = 0
     proposals_dropped: int = 0
+    messages_dropped: int = 0
     # Leader only: follower id -> highest index known replicated there (Progress.match).
     follower_match: Mapping[int, int] = field(default_factory=dict)
 

@@ -45,6 +45,7 @@ class DriverStateSource:
             elections_started=st.elections_started,
             pre_votes_started=st.pre_votes_started,
             proposals_dropped=st.proposals_dropped,
+            messages_dropped=st.messages_dropped,
             follower_match={peer: p[0] for peer, p in st.progress.items()},
         )
 
