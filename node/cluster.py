@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from node.lab.certs import ClusterCerts, make_cluster_certs
+from node.lab.certs import Authority, ClusterCerts, make_authority
 
 CLUSTER_SIZES = (1, 3, 5, 7)
 
@@ -109,6 +109,7 @@ class LocalCluster:
         fault_injection: bool = True,
         token: str | None = None,
         tls: bool = False,
+        authority: Authority | None = None,
     ) -> None:
         if not 1 <= size <= 7:
             raise ValueError("cluster size must be 1 to 7")
@@ -119,10 +120,13 @@ class LocalCluster:
         ports = free_ports(3 * size)
         names = [f"m{i + 1}" for i in range(size)]
         # --tls: a CA, a certificate per member and one for clients under <base>/tls;
-        # every URL is https, client and peer certificates are required (mTLS).
-        self.certs: ClusterCerts | None = (
-            make_cluster_certs(self.base_dir / "tls", names) if tls else None
-        )
+        # every URL is https, client and peer certificates are required (mTLS). With an
+        # `authority` (implies tls) that CA signs the members: the lab's runs share one.
+        tls = tls or authority is not None
+        self.certs: ClusterCerts | None = None
+        if tls:
+            ca = authority or make_authority(self.base_dir / "tls")
+            self.certs = ca.cluster_certs(self.base_dir / "tls", names)
         scheme = "https" if tls else "http"
         self.members: list[MemberProcess] = []
         for i, name in enumerate(names):

@@ -7,6 +7,10 @@ the load generator and Prometheus. SANs are 127.0.0.1 and localhost, the address
 the local cluster listens on. Files are PEM, keys unencrypted and mode 0600, under
 `<data dir>/tls/`.
 
+An `Authority` (the CA and the client certificate) can sign several clusters: `raftmon
+lab --tls` makes one per invocation, so the one Prometheus every run shares scrapes all
+of them with one `tls_config`, and one client context reaches every member.
+
 `issue()` also makes the broken certificates the tests need: an expired one, one for
 another host, one from a foreign CA.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,6 +46,14 @@ class KeyPair:
     key: rsa.RSAPrivateKey
 
 
+def _tls_config(ca: KeyPair, client: KeyPair) -> dict[str, str]:
+    return {
+        "ca_file": str(ca.cert_file.resolve()),
+        "cert_file": str(client.cert_file.resolve()),
+        "key_file": str(client.key_file.resolve()),
+    }
+
+
 @dataclass(frozen=True)
 class ClusterCerts:
     """Everything `raftmon cluster --tls` hands to members and clients."""
@@ -51,11 +64,7 @@ class ClusterCerts:
 
     def prometheus_tls_config(self) -> dict[str, str]:
         """Prometheus' `tls_config` for scraping the members with the client certificate."""
-        return {
-            "ca_file": str(self.ca.cert_file.resolve()),
-            "cert_file": str(self.client.cert_file.resolve()),
-            "key_file": str(self.client.key_file.resolve()),
-        }
+        return _tls_config(self.ca, self.client)
 
     def member_flags(self, name: str) -> list[str]:
         """etcd's flags for one member: same CA and certificate for client and peer traffic."""
@@ -70,6 +79,29 @@ class ClusterCerts:
             f"--peer-trusted-ca-file={self.ca.cert_file}",
             "--peer-client-cert-auth",
         ]
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A CA and the one client certificate it signed, able to sign any number of clusters."""
+
+    ca: KeyPair
+    client: KeyPair
+
+    def cluster_certs(self, folder: Path, names: list[str]) -> ClusterCerts:
+        """A server+peer certificate per member in `folder`, signed by this CA."""
+        members = {name: issue(self.ca, folder, name, name) for name in names}
+        return ClusterCerts(ca=self.ca, members=members, client=self.client)
+
+    def prometheus_tls_config(self) -> dict[str, str]:
+        """One `tls_config` that scrapes every cluster this CA signed."""
+        return _tls_config(self.ca, self.client)
+
+    def client_ssl(self) -> ssl.SSLContext:
+        """Trust this CA, present the client certificate: what every lab client uses."""
+        ctx = ssl.create_default_context(cafile=str(self.ca.cert_file))
+        ctx.load_cert_chain(self.client.cert_file, self.client.key_file)
+        return ctx
 
 
 def _key() -> rsa.RSAPrivateKey:
@@ -188,9 +220,13 @@ def issue(
     return _write(folder, stem, builder.sign(ca.key, hashes.SHA256()), key)
 
 
+def make_authority(folder: Path) -> Authority:
+    """A new CA and its client certificate (no server usage, no SANs) in `folder`."""
+    ca = make_ca(folder)
+    client = issue(ca, folder, "client", "client", sans=(), server=False)
+    return Authority(ca=ca, client=client)
+
+
 def make_cluster_certs(folder: Path, names: list[str]) -> ClusterCerts:
     """A CA, one server+peer certificate per member and a client certificate, in `folder`."""
-    ca = make_ca(folder)
-    members = {name: issue(ca, folder, name, name) for name in names}
-    client = issue(ca, folder, "client", "client", sans=(), server=False)
-    return ClusterCerts(ca=ca, members=members, client=client)
+    return make_authority(folder).cluster_certs(folder, names)

@@ -15,9 +15,15 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from node.cluster import free_ports
 from node.lab.procs import WaitTimeout, http_json, tail, wait_until
+
+if TYPE_CHECKING:
+    import ssl
+
+    from node.lab.certs import Authority
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +56,28 @@ class EtcdCluster:
     """`size` etcd members on 127.0.0.1, default timings (100 ms heartbeat, 1 s election)."""
 
     def __init__(
-        self, binary: str, base_dir: Path, size: int = 3, extra_args: list[str] | None = None
+        self,
+        binary: str,
+        base_dir: Path,
+        size: int = 3,
+        extra_args: list[str] | None = None,
+        authority: Authority | None = None,
     ) -> None:
         self.binary = binary
         self.base_dir = Path(base_dir)
         self.extra_args = extra_args or []
         ports = free_ports(2 * size)
+        names = [f"e{i + 1}" for i in range(size)]
+        # With an authority: https everywhere, client and peer certificates required, with
+        # etcd's own flags (the ones raftmon copies); /metrics on the client URL needs one too.
+        self.certs = authority.cluster_certs(self.base_dir / "tls", names) if authority else None
+        self.client_ssl: ssl.SSLContext | None = authority.client_ssl() if authority else None
+        scheme = "https" if authority else "http"
         self.members = [
             EtcdMember(
-                name=f"e{i + 1}",
-                client_url=f"http://127.0.0.1:{ports[2 * i]}",
-                peer_url=f"http://127.0.0.1:{ports[2 * i + 1]}",
+                name=names[i],
+                client_url=f"{scheme}://127.0.0.1:{ports[2 * i]}",
+                peer_url=f"{scheme}://127.0.0.1:{ports[2 * i + 1]}",
                 data_dir=self.base_dir / f"e{i + 1}.etcd",
                 log_path=self.base_dir / f"e{i + 1}.log",
             )
@@ -93,6 +110,7 @@ class EtcdCluster:
             "--initial-cluster-state=new",
             "--logger=zap",
             "--log-level=warn",
+            *(self.certs.member_flags(m.name) if self.certs else []),
             *self.extra_args,
         ]
         with open(m.log_path, "ab") as out:
@@ -147,7 +165,9 @@ class EtcdCluster:
         if not m.alive:
             return None
         try:
-            st = http_json(m.client_url + "/v3/maintenance/status", {}, timeout=1.0)
+            st = http_json(
+                m.client_url + "/v3/maintenance/status", {}, timeout=1.0, context=self.client_ssl
+            )
         except (OSError, ValueError):
             return None
         return st if isinstance(st, dict) and "header" in st else None

@@ -17,15 +17,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from node.cluster import LocalCluster, free_ports
+from node.lab import procs
 from node.lab.etcd_cluster import ETCD, EtcdCluster
-from node.lab.procs import ManagedProcess, hostport, http_json
-from node.lab.prom import LOADGEN_JOB, LabStack, Member
+from node.lab.procs import ManagedProcess, hostport
+from node.lab.prom import JOB, LOADGEN_JOB, LabStack, Member
 from node.lab.timeline import FAULT, STEP, Event, Observer, Timeline
 from node.lab.writer import Writer
 
 if TYPE_CHECKING:
+    import ssl
     from pathlib import Path
 
+    from node.lab.certs import Authority
     from node.lab.webhook import Notification
 
 log = logging.getLogger(__name__)
@@ -112,13 +115,28 @@ class RunResult:
 
 
 class RunContext:
-    """Owns a run's processes and threads; `close()` stops them in reverse order."""
+    """Owns a run's processes and threads; `close()` stops them in reverse order.
 
-    def __init__(self, stack: LabStack, base_dir: Path, run: str, timeline: Timeline) -> None:
+    With an `authority` (`raftmon lab --tls`) every cluster the run starts is on https
+    with client and peer certificates required, signed by that CA, and `tls` is the one
+    client context (the CA to verify, the client certificate to present) that everything
+    the run sends to members goes through: `http_json`, the writers, the load generator.
+    """
+
+    def __init__(
+        self,
+        stack: LabStack,
+        base_dir: Path,
+        run: str,
+        timeline: Timeline,
+        authority: Authority | None = None,
+    ) -> None:
         self.stack = stack
         self.base_dir = base_dir
         self.run = run
         self.timeline = timeline
+        self.authority = authority
+        self.tls: ssl.SSLContext | None = authority.client_ssl() if authority else None
         self.observer = Observer(stack, run, timeline)
         self.checks: list[Check] = []
         self.measurements: dict[str, Any] = {}
@@ -143,17 +161,30 @@ class RunContext:
     def fault(self, text: str, **data: Any) -> None:
         self.timeline.add(FAULT, text, **data)
 
+    # ---- talking to members ---------------------------------------------------------------
+    def http_json(
+        self,
+        url: str,
+        body: dict[str, Any] | None = None,
+        method: str | None = None,
+        timeout: float = 3.0,
+    ) -> Any:
+        """`procs.http_json` with this run's client certificate and CA (on --tls)."""
+        return procs.http_json(url, body, method=method, timeout=timeout, context=self.tls)
+
     # ---- clusters -----------------------------------------------------------------------
     def start_raftmon(
         self, size: int = 3, extra: list[str] | None = None, name: str = "raftmon"
     ) -> LocalCluster:
         base = self.base_dir / name
         shutil.rmtree(base, ignore_errors=True)
-        cluster = LocalCluster(base, size, extra_args=[*RAFTMON_TIMING, *(extra or [])])
+        cluster = LocalCluster(
+            base, size, extra_args=[*RAFTMON_TIMING, *(extra or [])], authority=self.authority
+        )
         self.clusters.append(cluster)
         cluster.start(timeout=60)
         self._register(cluster)
-        self.step(f"raftmon cluster of {size} up, leader {cluster.leader()}")
+        self.step(f"raftmon cluster of {size} up{self._on_tls()}, leader {cluster.leader()}")
         return cluster
 
     def start_etcd(self, size: int = 3) -> EtcdCluster:
@@ -162,20 +193,57 @@ class RunContext:
             raise RuntimeError("etcd not found: install Debian's etcd-server (make tools)")
         base = self.base_dir / "etcd"
         shutil.rmtree(base, ignore_errors=True)
-        cluster = EtcdCluster(binary, base, size)
+        cluster = EtcdCluster(binary, base, size, authority=self.authority)
         self.clusters.append(cluster)
         cluster.start(timeout=60)
         self._register(cluster)
-        self.step(f"etcd 3.4 cluster of {size} up, leader {cluster.leader()}")
+        self.step(f"etcd 3.4 cluster of {size} up{self._on_tls()}, leader {cluster.leader()}")
         return cluster
+
+    def _on_tls(self) -> str:
+        return " on https (mTLS)" if self.authority else ""
 
     def _register(self, cluster: LabCluster) -> None:
         members = [Member(m.name, hostport(m.metrics_url)) for m in cluster.members]
-        self.stack.register(self.run, members)
+        scheme = "https" if self.authority else "http"
+        self.stack.register(self.run, members, scheme=scheme)
         self.stack.wait_scraped(self.run, len(members), timeout=30)
+        if self.authority:
+            self._check_scraped_over_https(len(members))
         self.observer.start()
 
+    def _check_scraped_over_https(self, count: int) -> None:
+        """Prometheus' own view of this run's member targets: https scrape URLs, all up.
+
+        `wait_scraped` saw `up == 1`; the scrape URLs say it was over https, which on these
+        members (client certificates required) means the shared tls_config was presented.
+        """
+        prom = self.stack.prometheus
+        if prom is None:
+            return
+        targets = [
+            t
+            for t in prom.api("targets", state="active")["activeTargets"]
+            if t["labels"].get("cluster") == self.run and t["labels"].get("job") == JOB
+        ]
+        urls = sorted(str(t["scrapeUrl"]) for t in targets)
+        self.measurements["scrape_urls"] = urls
+        ok = len(targets) == count and all(
+            str(t["scrapeUrl"]).startswith("https://") and t["health"] == "up" for t in targets
+        )
+        self.check(
+            f"Prometheus scrapes all {count} members over https with the lab CA's client "
+            "certificate",
+            ok,
+            ", ".join(
+                f"{t['labels'].get('instance')} {t['scrapeUrl']} {t['health']}"
+                for t in sorted(targets, key=lambda t: str(t["labels"].get("instance")))
+            )
+            or "no targets",
+        )
+
     def writer(self, endpoints: list[str], **kw: Any) -> Writer:
+        kw.setdefault("ssl", self.tls)
         w = Writer(endpoints, prefix=f"lab/{self.run}/{len(self.writers)}", **kw)
         self.writers.append(w)
         w.start()
@@ -194,6 +262,11 @@ class RunContext:
         """
         port = free_ports(1)[0]
         name = f"load-{len(self.loads)}"
+        tls: list[str] = []
+        if self.authority is not None:
+            a = self.authority
+            tls = [f"--cacert={a.ca.cert_file}", f"--cert={a.client.cert_file}"]
+            tls.append(f"--key={a.client.key_file}")
         proc = ManagedProcess(
             name,
             [
@@ -207,6 +280,7 @@ class RunContext:
                 "--timeout=2s",
                 f"--metrics-port={port}",
                 "--no-progress",
+                *tls,
                 "put",
                 "--key-space-size=50",
                 "--val-size=64",
@@ -222,7 +296,7 @@ class RunContext:
     # ---- faults (raftmon members' /raftmon/faults) ------------------------------------
     def set_faults(self, cluster: LocalCluster, name: str, body: dict[str, Any]) -> None:
         m = cluster.member(name)
-        answer = http_json(m.metrics_url + "/raftmon/faults", body)
+        answer = self.http_json(m.metrics_url + "/raftmon/faults", body)
         if not isinstance(answer, dict) or "error" in answer:
             raise RuntimeError(f"fault injection on {name} refused: {answer}")
 
@@ -232,7 +306,7 @@ class RunContext:
                 continue
             if m.alive:
                 try:
-                    http_json(m.metrics_url + "/raftmon/faults", method="DELETE")
+                    self.http_json(m.metrics_url + "/raftmon/faults", method="DELETE")
                 except OSError:
                     log.warning("could not clear faults member=%s", m.name)
 
@@ -267,12 +341,14 @@ class RunContext:
         return logs
 
 
-def member_ids(cluster: LabCluster) -> dict[str, str]:
-    """name -> decimal member id, from each live member's status."""
+def member_ids(cluster: LabCluster, context: ssl.SSLContext | None = None) -> dict[str, str]:
+    """name -> decimal member id, from each live member's status (`context`: on --tls)."""
     ids: dict[str, str] = {}
     for m in cluster.members:
         try:
-            st = http_json(m.client_url + "/v3/maintenance/status", {}, timeout=2.0)
+            st = procs.http_json(
+                m.client_url + "/v3/maintenance/status", {}, timeout=2.0, context=context
+            )
         except OSError:
             continue
         if isinstance(st, dict) and "header" in st:
@@ -280,17 +356,20 @@ def member_ids(cluster: LabCluster) -> dict[str, str]:
     return ids
 
 
-def transfer_leadership(cluster: LabCluster, to: str, timeout: float = 10.0) -> str:
+def transfer_leadership(
+    cluster: LabCluster, to: str, timeout: float = 10.0, context: ssl.SSLContext | None = None
+) -> str:
     """Move leadership to member `to` (etcd's MoveLeader); returns the new leader's name."""
-    ids = member_ids(cluster)
+    ids = member_ids(cluster, context)
     lead = cluster.wait_leader(timeout)
     if lead == to:
         return to
     by_name = {m.name: m for m in cluster.members}
-    answer = http_json(
+    answer = procs.http_json(
         by_name[lead].client_url + "/v3/maintenance/transfer-leadership",
         {"targetID": ids[to]},
         timeout=timeout,
+        context=context,
     )
     if isinstance(answer, dict) and answer.get("error"):
         raise RuntimeError(f"transfer-leadership {lead} -> {to} failed: {answer}")

@@ -10,6 +10,7 @@ must stay under the threshold and assert silence.
     raftmon lab slow-disk            # the fault and its 20 ms control, side by side
     raftmon lab member-down --etcd   # the same scenario on a real etcd 3.4 cluster
     raftmon lab all                  # every run (raftmon and etcd), a few at a time
+    raftmon lab slow-disk --tls      # every cluster on https + mTLS, one CA for the lab
 
 Exit status: 0 when every check of every run passed, 1 otherwise.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import logging
 import shutil
@@ -31,8 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from node.lab import panels
+from node.lab.certs import Authority, make_authority
 from node.lab.etcd_cluster import ETCD
-from node.lab.procs import http_json
 from node.lab.prom import JOB, LabStack
 from node.lab.runtime import (
     LabCluster,
@@ -67,6 +69,13 @@ class RunSpec:
     # fault lasts (tests assert each has a passing check, and that together the runs
     # cover every fault-only panel and every annotation).
     dashboards: tuple[panels.Ref, ...] = ()
+    # On https with client and peer certificates required (`--tls`; see `with_tls`).
+    tls: bool = False
+
+
+def with_tls(spec: RunSpec) -> RunSpec:
+    """The same run on mTLS clusters, under its own cluster label (`<run>-tls`)."""
+    return dataclasses.replace(spec, run=f"{spec.run}-tls", tls=True)
 
 
 @dataclass(frozen=True)
@@ -215,10 +224,12 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def _read_prefix(endpoint: str, prefix: str, timeout: float = 10.0) -> dict[str, str]:
+def _read_prefix(
+    ctx: RunContext, endpoint: str, prefix: str, timeout: float = 10.0
+) -> dict[str, str]:
     """Every key under `prefix` with its value (one linearizable range)."""
     end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    answer = http_json(
+    answer = ctx.http_json(
         endpoint + "/v3/kv/range",
         {"key": _b64(prefix), "range_end": _b64(end)},
         timeout=timeout,
@@ -345,7 +356,7 @@ def _leader_flapping(ctx: RunContext) -> None:
     for i in range(5):
         lead = cluster.wait_leader(20)
         target = names[(names.index(lead) + 1) % len(names)]
-        new = transfer_leadership(cluster, target)
+        new = transfer_leadership(cluster, target, context=ctx.tls)
         moves += 1
         ctx.fault(f"leadership moved {lead} -> {new} (transfer {i + 1} of 5)")
         _settle(ctx, 1.5)
@@ -500,7 +511,7 @@ def _quorum_loss(target: str) -> Callable[[RunContext], None]:
         cluster.wait_leader(30)
         writer.stop()
         acked = writer.acknowledged()
-        stored = _read_prefix(_alive_endpoint(cluster), writer.prefix + "/")
+        stored = _read_prefix(ctx, _alive_endpoint(cluster), writer.prefix + "/")
         missing = [k for k, v in acked.items() if stored.get(k) != v]
         ctx.measurements["acknowledged_writes"] = len(acked)
         ctx.measurements["missing_after_restart"] = len(missing)
@@ -703,7 +714,7 @@ def _quota(ctx: RunContext) -> None:
     rejected = ""
     puts = 0
     for i in range(400):  # bounded: 4 MiB of 64 KiB values is ~60 puts
-        answer = http_json(
+        answer = ctx.http_json(
             url + "/v3/kv/put", {"key": _b64(f"fill/{i % 20:02d}"), "value": _b64(big)}, timeout=10
         )
         if isinstance(answer, dict) and "error" in answer:
@@ -738,34 +749,34 @@ def _quota(ctx: RunContext) -> None:
         PAGE in receivers,
         f"receivers: {receivers or 'none'}",
     )
-    again = http_json(url + "/v3/kv/put", {"key": _b64("small"), "value": _b64("v")})
+    again = ctx.http_json(url + "/v3/kv/put", {"key": _b64("small"), "value": _b64("v")})
     ctx.check(
         "writes stay rejected while the alarm is raised",
         isinstance(again, dict) and "database space exceeded" in str(again.get("message", "")),
         str(again),
     )
     # Recovery, as the runbook says: compact, defragment every member, disarm.
-    status = http_json(url + "/v3/maintenance/status", {})
+    status = ctx.http_json(url + "/v3/maintenance/status", {})
     revision = status["header"]["revision"]
-    http_json(url + "/v3/kv/compaction", {"revision": revision, "physical": True}, timeout=30)
+    ctx.http_json(url + "/v3/kv/compaction", {"revision": revision, "physical": True}, timeout=30)
     ctx.fault(f"compacted at revision {revision}")
     sizes = {}
     for m in cluster.members:
-        http_json(m.client_url + "/v3/maintenance/defragment", {}, timeout=60)
-        st = http_json(m.client_url + "/v3/maintenance/status", {})
+        ctx.http_json(m.client_url + "/v3/maintenance/defragment", {}, timeout=60)
+        st = ctx.http_json(m.client_url + "/v3/maintenance/status", {})
         sizes[m.name] = int(st.get("dbSize", 0))
     ctx.fault(
         "defragmented every member: db "
         + ", ".join(f"{n} {s // 1024} KiB" for n, s in sizes.items())
     )
-    alarms = http_json(url + "/v3/maintenance/alarm", {"action": "GET"}).get("alarms", [])
+    alarms = ctx.http_json(url + "/v3/maintenance/alarm", {"action": "GET"}).get("alarms", [])
     for alarm in alarms:
-        http_json(
+        ctx.http_json(
             url + "/v3/maintenance/alarm",
             {"action": "DEACTIVATE", "memberID": alarm["memberID"], "alarm": alarm["alarm"]},
         )
     ctx.fault(f"disarmed {len(alarms)} alarm(s)")
-    ok = http_json(url + "/v3/kv/put", {"key": _b64("after-recovery"), "value": _b64("v")})
+    ok = ctx.http_json(url + "/v3/kv/put", {"key": _b64("after-recovery"), "value": _b64("v")})
     ctx.check(
         "writes are accepted again after compact + defrag + disarm",
         isinstance(ok, dict) and "error" not in ok,
@@ -887,12 +898,20 @@ def run_one(
     stack: LabStack,
     base_dir: Path,
     on_event: Callable[[str, Event], None] | None = None,
+    authority: Authority | None = None,
 ) -> RunResult:
-    """Run one spec to the end; never raises (a crash becomes `error` on the result)."""
+    """Run one spec to the end; never raises (a crash becomes `error` on the result).
+
+    A `tls` spec runs its clusters on certificates from `authority`, the CA whose
+    tls_config the shared Prometheus was started with.
+    """
     timeline = Timeline(spec.run, on_event)
-    ctx = RunContext(stack, Path(base_dir) / spec.run, spec.run, timeline)
+    ca = authority if spec.tls else None
+    ctx = RunContext(stack, Path(base_dir) / spec.run, spec.run, timeline, authority=ca)
     result = RunResult(spec.scenario, spec.run, spec.target, spec.control)
     try:
+        if spec.tls and (authority is None or stack.tls_config is None):
+            raise RuntimeError("a --tls run needs the lab's CA, and Prometheus its tls_config")
         if not stack.monitoring:
             raise RuntimeError(
                 "Prometheus/Alertmanager missing (" + ", ".join(stack.missing) + "): "
@@ -923,11 +942,15 @@ def run_specs(
     *,
     concurrency: int = 2,
     on_event: Callable[[str, Event], None] | None = None,
+    authority: Authority | None = None,
 ) -> list[RunResult]:
-    """Run specs on one shared stack, `concurrency` at a time; results in spec order."""
+    """Run specs on one shared stack, `concurrency` at a time; results in spec order.
+
+    `authority`: the one CA every `tls` spec's clusters are signed by (see `lab_authority`).
+    """
     CANCEL.clear()
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="lab-run")
-    futures = [pool.submit(run_one, s, stack, base_dir, on_event) for s in specs]
+    futures = [pool.submit(run_one, s, stack, base_dir, on_event, authority) for s in specs]
     try:
         return [f.result() for f in futures]
     except BaseException:
@@ -935,6 +958,18 @@ def run_specs(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def lab_stack(base_dir: Path, tls: bool) -> tuple[LabStack, Authority | None]:
+    """The shared monitoring stack and, with `tls`, the invocation's one CA.
+
+    Prometheus reads its tls_config once, at start, and every https run shares it: so one
+    CA (under `<base>/tls`) signs every cluster of the invocation, and its client
+    certificate is what Prometheus and every lab client present.
+    """
+    authority = make_authority(Path(base_dir) / "tls") if tls else None
+    tls_config = authority.prometheus_tls_config() if authority else None
+    return LabStack(Path(base_dir) / "monitoring", tls_config=tls_config), authority
 
 
 # ---------------------------------------------------------------------------------------
@@ -974,6 +1009,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--concurrency", type=int, default=2, help="runs at a time (`all`; default 2)"
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="every cluster on https with client and peer certificates required, all "
+        "signed by one CA made for this invocation (under DATA_DIR/<scenario>/tls); "
+        "Prometheus and every lab client present its client certificate",
+    )
     parser.add_argument("--quiet", action="store_true", help="no live timeline, only the summary")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
@@ -1002,9 +1044,11 @@ def main(argv: list[str]) -> int:
         )
         return 2
 
+    if args.tls:
+        specs = [with_tls(s) for s in specs]
     base = args.data_dir / args.scenario
     shutil.rmtree(base, ignore_errors=True)
-    stack = LabStack(base / "monitoring")
+    stack, authority = lab_stack(base, args.tls)
     printer = None if args.quiet else report.LivePrinter()
     # Ctrl-C and SIGTERM both unwind through `finally`, which stops every child. SIGINT is
     # set explicitly: a shell that starts us in the background leaves it ignored.
@@ -1021,7 +1065,9 @@ def main(argv: list[str]) -> int:
             )
             return 1
         concurrency = args.concurrency if args.scenario == "all" else len(specs)
-        results = run_specs(specs, stack, base, concurrency=concurrency, on_event=printer)
+        results = run_specs(
+            specs, stack, base, concurrency=concurrency, on_event=printer, authority=authority
+        )
     except KeyboardInterrupt:
         print("\nraftmon lab: interrupted; everything it started is being stopped", file=sys.stderr)
         return 130
