@@ -3,6 +3,9 @@
 The runs are independent (each has its own cluster and `cluster` label), so they run a
 few at a time (RAFTMON_LAB_CONCURRENCY, default 3): all seven scenarios, their control
 runs and the two etcd variants take about 2.5 minutes on 2 cores instead of 7-8.
+The TLS_SCENARIOS run a second time on mTLS clusters (`raftmon lab --tls`), in the same
+pool and on the same Prometheus, which therefore starts with the session CA's tls_config
+and scrapes plain and https members side by side.
 Each test then reads its run's result; a failure prints the run's timeline, the
 notifications the webhook received and the members' log tails.
 """
@@ -15,10 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from node.lab.prom import LabStack
 from node.lab.runtime import RunResult
-from node.lab.scenarios import all_runs, run_specs
+from node.lab.scenarios import SCENARIOS, all_runs, lab_stack, run_specs, with_tls
 from tests.helpers import require_tool
+
+# Scenarios also run with --tls: the cheapest with a control run that still goes fault ->
+# metric -> alert -> route (both runs in parallel with the rest: about +35 s in all).
+TLS_SCENARIOS = ("slow-disk",)
+TLS_RUNS = [with_tls(r) for name in TLS_SCENARIOS for r in SCENARIOS[name].runs]
 
 
 @pytest.fixture(scope="session")
@@ -27,11 +34,13 @@ def lab_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     require_tool("prometheus-alertmanager")
     require_tool("etcd")
     base: Path = tmp_path_factory.mktemp("lab")
-    stack = LabStack(base / "monitoring")
+    stack, authority = lab_stack(base, tls=True)
     stack.start()
     try:
         concurrency = int(os.environ.get("RAFTMON_LAB_CONCURRENCY", "3"))
-        results = run_specs(all_runs(), stack, base, concurrency=concurrency)
+        # The TLS runs first: the pool then finishes on the long plain runs as before.
+        specs = [*TLS_RUNS, *all_runs()]
+        results = run_specs(specs, stack, base, concurrency=concurrency, authority=authority)
         yield {r.run: r for r in results}
     finally:
         stack.stop()
