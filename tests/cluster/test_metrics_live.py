@@ -293,6 +293,7 @@ MAY_STAY_ZERO = {
     "etcd_network_disconnected_peers_total": _NOTHING_FAILED,
     "raftmon_raft_proposals_dropped_total": _NOTHING_FAILED,
     "raftmon_network_peer_refused_total": "no impostor dials a peer port in this run",
+    "raftmon_raft_messages_dropped_total": "no stale-term or forged peer message in this run",
     # gauges that read 0 in a healthy, idle-after-load cluster (values checked below)
     "etcd_server_proposals_pending": "every proposal has been applied when scraped",
     "etcd_disk_defrag_inflight": "1 only while the defrag runs; it finished (checked == 0)",
