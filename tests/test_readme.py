@@ -7,6 +7,7 @@ from pathlib import Path
 from exporter.__main__ import document
 from exporter.catalog import CATALOG
 from node.cli import SUBCOMMANDS
+from node.config import flags_markdown
 
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text()
@@ -29,3 +30,8 @@ def test_readme_shows_the_two_commands_and_every_subcommand() -> None:
     assert "make test" in README
     missing = [name for name in SUBCOMMANDS if f"raftmon {name}" not in README]
     assert missing == []
+
+
+def test_docs_flags_lists_every_member_flag_and_is_fresh() -> None:
+    page = (ROOT / "docs" / "flags.md").read_text()
+    assert page == flags_markdown(), "regenerate: python -m node.config > docs/flags.md"
