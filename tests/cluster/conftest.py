@@ -28,8 +28,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 FAILED = pytest.StashKey[bool]()
 
 
-def start_cluster(base: Path, size: int, extra: list[str] | None = None) -> LocalCluster:
-    cluster = LocalCluster(base, size, extra_args=[*FAST, *(extra or [])])
+def start_cluster(
+    base: Path, size: int, extra: list[str] | None = None, *, tls: bool = False
+) -> LocalCluster:
+    cluster = LocalCluster(base, size, extra_args=[*FAST, *(extra or [])], tls=tls)
     try:
         cluster.start()
     except BaseException:

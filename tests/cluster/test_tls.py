@@ -33,7 +33,7 @@ from node.cluster import LocalCluster, http_json
 from node.lab.certs import issue, make_ca
 from node.lab.procs import hostport, wait_until
 from node.lab.prom import Member, Prometheus
-from tests.cluster.conftest import FAST
+from tests.cluster.conftest import FAST, start_cluster
 from tests.helpers import require_tool
 
 pytestmark = pytest.mark.cluster
@@ -42,14 +42,7 @@ FOO, BAR = "Zm9v", "YmFy"  # base64 of "foo", "bar"
 
 
 def _start(base: Path, extra: list[str] | None = None) -> LocalCluster:
-    cluster = LocalCluster(base, 3, extra_args=[*FAST, *(extra or [])], tls=True)
-    try:
-        cluster.start()
-    except BaseException:
-        print(cluster.logs_tail())
-        cluster.stop()
-        raise
-    return cluster
+    return start_cluster(base, 3, extra, tls=True)
 
 
 @pytest.fixture(scope="module")
