@@ -1,5 +1,5 @@
 import sys
 
-from node.cli import main
+from node.member import main
 
-sys.exit(main())
+sys.exit(main(sys.argv[1:]))

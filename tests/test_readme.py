@@ -6,7 +6,7 @@ from pathlib import Path
 
 from exporter.__main__ import document
 from exporter.catalog import CATALOG
-from node.cli import SUBCOMMANDS
+from lab.cli import SUBCOMMANDS
 from node.config import flags_markdown
 
 ROOT = Path(__file__).parents[1]

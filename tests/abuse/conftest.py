@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node.cluster import LocalCluster
+from lab.cluster import LocalCluster
 
 ClusterFactory = Callable[..., LocalCluster]
 

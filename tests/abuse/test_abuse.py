@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from node.cluster import LocalCluster
+from lab.cluster import LocalCluster
 from tests.abuse.conftest import ClusterFactory
 from tests.cluster.etcdjson import b64, get, post_status, put
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from node.cluster import LocalCluster
+from lab.cluster import LocalCluster
 from tests.abuse.conftest import ClusterFactory
 from tests.abuse.damage import damage_page, page_that_breaks_some_reads
 from tests.cluster.etcdjson import b64, post_status, put

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from node.cluster import LocalCluster
+from lab.cluster import LocalCluster
 from tests.abuse.conftest import ClusterFactory
 from tests.cluster.etcdjson import call, put
 

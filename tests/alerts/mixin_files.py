@@ -25,7 +25,7 @@ JSONNET_FILES = sorted(
     for p in ALERTS_DIR.rglob("*")
     if p.suffix in (".jsonnet", ".libsonnet") and "out" not in p.parts
 )
-# The lab scenarios (node/lab) rely on these alerts firing within a minute.
+# The lab scenarios (lab) rely on these alerts firing within a minute.
 LAB_SCENARIO_ALERTS = {
     "etcdWALFsyncSlow",
     "etcdLeaderChangesTooFrequent",

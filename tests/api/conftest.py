@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from node.cluster import LocalCluster
+from lab.cluster import LocalCluster
 from tests.helpers import require_tool
 from tests.loadgen.etcd_cluster import EtcdCluster
 

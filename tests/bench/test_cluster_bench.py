@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from node.cluster import LocalCluster
-from node.lab.etcd_cluster import EtcdCluster
+from lab.cluster import LocalCluster
+from lab.etcd_cluster import EtcdCluster
 from tests.helpers import require_tool
 
 pytestmark = pytest.mark.bench
@@ -50,7 +50,7 @@ def cpu_seconds(pids: list[int]) -> float:
 
 def load(endpoints: list[str], clients: int, pids: list[int], *flags: str) -> dict[str, Any]:
     cmd = [
-        sys.executable, "-m", "node", "load",
+        sys.executable, "-m", "lab", "load",
         f"--endpoints={','.join(endpoints)}",
         f"--clients={clients}", f"--conns={min(clients, 16)}",
         f"--duration={DURATION}", "--no-progress=true", "--json=true", *flags,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from node.cluster import LocalCluster
+from lab.cluster import LocalCluster
 
 FAST = ["--heartbeat-interval=50", "--election-timeout=500"]
 

@@ -31,7 +31,7 @@ class ClusterCommand:
 
     def __init__(self, data_dir: Path, flags: tuple[str, ...] = ("--size=3",)) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "node", "cluster", *flags, f"--data-dir={data_dir}",
+            [sys.executable, "-m", "lab", "cluster", *flags, f"--data-dir={data_dir}",
              "--", *FAST],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
@@ -179,7 +179,7 @@ def test_the_readme_security_commands_work_as_written(tmp_path: Path) -> None:
     assert argv[at + 1] == "var/cluster"
     flags = tuple(argv[:at] + argv[at + 2 :])  # the data dir goes under tmp_path instead
     cmd = ClusterCommand(tmp_path / "var" / "cluster", (*flags, "--quiet"))
-    raftmon = f"{shlex.quote(sys.executable)} -m node"
+    raftmon = f"{shlex.quote(sys.executable)} -m lab"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
     try:
         cmd.wait_for("cluster of 3 ready")

@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from node.cluster import LocalCluster, MemberProcess
+from lab.cluster import LocalCluster, MemberProcess
 from node.mvcc import requests as rq
 from node.mvcc.codec import encode_request
 from node.raft.messages import Entry, Message, MessageType

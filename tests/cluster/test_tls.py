@@ -28,11 +28,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from lab.certs import issue, make_ca
+from lab.cluster import LocalCluster, http_json
+from lab.procs import hostport, wait_until
+from lab.prom import Member, Prometheus
 from loadgen.client import EtcdClient
-from node.cluster import LocalCluster, http_json
-from node.lab.certs import issue, make_ca
-from node.lab.procs import hostport, wait_until
-from node.lab.prom import Member, Prometheus
 from tests.cluster.conftest import FAST, start_cluster
 from tests.helpers import require_tool
 
@@ -245,7 +245,7 @@ def test_prometheus_scrapes_every_member_over_https_with_tls_config(
 
 def _run_node(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "node", "node", f"--data-dir={tmp_path / 'd'}", *args],
+        [sys.executable, "-m", "lab", "node", f"--data-dir={tmp_path / 'd'}", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -14,8 +14,8 @@ from typing import Any
 
 from alerts.config import recording_rules
 from exporter.catalog import by_name, series_names
+from lab import panels
 from loadgen.metrics import LoadMetrics
-from node.lab import panels
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "dashboards" / "out"
@@ -155,7 +155,7 @@ def family_of(series: str) -> str:
 def substitute(expr: str, *, rate: str, cluster: str, instance: str) -> str:
     """Replace Grafana's variables the way Grafana would, with the given values.
 
-    The lab's dashboard checks fill them with the same function (node.lab.panels), so a
+    The lab's dashboard checks fill them with the same function (lab.panels), so a
     query means the same here and there; an unknown variable fails the test.
     """
     try:

@@ -3,14 +3,14 @@
 Two variants run the same check:
 - etcd 3.4 (Debian's /usr/bin/etcd): proves the boards work on real etcd, whose metric
   names raftmon copies; families etcd 3.4 does not have (the catalog's `since`) are skipped;
-- raftmon (`node.cluster.LocalCluster`): proves them on our member.
+- raftmon (`lab.cluster.LocalCluster`): proves them on our member.
 
 Prometheus scrapes every second, evaluates the mixin's recording rules (and alerts) every
 second, and each panel query is run as an instant query with Grafana's variables filled in
 as Grafana would: `$cluster` = this cluster, `$instance` = all (`.*`), `$__rate_interval` =
 15 s. Queries that only have data while something is wrong are listed in FAULT_ONLY with the
-reason and the lab run that checks them while its fault lasts (node/lab/scenarios.py runs the
-same expressions through node.lab.panels; tests/lab/test_dashboards.py asserts those checks
+reason and the lab run that checks them while its fault lasts (lab/scenarios.py runs the
+same expressions through lab.panels; tests/lab/test_dashboards.py asserts those checks
 passed). Annotations mark events, so the healthy check skips them too: the raftmon variant
 injects every fault kind at once below, and each lab run checks the annotation of its own
 fault. Exempt queries must still be accepted by Prometheus here.
@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 
 from exporter.catalog import by_name
-from node.cluster import LocalCluster, http_json
-from node.lab.scenarios import all_runs
+from lab.cluster import LocalCluster, http_json
+from lab.scenarios import all_runs
 from tests.dashboards.boards import (
     Query,
     all_queries,

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from node.cluster import LocalCluster
-from node.lab.etcd_cluster import EtcdCluster
+from lab.cluster import LocalCluster
+from lab.etcd_cluster import EtcdCluster
 from tests.cluster.conftest import start_cluster
 from tests.fuzz.harness import fingerprint, run
 from tests.helpers import require_tool

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from node.lab.runtime import RunResult
-from node.lab.scenarios import SCENARIOS, all_runs, lab_stack, run_specs, with_tls
+from lab.runtime import RunResult
+from lab.scenarios import SCENARIOS, all_runs, lab_stack, run_specs, with_tls
 from tests.helpers import require_tool
 
 # Scenarios also run with --tls: the cheapest with a control run that still goes fault ->

@@ -3,7 +3,7 @@
 tests/dashboards/test_live.py proves that every other panel query has data on a healthy,
 loaded cluster and lists the rest in FAULT_ONLY (annotations are exempt there too). Here,
 from the session's lab runs (conftest.lab_results): each run's dashboard checks (the
-committed boards' expressions, through node.lab.panels, against the lab Prometheus for
+committed boards' expressions, through lab.panels, against the lab Prometheus for
 the run's cluster) passed, together they cover every FAULT_ONLY panel and every
 annotation, and each FAULT_ONLY reason quotes a check that really passed in the run it
 names.
@@ -15,9 +15,9 @@ import re
 
 import pytest
 
-from node.lab import panels
-from node.lab.runtime import RunResult
-from node.lab.scenarios import all_runs
+from lab import panels
+from lab.runtime import RunResult
+from lab.scenarios import all_runs
 from tests.dashboards.test_live import FAULT_ONLY
 from tests.lab.conftest import explain
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from node.lab import demo, prom
+from lab import demo, prom
 from tests.helpers import require_tool
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from node.lab.runtime import RunResult
-from node.lab.scenarios import SCENARIOS
+from lab.runtime import RunResult
+from lab.scenarios import SCENARIOS
 from tests.lab.conftest import explain
 
 pytestmark = [pytest.mark.cluster, pytest.mark.tools, pytest.mark.timeout(900)]

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from node.cluster import LocalCluster
-from node.lab.certs import make_authority
-from node.lab.runtime import RunResult
-from node.lab.scenarios import SCENARIOS, lab_stack, with_tls
+from lab.certs import make_authority
+from lab.cluster import LocalCluster
+from lab.runtime import RunResult
+from lab.scenarios import SCENARIOS, lab_stack, with_tls
 from tests.lab.conftest import TLS_RUNS, explain
 from tests.lab.test_scenarios import ROUTED, SILENT, _routed
 

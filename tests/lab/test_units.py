@@ -13,12 +13,12 @@ import pytest
 import yaml
 
 from alerts.render import LAB_WEBHOOK_PLACEHOLDER
-from node.lab import panels
-from node.lab.memberstats import MemberSnapshot, fsync_between, quantile
-from node.lab.prom import LOADGEN_JOB, Member, Prometheus, alertmanager_config, rule_files
-from node.lab.scenarios import all_runs
-from node.lab.webhook import WebhookReceiver
-from node.lab.writer import Window, Writer, WriteRecord
+from lab import panels
+from lab.memberstats import MemberSnapshot, fsync_between, quantile
+from lab.prom import LOADGEN_JOB, Member, Prometheus, alertmanager_config, rule_files
+from lab.scenarios import all_runs
+from lab.webhook import WebhookReceiver
+from lab.writer import Window, Writer, WriteRecord
 
 
 def test_quantile_interpolates_inside_the_bucket_like_histogram_quantile() -> None:

@@ -1,6 +1,6 @@
 """`raftmon load` against a real 3-member raftmon cluster (issue 6's cluster tests).
 
-The cluster is `node.cluster.LocalCluster`: real member processes on free loopback
+The cluster is `lab.cluster.LocalCluster`: real member processes on free loopback
 ports, started with `--enable-fault-injection`, so a test can cut links with
 `POST <metrics-url>/raftmon/faults {"peers": {"m2": {"drop": true}}}` (a one-way
 partition: this member drops everything it sends to m2) and heal them again, or
@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from lab.cluster import LocalCluster, MemberProcess, http_json
 from loadgen.client import parse_metrics
 from loadgen.errors import ERROR_KINDS
-from node.cluster import LocalCluster, MemberProcess, http_json
 from tests.helpers import free_port
 from tests.loadgen.conftest import assert_open_loop_rate_held, read_series, run_load
 from tests.loadgen.etcd_cluster import PUT_COUNTERS

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node.lab.certs import issue, make_ca
+from lab.certs import issue, make_ca
 from node.tls import GO_CIPHER_SUITES, TLSInfo, client_context, openssl_ciphers, server_context
 
 

@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from lab.procs import http_get
 from loadgen.client import parse_metrics
-from node.lab.procs import http_get
 
 if TYPE_CHECKING:
     import ssl

@@ -2,7 +2,7 @@
 
 member-down and quorum-loss need no fault injection, only kill -9 and restart, so they
 also run on etcd itself: the same rules and routing, proven on the system they were
-written for. The class mirrors the parts of `node.cluster.LocalCluster` the scenarios
+written for. The class mirrors the parts of `lab.cluster.LocalCluster` the scenarios
 call (`members`, `endpoints`, `kill`, `restart`, `leader`, `wait_leader`, `stop`).
 """
 
@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from node.cluster import free_ports
-from node.lab.procs import WaitTimeout, http_json, tail, wait_until
+from lab.cluster import free_ports
+from lab.procs import WaitTimeout, http_json, tail, wait_until
 
 if TYPE_CHECKING:
     import ssl
 
-    from node.lab.certs import Authority
+    from lab.certs import Authority
 
 log = logging.getLogger(__name__)
 

@@ -32,23 +32,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from node.lab import panels
-from node.lab.certs import Authority, make_authority
-from node.lab.etcd_cluster import ETCD
-from node.lab.prom import JOB, LabStack
-from node.lab.runtime import (
+from lab import panels
+from lab.certs import Authority, make_authority
+from lab.etcd_cluster import ETCD
+from lab.prom import JOB, LabStack
+from lab.runtime import (
     LabCluster,
     RunContext,
     RunResult,
     transfer_leadership,
 )
-from node.lab.timeline import CANCEL, Cancelled, Event, MetricWatch, Timeline
-from node.lab.writer import CONNECTION_ERRORS
+from lab.timeline import CANCEL, Cancelled, Event, MetricWatch, Timeline
+from lab.writer import CONNECTION_ERRORS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from node.cluster import LocalCluster
+    from lab.cluster import LocalCluster
 
 log = logging.getLogger(__name__)
 
@@ -981,7 +981,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from node.lab import report  # rich is only needed for the CLI
+    from lab import report  # rich is only needed for the CLI
 
     parser = argparse.ArgumentParser(
         prog="raftmon lab",

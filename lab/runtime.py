@@ -16,20 +16,20 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from node.cluster import LocalCluster, free_ports
-from node.lab import procs
-from node.lab.etcd_cluster import ETCD, EtcdCluster
-from node.lab.procs import ManagedProcess, hostport
-from node.lab.prom import JOB, LOADGEN_JOB, LabStack, Member
-from node.lab.timeline import FAULT, STEP, Event, Observer, Timeline
-from node.lab.writer import Writer
+from lab import procs
+from lab.cluster import LocalCluster, free_ports
+from lab.etcd_cluster import ETCD, EtcdCluster
+from lab.procs import ManagedProcess, hostport
+from lab.prom import JOB, LOADGEN_JOB, LabStack, Member
+from lab.timeline import FAULT, STEP, Event, Observer, Timeline
+from lab.writer import Writer
 
 if TYPE_CHECKING:
     import ssl
     from pathlib import Path
 
-    from node.lab.certs import Authority
-    from node.lab.webhook import Notification
+    from lab.certs import Authority
+    from lab.webhook import Notification
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from rich.table import Table
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from node.lab.runtime import RunResult
-    from node.lab.timeline import Event
+    from lab.runtime import RunResult
+    from lab.timeline import Event
 
 KIND_STYLE = {
     "step": "dim",

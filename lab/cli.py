@@ -12,12 +12,12 @@ import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "node": ("node.member", "run one Raft KV member (etcd-compatible flags)"),
-    "cluster": ("node.cluster", "run a local N-member cluster on loopback"),
+    "cluster": ("lab.cluster", "run a local N-member cluster on loopback"),
     "load": ("loadgen.cli", "generate load against raftmon or etcd (etcd benchmark flags)"),
     "mixin": ("alerts.render", "render the alerts mixin to alerts/out/"),
     "dashboards": ("dashboards.generate", "generate Grafana dashboards to dashboards/out/"),
-    "demo": ("node.lab.demo", "the main job: a loaded 3-member cluster, watched, with a report"),
-    "lab": ("node.lab.scenarios", "rehearse an etcd emergency end to end"),
+    "demo": ("lab.demo", "the main job: a loaded 3-member cluster, watched, with a report"),
+    "lab": ("lab.scenarios", "rehearse an etcd emergency end to end"),
 }
 
 

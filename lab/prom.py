@@ -26,9 +26,9 @@ from typing import Any
 import yaml
 
 from alerts.render import LAB_WEBHOOK_PLACEHOLDER, OUT_DIR
-from node.cluster import free_ports
-from node.lab.procs import ManagedProcess, WaitTimeout, http_get, wait_until
-from node.lab.webhook import WebhookReceiver
+from lab.cluster import free_ports
+from lab.procs import ManagedProcess, WaitTimeout, http_get, wait_until
+from lab.webhook import WebhookReceiver
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from node.lab.certs import Authority, ClusterCerts, make_authority
+from lab.certs import Authority, ClusterCerts, make_authority
 
 CLUSTER_SIZES = (1, 3, 5, 7)
 
@@ -209,7 +209,7 @@ class LocalCluster:
             self.wait_healthy(timeout=timeout)
 
     def _spawn(self, m: MemberProcess) -> None:
-        cmd = [sys.executable, "-m", "node", "node", *m.args]
+        cmd = [sys.executable, "-m", "node", *m.args]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         log_file = open(m.log_path, "ab")
         m.proc = subprocess.Popen(

@@ -16,13 +16,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from node.lab.procs import WaitTimeout
+from lab.procs import WaitTimeout
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from node.lab.prom import LabStack
-    from node.lab.webhook import Notification
+    from lab.prom import LabStack
+    from lab.webhook import Notification
 
 log = logging.getLogger(__name__)
 

@@ -35,14 +35,14 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from node.cluster import LocalCluster, free_ports
-from node.lab.memberstats import MemberSnapshot, fsync_between, snapshot
-from node.lab.procs import ManagedProcess, hostport, http_json
-from node.lab.prom import PACKAGES, LabStack, Member
-from node.lab.report import LivePrinter
-from node.lab.runtime import RAFTMON_TIMING
-from node.lab.timeline import MetricWatch, Observer, Timeline
-from node.lab.writer import Writer
+from lab.cluster import LocalCluster, free_ports
+from lab.memberstats import MemberSnapshot, fsync_between, snapshot
+from lab.procs import ManagedProcess, hostport, http_json
+from lab.prom import PACKAGES, LabStack, Member
+from lab.report import LivePrinter
+from lab.runtime import RAFTMON_TIMING
+from lab.timeline import MetricWatch, Observer, Timeline
+from lab.writer import Writer
 
 if TYPE_CHECKING:
     import ssl
