@@ -46,6 +46,11 @@ class KeyPair:
     key: rsa.RSAPrivateKey
 
 
+def client_flags(ca: KeyPair, client: KeyPair) -> list[str]:
+    """`raftmon load`'s (and etcdctl's) flags to trust `ca` and present `client`."""
+    return [f"--cacert={ca.cert_file}", f"--cert={client.cert_file}", f"--key={client.key_file}"]
+
+
 def _tls_config(ca: KeyPair, client: KeyPair) -> dict[str, str]:
     return {
         "ca_file": str(ca.cert_file.resolve()),
@@ -132,6 +137,21 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    """A CA signs certificates and CRLs; a leaf signs handshakes and enciphers keys (RSA)."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=not ca,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 def make_ca(folder: Path, stem: str = "ca", common_name: str = "raftmon CA") -> KeyPair:
     key = _key()
     now = datetime.datetime.now(datetime.UTC)
@@ -144,20 +164,7 @@ def make_ca(folder: Path, stem: str = "ca", common_name: str = "raftmon CA") -> 
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(ca=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -195,20 +202,7 @@ def issue(
         .not_valid_before(not_before or now - datetime.timedelta(minutes=5))
         .not_valid_after(not_after or now + VALIDITY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=True,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),

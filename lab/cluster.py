@@ -15,35 +15,20 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from lab.certs import Authority, ClusterCerts, make_authority
+from lab.children import interrupt_on_signals, spawn
+from lab.procs import free_ports, http_json, tail
 
 CLUSTER_SIZES = (1, 3, 5, 7)
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """`count` distinct TCP ports that were free a moment ago (held together while chosen)."""
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 @dataclass
@@ -66,33 +51,7 @@ class MemberProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-def http_json(
-    url: str,
-    body: dict[str, Any] | None = None,
-    timeout: float = 2.0,
-    context: ssl.SSLContext | None = None,
-) -> Any:
-    """POST (or GET when body is None) JSON; returns the decoded body, also for HTTP errors.
-
-    `context` carries the CA and client certificate for https URLs (`LocalCluster.client_ssl`).
-    """
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
-            return json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as err:
-        payload = err.read()
-        try:
-            return json.loads(payload)
-        except ValueError:
-            return {"error": payload.decode(errors="replace"), "status": err.code}
+        return tail(self.log_path, lines)
 
 
 class LocalCluster:
@@ -164,7 +123,11 @@ class LocalCluster:
 
     # ---- lifecycle -----------------------------------------------------
     def __enter__(self) -> LocalCluster:
-        self.start()
+        try:
+            self.start()
+        except BaseException:  # __exit__ does not run when __enter__ raises
+            self.stop()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -212,7 +175,7 @@ class LocalCluster:
         cmd = [sys.executable, "-m", "node", *m.args]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         log_file = open(m.log_path, "ab")
-        m.proc = subprocess.Popen(
+        m.proc = spawn(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
         m.paused = False
@@ -402,8 +365,30 @@ def _print_status(cluster: LocalCluster) -> None:
         print(f"  {m.name}  {state:<8} pid={pid:<7} client={m.client_url}{mark}")
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _serve_commands(cluster: LocalCluster) -> None:
+    """Operator commands from stdin until `quit`; when stdin ends, run until a signal."""
+    if sys.stdin.isatty():
+        print(HELP_COMMANDS)
+    for line in sys.stdin:  # a terminal, or a pipe a script writes commands into
+        words = line.split()
+        if not words:
+            continue
+        cmd, rest = words[0], words[1:]
+        try:
+            if cmd in ("quit", "exit"):
+                return
+            if cmd == "status":
+                _print_status(cluster)
+            elif cmd in ("kill", "pause", "resume", "restart") and len(rest) == 1:
+                getattr(cluster, cmd)(rest[0])
+                print(f"{cmd} {rest[0]}: done")
+            else:
+                print(HELP_COMMANDS)
+        except (KeyError, RuntimeError, TimeoutError) as err:
+            print(f"error: {err}")
+        sys.stdout.flush()
+    while True:  # stdin ended (e.g. </dev/null in the background): run until SIGINT/SIGTERM
+        time.sleep(3600)
 
 
 def main(argv: list[str]) -> int:
@@ -433,42 +418,20 @@ def main(argv: list[str]) -> int:
         fault_injection=not args.no_fault_injection,
         tls=args.tls,
     )
-    try:
-        cluster.start(wait=False)
-        lead = cluster.wait_healthy()
-        print(f"cluster of {args.size} ready; leader {lead}")
-        print(f"endpoints: {','.join(cluster.endpoints)}  (also in {args.data_dir}/endpoints)")
-        if cluster.certs is not None:
-            print(f"certificates in {cluster.certs.ca.cert_file.parent}; try:")
-            print(f"  {cluster.curl_command()}")
-        sys.stdout.flush()
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-        if sys.stdin.isatty():
-            print(HELP_COMMANDS)
-        for line in sys.stdin:  # a terminal, or a pipe a script writes commands into
-            words = line.split()
-            if not words:
-                continue
-            cmd, rest = words[0], words[1:]
-            try:
-                if cmd in ("quit", "exit"):
-                    break
-                if cmd == "status":
-                    _print_status(cluster)
-                elif cmd in ("kill", "pause", "resume", "restart") and len(rest) == 1:
-                    getattr(cluster, cmd)(rest[0])
-                    print(f"{cmd} {rest[0]}: done")
-                else:
-                    print(HELP_COMMANDS)
-            except (KeyError, RuntimeError, TimeoutError) as err:
-                print(f"error: {err}")
+    with interrupt_on_signals():
+        try:
+            cluster.start(wait=False)
+            lead = cluster.wait_healthy()
+            print(f"cluster of {args.size} ready; leader {lead}")
+            print(f"endpoints: {','.join(cluster.endpoints)}  (also in {args.data_dir}/endpoints)")
+            if cluster.certs is not None:
+                print(f"certificates in {cluster.certs.ca.cert_file.parent}; try:")
+                print(f"  {cluster.curl_command()}")
             sys.stdout.flush()
-        else:  # stdin ended (e.g. </dev/null in the background): run until SIGINT/SIGTERM
-            while True:
-                time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        print("stopping cluster")
-        cluster.stop()
+            _serve_commands(cluster)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            print("stopping cluster")
+            cluster.stop()
     return 0

@@ -25,9 +25,7 @@ import argparse
 import json
 import logging
 import shutil
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,9 +33,11 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from lab.cluster import LocalCluster, free_ports
+from lab.certs import client_flags
+from lab.children import interrupt_on_signals
+from lab.cluster import LocalCluster
 from lab.memberstats import MemberSnapshot, fsync_between, snapshot
-from lab.procs import ManagedProcess, hostport, http_json
+from lab.procs import ManagedProcess, free_ports, hostport, http_json, load_generator
 from lab.prom import PACKAGES, LabStack, Member
 from lab.report import LivePrinter
 from lab.runtime import RAFTMON_TIMING
@@ -58,10 +58,6 @@ FSYNC_MEAN = (
 
 def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 class Demo:
@@ -130,33 +126,19 @@ class Demo:
         before = self._snapshots()
         load_port = free_ports(1)[0]
         load_dir = self.data / "load"
-        self.load = ManagedProcess(
+        self.load = load_generator(
             "load",
+            self.data / "load.log",
+            self.cluster.endpoints,
             [
-                sys.executable,
-                "-m",
-                "loadgen",
-                f"--endpoints={','.join(self.cluster.endpoints)}",
                 f"--conns={args.conns}",
                 f"--clients={args.clients}",
                 f"--duration={args.duration}s",
                 f"--report-dir={load_dir}",
                 f"--metrics-port={load_port}",
-                "--no-progress",
-                *(
-                    [
-                        f"--cacert={certs.ca.cert_file}",
-                        f"--cert={certs.client.cert_file}",
-                        f"--key={certs.client.key_file}",
-                    ]
-                    if certs is not None
-                    else []
-                ),
-                "put",
-                "--key-space-size=10000",
-                "--val-size=256",
+                *(client_flags(certs.ca, certs.client) if certs is not None else []),
             ],
-            self.data / "load.log",
+            ["--key-space-size=10000", "--val-size=256"],
         )
         self.load.start()
         t_load = time.time()
@@ -445,29 +427,23 @@ def main(argv: list[str]) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     out = Console(highlight=False, soft_wrap=True)
-    # Ctrl-C and SIGTERM both unwind through `finally`, which stops every child. SIGINT is
-    # set explicitly: a shell that starts us in the background leaves it ignored.
-    previous: dict[signal.Signals, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, _raise_interrupt)
     demo = Demo(args, out)
     out.print(f"raftmon demo: data in {args.data_dir}/ — Ctrl-C stops everything")
-    try:
-        report = demo.run()
-    except KeyboardInterrupt:
-        out.print("\nraftmon demo: interrupted; stopping everything it started")
-        return 130
-    except Exception as exc:
-        log.exception("demo failed")
-        out.print(f"[red]raftmon demo failed:[/] {exc}")
-        if demo.cluster is not None:
-            out.print(demo.cluster.logs_tail(10))
-        return 1
-    finally:
-        demo.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    # Ctrl-C and SIGTERM both unwind through `finally`, which stops every child.
+    with interrupt_on_signals():
+        try:
+            report = demo.run()
+        except KeyboardInterrupt:
+            out.print("\nraftmon demo: interrupted; stopping everything it started")
+            return 130
+        except Exception as exc:
+            log.exception("demo failed")
+            out.print(f"[red]raftmon demo failed:[/] {exc}")
+            if demo.cluster is not None:
+                out.print(demo.cluster.logs_tail(10))
+            return 1
+        finally:
+            demo.stop()
     json_path = args.json or args.data_dir / "report.json"
     report["json_path"] = str(json_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,8 @@ member-down and quorum-loss need no fault injection, only kill -9 and restart, s
 also run on etcd itself: the same rules and routing, proven on the system they were
 written for. The class mirrors the parts of `lab.cluster.LocalCluster` the scenarios
 call (`members`, `endpoints`, `kill`, `restart`, `leader`, `wait_leader`, `stop`).
+The tests' etcd members (the load generator's, the gateway's and the dashboards'
+references) are this class too.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab.cluster import free_ports
-from lab.procs import WaitTimeout, http_json, tail, wait_until
+from lab.children import spawn
+from lab.procs import WaitTimeout, free_ports, http_json, tail, wait_until
 
 if TYPE_CHECKING:
     import ssl
@@ -114,19 +116,33 @@ class EtcdCluster:
             *self.extra_args,
         ]
         with open(m.log_path, "ab") as out:
-            m.proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            m.proc = spawn(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
     def start(self, timeout: float = 30.0) -> None:
+        """Start every member; return once there is a leader and every member answers."""
         self.base_dir.mkdir(parents=True, exist_ok=True)
         for m in self.members:
             self._spawn(m)
         try:
             self.wait_leader(timeout)
+            # Every member must answer too, so nothing starts against a joining member.
+            wait_until(
+                "every etcd member answers",
+                lambda: all(self.status(m.name) for m in self.members),
+                timeout,
+                interval=0.1,
+                detail=self.logs_tail,
+            )
         except BaseException:
             self.stop()
             raise
+
+    def __enter__(self) -> EtcdCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         # SIGKILL: lab data is throw-away, and etcd's graceful stop costs seconds per member.

@@ -1,9 +1,10 @@
-"""Child processes the lab owns, bounded waits and small JSON-over-HTTP helpers.
+"""Child processes the lab owns, free ports, bounded waits and small JSON-over-HTTP helpers.
 
-Nothing in the lab sleeps for a fixed time where an event can be awaited: `wait_until`
-polls a check with a deadline and says what it was waiting for when it gives up.
-Every process is started in its own session, so a Ctrl-C in the terminal reaches only
-the lab, which then stops its children in order (`ManagedProcess.stop`).
+The harness the lab and the tests share. Nothing sleeps for a fixed time where an event
+can be awaited: `wait_until` polls a check with a deadline and says what it was waiting
+for when it gives up. Every process is started through `children.spawn` in its own
+session, so a Ctrl-C in the terminal reaches only the lab, which then stops its children
+in order (`ManagedProcess.stop`), and the kernel kills them if the lab dies first.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -19,14 +22,30 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from lab.children import spawn
+
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct TCP ports that were free a moment ago (held together while chosen)."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((host, 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 class WaitTimeout(TimeoutError):
@@ -121,7 +140,7 @@ class ManagedProcess:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(
+            self.proc = spawn(
                 self.argv,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -151,3 +170,15 @@ class ManagedProcess:
 
     def tail(self, lines: int = 30) -> str:
         return tail(self.log_path, lines)
+
+
+def load_generator(
+    name: str, log_path: Path, endpoints: list[str], flags: Sequence[str], put: Sequence[str]
+) -> ManagedProcess:
+    """`raftmon load ... put` against `endpoints` as a child (not started yet).
+
+    `flags` are the benchmark's global flags, `put` the put subcommand's; progress output
+    is off, since the log file is not a terminal.
+    """
+    argv = [sys.executable, "-m", "loadgen", f"--endpoints={','.join(endpoints)}", *flags]
+    return ManagedProcess(name, [*argv, "--no-progress", "put", *put], log_path)

@@ -26,8 +26,7 @@ from typing import Any
 import yaml
 
 from alerts.render import LAB_WEBHOOK_PLACEHOLDER, OUT_DIR
-from lab.cluster import free_ports
-from lab.procs import ManagedProcess, WaitTimeout, http_get, wait_until
+from lab.procs import ManagedProcess, WaitTimeout, free_ports, http_get, http_json, wait_until
 from lab.webhook import WebhookReceiver
 
 log = logging.getLogger(__name__)
@@ -75,15 +74,43 @@ class Member:
     target: str
 
 
-class Alertmanager:
+class _ReadyServer:
+    """A Prometheus-family server on a free loopback port, ready when /-/ready answers."""
+
+    name = ""
+    process: ManagedProcess
+
+    def __init__(self, base_dir: Path) -> None:
+        self.base_dir = Path(base_dir).resolve()  # the tools resolve relative paths their way
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_ports(1)[0]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.process.start()
+        wait_until(
+            f"{self.name} ready",
+            lambda: self.process.alive and http_get(self.url + "/-/ready"),
+            timeout,
+            detail=self.process.tail,
+        )
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+class Alertmanager(_ReadyServer):
     """Debian's Alertmanager, no HA gossip, our routing."""
 
+    name = "alertmanager"
+
     def __init__(self, binary: str, base_dir: Path, webhook_url: str) -> None:
-        base_dir = Path(base_dir).resolve()  # the tools resolve relative paths their own way
-        self.base_dir = base_dir
-        self.port = free_ports(1)[0]
+        super().__init__(base_dir)
+        base_dir = self.base_dir
         config = base_dir / "alertmanager.yml"
-        base_dir.mkdir(parents=True, exist_ok=True)
         config.write_text(alertmanager_config(webhook_url), encoding="utf-8")
         self.process = ManagedProcess(
             "alertmanager",
@@ -98,25 +125,11 @@ class Alertmanager:
             base_dir / "alertmanager.log",
         )
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> None:
-        self.process.start()
-        wait_until(
-            "alertmanager ready",
-            lambda: self.process.alive and http_get(self.url + "/-/ready"),
-            timeout,
-            detail=self.process.tail,
-        )
-
-    def stop(self) -> None:
-        self.process.stop()
-
-
-class Prometheus:
+class Prometheus(_ReadyServer):
     """Debian's Prometheus: 1 s scrape and evaluation, our rules, file-discovered targets."""
+
+    name = "prometheus"
 
     def __init__(
         self,
@@ -129,9 +142,8 @@ class Prometheus:
         tls_config: dict[str, str] | None = None,
     ) -> None:
         # Absolute: Prometheus resolves file_sd paths against the config file's folder.
-        base_dir = Path(base_dir).resolve()
-        self.base_dir = base_dir
-        self.port = free_ports(1)[0]
+        super().__init__(base_dir)
+        base_dir = self.base_dir
         self.targets_dir = base_dir / "targets"
         for job in JOBS:
             self._dir(job).mkdir(parents=True, exist_ok=True)
@@ -173,22 +185,6 @@ class Prometheus:
             base_dir / "prometheus.log",
         )
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30.0) -> None:
-        self.process.start()
-        wait_until(
-            "prometheus ready",
-            lambda: self.process.alive and http_get(self.url + "/-/ready"),
-            timeout,
-            detail=self.process.tail,
-        )
-
-    def stop(self) -> None:
-        self.process.stop()
-
     # ---- targets --------------------------------------------------------------------------
     def _dir(self, job: str) -> Path:
         """targets/ for members, targets/<job>/ for any other job (the globs do not overlap)."""
@@ -215,12 +211,10 @@ class Prometheus:
         url = f"{self.url}/api/v1/{path}"
         if params:
             url += "?" + urllib.parse.urlencode(params)
-        body = http_get(url, timeout=5.0)
-        if body is None:
-            raise OSError(f"prometheus did not answer {path}")
-        data = json.loads(body)
-        if data.get("status") != "success":
-            raise ValueError(f"{path} {params}: {data.get('error')}")
+        data = http_json(url, timeout=5.0)  # OSError when Prometheus cannot be reached
+        if not isinstance(data, dict) or data.get("status") != "success":
+            error = data.get("error") if isinstance(data, dict) else data
+            raise ValueError(f"{path} {params}: {error}")
         return data["data"]
 
     def query(self, expr: str) -> list[dict[str, Any]]:
@@ -238,6 +232,19 @@ class Prometheus:
         """Pending and firing alerts (Prometheus' own view, before Alertmanager)."""
         alerts: list[dict[str, Any]] = self.api("alerts")["alerts"]
         return alerts
+
+    def label_values(self, label: str, match: str) -> list[str]:
+        """Values of `label` on the series `match` selects (a Grafana variable's query)."""
+        values: list[str] = self.api(f"label/{label}/values", **{"match[]": match})
+        return values
+
+    def targets_summary(self) -> str:
+        """One line per scrape target: job, URL, health, last error (for failure messages)."""
+        active = self.api("targets")["activeTargets"]
+        return "\n".join(
+            f"{t['labels'].get('job')} {t['scrapeUrl']} {t['health']} {t['lastError']}"
+            for t in active
+        )
 
 
 class LabStack:

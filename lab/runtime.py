@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lab import procs
-from lab.cluster import LocalCluster, free_ports
+from lab.certs import client_flags
+from lab.cluster import LocalCluster
 from lab.etcd_cluster import ETCD, EtcdCluster
-from lab.procs import ManagedProcess, hostport
+from lab.procs import ManagedProcess, free_ports, hostport, load_generator
 from lab.prom import JOB, LOADGEN_JOB, LabStack, Member
 from lab.timeline import FAULT, STEP, Event, Observer, Timeline
 from lab.writer import Writer
@@ -262,30 +262,20 @@ class RunContext:
         """
         port = free_ports(1)[0]
         name = f"load-{len(self.loads)}"
-        tls: list[str] = []
-        if self.authority is not None:
-            a = self.authority
-            tls = [f"--cacert={a.ca.cert_file}", f"--cert={a.client.cert_file}"]
-            tls.append(f"--key={a.client.key_file}")
-        proc = ManagedProcess(
+        a = self.authority
+        proc = load_generator(
             name,
+            self.base_dir / f"{name}.log",
+            endpoints,
             [
-                sys.executable,
-                "-m",
-                "loadgen",
-                f"--endpoints={','.join(endpoints)}",
                 f"--clients={clients}",
                 f"--rate={rate:g}",
                 "--duration=600s",
                 "--timeout=2s",
                 f"--metrics-port={port}",
-                "--no-progress",
-                *tls,
-                "put",
-                "--key-space-size=50",
-                "--val-size=64",
+                *(client_flags(a.ca, a.client) if a is not None else []),
             ],
-            self.base_dir / f"{name}.log",
+            ["--key-space-size=50", "--val-size=64"],
         )
         self.loads.append(proc)
         proc.start()

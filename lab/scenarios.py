@@ -23,9 +23,7 @@ import dataclasses
 import json
 import logging
 import shutil
-import signal
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from lab import panels
 from lab.certs import Authority, make_authority
+from lab.children import interrupt_on_signals
 from lab.etcd_cluster import ETCD
 from lab.prom import JOB, LabStack
 from lab.runtime import (
@@ -976,10 +975,6 @@ def lab_stack(base_dir: Path, tls: bool) -> tuple[LabStack, Authority | None]:
 # CLI
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str]) -> int:
     from lab import report  # rich is only needed for the CLI
 
@@ -1050,31 +1045,30 @@ def main(argv: list[str]) -> int:
     shutil.rmtree(base, ignore_errors=True)
     stack, authority = lab_stack(base, args.tls)
     printer = None if args.quiet else report.LivePrinter()
-    # Ctrl-C and SIGTERM both unwind through `finally`, which stops every child. SIGINT is
-    # set explicitly: a shell that starts us in the background leaves it ignored.
-    previous: dict[signal.Signals, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, _raise_interrupt)
-    try:
-        stack.start()
-        if not stack.monitoring:
+    # Ctrl-C and SIGTERM both unwind through `finally`, which stops every child.
+    with interrupt_on_signals():
+        try:
+            stack.start()
+            if not stack.monitoring:
+                print(
+                    "raftmon lab: missing "
+                    + ", ".join(stack.missing)
+                    + "; install with `make tools`",
+                    file=sys.stderr,
+                )
+                return 1
+            concurrency = args.concurrency if args.scenario == "all" else len(specs)
+            results = run_specs(
+                specs, stack, base, concurrency=concurrency, on_event=printer, authority=authority
+            )
+        except KeyboardInterrupt:
             print(
-                "raftmon lab: missing " + ", ".join(stack.missing) + "; install with `make tools`",
+                "\nraftmon lab: interrupted; everything it started is being stopped",
                 file=sys.stderr,
             )
-            return 1
-        concurrency = args.concurrency if args.scenario == "all" else len(specs)
-        results = run_specs(
-            specs, stack, base, concurrency=concurrency, on_event=printer, authority=authority
-        )
-    except KeyboardInterrupt:
-        print("\nraftmon lab: interrupted; everything it started is being stopped", file=sys.stderr)
-        return 130
-    finally:
-        stack.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            return 130
+        finally:
+            stack.stop()
     report.print_results(results)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

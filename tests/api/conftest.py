@@ -1,42 +1,15 @@
 """Real members for the gateway's input tests: one raftmon member, one etcd 3.4 beside it.
 
-Both are module-scoped and always stopped; a failing test prints the member's log tail.
+`raftmon1` (module-scoped) and `etcd1` come from tests/conftest.py; both are always
+stopped, and a failed start prints the member's log tail.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from lab.cluster import LocalCluster
-from tests.helpers import require_tool
-from tests.loadgen.etcd_cluster import EtcdCluster
-
-FAST = ["--heartbeat-interval=50", "--election-timeout=500"]
-
-
-@pytest.fixture(scope="module")
-def raftmon1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(tmp_path_factory.mktemp("raftmon1"), 1, extra_args=FAST)
-    try:
-        cluster.start()
-        yield cluster
-    except BaseException:
-        print(cluster.logs_tail(40))
-        raise
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture(scope="module")
-def etcd1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
-    cluster = EtcdCluster(require_tool("etcd"), tmp_path_factory.mktemp("etcd1"), size=1)
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
+from lab.etcd_cluster import EtcdCluster
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from lab.cluster import LocalCluster
+from tests.helpers import FAST, running_cluster, start_cluster
 
-FAST = ["--heartbeat-interval=50", "--election-timeout=500"]
+__all__ = ["FAST", "start_cluster"]  # the cluster tests import them from here
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -28,27 +29,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 FAILED = pytest.StashKey[bool]()
 
 
-def start_cluster(
-    base: Path, size: int, extra: list[str] | None = None, *, tls: bool = False
-) -> LocalCluster:
-    cluster = LocalCluster(base, size, extra_args=[*FAST, *(extra or [])], tls=tls)
-    try:
-        cluster.start()
-    except BaseException:
-        print(cluster.logs_tail())
-        cluster.stop()
-        raise
-    return cluster
-
-
 @pytest.fixture(scope="module")
 def cluster3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A shared healthy 3-member cluster for tests that do not break it."""
-    cluster = start_cluster(tmp_path_factory.mktemp("cluster3"), 3)
-    try:
+    with running_cluster(tmp_path_factory.mktemp("cluster3"), 3) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import json
 import os
 import queue
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -20,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from lab.children import spawn
+from lab.procs import wait_until
 from tests.cluster.conftest import FAST
-from tests.helpers import require_tool
+from tests.helpers import alive, mentioning, require_tool
 
 pytestmark = [pytest.mark.cluster]
 
@@ -30,7 +33,7 @@ class ClusterCommand:
     """The `raftmon cluster` process with a reader thread, so every wait is bounded."""
 
     def __init__(self, data_dir: Path, flags: tuple[str, ...] = ("--size=3",)) -> None:
-        self.proc = subprocess.Popen(
+        self.proc: subprocess.Popen[str] = spawn(
             [sys.executable, "-m", "lab", "cluster", *flags, f"--data-dir={data_dir}",
              "--", *FAST],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -70,16 +73,6 @@ class ClusterCommand:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is gone for our purposes: the member process ended.
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def pids(data_dir: Path) -> dict[str, int]:
@@ -129,6 +122,26 @@ def test_cluster_command_takes_commands_from_a_pipe_and_stops_everything(
         cmd.wait_for("stopping cluster")
         assert cmd.proc.wait(timeout=30) == 0
         assert not any(alive(pid) for pid in members.values())
+    finally:
+        cmd.close()
+
+
+def test_a_cluster_command_killed_with_sigkill_leaves_no_member_behind(tmp_path: Path) -> None:
+    """No shutdown path runs in a SIGKILLed `raftmon cluster`: the kernel ends its members."""
+    data_dir = tmp_path / "cluster"
+    cmd = ClusterCommand(data_dir, ("--size=3", "--quiet"))
+    try:
+        cmd.wait_for("ready; leader")
+        members = pids(data_dir)
+        assert all(alive(pid) for pid in members.values())
+        cmd.proc.kill()
+        assert cmd.proc.wait(timeout=10) == -signal.SIGKILL
+        wait_until(
+            "every member of the killed command ends",
+            lambda: not any(alive(pid) for pid in members.values()),
+            timeout=15,
+        )
+        assert not mentioning(str(data_dir)), "a process still runs on the cluster's data"
     finally:
         cmd.close()
 

@@ -18,6 +18,7 @@ fault. Exempt queries must still be accepted by Prometheus here.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,10 @@ from typing import Any
 import pytest
 
 from exporter.catalog import by_name
-from lab.cluster import LocalCluster, http_json
+from lab.cluster import LocalCluster
+from lab.etcd_cluster import EtcdCluster
+from lab.procs import free_ports, hostport, http_get, http_json, load_generator, wait_until
+from lab.prom import LOADGEN_JOB, Member, Prometheus
 from lab.scenarios import all_runs
 from tests.dashboards.boards import (
     Query,
@@ -35,14 +39,6 @@ from tests.dashboards.boards import (
     load_boards,
     metric_names,
     substitute,
-)
-from tests.dashboards.live import (
-    EtcdCluster,
-    LoadGenerator,
-    Prometheus,
-    Target,
-    clear_faults,
-    hostport,
 )
 from tests.helpers import require_tool
 
@@ -195,33 +191,41 @@ def _check_every_query_has_data(prom: Prometheus, *, etcd34: bool) -> None:
     assert len(members) == 3, members
 
 
+def _watch(
+    stack: contextlib.ExitStack, base: Path, members: list[Member], endpoints: list[str]
+) -> Prometheus:
+    """Light open-loop load on `endpoints`, and a Prometheus scraping it and `members`.
+
+    Prometheus runs the production rules (alerts/out), every second; both children are
+    stopped by `stack`, Prometheus first.
+    """
+    prometheus_bin = require_tool("prometheus")
+    port = free_ports(1)[0]
+    load = load_generator(
+        "loadgen",
+        base / "loadgen.log",
+        endpoints,
+        ["--conns=2", "--clients=4", "--rate=30", "--duration=600s", f"--metrics-port={port}"],
+        ["--key-space-size=100", "--val-size=64"],
+    )
+    stack.callback(load.stop)
+    load.start()
+    metrics = f"http://127.0.0.1:{port}/metrics"
+    wait_until("load generator metrics", lambda: http_get(metrics), 20, detail=load.tail)
+    prom = Prometheus(prometheus_bin, base / "prometheus", lab=False)
+    stack.callback(prom.stop)
+    prom.start()
+    prom.set_targets(CLUSTER, members)
+    prom.set_targets(CLUSTER, [Member("loadgen", f"127.0.0.1:{port}")], LOADGEN_JOB)
+    return prom
+
+
 @pytest.fixture
 def etcd_stack(tmp_path: Path) -> Iterator[Prometheus]:
-    etcd = EtcdCluster(require_tool("etcd"), tmp_path / "etcd")
-    prometheus_bin = require_tool("prometheus")
-    load: LoadGenerator | None = None
-    prom: Prometheus | None = None
-    try:
-        etcd.start()
-        load = LoadGenerator(tmp_path, etcd.endpoints)
-        load.start()
-        labels = {"cluster": CLUSTER}
-        prom = Prometheus(
-            prometheus_bin,
-            tmp_path / "prometheus",
-            [
-                Target("etcd", [hostport(u) for u in etcd.endpoints], labels),
-                Target("loadgen", [load.target], labels),
-            ],
-        )
-        prom.start()
-        yield prom
-    finally:
-        if prom is not None:
-            prom.stop()
-        if load is not None:
-            load.stop()
-        etcd.stop()
+    with contextlib.ExitStack() as stack:
+        etcd = stack.enter_context(EtcdCluster(require_tool("etcd"), tmp_path / "etcd"))
+        members = [Member(m.name, hostport(m.metrics_url)) for m in etcd.members]
+        yield _watch(stack, tmp_path, members, etcd.endpoints)
 
 
 @pytest.mark.cluster
@@ -232,31 +236,10 @@ def test_every_panel_query_has_data_on_a_loaded_etcd_34_cluster(etcd_stack: Prom
 
 @pytest.fixture
 def raftmon_stack(tmp_path: Path) -> Iterator[tuple[Prometheus, LocalCluster]]:
-    prometheus_bin = require_tool("prometheus")
-    cluster = LocalCluster(tmp_path / "cluster", 3)
-    load: LoadGenerator | None = None
-    prom: Prometheus | None = None
-    try:
-        cluster.start()
-        load = LoadGenerator(tmp_path, cluster.endpoints)
-        load.start()
-        labels = {"cluster": CLUSTER}
-        prom = Prometheus(
-            prometheus_bin,
-            tmp_path / "prometheus",
-            [
-                Target("etcd", [hostport(m.metrics_url) for m in cluster.members], labels),
-                Target("loadgen", [load.target], labels),
-            ],
-        )
-        prom.start()
-        yield prom, cluster
-    finally:
-        if prom is not None:
-            prom.stop()
-        if load is not None:
-            load.stop()
-        cluster.stop()
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(LocalCluster(tmp_path / "cluster", 3))
+        members = [Member(m.name, hostport(m.metrics_url)) for m in cluster.members]
+        yield _watch(stack, tmp_path, members, cluster.endpoints), cluster
 
 
 @pytest.mark.cluster
@@ -298,7 +281,8 @@ def _check_fault_annotations_mark_injected_faults(prom: Prometheus, cluster: Loc
         _wait_for_annotations(prom)
     finally:
         for m in cluster.members:
-            clear_faults(m.metrics_url)
+            with contextlib.suppress(OSError):  # best effort: the member may be gone
+                http_json(f"{m.metrics_url}/raftmon/faults", method="DELETE", timeout=2.0)
 
 
 def _wait_for_annotations(prom: Prometheus) -> None:

@@ -12,40 +12,18 @@ A failure prints the seed, each failing request and both answers, and the replay
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lab.cluster import LocalCluster
 from lab.etcd_cluster import EtcdCluster
-from tests.cluster.conftest import start_cluster
 from tests.fuzz.harness import fingerprint, run
-from tests.helpers import require_tool
 
 pytestmark = pytest.mark.cluster
 
 DEFAULT_SEED = 18
 DEFAULT_COUNT = 300  # well under a minute against both servers
-
-
-@pytest.fixture(scope="module")
-def raftmon1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    cluster = start_cluster(tmp_path_factory.mktemp("fuzz-raftmon"), 1)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture(scope="module")
-def etcd1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
-    cluster = EtcdCluster(require_tool("etcd"), tmp_path_factory.mktemp("fuzz-etcd"), size=1)
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def test_mutated_requests_get_etcds_status_class_and_change_nothing_when_refused(

@@ -1,4 +1,8 @@
-"""Fixtures for the load generator's tests: real etcd members, a fake endpoint, a CLI runner."""
+"""Fixtures for the load generator's tests: real etcd members, a fake endpoint, a CLI runner.
+
+`etcd1` (one real etcd 3.4 member, shared by the tests that only add load to it) comes
+from tests/conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +10,53 @@ import contextlib
 import csv
 import io
 import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
+from lab.etcd_cluster import EtcdCluster
 from loadgen.cli import main
-from tests.helpers import require_tool
-from tests.loadgen.etcd_cluster import EtcdCluster
+from loadgen.client import parse_metrics
+from tests.helpers import etcd_cluster
 from tests.loadgen.fake_etcd import FakeEtcd
 
+# etcd 3.4 counts applied puts in the debugging family; 3.5+ and raftmon in etcd_mvcc_*.
+PUT_COUNTERS = ("etcd_mvcc_put_total", "etcd_debugging_mvcc_put_total")
 
-@pytest.fixture(scope="session")
-def etcd1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
-    """One real etcd 3.4 member, shared by the tests that only add load to it."""
-    cluster = EtcdCluster(require_tool("etcd"), tmp_path_factory.mktemp("etcd1"), size=1)
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
+
+class Scraped(Protocol):
+    """A raftmon or etcd member: /metrics on the metrics URL (or, for etcd, the client URL)."""
+
+    name: str
+    client_url: str
+
+    @property
+    def metrics_url(self) -> str: ...
+
+
+def put_count(member: Scraped) -> float:
+    """The member's own applied-put counter (etcd's family names)."""
+    for base in dict.fromkeys((member.metrics_url, member.client_url)):
+        try:
+            with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:
+                samples = parse_metrics(resp.read().decode())
+        except OSError:
+            continue
+        for name in PUT_COUNTERS:
+            value = samples.get(name)
+            if value is not None:
+                return value
+    raise AssertionError(f"no put counter ({PUT_COUNTERS}) on {member.name}")
 
 
 @pytest.fixture(scope="session")
 def etcd3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
     """A real three-member etcd 3.4 cluster on loopback."""
-    cluster = EtcdCluster(require_tool("etcd"), tmp_path_factory.mktemp("etcd3"), size=3)
-    try:
-        cluster.start()
+    with etcd_cluster(tmp_path_factory.mktemp("etcd3"), size=3) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import free_port, require_tool
-from tests.loadgen.conftest import assert_open_loop_rate_held, read_series, run_load
-from tests.loadgen.etcd_cluster import EtcdCluster
+from lab.etcd_cluster import EtcdCluster
+from tests.helpers import etcd_cluster, free_port
+from tests.loadgen.conftest import assert_open_loop_rate_held, put_count, read_series, run_load
 
 pytestmark = [pytest.mark.tools, pytest.mark.cluster]
 
@@ -27,7 +27,7 @@ def wait_for(predicate: Any, timeout: float = 10.0, step: float = 0.05) -> bool:
 
 
 def test_put_run_success_count_equals_etcd_put_counter_delta(etcd1: EtcdCluster) -> None:
-    before = etcd1.put_count()
+    before = put_count(etcd1.members[0])
     code, report = run_load(
         [
             f"--endpoints={etcd1.endpoints[0]}",
@@ -42,11 +42,11 @@ def test_put_run_success_count_equals_etcd_put_counter_delta(etcd1: EtcdCluster)
     assert code == 0
     assert report["succeeded"] == 300
     assert report["failed"] == 0
-    assert etcd1.put_count() - before == report["succeeded"]
+    assert put_count(etcd1.members[0]) - before == report["succeeded"]
 
 
 def test_put_count_matches_every_member_of_a_three_member_cluster(etcd3: EtcdCluster) -> None:
-    before = [etcd3.put_count(m) for m in etcd3.members]
+    before = [put_count(m) for m in etcd3.members]
     code, report = run_load(
         [
             "--endpoints",
@@ -63,8 +63,8 @@ def test_put_count_matches_every_member_of_a_three_member_cluster(etcd3: EtcdClu
     assert report["succeeded"] == 300
     for m, b in zip(etcd3.members, before, strict=True):
         # Followers apply shortly after the leader answers: wait, bounded, for the counter.
-        assert wait_for(lambda m=m, b=b: etcd3.put_count(m) - b >= 300), m.name
-        assert etcd3.put_count(m) - b == 300
+        assert wait_for(lambda m=m, b=b: put_count(m) - b >= 300), m.name
+        assert put_count(m) - b == 300
 
 
 @pytest.mark.parametrize(
@@ -129,9 +129,8 @@ def test_open_loop_rate_holds_within_tolerance(etcd1: EtcdCluster, tmp_path: Pat
 
 
 def test_target_leader_sends_only_to_the_leader(etcd3: EtcdCluster) -> None:
-    leader = etcd3.leader()
-    assert leader is not None
-    before = etcd3.put_count(leader)
+    leader = etcd3.member(etcd3.wait_leader())
+    before = put_count(leader)
     code, report = run_load(
         [
             f"--endpoints={','.join(etcd3.endpoints)}",
@@ -144,7 +143,7 @@ def test_target_leader_sends_only_to_the_leader(etcd3: EtcdCluster) -> None:
     assert code == 0
     assert report["config"]["endpoints"] == [leader.client_url]
     assert report["succeeded"] == 50
-    assert etcd3.put_count(leader) - before == 50
+    assert put_count(leader) - before == 50
 
 
 def test_closed_port_endpoint_is_counted_as_connection_refused(etcd1: EtcdCluster) -> None:
@@ -166,11 +165,11 @@ def test_closed_port_endpoint_is_counted_as_connection_refused(etcd1: EtcdCluste
 
 
 def test_member_killed_mid_run_is_counted_as_errors_not_a_crash(tmp_path: Path) -> None:
-    cluster = EtcdCluster(require_tool("etcd"), tmp_path / "victim", size=1)
+    cluster = etcd_cluster(tmp_path / "victim")
     result: dict[str, Any] = {}
     try:
         cluster.start()
-        before = cluster.put_count()
+        before = put_count(cluster.members[0])
 
         def load() -> None:
             result["code"], result["report"] = run_load(
@@ -185,8 +184,8 @@ def test_member_killed_mid_run_is_counted_as_errors_not_a_crash(tmp_path: Path) 
 
         thread = threading.Thread(target=load)
         thread.start()
-        assert wait_for(lambda: cluster.put_count() - before > 20, timeout=10)
-        cluster.kill(cluster.members[0])
+        assert wait_for(lambda: put_count(cluster.members[0]) - before > 20, timeout=10)
+        cluster.kill(cluster.members[0].name)
         thread.join(timeout=30)
         assert not thread.is_alive()
     finally:

@@ -22,8 +22,7 @@ from lab.cluster import LocalCluster, MemberProcess, http_json
 from loadgen.client import parse_metrics
 from loadgen.errors import ERROR_KINDS
 from tests.helpers import free_port
-from tests.loadgen.conftest import assert_open_loop_rate_held, read_series, run_load
-from tests.loadgen.etcd_cluster import PUT_COUNTERS
+from tests.loadgen.conftest import assert_open_loop_rate_held, put_count, read_series, run_load
 
 pytestmark = [pytest.mark.cluster]
 
@@ -37,21 +36,6 @@ def raftmon3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]
         yield cluster
     finally:
         cluster.stop()
-
-
-def put_count(member: MemberProcess) -> float:
-    """The member's own applied-put counter (etcd's family names)."""
-    for base in (member.metrics_url, member.client_url):
-        try:
-            with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:
-                samples = parse_metrics(resp.read().decode())
-        except OSError:
-            continue
-        for name in PUT_COUNTERS:
-            value = samples.get(name)
-            if value is not None:
-                return value
-    raise AssertionError(f"no put counter ({PUT_COUNTERS}) on {member.name}")
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
+from lab.etcd_cluster import EtcdCluster
 from loadgen.client import EtcdClient, compare_value, prefix_end, put_op, range_op
 from loadgen.errors import CONN_REFUSED, OTHER, EtcdError
 from tests.helpers import free_port
-from tests.loadgen.etcd_cluster import EtcdCluster
 
 pytestmark = [pytest.mark.tools, pytest.mark.cluster]
 
