@@ -137,19 +137,25 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def _key_usage(*, ca: bool) -> x509.KeyUsage:
-    """A CA signs certificates and CRLs; a leaf signs handshakes and enciphers keys (RSA)."""
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=not ca,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=ca,
-        crl_sign=ca,
-        encipher_only=False,
-        decipher_only=False,
-    )
+# Every flag of X.509 KeyUsage; a certificate sets the ones it is granted, the rest False.
+KEY_USAGES = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+# A CA signs certificates and CRLs; a leaf signs handshakes and enciphers keys (RSA).
+CA_USAGES = ("digital_signature", "key_cert_sign", "crl_sign")
+LEAF_USAGES = ("digital_signature", "key_encipherment")
+
+
+def _key_usage(granted: tuple[str, ...]) -> x509.KeyUsage:
+    return x509.KeyUsage(**{usage: usage in granted for usage in KEY_USAGES})
 
 
 def make_ca(folder: Path, stem: str = "ca", common_name: str = "raftmon CA") -> KeyPair:
@@ -164,7 +170,7 @@ def make_ca(folder: Path, stem: str = "ca", common_name: str = "raftmon CA") -> 
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(ca=True), critical=True)
+        .add_extension(_key_usage(CA_USAGES), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -202,7 +208,7 @@ def issue(
         .not_valid_before(not_before or now - datetime.timedelta(minutes=5))
         .not_valid_after(not_after or now + VALIDITY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(ca=False), critical=True)
+        .add_extension(_key_usage(LEAF_USAGES), critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),

@@ -26,35 +26,22 @@ from typing import IO, Any
 
 from lab.certs import Authority, ClusterCerts, make_authority
 from lab.children import interrupt_on_signals, spawn
-from lab.procs import free_ports, http_json, tail
+from lab.members import ProcessCluster, ProcessMember, placement_flags
+from lab.procs import free_ports
 
 CLUSTER_SIZES = (1, 3, 5, 7)
 
 
-@dataclass
-class MemberProcess:
-    """One member: its addresses, data dir, process and log."""
+@dataclass(kw_only=True)
+class MemberProcess(ProcessMember):
+    """One raftmon member: also its metrics URL, its flags and the thread copying its log."""
 
-    name: str
-    client_url: str
-    peer_url: str
     metrics_url: str
-    data_dir: Path
-    log_path: Path
     args: list[str]
-    proc: subprocess.Popen[bytes] | None = None
-    paused: bool = False
     _log_thread: threading.Thread | None = field(default=None, repr=False)
 
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
-    def log_tail(self, lines: int = 40) -> str:
-        return tail(self.log_path, lines)
-
-
-class LocalCluster:
+class LocalCluster(ProcessCluster[MemberProcess]):
     """Start, break and stop an N-member raftmon cluster made of real processes."""
 
     def __init__(
@@ -102,19 +89,11 @@ class LocalCluster:
                 )
             )
         self._client_ssl = self.client_ssl  # built once: loading the CA costs a few ms
-        initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        initial = self.initial_cluster()
         for m in self.members:
             m.args = [
-                f"--name={m.name}",
-                f"--data-dir={m.data_dir}",
-                f"--listen-client-urls={m.client_url}",
-                f"--advertise-client-urls={m.client_url}",
-                f"--listen-peer-urls={m.peer_url}",
-                f"--initial-advertise-peer-urls={m.peer_url}",
+                *placement_flags(m, initial, self.token),
                 f"--listen-metrics-urls={m.metrics_url}",
-                f"--initial-cluster={initial}",
-                f"--initial-cluster-token={self.token}",
-                "--initial-cluster-state=new",
                 *(["--enable-fault-injection"] if fault_injection else []),
                 *(self.certs.member_flags(m.name) if self.certs else []),
                 *(extra_args or []),
@@ -122,21 +101,6 @@ class LocalCluster:
             ]
 
     # ---- lifecycle -----------------------------------------------------
-    def __enter__(self) -> LocalCluster:
-        try:
-            self.start()
-        except BaseException:  # __exit__ does not run when __enter__ raises
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def endpoints(self) -> list[str]:
-        return [m.client_url for m in self.members]
-
     @property
     def client_ssl(self) -> ssl.SSLContext | None:
         """What a client needs on --tls: trust the cluster's CA, present the client cert."""
@@ -156,12 +120,6 @@ class LocalCluster:
                 f"--cacert {c.ca.cert_file} --cert {c.client.cert_file} --key {c.client.key_file} "
             )
         return f"curl {tls}{first}/v3/kv/range -d '{body}'"
-
-    def member(self, name: str) -> MemberProcess:
-        for m in self.members:
-            if m.name == name:
-                return m
-        raise KeyError(f"no member named {name!r}")
 
     def start(self, wait: bool = True, timeout: float = 30.0) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
@@ -217,14 +175,6 @@ class LocalCluster:
             if m.proc.stdout is not None:
                 m.proc.stdout.close()
 
-    def kill(self, name: str) -> None:
-        """SIGKILL one member: no shutdown path runs, as in a crash or power loss of the process."""
-        m = self.member(name)
-        if m.proc is not None and m.alive:
-            os.kill(m.proc.pid, signal.SIGKILL)
-            m.proc.wait(timeout=10)
-        m.paused = False
-
     def pause(self, name: str) -> None:
         m = self.member(name)
         if m.proc is not None and m.alive:
@@ -261,45 +211,6 @@ class LocalCluster:
         shutil.rmtree(m.data_dir, ignore_errors=True)
 
     # ---- observation ---------------------------------------------------
-    def status(self, name: str, timeout: float = 1.0) -> dict[str, Any] | None:
-        m = self.member(name)
-        if not m.alive or m.paused:
-            return None
-        try:
-            result = http_json(
-                m.client_url + "/v3/maintenance/status",
-                {},
-                timeout=timeout,
-                context=self._client_ssl,
-            )
-        except OSError:
-            return None
-        return result if isinstance(result, dict) and "header" in result else None
-
-    def leader(self) -> str | None:
-        """Name of the member every reachable member agrees leads, if any."""
-        ids: dict[str, str] = {}
-        leaders: set[str] = set()
-        for m in self.members:
-            st = self.status(m.name)
-            if st is None:
-                continue
-            ids[st["header"]["member_id"]] = m.name
-            if st.get("leader") and st["leader"] != "0":
-                leaders.add(st["leader"])
-        if len(leaders) == 1:
-            return ids.get(leaders.pop())
-        return None
-
-    def wait_leader(self, timeout: float = 20.0, exclude: str | None = None) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            lead = self.leader()
-            if lead is not None and lead != exclude:
-                return lead
-            time.sleep(0.1)
-        raise TimeoutError(f"no leader within {timeout}s\n{self.logs_tail()}")
-
     def wait_member_ready(self, name: str, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         m = self.member(name)
@@ -315,9 +226,6 @@ class LocalCluster:
         for m in self.members:
             self.wait_member_ready(m.name, timeout=timeout)
         return self.wait_leader(timeout=timeout)
-
-    def logs_tail(self, lines: int = 30) -> str:
-        return "\n".join(f"--- {m.name}\n{m.log_tail(lines)}" for m in self.members)
 
     def write_endpoints_file(self) -> Path:
         info: dict[str, Any] = {

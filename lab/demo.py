@@ -36,6 +36,7 @@ from rich.table import Table
 from lab.certs import client_flags
 from lab.children import interrupt_on_signals
 from lab.cluster import LocalCluster
+from lab.flags import add_data_dir, add_run_flags, configure_logging
 from lab.memberstats import MemberSnapshot, fsync_between, snapshot
 from lab.procs import ManagedProcess, free_ports, hostport, http_json, load_generator
 from lab.prom import PACKAGES, LabStack, Member
@@ -384,12 +385,7 @@ def render(report: dict[str, Any], out: Console) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="raftmon demo", description=__doc__.splitlines()[0])
     p.add_argument("--duration", type=float, default=30.0, help="seconds of load (default 30)")
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path("var/demo"),
-        help="everything the demo writes (var/demo)",
-    )
+    add_data_dir(p, "var/demo", "everything the demo writes (var/demo)")
     p.add_argument(
         "--json", type=Path, default=None, help="report JSON (default <data-dir>/report.json)"
     )
@@ -410,22 +406,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=20.0,
         help="max seconds to wait for the alert after the load (20)",
     )
-    p.add_argument(
-        "--tls",
-        action="store_true",
-        help="run the cluster on https with client and peer certificates (raftmon cluster "
+    add_run_flags(
+        p,
+        tls_help="run the cluster on https with client and peer certificates (raftmon cluster "
         "--tls); load, faults and Prometheus use the generated CA and client certificate",
+        quiet_help="no live timeline",
     )
-    p.add_argument("--quiet", action="store_true", help="no live timeline")
-    p.add_argument("--log-level", default="WARNING")
     return p
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(args.log_level)
     out = Console(highlight=False, soft_wrap=True)
     demo = Demo(args, out)
     out.print(f"raftmon demo: data in {args.data_dir}/ — Ctrl-C stops everything")

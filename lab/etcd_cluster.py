@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab.children import spawn
-from lab.procs import WaitTimeout, free_ports, http_json, tail, wait_until
+from lab.members import ProcessCluster, ProcessMember, placement_flags
+from lab.procs import free_ports, wait_until
 
 if TYPE_CHECKING:
     import ssl
@@ -32,29 +32,15 @@ log = logging.getLogger(__name__)
 ETCD = "etcd"
 
 
-@dataclass
-class EtcdMember:
-    name: str
-    client_url: str
-    peer_url: str
-    data_dir: Path
-    log_path: Path
-    proc: subprocess.Popen[bytes] | None = None
-
+@dataclass(kw_only=True)
+class EtcdMember(ProcessMember):
     @property
     def metrics_url(self) -> str:
         """etcd serves /metrics on the client URL (no --listen-metrics-urls here)."""
         return self.client_url
 
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
-    def log_tail(self, lines: int = 30) -> str:
-        return tail(self.log_path, lines)
-
-
-class EtcdCluster:
+class EtcdCluster(ProcessCluster[EtcdMember]):
     """`size` etcd members on 127.0.0.1, default timings (100 ms heartbeat, 1 s election)."""
 
     def __init__(
@@ -74,6 +60,7 @@ class EtcdCluster:
         # etcd's own flags (the ones raftmon copies); /metrics on the client URL needs one too.
         self.certs = authority.cluster_certs(self.base_dir / "tls", names) if authority else None
         self.client_ssl: ssl.SSLContext | None = authority.client_ssl() if authority else None
+        self._client_ssl = self.client_ssl
         scheme = "https" if authority else "http"
         self.members = [
             EtcdMember(
@@ -87,29 +74,10 @@ class EtcdCluster:
         ]
         self.token = f"raftmon-lab-{os.getpid()}-{int(time.time() * 1000)}"
 
-    @property
-    def endpoints(self) -> list[str]:
-        return [m.client_url for m in self.members]
-
-    def member(self, name: str) -> EtcdMember:
-        for m in self.members:
-            if m.name == name:
-                return m
-        raise KeyError(f"no member named {name!r}")
-
     def _spawn(self, m: EtcdMember) -> None:
-        initial = ",".join(f"{x.name}={x.peer_url}" for x in self.members)
         argv = [
             self.binary,
-            f"--name={m.name}",
-            f"--data-dir={m.data_dir}",
-            f"--listen-client-urls={m.client_url}",
-            f"--advertise-client-urls={m.client_url}",
-            f"--listen-peer-urls={m.peer_url}",
-            f"--initial-advertise-peer-urls={m.peer_url}",
-            f"--initial-cluster={initial}",
-            f"--initial-cluster-token={self.token}",
-            "--initial-cluster-state=new",
+            *placement_flags(m, self.initial_cluster(), self.token),
             "--logger=zap",
             "--log-level=warn",
             *(self.certs.member_flags(m.name) if self.certs else []),
@@ -137,13 +105,6 @@ class EtcdCluster:
             self.stop()
             raise
 
-    def __enter__(self) -> EtcdCluster:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def stop(self) -> None:
         # SIGKILL: lab data is throw-away, and etcd's graceful stop costs seconds per member.
         for m in self.members:
@@ -157,13 +118,6 @@ class EtcdCluster:
                 except subprocess.TimeoutExpired:
                     log.warning("etcd member did not exit name=%s", m.name)
 
-    def kill(self, name: str) -> None:
-        m = self.member(name)
-        if m.alive:
-            assert m.proc is not None
-            os.kill(m.proc.pid, signal.SIGKILL)
-            m.proc.wait(timeout=10)
-
     def restart(self, name: str, wait: bool = True, timeout: float = 30.0) -> None:
         m = self.member(name)
         self.kill(name)
@@ -176,51 +130,8 @@ class EtcdCluster:
                 detail=m.log_tail,
             )
 
-    def status(self, name: str) -> dict[str, object] | None:
-        m = self.member(name)
-        if not m.alive:
-            return None
-        try:
-            st = http_json(
-                m.client_url + "/v3/maintenance/status", {}, timeout=1.0, context=self.client_ssl
-            )
-        except (OSError, ValueError):
-            return None
-        return st if isinstance(st, dict) and "header" in st else None
-
-    def leader(self) -> str | None:
-        ids: dict[str, str] = {}
-        leaders: set[str] = set()
+    def check_running(self) -> None:
+        """A member that exited by itself (not by our kill -9) failed: say why."""
         for m in self.members:
-            st = self.status(m.name)
-            if st is None:
-                continue
-            header = st.get("header")
-            if isinstance(header, dict):
-                ids[str(header.get("member_id"))] = m.name
-            lead = str(st.get("leader", "0"))
-            if lead != "0":
-                leaders.add(lead)
-        if len(leaders) == 1:
-            return ids.get(leaders.pop())
-        return None
-
-    def wait_leader(self, timeout: float = 20.0, exclude: str | None = None) -> str:
-        def found() -> str | None:
-            for m in self.members:
-                if (
-                    m.proc is not None
-                    and m.proc.poll() is not None
-                    and m.proc.returncode not in (-9,)
-                ):
-                    raise RuntimeError(f"etcd {m.name} exited\n{m.log_tail()}")
-            lead = self.leader()
-            return lead if lead is not None and lead != exclude else None
-
-        try:
-            return wait_until("etcd leader", found, timeout, interval=0.1)
-        except WaitTimeout as err:
-            raise WaitTimeout(f"{err}\n{self.logs_tail()}") from None
-
-    def logs_tail(self, lines: int = 20) -> str:
-        return "\n".join(f"--- {m.name}\n{m.log_tail(lines)}" for m in self.members)
+            if m.proc is not None and m.proc.poll() is not None and m.proc.returncode != -9:
+                raise RuntimeError(f"etcd {m.name} exited\n{m.log_tail()}")

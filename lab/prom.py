@@ -26,7 +26,15 @@ from typing import Any
 import yaml
 
 from alerts.render import LAB_WEBHOOK_PLACEHOLDER, OUT_DIR
-from lab.procs import ManagedProcess, WaitTimeout, free_ports, http_get, http_json, wait_until
+from lab.procs import (
+    ManagedProcess,
+    Running,
+    WaitTimeout,
+    free_ports,
+    http_get,
+    http_json,
+    wait_until,
+)
 from lab.webhook import WebhookReceiver
 
 log = logging.getLogger(__name__)
@@ -247,7 +255,7 @@ class Prometheus(_ReadyServer):
         )
 
 
-class LabStack:
+class LabStack(Running):
     """Webhook receiver + Alertmanager + Prometheus, started together, stopped in reverse."""
 
     def __init__(
@@ -302,13 +310,6 @@ class LabStack:
         if self.alertmanager is not None:
             self.alertmanager.stop()
         self.webhook.stop()
-
-    def __enter__(self) -> LabStack:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def register(
         self, cluster: str, members: list[Member], job: str = JOB, scheme: str = "http"

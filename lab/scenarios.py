@@ -34,6 +34,7 @@ from lab import panels
 from lab.certs import Authority, make_authority
 from lab.children import interrupt_on_signals
 from lab.etcd_cluster import ETCD
+from lab.flags import add_data_dir, add_run_flags, configure_logging
 from lab.prom import JOB, LabStack
 from lab.runtime import (
     LabCluster,
@@ -992,31 +993,22 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="run on a real etcd 3.4 cluster (member-down, quorum-loss)",
     )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path("var/lab"),
-        help="folder for everything the lab writes",
-    )
+    add_data_dir(parser, "var/lab", "folder for everything the lab writes")
     parser.add_argument(
         "--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON"
     )
     parser.add_argument(
         "--concurrency", type=int, default=2, help="runs at a time (`all`; default 2)"
     )
-    parser.add_argument(
-        "--tls",
-        action="store_true",
-        help="every cluster on https with client and peer certificates required, all "
+    add_run_flags(
+        parser,
+        tls_help="every cluster on https with client and peer certificates required, all "
         "signed by one CA made for this invocation (under DATA_DIR/<scenario>/tls); "
         "Prometheus and every lab client present its client certificate",
+        quiet_help="no live timeline, only the summary",
     )
-    parser.add_argument("--quiet", action="store_true", help="no live timeline, only the summary")
-    parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(args.log_level)
 
     if args.scenario == "list":
         report.print_scenarios(SCENARIOS)

@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from lab.procs import Running
+
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +41,7 @@ class Notification:
         return asdict(self)
 
 
-class WebhookReceiver:
+class WebhookReceiver(Running):
     """`start()` serves on 127.0.0.1:<free port>; `notifications()` returns what arrived."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -72,13 +74,6 @@ class WebhookReceiver:
             loop.call_soon_threadsafe(stop.set)
         if self._thread is not None:
             self._thread.join(timeout=10)
-
-    def __enter__(self) -> WebhookReceiver:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _serve(self) -> None:
         try:

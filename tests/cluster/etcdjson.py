@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from lab.cluster import http_json
+from lab.procs import http_json
 
 
 def b64(text: str | bytes) -> str:

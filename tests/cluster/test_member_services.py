@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from lab.cluster import LocalCluster, http_json
+from lab.cluster import LocalCluster
+from lab.procs import http_json
 from tests.cluster.conftest import FAST
 from tests.cluster.etcdjson import b64, call, http_text, post_status, put, value_of, wait_until
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from lab.cluster import http_json
+from lab.procs import http_json
 from tests.cluster.etcdjson import put, value_of, wait_until
 
 pytestmark = pytest.mark.cluster

@@ -29,8 +29,8 @@ import aiohttp
 import pytest
 
 from lab.certs import issue, make_ca
-from lab.cluster import LocalCluster, http_json
-from lab.procs import hostport, wait_until
+from lab.cluster import LocalCluster
+from lab.procs import hostport, http_json, wait_until
 from lab.prom import Member, Prometheus
 from loadgen.client import EtcdClient
 from tests.cluster.conftest import FAST, start_cluster

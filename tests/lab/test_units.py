@@ -29,20 +29,13 @@ def test_quantile_interpolates_inside_the_bucket_like_histogram_quantile() -> No
 
 
 def test_fsync_between_uses_only_the_stretch_between_snapshots() -> None:
-    a = MemberSnapshot(
-        "m1",
-        True,
-        fsync_sum=1.0,
-        fsync_count=100,
-        fsync_buckets={0.032: 100, 0.064: 100, math.inf: 100},
-    )
-    b = MemberSnapshot(
-        "m1",
-        True,
-        fsync_sum=4.1,
-        fsync_count=200,
-        fsync_buckets={0.032: 100, 0.064: 200, math.inf: 200},
-    )
+    # Cumulative counters, as scraped: 100 fsyncs all under 32 ms, then 100 more in (32, 64].
+    def scraped(total: float, count: int, le_32ms: int) -> MemberSnapshot:
+        buckets = {0.032: le_32ms, 0.064: count, math.inf: count}
+        return MemberSnapshot("m1", True, fsync_sum=total, fsync_count=count, fsync_buckets=buckets)
+
+    a = scraped(1.0, 100, 100)
+    b = scraped(4.1, 200, 100)
     stats = fsync_between(a, b)
     assert stats.count == 100
     assert stats.mean is not None

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from lab.cluster import LocalCluster, MemberProcess, http_json
+from lab.cluster import LocalCluster, MemberProcess
+from lab.procs import http_json
 from loadgen.client import parse_metrics
 from loadgen.errors import ERROR_KINDS
 from tests.helpers import free_port
