@@ -10,13 +10,13 @@ server takes one of them).
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from lab.children import spawn
 from tests.helpers import free_port
 from tests.loadgen.conftest import run_load
 
@@ -28,7 +28,7 @@ TOTAL = 30_000
 @pytest.fixture(scope="module")
 def trivial_endpoint() -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.loadgen.fake_etcd", str(port)])
+    proc = spawn([sys.executable, "-m", "tests.loadgen.fake_etcd", str(port)])
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

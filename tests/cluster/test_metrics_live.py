@@ -24,6 +24,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.catalog import CATALOG, Kind, MetricSpec
+from lab.children import spawn
 from tests.cluster.etcdjson import b64, call, get, put, wait_until
 from tests.exporter.test_promtool import REFERENCE, _allowed_new_problem, promtool_problems
 from tests.helpers import free_port, require_tool
@@ -359,7 +360,7 @@ def test_a_real_prometheus_sees_live_nonzero_series_for_every_fed_family(
     )
     watched = cluster3.members[1]
     watch_body = json.dumps({"create_request": {"key": b64("live/"), "range_end": b64("live0")}})
-    proc = subprocess.Popen(
+    proc = spawn(
         [
             prometheus,
             f"--config.file={tmp_path / 'prometheus.yml'}",
