@@ -37,15 +37,6 @@ log = logging.getLogger(__name__)
 RAFTMON_TIMING = ["--heartbeat-interval=100", "--election-timeout=1000"]
 
 
-class LabMember(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def client_url(self) -> str: ...
-    @property
-    def metrics_url(self) -> str: ...
-
-
 class LabCluster(Protocol):
     """What the scenarios need from a cluster; `LocalCluster` and `EtcdCluster` both fit."""
 

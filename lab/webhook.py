@@ -9,7 +9,6 @@ ask "did etcdWALFsyncSlow of cluster X reach the ticket receiver, firing?".
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -18,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lab.procs import Running
+from lab.loop_thread import LoopThread
 
 log = logging.getLogger(__name__)
 
@@ -41,53 +40,23 @@ class Notification:
         return asdict(self)
 
 
-class WebhookReceiver(Running):
+class WebhookReceiver(LoopThread):
     """`start()` serves on 127.0.0.1:<free port>; `notifications()` returns what arrived."""
 
+    thread_name = "lab-webhook"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__()
         self.host = host
         self.port = port
         self._rows: list[Notification] = []
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    # ---- lifecycle --------------------------------------------------------------------
-    def start(self, timeout: float = 10.0) -> None:
-        self._thread = threading.Thread(target=self._serve, name="lab-webhook", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise TimeoutError("webhook receiver did not start")
-        if self._error is not None:
-            raise RuntimeError(f"webhook receiver failed: {self._error}") from self._error
-
-    def stop(self) -> None:
-        loop, stop = self._loop, self._stop
-        if loop is not None and stop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stop.set)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _serve(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except (
-            BaseException
-        ) as exc:  # reported to start() or logged; the thread must not die silently
-            self._error = exc
-            self._ready.set()
-            log.exception("webhook receiver stopped with an error")
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+    async def serve(self) -> None:
         app = web.Application()
         app.router.add_post("/{receiver}", self._handle)
         runner = web.AppRunner(app, access_log=None)
@@ -98,9 +67,9 @@ class WebhookReceiver(Running):
         sockets = getattr(server, "sockets", None) or []
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
-        self._ready.set()
+        self.serving()
         try:
-            await self._stop.wait()
+            await self.stopping.wait()
         finally:
             await runner.cleanup()
 

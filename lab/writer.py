@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from lab.loop_thread import LoopThread
+
 if TYPE_CHECKING:
     from ssl import SSLContext
 
@@ -88,7 +90,7 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-class Writer:
+class Writer(LoopThread):
     """`clients` closed-loop writers (optionally capped at `rate` writes/s in total)."""
 
     def __init__(
@@ -104,6 +106,8 @@ class Writer:
     ) -> None:
         if not endpoints:
             raise ValueError("no endpoints")
+        super().__init__()
+        self.thread_name = f"writer-{prefix}"
         self.endpoints = list(endpoints)
         self.prefix = prefix
         self.clients = clients
@@ -113,36 +117,18 @@ class Writer:
         self._ssl: SSLContext | bool = ssl or True  # https endpoints: CA + client cert
         self._records: list[WriteRecord] = []
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._started = threading.Event()
 
     # ---- lifecycle -----------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"writer-{self.prefix}", daemon=True)
-        self._thread.start()
-        self._started.wait(10)
-
-    def stop(self) -> None:
-        loop, stopping = self._loop, self._stopping
-        if loop is not None and stopping is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stopping.set)
-        if self._thread is not None:
-            self._thread.join(timeout=self.timeout + 10)
+    def join_timeout(self) -> float:
+        return self.timeout + 10  # a put in flight may take its whole timeout
 
     def set_endpoints(self, endpoints: list[str]) -> None:
         """Point new writes at other members (e.g. one side of a partition)."""
         with self._lock:
             self.endpoints = list(endpoints)
 
-    def _run(self) -> None:
-        asyncio.run(self._main())
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
-        self._started.set()
+    async def serve(self) -> None:
+        self.serving()
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         connector = aiohttp.TCPConnector(limit=self.clients * 2, ssl=self._ssl)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
@@ -151,13 +137,12 @@ class Writer:
                     group.create_task(self._client(session, i))
 
     async def _client(self, session: aiohttp.ClientSession, index: int) -> None:
-        assert self._stopping is not None
         interval = self.clients / self.rate if self.rate > 0 else 0.0
         seq = 0
         turn = index
         next_at = time.monotonic()
         pad = "x" * max(0, self.value_size - 12)
-        while not self._stopping.is_set():
+        while not self.stopping.is_set():
             with self._lock:
                 endpoints = self.endpoints
             endpoint = endpoints[turn % len(endpoints)]
@@ -182,7 +167,7 @@ class Writer:
                 delay = 0.0 if record.ok else 0.05  # failing fast: do not spin
             if delay > 0:
                 try:
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                    await asyncio.wait_for(self.stopping.wait(), delay)
                 except TimeoutError:
                     pass
 

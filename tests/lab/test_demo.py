@@ -30,7 +30,7 @@ def test_demo_reports_load_fsync_and_the_routed_alert(tmp_path: Path, tls: bool)
         [
             sys.executable,
             "-m",
-            "node",
+            "lab",
             "demo",
             "--duration=8",
             "--settle=40",
