@@ -333,6 +333,37 @@ class Cluster:
                 return False
         return True
 
+    def heal_and_converge(self, liveness_ticks: int) -> None:
+        """Heal every fault, restart every member, and require a leader that commits everything.
+
+        Raises `InvariantViolation` (with the leader's progress and the recent events) when the
+        cluster has not converged `liveness_ticks` ticks after healing: a liveness failure.
+        """
+        self.net.recover()
+        self.cfg.crash_mid_ready = 0.0
+        for i in self.ids:
+            self.restart(i)
+        self.note("heal all")
+        for t in range(liveness_ticks):
+            self.step_round()
+            if self.converged():
+                return
+            if t % 5 == 0:
+                lead = self.leader()
+                if lead is not None:
+                    for v in list(self.pending):
+                        self.propose(lead, v)
+        lead = self.leader()
+        if lead is not None:
+            ln = self.members[lead].node
+            assert ln is not None
+            self.note(f"leader progress {ln.raft.tracker.progress}")
+        raise InvariantViolation(
+            f"liveness: no convergence {liveness_ticks} ticks after healing "
+            f"(leader={self.leader()}, pending={len(self.pending)})\n{self.describe()}\n"
+            "recent events:\n  " + "\n  ".join(self.log)
+        )
+
     def describe(self) -> str:
         rows = []
         for i in self.ids:
@@ -427,28 +458,5 @@ def run_random_faults(seed: int, liveness_ticks: int = 400) -> Cluster:
             counter += 1
             c.propose(rng.choice(c.ids), b"v%d" % counter)
         c.step_round()
-    # Heal everything and require progress: a leader, and every proposal committed everywhere.
-    c.net.recover()
-    c.cfg.crash_mid_ready = 0.0
-    for i in c.ids:
-        c.restart(i)
-    c.note("heal all")
-    for t in range(liveness_ticks):
-        c.step_round()
-        if c.converged():
-            return c
-        if t % 5 == 0:
-            lead = c.leader()
-            if lead is not None:
-                for v in list(c.pending):
-                    c.propose(lead, v)
-    lead = c.leader()
-    if lead is not None:
-        ln = c.members[lead].node
-        assert ln is not None
-        c.note(f"leader progress {ln.raft.tracker.progress}")
-    raise InvariantViolation(
-        f"liveness: no convergence {liveness_ticks} ticks after healing "
-        f"(leader={c.leader()}, pending={len(c.pending)})\n{c.describe()}\n"
-        "recent events:\n  " + "\n  ".join(c.log)
-    )
+    c.heal_and_converge(liveness_ticks)
+    return c
