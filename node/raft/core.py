@@ -817,18 +817,11 @@ class RaftCore:
                 raise ProposalDropped("no leader")
             m.to = self.lead
             self.send(m)
-        elif t == MT.MsgApp:
+        elif t in _FROM_LEADER:
+            # Only the leader of this term sends these: hearing one resets the election timer.
             self.election_elapsed = 0
             self._set_lead(m.frm)
-            self.handle_append_entries(m)
-        elif t == MT.MsgHeartbeat:
-            self.election_elapsed = 0
-            self._set_lead(m.frm)
-            self.handle_heartbeat(m)
-        elif t == MT.MsgSnap:
-            self.election_elapsed = 0
-            self._set_lead(m.frm)
-            self.handle_snapshot(m)
+            _FOLLOWER_HANDLERS[t](self, m)
         elif t == MT.MsgTransferLeader:
             if self.lead == NONE:
                 self.logger.info(
@@ -938,3 +931,11 @@ class RaftCore:
                 meta.conf_state, self.tracker.max_inflight, self.tracker.max_inflight_bytes
             )
         return True
+
+
+# What a follower does with each message only the current leader sends (etcd-raft's stepFollower).
+_FOLLOWER_HANDLERS: dict[MessageType, Callable[[RaftCore, Message], None]] = {
+    MT.MsgApp: RaftCore.handle_append_entries,
+    MT.MsgHeartbeat: RaftCore.handle_heartbeat,
+    MT.MsgSnap: RaftCore.handle_snapshot,
+}

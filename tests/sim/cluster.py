@@ -278,10 +278,14 @@ class Cluster:
             for i in self.ids:
                 while self.process_ready(i):
                     moved = True
+            self.after_hop()
             if self.deliver():
                 moved = True
             if not moved:
                 return
+
+    def after_hop(self) -> None:
+        """Between a hop's Readys and its delivery: a hook for schedules that act mid-settle."""
 
     def step_round(self) -> None:
         """One tick of simulated time for everyone, then let the network settle."""

@@ -26,7 +26,14 @@ def seeds(config: pytest.Config, default: int, offset: int = 0) -> list[int]:
     return [s + offset for s in range(n if n is not None else default)]
 
 
-def run_seeds(run: Callable[[int], object], seed_list: list[int], node_id: str) -> None:
+def run_seeds(
+    request: pytest.FixtureRequest, run: Callable[[int], object], default: int, offset: int = 0
+) -> None:
+    """The seeds `seeds` picks for this test, each run by `run`; the replay line names the test."""
+    run_seed_list(run, seeds(request.config, default, offset), request.node.nodeid)
+
+
+def run_seed_list(run: Callable[[int], object], seed_list: list[int], node_id: str) -> None:
     """Run `run(seed)` for every seed; fail on the first one that violates or crashes."""
     for seed in seed_list:
         failure = None

@@ -27,12 +27,11 @@ import pytest
 
 from node.raft import Message, MessageType, StateType
 from tests.sim.cluster import Cluster, SimConfig
-from tests.sim.seeds import run_seeds, seeds
+from tests.sim.seeds import run_seeds
 
 DEFAULT_SEEDS = 1000  # ~20 s on an idle core (~20 ms a seed); `make test-long` runs more
 LONG_SEEDS = 10000
 SIZE = 5
-NODE_ID = "tests/sim/test_figure8_schedules.py"
 
 MT = MessageType
 
@@ -90,7 +89,7 @@ class Nemesis:
 
 
 class Figure8Cluster(Cluster):
-    """A `Cluster` whose settle lets the nemesis act between the hops of a tick."""
+    """A `Cluster` whose nemesis acts between the hops of a tick."""
 
     def __init__(self, cfg: SimConfig, nemesis: Nemesis) -> None:
         self.sent_entries: set[int] = set()  # members that sent a MsgApp with entries this hop
@@ -102,17 +101,8 @@ class Figure8Cluster(Cluster):
             self.sent_entries.add(msg.frm)
         super().transmit(msg)
 
-    def settle(self, max_rounds: int = 200) -> None:
-        for _ in range(max_rounds):
-            moved = False
-            for i in self.ids:
-                while self.process_ready(i):
-                    moved = True
-            self.nemesis.after_hop(self)
-            if self.deliver():
-                moved = True
-            if not moved:
-                return
+    def after_hop(self) -> None:
+        self.nemesis.after_hop(self)
 
     def step_round(self) -> None:
         self.nemesis.on_tick(self)
@@ -154,18 +144,10 @@ def run_figure8_schedule(seed: int, liveness_ticks: int = 300) -> Figure8Cluster
 
 def test_figure8_schedules(request: pytest.FixtureRequest) -> None:
     """Leaders cut off right after replicating to a minority never lose a committed entry."""
-    run_seeds(
-        run_figure8_schedule,
-        seeds(request.config, DEFAULT_SEEDS),
-        f"{NODE_ID}::test_figure8_schedules",
-    )
+    run_seeds(request, run_figure8_schedule, DEFAULT_SEEDS)
 
 
 @pytest.mark.slow
 def test_figure8_schedules_long(request: pytest.FixtureRequest) -> None:
     """The same schedules over many more seeds (make test-long)."""
-    run_seeds(
-        run_figure8_schedule,
-        seeds(request.config, LONG_SEEDS, 1_000_000),
-        f"{NODE_ID}::test_figure8_schedules_long",
-    )
+    run_seeds(request, run_figure8_schedule, LONG_SEEDS, 1_000_000)

@@ -8,27 +8,18 @@ from __future__ import annotations
 import pytest
 
 from tests.sim.cluster import run_random_faults
-from tests.sim.seeds import run_seeds, seeds
+from tests.sim.seeds import run_seeds
 
-NODE_ID = "tests/sim/test_random_faults.py"
 DEFAULT_SEEDS = 2000  # ~35 s on one core (~17 ms a seed); `make test-long` runs far more
 LONG_SEEDS = 20000
 
 
 def test_random_faults(request: pytest.FixtureRequest) -> None:
     """Thousands of small clusters (1-7 members) under drops, delays, partitions and crashes."""
-    run_seeds(
-        run_random_faults,
-        seeds(request.config, DEFAULT_SEEDS),
-        f"{NODE_ID}::test_random_faults",
-    )
+    run_seeds(request, run_random_faults, DEFAULT_SEEDS)
 
 
 @pytest.mark.slow
 def test_random_faults_long(request: pytest.FixtureRequest) -> None:
     """The same simulation over many more seeds (make test-long), disjoint from the default's."""
-    run_seeds(
-        run_random_faults,
-        seeds(request.config, LONG_SEEDS, 1_000_000),
-        f"{NODE_ID}::test_random_faults_long",
-    )
+    run_seeds(request, run_random_faults, LONG_SEEDS, 1_000_000)

@@ -1,6 +1,6 @@
 """A failing seed always names itself and its replay command, whatever the failure is.
 
-Both seeded simulations (test_random_faults, test_figure8_schedules) run through `run_seeds`.
+Both seeded simulations (test_random_faults, test_figure8_schedules) run through `run_seed_list`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.sim.cluster import InvariantViolation
-from tests.sim.seeds import run_seeds
+from tests.sim.seeds import run_seed_list
 
 
 def crash_on_seed_7(seed: int) -> None:
@@ -29,7 +29,7 @@ def test_a_failing_seed_prints_its_seed_and_replay_command(
 ) -> None:
     node_id = "tests/sim/test_random_faults.py::test_x"
     with pytest.raises(pytest.fail.Exception) as failed:
-        run_seeds(failing, list(range(10)), node_id)
+        run_seed_list(failing, list(range(10)), node_id)
     text = str(failed.value)
     assert text.startswith("seed 7: ")
     assert f"-m pytest {node_id} --seed 7" in text

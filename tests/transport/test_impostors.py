@@ -13,7 +13,7 @@ import logging
 import os
 import struct
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -105,11 +105,9 @@ async def test_a_non_member_and_a_wrong_cluster_are_refused_and_counted(
 
 
 async def test_a_second_stream_cannot_displace_a_members_live_stream(
-    make_cluster: Callable[..., Cluster], session: aiohttp.ClientSession
+    connected_cluster: Callable[..., Awaitable[Cluster]], session: aiohttp.ClientSession
 ) -> None:
-    cluster = make_cluster(2)
-    await cluster.start_all()
-    await cluster.wait_connected()
+    cluster = await connected_cluster(2)
     a, b = cluster.members[1], cluster.members[2]
     async with await dial(session, b, cluster, claims=1) as resp:
         assert resp.status == 409
@@ -184,12 +182,10 @@ async def test_a_forged_snapshot_upload_is_refused_before_its_image_is_written(
 
 
 async def test_a_snapshot_claiming_a_member_from_another_address_than_its_stream_is_refused(
-    make_cluster: Callable[..., Cluster],
+    connected_cluster: Callable[..., Awaitable[Cluster]],
 ) -> None:
     """The member's live stream comes from 127.0.0.1; the impostor's upload from 127.0.0.2."""
-    cluster = make_cluster(2)
-    await cluster.start_all()
-    await cluster.wait_connected()
+    cluster = await connected_cluster(2)
     b = cluster.members[2]
     body = encode(snapshot_upload(frm=1)) + b"img" + struct.pack("<I", zlib.crc32(b"img"))
     headers = {**wire.stream_headers(1, 2, cluster.cluster_id), wire.HDR_SNAPSHOT_SIZE: "3"}
