@@ -1,5 +1,5 @@
 """The rendered rules load into a real Prometheus (Debian's) and every rule evaluates
-without error: the "done when" of issue 7."""
+without error."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`raftmon load` against a real 3-member raftmon cluster (issue 6's cluster tests).
+"""`raftmon load` against a real 3-member raftmon cluster.
 
 The cluster is `node.cluster.LocalCluster`: real member processes on free loopback
 ports, started with `--enable-fault-injection`, so a test can cut links with
