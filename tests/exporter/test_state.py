@@ -40,20 +40,6 @@ def test_fake_state_satisfies_the_protocol(fake_state: FakeState) -> None:
     assert isinstance(fake_state, MemberStateSource)
 
 
-def test_raft_state_becomes_leader_and_index_gauges(metrics: MemberMetrics) -> None:
-    s = values(metrics)
-    assert v(s, "etcd_server_has_leader") == 1
-    assert v(s, "etcd_server_is_leader") == 1
-    assert v(s, "etcd_server_is_learner") == 0
-    assert v(s, "etcd_server_proposals_committed_total") == 152144
-    assert v(s, "etcd_server_proposals_applied_total") == 152140
-    assert v(s, "raftmon_raft_term") == 3
-    assert v(s, "raftmon_raft_role", role="leader") == 1
-    assert v(s, "raftmon_raft_role", role="follower") == 0
-    assert v(s, "raftmon_raft_pre_votes_started_total") == 5
-    assert v(s, "raftmon_raft_follower_match_index", To=f"{PEER_B:x}") == 152100
-
-
 def test_a_member_without_leader_reports_has_leader_zero(
     metrics: MemberMetrics, fake_state: FakeState
 ) -> None:
@@ -65,55 +51,77 @@ def test_a_member_without_leader_reports_has_leader_zero(
     assert not [key for key in s if key[0] == "raftmon_raft_follower_match_index"]
 
 
-def test_server_state_becomes_counters_info_and_alarms(metrics: MemberMetrics) -> None:
+_A, _B, _LOCAL = f"{PEER_A:x}", f"{PEER_B:x}", f"{LOCAL:x}"
+
+# What each FakeState group becomes: (group, family, labels, value). One row per sample.
+FED: list[tuple[str, str, dict[str, str], float]] = [
+    # RaftState -> leader and index gauges
+    ("raft", "etcd_server_has_leader", {}, 1),
+    ("raft", "etcd_server_is_leader", {}, 1),
+    ("raft", "etcd_server_is_learner", {}, 0),
+    ("raft", "etcd_server_proposals_committed_total", {}, 152144),
+    ("raft", "etcd_server_proposals_applied_total", {}, 152140),
+    ("raft", "raftmon_raft_term", {}, 3),
+    ("raft", "raftmon_raft_role", {"role": "leader"}, 1),
+    ("raft", "raftmon_raft_role", {"role": "follower"}, 0),
+    ("raft", "raftmon_raft_pre_votes_started_total", {}, 5),
+    ("raft", "raftmon_raft_follower_match_index", {"To": _B}, 152100),
+    # ServerState -> counters, info gauges and alarms
+    ("server", "etcd_server_id", {"server_id": "a48a826df6fb13ec"}, 1),
+    ("server", "etcd_server_version", {"server_version": "3.4.23"}, 1),
+    ("server", "etcd_cluster_version", {"cluster_version": "3.4"}, 1),
+    ("server", "etcd_server_quota_backend_bytes", {}, 2 * 1024**3),
+    ("server", "etcd_server_proposals_pending", {}, 4),
+    ("server", "etcd_server_leader_changes_seen_total", {}, 1),
+    ("server", "etcd_server_proposals_failed_total", {}, 2),
+    ("server", "etcd_server_heartbeat_send_failures_total", {}, 3),
+    ("server", "etcd_server_slow_apply_total", {}, 4),
+    ("server", "etcd_server_slow_read_indexes_total", {}, 5),
+    ("server", "etcd_server_read_indexes_failed_total", {}, 6),
+    ("server", "etcd_debugging_server_alarms", {"server_id": _LOCAL, "alarm_type": "NOSPACE"}, 1),
+    # MvccState -> both etcd's and the debugging names
+    ("mvcc", "etcd_mvcc_db_total_size_in_bytes", {}, 57208832),
+    ("mvcc", "etcd_debugging_mvcc_db_total_size_in_bytes", {}, 57208832),
+    ("mvcc", "etcd_mvcc_db_total_size_in_use_in_bytes", {}, 40000000),
+    ("mvcc", "etcd_mvcc_put_total", {}, 152136),
+    ("mvcc", "etcd_debugging_mvcc_put_total", {}, 152136),
+    ("mvcc", "etcd_debugging_mvcc_compact_revision", {}, -1),
+    ("mvcc", "etcd_debugging_mvcc_keys_total", {}, 39608),
+    ("mvcc", "etcd_debugging_mvcc_watch_stream_total", {}, 12),
+    # PeerState -> series labelled with hex member ids
+    ("peer", "etcd_network_peer_sent_bytes_total", {"To": _A}, 55959840),
+    ("peer", "etcd_network_peer_received_bytes_total", {"From": "0"}, 4920),
+    ("peer", "etcd_network_peer_sent_failures_total", {"To": _B}, 7),
+    ("peer", "etcd_network_active_peers", {"Local": _LOCAL, "Remote": _A}, 1),
+    ("peer", "etcd_network_active_peers", {"Local": _LOCAL, "Remote": _B}, 0),
+    ("peer", "etcd_network_disconnected_peers_total", {"Local": _LOCAL, "Remote": _B}, 2),
+    # FaultState -> a series per peer even when the fault is off
+    ("fault", "raftmon_fault_wal_fsync_delay_seconds", {}, 0.03),
+    ("fault", "raftmon_fault_raft_ticks_paused", {}, 0),
+    ("fault", "raftmon_fault_peer_delay_seconds", {"To": _B}, 0.2),
+    ("fault", "raftmon_fault_peer_delay_seconds", {"To": _A}, 0),
+    ("fault", "raftmon_fault_peer_drop", {"To": _B}, 1),
+    ("fault", "raftmon_fault_peer_drop", {"To": _A}, 0),
+]
+
+
+@pytest.mark.parametrize(
+    ("group", "name", "labels", "expected"),
+    FED,
+    ids=[f"{g}:{n}{{{','.join(f'{k}={x}' for k, x in lb.items())}}}" for g, n, lb, _ in FED],
+)
+def test_each_state_group_feeds_its_families(
+    metrics: MemberMetrics, group: str, name: str, labels: dict[str, str], expected: float
+) -> None:
+    assert v(values(metrics), name, **labels) == pytest.approx(expected)
+
+
+def test_the_unknown_sender_pseudo_peer_has_bytes_but_no_connection_series(
+    metrics: MemberMetrics,
+) -> None:
     s = values(metrics)
-    assert v(s, "etcd_server_id", server_id="a48a826df6fb13ec") == 1
-    assert v(s, "etcd_server_version", server_version="3.4.23") == 1
-    assert v(s, "etcd_cluster_version", cluster_version="3.4") == 1
-    assert v(s, "etcd_server_quota_backend_bytes") == 2 * 1024**3
-    assert v(s, "etcd_server_proposals_pending") == 4
-    assert v(s, "etcd_server_leader_changes_seen_total") == 1
-    assert v(s, "etcd_server_proposals_failed_total") == 2
-    assert v(s, "etcd_server_heartbeat_send_failures_total") == 3
-    assert v(s, "etcd_server_slow_apply_total") == 4
-    assert v(s, "etcd_server_slow_read_indexes_total") == 5
-    assert v(s, "etcd_server_read_indexes_failed_total") == 6
-    assert v(s, "etcd_debugging_server_alarms", server_id=f"{LOCAL:x}", alarm_type="NOSPACE") == 1
-
-
-def test_mvcc_state_feeds_both_etcd_and_debugging_names(metrics: MemberMetrics) -> None:
-    s = values(metrics)
-    for name in ("etcd_mvcc_db_total_size_in_bytes", "etcd_debugging_mvcc_db_total_size_in_bytes"):
-        assert v(s, name) == 57208832
-    assert v(s, "etcd_mvcc_db_total_size_in_use_in_bytes") == 40000000
-    assert v(s, "etcd_mvcc_put_total") == v(s, "etcd_debugging_mvcc_put_total") == 152136
-    assert v(s, "etcd_debugging_mvcc_compact_revision") == -1
-    assert v(s, "etcd_debugging_mvcc_keys_total") == 39608
-    assert v(s, "etcd_debugging_mvcc_watch_stream_total") == 12
-
-
-def test_peer_state_is_labelled_with_hex_member_ids(metrics: MemberMetrics) -> None:
-    s = values(metrics)
-    a, b, local = f"{PEER_A:x}", f"{PEER_B:x}", f"{LOCAL:x}"
-    assert v(s, "etcd_network_peer_sent_bytes_total", To=a) == 55959840
     assert v(s, "etcd_network_peer_received_bytes_total", From="0") == 4920
-    assert v(s, "etcd_network_peer_sent_failures_total", To=b) == 7
-    assert v(s, "etcd_network_active_peers", Local=local, Remote=a) == 1
-    assert v(s, "etcd_network_active_peers", Local=local, Remote=b) == 0
-    assert v(s, "etcd_network_disconnected_peers_total", Local=local, Remote=b) == 2
-    # The unknown-sender pseudo peer has bytes but no connection series.
-    assert ("etcd_network_active_peers", frozenset({("Local", local), ("Remote", "0")})) not in s
-
-
-def test_fault_state_has_a_series_per_peer_even_when_off(metrics: MemberMetrics) -> None:
-    s = values(metrics)
-    a, b = f"{PEER_A:x}", f"{PEER_B:x}"
-    assert v(s, "raftmon_fault_wal_fsync_delay_seconds") == pytest.approx(0.03)
-    assert v(s, "raftmon_fault_raft_ticks_paused") == 0
-    assert v(s, "raftmon_fault_peer_delay_seconds", To=b) == pytest.approx(0.2)
-    assert v(s, "raftmon_fault_peer_delay_seconds", To=a) == 0
-    assert v(s, "raftmon_fault_peer_drop", To=b) == 1
-    assert v(s, "raftmon_fault_peer_drop", To=a) == 0
+    assert ("etcd_network_active_peers", frozenset({("Local", _LOCAL), ("Remote", "0")})) not in s
 
 
 def test_state_is_read_at_every_scrape(metrics: MemberMetrics, fake_state: FakeState) -> None:
