@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import base64
 import random
+from typing import TYPE_CHECKING
 
 from loadgen.client import prefix_end
+
+if TYPE_CHECKING:
+    from loadgen.config import LoadConfig
 
 PRECOMPUTE_LIMIT = 1 << 20
 
@@ -39,6 +43,17 @@ class KeySpace:
         self._keys_b64: list[bytes] | None = None
         if size <= PRECOMPUTE_LIMIT:
             self._keys_b64 = [base64.b64encode(self.key(i)) for i in range(size)]
+
+    @classmethod
+    def of(cls, cfg: LoadConfig) -> KeySpace:
+        """The key space a run's flags describe (--key-space-size, --key-size, ...)."""
+        return cls(
+            size=cfg.key_space_size,
+            key_size=cfg.key_size,
+            val_size=cfg.val_size,
+            prefix=cfg.key_prefix,
+            seed=cfg.seed,
+        )
 
     def key(self, i: int) -> bytes:
         return self.prefix + str(i).zfill(self.width).encode()
