@@ -310,7 +310,7 @@ async def prepare(cfg: LoadConfig) -> LoadConfig:
         cfg = dataclasses.replace(cfg, endpoints=(leader,))
     if cfg.prefill:
         log.info("prefill keys=%d", cfg.key_space_size)
-        keys = KeySpace.of(cfg)
+        keys = KeySpace(cfg)
         async with EtcdClient(
             list(cfg.endpoints), timeout=cfg.timeout, limit=32, ssl=cfg.ssl_context()
         ) as etcd:

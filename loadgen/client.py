@@ -74,6 +74,11 @@ def _int(value: Any) -> int:
     return int(value) if value not in (None, "") else 0
 
 
+def _ints(obj: Mapping[str, Any], *names: str) -> dict[str, int]:
+    """The named int64 fields of a gateway answer (JSON strings), absent ones as 0."""
+    return {name: _int(obj.get(name)) for name in names}
+
+
 def _key_range(key: bytes | str, range_end: bytes | str | None, prefix: bool) -> dict[str, Any]:
     """etcd's key / range_end pair; `prefix` selects every key that starts with `key`."""
     body: dict[str, Any] = {"key": b64(key)}
@@ -107,12 +112,9 @@ class KeyValue:
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> KeyValue:
         return cls(
-            key=unb64(obj.get("key")),
-            value=unb64(obj.get("value")),
-            create_revision=_int(obj.get("create_revision")),
-            mod_revision=_int(obj.get("mod_revision")),
-            version=_int(obj.get("version")),
-            lease=_int(obj.get("lease")),
+            unb64(obj.get("key")),
+            unb64(obj.get("value")),
+            **_ints(obj, "create_revision", "mod_revision", "version", "lease"),
         )
 
 
@@ -127,13 +129,7 @@ class Header:
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any] | None) -> Header:
-        obj = obj or {}
-        return cls(
-            cluster_id=_int(obj.get("cluster_id")),
-            member_id=_int(obj.get("member_id")),
-            revision=_int(obj.get("revision")),
-            raft_term=_int(obj.get("raft_term")),
-        )
+        return cls(**_ints(obj or {}, "cluster_id", "member_id", "revision", "raft_term"))
 
 
 @dataclass(frozen=True, slots=True)

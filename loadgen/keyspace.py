@@ -23,37 +23,20 @@ PRECOMPUTE_LIMIT = 1 << 20
 class KeySpace:
     """The run's keys and value, with cheap JSON bodies for put, range and txn."""
 
-    def __init__(
-        self,
-        *,
-        size: int,
-        key_size: int,
-        val_size: int,
-        prefix: str = "",
-        seed: int = 1,
-    ) -> None:
-        self.size = size
-        self.prefix = prefix.encode()
+    def __init__(self, cfg: LoadConfig) -> None:
+        """The key space the run's flags describe: --key-space-size keys of --key-size bytes
+        after --key-prefix, and one --val-size value drawn from --seed."""
+        size = self.size = cfg.key_space_size
+        self.prefix = cfg.key_prefix.encode()
         digits = len(str(max(size - 1, 0)))
-        self.width = max(key_size - len(self.prefix), digits)
-        rng = random.Random(seed)
+        self.width = max(cfg.key_size - len(self.prefix), digits)
+        rng = random.Random(cfg.seed)
         alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-        self.value = bytes(rng.choice(alphabet) for _ in range(val_size))
+        self.value = bytes(rng.choice(alphabet) for _ in range(cfg.val_size))
         self.value_b64 = base64.b64encode(self.value)
         self._keys_b64: list[bytes] | None = None
         if size <= PRECOMPUTE_LIMIT:
             self._keys_b64 = [base64.b64encode(self.key(i)) for i in range(size)]
-
-    @classmethod
-    def of(cls, cfg: LoadConfig) -> KeySpace:
-        """The key space a run's flags describe (--key-space-size, --key-size, ...)."""
-        return cls(
-            size=cfg.key_space_size,
-            key_size=cfg.key_size,
-            val_size=cfg.val_size,
-            prefix=cfg.key_prefix,
-            seed=cfg.seed,
-        )
 
     def key(self, i: int) -> bytes:
         return self.prefix + str(i).zfill(self.width).encode()

@@ -48,7 +48,7 @@ class Workload:
     def __init__(self, cfg: LoadConfig, share: WorkerShare) -> None:
         self.cfg = cfg
         self.share = share
-        self.keys = KeySpace.of(cfg)
+        self.keys = KeySpace(cfg)
         self.rng = random.Random(cfg.seed * 1_000_003 + share.index)
         self.serializable = cfg.consistency == "s"
 
