@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,19 +13,12 @@ import pytest
 import yaml
 
 from tests.alerts.mixin_files import RULE_FILES, load_yaml
+from tests.alerts.web import request
 from tests.helpers import free_port, require_tool, running_until_ready
 
 pytestmark = pytest.mark.tools
 READY_TIMEOUT_S = 60.0
 EVAL_TIMEOUT_S = 30.0
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status, response.read()
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return 0, b""
 
 
 @pytest.fixture
@@ -58,7 +49,7 @@ def prometheus(tmp_path: Path) -> Iterator[str]:
 
 
 def _rule_groups(base: str) -> list[dict[str, Any]]:
-    status, body = _get(f"{base}/api/v1/rules")
+    status, body = request(f"{base}/api/v1/rules")
     assert status == 200
     groups: list[dict[str, Any]] = json.loads(body)["data"]["groups"]
     return groups
