@@ -5,7 +5,6 @@ The 25 ms line is the etcdWALFsyncSlow threshold, read from the mixin config.
 """
 
 from dashboards.panels import (
-    Line,
     Q,
     board,
     fault_state_panel,
@@ -15,23 +14,20 @@ from dashboards.panels import (
     per_member,
     tier_lines,
     timeseries,
+    wal_fsync_panel,
 )
-from dashboards.queries import member, threshold
+from dashboards.queries import member
 
 M = member()
 WAL_FSYNC = "etcd_disk_wal_fsync_duration_seconds"
 
-fsync = latency_panel(
+fsync = wal_fsync_panel(
     "Is WAL fsync under 25 ms?",
     "WAL fsync latency per member: mean, median and p99 over the rate interval. Every Raft "
     "entry is fsynced before it is acknowledged, so this is the floor under every write. "
     "The dashed line is the course's 25 ms: above it on average (5 minutes, the recorded "
     "instance:etcd_disk_wal_fsync_duration_seconds:mean), etcdWALFsyncSlow fires.",
-    WAL_FSYNC,
-    M,
     quantiles=(0.5, 0.99),
-    mean=True,
-    lines=[Line(threshold("walFsyncSlow.averageSeconds"), "red")],
 )
 
 fsync_heatmap = heatmap(

@@ -7,7 +7,6 @@ traced to its server-side cause on one screen.
 """
 
 from dashboards.panels import (
-    Line,
     Q,
     board,
     fault_state_panel,
@@ -16,8 +15,9 @@ from dashboards.panels import (
     per_member,
     tier_lines,
     timeseries,
+    wal_fsync_panel,
 )
-from dashboards.queries import loadgen, member, threshold
+from dashboards.queries import loadgen, member
 
 M = member()
 LG = loadgen()
@@ -100,15 +100,11 @@ committed = timeseries(
     ],
 )
 
-fsync = latency_panel(
+fsync = wal_fsync_panel(
     "Is WAL fsync under 25 ms during the test?",
     "WAL fsync mean and p99 per member under the generated load, with the course's 25 ms "
     "line (etcdWALFsyncSlow).",
-    "etcd_disk_wal_fsync_duration_seconds",
-    M,
     quantiles=(0.99,),
-    mean=True,
-    lines=[Line(threshold("walFsyncSlow.averageSeconds"), "red")],
 )
 
 pending = timeseries(

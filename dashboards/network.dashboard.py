@@ -5,16 +5,16 @@ peer round-trip time, traffic and send failures per member pair.
 """
 
 from dashboards.panels import (
-    Line,
     Q,
     board,
     fault_state_panel,
     latency_panel,
     layout,
     per_member,
+    threshold_line,
     timeseries,
 )
-from dashboards.queries import member, threshold
+from dashboards.queries import member
 
 M = member()
 
@@ -27,7 +27,7 @@ rtt = latency_panel(
     M,
     by="instance, To",
     quantiles=(0.99,),
-    lines=[Line(threshold("memberCommunicationSlow.p99Seconds"), "red")],
+    lines=threshold_line("memberCommunicationSlow.p99Seconds"),
     legend="{{instance}} -> {{To}}",
 )
 
@@ -52,7 +52,7 @@ failures = timeseries(
         per_member("etcd_network_peer_sent_failures_total", "-> {{To}} send failures"),
         per_member("etcd_network_peer_received_failures_total", "<- {{From}} receive failures"),
     ],
-    lines=[Line(threshold("membersDown.peerFailuresPerSecond"), "red")],
+    lines=threshold_line("membersDown.peerFailuresPerSecond"),
 )
 
 active = timeseries(

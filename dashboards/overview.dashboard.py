@@ -15,11 +15,12 @@ from dashboards.panels import (
     stat,
     state_timeline,
     table,
+    threshold_line,
     tier_lines,
     timeseries,
     yes_no,
 )
-from dashboards.queries import cluster, member, mixin, threshold
+from dashboards.queries import cluster, member, mixin
 
 M = member()
 CL = mixin().cluster_label
@@ -156,7 +157,7 @@ leader_changes = timeseries(
             "{{" + CL + "}} changes/min",
         )
     ],
-    lines=[Line(threshold("leaderChangesTooFrequent.perMinute"), "red")],
+    lines=threshold_line("leaderChangesTooFrequent.perMinute"),
 )
 
 proposals_rate = timeseries(
@@ -178,7 +179,7 @@ proposals_pending = timeseries(
     "(etcdProposalsPendingGrowing).",
     "short",
     [Q(f"etcd_server_proposals_pending{M}", "{{instance}} pending")],
-    lines=[Line(threshold("proposalsPending.minPending"), "orange")],
+    lines=threshold_line("proposalsPending.minPending", "orange"),
 )
 
 proposals_failed = timeseries(
@@ -202,7 +203,7 @@ apply_lag = timeseries(
             "{{instance}} lag",
         )
     ],
-    lines=[Line(threshold("commitApplyLag.minEntries"), "orange")],
+    lines=threshold_line("commitApplyLag.minEntries", "orange"),
 )
 
 requests = timeseries(

@@ -55,8 +55,10 @@ __all__ = [
     "stat",
     "state_timeline",
     "table",
+    "threshold_line",
     "tier_lines",
     "timeseries",
+    "wal_fsync_panel",
     "yes_no",
 ]
 
@@ -94,6 +96,12 @@ def per_member(metric: str, what: str = "", *, fn: str = "rate") -> Q:
 
 # Severity -> the colour of its threshold line (and of the value beyond it).
 _TIER_COLOURS = {"info": "yellow", "warning": "orange", "critical": "red"}
+
+
+def threshold_line(path: str, color: str = "red") -> list[Line]:
+    """The line of an alert with one threshold, its value read from the mixin config by its
+    dotted `_config` path (e.g. `walFsyncSlow.averageSeconds`)."""
+    return [Line(threshold(path), color)]
 
 
 def tier_lines(path: str, *tiers: str) -> list[Line]:
@@ -363,6 +371,20 @@ def latency_panel(
         for q in quantiles
     )
     return timeseries(title, description, "s", queries, lines=lines)
+
+
+def wal_fsync_panel(title: str, description: str, quantiles: Sequence[float]) -> Any:
+    """WAL fsync mean and `quantiles` per member, with the course's 25 ms line: the
+    etcdWALFsyncSlow threshold, which fires on the 5-minute mean."""
+    return latency_panel(
+        title,
+        description,
+        "etcd_disk_wal_fsync_duration_seconds",
+        member(),
+        quantiles=quantiles,
+        mean=True,
+        lines=threshold_line("walFsyncSlow.averageSeconds"),
+    )
 
 
 # The fault gauges a raftmon member exposes, each turned into a 0/1 flag per member/peer.
