@@ -20,9 +20,9 @@ from loadgen.client import parse_metrics
 from loadgen.errors import ERROR_KINDS
 from node.cluster import LocalCluster, MemberProcess, http_json
 from tests.helpers import free_port
-from tests.loadgen.conftest import assert_open_loop_rate_held, read_series, run_load
+from tests.loadgen.conftest import read_series, run_load
 from tests.loadgen.etcd_cluster import PUT_COUNTERS
-from tests.loadgen.runs import run_load_in_thread, run_without_errors
+from tests.loadgen.runs import run_load_in_thread, run_open_loop, run_without_errors
 
 pytestmark = [pytest.mark.cluster]
 
@@ -105,28 +105,10 @@ def test_workloads_complete_with_zero_errors(
 
 
 def test_rate_holds_within_tolerance(raftmon3: LocalCluster, tmp_path: Path) -> None:
-    rate = 50
-    started = time.monotonic()
-    code, report = run_load(
-        [
-            f"--endpoints={','.join(raftmon3.endpoints)}",
-            "--conns=3",
-            # Enough clients that a slow second never leaves a due ticket without a
-            # client (which would make the next second send a catch-up burst).
-            "--clients=50",
-            f"--rate={rate}",
-            "--duration=3s",
-            "put",
-        ],
-        report_dir=tmp_path,
+    report = run_open_loop(
+        raftmon3.endpoints, rate=50, seconds=3, report_dir=tmp_path, flags=["--conns=3"]
     )
-    wall = time.monotonic() - started
-    assert code == 0
-    assert report["mode"] == "open"
-    assert report["sent"] == 3 * rate
-    assert report["unsent"] == 0
     assert report["failed"] == 0, report["errors"]
-    assert_open_loop_rate_held(report, read_series(tmp_path), rate, wall)
 
 
 def isolate(cluster: LocalCluster, name: str, *, drop: bool) -> None:
