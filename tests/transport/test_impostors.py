@@ -35,6 +35,13 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
+@pytest.fixture
+async def lone_b(make_cluster: Callable[..., Cluster]) -> tuple[Cluster, Member]:
+    """Member 2 of a 3-member cluster, serving alone: whoever reaches it is the impostor."""
+    cluster = make_cluster(3)
+    return cluster, await cluster.start(2)
+
+
 async def dial(
     session: aiohttp.ClientSession, b: Member, cluster: Cluster, claims: int, **headers: str
 ) -> aiohttp.ClientResponse:
@@ -51,13 +58,12 @@ def socket_of(resp: aiohttp.ClientResponse) -> asyncio.WriteTransport:
 
 
 async def test_frames_no_member_sends_are_dropped_counted_and_the_stream_lives_on(
-    make_cluster: Callable[..., Cluster],
+    lone_b: tuple[Cluster, Member],
     session: aiohttp.ClientSession,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING)
-    cluster = make_cluster(3)
-    b = await cluster.start(2)
+    cluster, b = lone_b
     resp = await dial(session, b, cluster, claims=1)
     assert resp.status == 101
     forged = [
@@ -84,13 +90,12 @@ async def test_frames_no_member_sends_are_dropped_counted_and_the_stream_lives_o
 
 
 async def test_a_non_member_and_a_wrong_cluster_are_refused_and_counted(
-    make_cluster: Callable[..., Cluster],
+    lone_b: tuple[Cluster, Member],
     session: aiohttp.ClientSession,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING)
-    cluster = make_cluster(2)
-    b = await cluster.start(2)
+    cluster, b = lone_b
     async with await dial(session, b, cluster, claims=0x99) as resp:
         assert resp.status == 404
         assert "error sender not found: 99 is not a member" in await resp.text()
@@ -155,10 +160,9 @@ def snapshot_upload(frm: int, term: int = 7) -> Message:
     ],
 )
 async def test_a_forged_snapshot_upload_is_refused_before_its_image_is_written(
-    make_cluster: Callable[..., Cluster], tmp_path: Path, msg: Message, why: str
+    lone_b: tuple[Cluster, Member], tmp_path: Path, msg: Message, why: str
 ) -> None:
-    cluster = make_cluster(3)
-    b = await cluster.start(2)
+    cluster, b = lone_b
     image = b"forged image"
     source = tmp_path / "image"
     source.write_bytes(image)
