@@ -14,6 +14,7 @@ import os
 import struct
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -35,13 +36,6 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-@pytest.fixture
-async def lone_b(make_cluster: Callable[..., Cluster]) -> tuple[Cluster, Member]:
-    """Member 2 of a 3-member cluster, serving alone: whoever reaches it is the impostor."""
-    cluster = make_cluster(3)
-    return cluster, await cluster.start(2)
-
-
 async def dial(
     session: aiohttp.ClientSession, b: Member, cluster: Cluster, claims: int, **headers: str
 ) -> aiohttp.ClientResponse:
@@ -51,6 +45,29 @@ async def dial(
     return await session.get(b.url + wire.STREAM_PATH, headers=h)
 
 
+@dataclass
+class LoneMember:
+    """Member 2 of a 3-member cluster serving alone: whoever reaches it is an impostor."""
+
+    cluster: Cluster
+    b: Member
+    session: aiohttp.ClientSession
+
+    async def dial(self, claims: int, **headers: str) -> aiohttp.ClientResponse:
+        return await dial(self.session, self.b, self.cluster, claims, **headers)
+
+
+@pytest.fixture
+async def lone_b(
+    make_cluster: Callable[..., Cluster],
+    session: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> LoneMember:
+    caplog.set_level(logging.WARNING)  # what the member says about each impostor
+    cluster = make_cluster(3)
+    return LoneMember(cluster, await cluster.start(2), session)
+
+
 def socket_of(resp: aiohttp.ClientResponse) -> asyncio.WriteTransport:
     sock = resp.connection.transport if resp.connection else None
     assert sock is not None
@@ -58,13 +75,10 @@ def socket_of(resp: aiohttp.ClientResponse) -> asyncio.WriteTransport:
 
 
 async def test_frames_no_member_sends_are_dropped_counted_and_the_stream_lives_on(
-    lone_b: tuple[Cluster, Member],
-    session: aiohttp.ClientSession,
-    caplog: pytest.LogCaptureFixture,
+    lone_b: LoneMember, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING)
-    cluster, b = lone_b
-    resp = await dial(session, b, cluster, claims=1)
+    b = lone_b.b
+    resp = await lone_b.dial(claims=1)
     assert resp.status == 101
     forged = [
         Message(MT.MsgHeartbeat, to=2, frm=1, term=2**64 - 1),  # finding 2 of issue 18
@@ -90,17 +104,14 @@ async def test_frames_no_member_sends_are_dropped_counted_and_the_stream_lives_o
 
 
 async def test_a_non_member_and_a_wrong_cluster_are_refused_and_counted(
-    lone_b: tuple[Cluster, Member],
-    session: aiohttp.ClientSession,
-    caplog: pytest.LogCaptureFixture,
+    lone_b: LoneMember, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING)
-    cluster, b = lone_b
-    async with await dial(session, b, cluster, claims=0x99) as resp:
+    b = lone_b.b
+    async with await lone_b.dial(claims=0x99) as resp:
         assert resp.status == 404
         assert "error sender not found: 99 is not a member" in await resp.text()
-    wrong = {wire.HDR_CLUSTER_ID: wire.id_hex(cluster.cluster_id + 1)}
-    async with await dial(session, b, cluster, claims=1, **wrong) as resp:
+    wrong = {wire.HDR_CLUSTER_ID: wire.id_hex(lone_b.cluster.cluster_id + 1)}
+    async with await lone_b.dial(claims=1, **wrong) as resp:
         assert resp.status == 412
         assert "cluster ID mismatch" in await resp.text()
     assert b.rec.refused == [REFUSED_SENDER, REFUSED_CLUSTER]
@@ -160,9 +171,9 @@ def snapshot_upload(frm: int, term: int = 7) -> Message:
     ],
 )
 async def test_a_forged_snapshot_upload_is_refused_before_its_image_is_written(
-    lone_b: tuple[Cluster, Member], tmp_path: Path, msg: Message, why: str
+    lone_b: LoneMember, tmp_path: Path, msg: Message, why: str
 ) -> None:
-    cluster, b = lone_b
+    cluster, b = lone_b.cluster, lone_b.b
     image = b"forged image"
     source = tmp_path / "image"
     source.write_bytes(image)
