@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from tests.alerts.mixin_files import ALERTMANAGER_FILES, ALERTS_DIR, alert_rules, load_yaml
-from tests.alerts.web import request
-from tests.helpers import free_port, require_tool, running_until_ready
+from tests.alerts.web import request, serving
+from tests.helpers import free_port, require_tool
 
 ROUTES = [
     ({"severity": "critical", "alertname": "etcdNoLeader", "cluster": "a"}, "page"),
@@ -209,19 +209,12 @@ INHIBIT_TIMEOUT_S = 10.0
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[str]:
     """Debian's Alertmanager on a free loopback port with alerts/out/alertmanager.yml."""
-    binary = require_tool("prometheus-alertmanager")
-    port = free_port()
-    argv = [
-        binary,
+    flags = [
         f"--config.file={ALERTMANAGER_FILES[0]}",
         f"--storage.path={tmp_path / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
         "--cluster.listen-address=",
-        "--log.level=warn",
     ]
-    base = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "alertmanager.log"
-    with running_until_ready(argv, log_path, f"{base}/-/ready", "alertmanager", READY_TIMEOUT_S):
+    with serving("prometheus-alertmanager", free_port(), flags, tmp_path, READY_TIMEOUT_S) as base:
         yield base
 
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from tests.alerts.mixin_files import RULE_FILES, load_yaml
-from tests.alerts.web import request
-from tests.helpers import free_port, require_tool, running_until_ready
+from tests.alerts.web import request, serving
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.tools
 READY_TIMEOUT_S = 60.0
@@ -24,7 +24,6 @@ EVAL_TIMEOUT_S = 30.0
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[str]:
     """A Prometheus on a free loopback port loading every rendered rule file (1 s evaluation)."""
-    binary = require_tool("prometheus")
     port = free_port()
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -35,16 +34,8 @@ def prometheus(tmp_path: Path) -> Iterator[str]:
     }
     config_path = tmp_path / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    argv = [
-        binary,
-        f"--config.file={config_path}",
-        f"--storage.tsdb.path={tmp_path / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--log.level=warn",
-    ]
-    base = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "prometheus.log"
-    with running_until_ready(argv, log_path, f"{base}/-/ready", "prometheus", READY_TIMEOUT_S):
+    flags = [f"--config.file={config_path}", f"--storage.tsdb.path={tmp_path / 'data'}"]
+    with serving("prometheus", port, flags, tmp_path, READY_TIMEOUT_S) as base:
         yield base
 
 
