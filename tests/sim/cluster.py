@@ -12,20 +12,11 @@ import random
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from node.raft import (
-    Config,
-    MemoryStorage,
-    Message,
-    MessageType,
-    ProposalDropped,
-    RawNode,
-    Ready,
-    StateType,
-)
+from node import raft
 from tests.sim import invariants as inv
 from tests.sim.network import Network
 
-MT = MessageType
+MT = raft.MessageType
 
 
 class InvariantViolation(AssertionError):
@@ -37,8 +28,8 @@ class Member:
     """One simulated member: durable storage plus (while running) its RawNode and state machine."""
 
     id: int
-    storage: MemoryStorage = field(default_factory=MemoryStorage)
-    node: RawNode | None = None
+    storage: raft.MemoryStorage = field(default_factory=raft.MemoryStorage)
+    node: raft.RawNode | None = None
     incarnation: int = 0
     sm_applied: int = 0  # index of the last entry applied to the state machine
     sm_hash: int = 0  # hash chain over everything applied (the "state machine")
@@ -99,8 +90,8 @@ class Cluster:
                 prev = inv.chain(prev, e)
                 m.log_hashes[e.index] = prev
         c = self.cfg
-        m.node = RawNode(
-            Config(
+        m.node = raft.RawNode(
+            raft.Config(
                 id=i,
                 peers=tuple(self.ids),
                 election_tick=c.election_tick,
@@ -170,7 +161,7 @@ class Cluster:
         self.check_member(m)
         return True
 
-    def persist(self, m: Member, rd: Ready) -> None:
+    def persist(self, m: Member, rd: raft.Ready) -> None:
         st = m.storage
         if rd.snapshot is not None:
             st.apply_snapshot(rd.snapshot)
@@ -200,7 +191,7 @@ class Cluster:
                 t = node.raft.raft_log.zero_term_on_err(c)
                 self.history.committed = (c, t, rd.hard_state.term)
 
-    def apply(self, m: Member, rd: Ready) -> None:
+    def apply(self, m: Member, rd: raft.Ready) -> None:
         for e in rd.committed_entries:
             if e.index != m.sm_applied + 1:
                 self.fail(f"member {m.id} applied {e.index} after {m.sm_applied}")
@@ -228,7 +219,7 @@ class Cluster:
         if node is None:
             return
         r = node.raft
-        if r.state == StateType.StateLeader:
+        if r.state == raft.StateType.StateLeader:
             errs = inv.check_election_safety(self.history, r.term, m.id)
             idx = self.history.committed[0]
             log = r.raft_log
@@ -239,7 +230,7 @@ class Cluster:
             if errs:
                 self.fail(errs[0])
 
-    def transmit(self, msg: Message) -> None:
+    def transmit(self, msg: raft.Message) -> None:
         ok = self.net.send(msg)
         if not ok:
             sender = self.members[msg.frm].node
@@ -260,7 +251,7 @@ class Cluster:
             self._deliver_one(msg)
         return len(msgs)
 
-    def _deliver_one(self, msg: Message) -> None:
+    def _deliver_one(self, msg: raft.Message) -> None:
         target = self.members[msg.to].node
         sender = self.members[msg.frm].node
         if target is None:
@@ -305,7 +296,7 @@ class Cluster:
             return False
         try:
             node.propose(value)
-        except ProposalDropped:
+        except raft.ProposalDropped:
             return False
         return True
 
@@ -316,7 +307,7 @@ class Cluster:
             node = self.members[i].node
             assert node is not None
             r = node.raft
-            if r.state == StateType.StateLeader and (best is None or r.term > best[0]):
+            if r.state == raft.StateType.StateLeader and (best is None or r.term > best[0]):
                 best = (r.term, i)
         return None if best is None else best[1]
 
