@@ -326,8 +326,8 @@ class RaftCore:
     ) -> None:
         """Take on a role: its step and tick functions, then the log line etcd-raft prints.
 
-        Every `become_*` ends here, after `reset` and any role-specific state, so the
-        transition is complete when it is logged.
+        Every `become_*` calls it after `reset` and the role's own state, so the member is
+        fully in its new role when the transition is logged.
         """
         self._step = step
         self._tick = tick
