@@ -60,7 +60,7 @@ from node.tls import any_https, client_context
 from node.transport import Transport
 from node.wal import WAL, Snapshotter, WALError
 
-from .api import errors as E
+from . import errors as E
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -14,8 +14,8 @@ golang/protobuf's jsonpb over Go's encoding/json - so every body gets etcd's ans
 - a oneof (RequestOp, Compare's target, WatchRequest) with two members set is refused:
   etcd keeps whichever one Go's map iteration visits last, a coin flip per request.
 
-Every problem raises `EtcdError` (InvalidArgument unless etcd's server check says
-otherwise) before anything is proposed; nothing else escapes `parse_body` or a
+Every problem raises one of etcd's error values (`ErrInvalidRequest` unless etcd's
+server check says otherwise) before anything is proposed; nothing else escapes `parse_body` or a
 `*_request` function, whatever the bytes.
 """
 
@@ -29,14 +29,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from node.api import gojson
-from node.api.errors import EtcdError, invalid_argument
+from node.errors import ErrInvalidRequest, ErrKeyNotFound, ErrTooManyOps, EtcdError
 from node.mvcc import requests as rq
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-KEY_NOT_FOUND: Final = "etcdserver: key not found"  # rpctypes.ErrGRPCKeyNotFound
-TOO_MANY_OPS: Final = "etcdserver: too many operations in txn request"
 # Txns nested deeper than this are refused while decoding: etcd's default --max-txn-ops
 # (128) refuses them anyway (each level spends at least one op of the budget), and the
 # bound keeps every recursive walk of a txn (decode, checks, apply) far from Python's
@@ -69,7 +67,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     try:
         body = gojson.decode(raw)
     except gojson.GoSyntaxError as err:
-        raise invalid_argument(str(err)) from None
+        raise ErrInvalidRequest(str(err)) from None
     if body is gojson.EMPTY or body is None:
         return {}
     return message(body)
@@ -85,7 +83,7 @@ def next_message(buf: bytes, start: int = 0) -> tuple[Any, int] | None:
     try:
         return gojson.decode_prefix(buf, start)
     except gojson.GoSyntaxError as err:
-        raise invalid_argument(str(err)) from None
+        raise ErrInvalidRequest(str(err)) from None
 
 
 def message(value: Any) -> dict[str, Any]:
@@ -101,7 +99,7 @@ def _cannot(value: Any, go_type: str, with_text: bool = False) -> EtcdError:
     kind = gojson.go_type_name(value)
     if with_text:
         kind += " " + (value.text if isinstance(value, gojson.Number) else str(value))
-    return invalid_argument(f"json: cannot unmarshal {kind} into Go value of type {go_type}")
+    return ErrInvalidRequest(f"json: cannot unmarshal {kind} into Go value of type {go_type}")
 
 
 _CAMEL_CACHE: dict[str, str] = {}
@@ -129,7 +127,7 @@ def _oneof(body: dict[str, Any], names: tuple[str, ...]) -> tuple[str, Any] | No
     found = [(n, v) for n in names if (v := field(body, n)) is not None]
     if len(found) > 1:
         listed = ", ".join(n for n, _ in found)
-        raise invalid_argument(f"json: more than one field of a oneof is set: {listed}")
+        raise ErrInvalidRequest(f"json: more than one field of a oneof is set: {listed}")
     return found[0] if found else None
 
 
@@ -163,7 +161,7 @@ def _integer(value: Any, go_type: str, bounds: tuple[int, int], quoted_ok: bool 
         try:
             parsed = gojson.unmarshal(inner)
         except gojson.GoSyntaxError as err:
-            raise invalid_argument(str(err)) from None
+            raise ErrInvalidRequest(str(err)) from None
         return _integer(parsed, go_type, bounds, quoted_ok=False)
     raise _cannot(value, go_type)
 
@@ -193,7 +191,7 @@ def to_enum(value: Any, enum_type: Any, field_name: str = "") -> int:
         raw = gojson.raw_bytes(value)  # jsonpb looks the raw bytes up, unescaped
         member = enum_type.__members__.get(raw.decode("utf-8", "replace"))
         if member is None or not raw.isascii():
-            raise invalid_argument(f"unknown value {gojson.go_quote(raw)} for enum {go_type}")
+            raise ErrInvalidRequest(f"unknown value {gojson.go_quote(raw)} for enum {go_type}")
         return int(member)
     return _integer(value, go_type, INT32, quoted_ok=False)
 
@@ -205,7 +203,7 @@ def to_enums(value: Any, enum_type: Any, field_name: str = "") -> list[int]:
         return []
     if isinstance(value, str):  # jsonpb tries the name before noticing the slice
         to_enum(value, enum_type, field_name)
-        raise invalid_argument(f'invalid target "slice" for enum {go_type}')
+        raise ErrInvalidRequest(f'invalid target "slice" for enum {go_type}')
     return [to_enum(v, enum_type, field_name) for v in to_list(value)]
 
 
@@ -225,7 +223,7 @@ _B64_QUANTA = re.compile(rb"(?:(?:[\r\n]*[A-Za-z0-9+/]){4})*")
 
 
 def _b64_corrupt(pos: int) -> EtcdError:
-    return invalid_argument(f"illegal base64 data at input byte {pos}")
+    return ErrInvalidRequest(f"illegal base64 data at input byte {pos}")
 
 
 def _b64_check_tail(src: bytes, si: int) -> None:
@@ -400,7 +398,7 @@ _OPS: dict[str, Callable[[Any], rq.RequestOp]] = {
 def _txn(body: Any, state: _Decoding) -> rq.TxnRequest:
     state.depth += 1
     if state.depth > MAX_TXN_NESTING:
-        raise invalid_argument(TOO_MANY_OPS)
+        raise ErrTooManyOps
     body = message(body)
     req = rq.TxnRequest(
         compare=[compare(c) for c in to_list(field(body, "compare"))],
@@ -415,7 +413,7 @@ def txn_request(body: Any) -> rq.TxnRequest:
     state = _Decoding()
     req = _txn(body, state)
     if state.empty_op:
-        raise invalid_argument(KEY_NOT_FOUND)
+        raise ErrKeyNotFound
     return req
 
 
@@ -598,6 +596,3 @@ def watch_json(resp: rq.WatchResponse, header: dict[str, str]) -> dict[str, Any]
 
 def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
-
-
-__all__ = ["EtcdError"]

@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from node.errors import ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNotFound
 from node.mvcc import requests as rq
-from node.mvcc.errors import ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNotFound
 
 if TYPE_CHECKING:
     import sqlite3

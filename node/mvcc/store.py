@@ -38,12 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node.mvcc import quota as q
-from node.mvcc import requests as rq
-from node.mvcc import schema
-from node.mvcc.codec import decode_request
-from node.mvcc.errors import (
+from node.errors import (
     ErrApplyFailed,
+    ErrBackendDamaged,
     ErrCompacted,
     ErrCorrupt,
     ErrFutureRev,
@@ -55,6 +52,10 @@ from node.mvcc.errors import (
     ErrUndecodable,
     MvccError,
 )
+from node.mvcc import quota as q
+from node.mvcc import requests as rq
+from node.mvcc import schema
+from node.mvcc.codec import decode_request
 from node.mvcc.kv import KVState, Reader, WriteTxn
 from node.mvcc.observer import Hooks
 from node.mvcc.txn import DEFAULT_MAX_TXN_OPS, check_ops, execute, has_put, is_read_only, txn_path
@@ -129,17 +130,6 @@ class BackendCorruptError(Exception):
             "it back (etcdctl member add) so the leader sends it a snapshot"
         )
         self.path = path
-
-
-class ErrBackendDamaged(MvccError):
-    """A read met a damaged page of this member's database.
-
-    Unavailable (HTTP 503), not etcd's DataLoss or a bare 500: the cluster's data is
-    intact elsewhere, and etcd's clients retry an Unavailable call on another member.
-    """
-
-    message = "etcdserver: mvcc: backend database is damaged on this member"
-    grpc_code = 14  # Unavailable
 
 
 def _damaged(err: sqlite3.DatabaseError) -> bool:

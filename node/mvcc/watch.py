@@ -35,8 +35,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from node.errors import WATCH_DUPLICATE_ID
 from node.mvcc import requests as rq
-from node.mvcc.errors import WATCH_DUPLICATE_ID
 from node.mvcc.kv import event_size, in_range
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from node.errors import MvccError
 from node.mvcc import requests as rq
-from node.mvcc.errors import MvccError
 from node.mvcc.store import ApplyResult, KVStore
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from node.errors import ErrUndecodable
 from node.mvcc import requests as rq
-from node.mvcc.errors import ErrUndecodable
 
 SAMPLES: list[Any] = [
     rq.PutRequest(b"k", b"v" * 256, lease=7, prev_kv=True),

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from node.mvcc import requests as rq
-from node.mvcc.errors import (
+from node.errors import (
     ErrCompacted,
     ErrDuplicateKey,
     ErrFutureRev,
@@ -16,6 +15,7 @@ from node.mvcc.errors import (
     ErrTooManyOps,
     ErrValueProvided,
 )
+from node.mvcc import requests as rq
 from node.mvcc.store import KVStore
 from node.mvcc.txn import validate_request
 from tests.mvcc.conftest import Log
