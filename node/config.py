@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import re
 from dataclasses import MISSING, dataclass, field, fields
 from urllib.parse import urlsplit
 
+from node.duration import parse_duration
 from node.tls import TLSInfo, openssl_ciphers
 
 MIB = 1024 * 1024
@@ -27,40 +27,9 @@ SNAPSHOT_CATCHUP_ENTRIES = 5_000  # entries kept after a snapshot so slow follow
 ETCD_VERSION = "3.4.23"  # the etcd API version raftmon answers as (/version, status)
 CLUSTER_VERSION = "3.4.0"
 
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-
 
 class ConfigError(ValueError):
     """A flag or environment value that cannot be used; the message says which and why."""
-
-
-def parse_duration(text: str) -> float:
-    """Go-style duration ("30ms", "1h30m", "0") -> seconds; a bare number means seconds."""
-    text = text.strip()
-    if not text:
-        raise ConfigError("empty duration")
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    pos, total = 0, 0.0
-    for match in _DURATION_RE.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(text):
-        raise ConfigError(f"invalid duration {text!r} (examples: 30ms, 1.5s, 5m)")
-    return total
 
 
 def _id_from(*parts: str) -> int:

@@ -21,6 +21,7 @@ from node.config import MemberConfig
 from node.driver import RaftDriver
 from node.member_state import DriverStateSource
 from node.mvcc import requests as rq
+from node.mvcc.codec import encode_request
 from node.raft import Ready, StateType
 from node.raft.messages import Entry
 
@@ -102,8 +103,8 @@ async def test_defrag_inflight_goes_back_to_0_when_the_defragmentation_fails(
 
 def test_a_failed_apply_is_timed_under_its_op_with_success_false(driver: RaftDriver) -> None:
     entries = [
-        Entry(term=1, index=1, data=rq.encode_request(1, rq.LeaseRevokeRequest(id=404))),
-        Entry(term=1, index=2, data=rq.encode_request(2, rq.PutRequest(key=b"k", value=b"v"))),
+        Entry(term=1, index=1, data=encode_request(1, rq.LeaseRevokeRequest(id=404))),
+        Entry(term=1, index=2, data=encode_request(2, rq.PutRequest(key=b"k", value=b"v"))),
     ]
     driver._apply(Ready(committed_entries=entries))
     count = "etcd_server_apply_duration_seconds_count"

@@ -23,6 +23,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from node.mvcc import codec
 from node.mvcc import requests as rq
 from node.mvcc.store import ApplyResult, KVStore
 
@@ -110,9 +111,9 @@ REQUESTS = st.one_of(
 
 # An entry is an encoded request, or bytes that may be no request at all.
 ENTRIES = st.one_of(
-    REQUESTS.map(lambda req: rq.encode_request(7, req)),
+    REQUESTS.map(lambda req: codec.encode_request(7, req)),
     st.binary(max_size=40),
-    REQUESTS.map(lambda req: rq.encode_request(7, req)[:-1]),  # torn
+    REQUESTS.map(lambda req: codec.encode_request(7, req)[:-1]),  # torn
 )
 
 
@@ -122,8 +123,8 @@ def _deep_txn_entry(depth: int) -> bytes:
     Validation before proposing bounds nesting, but a log written by another build, or
     by a bug, is not validated: decode and apply must answer it all the same.
     """
-    body = rq.encode_request(0, rq.TxnRequest(success=[rq.PutRequest(b"deep", b"x")]))[10:]
-    header = rq.encode_request(0, rq.TxnRequest())[:10]
+    body = codec.encode_request(0, rq.TxnRequest(success=[rq.PutRequest(b"deep", b"x")]))[10:]
+    header = codec.encode_request(0, rq.TxnRequest())[:10]
     none, one = struct.pack("<I", 0), struct.pack("<I", 1)
     for _ in range(depth):
         body = none + one + b"\x04" + body + none
@@ -207,9 +208,9 @@ def test_any_sequence_of_entries_is_applied_alike_and_failures_change_nothing(
     entries: list[bytes],
 ) -> None:
     seed = [
-        rq.encode_request(1, rq.LeaseGrantRequest(ttl=60, id=1)),
-        rq.encode_request(2, rq.PutRequest(b"a", b"1")),
-        rq.encode_request(3, rq.PutRequest(b"k", b"2", lease=1)),
+        codec.encode_request(1, rq.LeaseGrantRequest(ttl=60, id=1)),
+        codec.encode_request(2, rq.PutRequest(b"a", b"1")),
+        codec.encode_request(3, rq.PutRequest(b"k", b"2", lease=1)),
     ]
     _apply_everywhere(seed + entries)
 
@@ -231,7 +232,9 @@ def test_the_reported_poison_entries_are_answered_and_the_store_lives() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = KVStore.open(os.path.join(tmp, "db"))
         try:
-            entries = [rq.encode_request(i, req) for i, req in enumerate([limit, nested, bad_sort])]
+            entries = [
+                codec.encode_request(i, req) for i, req in enumerate([limit, nested, bad_sort])
+            ]
             results = store.apply_batch(list(enumerate([*entries, _deep_txn_entry(3000)], start=1)))
             assert [r.error for r in results[:3]] == [None, None, None]
             assert [r.response.succeeded for r in results[:3]] == [True, True, True]
