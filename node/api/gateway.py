@@ -29,8 +29,8 @@ from node.errors import ErrInvalidRequest, ErrMessageTooLarge, EtcdError
 from node.mvcc import requests as rq
 
 if TYPE_CHECKING:
-    from exporter.metrics import MemberMetrics, RequestDuration, Rpc
     from node.api.fairness import TurnShare
+    from node.api.observer import DurationT, GatewayObserver, RpcT
     from node.kvserver import KVService, WatchBridge
 
 log = logging.getLogger(__name__)
@@ -233,9 +233,9 @@ async def read_body(request: web.Request, max_request_bytes: int) -> bytes:
 def make_unary(
     svc: KVService,
     handler: Handler,
-    rpc: Rpc,
-    duration: RequestDuration | None,
-    metrics: MemberMetrics,
+    rpc: RpcT,
+    duration: DurationT | None,
+    metrics: GatewayObserver[RpcT, DurationT],
     max_request_bytes: int,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     """Wrap a handler with body limits, etcd error rendering and gRPC-style metrics."""
@@ -300,7 +300,10 @@ def _decode_message(text: str) -> Any:
 
 
 async def _stream_batches(
-    request: web.Request, rpc: Rpc, metrics: MemberMetrics, max_request_bytes: int
+    request: web.Request,
+    rpc: RpcT,
+    metrics: GatewayObserver[RpcT, DurationT],
+    max_request_bytes: int,
 ) -> AsyncIterator[list[Any]]:
     """Lists of JSON objects from a streamed request body, as grpc-gateway decodes them.
 
@@ -330,8 +333,8 @@ async def _stream_batches(
 
 async def _stream_requests(
     request: web.Request,
-    rpc: Rpc,
-    metrics: MemberMetrics,
+    rpc: RpcT,
+    metrics: GatewayObserver[RpcT, DurationT],
     max_request_bytes: int,
     share: TurnShare,
 ) -> AsyncIterator[Any]:
@@ -343,7 +346,7 @@ async def _stream_requests(
 
 
 async def _send(
-    response: web.StreamResponse, data: bytes, rpc: Rpc, metrics: MemberMetrics
+    response: web.StreamResponse, data: bytes, rpc: RpcT, metrics: GatewayObserver[RpcT, DurationT]
 ) -> None:
     """Write one stream message; it is counted once the write succeeded."""
     await response.write(data)
@@ -363,7 +366,7 @@ async def _watch_messages(
 
 
 def make_watch(
-    svc: KVService, rpc: Rpc, metrics: MemberMetrics, share: TurnShare
+    svc: KVService, rpc: RpcT, metrics: GatewayObserver[RpcT, DurationT], share: TurnShare
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     limit, _ = stream_message_limit(svc.max_request_bytes)
 
@@ -464,7 +467,7 @@ def _watch_request(stream: WatchBridge, msg: codec.WatchRequest | None) -> None:
 
 
 def make_keepalive(
-    svc: KVService, rpc: Rpc, metrics: MemberMetrics, share: TurnShare
+    svc: KVService, rpc: RpcT, metrics: GatewayObserver[RpcT, DurationT], share: TurnShare
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         metrics.stream_started(rpc)
@@ -513,7 +516,10 @@ def _keepalive_line(svc: KVService, resp: rq.LeaseKeepAliveResponse) -> bytes:
 
 
 async def _send_lines(
-    response: web.StreamResponse, lines: list[bytes], rpc: Rpc, metrics: MemberMetrics
+    response: web.StreamResponse,
+    lines: list[bytes],
+    rpc: RpcT,
+    metrics: GatewayObserver[RpcT, DurationT],
 ) -> None:
     """Write stream messages at once; each is counted once the write succeeded."""
     if not lines:
@@ -586,7 +592,9 @@ async def cancel_streams(app: web.Application) -> None:
         task.cancel()
 
 
-def add_routes(app: web.Application, svc: KVService, metrics: MemberMetrics) -> None:
+def add_routes(
+    app: web.Application, svc: KVService, metrics: GatewayObserver[RpcT, DurationT]
+) -> None:
     """Register every gateway path under /v3 and /v3beta."""
     max_bytes = svc.max_request_bytes
     share = svc.client_share  # one per member: every stream takes its slices from it
