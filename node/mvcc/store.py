@@ -52,6 +52,7 @@ from node.errors import (
     ErrUndecodable,
     MvccError,
 )
+from node.fsutil import fsync_dir, fsync_file
 from node.mvcc import quota as q
 from node.mvcc import requests as rq
 from node.mvcc import schema
@@ -933,9 +934,9 @@ class KVStore:
                 dst.close()
         finally:
             src.close()
-        _fsync_file(tmp)
+        fsync_file(tmp)
         os.replace(tmp, path)
-        _fsync_dir(os.path.dirname(os.path.abspath(path)))
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
         took = time.perf_counter() - started
         self.hooks.on_backend_snapshot(took)
         return BackupInfo(
@@ -960,12 +961,12 @@ class KVStore:
                 self._batch_entries = 0
             tmp = self.path + ".restore"
             shutil.copyfile(path, tmp)
-            _fsync_file(tmp)
+            fsync_file(tmp)
             for suffix in ("-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(self.path + suffix)
             os.replace(tmp, self.path)
-            _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+            fsync_dir(os.path.dirname(os.path.abspath(self.path)))
             self._conn = schema.connect(self.path)
             self._page_size = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
             self._reader = Reader(self._conn, self._state)
@@ -1013,19 +1014,3 @@ def _is_environmental(err: Exception) -> bool:
         or type(err) is sqlite3.DatabaseError
         or isinstance(err, ErrStoreClosed)
     )
-
-
-def _fsync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
