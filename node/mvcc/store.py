@@ -57,7 +57,7 @@ from node.mvcc import quota as q
 from node.mvcc import requests as rq
 from node.mvcc import schema
 from node.mvcc.codec import decode_request
-from node.mvcc.kv import KVState, Reader, WriteTxn
+from node.mvcc.kv import HistoryQuery, KVState, Reader, WriteTxn
 from node.mvcc.observer import Hooks
 from node.mvcc.txn import DEFAULT_MAX_TXN_OPS, check_ops, execute, has_put, is_read_only, txn_path
 from node.mvcc.watch import WatchHub
@@ -131,6 +131,11 @@ class BackendCorruptError(Exception):
             "it back (etcdctl member add) so the leader sends it a snapshot"
         )
         self.path = path
+
+
+def _log_alarm(what: str, req: rq.AlarmRequest) -> None:
+    alarm = _ALARM_NAMES.get(req.alarm, str(req.alarm))
+    log.warning(what, extra={"fields": {"alarm": alarm, "from": f"{req.member_id:x}"}})
 
 
 def _damaged(err: sqlite3.DatabaseError) -> bool:
@@ -395,20 +400,11 @@ class KVStore:
             self._db()
             return self._reader.get(key)
 
-    def history(
-        self,
-        key: bytes,
-        range_end: bytes,
-        start: int,
-        end: int,
-        limit: int,
-        prev_kv: bool,
-        max_bytes: int = 0,
-    ) -> list[rq.Event]:
+    def history(self, q: HistoryQuery) -> list[rq.Event]:
         """Stored events in [start, end] on a key range (the watch hub's catch-up)."""
         with self._lock, self._reading("watch history"):
             self._db()
-            return self._reader.history(key, range_end, start, end, limit, prev_kv, max_bytes)
+            return self._reader.history(q)
 
     # ---- leases (replicated state; deadlines live in lease.Lessor) ------------------------
     def lease_ids(self) -> list[int]:
@@ -828,6 +824,7 @@ class KVStore:
         resp = rq.AlarmResponse(revision=self._state.current_rev)
         member = (req.member_id, int(req.alarm))
         conn = self._db()
+        row = (schema.to_i64(req.member_id), int(req.alarm))
         if req.action == rq.AlarmAction.GET:
             resp.alarms = [
                 m for m in self.alarm_members() if req.alarm in (rq.AlarmType.NONE, m.alarm)
@@ -836,37 +833,15 @@ class KVStore:
             if req.alarm == rq.AlarmType.NONE:
                 return resp
             if member not in self._alarms:
-                conn.execute(
-                    "INSERT OR IGNORE INTO alarm (member_id, type) VALUES (?, ?)",
-                    (schema.to_i64(req.member_id), int(req.alarm)),
-                )
+                conn.execute("INSERT OR IGNORE INTO alarm (member_id, type) VALUES (?, ?)", row)
                 self._alarms.add(member)
-                log.warning(
-                    "alarm raised",
-                    extra={
-                        "fields": {
-                            "alarm": _ALARM_NAMES.get(req.alarm, str(req.alarm)),
-                            "from": f"{req.member_id:x}",
-                        }
-                    },
-                )
+                _log_alarm("alarm raised", req)
             resp.alarms = [rq.AlarmMember(req.member_id, int(req.alarm))]
         elif req.action == rq.AlarmAction.DEACTIVATE:
             if member in self._alarms:
-                conn.execute(
-                    "DELETE FROM alarm WHERE member_id = ? AND type = ?",
-                    (schema.to_i64(req.member_id), int(req.alarm)),
-                )
+                conn.execute("DELETE FROM alarm WHERE member_id = ? AND type = ?", row)
                 self._alarms.discard(member)
-                log.warning(
-                    "alarm disarmed",
-                    extra={
-                        "fields": {
-                            "alarm": _ALARM_NAMES.get(req.alarm, str(req.alarm)),
-                            "from": f"{req.member_id:x}",
-                        }
-                    },
-                )
+                _log_alarm("alarm disarmed", req)
                 resp.alarms = [rq.AlarmMember(req.member_id, int(req.alarm))]
         return resp
 
