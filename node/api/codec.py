@@ -25,8 +25,8 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from node.api import gojson
 from node.errors import ErrInvalidRequest, ErrKeyNotFound, ErrTooManyOps, EtcdError
@@ -34,6 +34,10 @@ from node.mvcc import requests as rq
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from _typeshed import DataclassInstance
+
+M = TypeVar("M", bound="DataclassInstance")
 
 # Txns nested deeper than this are refused while decoding: etcd's default --max-txn-ops
 # (128) refuses them anyway (each level spends at least one op of the budget), and the
@@ -298,45 +302,35 @@ def b64(data: bytes) -> str:
 
 
 # ---- requests -----------------------------------------------------------------------------
-# Fields are read in the proto's field order, so the first bad field is the one etcd names.
-def put_request(body: Any) -> rq.PutRequest:
-    body = message(body)
-    return rq.PutRequest(
-        key=b64decode(field(body, "key")),
-        value=b64decode(field(body, "value")),
-        lease=to_int(field(body, "lease")),
-        prev_kv=to_bool(field(body, "prev_kv")),
-        ignore_value=to_bool(field(body, "ignore_value")),
-        ignore_lease=to_bool(field(body, "ignore_lease")),
-    )
+# Scalar fields by the value type of the dataclass field; enums are named per field.
+_SCALARS: dict[str, Callable[[Any], Any]] = {"bytes": b64decode, "int": to_int, "bool": to_bool}
 
 
-def range_request(body: Any) -> rq.RangeRequest:
-    body = message(body)
-    return rq.RangeRequest(
-        key=b64decode(field(body, "key")),
-        range_end=b64decode(field(body, "range_end")),
-        limit=to_int(field(body, "limit")),
-        revision=to_int(field(body, "revision")),
-        sort_order=to_enum(field(body, "sort_order"), rq.SortOrder),
-        sort_target=to_enum(field(body, "sort_target"), rq.SortTarget),
-        serializable=to_bool(field(body, "serializable")),
-        keys_only=to_bool(field(body, "keys_only")),
-        count_only=to_bool(field(body, "count_only")),
-        min_mod_revision=to_int(field(body, "min_mod_revision")),
-        max_mod_revision=to_int(field(body, "max_mod_revision")),
-        min_create_revision=to_int(field(body, "min_create_revision")),
-        max_create_revision=to_int(field(body, "max_create_revision")),
-    )
+def _enum(enum_type: type) -> Callable[[Any], int]:
+    return lambda value: to_enum(value, enum_type)
 
 
-def delete_range_request(body: Any) -> rq.DeleteRangeRequest:
-    body = message(body)
-    return rq.DeleteRangeRequest(
-        key=b64decode(field(body, "key")),
-        range_end=b64decode(field(body, "range_end")),
-        prev_kv=to_bool(field(body, "prev_kv")),
-    )
+def _decoder(cls: type[M], **readers: Callable[[Any], Any]) -> Callable[[Any], M]:
+    """A message's decoder: every field of the dataclass `cls`, read by `readers` or its type.
+
+    Fields are read in the dataclass's order, which is the proto's, so the first bad
+    field is the one etcd names.
+    """
+    plan = [(f.name, readers.get(f.name) or _SCALARS[str(f.type)]) for f in fields(cls)]
+
+    def decode(body: Any) -> M:
+        body = message(body)
+        return cls(**{name: read(field(body, name)) for name, read in plan})
+
+    return decode
+
+
+put_request = _decoder(rq.PutRequest)
+range_request = _decoder(
+    rq.RangeRequest, sort_order=_enum(rq.SortOrder), sort_target=_enum(rq.SortTarget)
+)
+delete_range_request = _decoder(rq.DeleteRangeRequest)
+compaction_request = _decoder(rq.CompactionRequest)
 
 
 _COMPARE_UNION = ("version", "create_revision", "mod_revision", "value", "lease")
@@ -417,14 +411,6 @@ def txn_request(body: Any) -> rq.TxnRequest:
     return req
 
 
-def compaction_request(body: Any) -> rq.CompactionRequest:
-    body = message(body)
-    return rq.CompactionRequest(
-        revision=to_int(field(body, "revision")),
-        physical=to_bool(field(body, "physical")),
-    )
-
-
 def lease_id(body: Any) -> int:
     """The ID of a LeaseRevoke/LeaseKeepAlive/LeaseTimeToLive request."""
     return to_int(field(message(body), "ID"))
@@ -459,18 +445,14 @@ def move_leader_target(body: Any) -> int:
     return to_uint(field(message(body), "targetID"))
 
 
+_watch_create = _decoder(
+    rq.WatchCreateRequest, filters=lambda value: to_enums(value, rq.WatchFilter)
+)
+
+
 def watch_create_request(body: Any) -> rq.WatchCreateRequest:
-    body = message(body)
-    req = rq.WatchCreateRequest(
-        key=b64decode(field(body, "key")),
-        range_end=b64decode(field(body, "range_end")),
-        start_revision=to_int(field(body, "start_revision")),
-        progress_notify=to_bool(field(body, "progress_notify")),
-        filters=to_enums(field(body, "filters"), rq.WatchFilter),
-        prev_kv=to_bool(field(body, "prev_kv")),
-        watch_id=to_int(field(body, "watch_id")),
-    )
-    to_bool(field(body, "fragment"))  # etcd 3.4 reads it (and we never fragment)
+    req = _watch_create(body)
+    to_bool(field(message(body), "fragment"))  # etcd 3.4 reads it (and we never fragment)
     return req
 
 

@@ -92,13 +92,14 @@ async def kv_compaction(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
     return {"header": svc.header(resp.revision)}
 
 
+def _lease_json(svc: KVService, revision: int, lease_id: int, ttl: int) -> dict[str, Any]:
+    """The fields every lease answer starts with (int64s as strings, as jsonpb writes them)."""
+    return {"header": svc.header(revision), "ID": str(lease_id), "TTL": str(ttl)}
+
+
 async def lease_grant(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
     resp = await svc.lease_grant(codec.lease_grant_request(body))
-    out: dict[str, Any] = {
-        "header": svc.header(resp.revision),
-        "ID": str(resp.id),
-        "TTL": str(resp.ttl),
-    }
+    out = _lease_json(svc, resp.revision, resp.id, resp.ttl)
     if resp.error:
         out["error"] = resp.error
     return out
@@ -111,11 +112,7 @@ async def lease_revoke(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
 
 async def lease_timetolive(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
     resp = await svc.lease_time_to_live(codec.lease_time_to_live_request(body))
-    out: dict[str, Any] = {
-        "header": svc.header(resp.revision),
-        "ID": str(resp.id),
-        "TTL": str(resp.ttl),
-    }
+    out = _lease_json(svc, resp.revision, resp.id, resp.ttl)
     if resp.granted_ttl:
         out["grantedTTL"] = str(resp.granted_ttl)
     if resp.keys:
