@@ -281,7 +281,7 @@ def go_b64decode(src: bytes) -> bytes:
     m = _B64_RUN.match(src)  # one character class: sre's fast loop
     run = m.end() if m else 0
     _b64_check_tail(src, run - run % 4)
-    # Validated: the lenient decoder now yields exactly Go's bytes (it skips \r\n too).
+    # Checked above, so the lenient decoder yields exactly Go's bytes (it skips \r\n too).
     return binascii.a2b_base64(src) if src else b""
 
 

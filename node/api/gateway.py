@@ -61,7 +61,7 @@ ENCODE_SLICE = 500  # key-values encoded per turn of the client share (~3 ms)
 async def _encode_range(share: TurnShare, resp: rq.RangeResponse, header: dict[str, str]) -> bytes:
     """`codec.dumps(codec.range_json(resp, header))`, byte for byte, a slice per turn.
 
-    A 100k-key answer (23 MB of JSON) encoded at once held the loop for half a second.
+    Encoded at once, a 100k-key answer (23 MB of JSON) holds the loop for half a second.
     """
     kvs, resp.kvs = resp.kvs, []
     rest = codec.dumps(codec.range_json(resp, {}))  # {"header":{},"more":..,"count":..}
@@ -308,8 +308,8 @@ async def _stream_batches(
     message longer than the gRPC limit allows is refused as gRPC refuses it. A list
     holds at most STREAM_BATCH messages: the caller yields to the event loop between
     lists, so one client's flood is handled a slice at a time, between the Raft
-    loop's turns and other clients' (a stream of keep-alives once cost the leader
-    its leadership by never letting the tick run).
+    loop's turns and other clients' (a stream of keep-alives handled in one go starves
+    the tick, and the leader loses its leadership).
     """
     limit, max_chars = stream_message_limit(max_request_bytes)
     splitter = MessageSplitter(max_chars)
