@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from node import errors as E
-from node.api.fairness import TurnShare
 from node.config import ETCD_VERSION
+from node.fairness import TurnShare
 from node.mvcc import quota
 from node.mvcc import requests as rq
 from node.mvcc.lease import LeaseIDGenerator

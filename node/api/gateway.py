@@ -29,8 +29,8 @@ from node.errors import ErrInvalidRequest, ErrMessageTooLarge, EtcdError
 from node.mvcc import requests as rq
 
 if TYPE_CHECKING:
-    from node.api.fairness import TurnShare
     from node.api.observer import DurationT, GatewayObserver, RpcT
+    from node.fairness import TurnShare
     from node.kvserver import KVService, WatchBridge
 
 log = logging.getLogger(__name__)
