@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from node.mvcc import requests as rq
+from node.mvcc.codec import encode_request
 from node.mvcc.compactor import make_compactor
 from node.mvcc.lease import Lessor
 from node.mvcc.store import KVStore
@@ -60,7 +61,7 @@ from node.tls import any_https, client_context
 from node.transport import Transport
 from node.wal import WAL, Snapshotter, WALError
 
-from .api import errors as E
+from . import errors as E
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -380,7 +381,7 @@ class RaftDriver:
             raise E.etcd_error(E.NO_LEADER)
         request_id = self.next_request_id()
         try:
-            data = rq.encode_request(request_id, request)
+            data = encode_request(request_id, request)
         except Exception as err:  # a value no etcd field can hold (int64 overflow, ...)
             raise E.invalid_argument(f"raftmon: request cannot be encoded: {err}") from None
         if len(data) > self.cfg.max_request_bytes:
@@ -424,7 +425,7 @@ class RaftDriver:
         """Fire-and-forget proposal for the member's own housekeeping (lease expiry, compaction)."""
         if self.lead == 0:
             return
-        self._proposals.append((rq.encode_request(self.next_request_id(), request), 0))
+        self._proposals.append((encode_request(self.next_request_id(), request), 0))
         self._wake.set()
 
     async def read_barrier(self) -> None:

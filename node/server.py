@@ -22,9 +22,9 @@ from aiohttp import web
 from exporter.http import metrics_handler
 from exporter.metrics import MemberMetrics
 from node.api import gateway
-from node.api.errors import EtcdError
 from node.config import CLUSTER_VERSION, ETCD_VERSION, MemberConfig
 from node.driver import MEMBER_INFO_PATH, RaftDriver
+from node.errors import EtcdError
 from node.kvserver import KVService
 from node.member_state import DriverStateSource
 from node.tls import TLSInfo, server_context
