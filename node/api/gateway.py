@@ -36,7 +36,7 @@ from node.mvcc import requests as rq
 if TYPE_CHECKING:
     from exporter.metrics import MemberMetrics, RequestDuration, Rpc
     from node.api.fairness import TurnShare
-    from node.kvserver import KVService, WatchBridge
+    from node.server import KVService, WatchBridge
 
 log = logging.getLogger(__name__)
 

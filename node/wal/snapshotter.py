@@ -196,12 +196,8 @@ class Snapshotter:
                     os.unlink(src)
             size, crc = _file_crc(db_path)
         fsync_dir(self.dir)
-        hook = getattr(self._observer, "on_snapshot_db_fsync", None)
-        if hook is not None:
-            hook(fsync_took)
-        hook = getattr(self._observer, "on_snapshot_db_save", None)
-        if hook is not None:
-            hook(time.perf_counter() - started)
+        self._observer.on_snapshot_db_fsync(fsync_took)
+        self._observer.on_snapshot_db_save(time.perf_counter() - started)
         return size, crc
 
     def _candidates(self) -> list[tuple[int, int, str]]:
