@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING
 from node.mvcc import requests as rq
 
 if TYPE_CHECKING:
-    from node.mvcc.store import ApplyResult, KVStore
+    from node.mvcc.store import ApplyResult
     from node.raft.messages import Entry
-    from node.server.counters import ServerCounters
-    from node.server.observer import ServerObserver
+    from node.server.context import ServerContext
     from node.server.proposals import Proposals
 
 log = logging.getLogger(__name__)
@@ -41,20 +40,13 @@ _APPLY_OPS: dict[type, str] = {
 class Applier:
     """Applies committed entries and keeps the applied index and the quota's db size."""
 
-    def __init__(
-        self,
-        kv: KVStore,
-        proposals: Proposals,
-        counters: ServerCounters,
-        observer: ServerObserver,
-        applied_index: int,
-    ) -> None:
-        self._kv = kv
+    def __init__(self, ctx: ServerContext, proposals: Proposals) -> None:
+        self._kv = kv = ctx.opened.kv
         self._proposals = proposals
-        self._counters = counters
-        self._observer = observer
+        self._counters = ctx.counters
+        self._observer = ctx.observer
         # Invariant: applied_index <= the core's commit index.
-        self.applied_index = applied_index
+        self.applied_index = ctx.opened.applied_index
         # The quota check's database size, re-read after each backend commit (as etcd's
         # backend.Size(), updated when bbolt commits), not after every apply batch: a PRAGMA
         # and a stat cost about 50 µs, a quarter of an apply of one put.

@@ -11,36 +11,28 @@ import time
 from typing import TYPE_CHECKING
 
 from node.mvcc import requests as rq
+from node.raft import StateType
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from node.mvcc.compactor import CompactionPolicy
-    from node.mvcc.lease import Lessor
-    from node.mvcc.store import KVStore
-    from node.server.observer import ServerObserver
+    from node.server.context import ServerContext
     from node.server.proposals import Proposals
 
 HOUSEKEEPING_INTERVAL_SECONDS = 0.5
 
 
 async def housekeeping_loop(
-    is_leader: Callable[[], bool],
-    lessor: Lessor,
-    compactor: CompactionPolicy,
-    kv: KVStore,
-    proposals: Proposals,
-    observer: ServerObserver,
+    ctx: ServerContext, compactor: CompactionPolicy, proposals: Proposals
 ) -> None:
     """Every 500 ms on the leader: propose a revoke per expired lease, then a compaction."""
     while True:
         await asyncio.sleep(HOUSEKEEPING_INTERVAL_SECONDS)
-        if not is_leader():
+        if ctx.leadership.role != StateType.StateLeader:
             continue
         now = time.monotonic()
-        for lease_id in lessor.expired(now):
+        for lease_id in ctx.lessor.expired(now):
             proposals.propose_nowait(rq.LeaseRevokeRequest(id=lease_id))
-            observer.on_lease_expired()
-        target = compactor.next_compaction(now, kv.current_revision())
+            ctx.observer.on_lease_expired()
+        target = compactor.next_compaction(now, ctx.opened.kv.current_revision())
         if target:
             proposals.propose_nowait(rq.CompactionRequest(revision=target))

@@ -14,7 +14,7 @@ import concurrent.futures
 import contextlib
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from node.api import errors as E
 from node.api.fairness import TurnShare
@@ -29,6 +29,8 @@ from node.transport.peerclient import ForwardFailed
 if TYPE_CHECKING:
     from node.server.server import EtcdServer
 
+
+R = TypeVar("R")
 
 LARGE_RANGE_LIMIT = 1000  # above this many keys (or no limit) a range may be large
 
@@ -81,6 +83,11 @@ class KVService:
             "raft_term": str(self.server.term),
         }
 
+    async def _proposed(self, req: Any, answer: type[R]) -> R:
+        """Replicate `req` through Raft; the state machine's `answer` to it."""
+        resp = await self.server.propose(req)
+        return cast("R", resp)
+
     # ---- KV ---------------------------------------------------------------------------
     def _validate(self, req: Any) -> None:
         """etcd's checks before proposing: empty key, too many ops, duplicate keys, ..."""
@@ -92,15 +99,17 @@ class KVService:
     def _check_quota(self, req: Any) -> None:
         # etcd's backendQuota.Available, against the size measured after the last apply
         # batch (cheap per request; the store's own check runs PRAGMAs every time)
-        if quota.gated(req) and self.server.db_size + quota.cost(req) >= self.kv.quota_bytes:
+        if (
+            quota.gated(req)
+            and self.server.applier.db_size + quota.cost(req) >= self.kv.quota_bytes
+        ):
             self.server.raise_nospace_alarm()
             raise E.etcd_error(E.NO_SPACE)
 
     async def put(self, req: rq.PutRequest) -> rq.PutResponse:
         self._validate(req)
         self._check_quota(req)
-        resp: rq.PutResponse = await self.server.propose(req)
-        return resp
+        return await self._proposed(req, rq.PutResponse)
 
     async def range(self, req: rq.RangeRequest) -> rq.RangeResponse:
         self._validate(req)
@@ -119,8 +128,7 @@ class KVService:
 
     async def delete_range(self, req: rq.DeleteRangeRequest) -> rq.DeleteRangeResponse:
         self._validate(req)
-        resp: rq.DeleteRangeResponse = await self.server.propose(req)
-        return resp
+        return await self._proposed(req, rq.DeleteRangeResponse)
 
     async def txn(self, req: rq.TxnRequest) -> rq.TxnResponse:
         self._validate(req)
@@ -128,24 +136,20 @@ class KVService:
             await self.server.read_barrier()
             return self.kv.txn_read(req)
         self._check_quota(req)
-        resp: rq.TxnResponse = await self.server.propose(req)
-        return resp
+        return await self._proposed(req, rq.TxnResponse)
 
     async def compact(self, req: rq.CompactionRequest) -> rq.CompactionResponse:
-        resp: rq.CompactionResponse = await self.server.propose(req)
-        return resp
+        return await self._proposed(req, rq.CompactionResponse)
 
     # ---- leases -------------------------------------------------------------------------
     async def lease_grant(self, req: rq.LeaseGrantRequest) -> rq.LeaseGrantResponse:
         if req.id == 0:
             req.id = self._lease_ids.next()
         self._check_quota(req)
-        resp: rq.LeaseGrantResponse = await self.server.propose(req)
-        return resp
+        return await self._proposed(req, rq.LeaseGrantResponse)
 
     async def lease_revoke(self, req: rq.LeaseRevokeRequest) -> rq.LeaseRevokeResponse:
-        resp: rq.LeaseRevokeResponse = await self.server.propose(req)
-        return resp
+        return await self._proposed(req, rq.LeaseRevokeResponse)
 
     async def lease_keepalive(self, req: rq.LeaseKeepAliveRequest) -> rq.LeaseKeepAliveResponse:
         if self.server.is_leader:
@@ -225,8 +229,7 @@ class KVService:
             return rq.AlarmResponse(
                 revision=self.kv.current_revision(), alarms=self.kv.alarm_members()
             )
-        resp: rq.AlarmResponse = await self.server.propose(req)
-        return resp
+        return await self._proposed(req, rq.AlarmResponse)
 
     async def defragment(self) -> None:
         await self.server.defragment()

@@ -18,12 +18,11 @@ from node.mvcc import requests as rq
 from node.raft import ProposalDropped
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
-    from node.config import MemberConfig
     from node.mvcc.store import ApplyResult
     from node.raft import RawNode
-    from node.server.counters import ServerCounters
+    from node.server.context import ServerContext
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +38,13 @@ def expire(fut: asyncio.Future[Any]) -> None:
 class Proposals:
     """Proposals waiting for the core, and client futures waiting for their apply."""
 
-    def __init__(
-        self,
-        cfg: MemberConfig,
-        counters: ServerCounters,
-        wake: Callable[[], None],
-        lead: Callable[[], int],
-    ) -> None:
-        self._cfg = cfg
-        self._counters = counters
-        self._wake = wake
-        self._lead = lead
+    def __init__(self, ctx: ServerContext) -> None:
+        cfg = ctx.cfg
+        self._ctx = ctx
         self._queue: list[tuple[bytes, int]] = []  # (encoded request, request id; 0: none)
         self.waiters: dict[int, asyncio.Future[Any]] = {}
         self._id_prefix = (cfg.member_id & 0xFFFF) << 48 | (time.time_ns() & 0xFF) << 40
         self._next_id = itertools.count(1)
-        self._request_timeout = cfg.request_timeout_seconds
         self.stopping = False
         self.leader_elected_at = 0.0  # monotonic time a new non-zero leader was last seen
 
@@ -69,15 +59,16 @@ class Proposals:
         """
         if self.stopping:
             raise E.etcd_error(E.STOPPED)
-        if self._lead() == 0:
-            self._counters.proposals_failed += 1
+        ctx = self._ctx
+        if ctx.leadership.lead == 0:
+            ctx.counters.proposals_failed += 1
             raise E.etcd_error(E.NO_LEADER)
         request_id = self.next_request_id()
         try:
             data = rq.encode_request(request_id, request)
         except Exception as err:  # a value no etcd field can hold (int64 overflow, ...)
             raise E.invalid_argument(f"raftmon: request cannot be encoded: {err}") from None
-        max_bytes = self._cfg.max_request_bytes
+        max_bytes = ctx.cfg.max_request_bytes
         if len(data) > max_bytes:
             grpc_limit = max_bytes + GRPC_OVERHEAD_BYTES
             if len(data) > grpc_limit:  # etcd's gRPC layer refuses it before the server sees it
@@ -87,14 +78,14 @@ class Proposals:
         fut: asyncio.Future[Any] = loop.create_future()
         self.waiters[request_id] = fut
         self._queue.append((data, request_id))
-        self._wake()
+        ctx.inbox.wake_loop()
         started = time.monotonic()
         # A timer on the future itself: cheaper per request than wait_for's wrapping.
-        timer = loop.call_later(self._request_timeout, expire, fut)
+        timer = loop.call_later(ctx.cfg.request_timeout_seconds, expire, fut)
         try:
             return await fut
         except TimeoutError:
-            self._counters.proposals_failed += 1
+            ctx.counters.proposals_failed += 1
             raise E.etcd_error(self._timeout_message(started)) from None
         finally:
             timer.cancel()
@@ -110,17 +101,18 @@ class Proposals:
         until a new one is elected, as etcd does.
         """
         elected = self.leader_elected_at  # etcd's leadElectedTime
-        window = 2 * self._cfg.election_ticks * self._cfg.tick_seconds
+        cfg = self._ctx.cfg
+        window = 2 * cfg.election_ticks * cfg.tick_seconds
         if started < elected < started + window:
             return E.TIMEOUT_LEADER_FAIL
         return E.REQUEST_TIMEOUT
 
     def propose_nowait(self, request: Any) -> None:
         """Fire-and-forget proposal for the member's own housekeeping (lease expiry, compaction)."""
-        if self._lead() == 0:
+        if self._ctx.leadership.lead == 0:
             return
         self._queue.append((rq.encode_request(self.next_request_id(), request), 0))
-        self._wake()
+        self._ctx.inbox.wake_loop()
 
     def drain_into(self, node: RawNode) -> None:
         """Hand every queued proposal to the core; a dropped one fails its client at once."""
@@ -133,10 +125,9 @@ class Proposals:
             except ProposalDropped as err:
                 fut = self.waiters.get(request_id)
                 if fut is not None and not fut.done():
-                    self._counters.proposals_failed += 1
-                    fut.set_exception(
-                        E.etcd_error(E.NO_LEADER if self._lead() == 0 else E.REQUEST_TIMEOUT)
-                    )
+                    self._ctx.counters.proposals_failed += 1
+                    no_leader = self._ctx.leadership.lead == 0
+                    fut.set_exception(E.etcd_error(E.NO_LEADER if no_leader else E.REQUEST_TIMEOUT))
                 log.debug("proposal dropped", extra={"fields": {"reason": str(err)}})
 
     def resolve(self, results: Iterable[ApplyResult]) -> None:

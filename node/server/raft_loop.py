@@ -35,19 +35,13 @@ from node.raft.messages import MessageType
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from node.config import MemberConfig
-    from node.mvcc.lease import Lessor
-    from node.mvcc.store import KVStore
-    from node.raft import MemoryStorage, RawNode, Ready
+    from node.raft import RawNode, Ready
     from node.raft.messages import Message
     from node.server.apply import Applier
-    from node.server.counters import Faults, ServerCounters
-    from node.server.observer import ServerObserver
+    from node.server.context import ServerContext
     from node.server.proposals import Proposals
     from node.server.read_index import ReadIndex
     from node.server.snapshots import Snapshots
-    from node.transport import Transport
-    from node.wal import WAL
 
 log = logging.getLogger(__name__)
 
@@ -114,42 +108,20 @@ class RaftLoop:
 
     def __init__(
         self,
-        cfg: MemberConfig,
-        *,
-        inbox: Inbox,
-        node: RawNode,
-        storage: MemoryStorage,
-        wal: WAL,
-        kv: KVStore,
-        lessor: Lessor,
-        transport: Transport,
+        ctx: ServerContext,
         proposals: Proposals,
         reads: ReadIndex,
         applier: Applier,
         snapshots: Snapshots,
-        counters: ServerCounters,
-        faults: Faults,
-        observer: ServerObserver,
     ) -> None:
-        self._cfg = cfg
-        self._member_id = cfg.member_id
-        self._inbox = inbox
-        self._node = node
-        self._storage = storage
-        self._wal = wal
-        self._kv = kv
-        self._lessor = lessor
-        self._transport = transport
+        self._ctx = ctx
+        self._member_id = ctx.cfg.member_id
+        self._tick_seconds = ctx.cfg.tick_seconds
         self._proposals = proposals
         self._reads = reads
         self._applier = applier
         self._snapshots = snapshots
-        self._counters = counters
-        self._faults = faults
-        self._observer = observer
-        self.lead = 0
-        self.role: StateType = StateType.StateFollower
-        self.term = 0
+        self._leadership = ctx.leadership
         self._last_tick = time.monotonic()
         # The WAL's fsyncs run one at a time in their own thread (no context copy per call,
         # as asyncio.to_thread makes, and never queued behind a snapshot or a defrag).
@@ -161,23 +133,23 @@ class RaftLoop:
 
     # ---- timers ----------------------------------------------------------------------
     async def tick_loop(self) -> None:
-        interval = self._cfg.tick_seconds
+        interval = self._tick_seconds
         next_at = time.monotonic() + interval
-        inbox = self._inbox
+        inbox, faults, observer = self._ctx.inbox, self._ctx.faults, self._ctx.observer
         while True:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             next_at += interval
             now = time.monotonic()
             if next_at < now:  # fell behind (paused process, overloaded loop): don't burst
                 next_at = now + interval
-            if not self._faults.ticks_paused:
+            if not faults.ticks_paused:
                 inbox.ticks += 1
                 inbox.wake.set()
-            self._observer.on_loop_lag(max(0.0, now - (next_at - interval)))
+            observer.on_loop_lag(max(0.0, now - (next_at - interval)))
 
     # ---- the loop ----------------------------------------------------------------------
     async def run(self) -> None:
-        wake, node = self._inbox.wake, self._node
+        wake, node = self._ctx.inbox.wake, self._ctx.opened.node
         while True:
             await wake.wait()
             wake.clear()
@@ -188,21 +160,22 @@ class RaftLoop:
 
     def _feed_core(self) -> None:
         """Hand everything queued since the last iteration to the core, in arrival order."""
-        node, inbox = self._node, self._inbox
+        ctx = self._ctx
+        node, inbox = ctx.opened.node, ctx.inbox
         ticked = inbox.ticks > 0
         if inbox.ticks:
             ticks, inbox.ticks = inbox.ticks, 0
             now = time.monotonic()
             if (
-                self.role == StateType.StateLeader
-                and now - self._last_tick > 2 * self._cfg.tick_seconds
+                self._leadership.role == StateType.StateLeader
+                and now - self._last_tick > 2 * self._tick_seconds
             ):
                 # etcd: "leader failed to send out heartbeat on time" (likely a slow disk)
-                self._counters.heartbeat_send_failures += 1
+                ctx.counters.heartbeat_send_failures += 1
             self._last_tick = now
             for _ in range(ticks):
                 node.tick()
-            self._kv.commit_if_due()  # an idle member's last applied entries get committed
+            ctx.opened.kv.commit_if_due()  # an idle member's last applied entries get committed
             self._applier.refresh_db_size()
         if inbox.reports:
             reports, inbox.reports = inbox.reports, []
@@ -218,10 +191,12 @@ class RaftLoop:
 
     async def handle_ready(self, rd: Ready) -> None:
         """Carry out one Ready in the durability order (module docstring), then advance."""
+        opened = self._ctx.opened
+        wal = opened.wal
         if rd.soft_state is not None:
             self.on_soft_state(rd.soft_state.lead, rd.soft_state.role)
         if rd.hard_state is not None:
-            self.term = rd.hard_state.term
+            self._leadership.term = rd.hard_state.term
         snapshot = rd.snapshot if rd.snapshot is not None and not rd.snapshot.is_empty() else None
         if rd.entries or snapshot is not None or rd.must_sync or not rd.committed_entries:
             # 1. requests may leave while we persist (leader appends in parallel with followers)
@@ -239,21 +214,21 @@ class RaftLoop:
         if rd.must_sync and self._fsync_on_loop():
             # The appends are already on the wire (send writes to the sockets at once),
             # so followers persist while we do.
-            self._wal.save(rd.hard_state, rd.entries, True)
+            wal.save(rd.hard_state, rd.entries, True)
         elif rd.must_sync:
-            self._inbox.persisting = True
+            self._ctx.inbox.persisting = True
             try:
                 await asyncio.get_running_loop().run_in_executor(
-                    self._fsync_thread, self._wal.save, rd.hard_state, rd.entries, True
+                    self._fsync_thread, wal.save, rd.hard_state, rd.entries, True
                 )
             finally:
-                self._inbox.persisting = False
+                self._ctx.inbox.persisting = False
         elif rd.entries:
-            self._wal.save(rd.hard_state, rd.entries, False)
+            wal.save(rd.hard_state, rd.entries, False)
         if rd.entries:
-            self._storage.append(rd.entries)
+            opened.storage.append(rd.entries)
         if rd.hard_state is not None:
-            self._storage.set_hard_state(rd.hard_state)
+            opened.storage.set_hard_state(rd.hard_state)
         # 3. responses that promise durability leave only now (Raft thesis §3.8)
         acks = [m for m in rd.messages_after_persist if m.to != self._member_id]
         if acks:
@@ -270,11 +245,11 @@ class RaftLoop:
         if not rd.must_sync and not rd.entries and rd.hard_state is not None:
             # Only the commit index moved: a small write with no fsync (etcd's MustSync
             # rule), after the apply, so the answers do not wait for it.
-            self._wal.save(rd.hard_state, rd.entries, False)
+            wal.save(rd.hard_state, rd.entries, False)
         for rs in rd.read_states:
             self._reads.on_read_state(rs.index, rs.request_ctx)
         # 5. advance: the core may now count our own append and step local responses
-        self._node.advance(rd)
+        opened.node.advance(rd)
         self._reads.release(self._applier.applied_index)
         if later:
             self._send(later)
@@ -288,33 +263,34 @@ class RaftLoop:
         path from append to ack. A slow disk (last fsync over FSYNC_ON_LOOP_SECONDS) or
         an injected delay moves the saves to the thread, so the loop keeps serving.
         """
-        wal = self._wal
+        wal = self._ctx.opened.wal
         return wal.fsync_delay_seconds <= 0.0 and wal.last_fsync_seconds < FSYNC_ON_LOOP_SECONDS
 
     def on_soft_state(self, lead: int, role: StateType) -> None:
         """The leader or this member's role changed (a Ready's soft state)."""
-        if lead != self.lead:
+        seen, ctx = self._leadership, self._ctx
+        if lead != seen.lead:
             if lead != 0:
-                self._counters.leader_changes_seen += 1
+                ctx.counters.leader_changes_seen += 1
                 self._proposals.leader_elected_at = time.monotonic()  # etcd's leadElectedTime
             log.info(
                 "leader changed",
                 extra={
                     "fields": {
-                        "old-leader": f"{self.lead:x}",
+                        "old-leader": f"{seen.lead:x}",
                         "new-leader": f"{lead:x}",
-                        "term": self.term,
+                        "term": seen.term,
                     }
                 },
             )
             if lead == 0:
                 self._reads.fail(E.NO_LEADER)
-        if role == StateType.StateLeader and self.role != StateType.StateLeader:
-            self._lessor.promote(time.monotonic())
+        if role == StateType.StateLeader and seen.role != StateType.StateLeader:
+            ctx.lessor.promote(time.monotonic())
             self._last_tick = time.monotonic()
-        elif role != StateType.StateLeader and self.role == StateType.StateLeader:
-            self._lessor.demote()
-        self.lead, self.role = lead, role
+        elif role != StateType.StateLeader and seen.role == StateType.StateLeader:
+            ctx.lessor.demote()
+        seen.lead, seen.role = lead, role
 
     def _send(self, messages: list[Message]) -> None:
         if not messages:
@@ -326,4 +302,4 @@ class RaftLoop:
             else:
                 plain.append(msg)
         if plain:
-            self._transport.send(plain)
+            self._ctx.transport.send(plain)

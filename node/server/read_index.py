@@ -21,10 +21,8 @@ from node.raft import ProposalDropped
 from node.server.proposals import expire
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from node.raft import RawNode
-    from node.server.counters import ServerCounters
+    from node.server.context import ServerContext
 
 SLOW_READ_INDEX_SECONDS = 0.5  # etcd's readIndexRetryTime
 
@@ -39,17 +37,9 @@ class _PendingRead:
 class ReadIndex:
     """Read barriers waiting for a read index, then for the apply to reach it."""
 
-    def __init__(
-        self,
-        counters: ServerCounters,
-        request_timeout: float,
-        wake: Callable[[], None],
-        lead: Callable[[], int],
-    ) -> None:
-        self._counters = counters
-        self._request_timeout = request_timeout
-        self._wake = wake
-        self._lead = lead
+    def __init__(self, ctx: ServerContext) -> None:
+        self._ctx = ctx
+        self._counters = ctx.counters
         self._queue: list[asyncio.Future[None]] = []
         self._in_flight: dict[bytes, _PendingRead] = {}
         # Invariant: sorted by (index, seq); entries wait for applied >= index.
@@ -61,14 +51,15 @@ class ReadIndex:
 
         Concurrent callers share one read index request, as etcd batches them.
         """
-        if self._lead() == 0:
+        ctx = self._ctx
+        if ctx.leadership.lead == 0:
             self._counters.read_indexes_failed += 1
             raise E.etcd_error(E.NO_LEADER)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         self._queue.append(fut)
-        self._wake()
-        timer = loop.call_later(self._request_timeout, expire, fut)
+        ctx.inbox.wake_loop()
+        timer = loop.call_later(ctx.cfg.request_timeout_seconds, expire, fut)
         try:
             await fut
         except TimeoutError:

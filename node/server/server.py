@@ -22,6 +22,7 @@ from node.mvcc.lease import Lessor
 from node.raft import StateType
 from node.server.apply import Applier
 from node.server.bootstrap import bootstrap
+from node.server.context import Leadership, ServerContext
 from node.server.counters import Faults, ServerCounters
 from node.server.housekeeping import housekeeping_loop
 from node.server.observer import NullMemberObserver
@@ -60,7 +61,7 @@ class EtcdServer:
         self._node = boot.node
         self.lessor = Lessor(self.kv)
         self._compactor = make_compactor(cfg.auto_compaction_mode, cfg.auto_compaction_retention)
-        self._inbox = inbox = Inbox(boot.node)
+        inbox = Inbox(boot.node)
         # Dials to peers (streams, probes, snapshots, member info) verify the peer's
         # certificate against --peer-trusted-ca-file and present --peer-cert-file. Calls
         # forwarded to the leader's client URL present --cert-file, as etcd's gateway.
@@ -85,50 +86,25 @@ class EtcdServer:
             election_timeout=cfg.election_timeout_ms / 1000.0,
             client_ssl_context=client_context(cfg.client_tls) if client_https else None,
         )
-        self.proposals = Proposals(cfg, self.counters, inbox.wake_loop, self._lead)
-        self.reads = ReadIndex(
-            self.counters, cfg.request_timeout_seconds, inbox.wake_loop, self._lead
-        )
-        self.applier = Applier(
-            self.kv, self.proposals, self.counters, self.observer, boot.applied_index
-        )
-        self.snapshots = Snapshots(
-            cfg,
-            snapshotter=boot.snapshotter,
-            kv=self.kv,
-            wal=self.wal,
-            storage=boot.storage,
-            node=boot.node,
-            transport=self.transport,
+        self.ctx = ctx = ServerContext(
+            cfg=cfg,
+            opened=boot,
             lessor=self.lessor,
-            applier=self.applier,
-            counters=self.counters,
-            snapshot_index=boot.snapshot_index,
-            received=inbox.snapshots,
-        )
-        self.loop = RaftLoop(
-            cfg,
             inbox=inbox,
-            node=boot.node,
-            storage=boot.storage,
-            wal=self.wal,
-            kv=self.kv,
-            lessor=self.lessor,
             transport=self.transport,
-            proposals=self.proposals,
-            reads=self.reads,
-            applier=self.applier,
-            snapshots=self.snapshots,
             counters=self.counters,
             faults=self.faults,
             observer=self.observer,
+            leadership=Leadership(),
         )
+        self.proposals = Proposals(ctx)
+        self.reads = ReadIndex(ctx)
+        self.applier = Applier(ctx, self.proposals)
+        self.snapshots = Snapshots(ctx, self.applier)
+        self.loop = RaftLoop(ctx, self.proposals, self.reads, self.applier, self.snapshots)
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._defrags_running = 0  # defragment() calls not finished (they queue on the store)
-
-    def _lead(self) -> int:
-        return self.loop.lead
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -137,21 +113,14 @@ class EtcdServer:
         jobs: tuple[Coroutine[Any, Any, None], ...] = (
             self.loop.run(),
             self.loop.tick_loop(),
-            housekeeping_loop(
-                lambda: self.is_leader,
-                self.lessor,
-                self._compactor,
-                self.kv,
-                self.proposals,
-                self.observer,
-            ),
+            housekeeping_loop(self.ctx, self._compactor, self.proposals),
         )
         for coro in jobs:
             task = loop.create_task(coro)
             task.add_done_callback(self._task_died)
             self._tasks.append(task)
         if len(self.cfg.members) == 1:
-            self._inbox.report(self._node.campaign)
+            self.ctx.inbox.report(self._node.campaign)
 
     def _task_died(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or self._stopping:
@@ -186,7 +155,7 @@ class EtcdServer:
         await self.reads.barrier()
 
     def transfer_leadership(self, to: int) -> None:
-        self._inbox.report(lambda: self._node.transfer_leader(to))
+        self.ctx.inbox.report(lambda: self._node.transfer_leader(to))
 
     def raise_nospace_alarm(self) -> None:
         """Over quota: replicate a NOSPACE alarm once (etcd raises it from the proposer)."""
@@ -223,33 +192,20 @@ class EtcdServer:
     # ---- state -----------------------------------------------------------------------------
     @property
     def lead(self) -> int:
-        return self.loop.lead
+        """The leader's member id as this member last saw it (0: none known)."""
+        return self.ctx.leadership.lead
 
     @property
     def term(self) -> int:
-        return self.loop.term
+        return self.ctx.leadership.term
 
     @property
     def is_leader(self) -> bool:
-        return self.loop.role == StateType.StateLeader
+        return self.ctx.leadership.role == StateType.StateLeader
 
     @property
     def applied_index(self) -> int:
         return self.applier.applied_index
-
-    @property
-    def db_size(self) -> int:
-        """The backend's size as of its last commit (the quota check's figure)."""
-        return self.applier.db_size
-
-    @property
-    def proposals_pending(self) -> int:
-        """Client proposals waiting to be applied (etcd_server_proposals_pending)."""
-        return self.proposals.pending
-
-    @property
-    def installing_snapshot(self) -> bool:
-        return self.snapshots.installing
 
     @property
     def defrag_inflight(self) -> bool:

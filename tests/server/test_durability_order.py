@@ -77,7 +77,7 @@ async def member(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[EtcdServer, Leader, list[Event]]]:
     events: list[Event] = []
-    peers = {
+    peers: dict[str, tuple[str, ...]] = {
         "m1": ("http://127.0.0.1:9",),
         "m2": ("http://127.0.0.1:10",),
         "m3": ("http://127.0.0.1:11",),
@@ -168,7 +168,7 @@ def order_of(rd: Ready, group: list[Event]) -> list[str]:
 async def deliver_all(server: EtcdServer, leader: Leader) -> None:
     """Hand m1 whatever the leader has for it, as the transport would."""
     while leader.deliver:
-        server.loop._inbox.on_peer_message(leader.deliver.pop(0))
+        server.ctx.inbox.on_peer_message(leader.deliver.pop(0))
         await asyncio.sleep(0)
 
 
@@ -176,7 +176,7 @@ async def test_each_ready_sends_requests_then_persists_once_then_acks_then_appli
     member: tuple[EtcdServer, Leader, list[Event]],
 ) -> None:
     server, leader, events = member
-    inbox = server.loop._inbox
+    inbox = server.ctx.inbox
     inbox.on_peer_message(leader.append([b""]))  # m2's empty entry of its term
     for _ in range(int(TIMEOUT / 0.01)):
         if server.lead == leader.id and server.applied_index == 1:
