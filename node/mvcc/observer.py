@@ -12,35 +12,27 @@ from typing import TYPE_CHECKING, Protocol
 
 
 class BackendObserver(Protocol):
-    """What the store reports; all durations in seconds."""
+    """What the store reports; all durations in seconds. Each body is the no-op default."""
 
     def on_commit(self, seconds: float) -> None:
         """etcd_disk_backend_commit_duration_seconds: one SQLite COMMIT per applied batch."""
+        return None
 
     def on_defrag(self, seconds: float) -> None:
         """etcd_disk_backend_defrag_duration_seconds: one VACUUM."""
+        return None
 
     def on_backend_snapshot(self, seconds: float) -> None:
         """etcd_disk_backend_snapshot_duration_seconds: one backup() of the database."""
+        return None
 
     def on_compaction(self, seconds: float, keys: int) -> None:
         """etcd_debugging_mvcc_db_compaction_*: duration and rows removed."""
+        return None
 
 
-class NullBackendObserver:
+class NullBackendObserver(BackendObserver):
     """Discards every observation: the default when no exporter is attached."""
-
-    def on_commit(self, seconds: float) -> None:
-        return None
-
-    def on_defrag(self, seconds: float) -> None:
-        return None
-
-    def on_backend_snapshot(self, seconds: float) -> None:
-        return None
-
-    def on_compaction(self, seconds: float, keys: int) -> None:
-        return None
 
 
 NULL_BACKEND_OBSERVER = NullBackendObserver()

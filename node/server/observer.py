@@ -19,59 +19,46 @@ from node.wal.observer import WalObserver
 
 
 class ServerObserver(Protocol):
-    """Events of the Ready loop, apply, leases and health checks; durations in seconds."""
+    """Events of the Ready loop, apply, leases and health checks; durations in seconds.
+
+    Each method's body is the no-op default (`NullServerObserver`).
+    """
 
     def on_loop_lag(self, seconds: float) -> None:
         """The Raft tick ran `seconds` late (raftmon_server_event_loop_lag_seconds)."""
+        return None
 
     def on_apply(self, seconds: float) -> None:
         """One Ready's committed entries applied (raftmon_server_apply_batch_duration_seconds)."""
+        return None
 
     def on_apply_request(self, op: str, success: bool, seconds: float) -> None:
         """One request applied (etcd_server_apply_duration_seconds{op,success})."""
+        return None
 
     def on_lease_granted(self, ttl_seconds: float) -> None:
         """A lease grant was applied."""
+        return None
 
     def on_lease_renewed(self) -> None:
         """The leader renewed a lease (keep-alive)."""
+        return None
 
     def on_lease_revoked(self) -> None:
         """A lease revoke was applied."""
+        return None
 
     def on_lease_expired(self) -> None:
         """The leader found a lease expired and proposed its revoke."""
+        return None
 
     def on_health(self, ok: bool) -> None:
         """A /health check answered (etcd_server_health_success / _failures)."""
+        return None
 
 
-class NullServerObserver:
+class NullServerObserver(ServerObserver):
     """Discards every server event."""
-
-    def on_loop_lag(self, seconds: float) -> None:
-        return None
-
-    def on_apply(self, seconds: float) -> None:
-        return None
-
-    def on_apply_request(self, op: str, success: bool, seconds: float) -> None:
-        return None
-
-    def on_lease_granted(self, ttl_seconds: float) -> None:
-        return None
-
-    def on_lease_renewed(self) -> None:
-        return None
-
-    def on_lease_revoked(self) -> None:
-        return None
-
-    def on_lease_expired(self) -> None:
-        return None
-
-    def on_health(self, ok: bool) -> None:
-        return None
 
 
 class MemberObserver(WalObserver, BackendObserver, TransportObserver, ServerObserver, Protocol):

@@ -1,4 +1,4 @@
-"""`Transport`: the one object the driver talks to for everything that crosses the network.
+"""`Transport`: the one object the server talks to for everything that crosses the network.
 
 It owns one `PeerSender` per peer (stream + prober tasks), snapshot uploads in flight,
 the `Receiver` handlers, the HTTP client sessions, and the `PeerClient` for requests
@@ -403,7 +403,7 @@ class Transport:
             log.exception("on_message failed type=%s from=%s", msg.type.name, wire.id_hex(msg.frm))
 
     async def _deliver_snapshot(self, msg: Message, path: str) -> None:
-        """Hand a received image to the driver; without on_snapshot, inline it (small images)."""
+        """Hand a received image to the server; without on_snapshot, inline it (small images)."""
         if self._on_snapshot is not None:
             self._on_snapshot(msg, path)
             return

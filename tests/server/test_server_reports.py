@@ -30,7 +30,7 @@ REQUEST_TIMEOUT = 0.3  # seconds, instead of etcd's 5 s + 2 election timeouts
 
 
 @pytest.fixture
-async def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[EtcdServer]:
+async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[EtcdServer]:
     monkeypatch.setattr(
         MemberConfig, "request_timeout_seconds", property(lambda self: REQUEST_TIMEOUT)
     )
@@ -64,110 +64,110 @@ def sample(d: EtcdServer, name: str, **labels: str) -> float:
 
 
 async def test_defrag_inflight_is_1_while_a_defragmentation_runs_and_0_after(
-    driver: EtcdServer, monkeypatch: pytest.MonkeyPatch
+    server: EtcdServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     running, release = threading.Event(), threading.Event()
-    vacuum = driver.kv.defragment
+    vacuum = server.kv.defragment
 
     def slow_defragment() -> float:
         running.set()
         assert release.wait(10)
         return vacuum()
 
-    monkeypatch.setattr(driver.kv, "defragment", slow_defragment)
-    assert sample(driver, "etcd_disk_defrag_inflight") == 0
-    task = asyncio.create_task(driver.defragment())
+    monkeypatch.setattr(server.kv, "defragment", slow_defragment)
+    assert sample(server, "etcd_disk_defrag_inflight") == 0
+    task = asyncio.create_task(server.defragment())
     assert await asyncio.to_thread(running.wait, 10)
-    assert sample(driver, "etcd_disk_defrag_inflight") == 1
+    assert sample(server, "etcd_disk_defrag_inflight") == 1
     release.set()
     await asyncio.wait_for(task, 10)
-    assert sample(driver, "etcd_disk_defrag_inflight") == 0
-    assert sample(driver, "etcd_disk_backend_defrag_duration_seconds_count") == 1
+    assert sample(server, "etcd_disk_defrag_inflight") == 0
+    assert sample(server, "etcd_disk_backend_defrag_duration_seconds_count") == 1
 
 
 async def test_defrag_inflight_goes_back_to_0_when_the_defragmentation_fails(
-    driver: EtcdServer, monkeypatch: pytest.MonkeyPatch
+    server: EtcdServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken_defragment() -> float:
         raise OSError("disk I/O error")
 
-    monkeypatch.setattr(driver.kv, "defragment", broken_defragment)
+    monkeypatch.setattr(server.kv, "defragment", broken_defragment)
     with pytest.raises(OSError, match="disk I/O error"):
-        await driver.defragment()
-    assert sample(driver, "etcd_disk_defrag_inflight") == 0
+        await server.defragment()
+    assert sample(server, "etcd_disk_defrag_inflight") == 0
 
 
 # ---- etcd_server_apply_duration_seconds{success="false"} -------------------------------
 
 
-def test_a_failed_apply_is_timed_under_its_op_with_success_false(driver: EtcdServer) -> None:
+def test_a_failed_apply_is_timed_under_its_op_with_success_false(server: EtcdServer) -> None:
     entries = [
         Entry(term=1, index=1, data=rq.encode_request(1, rq.LeaseRevokeRequest(id=404))),
         Entry(term=1, index=2, data=rq.encode_request(2, rq.PutRequest(key=b"k", value=b"v"))),
     ]
-    driver.applier.apply(entries)
+    server.applier.apply(entries)
     count = "etcd_server_apply_duration_seconds_count"
-    assert sample(driver, count, version="v3", op="LeaseRevoke", success="false") == 1
-    assert sample(driver, count, version="v3", op="LeaseRevoke", success="true") == 0
-    assert sample(driver, count, version="v3", op="Put", success="true") == 1
+    assert sample(server, count, version="v3", op="LeaseRevoke", success="false") == 1
+    assert sample(server, count, version="v3", op="LeaseRevoke", success="true") == 0
+    assert sample(server, count, version="v3", op="Put", success="true") == 1
     # an unknown lease was not revoked: the revoke counter only counts real revokes
-    assert sample(driver, "etcd_debugging_lease_revoked_total") == 0
+    assert sample(server, "etcd_debugging_lease_revoked_total") == 0
 
 
 # ---- the request-timeout message (etcd's parseProposeCtxErr) ---------------------------
 
 
-async def propose_and_fail(driver: EtcdServer, during: list[int]) -> str:
-    """Propose while leader `driver.lead` is known; see the leaders in `during`; time out."""
+async def propose_and_fail(server: EtcdServer, during: list[int]) -> str:
+    """Propose while leader `server.lead` is known; see the leaders in `during`; time out."""
 
     async def leaders_change() -> None:
         for lead in during:
             await asyncio.sleep(0.02)
-            driver.loop.on_soft_state(lead, StateType.StateFollower)
+            server.loop.on_soft_state(lead, StateType.StateFollower)
 
     changes = asyncio.create_task(leaders_change())
     with pytest.raises(E.EtcdError) as failed:
-        await driver.propose(rq.PutRequest(key=b"k", value=b"v"))
+        await server.propose(rq.PutRequest(key=b"k", value=b"v"))
     await changes
     return failed.value.message
 
 
 async def test_a_timeout_under_one_leader_throughout_is_a_plain_request_timeout(
-    driver: EtcdServer,
+    server: EtcdServer,
 ) -> None:
-    driver.loop.on_soft_state(OTHER_LEADER, StateType.StateFollower)
-    assert await propose_and_fail(driver, []) == E.REQUEST_TIMEOUT
+    server.loop.on_soft_state(OTHER_LEADER, StateType.StateFollower)
+    assert await propose_and_fail(server, []) == E.REQUEST_TIMEOUT
 
 
 async def test_a_timeout_after_losing_the_leader_without_a_new_one_is_plain(
-    driver: EtcdServer,
+    server: EtcdServer,
 ) -> None:
-    driver.loop.on_soft_state(OTHER_LEADER, StateType.StateFollower)
-    assert await propose_and_fail(driver, [0]) == E.REQUEST_TIMEOUT
+    server.loop.on_soft_state(OTHER_LEADER, StateType.StateFollower)
+    assert await propose_and_fail(server, [0]) == E.REQUEST_TIMEOUT
 
 
 async def test_a_timeout_after_a_new_leader_was_elected_blames_the_previous_leader(
-    driver: EtcdServer,
+    server: EtcdServer,
 ) -> None:
-    driver.loop.on_soft_state(OTHER_LEADER, StateType.StateFollower)
-    assert await propose_and_fail(driver, [0, NEWER_LEADER]) == E.TIMEOUT_LEADER_FAIL
+    server.loop.on_soft_state(OTHER_LEADER, StateType.StateFollower)
+    assert await propose_and_fail(server, [0, NEWER_LEADER]) == E.TIMEOUT_LEADER_FAIL
 
 
 async def test_the_same_leader_re_elected_during_the_request_also_blames_leader_failure(
-    driver: EtcdServer,
+    server: EtcdServer,
 ) -> None:
     # the old code compared the leader id at start and end, and called this a plain timeout
-    driver.loop.on_soft_state(OTHER_LEADER, StateType.StateFollower)
-    assert await propose_and_fail(driver, [0, OTHER_LEADER]) == E.TIMEOUT_LEADER_FAIL
+    server.loop.on_soft_state(OTHER_LEADER, StateType.StateFollower)
+    assert await propose_and_fail(server, [0, OTHER_LEADER]) == E.TIMEOUT_LEADER_FAIL
 
 
 async def test_a_leader_elected_before_the_request_started_is_not_blamed(
-    driver: EtcdServer,
+    server: EtcdServer,
 ) -> None:
-    driver.loop.on_soft_state(0, StateType.StateFollower)
-    driver.loop.on_soft_state(NEWER_LEADER, StateType.StateFollower)
+    server.loop.on_soft_state(0, StateType.StateFollower)
+    server.loop.on_soft_state(NEWER_LEADER, StateType.StateFollower)
     await asyncio.sleep(0.01)
-    assert await propose_and_fail(driver, []) == E.REQUEST_TIMEOUT
+    assert await propose_and_fail(server, []) == E.REQUEST_TIMEOUT
 
 
 def test_errors_module_has_both_of_etcds_timeout_messages() -> None:
