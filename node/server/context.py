@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from node.mvcc.lease import Lessor
     from node.server.bootstrap import Bootstrapped
     from node.server.counters import Faults, ServerCounters
+    from node.server.inbox import Inbox
     from node.server.observer import MemberObserver
-    from node.server.raft_loop import Inbox
     from node.transport import Transport
 
 

@@ -1,7 +1,7 @@
 """The Ready loop: the only code that touches the Raft core (etcd's raft.go).
 
 One asyncio task owns the `RawNode`. Everything else (client handlers, the peer
-transport, the tick timer) puts work into the `Inbox` and wakes the loop; the loop
+transport, the tick timer) puts work into the `Inbox` (inbox.py) and wakes the loop; the loop
 feeds the inbox to the core, then handles each `Ready` in etcd raftexample's order:
 
     send requests  ->  persist (WAL write + ONE fdatasync)  ->  send
@@ -28,14 +28,11 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from node.api import errors as E
 from node.raft import ProposalDropped, StateType
 from node.raft.messages import MessageType
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from node.raft import RawNode, Ready
+    from node.raft import Ready
     from node.raft.messages import Message
     from node.server.apply import Applier
     from node.server.context import ServerContext
@@ -46,61 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FSYNC_ON_LOOP_SECONDS = 0.002  # fsyncs faster than this block the loop less than a hop costs
-
-
-class Inbox:
-    """What the outside world hands the core, queued until the loop's next turn.
-
-    Filled by the transport's callbacks, the tick timer and the member's own reports;
-    drained only by the Ready loop.
-    """
-
-    def __init__(self, node: RawNode) -> None:
-        self._node = node
-        self.wake = asyncio.Event()
-        self.ticks = 0
-        self.messages: list[Message] = []
-        self.reports: list[Callable[[], None]] = []
-        self.snapshots: dict[int, str] = {}  # index -> db image received from the leader
-        self.persisting = False  # True while the loop awaits a WAL fsync
-
-    def on_peer_message(self, msg: Message) -> None:
-        if self.persisting:
-            # The loop is waiting on an fsync: step now, so e.g. follower acks are counted
-            # the moment our own write is durable (the core allows step between ready
-            # and advance; what it produces goes out in the next Ready).
-            self.step(msg)
-        else:
-            self.messages.append(msg)
-        self.wake.set()
-
-    def step(self, msg: Message) -> None:
-        try:
-            self._node.step(msg)
-        except Exception as err:  # a bad peer message must not kill the member
-            log.warning(
-                "dropped peer message",
-                extra={"fields": {"type": msg.type.name, "error": str(err)}},
-            )
-
-    def on_peer_snapshot(self, msg: Message, path: str) -> None:
-        assert msg.snapshot is not None
-        self.snapshots[msg.snapshot.metadata.index] = path
-        self.on_peer_message(msg)
-
-    def on_unreachable(self, peer: int) -> None:
-        self.report(lambda: self._node.report_unreachable(peer))
-
-    def on_snapshot_status(self, peer: int, failed: bool) -> None:
-        self.report(lambda: self._node.report_snapshot(peer, failed))
-
-    def report(self, call: Callable[[], None]) -> None:
-        """Run `call` against the core on the loop's next turn (a local event, not a message)."""
-        self.reports.append(call)
-        self.wake.set()
-
-    def wake_loop(self) -> None:
-        self.wake.set()
 
 
 class RaftLoop:
@@ -284,7 +226,7 @@ class RaftLoop:
                 },
             )
             if lead == 0:
-                self._reads.fail(E.NO_LEADER)
+                self._reads.leader_lost()
         if role == StateType.StateLeader and seen.role != StateType.StateLeader:
             ctx.lessor.promote(time.monotonic())
             self._last_tick = time.monotonic()

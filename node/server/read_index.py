@@ -120,11 +120,11 @@ class ReadIndex:
                 if not fut.done():
                     fut.set_result(None)
 
-    def fail(self, message: str) -> None:
-        """Fail every read waiting for a read index (the leader is gone)."""
+    def leader_lost(self) -> None:
+        """No leader: every read waiting for a read index fails with etcd's "no leader"."""
         for batch in self._in_flight.values():
             for fut in batch.futures:
                 if not fut.done():
                     self._counters.read_indexes_failed += 1
-                    fut.set_exception(E.etcd_error(message))
+                    fut.set_exception(E.etcd_error(E.NO_LEADER))
         self._in_flight.clear()

@@ -25,9 +25,10 @@ from node.server.bootstrap import bootstrap
 from node.server.context import Leadership, ServerContext
 from node.server.counters import Faults, ServerCounters
 from node.server.housekeeping import housekeeping_loop
+from node.server.inbox import Inbox
 from node.server.observer import NullMemberObserver
 from node.server.proposals import Proposals
-from node.server.raft_loop import Inbox, RaftLoop
+from node.server.raft_loop import RaftLoop
 from node.server.read_index import ReadIndex
 from node.server.snapshots import Snapshots
 from node.tls import any_https, client_context
