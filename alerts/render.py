@@ -74,8 +74,9 @@ def _ordered(value: Any) -> Any:
     return value
 
 
-class _Dumper(yaml.SafeDumper):
-    """SafeDumper that writes multi-line strings (PromQL) as `|` literal blocks."""
+class LiteralDumper(yaml.SafeDumper):
+    """SafeDumper that writes multi-line strings (PromQL, a board's JSON) as `|` literal
+    blocks, so generated YAML stays readable and diffs line by line."""
 
 
 def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
@@ -83,14 +84,14 @@ def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
-_Dumper.add_representer(str, _str_representer)
+LiteralDumper.add_representer(str, _str_representer)
 
 
 def to_yaml(data: Any) -> str:
     """Deterministic YAML text of `data`, with the generated-file header."""
     body = yaml.dump(
         _ordered(data),
-        Dumper=_Dumper,
+        Dumper=LiteralDumper,
         sort_keys=False,
         default_flow_style=False,
         allow_unicode=True,

@@ -23,6 +23,8 @@ from typing import Any
 import yaml
 from grafanalib._gen import DashboardEncoder
 
+from alerts.render import LiteralDumper
+
 log = logging.getLogger(__name__)
 
 DASHBOARDS_DIR = Path(__file__).resolve().parent
@@ -61,21 +63,9 @@ def render_json(dashboard: Any) -> str:
     )
 
 
-class _LiteralDumper(yaml.SafeDumper):
-    """Multi-line strings as `|` blocks, so the ConfigMap's JSON stays readable and diffable."""
-
-
-def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_LiteralDumper.add_representer(str, _str_representer)
-
-
 def _yaml(data: Any) -> str:
     text: str = yaml.dump(
-        data, Dumper=_LiteralDumper, sort_keys=False, default_flow_style=False, width=1000
+        data, Dumper=LiteralDumper, sort_keys=False, default_flow_style=False, width=1000
     )
     return text
 

@@ -11,18 +11,31 @@ from dashboards.panels import (
     fault_state_panel,
     latency_panel,
     layout,
+    per_member,
     stat,
     state_timeline,
     table,
+    threshold_line,
+    tier_lines,
     timeseries,
     yes_no,
 )
-from dashboards.queries import cluster, member, mixin, threshold
+from dashboards.queries import cluster, member, mixin
 
 M = member()
 CL = mixin().cluster_label
 UNARY = member('grpc_type="unary"')
 NOT_OK = member('grpc_code!="OK"')
+
+
+def _count_or_zero(series: str) -> str:
+    """How many `series` there are per cluster, and 0 (not "no data") when there are none.
+
+    `count` of nothing is an empty result; the `or` arm yields 0 for every cluster that has
+    members, so a stat shows "0" rather than "no data" while nothing is raised or firing.
+    """
+    return f"count by ({CL}) ({series})\nor\ncount by ({CL}) (etcd_server_has_leader{M}) * 0"
+
 
 members_up = stat(
     "How many members are up?",
@@ -64,9 +77,9 @@ alarms = stat(
     "none",
     [
         Q(
-            f"count by ({CL}) (count by ({CL}, alarm_type, server_id) "
-            f"(etcd_debugging_server_alarms{M} == 1))\n"
-            f"or\ncount by ({CL}) (etcd_server_has_leader{M}) * 0",
+            _count_or_zero(
+                f"count by ({CL}, alarm_type, server_id) (etcd_debugging_server_alarms{M} == 1)"
+            ),
             "alarms",
         )
     ],
@@ -78,13 +91,7 @@ firing = stat(
     "Alerts of this cluster in state firing (Prometheus' ALERTS series, from the raftmon "
     "mixin in alerts/out/prometheus_alerts.yaml); 0 when none.",
     "none",
-    [
-        Q(
-            f'count by ({CL}) (ALERTS{{alertstate="firing", {CL}=~"$cluster"}})\n'
-            f"or\ncount by ({CL}) (etcd_server_has_leader{M}) * 0",
-            "firing",
-        )
-    ],
+    [Q(_count_or_zero(f'ALERTS{{alertstate="firing", {CL}=~"$cluster"}}'), "firing")],
     lines=[Line(1, "red")],
 )
 
@@ -95,11 +102,7 @@ db_full = stat(
     "tiers compare). At 100 % the member raises NOSPACE and the cluster refuses writes.",
     "percentunit",
     [Q(f"instance:etcd_mvcc_db_total_size_in_bytes:quota_ratio{M}", "{{instance}}")],
-    lines=[
-        Line(threshold("databaseQuotaLowSpace.infoRatio"), "yellow"),
-        Line(threshold("databaseQuotaLowSpace.warningRatio"), "orange"),
-        Line(threshold("databaseQuotaLowSpace.criticalRatio"), "red"),
-    ],
+    lines=tier_lines("databaseQuotaLowSpace.{}Ratio", "info", "warning", "critical"),
 )
 
 member_table = table(
@@ -154,7 +157,7 @@ leader_changes = timeseries(
             "{{" + CL + "}} changes/min",
         )
     ],
-    lines=[Line(threshold("leaderChangesTooFrequent.perMinute"), "red")],
+    lines=threshold_line("leaderChangesTooFrequent.perMinute"),
 )
 
 proposals_rate = timeseries(
@@ -164,14 +167,8 @@ proposals_rate = timeseries(
     "means the state machine is stuck.",
     "ops",
     [
-        Q(
-            f"rate(etcd_server_proposals_committed_total{M}[$__rate_interval])",
-            "{{instance}} committed",
-        ),
-        Q(
-            f"rate(etcd_server_proposals_applied_total{M}[$__rate_interval])",
-            "{{instance}} applied",
-        ),
+        per_member("etcd_server_proposals_committed_total", "committed"),
+        per_member("etcd_server_proposals_applied_total", "applied"),
     ],
 )
 
@@ -182,7 +179,7 @@ proposals_pending = timeseries(
     "(etcdProposalsPendingGrowing).",
     "short",
     [Q(f"etcd_server_proposals_pending{M}", "{{instance}} pending")],
-    lines=[Line(threshold("proposalsPending.minPending"), "orange")],
+    lines=threshold_line("proposalsPending.minPending", "orange"),
 )
 
 proposals_failed = timeseries(
@@ -191,12 +188,7 @@ proposals_failed = timeseries(
     "timed out before they were applied. Any sustained rate means clients see errors "
     "(etcdHighNumberOfFailedProposals).",
     "cps",
-    [
-        Q(
-            f"rate(etcd_server_proposals_failed_total{M}[$__rate_interval])",
-            "{{instance}} failed",
-        )
-    ],
+    [per_member("etcd_server_proposals_failed_total", "failed")],
 )
 
 apply_lag = timeseries(
@@ -211,7 +203,7 @@ apply_lag = timeseries(
             "{{instance}} lag",
         )
     ],
-    lines=[Line(threshold("commitApplyLag.minEntries"), "orange")],
+    lines=threshold_line("commitApplyLag.minEntries", "orange"),
 )
 
 requests = timeseries(
@@ -255,10 +247,7 @@ error_ratio = timeseries(
             "{{instance}} {{grpc_method}}",
         )
     ],
-    lines=[
-        Line(threshold("failedGRPCRequests.warningRatio"), "orange"),
-        Line(threshold("failedGRPCRequests.criticalRatio"), "red"),
-    ],
+    lines=tier_lines("failedGRPCRequests.{}Ratio"),
 )
 
 db_size = timeseries(
@@ -304,10 +293,9 @@ loop_lag = latency_panel(
 )
 
 dashboard = board(
+    "overview",
     title="raftmon / Cluster overview",
-    uid="raftmon-overview",
-    description="Is the cluster whole, led, committing, answering, and within quota? "
-    "Generated by `raftmon dashboards` from dashboards/overview.dashboard.py.",
+    question="Is the cluster whole, led, committing, answering, and within quota?",
     panels=layout(
         (5, [members_up, has_leader, leaders, alarms, firing, db_full]),
         (8, [member_table, who_leads]),

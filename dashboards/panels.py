@@ -35,7 +35,7 @@ from grafanalib.core import (
     YAxis,
 )
 
-from dashboards.queries import cluster, member, mixin
+from dashboards.queries import cluster, member, mixin, threshold
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -51,10 +51,14 @@ __all__ = [
     "heatmap",
     "latency_panel",
     "layout",
+    "per_member",
     "stat",
     "state_timeline",
     "table",
+    "threshold_line",
+    "tier_lines",
     "timeseries",
+    "wal_fsync_panel",
     "yes_no",
 ]
 
@@ -81,6 +85,36 @@ class Line:
 
     value: float
     color: str = "red"
+
+
+def per_member(metric: str, what: str = "", *, fn: str = "rate") -> Q:
+    """`fn(metric{member}[$__rate_interval])`, one series per member (and any other labels
+    the metric keeps), its legend `{{instance}} what`: the most common query of the boards."""
+    legend = f"{{{{instance}}}} {what}" if what else "{{instance}}"
+    return Q(f"{fn}({metric}{member()}[$__rate_interval])", legend)
+
+
+# Severity -> the colour of its threshold line (and of the value beyond it).
+_TIER_COLOURS = {"info": "yellow", "warning": "orange", "critical": "red"}
+
+
+def threshold_line(path: str, color: str = "red") -> list[Line]:
+    """The line of an alert with one threshold, its value read from the mixin config by its
+    dotted `_config` path (e.g. `walFsyncSlow.averageSeconds`)."""
+    return [Line(threshold(path), color)]
+
+
+def tier_lines(path: str, *tiers: str) -> list[Line]:
+    """One line per severity tier of an alert, its value read from the mixin config.
+
+    `path` is the dotted `_config` path with `{}` where the tier's name stands, spelt as the
+    mixin spells it: `tier_lines("highFsyncDurations.{}Seconds")` draws the warning (orange)
+    and critical (red) lines of etcdHighFsyncDurations.
+    """
+    return [
+        Line(threshold(path.format(t)), _TIER_COLOURS[t.lower()])
+        for t in tiers or ("warning", "critical")
+    ]
 
 
 def _targets(queries: Sequence[Q], *, fmt: str = "time_series", instant: bool = False) -> list[Any]:
@@ -117,6 +151,26 @@ def _check(title: str, description: str, unit: str) -> None:
         raise ValueError(f"panel {title!r} needs a unit")
 
 
+def _common(
+    title: str,
+    description: str,
+    unit: str,
+    queries: Sequence[Q],
+    *,
+    fmt: str = "time_series",
+    instant: bool = False,
+) -> dict[str, Any]:
+    """The house rules checked, and the arguments every panel type shares."""
+    _check(title, description, unit)
+    return {
+        "title": title,
+        "maxDataPoints": None,
+        "description": description,
+        "dataSource": DATASOURCE,
+        "targets": _targets(queries, fmt=fmt, instant=instant),
+    }
+
+
 def timeseries(
     title: str,
     description: str,
@@ -129,13 +183,8 @@ def timeseries(
     draw: str = "line",
 ) -> Any:
     """A time series panel; `lines` are drawn dashed at their values."""
-    _check(title, description, unit)
     return TimeSeries(
-        title=title,
-        maxDataPoints=None,
-        description=description,
-        dataSource=DATASOURCE,
-        targets=_targets(queries),
+        **_common(title, description, unit, queries),
         unit=unit,
         thresholds=_steps(lines, base="transparent" if lines else "green"),
         thresholdsStyleMode="dashed" if lines else "off",
@@ -165,13 +214,8 @@ def stat(
     reduce: str = "lastNotNull",
 ) -> Any:
     """A single-value panel coloured by threshold steps (`lines`) over a `base` colour."""
-    _check(title, description, unit)
     return Stat(
-        title=title,
-        maxDataPoints=None,
-        description=description,
-        dataSource=DATASOURCE,
-        targets=_targets(queries),
+        **_common(title, description, unit, queries),
         format=unit,
         thresholds=_steps(lines, base=base),
         mappings=list(mappings),
@@ -195,14 +239,9 @@ def table(
     mappings: Sequence[dict[str, Any]] = (),
 ) -> Any:
     """A table of instant queries, one row per series, joined on their common labels."""
-    _check(title, description, unit)
     excluded = dict.fromkeys(("Time", "__name__", *hide), True)
     return Table(
-        title=title,
-        maxDataPoints=None,
-        description=description,
-        dataSource=DATASOURCE,
-        targets=_targets(queries, fmt="table", instant=True),
+        **_common(title, description, unit, queries, fmt="table", instant=True),
         unit=unit,
         thresholds=_steps([]),
         mappings=list(mappings),
@@ -283,13 +322,8 @@ def state_timeline(
     mapping: dict[str, Any] | None = None,
 ) -> Any:
     """A state timeline of 0/1 series; by default off (green) and on (red), so onsets stand out."""
-    _check(title, description, unit)
     return StateTimeline(
-        title=title,
-        maxDataPoints=None,
-        description=description,
-        dataSource=DATASOURCE,
-        targets=_targets(queries),
+        **_common(title, description, unit, queries),
         mappings=[mapping or yes_no(no="off", yes="on", bad=1)],
         mergeValues=True,
         showValue="never",
@@ -337,6 +371,20 @@ def latency_panel(
         for q in quantiles
     )
     return timeseries(title, description, "s", queries, lines=lines)
+
+
+def wal_fsync_panel(title: str, description: str, quantiles: Sequence[float]) -> Any:
+    """WAL fsync mean and `quantiles` per member, with the course's 25 ms line: the
+    etcdWALFsyncSlow threshold, which fires on the 5-minute mean."""
+    return latency_panel(
+        title,
+        description,
+        "etcd_disk_wal_fsync_duration_seconds",
+        member(),
+        quantiles=quantiles,
+        mean=True,
+        lines=threshold_line("walFsyncSlow.averageSeconds"),
+    )
 
 
 # The fault gauges a raftmon member exposes, each turned into a 0/1 flag per member/peer.
@@ -493,18 +541,23 @@ def layout(*rows: tuple[int, Sequence[Any]]) -> list[Any]:
 
 
 def board(
+    name: str,
     *,
     title: str,
-    uid: str,
-    description: str,
+    question: str,
     panels: list[Any],
     faults: Sequence[str] = FAULT_KINDS,
 ) -> Any:
-    """A raftmon dashboard: variables, annotations, links to its sibling boards, ids set."""
+    """A raftmon dashboard: variables, annotations, links to its sibling boards, ids set.
+
+    `name` is the board file's stem (`dashboards/<name>.dashboard.py`): it gives the uid
+    `raftmon-<name>`, and the description names the file to edit after the board's question.
+    """
     return Dashboard(
         title=title,
-        uid=uid,
-        description=description,
+        uid=f"raftmon-{name}",
+        description=f"{question} Generated by `raftmon dashboards` from "
+        f"dashboards/{name}.dashboard.py.",
         tags=["raftmon", "etcd"],
         templating=templating(),
         annotations=board_annotations(faults),

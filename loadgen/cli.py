@@ -41,7 +41,8 @@ from loadgen.workers import (
 
 log = logging.getLogger(__name__)
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_PART = r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)"
+_DURATION = re.compile(f"(?:{_DURATION_PART})+")
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -52,15 +53,9 @@ def parse_duration(text: str) -> float:
         return float(text)
     except ValueError:
         pass
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNIT[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or not text:
+    if not _DURATION.fullmatch(text):
         raise argparse.ArgumentTypeError(f"invalid duration {text!r}")
-    return total
+    return sum(float(n) * _UNIT[unit] for n, unit in re.findall(_DURATION_PART, text))
 
 
 def parse_bool(text: str) -> bool:
@@ -232,31 +227,31 @@ def build_parser() -> argparse.ArgumentParser:
     _global_flags(parser, suppress=False)
     sub = parser.add_subparsers(dest="workload", required=True, metavar="WORKLOAD")
 
-    def add(name: str, text: str, keys: bool = True) -> argparse.ArgumentParser:
+    def add(
+        name: str, text: str, keys: bool = True, prefill: bool = False
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text)
         _global_flags(p, suppress=True)
         if keys:
             _key_flags(p)
+        if prefill:  # for the workloads that read keys
+            p.add_argument(
+                "--prefill",
+                action="store_true",
+                help="put every key of the key space once before the run",
+            )
         return p
 
     add("put", "put keys of the key space")
-    p = add("range", "range reads: keys of the key space, or `range KEY [END]`")
+    p = add("range", "range reads: keys of the key space, or `range KEY [END]`", prefill=True)
     p.add_argument("key", nargs="?", default=None, help="fixed key to range over")
     p.add_argument("end", nargs="?", default=None, help="range end (exclusive)")
-    p.add_argument(
-        "--prefill",
-        action="store_true",
-        help="put every key of the key space once before the run",
-    )
     p = add("txn-put", "transactions of --txn-ops puts")
     p.add_argument("--txn-ops", type=int, default=1, help="puts per transaction (default 1)")
-    p = add("mixed", "reads and writes: range with probability --read-ratio, else put")
-    p.add_argument("--read-ratio", type=float, default=0.5, help="share of reads (default 0.5)")
-    p.add_argument(
-        "--prefill",
-        action="store_true",
-        help="put every key of the key space once before the run",
+    p = add(
+        "mixed", "reads and writes: range with probability --read-ratio, else put", prefill=True
     )
+    p.add_argument("--read-ratio", type=float, default=0.5, help="share of reads (default 0.5)")
     p = add("watch", "puts while watchers stream them; event latency = put ack -> event")
     p.add_argument("--watchers", type=int, default=10, help="watch streams (default 10)")
     p = add("lease-keepalive", "each client keeps a lease alive", keys=False)
@@ -315,13 +310,7 @@ async def prepare(cfg: LoadConfig) -> LoadConfig:
         cfg = dataclasses.replace(cfg, endpoints=(leader,))
     if cfg.prefill:
         log.info("prefill keys=%d", cfg.key_space_size)
-        keys = KeySpace(
-            size=cfg.key_space_size,
-            key_size=cfg.key_size,
-            val_size=cfg.val_size,
-            prefix=cfg.key_prefix,
-            seed=cfg.seed,
-        )
+        keys = KeySpace(cfg)
         async with EtcdClient(
             list(cfg.endpoints), timeout=cfg.timeout, limit=32, ssl=cfg.ssl_context()
         ) as etcd:

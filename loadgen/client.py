@@ -33,7 +33,6 @@ from loadgen.errors import EtcdError, error_from_body, error_from_exception, err
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
     from ssl import SSLContext
-    from types import TracebackType
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +74,30 @@ def _int(value: Any) -> int:
     return int(value) if value not in (None, "") else 0
 
 
+def _ints(obj: Mapping[str, Any], *names: str) -> dict[str, int]:
+    """The named int64 fields of a gateway answer (JSON strings), absent ones as 0."""
+    return {name: _int(obj.get(name)) for name in names}
+
+
+def _key_range(key: bytes | str, range_end: bytes | str | None, prefix: bool) -> dict[str, Any]:
+    """etcd's key / range_end pair; `prefix` selects every key that starts with `key`."""
+    body: dict[str, Any] = {"key": b64(key)}
+    if prefix:
+        range_end = prefix_end(key)
+    if range_end is not None:
+        body["range_end"] = b64(range_end)
+    return body
+
+
+def _with_options(body: dict[str, Any], **options: bool | int) -> dict[str, Any]:
+    """`body` plus every option that is set, as the gateway's JSON spells it: a flag as
+    `true`, a number as a string (int64). Unset options stay out, as etcd's zero values."""
+    for name, value in options.items():
+        if value:
+            body[name] = True if isinstance(value, bool) else str(value)
+    return body
+
+
 @dataclass(frozen=True, slots=True)
 class KeyValue:
     """One key-value as etcd returns it (mvccpb.KeyValue)."""
@@ -89,12 +112,9 @@ class KeyValue:
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> KeyValue:
         return cls(
-            key=unb64(obj.get("key")),
-            value=unb64(obj.get("value")),
-            create_revision=_int(obj.get("create_revision")),
-            mod_revision=_int(obj.get("mod_revision")),
-            version=_int(obj.get("version")),
-            lease=_int(obj.get("lease")),
+            unb64(obj.get("key")),
+            unb64(obj.get("value")),
+            **_ints(obj, "create_revision", "mod_revision", "version", "lease"),
         )
 
 
@@ -109,13 +129,7 @@ class Header:
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any] | None) -> Header:
-        obj = obj or {}
-        return cls(
-            cluster_id=_int(obj.get("cluster_id")),
-            member_id=_int(obj.get("member_id")),
-            revision=_int(obj.get("revision")),
-            raft_term=_int(obj.get("raft_term")),
-        )
+        return cls(**_ints(obj or {}, "cluster_id", "member_id", "revision", "raft_term"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,12 +322,7 @@ class EtcdClient:
     async def __aenter__(self) -> EtcdClient:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     # -- the request path ------------------------------------------------------------
@@ -356,11 +365,7 @@ class EtcdClient:
         prev_kv: bool = False,
         endpoint: str | None = None,
     ) -> PutResponse:
-        body: dict[str, Any] = {"key": b64(key), "value": b64(value)}
-        if lease:
-            body["lease"] = str(lease)
-        if prev_kv:
-            body["prev_kv"] = True
+        body = _with_options({"key": b64(key), "value": b64(value)}, lease=lease, prev_kv=prev_kv)
         obj = await self.call("/v3/kv/put", body, endpoint=endpoint)
         prev = obj.get("prev_kv")
         return PutResponse(
@@ -381,21 +386,14 @@ class EtcdClient:
         endpoint: str | None = None,
     ) -> RangeResponse:
         """Range over [key, range_end); `prefix=True` computes range_end from key."""
-        body: dict[str, Any] = {"key": b64(key)}
-        if prefix:
-            range_end = prefix_end(key)
-        if range_end is not None:
-            body["range_end"] = b64(range_end)
-        if serializable:
-            body["serializable"] = True
-        if revision:
-            body["revision"] = str(revision)
-        if limit:
-            body["limit"] = str(limit)
-        if count_only:
-            body["count_only"] = True
-        if keys_only:
-            body["keys_only"] = True
+        body = _with_options(
+            _key_range(key, range_end, prefix),
+            serializable=serializable,
+            revision=revision,
+            limit=limit,
+            count_only=count_only,
+            keys_only=keys_only,
+        )
         obj = await self.call("/v3/kv/range", body, endpoint=endpoint)
         return RangeResponse(
             Header.from_json(obj.get("header")),
@@ -418,13 +416,7 @@ class EtcdClient:
         prev_kv: bool = False,
         endpoint: str | None = None,
     ) -> DeleteResponse:
-        body: dict[str, Any] = {"key": b64(key)}
-        if prefix:
-            range_end = prefix_end(key)
-        if range_end is not None:
-            body["range_end"] = b64(range_end)
-        if prev_kv:
-            body["prev_kv"] = True
+        body = _with_options(_key_range(key, range_end, prefix), prev_kv=prev_kv)
         obj = await self.call("/v3/kv/deleterange", body, endpoint=endpoint)
         return DeleteResponse(
             Header.from_json(obj.get("header")),
@@ -465,15 +457,9 @@ class EtcdClient:
         endpoint: str | None = None,
     ) -> WatchStream:
         """Open a watch stream (use `async with`, then `async for` over WatchResponse)."""
-        request: dict[str, Any] = {"key": b64(key)}
-        if prefix:
-            range_end = prefix_end(key)
-        if range_end is not None:
-            request["range_end"] = b64(range_end)
-        if start_revision:
-            request["start_revision"] = str(start_revision)
-        if prev_kv:
-            request["prev_kv"] = True
+        request = _with_options(
+            _key_range(key, range_end, prefix), start_revision=start_revision, prev_kv=prev_kv
+        )
         url = (endpoint or self.endpoints[0]) + "/v3/watch"
         return WatchStream(self.session, url, {"create_request": request})
 
@@ -628,12 +614,7 @@ class WatchStream:
             raise error_from_body(self._resp.status, payload)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if self._resp is not None:
             self._resp.close()
             self._resp = None

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import base64
 import random
+from typing import TYPE_CHECKING
 
 from loadgen.client import prefix_end
+
+if TYPE_CHECKING:
+    from loadgen.config import LoadConfig
 
 PRECOMPUTE_LIMIT = 1 << 20
 
@@ -19,22 +23,16 @@ PRECOMPUTE_LIMIT = 1 << 20
 class KeySpace:
     """The run's keys and value, with cheap JSON bodies for put, range and txn."""
 
-    def __init__(
-        self,
-        *,
-        size: int,
-        key_size: int,
-        val_size: int,
-        prefix: str = "",
-        seed: int = 1,
-    ) -> None:
-        self.size = size
-        self.prefix = prefix.encode()
+    def __init__(self, cfg: LoadConfig) -> None:
+        """The key space the run's flags describe: --key-space-size keys of --key-size bytes
+        after --key-prefix, and one --val-size value drawn from --seed."""
+        size = self.size = cfg.key_space_size
+        self.prefix = cfg.key_prefix.encode()
         digits = len(str(max(size - 1, 0)))
-        self.width = max(key_size - len(self.prefix), digits)
-        rng = random.Random(seed)
+        self.width = max(cfg.key_size - len(self.prefix), digits)
+        rng = random.Random(cfg.seed)
         alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-        self.value = bytes(rng.choice(alphabet) for _ in range(val_size))
+        self.value = bytes(rng.choice(alphabet) for _ in range(cfg.val_size))
         self.value_b64 = base64.b64encode(self.value)
         self._keys_b64: list[bytes] | None = None
         if size <= PRECOMPUTE_LIMIT:

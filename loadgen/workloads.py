@@ -48,13 +48,7 @@ class Workload:
     def __init__(self, cfg: LoadConfig, share: WorkerShare) -> None:
         self.cfg = cfg
         self.share = share
-        self.keys = KeySpace(
-            size=cfg.key_space_size,
-            key_size=cfg.key_size,
-            val_size=cfg.val_size,
-            prefix=cfg.key_prefix,
-            seed=cfg.seed,
-        )
+        self.keys = KeySpace(cfg)
         self.rng = random.Random(cfg.seed * 1_000_003 + share.index)
         self.serializable = cfg.consistency == "s"
 
@@ -316,17 +310,19 @@ class WatchWorkload(Workload):
         return []
 
 
+# Each workload name (loadgen.config.WORKLOADS, the CLI's subcommands) -> its class.
+WORKLOAD_CLASSES: dict[str, type[Workload]] = {
+    "put": PutWorkload,
+    "range": RangeWorkload,
+    "txn-put": TxnPutWorkload,
+    "mixed": MixedWorkload,
+    "lease-keepalive": LeaseKeepaliveWorkload,
+    "watch": WatchWorkload,
+}
+
+
 def make_workload(cfg: LoadConfig, share: WorkerShare) -> Workload:
-    if cfg.workload == "put":
-        return PutWorkload(cfg, share)
-    if cfg.workload == "range":
-        return RangeWorkload(cfg, share)
-    if cfg.workload == "txn-put":
-        return TxnPutWorkload(cfg, share)
-    if cfg.workload == "mixed":
-        return MixedWorkload(cfg, share)
-    if cfg.workload == "lease-keepalive":
-        return LeaseKeepaliveWorkload(cfg, share)
-    if cfg.workload == "watch":
-        return WatchWorkload(cfg, share)
-    raise ValueError(f"unknown workload {cfg.workload!r}")
+    cls = WORKLOAD_CLASSES.get(cfg.workload)
+    if cls is None:
+        raise ValueError(f"unknown workload {cfg.workload!r}")
+    return cls(cfg, share)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import re
 from dataclasses import MISSING, dataclass, field, fields
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from node.duration import parse_duration
 from node.tls import TLSInfo, openssl_ciphers
 
 MIB = 1024 * 1024
@@ -27,40 +28,9 @@ SNAPSHOT_CATCHUP_ENTRIES = 5_000  # entries kept after a snapshot so slow follow
 ETCD_VERSION = "3.4.23"  # the etcd API version raftmon answers as (/version, status)
 CLUSTER_VERSION = "3.4.0"
 
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-
 
 class ConfigError(ValueError):
     """A flag or environment value that cannot be used; the message says which and why."""
-
-
-def parse_duration(text: str) -> float:
-    """Go-style duration ("30ms", "1h30m", "0") -> seconds; a bare number means seconds."""
-    text = text.strip()
-    if not text:
-        raise ConfigError("empty duration")
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    pos, total = 0, 0.0
-    for match in _DURATION_RE.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(text):
-        raise ConfigError(f"invalid duration {text!r} (examples: 30ms, 1.5s, 5m)")
-    return total
 
 
 def _id_from(*parts: str) -> int:
@@ -274,93 +244,100 @@ class MemberConfig:
         return os.path.join(self.data_dir, "member")
 
 
-# (flag, dest, type, help) for every member flag; the env name is ETCD_<FLAG>.
-_FLAGS: list[tuple[str, str, str, str]] = [
-    ("name", "name", "str", "human-readable name for this member"),
-    ("data-dir", "data_dir", "str", "path to the data directory (default: ${name}.etcd)"),
-    ("listen-client-urls", "listen_client_urls", "urls", "URLs to serve client traffic on"),
-    ("advertise-client-urls", "advertise_client_urls", "urls", "client URLs told to others"),
-    ("listen-peer-urls", "listen_peer_urls", "urls", "URLs to serve peer traffic on"),
-    (
+class Flag(NamedTuple):
+    """One member flag: etcd's name, its help, how its text is read, the config field."""
+
+    flag: str
+    help: str
+    kind: str = "str"  # str, int, bool, urls, cluster, duration, ciphers
+    config_field: str = ""  # the MemberConfig field; the flag's name in snake_case when empty
+
+    @property
+    def dest(self) -> str:
+        return self.config_field or self.flag.replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        """The environment variable that sets it when the flag is not given."""
+        return "ETCD_" + self.flag.upper().replace("-", "_")
+
+
+# Every member flag, in `raftmon node --help` order.
+_FLAGS: list[Flag] = [
+    Flag("name", "human-readable name for this member"),
+    Flag("data-dir", "path to the data directory (default: ${name}.etcd)"),
+    Flag("listen-client-urls", "URLs to serve client traffic on", "urls"),
+    Flag("advertise-client-urls", "client URLs told to others", "urls"),
+    Flag("listen-peer-urls", "URLs to serve peer traffic on", "urls"),
+    Flag(
         "initial-advertise-peer-urls",
-        "initial_advertise_peer_urls",
-        "urls",
         "this member's peer URLs told to the rest of the cluster",
+        "urls",
     ),
-    ("initial-cluster", "initial_cluster", "cluster", "name=peerURL,... for bootstrapping"),
-    ("initial-cluster-state", "initial_cluster_state", "str", "new or existing"),
-    ("initial-cluster-token", "initial_cluster_token", "str", "cluster token for bootstrapping"),
-    ("heartbeat-interval", "heartbeat_interval_ms", "int", "heartbeat interval in ms"),
-    ("election-timeout", "election_timeout_ms", "int", "election timeout in ms"),
-    ("snapshot-count", "snapshot_count", "int", "applied entries between snapshots"),
-    ("quota-backend-bytes", "quota_backend_bytes", "int", "backend size quota (0 = 2 GiB)"),
-    ("auto-compaction-mode", "auto_compaction_mode", "str", "periodic or revision"),
-    (
+    Flag("initial-cluster", "name=peerURL,... for bootstrapping", "cluster"),
+    Flag("initial-cluster-state", "new or existing"),
+    Flag("initial-cluster-token", "cluster token for bootstrapping"),
+    Flag(
+        "heartbeat-interval",
+        "heartbeat interval in ms",
+        "int",
+        config_field="heartbeat_interval_ms",
+    ),
+    Flag("election-timeout", "election timeout in ms", "int", config_field="election_timeout_ms"),
+    Flag("snapshot-count", "applied entries between snapshots", "int"),
+    Flag("quota-backend-bytes", "backend size quota (0 = 2 GiB)", "int"),
+    Flag("auto-compaction-mode", "periodic or revision"),
+    Flag(
         "auto-compaction-retention",
-        "auto_compaction_retention",
-        "str",
         "periodic: duration (1h, 30m, or hours as a number); revision: revisions to keep; "
         "0 disables",
     ),
-    ("listen-metrics-urls", "listen_metrics_urls", "urls", "extra URLs serving /metrics"),
-    ("max-request-bytes", "max_request_bytes", "int", "largest client request accepted"),
-    ("max-txn-ops", "max_txn_ops", "int", "most operations in one txn"),
-    (
+    Flag("listen-metrics-urls", "extra URLs serving /metrics", "urls"),
+    Flag("max-request-bytes", "largest client request accepted", "int"),
+    Flag("max-txn-ops", "most operations in one txn", "int"),
+    Flag(
         "backend-batch-interval",
-        "backend_batch_interval_seconds",
-        "duration",
         "longest time applied entries wait before the backend commits them (default 100ms)",
-    ),
-    (
-        "backend-batch-limit",
-        "backend_batch_limit",
-        "int",
-        "most applied entries the backend holds before it commits them (default 10000)",
-    ),
-    (
-        "experimental-wal-fsync-delay",
-        "wal_fsync_delay_seconds",
         "duration",
-        "lab fault: extra delay inside every timed WAL fsync (e.g. 30ms)",
+        config_field="backend_batch_interval_seconds",
     ),
-    ("wal-segment-bytes", "wal_segment_bytes", "int", "WAL segment size (default 64 MiB)"),
-    (
-        "experimental-snapshot-catchup-entries",
-        "snapshot_catchup_entries",
+    Flag(
+        "backend-batch-limit",
+        "most applied entries the backend holds before it commits them (default 10000)",
         "int",
+    ),
+    Flag(
+        "experimental-wal-fsync-delay",
+        "lab fault: extra delay inside every timed WAL fsync (e.g. 30ms)",
+        "duration",
+        config_field="wal_fsync_delay_seconds",
+    ),
+    Flag("wal-segment-bytes", "WAL segment size (default 64 MiB)", "int"),
+    Flag(
+        "experimental-snapshot-catchup-entries",
         "entries kept after a snapshot for slow followers (etcd 3.5's flag; default 5000)",
+        "int",
+        config_field="snapshot_catchup_entries",
     ),
-    (
-        "enable-fault-injection",
-        "enable_fault_injection",
-        "bool",
-        "serve /raftmon/faults on the metrics listener",
-    ),
-    ("log-level", "log_level", "str", "debug, info, warn or error"),
-    ("cert-file", "cert_file", "str", "path to the client server TLS cert file"),
-    ("key-file", "key_file", "str", "path to the client server TLS key file"),
-    ("trusted-ca-file", "trusted_ca_file", "str", "path to the client server TLS trusted CA file"),
-    (
+    Flag("enable-fault-injection", "serve /raftmon/faults on the metrics listener", "bool"),
+    Flag("log-level", "debug, info, warn or error"),
+    Flag("cert-file", "path to the client server TLS cert file"),
+    Flag("key-file", "path to the client server TLS key file"),
+    Flag("trusted-ca-file", "path to the client server TLS trusted CA file"),
+    Flag(
         "client-cert-auth",
-        "client_cert_auth",
-        "bool",
         "enable client cert authentication (a trusted CA file alone also requires one)",
+        "bool",
     ),
-    ("peer-cert-file", "peer_cert_file", "str", "path to the peer server TLS cert file"),
-    ("peer-key-file", "peer_key_file", "str", "path to the peer server TLS key file"),
-    (
-        "peer-trusted-ca-file",
-        "peer_trusted_ca_file",
-        "str",
-        "path to the peer server TLS trusted CA file",
-    ),
-    ("peer-client-cert-auth", "peer_client_cert_auth", "bool", "enable peer client cert auth"),
-    (
+    Flag("peer-cert-file", "path to the peer server TLS cert file"),
+    Flag("peer-key-file", "path to the peer server TLS key file"),
+    Flag("peer-trusted-ca-file", "path to the peer server TLS trusted CA file"),
+    Flag("peer-client-cert-auth", "enable peer client cert auth", "bool"),
+    Flag(
         "cipher-suites",
-        "cipher_suites",
-        "ciphers",
         "comma-separated list of supported TLS cipher suites between client/server and peers "
         "(Go names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256; empty = defaults)",
+        "ciphers",
     ),
 ]
 
@@ -398,11 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run one raftmon member. Flags are etcd's; each can also be set as "
         "ETCD_<FLAG_NAME> in the environment (e.g. ETCD_NAME, ETCD_DATA_DIR).",
     )
-    for flag, dest, kind, text in _FLAGS:
-        if kind == "bool":
-            parser.add_argument(f"--{flag}", dest=dest, nargs="?", const="true", help=text)
+    for f in _FLAGS:
+        if f.kind == "bool":
+            parser.add_argument(f"--{f.flag}", dest=f.dest, nargs="?", const="true", help=f.help)
         else:
-            parser.add_argument(f"--{flag}", dest=dest, help=text)
+            parser.add_argument(f"--{f.flag}", dest=f.dest, help=f.help)
     return parser
 
 
@@ -411,12 +388,12 @@ def parse_config(argv: list[str], environ: dict[str, str] | None = None) -> Memb
     env = os.environ if environ is None else environ
     args = vars(build_parser().parse_args(argv))
     values: dict[str, object] = {}
-    for flag, dest, kind, _ in _FLAGS:
-        raw = args.get(dest)
+    for f in _FLAGS:
+        raw = args.get(f.dest)
         if raw is None:
-            raw = env.get("ETCD_" + flag.upper().replace("-", "_"))
+            raw = env.get(f.env)
         if raw is not None:
-            values[dest] = _convert(kind, flag, raw)
+            values[f.dest] = _convert(f.kind, f.flag, raw)
     name = str(values.get("name", "default"))
     values.setdefault("data_dir", f"{name}.etcd")
     if values.get("quota_backend_bytes") == 0:
@@ -454,12 +431,12 @@ def flags_markdown() -> str:
         "| flag | environment | default | meaning |",
         "|---|---|---|---|",
     ]
-    for flag, dest, kind, text in _FLAGS:
-        spec = defaults.get(dest)
+    for f in _FLAGS:
+        spec = defaults.get(f.dest)
         default = ""
         if spec is not None and spec.default is not MISSING:
             value = spec.default
-            if kind == "duration":
+            if f.kind == "duration":
                 default = f"{float(value) * 1000:g}ms"  # as the flag is written
             elif isinstance(value, bool):
                 default = str(value).lower()
@@ -467,8 +444,8 @@ def flags_markdown() -> str:
                 default = ",".join(value)
             else:
                 default = str(value)
-        env = "ETCD_" + flag.upper().replace("-", "_")
-        rows.append(f"| `--{flag}` | `{env}` | {f'`{default}`' if default else ''} | {text} |")
+        shown = f"`{default}`" if default else ""
+        rows.append(f"| `--{f.flag}` | `{f.env}` | {shown} | {f.help} |")
     return "\n".join(rows) + "\n"
 
 

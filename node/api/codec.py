@@ -14,8 +14,8 @@ golang/protobuf's jsonpb over Go's encoding/json - so every body gets etcd's ans
 - a oneof (RequestOp, Compare's target, WatchRequest) with two members set is refused:
   etcd keeps whichever one Go's map iteration visits last, a coin flip per request.
 
-Every problem raises `EtcdError` (InvalidArgument unless etcd's server check says
-otherwise) before anything is proposed; nothing else escapes `parse_body` or a
+Every problem raises one of etcd's error values (`ErrInvalidRequest` unless etcd's
+server check says otherwise) before anything is proposed; nothing else escapes `parse_body` or a
 `*_request` function, whatever the bytes.
 """
 
@@ -25,18 +25,20 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from node.api import gojson
-from node.api.errors import EtcdError, invalid_argument
+from node.errors import ErrInvalidRequest, ErrKeyNotFound, ErrTooManyOps, EtcdError
 from node.mvcc import requests as rq
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-KEY_NOT_FOUND: Final = "etcdserver: key not found"  # rpctypes.ErrGRPCKeyNotFound
-TOO_MANY_OPS: Final = "etcdserver: too many operations in txn request"
+    from _typeshed import DataclassInstance
+
+M = TypeVar("M", bound="DataclassInstance")
+
 # Txns nested deeper than this are refused while decoding: etcd's default --max-txn-ops
 # (128) refuses them anyway (each level spends at least one op of the budget), and the
 # bound keeps every recursive walk of a txn (decode, checks, apply) far from Python's
@@ -69,7 +71,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     try:
         body = gojson.decode(raw)
     except gojson.GoSyntaxError as err:
-        raise invalid_argument(str(err)) from None
+        raise ErrInvalidRequest(str(err)) from None
     if body is gojson.EMPTY or body is None:
         return {}
     return message(body)
@@ -85,7 +87,7 @@ def next_message(buf: bytes, start: int = 0) -> tuple[Any, int] | None:
     try:
         return gojson.decode_prefix(buf, start)
     except gojson.GoSyntaxError as err:
-        raise invalid_argument(str(err)) from None
+        raise ErrInvalidRequest(str(err)) from None
 
 
 def message(value: Any) -> dict[str, Any]:
@@ -101,7 +103,7 @@ def _cannot(value: Any, go_type: str, with_text: bool = False) -> EtcdError:
     kind = gojson.go_type_name(value)
     if with_text:
         kind += " " + (value.text if isinstance(value, gojson.Number) else str(value))
-    return invalid_argument(f"json: cannot unmarshal {kind} into Go value of type {go_type}")
+    return ErrInvalidRequest(f"json: cannot unmarshal {kind} into Go value of type {go_type}")
 
 
 _CAMEL_CACHE: dict[str, str] = {}
@@ -129,7 +131,7 @@ def _oneof(body: dict[str, Any], names: tuple[str, ...]) -> tuple[str, Any] | No
     found = [(n, v) for n in names if (v := field(body, n)) is not None]
     if len(found) > 1:
         listed = ", ".join(n for n, _ in found)
-        raise invalid_argument(f"json: more than one field of a oneof is set: {listed}")
+        raise ErrInvalidRequest(f"json: more than one field of a oneof is set: {listed}")
     return found[0] if found else None
 
 
@@ -163,7 +165,7 @@ def _integer(value: Any, go_type: str, bounds: tuple[int, int], quoted_ok: bool 
         try:
             parsed = gojson.unmarshal(inner)
         except gojson.GoSyntaxError as err:
-            raise invalid_argument(str(err)) from None
+            raise ErrInvalidRequest(str(err)) from None
         return _integer(parsed, go_type, bounds, quoted_ok=False)
     raise _cannot(value, go_type)
 
@@ -193,7 +195,7 @@ def to_enum(value: Any, enum_type: Any, field_name: str = "") -> int:
         raw = gojson.raw_bytes(value)  # jsonpb looks the raw bytes up, unescaped
         member = enum_type.__members__.get(raw.decode("utf-8", "replace"))
         if member is None or not raw.isascii():
-            raise invalid_argument(f"unknown value {gojson.go_quote(raw)} for enum {go_type}")
+            raise ErrInvalidRequest(f"unknown value {gojson.go_quote(raw)} for enum {go_type}")
         return int(member)
     return _integer(value, go_type, INT32, quoted_ok=False)
 
@@ -205,7 +207,7 @@ def to_enums(value: Any, enum_type: Any, field_name: str = "") -> list[int]:
         return []
     if isinstance(value, str):  # jsonpb tries the name before noticing the slice
         to_enum(value, enum_type, field_name)
-        raise invalid_argument(f'invalid target "slice" for enum {go_type}')
+        raise ErrInvalidRequest(f'invalid target "slice" for enum {go_type}')
     return [to_enum(v, enum_type, field_name) for v in to_list(value)]
 
 
@@ -225,7 +227,7 @@ _B64_QUANTA = re.compile(rb"(?:(?:[\r\n]*[A-Za-z0-9+/]){4})*")
 
 
 def _b64_corrupt(pos: int) -> EtcdError:
-    return invalid_argument(f"illegal base64 data at input byte {pos}")
+    return ErrInvalidRequest(f"illegal base64 data at input byte {pos}")
 
 
 def _b64_check_tail(src: bytes, si: int) -> None:
@@ -279,7 +281,7 @@ def go_b64decode(src: bytes) -> bytes:
     m = _B64_RUN.match(src)  # one character class: sre's fast loop
     run = m.end() if m else 0
     _b64_check_tail(src, run - run % 4)
-    # Validated: the lenient decoder now yields exactly Go's bytes (it skips \r\n too).
+    # Checked above, so the lenient decoder yields exactly Go's bytes (it skips \r\n too).
     return binascii.a2b_base64(src) if src else b""
 
 
@@ -300,45 +302,35 @@ def b64(data: bytes) -> str:
 
 
 # ---- requests -----------------------------------------------------------------------------
-# Fields are read in the proto's field order, so the first bad field is the one etcd names.
-def put_request(body: Any) -> rq.PutRequest:
-    body = message(body)
-    return rq.PutRequest(
-        key=b64decode(field(body, "key")),
-        value=b64decode(field(body, "value")),
-        lease=to_int(field(body, "lease")),
-        prev_kv=to_bool(field(body, "prev_kv")),
-        ignore_value=to_bool(field(body, "ignore_value")),
-        ignore_lease=to_bool(field(body, "ignore_lease")),
-    )
+# Scalar fields by the value type of the dataclass field; enums are named per field.
+_SCALARS: dict[str, Callable[[Any], Any]] = {"bytes": b64decode, "int": to_int, "bool": to_bool}
 
 
-def range_request(body: Any) -> rq.RangeRequest:
-    body = message(body)
-    return rq.RangeRequest(
-        key=b64decode(field(body, "key")),
-        range_end=b64decode(field(body, "range_end")),
-        limit=to_int(field(body, "limit")),
-        revision=to_int(field(body, "revision")),
-        sort_order=to_enum(field(body, "sort_order"), rq.SortOrder),
-        sort_target=to_enum(field(body, "sort_target"), rq.SortTarget),
-        serializable=to_bool(field(body, "serializable")),
-        keys_only=to_bool(field(body, "keys_only")),
-        count_only=to_bool(field(body, "count_only")),
-        min_mod_revision=to_int(field(body, "min_mod_revision")),
-        max_mod_revision=to_int(field(body, "max_mod_revision")),
-        min_create_revision=to_int(field(body, "min_create_revision")),
-        max_create_revision=to_int(field(body, "max_create_revision")),
-    )
+def _enum(enum_type: type) -> Callable[[Any], int]:
+    return lambda value: to_enum(value, enum_type)
 
 
-def delete_range_request(body: Any) -> rq.DeleteRangeRequest:
-    body = message(body)
-    return rq.DeleteRangeRequest(
-        key=b64decode(field(body, "key")),
-        range_end=b64decode(field(body, "range_end")),
-        prev_kv=to_bool(field(body, "prev_kv")),
-    )
+def _decoder(cls: type[M], **readers: Callable[[Any], Any]) -> Callable[[Any], M]:
+    """A message's decoder: every field of the dataclass `cls`, read by `readers` or its type.
+
+    Fields are read in the dataclass's order, which is the proto's, so the first bad
+    field is the one etcd names.
+    """
+    plan = [(f.name, readers.get(f.name) or _SCALARS[str(f.type)]) for f in fields(cls)]
+
+    def decode(body: Any) -> M:
+        body = message(body)
+        return cls(**{name: read(field(body, name)) for name, read in plan})
+
+    return decode
+
+
+put_request = _decoder(rq.PutRequest)
+range_request = _decoder(
+    rq.RangeRequest, sort_order=_enum(rq.SortOrder), sort_target=_enum(rq.SortTarget)
+)
+delete_range_request = _decoder(rq.DeleteRangeRequest)
+compaction_request = _decoder(rq.CompactionRequest)
 
 
 _COMPARE_UNION = ("version", "create_revision", "mod_revision", "value", "lease")
@@ -400,7 +392,7 @@ _OPS: dict[str, Callable[[Any], rq.RequestOp]] = {
 def _txn(body: Any, state: _Decoding) -> rq.TxnRequest:
     state.depth += 1
     if state.depth > MAX_TXN_NESTING:
-        raise invalid_argument(TOO_MANY_OPS)
+        raise ErrTooManyOps
     body = message(body)
     req = rq.TxnRequest(
         compare=[compare(c) for c in to_list(field(body, "compare"))],
@@ -415,16 +407,8 @@ def txn_request(body: Any) -> rq.TxnRequest:
     state = _Decoding()
     req = _txn(body, state)
     if state.empty_op:
-        raise invalid_argument(KEY_NOT_FOUND)
+        raise ErrKeyNotFound
     return req
-
-
-def compaction_request(body: Any) -> rq.CompactionRequest:
-    body = message(body)
-    return rq.CompactionRequest(
-        revision=to_int(field(body, "revision")),
-        physical=to_bool(field(body, "physical")),
-    )
 
 
 def lease_id(body: Any) -> int:
@@ -461,18 +445,14 @@ def move_leader_target(body: Any) -> int:
     return to_uint(field(message(body), "targetID"))
 
 
+_watch_create = _decoder(
+    rq.WatchCreateRequest, filters=lambda value: to_enums(value, rq.WatchFilter)
+)
+
+
 def watch_create_request(body: Any) -> rq.WatchCreateRequest:
-    body = message(body)
-    req = rq.WatchCreateRequest(
-        key=b64decode(field(body, "key")),
-        range_end=b64decode(field(body, "range_end")),
-        start_revision=to_int(field(body, "start_revision")),
-        progress_notify=to_bool(field(body, "progress_notify")),
-        filters=to_enums(field(body, "filters"), rq.WatchFilter),
-        prev_kv=to_bool(field(body, "prev_kv")),
-        watch_id=to_int(field(body, "watch_id")),
-    )
-    to_bool(field(body, "fragment"))  # etcd 3.4 reads it (and we never fragment)
+    req = _watch_create(body)
+    to_bool(field(message(body), "fragment"))  # etcd 3.4 reads it (and we never fragment)
     return req
 
 
@@ -598,6 +578,3 @@ def watch_json(resp: rq.WatchResponse, header: dict[str, str]) -> dict[str, Any]
 
 def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
-
-
-__all__ = ["EtcdError"]

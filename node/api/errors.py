@@ -1,15 +1,19 @@
-"""etcd's client-facing errors: exact wording, gRPC code and the gateway's HTTP status.
+"""Each of etcd's error values (node/errors.py) on the wire: gRPC code, HTTP status, body.
 
-Handlers raise `EtcdError`; one middleware renders etcd's body
-`{"error": msg, "message": msg, "code": grpc_code}`. The HTTP status follows
-grpc-gateway v1 (what etcd 3.4 ships), so clients that branch on status codes
-behave the same against raftmon and etcd.
+The one table of codes, as etcd's api/v3rpc/util.go `togRPCError` is its one: the
+JSON gateway renders `Status.body()` with `Status.http_status`, and a gRPC front end
+answers `Status.code` with the same text. The HTTP status follows grpc-gateway v1
+(what etcd 3.4 ships), so clients that branch on status codes behave the same
+against raftmon and etcd.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+from dataclasses import dataclass
+
+from node import errors as E
 
 
 class GrpcCode(enum.IntEnum):
@@ -30,6 +34,13 @@ class GrpcCode(enum.IntEnum):
     UNAVAILABLE = 14
     DATA_LOSS = 15
     UNAUTHENTICATED = 16
+
+    @property
+    def title(self) -> str:
+        """The code's name as go-grpc-prometheus labels it (`InvalidArgument`)."""
+        if self is GrpcCode.OK:
+            return "OK"
+        return "".join(part.capitalize() for part in self.name.split("_"))
 
 
 # grpc-gateway v1 runtime.HTTPStatusFromCode
@@ -53,105 +64,74 @@ HTTP_STATUS: dict[GrpcCode, int] = {
     GrpcCode.UNAUTHENTICATED: 401,
 }
 
+# togRPCError: each error value's gRPC code. A class missing here answers as its
+# nearest base listed (ErrStoreClosed as ErrStopped); an error no class names
+# (the EtcdError base) is Unknown, as gRPC calls any error without a status.
+CODES: dict[type[E.EtcdError], GrpcCode] = {
+    E.ErrNoLeader: GrpcCode.UNAVAILABLE,
+    E.ErrLeaderChanged: GrpcCode.UNAVAILABLE,
+    E.ErrTimeout: GrpcCode.UNAVAILABLE,
+    E.ErrTimeoutDueToLeaderFail: GrpcCode.UNAVAILABLE,
+    E.ErrTimeoutDueToConnectionLost: GrpcCode.UNAVAILABLE,
+    E.ErrRequestTooLarge: GrpcCode.INVALID_ARGUMENT,
+    E.ErrMemberNotFound: GrpcCode.NOT_FOUND,
+    E.ErrBadLeaderTransferee: GrpcCode.FAILED_PRECONDITION,
+    E.ErrUnhealthy: GrpcCode.UNAVAILABLE,
+    E.ErrStopped: GrpcCode.UNAVAILABLE,
+    E.ErrInvalidRequest: GrpcCode.INVALID_ARGUMENT,
+    E.ErrMessageTooLarge: GrpcCode.RESOURCE_EXHAUSTED,
+    E.ErrUnimplemented: GrpcCode.UNIMPLEMENTED,
+    E.ErrCompacted: GrpcCode.OUT_OF_RANGE,
+    E.ErrFutureRev: GrpcCode.OUT_OF_RANGE,
+    E.ErrKeyNotProvided: GrpcCode.INVALID_ARGUMENT,
+    E.ErrKeyNotFound: GrpcCode.INVALID_ARGUMENT,
+    E.ErrValueProvided: GrpcCode.INVALID_ARGUMENT,
+    E.ErrLeaseProvided: GrpcCode.INVALID_ARGUMENT,
+    E.ErrTooManyOps: GrpcCode.INVALID_ARGUMENT,
+    E.ErrDuplicateKey: GrpcCode.INVALID_ARGUMENT,
+    E.ErrInvalidSortOption: GrpcCode.INVALID_ARGUMENT,
+    E.ErrLeaseNotFound: GrpcCode.NOT_FOUND,
+    E.ErrLeaseExists: GrpcCode.FAILED_PRECONDITION,
+    E.ErrLeaseTTLTooLarge: GrpcCode.OUT_OF_RANGE,
+    E.ErrNotLeader: GrpcCode.FAILED_PRECONDITION,
+    E.ErrNoSpace: GrpcCode.RESOURCE_EXHAUSTED,
+    E.ErrCorrupt: GrpcCode.DATA_LOSS,
+    E.ErrUndecodable: GrpcCode.DATA_LOSS,
+    E.ErrApplyFailed: GrpcCode.INTERNAL,
+    # Unavailable, not DataLoss: the data is intact on the other members, and
+    # etcd's clients retry an unavailable call elsewhere.
+    E.ErrBackendDamaged: GrpcCode.UNAVAILABLE,
+}
 
-class EtcdError(Exception):
-    """An error a client sees, in etcd's words."""
 
-    def __init__(self, message: str, code: GrpcCode) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+@dataclass(frozen=True, slots=True)
+class Status:
+    """An error as a front end answers it: gRPC code and etcd's text."""
+
+    code: GrpcCode
+    message: str
 
     @property
     def http_status(self) -> int:
         return HTTP_STATUS[self.code]
 
     def body(self) -> bytes:
+        """etcd's gateway body: `{"error": msg, "message": msg, "code": grpc_code}`."""
         return json.dumps(
             {"error": self.message, "message": self.message, "code": int(self.code)},
             separators=(",", ":"),
         ).encode()
 
 
-# etcd's messages (server/etcdserver/api/v3rpc/rpctypes, mvcc, lease) and their codes.
-NO_LEADER = "etcdserver: no leader"
-NOT_LEADER = "etcdserver: not leader"
-LEADER_CHANGED = "etcdserver: leader changed"
-REQUEST_TIMEOUT = "etcdserver: request timed out"
-TIMEOUT_LEADER_FAIL = "etcdserver: request timed out, possibly due to previous leader failure"
-TIMEOUT_CONN_LOST = "etcdserver: request timed out, possibly due to connection lost"
-REQUEST_TOO_LARGE = "etcdserver: request is too large"
-KEY_NOT_PROVIDED = "etcdserver: key is not provided"
-TOO_MANY_OPS = "etcdserver: too many operations in txn request"
-DUPLICATE_KEY = "etcdserver: duplicate key given in txn request"
-COMPACTED = "etcdserver: mvcc: required revision has been compacted"
-FUTURE_REV = "etcdserver: mvcc: required revision is a future revision"
-NO_SPACE = "etcdserver: mvcc: database space exceeded"
-LEASE_NOT_FOUND = "etcdserver: requested lease not found"
-LEASE_EXISTS = "etcdserver: lease already exists"
-LEASE_TTL_TOO_LARGE = "etcdserver: too large lease TTL"
-MEMBER_NOT_FOUND = "etcdserver: member not found"
-BAD_LEADER_TRANSFEREE = "etcdserver: bad leader transferee"
-CORRUPT = "etcdserver: corrupt cluster"
-UNHEALTHY = "etcdserver: unhealthy cluster"
-STOPPED = "etcdserver: server stopped"
-
-CODES: dict[str, GrpcCode] = {
-    NO_LEADER: GrpcCode.UNAVAILABLE,
-    NOT_LEADER: GrpcCode.FAILED_PRECONDITION,
-    LEADER_CHANGED: GrpcCode.UNAVAILABLE,
-    REQUEST_TIMEOUT: GrpcCode.UNAVAILABLE,
-    TIMEOUT_LEADER_FAIL: GrpcCode.UNAVAILABLE,
-    TIMEOUT_CONN_LOST: GrpcCode.UNAVAILABLE,
-    REQUEST_TOO_LARGE: GrpcCode.INVALID_ARGUMENT,
-    KEY_NOT_PROVIDED: GrpcCode.INVALID_ARGUMENT,
-    TOO_MANY_OPS: GrpcCode.INVALID_ARGUMENT,
-    DUPLICATE_KEY: GrpcCode.INVALID_ARGUMENT,
-    COMPACTED: GrpcCode.OUT_OF_RANGE,
-    FUTURE_REV: GrpcCode.OUT_OF_RANGE,
-    NO_SPACE: GrpcCode.RESOURCE_EXHAUSTED,
-    LEASE_NOT_FOUND: GrpcCode.NOT_FOUND,
-    LEASE_EXISTS: GrpcCode.FAILED_PRECONDITION,
-    LEASE_TTL_TOO_LARGE: GrpcCode.OUT_OF_RANGE,
-    MEMBER_NOT_FOUND: GrpcCode.NOT_FOUND,
-    BAD_LEADER_TRANSFEREE: GrpcCode.FAILED_PRECONDITION,
-    CORRUPT: GrpcCode.DATA_LOSS,
-    UNHEALTHY: GrpcCode.UNAVAILABLE,
-    STOPPED: GrpcCode.UNAVAILABLE,
-}
+def status(err: BaseException) -> Status:
+    """The wire form of any exception a handler lets escape (togRPCError)."""
+    value = E.from_exception(err)
+    for cls in type(value).__mro__:
+        code = CODES.get(cls)
+        if code is not None:
+            return Status(code, value.message)
+    return Status(GrpcCode.UNKNOWN, value.message)
 
 
-def etcd_error(message: str) -> EtcdError:
-    """The EtcdError for one of etcd's messages (unknown messages are UNKNOWN, as in gRPC)."""
-    return EtcdError(message, CODES.get(message, GrpcCode.UNKNOWN))
-
-
-def from_exception(err: BaseException) -> EtcdError:
-    """Map an error raised below the API (mvcc, lease, server) to what a client sees.
-
-    Lower layers raise exceptions whose text is etcd's message; the code comes
-    from the table above, so the wording lives in exactly one place per layer.
-    """
-    if isinstance(err, EtcdError):
-        return err
-    code = getattr(err, "grpc_code", None)  # node.mvcc errors carry etcd's code
-    if isinstance(code, int):
-        return EtcdError(str(err), GrpcCode(code))
-    return etcd_error(str(err))
-
-
-def invalid_argument(message: str) -> EtcdError:
-    """Malformed JSON, bad base64, bad field types: gRPC InvalidArgument, HTTP 400."""
-    return EtcdError(message, GrpcCode.INVALID_ARGUMENT)
-
-
-def message_too_large(received: int, limit: int) -> EtcdError:
-    """Larger than the gateway's message limit: gRPC's own wording, ResourceExhausted."""
-    return EtcdError(
-        f"grpc: received message larger than max ({received} vs. {limit})",
-        GrpcCode.RESOURCE_EXHAUSTED,
-    )
-
-
-def not_found_path() -> EtcdError:
-    return EtcdError("Not Found", GrpcCode.NOT_FOUND)
+# The gateway's own answer for a path under /v3/ it does not serve.
+NOT_FOUND_PATH = Status(GrpcCode.NOT_FOUND, "Not Found")

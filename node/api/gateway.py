@@ -4,7 +4,8 @@ Handlers stay thin: parse etcd JSON -> call the KV service -> render etcd JSON.
 Every call is counted the way etcd's gRPC interceptors count gateway calls
 (grpc_server_started_total / handled_total under etcd's service and method
 names) and timed end to end into etcd_server_request_duration_seconds. Errors
-are raised as EtcdError and rendered in one place with etcd's body and status.
+are raised as etcd's error values (node.errors) and rendered in one place,
+`error_response`, with the status node.api.errors gives them.
 Paths are served under /v3/ and, as etcd 3.4 does, /v3beta/.
 """
 
@@ -22,20 +23,14 @@ import aiohttp
 from aiohttp import web
 
 from node.api import codec, watchreq
-from node.api.errors import (
-    EtcdError,
-    GrpcCode,
-    from_exception,
-    invalid_argument,
-    message_too_large,
-    not_found_path,
-)
+from node.api.errors import NOT_FOUND_PATH, GrpcCode, Status, status
 from node.api.jsonstream import MessageSplitter, MessageTooLarge
+from node.errors import ErrInvalidRequest, ErrMessageTooLarge, EtcdError
 from node.mvcc import requests as rq
 
 if TYPE_CHECKING:
-    from exporter.metrics import MemberMetrics, RequestDuration, Rpc
-    from node.api.fairness import TurnShare
+    from node.api.observer import DurationT, GatewayObserver, RpcT
+    from node.fairness import TurnShare
     from node.server import KVService, WatchBridge
 
 log = logging.getLogger(__name__)
@@ -66,7 +61,7 @@ ENCODE_SLICE = 500  # key-values encoded per turn of the client share (~3 ms)
 async def _encode_range(share: TurnShare, resp: rq.RangeResponse, header: dict[str, str]) -> bytes:
     """`codec.dumps(codec.range_json(resp, header))`, byte for byte, a slice per turn.
 
-    A 100k-key answer (23 MB of JSON) encoded at once held the loop for half a second.
+    Encoded at once, a 100k-key answer (23 MB of JSON) holds the loop for half a second.
     """
     kvs, resp.kvs = resp.kvs, []
     rest = codec.dumps(codec.range_json(resp, {}))  # {"header":{},"more":..,"count":..}
@@ -97,13 +92,14 @@ async def kv_compaction(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
     return {"header": svc.header(resp.revision)}
 
 
+def _lease_json(svc: KVService, revision: int, lease_id: int, ttl: int) -> dict[str, Any]:
+    """The fields every lease answer starts with (int64s as strings, as jsonpb writes them)."""
+    return {"header": svc.header(revision), "ID": str(lease_id), "TTL": str(ttl)}
+
+
 async def lease_grant(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
     resp = await svc.lease_grant(codec.lease_grant_request(body))
-    out: dict[str, Any] = {
-        "header": svc.header(resp.revision),
-        "ID": str(resp.id),
-        "TTL": str(resp.ttl),
-    }
+    out = _lease_json(svc, resp.revision, resp.id, resp.ttl)
     if resp.error:
         out["error"] = resp.error
     return out
@@ -116,11 +112,7 @@ async def lease_revoke(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
 
 async def lease_timetolive(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
     resp = await svc.lease_time_to_live(codec.lease_time_to_live_request(body))
-    out: dict[str, Any] = {
-        "header": svc.header(resp.revision),
-        "ID": str(resp.id),
-        "TTL": str(resp.ttl),
-    }
+    out = _lease_json(svc, resp.revision, resp.id, resp.ttl)
     if resp.granted_ttl:
         out["grantedTTL"] = str(resp.granted_ttl)
     if resp.keys:
@@ -216,29 +208,9 @@ UNARY_ROUTES: list[tuple[str, str, str, str | None, Handler]] = [
     ("/cluster/member/list", "etcdserverpb.Cluster", "MemberList", None, cluster_member_list),
 ]
 
-_CODE_NAMES = {
-    GrpcCode.OK: "OK",
-    GrpcCode.CANCELED: "Canceled",
-    GrpcCode.UNKNOWN: "Unknown",
-    GrpcCode.INVALID_ARGUMENT: "InvalidArgument",
-    GrpcCode.DEADLINE_EXCEEDED: "DeadlineExceeded",
-    GrpcCode.NOT_FOUND: "NotFound",
-    GrpcCode.ALREADY_EXISTS: "AlreadyExists",
-    GrpcCode.PERMISSION_DENIED: "PermissionDenied",
-    GrpcCode.RESOURCE_EXHAUSTED: "ResourceExhausted",
-    GrpcCode.FAILED_PRECONDITION: "FailedPrecondition",
-    GrpcCode.ABORTED: "Aborted",
-    GrpcCode.OUT_OF_RANGE: "OutOfRange",
-    GrpcCode.UNIMPLEMENTED: "Unimplemented",
-    GrpcCode.INTERNAL: "Internal",
-    GrpcCode.UNAVAILABLE: "Unavailable",
-    GrpcCode.DATA_LOSS: "DataLoss",
-    GrpcCode.UNAUTHENTICATED: "Unauthenticated",
-}
 
-
-def error_response(err: EtcdError) -> web.Response:
-    return web.Response(body=err.body(), status=err.http_status, content_type="application/json")
+def error_response(st: Status) -> web.Response:
+    return web.Response(body=st.body(), status=st.http_status, content_type="application/json")
 
 
 async def read_body(request: web.Request, max_request_bytes: int) -> bytes:
@@ -248,19 +220,19 @@ async def read_body(request: web.Request, max_request_bytes: int) -> bytes:
     # and check the decoded size precisely once parsed.
     length = request.content_length
     if length is not None and length * 3 // 4 > limit + 1024:
-        raise message_too_large(length * 3 // 4, limit)
+        raise ErrMessageTooLarge(length * 3 // 4, limit)
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise message_too_large(limit + 1, limit) from None
+        raise ErrMessageTooLarge(limit + 1, limit) from None
 
 
 def make_unary(
     svc: KVService,
     handler: Handler,
-    rpc: Rpc,
-    duration: RequestDuration | None,
-    metrics: MemberMetrics,
+    rpc: RpcT,
+    duration: DurationT | None,
+    metrics: GatewayObserver[RpcT, DurationT],
     max_request_bytes: int,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     """Wrap a handler with body limits, etcd error rendering and gRPC-style metrics."""
@@ -277,20 +249,18 @@ def make_unary(
             out = result if isinstance(result, bytes) else codec.dumps(result)
             sent = len(out)
             return web.Response(body=out, content_type="application/json")
-        except EtcdError as err:
-            code = err.code
-            return error_response(err)
         except asyncio.CancelledError:
             code = GrpcCode.CANCELED
             raise
-        except Exception as err:  # an unexpected bug: answer etcd-style, log loudly
-            mapped = from_exception(err)
-            if mapped.code == GrpcCode.UNKNOWN:
+        except Exception as err:
+            st = status(err)
+            if st.code == GrpcCode.UNKNOWN and not isinstance(err, EtcdError):
+                # an unexpected bug: answered etcd-style, logged loudly
                 log.exception("request failed", extra={"fields": {"path": request.path}})
-            code = mapped.code
-            return error_response(mapped)
+            code = st.code
+            return error_response(st)
         finally:
-            name = _CODE_NAMES[code]
+            name = code.title
             if duration is not None:
                 metrics.request_finished(rpc, duration, name, time.perf_counter() - started, sent)
             elif code == GrpcCode.OK:  # calls etcd does not time (status, member list, ...)
@@ -322,12 +292,15 @@ def _decode_message(text: str) -> Any:
     """One complete message, decoded as Go's json.Decoder decodes it (node.api.codec)."""
     found = codec.next_message(text.encode())
     if found is None:  # a bare scalar cut by the end of the body
-        raise invalid_argument("unexpected EOF")
+        raise ErrInvalidRequest("unexpected EOF")
     return found[0]
 
 
 async def _stream_batches(
-    request: web.Request, rpc: Rpc, metrics: MemberMetrics, max_request_bytes: int
+    request: web.Request,
+    rpc: RpcT,
+    metrics: GatewayObserver[RpcT, DurationT],
+    max_request_bytes: int,
 ) -> AsyncIterator[list[Any]]:
     """Lists of JSON objects from a streamed request body, as grpc-gateway decodes them.
 
@@ -335,8 +308,8 @@ async def _stream_batches(
     message longer than the gRPC limit allows is refused as gRPC refuses it. A list
     holds at most STREAM_BATCH messages: the caller yields to the event loop between
     lists, so one client's flood is handled a slice at a time, between the Raft
-    loop's turns and other clients' (a stream of keep-alives once cost the leader
-    its leadership by never letting the tick run).
+    loop's turns and other clients' (a stream of keep-alives handled in one go starves
+    the tick, and the leader loses its leadership).
     """
     limit, max_chars = stream_message_limit(max_request_bytes)
     splitter = MessageSplitter(max_chars)
@@ -348,17 +321,17 @@ async def _stream_batches(
                 yield [_decode_message(t) for t in texts[i : i + STREAM_BATCH]]
         texts, unfinished = splitter.end()
     except MessageTooLarge as err:
-        raise message_too_large(err.size * 3 // 4, limit) from None
+        raise ErrMessageTooLarge(err.size * 3 // 4, limit) from None
     if texts:
         yield [_decode_message(t) for t in texts]
     if unfinished:
-        raise invalid_argument("unexpected EOF")
+        raise ErrInvalidRequest("unexpected EOF")
 
 
 async def _stream_requests(
     request: web.Request,
-    rpc: Rpc,
-    metrics: MemberMetrics,
+    rpc: RpcT,
+    metrics: GatewayObserver[RpcT, DurationT],
     max_request_bytes: int,
     share: TurnShare,
 ) -> AsyncIterator[Any]:
@@ -370,7 +343,7 @@ async def _stream_requests(
 
 
 async def _send(
-    response: web.StreamResponse, data: bytes, rpc: Rpc, metrics: MemberMetrics
+    response: web.StreamResponse, data: bytes, rpc: RpcT, metrics: GatewayObserver[RpcT, DurationT]
 ) -> None:
     """Write one stream message; it is counted once the write succeeded."""
     await response.write(data)
@@ -385,12 +358,12 @@ async def _watch_messages(
         msg = codec.watch_request(body)
         size = watchreq.encoded_size(msg)
         if size > limit:
-            raise message_too_large(size, limit)
+            raise ErrMessageTooLarge(size, limit)
         yield msg
 
 
 def make_watch(
-    svc: KVService, rpc: Rpc, metrics: MemberMetrics, share: TurnShare
+    svc: KVService, rpc: RpcT, metrics: GatewayObserver[RpcT, DurationT], share: TurnShare
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     limit, _ = stream_message_limit(svc.max_request_bytes)
 
@@ -406,19 +379,20 @@ def make_watch(
             try:
                 first = await anext(messages)
             except StopAsyncIteration:
-                raise invalid_argument("unexpected EOF") from None
+                raise ErrInvalidRequest("unexpected EOF") from None
             except EtcdError as err:
-                code = _CODE_NAMES[err.code]
-                if err.code == GrpcCode.RESOURCE_EXHAUSTED:  # the server's refusal
+                st = status(err)
+                code = st.code.title
+                if st.code == GrpcCode.RESOURCE_EXHAUSTED:  # the server's refusal
                     return web.Response(
-                        body=watchreq.stream_error_chunk(err),
-                        status=err.http_status,
+                        body=watchreq.stream_error_chunk(st),
+                        status=st.http_status,
                         content_type="application/json",
                     )
-                return error_response(watchreq.first_message_error(err))
+                return error_response(watchreq.first_message_error(st))
             await response.prepare(request)
             reader = asyncio.create_task(_watch_control(stream, first, messages))
-            failed: EtcdError | None = None
+            failed: Status | None = None
             try:
                 sent = 0
                 async for result in stream.results():
@@ -433,12 +407,13 @@ def make_watch(
                 with contextlib.suppress(asyncio.CancelledError):
                     failed = await reader
             if failed is not None:  # the server ended the stream (a message too large)
-                code = _CODE_NAMES[failed.code]
+                code = failed.code.title
                 await _send(response, watchreq.stream_error_chunk(failed), rpc, metrics)
         except EtcdError as err:
-            code = _CODE_NAMES[err.code]
+            st = status(err)
+            code = st.code.title
             if not response.prepared:
-                return error_response(err)
+                return error_response(st)
         except (ConnectionResetError, asyncio.CancelledError):
             code = "Canceled"
             raise
@@ -454,7 +429,7 @@ async def _watch_control(
     stream: WatchBridge,
     first: codec.WatchRequest | None,
     rest: AsyncIterator[codec.WatchRequest | None],
-) -> EtcdError | None:
+) -> Status | None:
     """Apply create/cancel/progress requests from the client's body as they arrive.
 
     Returns the error that ends the whole stream (a message above the gRPC limit),
@@ -467,9 +442,10 @@ async def _watch_control(
         async for msg in rest:
             _watch_request(stream, msg)
     except EtcdError as err:
-        if err.code == GrpcCode.RESOURCE_EXHAUSTED:
+        st = status(err)
+        if st.code == GrpcCode.RESOURCE_EXHAUSTED:
             stream.close()
-            return err
+            return st
         log.debug(
             "watch request does not decode; reading stops", extra={"fields": {"error": err.message}}
         )
@@ -488,7 +464,7 @@ def _watch_request(stream: WatchBridge, msg: codec.WatchRequest | None) -> None:
 
 
 def make_keepalive(
-    svc: KVService, rpc: Rpc, metrics: MemberMetrics, share: TurnShare
+    svc: KVService, rpc: RpcT, metrics: GatewayObserver[RpcT, DurationT], share: TurnShare
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         metrics.stream_started(rpc)
@@ -509,12 +485,13 @@ def make_keepalive(
                     await response.prepare(request)
                 await _send_lines(response, lines, rpc, metrics)
         except EtcdError as err:
-            code = _CODE_NAMES[err.code]
+            st = status(err)
+            code = st.code.title
             if not response.prepared:
                 if not lines:
-                    return error_response(err)
+                    return error_response(st)
                 await response.prepare(request)
-            lines.append(codec.dumps({"error": json.loads(err.body())}) + b"\n")
+            lines.append(codec.dumps({"error": json.loads(st.body())}) + b"\n")
             await _send_lines(response, lines, rpc, metrics)
         except (ConnectionResetError, asyncio.CancelledError):
             code = "Canceled"
@@ -536,7 +513,10 @@ def _keepalive_line(svc: KVService, resp: rq.LeaseKeepAliveResponse) -> bytes:
 
 
 async def _send_lines(
-    response: web.StreamResponse, lines: list[bytes], rpc: Rpc, metrics: MemberMetrics
+    response: web.StreamResponse,
+    lines: list[bytes],
+    rpc: RpcT,
+    metrics: GatewayObserver[RpcT, DurationT],
 ) -> None:
     """Write stream messages at once; each is counted once the write succeeded."""
     if not lines:
@@ -566,7 +546,7 @@ def add_fallback(app: web.Application) -> None:
         if request.path in known:  # the path exists, not with this method
             return web.Response(status=405, text="Method Not Allowed\n")
         if request.path.startswith(GATEWAY_PREFIXES):
-            return error_response(not_found_path())
+            return error_response(NOT_FOUND_PATH)
         return web.Response(status=404, text="404 page not found\n")
 
     app.router.add_route("*", "/{tail:.*}", fallback)
@@ -609,7 +589,9 @@ async def cancel_streams(app: web.Application) -> None:
         task.cancel()
 
 
-def add_routes(app: web.Application, svc: KVService, metrics: MemberMetrics) -> None:
+def add_routes(
+    app: web.Application, svc: KVService, metrics: GatewayObserver[RpcT, DurationT]
+) -> None:
     """Register every gateway path under /v3 and /v3beta."""
     max_bytes = svc.max_request_bytes
     share = svc.client_share  # one per member: every stream takes its slices from it

@@ -310,36 +310,38 @@ def _unescape(raw: bytes) -> str:
     return "".join(parts)
 
 
+def _digit_at(data: bytes, j: int, where: str) -> None:
+    """Go's error unless data[j] is a digit (the end of the input is an unexpected EOF)."""
+    if j >= len(data):
+        raise _EOF
+    if not 0x30 <= data[j] <= 0x39:
+        raise _error(data[j], where)
+
+
+def _digits_end(data: bytes, j: int, where: str) -> int:
+    """The end of the run of digits that must start at data[j]."""
+    _digit_at(data, j, where)
+    return _DIGITS.match(data, j).end()  # type: ignore[union-attr]
+
+
 def _number(data: bytes, i: int) -> tuple[Any, int]:
     """The number starting at data[i] ('-' or a digit), with Go's errors."""
     n = len(data)
     j = i
     if data[j] == 0x2D:  # '-'
         j += 1
-        if j >= n:
-            raise _EOF
-        if not 0x30 <= data[j] <= 0x39:
-            raise _error(data[j], "in numeric literal")
-    j = j + 1 if data[j] == 0x30 else _DIGITS.match(data, j).end()  # type: ignore[union-attr]
+        _digit_at(data, j, "in numeric literal")
+    j = j + 1 if data[j] == 0x30 else _digits_end(data, j, "in numeric literal")
     plain = True
     if j < n and data[j] == 0x2E:  # '.'
         plain = False
-        j += 1
-        if j >= n:
-            raise _EOF
-        if not 0x30 <= data[j] <= 0x39:
-            raise _error(data[j], "after decimal point in numeric literal")
-        j = _DIGITS.match(data, j).end()  # type: ignore[union-attr]
+        j = _digits_end(data, j + 1, "after decimal point in numeric literal")
     if j < n and data[j] in b"eE":
         plain = False
         j += 1
         if j < n and data[j] in b"+-":
             j += 1
-        if j >= n:
-            raise _EOF
-        if not 0x30 <= data[j] <= 0x39:
-            raise _error(data[j], "in exponent of numeric literal")
-        j = _DIGITS.match(data, j).end()  # type: ignore[union-attr]
+        j = _digits_end(data, j, "in exponent of numeric literal")
     text = data[i:j].decode("ascii")
     return (int(text) if plain and text != "-0" else Number(text)), j
 

@@ -21,7 +21,7 @@ import http
 import json
 
 from node.api import codec
-from node.api.errors import EtcdError, GrpcCode
+from node.api.errors import GrpcCode, Status
 from node.mvcc import requests as rq
 
 
@@ -65,14 +65,14 @@ def encoded_size(msg: codec.WatchRequest | None) -> int:
     return 1 + _varint_len(inner) + inner
 
 
-def first_message_error(err: EtcdError) -> EtcdError:
+def first_message_error(st: Status) -> Status:
     """A first message that does not decode, as etcd's gateway answers it (see above)."""
-    if err.code == GrpcCode.INVALID_ARGUMENT:
-        return EtcdError(err.message, GrpcCode.UNKNOWN)
-    return err
+    if st.code == GrpcCode.INVALID_ARGUMENT:
+        return Status(GrpcCode.UNKNOWN, st.message)
+    return st
 
 
-def stream_error_chunk(err: EtcdError) -> bytes:
+def stream_error_chunk(err: Status) -> bytes:
     """grpc-gateway v1's stream error: `{"error":{grpc_code,http_code,message,http_status}}`."""
     status = err.http_status
     return json.dumps(

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from exporter.metrics import MemberMetrics
-from node.api.errors import EtcdError
+from node.errors import EtcdError
 from node.member.app import create_client_app, create_metrics_app, create_peer_app
 from node.member.state import ServerStateSource
 from node.member.tls_site import TLSSite

@@ -1,9 +1,8 @@
 """The MVCC state machine on SQLite: revisions, ranges, txns, compaction, leases, watches.
 
 Modules, one job each:
-    requests   etcd's request/response values (bytes keys), enums, re-exports the codec
-    codec      encode_request / decode_request: requests as Raft entry data
-    errors     etcd's errors as exception classes with etcd's exact text
+    requests   etcd's request/response values (bytes keys), enums
+    codec      encode_request / decode_request: requests as Raft entry data (imports requests)
     schema     the SQLite layout and durability settings
     kv         revisioned reads and one-revision write transactions
     txn        compares, txn execution and etcd's pre-propose request checks
@@ -13,7 +12,9 @@ Modules, one job each:
     compactor  auto-compaction policies (revision | periodic)
     quota      etcd's request cost estimate for the backend quota
 
-Nothing here imports asyncio, prometheus_client or the Raft core.
+Errors are etcd's values from node/errors.py, durable file helpers come from
+node/fsutil.py and durations from node/duration.py (the base layer); nothing here
+imports asyncio, prometheus_client, the Raft core, the config or another leaf.
 """
 
 from node.mvcc import requests as requests

@@ -25,8 +25,8 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from node.errors import ErrUndecodable
 from node.mvcc import requests as rq
-from node.mvcc.errors import ErrUndecodable
 
 FORMAT = 1
 

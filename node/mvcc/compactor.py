@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Protocol
 
-from node.config import parse_duration
+from node.duration import parse_duration
 
 REVISION_CHECK_SECONDS = 300.0  # etcd's revInterval (5 minutes)
 HOUR = 3600.0

@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from node.errors import ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNotFound
 from node.mvcc import requests as rq
-from node.mvcc.errors import ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNotFound
 
 if TYPE_CHECKING:
     import sqlite3
@@ -59,6 +59,22 @@ def in_range(k: bytes, key: bytes, range_end: bytes) -> bool:
     if range_end == b"\0":
         return k >= key
     return key <= k < range_end
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """Which stored events a watcher's catch-up reads: [start, end] on a key range.
+
+    At most `limit` events; with `max_bytes`, fewer, cut at a revision boundary.
+    """
+
+    key: bytes
+    range_end: bytes
+    start: int
+    end: int
+    limit: int
+    prev_kv: bool
+    max_bytes: int = 0
 
 
 @dataclass(slots=True)
@@ -211,23 +227,15 @@ class Reader:
         resp.kvs = kvs
         return resp
 
-    def history(
-        self,
-        key: bytes,
-        range_end: bytes,
-        start: int,
-        end: int,
-        limit: int,
-        prev_kv: bool,
-        max_bytes: int = 0,
-    ) -> list[rq.Event]:
+    def history(self, q: HistoryQuery) -> list[rq.Event]:
         """Events with start <= revision <= end on the key range, in (rev, sub) order.
 
         With `max_bytes`, reading stops at the first revision boundary past that many
         bytes (`event_size`), rows read one at a time: a slow watcher's catch-up over
         500 KB values must not load thousands of them to keep a handful.
         """
-        cond, params = key_cond("key", key, range_end)
+        start, end, limit, prev_kv, max_bytes = q.start, q.end, q.limit, q.prev_kv, q.max_bytes
+        cond, params = key_cond("key", q.key, q.range_end)
         cursor = self.conn.execute(
             "SELECT key, create_rev, rev, version, lease, value FROM kv "
             f"WHERE rev >= ? AND rev <= ? AND {cond} ORDER BY rev, sub LIMIT ?",

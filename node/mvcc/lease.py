@@ -26,8 +26,8 @@ import heapq
 import math
 from typing import TYPE_CHECKING
 
+from node.errors import ErrLeaseNotFound, ErrNotLeader
 from node.mvcc import requests as rq
-from node.mvcc.errors import ErrLeaseNotFound, ErrNotLeader
 
 if TYPE_CHECKING:
     from node.mvcc.store import KVStore

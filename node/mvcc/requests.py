@@ -7,9 +7,10 @@ from etcd's ResponseHeader: cluster_id, member_id and raft_term belong to the
 member, and the gateway adds them.
 
 Replicated requests (put, range-in-txn, delete_range, txn, compaction, lease
-grant/revoke, alarm) travel as Raft entry data through `encode_request` /
-`decode_request` (re-exported here from `node.mvcc.codec`). The lease read
-requests (keep-alive, time-to-live, leases) are local to the leader, as in etcd.
+grant/revoke, alarm) travel as Raft entry data through `node.mvcc.codec`, which
+imports these values (never the reverse: the values know nothing of their wire
+form). The lease read requests (keep-alive, time-to-live, leases) are local to
+the leader, as in etcd.
 """
 
 from __future__ import annotations
@@ -332,9 +333,6 @@ Response: TypeAlias = (
     " | LeaseGrantResponse | LeaseRevokeResponse | AlarmResponse"
 )
 
-# Re-exported so the driver needs one import for values and their wire form.
-from node.mvcc.codec import decode_request, encode_request  # noqa: E402
-
 __all__ = [
     "AlarmAction",
     "AlarmMember",
@@ -376,6 +374,4 @@ __all__ = [
     "WatchCreateRequest",
     "WatchFilter",
     "WatchResponse",
-    "decode_request",
-    "encode_request",
 ]

@@ -34,16 +34,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from node.mvcc import quota as q
-from node.mvcc import requests as rq
-from node.mvcc import schema
-from node.mvcc.codec import decode_request
-from node.mvcc.errors import (
+from node.errors import (
     ErrApplyFailed,
+    ErrBackendDamaged,
     ErrCompacted,
     ErrCorrupt,
     ErrFutureRev,
@@ -55,7 +52,12 @@ from node.mvcc.errors import (
     ErrUndecodable,
     MvccError,
 )
-from node.mvcc.kv import KVState, Reader, WriteTxn
+from node.fsutil import fsync_dir, fsync_file
+from node.mvcc import quota as q
+from node.mvcc import requests as rq
+from node.mvcc import schema
+from node.mvcc.codec import decode_request
+from node.mvcc.kv import HistoryQuery, KVState, Reader, WriteTxn
 from node.mvcc.observer import NULL_BACKEND_OBSERVER, BackendObserver
 from node.mvcc.txn import DEFAULT_MAX_TXN_OPS, check_ops, execute, has_put, is_read_only, txn_path
 from node.mvcc.watch import WatchHub
@@ -82,6 +84,36 @@ class ApplyResult:
     response: Any = None
     error: MvccError | None = None
     request: Any = None  # the decoded request (None only for an undecodable entry)
+
+
+@dataclass(slots=True)
+class _Effects:
+    """What an apply batch tells the watch hub and the lessor once it is applied.
+
+    One per batch; an entry answered with an error leaves none (`undo_since`).
+    """
+
+    want_events: bool  # some watcher listens: write txns collect their events
+    want_prev: bool  # some watcher wants prev_kv: events carry the previous version
+    rev_events: list[tuple[int, list[rq.Event]]] = field(default_factory=list)
+    granted: list[tuple[int, int]] = field(default_factory=list)
+    revoked: list[int] = field(default_factory=list)
+
+    def write_txn(self, reader: Reader) -> WriteTxn:
+        return WriteTxn(reader, want_events=self.want_events, want_prev=self.want_prev)
+
+    def end(self, wt: WriteTxn) -> int:
+        """Close a write txn; its events are queued for the hub under its revision."""
+        rev = wt.end()
+        if wt.events:
+            self.rev_events.append((rev, wt.events))
+        return rev
+
+    def mark(self) -> tuple[int, int, int]:
+        return len(self.rev_events), len(self.granted), len(self.revoked)
+
+    def undo_since(self, mark: tuple[int, int, int]) -> None:
+        del self.rev_events[mark[0] :], self.granted[mark[1] :], self.revoked[mark[2] :]
 
 
 @dataclass(slots=True)
@@ -131,15 +163,9 @@ class BackendCorruptError(Exception):
         self.path = path
 
 
-class ErrBackendDamaged(MvccError):
-    """A read met a damaged page of this member's database.
-
-    Unavailable (HTTP 503), not etcd's DataLoss or a bare 500: the cluster's data is
-    intact elsewhere, and etcd's clients retry an Unavailable call on another member.
-    """
-
-    message = "etcdserver: mvcc: backend database is damaged on this member"
-    grpc_code = 14  # Unavailable
+def _log_alarm(what: str, req: rq.AlarmRequest) -> None:
+    alarm = _ALARM_NAMES.get(req.alarm, str(req.alarm))
+    log.warning(what, extra={"fields": {"alarm": alarm, "from": f"{req.member_id:x}"}})
 
 
 def _damaged(err: sqlite3.DatabaseError) -> bool:
@@ -404,20 +430,11 @@ class KVStore:
             self._db()
             return self._reader.get(key)
 
-    def history(
-        self,
-        key: bytes,
-        range_end: bytes,
-        start: int,
-        end: int,
-        limit: int,
-        prev_kv: bool,
-        max_bytes: int = 0,
-    ) -> list[rq.Event]:
+    def history(self, q: HistoryQuery) -> list[rq.Event]:
         """Stored events in [start, end] on a key range (the watch hub's catch-up)."""
         with self._lock, self._reading("watch history"):
             self._db()
-            return self._reader.history(key, range_end, start, end, limit, prev_kv, max_bytes)
+            return self._reader.history(q)
 
     # ---- leases (replicated state; deadlines live in lease.Lessor) ------------------------
     def lease_ids(self) -> list[int]:
@@ -534,12 +551,8 @@ class KVStore:
             conn = self._db()
             applied = self._applied
             results: list[ApplyResult] = []
-            rev_events: list[tuple[int, list[rq.Event]]] = []
-            granted: list[tuple[int, int]] = []
-            revoked: list[int] = []
             hub = self.watch_hub
-            want_events = hub.active
-            want_prev = want_events and hub.wants_prev_kv
+            fx = _Effects(want_events=hub.active, want_prev=hub.active and hub.wants_prev_kv)
             if not conn.in_transaction:
                 conn.execute("BEGIN")
                 self._batch_started = time.monotonic()
@@ -557,19 +570,7 @@ class KVStore:
                         log.error("undecodable entry", extra={"fields": {"index": index}})
                         results.append(ApplyResult(index, 0, None, err))
                         continue
-                    results.append(
-                        self._apply_entry(
-                            conn,
-                            index,
-                            request_id,
-                            req,
-                            want_events,
-                            want_prev,
-                            rev_events,
-                            granted,
-                            revoked,
-                        )
-                    )
+                    results.append(self._apply_entry(conn, index, request_id, req, fx))
                 self._applied = applied
                 self._batch_entries += len(entries)
                 if self.commit_due():
@@ -582,11 +583,11 @@ class KVStore:
         # As etcd's, watchers and the lessor hear of applied changes before the backend
         # commit: a failure after this point stops the member, and the replay on restart
         # applies the same entries to the same effect.
-        if rev_events:
-            hub.notify(rev_events, self._state.current_rev)
-        if granted or revoked:
+        if fx.rev_events:
+            hub.notify(fx.rev_events, self._state.current_rev)
+        if fx.granted or fx.revoked:
             for listener in self._lease_listeners:
-                listener(granted, revoked)
+                listener(fx.granted, fx.revoked)
         return results
 
     def commit_due(self) -> bool:
@@ -630,23 +631,14 @@ class KVStore:
         self.hooks.on_commit(time.perf_counter() - started)
 
     def _apply_entry(
-        self,
-        conn: sqlite3.Connection,
-        index: int,
-        request_id: int,
-        req: Any,
-        want_events: bool,
-        want_prev: bool,
-        rev_events: list[tuple[int, list[rq.Event]]],
-        granted: list[tuple[int, int]],
-        revoked: list[int],
+        self, conn: sqlite3.Connection, index: int, request_id: int, req: Any, fx: _Effects
     ) -> ApplyResult:
         """Apply one decoded entry so that it can only yield a response or an error.
 
         Apply must be total: an exception escaping here would stop the member, and the
         replay after a restart would raise it again, on every member, for good. So the
         entry runs inside its own savepoint. etcd's own errors (`MvccError`) are raised
-        before anything is written, as today. Anything else is a bug of ours that the
+        before anything is written. Anything else is a bug of ours that the
         entry triggers deterministically: its writes are rolled back, the in-memory
         mirror is put back as it was before the entry, and the entry's result is
         `ErrApplyFailed` naming the exception, the same on every member. Only faults of
@@ -654,11 +646,11 @@ class KVStore:
         still stop the member, because a member that cannot write must not go on and
         answer as if it had.
         """
-        marks = (len(rev_events), len(granted), len(revoked))
+        mark = fx.mark()
         before = _SCALARS(self._state)
         conn.execute("SAVEPOINT entry")
         try:
-            resp = self._apply_one(index, req, want_events, want_prev, rev_events, granted, revoked)
+            resp = self._apply_one(index, req, fx)
         except MvccError as err:
             conn.execute("ROLLBACK TO entry")  # nothing was written; cheap insurance
             conn.execute("RELEASE entry")
@@ -669,7 +661,7 @@ class KVStore:
             conn.execute("ROLLBACK TO entry")
             conn.execute("RELEASE entry")
             self._restore(before)
-            del rev_events[marks[0] :], granted[marks[1] :], revoked[marks[2] :]
+            fx.undo_since(mark)
             log.error(
                 "apply of a committed entry failed; answered as an error, changes rolled back",
                 exc_info=True,
@@ -688,16 +680,7 @@ class KVStore:
         self._load_key_index()
         self._load_leases_and_alarms()
 
-    def _apply_one(
-        self,
-        index: int,
-        req: Any,
-        want_events: bool,
-        want_prev: bool,
-        rev_events: list[tuple[int, list[rq.Event]]],
-        granted: list[tuple[int, int]],
-        revoked: list[int],
-    ) -> Any:
+    def _apply_one(self, index: int, req: Any, fx: _Effects) -> Any:
         cls = type(req)
         if cls is rq.AlarmRequest:
             return self._apply_alarm(req)
@@ -713,47 +696,35 @@ class KVStore:
                 raise ErrNoSpace
         st = self._state
         if cls is rq.PutRequest:
-            wt = WriteTxn(self._reader, want_events=want_events, want_prev=want_prev)
+            wt = fx.write_txn(self._reader)
             resp: Any = wt.put(req)
-            resp.revision = self._end(wt, rev_events)
+            resp.revision = fx.end(wt)
             return resp
         if cls is rq.DeleteRangeRequest:
-            wt = WriteTxn(self._reader, want_events=want_events, want_prev=want_prev)
+            wt = fx.write_txn(self._reader)
             resp = wt.delete_range(req)
-            resp.revision = self._end(wt, rev_events)
+            resp.revision = fx.end(wt)
             return resp
         if cls is rq.TxnRequest:
-            return self._apply_txn(req, want_events, want_prev, rev_events)
+            return self._apply_txn(req, fx)
         if cls is rq.RangeRequest:
             return self._reader.range(req, st.current_rev)
         if cls is rq.CompactionRequest:
             return self._apply_compaction(req)
         if cls is rq.LeaseGrantRequest:
-            return self._apply_lease_grant(index, req, granted)
+            return self._apply_lease_grant(index, req, fx.granted)
         if cls is rq.LeaseRevokeRequest:
             if req.id not in st.leases:
                 raise ErrLeaseNotFound
-            wt = WriteTxn(self._reader, want_events=want_events, want_prev=want_prev)
+            wt = fx.write_txn(self._reader)
             wt.delete_keys(self.lease_keys(req.id))
             self._db().execute("DELETE FROM lease WHERE id = ?", (req.id,))
             del st.leases[req.id]
-            revoked.append(req.id)
-            return rq.LeaseRevokeResponse(revision=self._end(wt, rev_events))
+            fx.revoked.append(req.id)
+            return rq.LeaseRevokeResponse(revision=fx.end(wt))
         raise ErrUndecodable(f"raftmon: not a replicated request: {cls.__name__}")
 
-    def _end(self, wt: WriteTxn, rev_events: list[tuple[int, list[rq.Event]]]) -> int:
-        rev = wt.end()
-        if wt.events:
-            rev_events.append((rev, wt.events))
-        return rev
-
-    def _apply_txn(
-        self,
-        req: rq.TxnRequest,
-        want_events: bool,
-        want_prev: bool,
-        rev_events: list[tuple[int, list[rq.Event]]],
-    ) -> rq.TxnResponse:
+    def _apply_txn(self, req: rq.TxnRequest, fx: _Effects) -> rq.TxnResponse:
         st = self._state
         cur = st.current_rev
         path: dict[int, bool] = {}
@@ -765,7 +736,7 @@ class KVStore:
         conn.execute("SAVEPOINT txn")
         counters = (st.put_total, st.range_total, st.delete_total, st.total_put_size)
         try:
-            wt = WriteTxn(self._reader, want_events=want_events, want_prev=want_prev)
+            wt = fx.write_txn(self._reader)
             resp = execute(wt, req, path)
         except BaseException:
             conn.execute("ROLLBACK TO txn")
@@ -774,7 +745,7 @@ class KVStore:
             self._load_key_index()  # it had seen the rolled-back changes too
             raise
         conn.execute("RELEASE txn")
-        resp.revision = self._end(wt, rev_events)
+        resp.revision = fx.end(wt)
         st.txn_total += 1
         return resp
 
@@ -837,6 +808,7 @@ class KVStore:
         resp = rq.AlarmResponse(revision=self._state.current_rev)
         member = (req.member_id, int(req.alarm))
         conn = self._db()
+        row = (schema.to_i64(req.member_id), int(req.alarm))
         if req.action == rq.AlarmAction.GET:
             resp.alarms = [
                 m for m in self.alarm_members() if req.alarm in (rq.AlarmType.NONE, m.alarm)
@@ -845,37 +817,15 @@ class KVStore:
             if req.alarm == rq.AlarmType.NONE:
                 return resp
             if member not in self._alarms:
-                conn.execute(
-                    "INSERT OR IGNORE INTO alarm (member_id, type) VALUES (?, ?)",
-                    (schema.to_i64(req.member_id), int(req.alarm)),
-                )
+                conn.execute("INSERT OR IGNORE INTO alarm (member_id, type) VALUES (?, ?)", row)
                 self._alarms.add(member)
-                log.warning(
-                    "alarm raised",
-                    extra={
-                        "fields": {
-                            "alarm": _ALARM_NAMES.get(req.alarm, str(req.alarm)),
-                            "from": f"{req.member_id:x}",
-                        }
-                    },
-                )
+                _log_alarm("alarm raised", req)
             resp.alarms = [rq.AlarmMember(req.member_id, int(req.alarm))]
         elif req.action == rq.AlarmAction.DEACTIVATE:
             if member in self._alarms:
-                conn.execute(
-                    "DELETE FROM alarm WHERE member_id = ? AND type = ?",
-                    (schema.to_i64(req.member_id), int(req.alarm)),
-                )
+                conn.execute("DELETE FROM alarm WHERE member_id = ? AND type = ?", row)
                 self._alarms.discard(member)
-                log.warning(
-                    "alarm disarmed",
-                    extra={
-                        "fields": {
-                            "alarm": _ALARM_NAMES.get(req.alarm, str(req.alarm)),
-                            "from": f"{req.member_id:x}",
-                        }
-                    },
-                )
+                _log_alarm("alarm disarmed", req)
                 resp.alarms = [rq.AlarmMember(req.member_id, int(req.alarm))]
         return resp
 
@@ -943,9 +893,9 @@ class KVStore:
                 dst.close()
         finally:
             src.close()
-        _fsync_file(tmp)
+        fsync_file(tmp)
         os.replace(tmp, path)
-        _fsync_dir(os.path.dirname(os.path.abspath(path)))
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
         took = time.perf_counter() - started
         self.hooks.on_backend_snapshot(took)
         return BackupInfo(
@@ -970,12 +920,12 @@ class KVStore:
                 self._batch_entries = 0
             tmp = self.path + ".restore"
             shutil.copyfile(path, tmp)
-            _fsync_file(tmp)
+            fsync_file(tmp)
             for suffix in ("-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(self.path + suffix)
             os.replace(tmp, self.path)
-            _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+            fsync_dir(os.path.dirname(os.path.abspath(self.path)))
             self._conn = schema.connect(self.path)
             self._page_size = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
             self._reader = Reader(self._conn, self._state)
@@ -1023,19 +973,3 @@ def _is_environmental(err: Exception) -> bool:
         or type(err) is sqlite3.DatabaseError
         or isinstance(err, ErrStoreClosed)
     )
-
-
-def _fsync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from node.mvcc import requests as rq
-from node.mvcc.errors import (
+from node.errors import (
     ErrCompacted,
     ErrDuplicateKey,
     ErrFutureRev,
@@ -31,6 +30,7 @@ from node.mvcc.errors import (
     ErrTooManyOps,
     ErrValueProvided,
 )
+from node.mvcc import requests as rq
 from node.mvcc.kv import Reader, WriteTxn, in_range
 
 DEFAULT_MAX_TXN_OPS = 128  # etcd's --max-txn-ops

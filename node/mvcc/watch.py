@@ -35,9 +35,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from node.errors import WATCH_DUPLICATE_ID
 from node.mvcc import requests as rq
-from node.mvcc.errors import WATCH_DUPLICATE_ID
-from node.mvcc.kv import event_size, in_range
+from node.mvcc.kv import HistoryQuery, event_size, in_range
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -64,16 +64,7 @@ class WatchSource(Protocol):
 
     def compact_revision(self) -> int: ...
 
-    def history(
-        self,
-        key: bytes,
-        range_end: bytes,
-        start: int,
-        end: int,
-        limit: int,
-        prev_kv: bool,
-        max_bytes: int = 0,
-    ) -> list[rq.Event]: ...
+    def history(self, q: HistoryQuery) -> list[rq.Event]: ...
 
 
 def response_size(resp: rq.WatchResponse) -> int:
@@ -341,7 +332,9 @@ class WatchStream:
                 w.synced = True
                 continue
             events = src.history(
-                w.key, w.range_end, w.next_rev, cur, budget + 1, w.prev_kv, byte_budget
+                HistoryQuery(
+                    w.key, w.range_end, w.next_rev, cur, budget + 1, w.prev_kv, byte_budget
+                )
             )
             upto = cur
             fetched = sum(map(event_size, events))
@@ -357,7 +350,9 @@ class WatchStream:
                     upto = last - 1
                 else:
                     # one revision larger than the budget goes out whole
-                    events = src.history(w.key, w.range_end, last, last, 1 << 62, w.prev_kv)
+                    events = src.history(
+                        HistoryQuery(w.key, w.range_end, last, last, 1 << 62, w.prev_kv)
+                    )
                     upto = last
             events = w.select(events)
             if events:

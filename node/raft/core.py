@@ -59,6 +59,15 @@ def vote_resp_type(t: MessageType) -> MessageType:
     return MT.MsgVoteResp if t == MT.MsgVote else MT.MsgPreVoteResp
 
 
+# The role names in etcd-raft's "became <role> at term <t>" log lines.
+_ROLE_NAMES = {
+    StateType.StateFollower: "follower",
+    StateType.StateCandidate: "candidate",
+    StateType.StatePreCandidate: "pre-candidate",
+    StateType.StateLeader: "leader",
+}
+
+
 class _Campaign:
     PRE_ELECTION = "CampaignPreElection"
     ELECTION = "CampaignElection"
@@ -312,48 +321,49 @@ class RaftCore:
         self.pending_read_index_messages = []
         self._pending_append = self._pending_commit_bcast = self._pending_read_bcast = False
 
+    def _enter(
+        self, state: StateType, step: Callable[[Message], None], tick: Callable[[], None]
+    ) -> None:
+        """Take on a role: its step and tick functions, then the log line etcd-raft prints.
+
+        Every `become_*` calls it after `reset` and the role's own state, so the member is
+        fully in its new role when the transition is logged.
+        """
+        self._step = step
+        self._tick = tick
+        self.state = state
+        self.logger.info(f"{self.id} became {_ROLE_NAMES[state]} at term {self.term}")
+
     def become_follower(self, term: int, lead: int) -> None:
-        self._step = self._step_follower
         self.reset(term)
-        self._tick = self._tick_election
         self._set_lead(lead)
-        self.state = StateType.StateFollower
-        self.logger.info(f"{self.id} became follower at term {self.term}")
+        self._enter(StateType.StateFollower, self._step_follower, self._tick_election)
 
     def become_candidate(self) -> None:
         if self.state == StateType.StateLeader:
             raise AssertionError("invalid transition [leader -> candidate]")
-        self._step = self._step_candidate
         self.reset(self.term + 1)
-        self._tick = self._tick_election
         self.vote = self.id
-        self.state = StateType.StateCandidate
-        self.logger.info(f"{self.id} became candidate at term {self.term}")
+        self._enter(StateType.StateCandidate, self._step_candidate, self._tick_election)
 
     def become_pre_candidate(self) -> None:
         if self.state == StateType.StateLeader:
             raise AssertionError("invalid transition [leader -> pre-candidate]")
         # PreVote: neither the term nor the vote change, so a failed pre-campaign by a
         # partitioned member leaves the cluster's term alone (thesis §9.6).
-        self._step = self._step_candidate
         self.tracker.reset_votes()
-        self._tick = self._tick_election
         self.lead = NONE
-        self.state = StateType.StatePreCandidate
-        self.logger.info(f"{self.id} became pre-candidate at term {self.term}")
+        self._enter(StateType.StatePreCandidate, self._step_candidate, self._tick_election)
 
     def become_leader(self) -> None:
         if self.state == StateType.StateFollower:
             raise AssertionError("invalid transition [follower -> leader]")
-        self._step = self._step_leader
         self.reset(self.term)
-        self._tick = self._tick_heartbeat
         self._set_lead(self.id)
-        self.state = StateType.StateLeader
         me = self.tracker.progress[self.id]
         me.become_replicate()
         me.recent_active = True
-        self.logger.info(f"{self.id} became leader at term {self.term}")
+        self._enter(StateType.StateLeader, self._step_leader, self._tick_heartbeat)
         # Raft §5.4.2 / §8: an empty entry of the new term lets earlier entries commit and lets
         # read index start once it is committed.
         self.append_entry([Entry(term=0, index=0)])
@@ -807,18 +817,11 @@ class RaftCore:
                 raise ProposalDropped("no leader")
             m.to = self.lead
             self.send(m)
-        elif t == MT.MsgApp:
+        elif t in _FROM_LEADER:
+            # Only the leader of this term sends these: hearing one resets the election timer.
             self.election_elapsed = 0
             self._set_lead(m.frm)
-            self.handle_append_entries(m)
-        elif t == MT.MsgHeartbeat:
-            self.election_elapsed = 0
-            self._set_lead(m.frm)
-            self.handle_heartbeat(m)
-        elif t == MT.MsgSnap:
-            self.election_elapsed = 0
-            self._set_lead(m.frm)
-            self.handle_snapshot(m)
+            _FOLLOWER_HANDLERS[t](self, m)
         elif t == MT.MsgTransferLeader:
             if self.lead == NONE:
                 self.logger.info(
@@ -928,3 +931,11 @@ class RaftCore:
                 meta.conf_state, self.tracker.max_inflight, self.tracker.max_inflight_bytes
             )
         return True
+
+
+# What a follower does with each message only the current leader sends (etcd-raft's stepFollower).
+_FOLLOWER_HANDLERS: dict[MessageType, Callable[[RaftCore, Message], None]] = {
+    MT.MsgApp: RaftCore.handle_append_entries,
+    MT.MsgHeartbeat: RaftCore.handle_heartbeat,
+    MT.MsgSnap: RaftCore.handle_snapshot,
+}

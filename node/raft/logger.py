@@ -24,17 +24,11 @@ class DiscardLogger:
 
     __slots__ = ()
 
-    def debug(self, msg: str) -> None:
+    def _discard(self, msg: str) -> None:
         pass
 
-    def info(self, msg: str) -> None:
-        pass
-
-    def warning(self, msg: str) -> None:
-        pass
-
-    def error(self, msg: str) -> None:
-        pass
+    # Every level is the same no-op.
+    debug = info = warning = error = _discard
 
 
 if TYPE_CHECKING:

@@ -16,9 +16,9 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from node.api import errors as E
-from node.api.fairness import TurnShare
+from node import errors as E
 from node.config import ETCD_VERSION
+from node.fairness import TurnShare
 from node.mvcc import quota
 from node.mvcc import requests as rq
 from node.mvcc.lease import LeaseIDGenerator
@@ -196,10 +196,10 @@ class KVService:
             raise E.etcd_error(E.REQUEST_TIMEOUT) from None
         data: Any = json.loads(text.splitlines()[0]) if text.strip() else {}
         if isinstance(data, dict) and "error" in data and "code" in data:
-            raise E.EtcdError(str(data["message"]), E.GrpcCode(int(data["code"])))
+            raise E.etcd_error(str(data["message"]))
         if isinstance(data, dict) and isinstance(data.get("error"), dict):
             err = data["error"]
-            raise E.EtcdError(str(err.get("message")), E.GrpcCode(int(err.get("code", 2))))
+            raise E.etcd_error(str(err.get("message")))
         return data if isinstance(data, dict) else {}
 
     # ---- watch ----------------------------------------------------------------------------
@@ -250,7 +250,7 @@ class KVService:
         raise E.etcd_error(E.REQUEST_TIMEOUT)
 
     async def hash_kv(self, revision: int) -> dict[str, Any]:
-        raise E.EtcdError("HashKV is not supported by raftmon", E.GrpcCode.UNIMPLEMENTED)
+        raise E.ErrUnimplemented("HashKV is not supported by raftmon")
 
     async def member_list(self) -> dict[str, Any]:
         members = []

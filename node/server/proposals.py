@@ -13,8 +13,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from node.api import errors as E
-from node.mvcc import requests as rq
+from node import errors as E
+from node.mvcc.codec import encode_request
 from node.raft import ProposalDropped
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class Proposals:
             raise E.etcd_error(E.NO_LEADER)
         request_id = self.next_request_id()
         try:
-            data = rq.encode_request(request_id, request)
+            data = encode_request(request_id, request)
         except Exception as err:  # a value no etcd field can hold (int64 overflow, ...)
             raise E.invalid_argument(f"raftmon: request cannot be encoded: {err}") from None
         max_bytes = ctx.cfg.max_request_bytes
@@ -111,7 +111,7 @@ class Proposals:
         """Fire-and-forget proposal for the member's own housekeeping (lease expiry, compaction)."""
         if self._ctx.leadership.lead == 0:
             return
-        self._queue.append((rq.encode_request(self.next_request_id(), request), 0))
+        self._queue.append((encode_request(self.next_request_id(), request), 0))
         self._ctx.inbox.wake_loop()
 
     def drain_into(self, node: RawNode) -> None:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from node.api import errors as E
+from node import errors as E
 from node.raft import ProposalDropped
 from node.server.proposals import expire
 

@@ -89,42 +89,20 @@ def encode_into(msg: Message, out: list[bytes]) -> int:
         flags |= _FLAG_SNAPSHOT
         tail = _encode_snapshot(snap)
     try:
-        if not entries:
-            length = HEADER_SIZE + len(context) + len(tail)
-            out.append(
-                _FRAME_HEADER.pack(
-                    length,
-                    msg.type,
-                    flags,
-                    msg.to,
-                    msg.frm,
-                    msg.term,
-                    msg.log_term,
-                    msg.index,
-                    msg.commit,
-                    msg.reject_hint,
-                    0,
-                    len(context),
-                )
-            )
-            if context:
-                out.append(context)
-            if tail:
-                out.append(tail)
-            return LENGTH_SIZE + length
         head_at = len(out)
         out.append(b"")  # placeholder for the frame header, known once entries are sized
         if context:
             out.append(context)
         size = HEADER_SIZE + len(context) + len(tail)
-        entry_pack = _ENTRY.pack
-        entry_size = _ENTRY.size
-        for e in entries:
-            data = e.data
-            out.append(entry_pack(e.term, e.index, e.type, len(data)))
-            size += entry_size + len(data)
-            if data:
-                out.append(data)
+        if entries:
+            entry_pack = _ENTRY.pack
+            entry_size = _ENTRY.size
+            for e in entries:
+                data = e.data
+                out.append(entry_pack(e.term, e.index, e.type, len(data)))
+                size += entry_size + len(data)
+                if data:
+                    out.append(data)
         if tail:
             out.append(tail)
         out[head_at] = _FRAME_HEADER.pack(

@@ -4,20 +4,18 @@ One HTTP request per peer opens the stream: a GET with `Upgrade: tcp` that the r
 answers 101, after which the connection carries nothing but frames. `Transport.send`
 queues a batch of messages and then calls `flush`, which writes everything queued to
 the socket in ONE write, synchronously: no task wake-up, no generator, no chunked
-encoding between the driver and the kernel. (The first version streamed a chunked POST
-body from an async generator; the hand-offs cost two loop turns per message, about a
-fifth of a member's CPU at one client.) A pump task only writes keep-alives and
-messages held back by a lab delay fault.
+encoding between the driver and the kernel. (A chunked POST body fed by an async
+generator would cost two loop turns per message, about a fifth of a member's CPU at one
+client.) A pump task only writes keep-alives and messages held back by a lab delay fault.
 
-Queue policy while disconnected (the brief leaves it open; this is the choice):
-messages are queued only while a stream is connecting or connected. When a dial fails,
-a stream breaks, or the peer refuses us, everything still queued is dropped and counted
-as a send failure, and messages offered during the reconnect backoff are dropped at
-once. We keep not even the newest message, because Raft retransmits everything that
-matters from its own state: heartbeats every tick, votes every election timeout, and
-appends from the follower's Progress once `on_unreachable` has moved it to probe state.
-Delivering old messages after a reconnect would only replay what the core already gave
-up on.
+Queue policy while disconnected: messages are queued only while a stream is connecting
+or connected. When a dial fails, a stream breaks, or the peer refuses us, everything still
+queued is dropped and counted as a send failure, and messages offered during the reconnect
+backoff are dropped at once. Not even the newest message is kept, because Raft retransmits
+everything that matters from its own state: heartbeats every tick, votes every election
+timeout, and appends from the follower's Progress once `on_unreachable` has moved it to
+probe state. Delivering old messages after a reconnect would only replay what the core
+already gave up on.
 """
 
 from __future__ import annotations

@@ -37,8 +37,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from node.fsutil import all_zero
 from node.wal.errors import WALCorruptError, WALNotFoundError
-from node.wal.fsutil import all_zero
 from node.wal.record import (
     FrameStatus,
     PayloadError,

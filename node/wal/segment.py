@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from node.wal.fsutil import fsync_dir, preallocate
+from node.fsutil import fsync_dir, preallocate
 from node.wal.record import (
     RecordType,
     SegmentHeader,

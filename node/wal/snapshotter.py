@@ -31,9 +31,9 @@ import time
 import zlib
 from typing import Any
 
+from node.fsutil import fsync_dir
 from node.raft.messages import ConfState, SnapshotMetadata
 from node.wal.errors import SnapshotError
-from node.wal.fsutil import fsync_dir
 from node.wal.observer import NullObserver, WalObserver
 
 log = logging.getLogger(__name__)

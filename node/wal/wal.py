@@ -33,6 +33,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from node.fsutil import preallocate
 from node.raft.messages import Entry, HardState, SnapshotMetadata
 from node.wal.errors import (
     WALClosedError,
@@ -41,7 +42,6 @@ from node.wal.errors import (
     WALLockedError,
     WALWriteError,
 )
-from node.wal.fsutil import preallocate
 from node.wal.observer import NullObserver, WalObserver
 from node.wal.record import (
     RecordType,

@@ -8,8 +8,6 @@ import json
 import re
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,8 @@ from typing import Any
 import pytest
 
 from tests.alerts.mixin_files import ALERTMANAGER_FILES, ALERTS_DIR, alert_rules, load_yaml
-from tests.helpers import free_port, require_tool, running_until_ready
+from tests.alerts.web import request, serving
+from tests.helpers import free_port, require_tool
 
 ROUTES = [
     ({"severity": "critical", "alertname": "etcdNoLeader", "cluster": "a"}, "page"),
@@ -207,34 +206,15 @@ READY_TIMEOUT_S = 30.0
 INHIBIT_TIMEOUT_S = 10.0
 
 
-def _request(url: str, body: Any = None) -> tuple[int, bytes]:
-    """Status and body of a GET (or of a JSON POST when `body` is given); 0 if unreachable."""
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"} if data else {}
-    request = urllib.request.Request(url, data=data, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=2) as response:
-            return response.status, response.read()
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return 0, b""
-
-
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[str]:
     """Debian's Alertmanager on a free loopback port with alerts/out/alertmanager.yml."""
-    binary = require_tool("prometheus-alertmanager")
-    port = free_port()
-    argv = [
-        binary,
+    flags = [
         f"--config.file={ALERTMANAGER_FILES[0]}",
         f"--storage.path={tmp_path / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
         "--cluster.listen-address=",
-        "--log.level=warn",
     ]
-    base = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "alertmanager.log"
-    with running_until_ready(argv, log_path, f"{base}/-/ready", "alertmanager", READY_TIMEOUT_S):
+    with serving("prometheus-alertmanager", free_port(), flags, tmp_path, READY_TIMEOUT_S) as base:
         yield base
 
 
@@ -268,12 +248,12 @@ def test_alertmanager_scopes_no_leader_to_its_member_and_quorum_loss_to_its_clus
         {"labels": _alert(rules[name], cluster, instance or "m1")}
         for name, cluster, instance in expected
     ]
-    status, _ = _request(f"{alertmanager}/api/v2/alerts", posted)
+    status, _ = request(f"{alertmanager}/api/v2/alerts", posted)
     assert status == 200
     # The inhibitor consumes posted alerts asynchronously: wait for the expected state.
     deadline = time.monotonic() + INHIBIT_TIMEOUT_S
     while True:
-        status, body = _request(f"{alertmanager}/api/v2/alerts")
+        status, body = request(f"{alertmanager}/api/v2/alerts")
         alerts = json.loads(body) if status == 200 else []
         seen = {_key(alert["labels"]): bool(alert["status"]["inhibitedBy"]) for alert in alerts}
         if seen == expected or time.monotonic() > deadline:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from node.api.fairness import TurnShare
+from node.fairness import TurnShare
 
 
 async def test_a_spent_budget_sends_every_other_slice_to_a_later_turn() -> None:

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from node.api import codec
-from node.api.fairness import TurnShare
 from node.api.gateway import _encode_range
+from node.fairness import TurnShare
 from node.mvcc import requests as rq
 from tests.cluster.etcdjson import b64, call, put
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from exporter.state import FaultState, MvccState, PeerState, RaftState, ServerState
 
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 LOCAL = 0xA48A826DF6FB13EC
 PEER_A = 0x7578DD1F1C11F810
 PEER_B = 0xDF50FB6F50F3E5E8
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -84,29 +86,26 @@ class FakeState:
     )
     broken: set[str] = field(default_factory=set)  # method names that raise
 
-    def _check(self, name: str) -> None:
+    def _read(self, name: str, value: T) -> T:
+        """`value`, unless the test broke method `name` (a source failing at scrape time)."""
         if name in self.broken:
             raise RuntimeError(f"{name} is broken on purpose")
+        return value
 
     def raft_state(self) -> RaftState:
-        self._check("raft_state")
-        return self.raft
+        return self._read("raft_state", self.raft)
 
     def server_state(self) -> ServerState:
-        self._check("server_state")
-        return self.server
+        return self._read("server_state", self.server)
 
     def mvcc_state(self) -> MvccState:
-        self._check("mvcc_state")
-        return self.mvcc
+        return self._read("mvcc_state", self.mvcc)
 
     def peer_states(self) -> Mapping[int, PeerState]:
-        self._check("peer_states")
-        return self.peers
+        return self._read("peer_states", self.peers)
 
     def fault_state(self) -> FaultState:
-        self._check("fault_state")
-        return self.faults
+        return self._read("fault_state", self.faults)
 
 
 if TYPE_CHECKING:

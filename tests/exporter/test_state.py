@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
 
 import pytest
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.exposition import render
 from exporter.metrics import MemberMetrics
@@ -16,8 +18,6 @@ from tests.exporter.fake_state import LOCAL, PEER_A, PEER_B, FakeState
 
 def values(metrics: MemberMetrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """Every sample of the exposition as (name, labels) -> value."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     for family in text_string_to_metric_families(render(metrics.registry).decode()):
         for sample in family.samples:
@@ -40,20 +40,6 @@ def test_fake_state_satisfies_the_protocol(fake_state: FakeState) -> None:
     assert isinstance(fake_state, MemberStateSource)
 
 
-def test_raft_state_becomes_leader_and_index_gauges(metrics: MemberMetrics) -> None:
-    s = values(metrics)
-    assert v(s, "etcd_server_has_leader") == 1
-    assert v(s, "etcd_server_is_leader") == 1
-    assert v(s, "etcd_server_is_learner") == 0
-    assert v(s, "etcd_server_proposals_committed_total") == 152144
-    assert v(s, "etcd_server_proposals_applied_total") == 152140
-    assert v(s, "raftmon_raft_term") == 3
-    assert v(s, "raftmon_raft_role", role="leader") == 1
-    assert v(s, "raftmon_raft_role", role="follower") == 0
-    assert v(s, "raftmon_raft_pre_votes_started_total") == 5
-    assert v(s, "raftmon_raft_follower_match_index", To=f"{PEER_B:x}") == 152100
-
-
 def test_a_member_without_leader_reports_has_leader_zero(
     metrics: MemberMetrics, fake_state: FakeState
 ) -> None:
@@ -65,55 +51,93 @@ def test_a_member_without_leader_reports_has_leader_zero(
     assert not [key for key in s if key[0] == "raftmon_raft_follower_match_index"]
 
 
-def test_server_state_becomes_counters_info_and_alarms(metrics: MemberMetrics) -> None:
+# What each FakeState group is exposed as, written as /metrics shows it. Member ids are
+# FakeState's LOCAL, PEER_A and PEER_B in hex.
+EXPOSED = {
+    "raft: leader and index gauges": """
+        etcd_server_has_leader 1
+        etcd_server_is_leader 1
+        etcd_server_is_learner 0
+        etcd_server_proposals_committed_total 152144
+        etcd_server_proposals_applied_total 152140
+        raftmon_raft_term 3
+        raftmon_raft_role{role="leader"} 1
+        raftmon_raft_role{role="follower"} 0
+        raftmon_raft_pre_votes_started_total 5
+        raftmon_raft_follower_match_index{To="df50fb6f50f3e5e8"} 152100
+    """,
+    "server: counters, info gauges and alarms": """
+        etcd_server_id{server_id="a48a826df6fb13ec"} 1
+        etcd_server_version{server_version="3.4.23"} 1
+        etcd_cluster_version{cluster_version="3.4"} 1
+        etcd_server_quota_backend_bytes 2147483648
+        etcd_server_proposals_pending 4
+        etcd_server_leader_changes_seen_total 1
+        etcd_server_proposals_failed_total 2
+        etcd_server_heartbeat_send_failures_total 3
+        etcd_server_slow_apply_total 4
+        etcd_server_slow_read_indexes_total 5
+        etcd_server_read_indexes_failed_total 6
+        etcd_debugging_server_alarms{server_id="a48a826df6fb13ec",alarm_type="NOSPACE"} 1
+    """,
+    "mvcc: both etcd's and the debugging names": """
+        etcd_mvcc_db_total_size_in_bytes 57208832
+        etcd_debugging_mvcc_db_total_size_in_bytes 57208832
+        etcd_mvcc_db_total_size_in_use_in_bytes 40000000
+        etcd_mvcc_put_total 152136
+        etcd_debugging_mvcc_put_total 152136
+        etcd_debugging_mvcc_compact_revision -1
+        etcd_debugging_mvcc_keys_total 39608
+        etcd_debugging_mvcc_watch_stream_total 12
+    """,
+    "peer: labelled with hex member ids": """
+        etcd_network_peer_sent_bytes_total{To="7578dd1f1c11f810"} 55959840
+        etcd_network_peer_received_bytes_total{From="0"} 4920
+        etcd_network_peer_sent_failures_total{To="df50fb6f50f3e5e8"} 7
+        etcd_network_active_peers{Local="a48a826df6fb13ec",Remote="7578dd1f1c11f810"} 1
+        etcd_network_active_peers{Local="a48a826df6fb13ec",Remote="df50fb6f50f3e5e8"} 0
+        etcd_network_disconnected_peers_total{Local="a48a826df6fb13ec",Remote="df50fb6f50f3e5e8"} 2
+    """,
+    "fault: a series per peer even when off": """
+        raftmon_fault_wal_fsync_delay_seconds 0.03
+        raftmon_fault_raft_ticks_paused 0
+        raftmon_fault_peer_delay_seconds{To="df50fb6f50f3e5e8"} 0.2
+        raftmon_fault_peer_delay_seconds{To="7578dd1f1c11f810"} 0
+        raftmon_fault_peer_drop{To="df50fb6f50f3e5e8"} 1
+        raftmon_fault_peer_drop{To="7578dd1f1c11f810"} 0
+    """,
+}
+EXPOSED_LINES = [
+    (group, line.strip()) for group, text in EXPOSED.items() for line in text.strip().splitlines()
+]
+
+
+def test_the_expected_ids_are_fake_states_members() -> None:
+    hex_ids = {f"{i:x}" for i in (LOCAL, PEER_A, PEER_B)}
+    written = {m for _, line in EXPOSED_LINES for m in re.findall(r'"([0-9a-f]{16})"', line)}
+    assert written <= hex_ids
+
+
+@pytest.mark.parametrize(
+    ("group", "line"), EXPOSED_LINES, ids=[line.split(" ")[0] for _, line in EXPOSED_LINES]
+)
+def test_each_state_group_is_exposed_with_its_values(
+    metrics: MemberMetrics, group: str, line: str
+) -> None:
+    (family,) = text_string_to_metric_families(line + "\n")
+    (sample,) = family.samples
+    assert v(values(metrics), sample.name, **sample.labels) == pytest.approx(sample.value), group
+
+
+def test_the_unknown_sender_pseudo_peer_has_bytes_but_no_connection_series(
+    metrics: MemberMetrics,
+) -> None:
     s = values(metrics)
-    assert v(s, "etcd_server_id", server_id="a48a826df6fb13ec") == 1
-    assert v(s, "etcd_server_version", server_version="3.4.23") == 1
-    assert v(s, "etcd_cluster_version", cluster_version="3.4") == 1
-    assert v(s, "etcd_server_quota_backend_bytes") == 2 * 1024**3
-    assert v(s, "etcd_server_proposals_pending") == 4
-    assert v(s, "etcd_server_leader_changes_seen_total") == 1
-    assert v(s, "etcd_server_proposals_failed_total") == 2
-    assert v(s, "etcd_server_heartbeat_send_failures_total") == 3
-    assert v(s, "etcd_server_slow_apply_total") == 4
-    assert v(s, "etcd_server_slow_read_indexes_total") == 5
-    assert v(s, "etcd_server_read_indexes_failed_total") == 6
-    assert v(s, "etcd_debugging_server_alarms", server_id=f"{LOCAL:x}", alarm_type="NOSPACE") == 1
-
-
-def test_mvcc_state_feeds_both_etcd_and_debugging_names(metrics: MemberMetrics) -> None:
-    s = values(metrics)
-    for name in ("etcd_mvcc_db_total_size_in_bytes", "etcd_debugging_mvcc_db_total_size_in_bytes"):
-        assert v(s, name) == 57208832
-    assert v(s, "etcd_mvcc_db_total_size_in_use_in_bytes") == 40000000
-    assert v(s, "etcd_mvcc_put_total") == v(s, "etcd_debugging_mvcc_put_total") == 152136
-    assert v(s, "etcd_debugging_mvcc_compact_revision") == -1
-    assert v(s, "etcd_debugging_mvcc_keys_total") == 39608
-    assert v(s, "etcd_debugging_mvcc_watch_stream_total") == 12
-
-
-def test_peer_state_is_labelled_with_hex_member_ids(metrics: MemberMetrics) -> None:
-    s = values(metrics)
-    a, b, local = f"{PEER_A:x}", f"{PEER_B:x}", f"{LOCAL:x}"
-    assert v(s, "etcd_network_peer_sent_bytes_total", To=a) == 55959840
     assert v(s, "etcd_network_peer_received_bytes_total", From="0") == 4920
-    assert v(s, "etcd_network_peer_sent_failures_total", To=b) == 7
-    assert v(s, "etcd_network_active_peers", Local=local, Remote=a) == 1
-    assert v(s, "etcd_network_active_peers", Local=local, Remote=b) == 0
-    assert v(s, "etcd_network_disconnected_peers_total", Local=local, Remote=b) == 2
-    # The unknown-sender pseudo peer has bytes but no connection series.
-    assert ("etcd_network_active_peers", frozenset({("Local", local), ("Remote", "0")})) not in s
-
-
-def test_fault_state_has_a_series_per_peer_even_when_off(metrics: MemberMetrics) -> None:
-    s = values(metrics)
-    a, b = f"{PEER_A:x}", f"{PEER_B:x}"
-    assert v(s, "raftmon_fault_wal_fsync_delay_seconds") == pytest.approx(0.03)
-    assert v(s, "raftmon_fault_raft_ticks_paused") == 0
-    assert v(s, "raftmon_fault_peer_delay_seconds", To=b) == pytest.approx(0.2)
-    assert v(s, "raftmon_fault_peer_delay_seconds", To=a) == 0
-    assert v(s, "raftmon_fault_peer_drop", To=b) == 1
-    assert v(s, "raftmon_fault_peer_drop", To=a) == 0
+    assert (
+        "etcd_network_active_peers",
+        frozenset({("Local", f"{LOCAL:x}"), ("Remote", "0")}),
+    ) not in s
 
 
 def test_state_is_read_at_every_scrape(metrics: MemberMetrics, fake_state: FakeState) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,9 @@ from typing import Any
 import pytest
 
 from tests.helpers import free_port, require_tool
-from tests.loadgen.conftest import assert_open_loop_rate_held, read_series, run_load
+from tests.loadgen.conftest import run_load
 from tests.loadgen.etcd_cluster import EtcdCluster
+from tests.loadgen.runs import run_load_in_thread, run_open_loop, run_without_errors
 
 pytestmark = [pytest.mark.tools, pytest.mark.cluster]
 
@@ -81,19 +81,7 @@ def test_put_count_matches_every_member_of_a_three_member_cluster(etcd3: EtcdClu
 def test_workload_completes_with_zero_errors(
     etcd3: EtcdCluster, workload: str, extra: list[str]
 ) -> None:
-    code, report = run_load(
-        [
-            f"--endpoints={','.join(etcd3.endpoints)}",
-            "--conns=3",
-            "--clients=6",
-            "--total=240",
-            workload,
-            *extra,
-        ]
-    )
-    assert code == 0
-    assert report["failed"] == 0, report["errors"]
-    assert report["succeeded"] == 240
+    report = run_without_errors(etcd3.endpoints, workload, extra, clients=6, total=240)
     assert report["workload"] == workload
     if workload == "watch":
         events = report["watch_events"]
@@ -106,26 +94,15 @@ def test_workload_completes_with_zero_errors(
 
 def test_open_loop_rate_holds_within_tolerance(etcd1: EtcdCluster, tmp_path: Path) -> None:
     rate = 100
-    started = time.monotonic()
-    code, report = run_load(
-        [
-            f"--endpoints={etcd1.endpoints[0]}",
-            "--clients=50",  # headroom: a slow second never leaves a due ticket waiting
-            f"--rate={rate}",
-            "--duration=2s",
-            "put",
-            "--key-space-size=10",
-        ],
+    report = run_open_loop(
+        etcd1.endpoints[:1],
+        rate=rate,
+        seconds=2,
         report_dir=tmp_path,
+        put_flags=["--key-space-size=10"],
     )
-    wall = time.monotonic() - started
-    assert code == 0
-    assert report["mode"] == "open"
     assert report["latency_measured_from"] == "intended_send_time"
-    assert report["sent"] == 2 * rate  # the scheduler's count, whatever the latencies were
-    assert report["unsent"] == 0
     assert report["succeeded"] == 2 * rate
-    assert_open_loop_rate_held(report, read_series(tmp_path), rate, wall)
 
 
 def test_target_leader_sends_only_to_the_leader(etcd3: EtcdCluster) -> None:
@@ -167,24 +144,18 @@ def test_closed_port_endpoint_is_counted_as_connection_refused(etcd1: EtcdCluste
 
 def test_member_killed_mid_run_is_counted_as_errors_not_a_crash(tmp_path: Path) -> None:
     cluster = EtcdCluster(require_tool("etcd"), tmp_path / "victim", size=1)
-    result: dict[str, Any] = {}
     try:
         cluster.start()
         before = cluster.put_count()
-
-        def load() -> None:
-            result["code"], result["report"] = run_load(
-                [
-                    f"--endpoints={cluster.endpoints[0]}",
-                    "--clients=4",
-                    "--duration=3s",
-                    "--timeout=1s",
-                    "put",
-                ]
-            )
-
-        thread = threading.Thread(target=load)
-        thread.start()
+        thread, result = run_load_in_thread(
+            [
+                f"--endpoints={cluster.endpoints[0]}",
+                "--clients=4",
+                "--duration=3s",
+                "--timeout=1s",
+                "put",
+            ]
+        )
         assert wait_for(lambda: cluster.put_count() - before > 20, timeout=10)
         cluster.kill(cluster.members[0])
         thread.join(timeout=30)

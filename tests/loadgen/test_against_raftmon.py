@@ -1,4 +1,4 @@
-"""`raftmon load` against a real 3-member raftmon cluster (issue 6's cluster tests).
+"""`raftmon load` against a real 3-member raftmon cluster.
 
 The cluster is `node.cluster.LocalCluster`: real member processes on free loopback
 ports, started with `--enable-fault-injection`, so a test can cut links with
@@ -9,12 +9,10 @@ freeze a whole member with SIGSTOP (`pause`/`resume`).
 
 from __future__ import annotations
 
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,8 +20,9 @@ from loadgen.client import parse_metrics
 from loadgen.errors import ERROR_KINDS
 from node.cluster import LocalCluster, MemberProcess, http_json
 from tests.helpers import free_port
-from tests.loadgen.conftest import assert_open_loop_rate_held, read_series, run_load
+from tests.loadgen.conftest import read_series, run_load
 from tests.loadgen.etcd_cluster import PUT_COUNTERS
+from tests.loadgen.runs import run_load_in_thread, run_open_loop, run_without_errors
 
 pytestmark = [pytest.mark.cluster]
 
@@ -102,44 +101,14 @@ def test_report_success_count_equals_server_put_count_delta(raftmon3: LocalClust
 def test_workloads_complete_with_zero_errors(
     raftmon3: LocalCluster, workload: str, extra: list[str]
 ) -> None:
-    code, report = run_load(
-        [
-            f"--endpoints={','.join(raftmon3.endpoints)}",
-            "--conns=3",
-            "--clients=3",
-            "--total=150",
-            workload,
-            *extra,
-        ]
-    )
-    assert code == 0
-    assert report["failed"] == 0, report["errors"]
-    assert report["succeeded"] == 150
+    run_without_errors(raftmon3.endpoints, workload, extra, clients=3, total=150)
 
 
 def test_rate_holds_within_tolerance(raftmon3: LocalCluster, tmp_path: Path) -> None:
-    rate = 50
-    started = time.monotonic()
-    code, report = run_load(
-        [
-            f"--endpoints={','.join(raftmon3.endpoints)}",
-            "--conns=3",
-            # Enough clients that a slow second never leaves a due ticket without a
-            # client (which would make the next second send a catch-up burst).
-            "--clients=50",
-            f"--rate={rate}",
-            "--duration=3s",
-            "put",
-        ],
-        report_dir=tmp_path,
+    report = run_open_loop(
+        raftmon3.endpoints, rate=50, seconds=3, report_dir=tmp_path, flags=["--conns=3"]
     )
-    wall = time.monotonic() - started
-    assert code == 0
-    assert report["mode"] == "open"
-    assert report["sent"] == 3 * rate
-    assert report["unsent"] == 0
     assert report["failed"] == 0, report["errors"]
-    assert_open_loop_rate_held(report, read_series(tmp_path), rate, wall)
 
 
 def isolate(cluster: LocalCluster, name: str, *, drop: bool) -> None:
@@ -152,19 +121,6 @@ def isolate(cluster: LocalCluster, name: str, *, drop: bool) -> None:
         answer = http_json(member.metrics_url + "/raftmon/faults", {"peers": peers})
         assert isinstance(answer, dict), answer
         assert "error" not in answer, (member.name, answer)
-
-
-def run_load_in_thread(
-    argv: list[str], report_dir: Path
-) -> tuple[threading.Thread, dict[str, Any]]:
-    result: dict[str, Any] = {}
-
-    def load() -> None:
-        result["code"], result["report"] = run_load(argv, report_dir=report_dir)
-
-    thread = threading.Thread(target=load, name="raftmon-load")
-    thread.start()
-    return thread, result
 
 
 def generator_outcomes(port: int) -> dict[str, float]:

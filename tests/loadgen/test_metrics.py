@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import urllib.request
 
@@ -19,8 +18,8 @@ from loadgen.metrics import (
     MergedCollector,
 )
 from tests.helpers import free_port
-from tests.loadgen.conftest import run_load
 from tests.loadgen.fake_etcd import FakeEtcd
+from tests.loadgen.runs import run_load_in_thread
 
 
 def test_families_carry_op_and_outcome_labels() -> None:
@@ -56,23 +55,17 @@ def test_merged_collector_sums_worker_snapshots() -> None:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_metrics_are_served_while_the_run_is_live(fake: FakeEtcd, workers: int) -> None:
     port = free_port()
-    result: dict[str, object] = {}
-
-    def load() -> None:
-        result["code"], result["report"] = run_load(
-            [
-                f"--endpoints={fake.url}",
-                "--rate=100",
-                "--duration=3s",
-                "--clients=2",
-                f"--workers={workers}",
-                f"--metrics-port={port}",
-                "put",
-            ]
-        )
-
-    thread = threading.Thread(target=load)
-    thread.start()
+    thread, result = run_load_in_thread(
+        [
+            f"--endpoints={fake.url}",
+            "--rate=100",
+            "--duration=3s",
+            "--clients=2",
+            f"--workers={workers}",
+            f"--metrics-port={port}",
+            "put",
+        ]
+    )
     seen = None
     deadline = time.monotonic() + 10
     try:

@@ -29,17 +29,26 @@ def tick(worker: int, ok: int, errors: int, last_second_ok: int, p99: float) -> 
     )
 
 
-def test_progress_bar_shows_summed_rate_worst_p99_and_summed_errors() -> None:
+def draw(enabled: bool, planned: int, *ticks: Progress) -> str:
+    """What a `put` run's progress display shows on a terminal after `ticks`, as plain text."""
     console, out = string_console()
-    display = ProgressDisplay(
-        enabled=True, workload="put", planned=1000, duration=None, console=console
-    )
-    with display:
-        display.update(tick(worker=0, ok=300, errors=4, last_second_ok=120, p99=0.0125))
-        display.update(tick(worker=1, ok=200, errors=3, last_second_ok=80, p99=0.0341))
+    with ProgressDisplay(
+        enabled=enabled, workload="put", planned=planned, duration=None, console=console
+    ) as display:
+        for t in ticks:
+            display.update(t)
+    return Text.from_ansi(out.getvalue()).plain
+
+
+def test_progress_bar_shows_summed_rate_worst_p99_and_summed_errors() -> None:
+    screen = draw(
+        True,
+        1000,
+        tick(worker=0, ok=300, errors=4, last_second_ok=120, p99=0.0125),
+        tick(worker=1, ok=200, errors=3, last_second_ok=80, p99=0.0341),
         # A later tick of worker 0 replaces its earlier one instead of adding to it.
-        display.update(tick(worker=0, ok=340, errors=5, last_second_ok=130, p99=0.0125))
-    screen = Text.from_ansi(out.getvalue()).plain
+        tick(worker=0, ok=340, errors=5, last_second_ok=130, p99=0.0125),
+    )
     last = [line for line in screen.splitlines() if "rate" in line][-1]
     words = " ".join(last.split())  # the columns are padded; compare words
     assert words.startswith("put ")
@@ -50,10 +59,4 @@ def test_progress_bar_shows_summed_rate_worst_p99_and_summed_errors() -> None:
 
 
 def test_progress_bar_draws_nothing_when_disabled() -> None:
-    console, out = string_console()
-    display = ProgressDisplay(
-        enabled=False, workload="put", planned=10, duration=None, console=console
-    )
-    with display:
-        display.update(tick(worker=0, ok=5, errors=1, last_second_ok=5, p99=0.001))
-    assert out.getvalue() == ""
+    assert draw(False, 10, tick(worker=0, ok=5, errors=1, last_second_ok=5, p99=0.001)) == ""

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from node.mvcc import requests as rq
-from node.mvcc.errors import MvccError
+from node.errors import MvccError
+from node.mvcc import codec
 from node.mvcc.store import ApplyResult, KVStore
 
 
@@ -27,7 +27,7 @@ class Log:
 
     def entry(self, req: Any) -> tuple[int, bytes]:
         self.index += 1
-        e = (self.index, rq.encode_request(self.index * 10, req))
+        e = (self.index, codec.encode_request(self.index * 10, req))
         self.entries.append(e)
         return e
 

@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
+from node.errors import ErrApplyFailed, ErrLeaseNotFound, ErrUndecodable
 from node.mvcc import requests as rq
-from node.mvcc.errors import ErrApplyFailed, ErrLeaseNotFound, ErrUndecodable
 from node.mvcc.store import KVStore
 from tests.mvcc.conftest import Log
 

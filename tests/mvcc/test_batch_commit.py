@@ -162,12 +162,13 @@ def test_a_fault_of_the_machine_rolls_back_the_whole_open_batch(
 CHILD = textwrap.dedent(
     """
     import sys
+    from node.mvcc import codec
     from node.mvcc import requests as rq
     from node.mvcc.store import KVStore
     store = KVStore.open(sys.argv[1], batch_interval=3600.0, batch_limit=int(sys.argv[3]))
     batch = int(sys.argv[2])
     def entry(i):
-        return (i, rq.encode_request(i, rq.PutRequest(b"k%05d" % i, b"%d" % i)))
+        return (i, codec.encode_request(i, rq.PutRequest(b"k%05d" % i, b"%d" % i)))
     for lo in range(1, 50_001, batch):
         store.apply_batch([entry(i) for i in range(lo, lo + batch)])
         if lo == 40 * batch + 1:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from node.mvcc import codec
 from node.mvcc import requests as rq
 from node.mvcc.store import KVStore
 
@@ -19,7 +20,7 @@ def test_codec_round_trips_per_second() -> None:
     n = 200_000
     started = time.perf_counter()
     for i in range(n):
-        rq.decode_request(rq.encode_request(i, put))
+        codec.decode_request(codec.encode_request(i, put))
     took = time.perf_counter() - started
     print(f"\ncodec: {n / took:,.0f} encode+decode/s of a 256-byte put (8-byte key)")
 
@@ -32,7 +33,7 @@ def test_apply_puts_per_second(tmp_path: Path, batch: int) -> None:
     try:
         n = 20_000 if batch > 1 else 5_000
         entries = [
-            (i + 1, rq.encode_request(i, rq.PutRequest(b"k%07d" % (i % 10_000), b"v" * 256)))
+            (i + 1, codec.encode_request(i, rq.PutRequest(b"k%07d" % (i % 10_000), b"v" * 256)))
             for i in range(n)
         ]
         started = time.perf_counter()

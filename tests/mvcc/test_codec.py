@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from node.errors import ErrUndecodable
+from node.mvcc import codec
 from node.mvcc import requests as rq
-from node.mvcc.errors import ErrUndecodable
 
 SAMPLES: list[Any] = [
     rq.PutRequest(b"k", b"v" * 256, lease=7, prev_kv=True),
@@ -37,8 +38,8 @@ SAMPLES: list[Any] = [
 
 @pytest.mark.parametrize("req", SAMPLES, ids=lambda r: type(r).__name__)
 def test_round_trip(req: Any) -> None:
-    data = rq.encode_request(2**64 - 2, req)
-    assert rq.decode_request(data) == (2**64 - 2, req)
+    data = codec.encode_request(2**64 - 2, req)
+    assert codec.decode_request(data) == (2**64 - 2, req)
 
 
 @pytest.mark.parametrize(
@@ -47,15 +48,15 @@ def test_round_trip(req: Any) -> None:
 )
 def test_garbage_is_refused(data: bytes) -> None:
     with pytest.raises(ErrUndecodable):
-        rq.decode_request(data)
+        codec.decode_request(data)
 
 
 def test_trailing_bytes_are_refused() -> None:
-    data = rq.encode_request(1, rq.LeaseRevokeRequest(3))
+    data = codec.encode_request(1, rq.LeaseRevokeRequest(3))
     with pytest.raises(ErrUndecodable):
-        rq.decode_request(data + b"x")
+        codec.decode_request(data + b"x")
 
 
 def test_non_replicated_values_are_refused() -> None:
     with pytest.raises(TypeError):
-        rq.encode_request(1, rq.WatchCreateRequest(b"k"))
+        codec.encode_request(1, rq.WatchCreateRequest(b"k"))

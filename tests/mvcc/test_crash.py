@@ -6,6 +6,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from node.mvcc import codec
 from node.mvcc import requests as rq
 from node.mvcc.store import KVStore
 from tests.mvcc.conftest import sigkill_when_ready
@@ -16,12 +17,13 @@ BATCH = 7
 CHILD = textwrap.dedent(
     """
     import sys
+    from node.mvcc import codec
     from node.mvcc import requests as rq
     from node.mvcc.store import KVStore
     store = KVStore.open(sys.argv[1])
     n, batch = int(sys.argv[2]), int(sys.argv[3])
     def entry(i):
-        return (i, rq.encode_request(i, rq.PutRequest(b"k%05d" % i, b"%d" % i)))
+        return (i, codec.encode_request(i, rq.PutRequest(b"k%05d" % i, b"%d" % i)))
     for lo in range(1, n + 1, batch):
         store.apply_batch([entry(i) for i in range(lo, min(lo + batch, n + 1))])
         if lo == 20 * batch + 1:
@@ -33,7 +35,8 @@ CHILD = textwrap.dedent(
 
 def entries(lo: int, hi: int) -> list[tuple[int, bytes]]:
     return [
-        (i, rq.encode_request(i, rq.PutRequest(b"k%05d" % i, b"%d" % i))) for i in range(lo, hi + 1)
+        (i, codec.encode_request(i, rq.PutRequest(b"k%05d" % i, b"%d" % i)))
+        for i in range(lo, hi + 1)
     ]
 
 

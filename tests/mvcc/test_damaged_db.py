@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from node.errors import ErrBackendDamaged
 from node.mvcc import requests as rq
-from node.mvcc.store import BackendCorruptError, ErrBackendDamaged, KVStore
+from node.mvcc.store import BackendCorruptError, KVStore
 from tests.abuse.damage import damage_page, page_that_breaks_some_reads
 from tests.mvcc.conftest import Log
 

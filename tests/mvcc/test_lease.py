@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from node.errors import ErrLeaseExists, ErrLeaseTTLTooLarge, ErrNotLeader
 from node.mvcc import requests as rq
-from node.mvcc.errors import ErrLeaseExists, ErrLeaseTTLTooLarge, ErrNotLeader
 from node.mvcc.lease import LeaseIDGenerator, Lessor
 from node.mvcc.store import KVStore
 from tests.mvcc.conftest import Log

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from node.errors import ErrCorrupt, ErrNoSpace
 from node.mvcc import requests as rq
-from node.mvcc.errors import ErrCorrupt, ErrNoSpace
 from node.mvcc.store import KVStore
 from tests.mvcc.conftest import Log
 

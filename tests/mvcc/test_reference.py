@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from node.errors import ErrCompacted, ErrFutureRev, ErrLeaseNotFound
 from node.mvcc import requests as rq
-from node.mvcc.errors import ErrCompacted, ErrFutureRev, ErrLeaseNotFound
 from node.mvcc.store import KVStore
 from tests.mvcc.conftest import Log
 

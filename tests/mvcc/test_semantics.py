@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from node import errors as E
 from node.mvcc import requests as rq
-from node.mvcc.errors import (
-    ErrCompacted,
-    ErrDuplicateKey,
-    ErrFutureRev,
-    ErrKeyNotFound,
-    ErrKeyNotProvided,
-    ErrLeaseNotFound,
-    ErrLeaseProvided,
-    ErrTooManyOps,
-    ErrValueProvided,
-)
 from node.mvcc.store import KVStore
 from node.mvcc.txn import validate_request
 from tests.mvcc.conftest import Log
@@ -106,13 +96,13 @@ def test_failed_txn_check_writes_nothing(store: KVStore, raft: Log) -> None:
     err = raft.error(
         rq.TxnRequest(success=[rq.PutRequest(b"a", b"1"), rq.PutRequest(b"b", b"2", lease=77)])
     )
-    assert isinstance(err, ErrLeaseNotFound)
+    assert isinstance(err, E.ErrLeaseNotFound)
     assert get(store, b"a") is None
     assert store.current_revision() == 1
     err = raft.error(rq.TxnRequest(success=[rq.RangeRequest(b"a", revision=50)]))
-    assert isinstance(err, ErrFutureRev)
+    assert isinstance(err, E.ErrFutureRev)
     err = raft.error(rq.TxnRequest(success=[rq.PutRequest(b"a", ignore_value=True)]))
-    assert isinstance(err, ErrKeyNotFound)
+    assert isinstance(err, E.ErrKeyNotFound)
 
 
 def test_put_ignore_value_and_ignore_lease_keep_the_old_ones(store: KVStore, raft: Log) -> None:
@@ -123,7 +113,7 @@ def test_put_ignore_value_and_ignore_lease_keep_the_old_ones(store: KVStore, raf
     raft.apply(rq.PutRequest(b"k", b"new", lease=5))
     raft.apply(rq.PutRequest(b"k", b"newer", ignore_lease=True))
     assert get(store, b"k") == rq.KeyValue(b"k", 2, 5, 4, b"newer", 5)
-    assert isinstance(raft.error(rq.PutRequest(b"zz", ignore_value=True)), ErrKeyNotFound)
+    assert isinstance(raft.error(rq.PutRequest(b"zz", ignore_value=True)), E.ErrKeyNotFound)
 
 
 def test_range_options(store: KVStore, raft: Log) -> None:
@@ -198,30 +188,30 @@ def test_compaction_keeps_latest_version_at_or_before_the_revision(
     assert get(store, b"k", 5) == rq.KeyValue(b"k", 2, 4, 2, b"2")
     assert get(store, b"gone", 5) is None
     assert get(store, b"k") == rq.KeyValue(b"k", 2, 6, 3, b"3")
-    with pytest.raises(ErrCompacted):
+    with pytest.raises(E.ErrCompacted):
         store.range(rq.RangeRequest(b"k", revision=4))
     # compacting again at or below, or into the future, is refused
-    assert isinstance(raft.error(rq.CompactionRequest(5)), ErrCompacted)
-    assert isinstance(raft.error(rq.CompactionRequest(99)), ErrFutureRev)
+    assert isinstance(raft.error(rq.CompactionRequest(5)), E.ErrCompacted)
+    assert isinstance(raft.error(rq.CompactionRequest(99)), E.ErrFutureRev)
     # versions before rev 5 that were superseded are gone from disk (rows 2 and 3)
     assert store.stats().compaction_keys_total == 2
 
 
 def test_validate_request_matches_etcds_grpc_checks() -> None:
-    with pytest.raises(ErrKeyNotProvided):
+    with pytest.raises(E.ErrKeyNotProvided):
         validate_request(rq.PutRequest(b"", b"v"))
-    with pytest.raises(ErrKeyNotProvided):
+    with pytest.raises(E.ErrKeyNotProvided):
         validate_request(rq.RangeRequest(b""))
-    with pytest.raises(ErrValueProvided):
+    with pytest.raises(E.ErrValueProvided):
         validate_request(rq.PutRequest(b"k", b"v", ignore_value=True))
-    with pytest.raises(ErrLeaseProvided):
+    with pytest.raises(E.ErrLeaseProvided):
         validate_request(rq.PutRequest(b"k", lease=3, ignore_lease=True))
-    with pytest.raises(ErrTooManyOps):
+    with pytest.raises(E.ErrTooManyOps):
         validate_request(rq.TxnRequest(success=[rq.PutRequest(b"%d" % i) for i in range(129)]))
     validate_request(rq.TxnRequest(success=[rq.PutRequest(b"%d" % i) for i in range(128)]))
-    with pytest.raises(ErrDuplicateKey):
+    with pytest.raises(E.ErrDuplicateKey):
         validate_request(rq.TxnRequest(success=[rq.PutRequest(b"a"), rq.PutRequest(b"a")]))
-    with pytest.raises(ErrDuplicateKey):
+    with pytest.raises(E.ErrDuplicateKey):
         validate_request(
             rq.TxnRequest(success=[rq.DeleteRangeRequest(b"a", b"c"), rq.PutRequest(b"b")])
         )
@@ -231,7 +221,7 @@ def test_validate_request_matches_etcds_grpc_checks() -> None:
     validate_request(
         rq.TxnRequest(success=[rq.DeleteRangeRequest(b"a", b"c"), rq.DeleteRangeRequest(b"b")])
     )
-    with pytest.raises(ErrDuplicateKey):
+    with pytest.raises(E.ErrDuplicateKey):
         validate_request(rq.TxnRequest(success=[nested, rq.PutRequest(b"x")]))
     # success and failure are checked separately
     validate_request(rq.TxnRequest(success=[rq.PutRequest(b"a")], failure=[rq.PutRequest(b"a")]))

@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from node.api import codec, gojson
-from node.api.errors import EtcdError
+from node.api.errors import status
+from node.errors import ErrTooManyOps, EtcdError
 from node.mvcc import requests as rq
 
 
@@ -16,7 +17,7 @@ def refused(fn: object, *args: object) -> str:
     assert callable(fn)
     with pytest.raises(EtcdError) as err:
         fn(*args)
-    assert err.value.code == 3
+    assert status(err.value).code == 3
     return err.value.message
 
 
@@ -253,7 +254,7 @@ def test_txns_nested_deeper_than_etcds_op_budget_are_refused_while_decoding() ->
     inner = '{"request_range":{"key":"Zm9v"}}'
     for _ in range(codec.MAX_TXN_NESTING):
         inner = f'{{"request_txn":{{"success":[{inner}]}}}}'
-    assert refused(codec.txn_request, body(f'{{"success":[{inner}]}}')) == codec.TOO_MANY_OPS
+    assert refused(codec.txn_request, body(f'{{"success":[{inner}]}}')) == ErrTooManyOps.message
 
 
 # ---- JSON text ----------------------------------------------------------------------------------

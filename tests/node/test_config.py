@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from node.config import ConfigError, parse_config, parse_duration
+from node.config import ConfigError, parse_config
+from node.duration import parse_duration
 
 CLUSTER = "m1=http://127.0.0.1:7001,m2=http://127.0.0.1:7002,m3=http://127.0.0.1:7003"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from node.api.codec import b64decode, parse_body
-from node.api.errors import EtcdError
+from node.api.errors import status
+from node.errors import EtcdError
 
 GO_SYNTAX = [
     (b'{"key":', "unexpected EOF"),
@@ -28,7 +29,7 @@ def test_syntax_errors_use_gos_wording(raw: bytes, message: str) -> None:
     with pytest.raises(EtcdError) as err:
         parse_body(raw)
     assert err.value.message == message
-    assert err.value.code == 3  # InvalidArgument
+    assert status(err.value).code == 3  # InvalidArgument
 
 
 def test_bytes_after_the_first_value_are_ignored_as_gos_decoder_does() -> None:

@@ -10,7 +10,7 @@ import random
 from typing import Any
 
 from node.api import codec, gojson
-from node.api.errors import EtcdError
+from node.errors import EtcdError
 from tests.fuzz.mutations import Mutator
 
 ESCAPES = [b"\\n", b"\\u0031", b'\\"', b"\\\\", b"\\ud800", b"\\ud83d\\ude00", b"\\/", b"\\u0000"]

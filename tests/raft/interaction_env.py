@@ -8,6 +8,7 @@ core logs is part of the specification.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from node.raft import (
@@ -155,16 +156,16 @@ class InteractionEnv:
         self.members[int(td.positional()[0])].node.campaign()
 
     def cmd_propose(self, td: TestData) -> None:
-        pos = td.positional()
-        try:
-            self.members[int(pos[0])].node.propose(pos[1].encode())
-        except ProposalDropped as e:
-            self.out.append(str(e))
+        self._submit(td, RawNode.propose)
 
     def cmd_read_index(self, td: TestData) -> None:
+        self._submit(td, RawNode.read_index)
+
+    def _submit(self, td: TestData, call: Callable[[RawNode, bytes], None]) -> None:
+        """`<id> <data>`: hand data to a member; a dropped proposal is part of the output."""
         pos = td.positional()
         try:
-            self.members[int(pos[0])].node.read_index(pos[1].encode())
+            call(self.members[int(pos[0])].node, pos[1].encode())
         except ProposalDropped as e:
             self.out.append(str(e))
 

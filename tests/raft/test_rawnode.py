@@ -6,27 +6,17 @@ import random
 
 import pytest
 
-from node.raft import (
-    Config,
-    MemoryStorage,
-    Message,
-    MessageType,
-    ProposalDropped,
-    RawNode,
-    Ready,
-    StateType,
-    StepLocalMsg,
-)
+from node import raft
 
-MT = MessageType
+MT = raft.MessageType
 
 
-def new_node(i: int, peers: tuple[int, ...]) -> tuple[RawNode, MemoryStorage]:
-    st = MemoryStorage()
-    return RawNode(Config(id=i, peers=peers, rng=random.Random(i)), st), st
+def new_node(i: int, peers: tuple[int, ...]) -> tuple[raft.RawNode, raft.MemoryStorage]:
+    st = raft.MemoryStorage()
+    return raft.RawNode(raft.Config(id=i, peers=peers, rng=random.Random(i)), st), st
 
 
-def persist(st: MemoryStorage, rd: Ready) -> None:
+def persist(st: raft.MemoryStorage, rd: raft.Ready) -> None:
     if rd.snapshot is not None:
         st.apply_snapshot(rd.snapshot)
     st.append(rd.entries)
@@ -34,7 +24,7 @@ def persist(st: MemoryStorage, rd: Ready) -> None:
         st.set_hard_state(rd.hard_state)
 
 
-def run_single(node: RawNode, st: MemoryStorage, rounds: int = 10) -> list[bytes]:
+def run_single(node: raft.RawNode, st: raft.MemoryStorage, rounds: int = 10) -> list[bytes]:
     applied: list[bytes] = []
     for _ in range(rounds):
         if not node.has_ready():
@@ -50,7 +40,7 @@ def test_single_member_elects_itself_and_commits_after_its_own_durable_ack() -> 
     node, st = new_node(1, (1,))
     node.campaign()
     run_single(node, st)
-    assert node.status().role == StateType.StateLeader
+    assert node.status().role == raft.StateType.StateLeader
     node.propose(b"x")
     rd = node.ready()
     assert [e.data for e in rd.entries] == [b"x"]
@@ -66,9 +56,9 @@ def test_single_member_elects_itself_and_commits_after_its_own_durable_ack() -> 
 
 def test_proposal_without_leader_fails_at_once() -> None:
     node, _ = new_node(1, (1, 2, 3))
-    with pytest.raises(ProposalDropped, match="raft proposal dropped: no leader"):
+    with pytest.raises(raft.ProposalDropped, match="raft proposal dropped: no leader"):
         node.propose(b"x")
-    with pytest.raises(ProposalDropped):
+    with pytest.raises(raft.ProposalDropped):
         node.read_index(b"ctx")
     st = node.status()
     assert st.proposals_dropped == 1
@@ -77,13 +67,13 @@ def test_proposal_without_leader_fails_at_once() -> None:
 
 def test_local_message_types_are_rejected() -> None:
     node, _ = new_node(1, (1, 2, 3))
-    with pytest.raises(StepLocalMsg):
-        node.step(Message(type=MT.MsgHup, frm=2))
+    with pytest.raises(raft.StepLocalMsg):
+        node.step(raft.Message(type=MT.MsgHup, frm=2))
 
 
 def test_vote_grant_leaves_only_after_the_vote_is_persisted() -> None:
     node, _ = new_node(2, (1, 2, 3))
-    node.step(Message(type=MT.MsgVote, frm=1, to=2, term=5, index=0, log_term=0))
+    node.step(raft.Message(type=MT.MsgVote, frm=1, to=2, term=5, index=0, log_term=0))
     rd = node.ready()
     assert rd.hard_state is not None
     assert (rd.hard_state.term, rd.hard_state.vote) == (5, 1)
@@ -93,15 +83,15 @@ def test_vote_grant_leaves_only_after_the_vote_is_persisted() -> None:
     assert (resp.type, resp.to, resp.reject) == (MT.MsgVoteResp, 1, False)
 
 
-def elect_three() -> dict[int, tuple[RawNode, MemoryStorage]]:
+def elect_three() -> dict[int, tuple[raft.RawNode, raft.MemoryStorage]]:
     nodes = {i: new_node(i, (1, 2, 3)) for i in (1, 2, 3)}
     nodes[1][0].campaign()
     pump(nodes)
     return nodes
 
 
-def pump(nodes: dict[int, tuple[RawNode, MemoryStorage]]) -> list[Message]:
-    sent: list[Message] = []
+def pump(nodes: dict[int, tuple[raft.RawNode, raft.MemoryStorage]]) -> list[raft.Message]:
+    sent: list[raft.Message] = []
     for _ in range(50):
         moved = False
         for i, (n, st) in nodes.items():
@@ -168,7 +158,7 @@ def test_restart_from_storage_keeps_term_vote_log_and_skips_applied_entries() ->
     pump(nodes)
     st = nodes[2][1]
     before = nodes[2][0].status()
-    again = RawNode(Config(id=2, peers=(1, 2, 3), applied=before.applied), st)
+    again = raft.RawNode(raft.Config(id=2, peers=(1, 2, 3), applied=before.applied), st)
     after = again.status()
     assert (after.term, after.vote, after.commit, after.last_index) == (
         before.term,

@@ -12,20 +12,11 @@ import random
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from node.raft import (
-    Config,
-    MemoryStorage,
-    Message,
-    MessageType,
-    ProposalDropped,
-    RawNode,
-    Ready,
-    StateType,
-)
+from node import raft
 from tests.sim import invariants as inv
 from tests.sim.network import Network
 
-MT = MessageType
+MT = raft.MessageType
 
 
 class InvariantViolation(AssertionError):
@@ -37,8 +28,8 @@ class Member:
     """One simulated member: durable storage plus (while running) its RawNode and state machine."""
 
     id: int
-    storage: MemoryStorage = field(default_factory=MemoryStorage)
-    node: RawNode | None = None
+    storage: raft.MemoryStorage = field(default_factory=raft.MemoryStorage)
+    node: raft.RawNode | None = None
     incarnation: int = 0
     sm_applied: int = 0  # index of the last entry applied to the state machine
     sm_hash: int = 0  # hash chain over everything applied (the "state machine")
@@ -99,8 +90,8 @@ class Cluster:
                 prev = inv.chain(prev, e)
                 m.log_hashes[e.index] = prev
         c = self.cfg
-        m.node = RawNode(
-            Config(
+        m.node = raft.RawNode(
+            raft.Config(
                 id=i,
                 peers=tuple(self.ids),
                 election_tick=c.election_tick,
@@ -170,7 +161,7 @@ class Cluster:
         self.check_member(m)
         return True
 
-    def persist(self, m: Member, rd: Ready) -> None:
+    def persist(self, m: Member, rd: raft.Ready) -> None:
         st = m.storage
         if rd.snapshot is not None:
             st.apply_snapshot(rd.snapshot)
@@ -200,7 +191,7 @@ class Cluster:
                 t = node.raft.raft_log.zero_term_on_err(c)
                 self.history.committed = (c, t, rd.hard_state.term)
 
-    def apply(self, m: Member, rd: Ready) -> None:
+    def apply(self, m: Member, rd: raft.Ready) -> None:
         for e in rd.committed_entries:
             if e.index != m.sm_applied + 1:
                 self.fail(f"member {m.id} applied {e.index} after {m.sm_applied}")
@@ -228,7 +219,7 @@ class Cluster:
         if node is None:
             return
         r = node.raft
-        if r.state == StateType.StateLeader:
+        if r.state == raft.StateType.StateLeader:
             errs = inv.check_election_safety(self.history, r.term, m.id)
             idx = self.history.committed[0]
             log = r.raft_log
@@ -239,7 +230,7 @@ class Cluster:
             if errs:
                 self.fail(errs[0])
 
-    def transmit(self, msg: Message) -> None:
+    def transmit(self, msg: raft.Message) -> None:
         ok = self.net.send(msg)
         if not ok:
             sender = self.members[msg.frm].node
@@ -260,7 +251,7 @@ class Cluster:
             self._deliver_one(msg)
         return len(msgs)
 
-    def _deliver_one(self, msg: Message) -> None:
+    def _deliver_one(self, msg: raft.Message) -> None:
         target = self.members[msg.to].node
         sender = self.members[msg.frm].node
         if target is None:
@@ -278,10 +269,14 @@ class Cluster:
             for i in self.ids:
                 while self.process_ready(i):
                     moved = True
+            self.after_hop()
             if self.deliver():
                 moved = True
             if not moved:
                 return
+
+    def after_hop(self) -> None:
+        """Between a hop's Readys and its delivery: a hook for schedules that act mid-settle."""
 
     def step_round(self) -> None:
         """One tick of simulated time for everyone, then let the network settle."""
@@ -301,7 +296,7 @@ class Cluster:
             return False
         try:
             node.propose(value)
-        except ProposalDropped:
+        except raft.ProposalDropped:
             return False
         return True
 
@@ -312,7 +307,7 @@ class Cluster:
             node = self.members[i].node
             assert node is not None
             r = node.raft
-            if r.state == StateType.StateLeader and (best is None or r.term > best[0]):
+            if r.state == raft.StateType.StateLeader and (best is None or r.term > best[0]):
                 best = (r.term, i)
         return None if best is None else best[1]
 
@@ -332,6 +327,37 @@ class Cluster:
             if r.lead != lead or r.term != ln.raft.term or self.members[i].sm_applied != commit:
                 return False
         return True
+
+    def heal_and_converge(self, liveness_ticks: int) -> None:
+        """Heal every fault, restart every member, and require a leader that commits everything.
+
+        Raises `InvariantViolation` (with the leader's progress and the recent events) when the
+        cluster has not converged `liveness_ticks` ticks after healing: a liveness failure.
+        """
+        self.net.recover()
+        self.cfg.crash_mid_ready = 0.0
+        for i in self.ids:
+            self.restart(i)
+        self.note("heal all")
+        for t in range(liveness_ticks):
+            self.step_round()
+            if self.converged():
+                return
+            if t % 5 == 0:
+                lead = self.leader()
+                if lead is not None:
+                    for v in list(self.pending):
+                        self.propose(lead, v)
+        lead = self.leader()
+        if lead is not None:
+            ln = self.members[lead].node
+            assert ln is not None
+            self.note(f"leader progress {ln.raft.tracker.progress}")
+        raise InvariantViolation(
+            f"liveness: no convergence {liveness_ticks} ticks after healing "
+            f"(leader={self.leader()}, pending={len(self.pending)})\n{self.describe()}\n"
+            "recent events:\n  " + "\n  ".join(self.log)
+        )
 
     def describe(self) -> str:
         rows = []
@@ -427,28 +453,5 @@ def run_random_faults(seed: int, liveness_ticks: int = 400) -> Cluster:
             counter += 1
             c.propose(rng.choice(c.ids), b"v%d" % counter)
         c.step_round()
-    # Heal everything and require progress: a leader, and every proposal committed everywhere.
-    c.net.recover()
-    c.cfg.crash_mid_ready = 0.0
-    for i in c.ids:
-        c.restart(i)
-    c.note("heal all")
-    for t in range(liveness_ticks):
-        c.step_round()
-        if c.converged():
-            return c
-        if t % 5 == 0:
-            lead = c.leader()
-            if lead is not None:
-                for v in list(c.pending):
-                    c.propose(lead, v)
-    lead = c.leader()
-    if lead is not None:
-        ln = c.members[lead].node
-        assert ln is not None
-        c.note(f"leader progress {ln.raft.tracker.progress}")
-    raise InvariantViolation(
-        f"liveness: no convergence {liveness_ticks} ticks after healing "
-        f"(leader={c.leader()}, pending={len(c.pending)})\n{c.describe()}\n"
-        "recent events:\n  " + "\n  ".join(c.log)
-    )
+    c.heal_and_converge(liveness_ticks)
+    return c

@@ -21,18 +21,17 @@ the network heals and the cluster must converge.
 from __future__ import annotations
 
 import random
-import traceback
 from dataclasses import dataclass, field
 
 import pytest
 
 from node.raft import Message, MessageType, StateType
-from tests.sim.cluster import Cluster, InvariantViolation, SimConfig
+from tests.sim.cluster import Cluster, SimConfig
+from tests.sim.seeds import run_seeds
 
 DEFAULT_SEEDS = 1000  # ~20 s on an idle core (~20 ms a seed); `make test-long` runs more
 LONG_SEEDS = 10000
 SIZE = 5
-NODE_ID = "tests/sim/test_figure8_schedules.py"
 
 MT = MessageType
 
@@ -90,7 +89,7 @@ class Nemesis:
 
 
 class Figure8Cluster(Cluster):
-    """A `Cluster` whose settle lets the nemesis act between the hops of a tick."""
+    """A `Cluster` whose nemesis acts between the hops of a tick."""
 
     def __init__(self, cfg: SimConfig, nemesis: Nemesis) -> None:
         self.sent_entries: set[int] = set()  # members that sent a MsgApp with entries this hop
@@ -102,17 +101,8 @@ class Figure8Cluster(Cluster):
             self.sent_entries.add(msg.frm)
         super().transmit(msg)
 
-    def settle(self, max_rounds: int = 200) -> None:
-        for _ in range(max_rounds):
-            moved = False
-            for i in self.ids:
-                while self.process_ready(i):
-                    moved = True
-            self.nemesis.after_hop(self)
-            if self.deliver():
-                moved = True
-            if not moved:
-                return
+    def after_hop(self) -> None:
+        self.nemesis.after_hop(self)
 
     def step_round(self) -> None:
         self.nemesis.on_tick(self)
@@ -146,60 +136,18 @@ def run_figure8_schedule(seed: int, liveness_ticks: int = 300) -> Figure8Cluster
             counter += 1
             c.propose(lead, b"v%d" % counter)
         c.step_round()
-    # Heal everything and require progress: a leader, and every proposal committed everywhere.
-    c.net.recover()
-    c.cfg.crash_mid_ready = 0.0
+    # The liveness phase: no more faults from the nemesis, then heal and require convergence.
     c.nemesis = Nemesis(random.Random(0), hit=0.0, crash_share=0.0, quiet=True)
-    for i in c.ids:
-        c.restart(i)
-    c.note("heal all")
-    for t in range(liveness_ticks):
-        c.step_round()
-        if c.converged():
-            return c
-        if t % 5 == 0:
-            lead = c.leader()
-            if lead is not None:
-                for v in list(c.pending):
-                    c.propose(lead, v)
-    raise InvariantViolation(
-        f"liveness: no convergence {liveness_ticks} ticks after healing "
-        f"(leader={c.leader()}, pending={len(c.pending)})\n{c.describe()}\n"
-        "recent events:\n  " + "\n  ".join(c.log)
-    )
-
-
-def _seeds(config: pytest.Config, default: int, offset: int) -> list[int]:
-    one = config.getoption("seed")
-    if one is not None:
-        return [one]
-    n = config.getoption("seeds")
-    return [s + offset for s in range(n if n is not None else default)]
-
-
-def _run(seeds: list[int], test_name: str) -> None:
-    for seed in seeds:
-        failure = None
-        try:
-            run_figure8_schedule(seed)
-        except InvariantViolation as e:
-            failure = str(e)
-        except Exception:  # a crash inside the core or the harness is a failure of this seed too
-            failure = traceback.format_exc()
-        if failure is not None:
-            pytest.fail(
-                f"seed {seed}: {failure}\n"
-                f"replay: .venv/bin/python -m pytest {NODE_ID}::{test_name} --seed {seed}",
-                pytrace=False,
-            )
+    c.heal_and_converge(liveness_ticks)
+    return c
 
 
 def test_figure8_schedules(request: pytest.FixtureRequest) -> None:
     """Leaders cut off right after replicating to a minority never lose a committed entry."""
-    _run(_seeds(request.config, DEFAULT_SEEDS, 0), "test_figure8_schedules")
+    run_seeds(request, run_figure8_schedule, DEFAULT_SEEDS)
 
 
 @pytest.mark.slow
 def test_figure8_schedules_long(request: pytest.FixtureRequest) -> None:
     """The same schedules over many more seeds (make test-long)."""
-    _run(_seeds(request.config, LONG_SEEDS, 1_000_000), "test_figure8_schedules_long")
+    run_seeds(request, run_figure8_schedule, LONG_SEEDS, 1_000_000)

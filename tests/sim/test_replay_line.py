@@ -1,11 +1,16 @@
-"""A failing seed always names itself and its replay command, whatever the failure is."""
+"""A failing seed always names itself and its replay command, whatever the failure is.
+
+Both seeded simulations (test_random_faults, test_figure8_schedules) run through `run_seed_list`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from tests.sim import test_figure8_schedules, test_random_faults
 from tests.sim.cluster import InvariantViolation
+from tests.sim.seeds import run_seed_list
 
 
 def crash_on_seed_7(seed: int) -> None:
@@ -18,16 +23,14 @@ def violate_on_seed_7(seed: int) -> None:
         raise InvariantViolation("two leaders in term 3")
 
 
-@pytest.mark.parametrize("module", [test_random_faults, test_figure8_schedules])
 @pytest.mark.parametrize("failing", [crash_on_seed_7, violate_on_seed_7])
 def test_a_failing_seed_prints_its_seed_and_replay_command(
-    monkeypatch: pytest.MonkeyPatch, module, failing
+    failing: Callable[[int], None],
 ) -> None:
-    runner = "run_random_faults" if module is test_random_faults else "run_figure8_schedule"
-    monkeypatch.setattr(module, runner, failing)
+    node_id = "tests/sim/test_random_faults.py::test_x"
     with pytest.raises(pytest.fail.Exception) as failed:
-        module._run(list(range(10)), "test_x")
+        run_seed_list(failing, list(range(10)), node_id)
     text = str(failed.value)
     assert text.startswith("seed 7: ")
-    assert f"-m pytest {module.NODE_ID}::test_x --seed 7" in text
+    assert f"-m pytest {node_id} --seed 7" in text
     assert ("out of range" in text) or ("two leaders" in text)

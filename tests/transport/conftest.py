@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -23,3 +23,19 @@ async def make_cluster(tmp_path: object) -> AsyncIterator[Callable[..., Cluster]
     finally:
         for cluster in clusters:
             await cluster.close()
+
+
+@pytest.fixture
+def connected_cluster(
+    make_cluster: Callable[..., Cluster],
+) -> Callable[..., Awaitable[Cluster]]:
+    """Build a cluster (same arguments as `make_cluster`), start every member, and return it
+    once every member has an active stream to every other."""
+
+    async def start(n: int, **kwargs: object) -> Cluster:
+        cluster = make_cluster(n, **kwargs)
+        await cluster.start_all()
+        await cluster.wait_connected()
+        return cluster
+
+    return start

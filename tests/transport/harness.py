@@ -127,14 +127,18 @@ class Cluster:
         self.members: dict[int, Member] = {}
 
     def build(self, member_id: int, **overrides: object) -> Member:
-        """A member whose transport is constructed but not served or started yet."""
+        """A member whose transport is constructed but not served or started yet.
+
+        `overrides` replace the cluster's `cluster_id`, or the Recorder's `on_message` /
+        `on_snapshot` callbacks (a test's own handler, or None for no snapshot handler).
+        """
         rec = Recorder()
         transport = Transport(
             member_id,
             overrides.get("cluster_id", self.cluster_id),  # type: ignore[arg-type]
             self.urls,
-            rec.on_message,
-            rec.on_snapshot,
+            overrides.get("on_message", rec.on_message),  # type: ignore[arg-type]
+            overrides.get("on_snapshot", rec.on_snapshot),  # type: ignore[arg-type]
             rec.on_unreachable,
             rec.on_snapshot_status,
             f"{self.snapshot_root}/member-{member_id}",

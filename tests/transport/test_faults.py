@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -17,11 +17,9 @@ def hb(frm: int, to: int, commit: int) -> Message:
 
 
 async def test_drop_fault_is_a_one_way_partition_and_clearing_restores(
-    make_cluster: Callable[..., Cluster],
+    connected_cluster: Callable[..., Awaitable[Cluster]],
 ) -> None:
-    cluster = make_cluster(3)
-    await cluster.start_all()
-    await cluster.wait_connected()
+    cluster = await connected_cluster(3)
     m1, m2, m3 = (cluster.members[i] for i in (1, 2, 3))
     m1.transport.set_fault(2, drop=True)
     assert m1.transport.faults() == {2: PeerFault(drop=True)}
@@ -44,11 +42,9 @@ async def test_drop_fault_is_a_one_way_partition_and_clearing_restores(
 
 
 async def test_two_way_partition_needs_both_sides_and_blocks_probes(
-    make_cluster: Callable[..., Cluster],
+    connected_cluster: Callable[..., Awaitable[Cluster]],
 ) -> None:
-    cluster = make_cluster(2)
-    await cluster.start_all()
-    await cluster.wait_connected()
+    cluster = await connected_cluster(2)
     a, b = cluster.members[1], cluster.members[2]
     a.transport.set_fault(2, drop=True)
     b.transport.set_fault(1, drop=True)
@@ -66,11 +62,9 @@ async def test_two_way_partition_needs_both_sides_and_blocks_probes(
 
 
 async def test_delay_fault_holds_every_message_but_keeps_order_and_delivers(
-    make_cluster: Callable[..., Cluster],
+    connected_cluster: Callable[..., Awaitable[Cluster]],
 ) -> None:
-    cluster = make_cluster(2)
-    await cluster.start_all()
-    await cluster.wait_connected()
+    cluster = await connected_cluster(2)
     a, b = cluster.members[1], cluster.members[2]
     loop = asyncio.get_running_loop()
     delay = 0.3
@@ -99,10 +93,10 @@ async def test_delay_fault_holds_every_message_but_keeps_order_and_delivers(
     await b.rec.wait(lambda: len(b.rec.messages) == 4, "undelayed message")
 
 
-async def test_delay_fault_shows_up_in_rtt(make_cluster: Callable[..., Cluster]) -> None:
-    cluster = make_cluster(2)
-    await cluster.start_all()
-    await cluster.wait_connected()
+async def test_delay_fault_shows_up_in_rtt(
+    connected_cluster: Callable[..., Awaitable[Cluster]],
+) -> None:
+    cluster = await connected_cluster(2)
     a = cluster.members[1]
     a.transport.set_fault(2, delay_seconds=0.2)
     # A probe already in flight may still report a fast round trip; the next ones may not.

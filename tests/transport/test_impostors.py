@@ -13,7 +13,8 @@ import logging
 import os
 import struct
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -44,6 +45,29 @@ async def dial(
     return await session.get(b.url + wire.STREAM_PATH, headers=h)
 
 
+@dataclass
+class LoneMember:
+    """Member 2 of a 3-member cluster serving alone: whoever reaches it is an impostor."""
+
+    cluster: Cluster
+    b: Member
+    session: aiohttp.ClientSession
+
+    async def dial(self, claims: int, **headers: str) -> aiohttp.ClientResponse:
+        return await dial(self.session, self.b, self.cluster, claims, **headers)
+
+
+@pytest.fixture
+async def lone_b(
+    make_cluster: Callable[..., Cluster],
+    session: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> LoneMember:
+    caplog.set_level(logging.WARNING)  # what the member says about each impostor
+    cluster = make_cluster(3)
+    return LoneMember(cluster, await cluster.start(2), session)
+
+
 def socket_of(resp: aiohttp.ClientResponse) -> asyncio.WriteTransport:
     sock = resp.connection.transport if resp.connection else None
     assert sock is not None
@@ -51,14 +75,10 @@ def socket_of(resp: aiohttp.ClientResponse) -> asyncio.WriteTransport:
 
 
 async def test_frames_no_member_sends_are_dropped_counted_and_the_stream_lives_on(
-    make_cluster: Callable[..., Cluster],
-    session: aiohttp.ClientSession,
-    caplog: pytest.LogCaptureFixture,
+    lone_b: LoneMember, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING)
-    cluster = make_cluster(3)
-    b = await cluster.start(2)
-    resp = await dial(session, b, cluster, claims=1)
+    b = lone_b.b
+    resp = await lone_b.dial(claims=1)
     assert resp.status == 101
     forged = [
         Message(MT.MsgHeartbeat, to=2, frm=1, term=2**64 - 1),  # finding 2 of issue 18
@@ -84,18 +104,14 @@ async def test_frames_no_member_sends_are_dropped_counted_and_the_stream_lives_o
 
 
 async def test_a_non_member_and_a_wrong_cluster_are_refused_and_counted(
-    make_cluster: Callable[..., Cluster],
-    session: aiohttp.ClientSession,
-    caplog: pytest.LogCaptureFixture,
+    lone_b: LoneMember, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING)
-    cluster = make_cluster(2)
-    b = await cluster.start(2)
-    async with await dial(session, b, cluster, claims=0x99) as resp:
+    b = lone_b.b
+    async with await lone_b.dial(claims=0x99) as resp:
         assert resp.status == 404
         assert "error sender not found: 99 is not a member" in await resp.text()
-    wrong = {wire.HDR_CLUSTER_ID: wire.id_hex(cluster.cluster_id + 1)}
-    async with await dial(session, b, cluster, claims=1, **wrong) as resp:
+    wrong = {wire.HDR_CLUSTER_ID: wire.id_hex(lone_b.cluster.cluster_id + 1)}
+    async with await lone_b.dial(claims=1, **wrong) as resp:
         assert resp.status == 412
         assert "cluster ID mismatch" in await resp.text()
     assert b.rec.refused == [REFUSED_SENDER, REFUSED_CLUSTER]
@@ -105,11 +121,9 @@ async def test_a_non_member_and_a_wrong_cluster_are_refused_and_counted(
 
 
 async def test_a_second_stream_cannot_displace_a_members_live_stream(
-    make_cluster: Callable[..., Cluster], session: aiohttp.ClientSession
+    connected_cluster: Callable[..., Awaitable[Cluster]], session: aiohttp.ClientSession
 ) -> None:
-    cluster = make_cluster(2)
-    await cluster.start_all()
-    await cluster.wait_connected()
+    cluster = await connected_cluster(2)
     a, b = cluster.members[1], cluster.members[2]
     async with await dial(session, b, cluster, claims=1) as resp:
         assert resp.status == 409
@@ -157,10 +171,9 @@ def snapshot_upload(frm: int, term: int = 7) -> Message:
     ],
 )
 async def test_a_forged_snapshot_upload_is_refused_before_its_image_is_written(
-    make_cluster: Callable[..., Cluster], tmp_path: Path, msg: Message, why: str
+    lone_b: LoneMember, tmp_path: Path, msg: Message, why: str
 ) -> None:
-    cluster = make_cluster(3)
-    b = await cluster.start(2)
+    cluster, b = lone_b.cluster, lone_b.b
     image = b"forged image"
     source = tmp_path / "image"
     source.write_bytes(image)
@@ -184,12 +197,10 @@ async def test_a_forged_snapshot_upload_is_refused_before_its_image_is_written(
 
 
 async def test_a_snapshot_claiming_a_member_from_another_address_than_its_stream_is_refused(
-    make_cluster: Callable[..., Cluster],
+    connected_cluster: Callable[..., Awaitable[Cluster]],
 ) -> None:
     """The member's live stream comes from 127.0.0.1; the impostor's upload from 127.0.0.2."""
-    cluster = make_cluster(2)
-    await cluster.start_all()
-    await cluster.wait_connected()
+    cluster = await connected_cluster(2)
     b = cluster.members[2]
     body = encode(snapshot_upload(frm=1)) + b"img" + struct.pack("<I", zlib.crc32(b"img"))
     headers = {**wire.stream_headers(1, 2, cluster.cluster_id), wire.HDR_SNAPSHOT_SIZE: "3"}

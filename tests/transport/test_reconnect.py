@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -21,11 +21,9 @@ def app(frm: int, to: int, index: int) -> Message:
 
 
 async def test_peer_down_then_up_reports_unreachable_and_messages_flow_again(
-    make_cluster: Callable[..., Cluster],
+    connected_cluster: Callable[..., Awaitable[Cluster]],
 ) -> None:
-    cluster = make_cluster(2)
-    await cluster.start_all()
-    await cluster.wait_connected()
+    cluster = await connected_cluster(2)
     a, b = cluster.members[1], cluster.members[2]
     a.transport.send([app(1, 2, 0)])
     await b.rec.wait(lambda: len(b.rec.messages) == 1, "first append")
@@ -48,11 +46,9 @@ async def test_peer_down_then_up_reports_unreachable_and_messages_flow_again(
 
 
 async def test_queue_overflow_drops_counts_and_reports_unreachable(
-    make_cluster: Callable[..., Cluster],
+    connected_cluster: Callable[..., Awaitable[Cluster]],
 ) -> None:
-    cluster = make_cluster(2, options=TransportOptions(queue_size=4, backoff_max=0.2))
-    await cluster.start_all()
-    await cluster.wait_connected()
+    cluster = await connected_cluster(2, options=TransportOptions(queue_size=4, backoff_max=0.2))
     a, b = cluster.members[1], cluster.members[2]
     a.transport.set_fault(2, delay_seconds=0.5)  # holds the queue so it can fill up
     a.transport.send([app(1, 2, i) for i in range(10)])

@@ -91,9 +91,7 @@ async def test_without_on_snapshot_the_image_is_inlined_into_on_message(
 ) -> None:
     cluster = make_cluster(2)
     a = await cluster.start(1)
-    b = cluster.build(2)
-    b.transport._on_snapshot = None
-    await cluster.serve(b)
+    b = await cluster.start(2, on_snapshot=None)
     a.transport.send([msg_snap(1, 2, data=b"tiny")])
     await b.rec.wait(lambda: len(b.rec.messages) == 1, "inlined MsgSnap")
     assert b.rec.messages[0].snapshot == Snapshot(META, b"tiny")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -35,11 +35,9 @@ def big_append(frm: int, to: int, index: int) -> Message:
 
 
 async def test_three_members_exchange_messages_in_order_and_count_bytes_both_ways(
-    make_cluster: Callable[..., Cluster],
+    connected_cluster: Callable[..., Awaitable[Cluster]],
 ) -> None:
-    cluster = make_cluster(3, options=QUIET)
-    await cluster.start_all()
-    await cluster.wait_connected()
+    cluster = await connected_cluster(3, options=QUIET)
     sent: dict[tuple[int, int], list[Message]] = {}
     for a in cluster.members:
         for b in cluster.members:
@@ -85,11 +83,9 @@ async def test_three_members_exchange_messages_in_order_and_count_bytes_both_way
 
 
 async def test_send_writes_to_the_socket_at_once_and_never_blocks(
-    make_cluster: Callable[..., Cluster],
+    connected_cluster: Callable[..., Awaitable[Cluster]],
 ) -> None:
-    cluster = make_cluster(2, options=QUIET)
-    await cluster.start_all()
-    await cluster.wait_connected()
+    cluster = await connected_cluster(2, options=QUIET)
     a, b = cluster.members[1], cluster.members[2]
     burst = heartbeats(1, 2, 3000)
     for m in burst:  # 3000 separate calls in one loop turn, no await in between
@@ -102,11 +98,9 @@ async def test_send_writes_to_the_socket_at_once_and_never_blocks(
 
 
 async def test_messages_to_unknown_peers_or_self_are_dropped_quietly(
-    make_cluster: Callable[..., Cluster],
+    connected_cluster: Callable[..., Awaitable[Cluster]],
 ) -> None:
-    cluster = make_cluster(2, options=QUIET)
-    await cluster.start_all()
-    await cluster.wait_connected()
+    cluster = await connected_cluster(2, options=QUIET)
     a, b = cluster.members[1], cluster.members[2]
     a.transport.send(
         [
@@ -124,19 +118,16 @@ async def test_receiver_exception_is_logged_and_the_stream_survives(
 ) -> None:
     cluster = make_cluster(2)
     a = await cluster.start(1)
-    b = cluster.build(2)
-    calls = 0
-    original = b.rec.on_message
+    failed_once = False
 
     def flaky(msg: Message) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
+        nonlocal failed_once
+        if not failed_once:
+            failed_once = True
             raise RuntimeError("driver bug")
-        original(msg)
+        b.rec.on_message(msg)
 
-    b.transport._on_message = flaky
-    await cluster.serve(b)
+    b = await cluster.start(2, on_message=flaky)
     await cluster.wait_connected()
     a.transport.send(heartbeats(1, 2, 5))
     await b.rec.wait(lambda: len(b.rec.messages) == 4, "messages after the failing one")
@@ -144,11 +135,9 @@ async def test_receiver_exception_is_logged_and_the_stream_survives(
 
 
 async def test_stop_is_idempotent_and_listener_shutdown_does_not_hang(
-    make_cluster: Callable[..., Cluster],
+    connected_cluster: Callable[..., Awaitable[Cluster]],
 ) -> None:
-    cluster = make_cluster(3, options=FAST)
-    await cluster.start_all()
-    await cluster.wait_connected()
+    cluster = await connected_cluster(3, options=FAST)
     member = cluster.members[2]
     async with asyncio.timeout(5):  # aiohttp would wait 60 s for open streams without our hook
         await member.stop()
@@ -159,11 +148,9 @@ async def test_stop_is_idempotent_and_listener_shutdown_does_not_hang(
 
 
 async def test_graceful_stop_is_not_counted_as_a_receive_failure(
-    make_cluster: Callable[..., Cluster],
+    connected_cluster: Callable[..., Awaitable[Cluster]],
 ) -> None:
-    cluster = make_cluster(2, options=QUIET)
-    await cluster.start_all()
-    await cluster.wait_connected()
+    cluster = await connected_cluster(2, options=QUIET)
     a, b = cluster.members[1], cluster.members[2]
     await a.transport.stop()  # a ends its outbound stream cleanly; b's listener stays up
     await eventually(lambda: b.transport._receiver._inbound.get(1) is None, "stream closed")

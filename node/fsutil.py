@@ -1,14 +1,24 @@
-"""Small durable-filesystem helpers shared by the WAL and the snapshotter.
+"""Small durable-filesystem helpers shared by the WAL, the snapshotter and the mvcc store.
 
 A rename or unlink is only durable once the directory holding it is fsynced
 (POSIX says nothing about it otherwise, and ext4/xfs really lose such changes
-on power loss), so every create/remove goes through these helpers.
+on power loss), so every create/remove goes through these helpers. A base
+module: the storage leaves (wal, mvcc) use it and never import each other.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+
+
+def fsync_file(path: str) -> None:
+    """Make a file's contents durable (before it is renamed into place)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: str) -> None:

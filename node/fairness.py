@@ -14,6 +14,9 @@ every other handler waits for the next turn. asyncio runs, in each turn, the I/O
 callbacks and due timers first, then the ready callbacks: so whatever the number
 of busy clients, the tick and the Raft loop wait at most one budget plus one
 slice, and busy clients take turns in FIFO order.
+
+A base module: the KV service holds the member's one share and every front end
+takes its slices from it.
 """
 
 from __future__ import annotations
