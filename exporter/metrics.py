@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from prometheus_client import (
     CollectorRegistry,
@@ -108,6 +108,77 @@ def _gauge(spec: MetricSpec, registry: CollectorRegistry) -> Gauge:
     return Gauge(spec.name, spec.help, spec.labels, registry=registry)
 
 
+@dataclass(frozen=True, slots=True)
+class _SnapshotChildren:
+    """One peer's snapshot transfer series in one direction: success, failures, duration."""
+
+    ok: Counter
+    failed: Counter
+    duration: Histogram
+
+    def finished(self, seconds: float, ok: bool) -> None:
+        """As etcd: a success counts and times the transfer, a failure only counts."""
+        if ok:
+            self.ok.inc()
+            self.duration.observe(seconds)
+        else:
+            self.failed.inc()
+
+
+@dataclass(frozen=True, slots=True)
+class _SnapshotFamilies:
+    """The three snapshot transfer families of one direction (send or receive)."""
+
+    ok: BareCounter
+    failed: BareCounter
+    duration: Histogram
+
+    def labels(self, peer: str) -> _SnapshotChildren:
+        return _SnapshotChildren(
+            self.ok.labels(peer), self.failed.labels(peer), self.duration.labels(peer)
+        )
+
+
+class _Observes:
+    """A hook that is one observation of one histogram of a MemberMetrics."""
+
+    __slots__ = ("_family",)
+
+    def __init__(self, family: Callable[[MemberMetrics], Histogram]) -> None:
+        self._family = family
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Observes: ...
+
+    @overload
+    def __get__(self, obj: MemberMetrics, owner: type | None = None) -> Callable[[float], None]: ...
+
+    def __get__(
+        self, obj: MemberMetrics | None, owner: type | None = None
+    ) -> _Observes | Callable[[float], None]:
+        return self if obj is None else self._family(obj).observe
+
+
+class _Counts:
+    """A hook that is one increment of one counter of a MemberMetrics."""
+
+    __slots__ = ("_family",)
+
+    def __init__(self, family: Callable[[MemberMetrics], Counter | BareCounter]) -> None:
+        self._family = family
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Counts: ...
+
+    @overload
+    def __get__(self, obj: MemberMetrics, owner: type | None = None) -> Callable[[], None]: ...
+
+    def __get__(
+        self, obj: MemberMetrics | None, owner: type | None = None
+    ) -> _Counts | Callable[[], None]:
+        return self if obj is None else self._family(obj).inc
+
+
 class MemberMetrics:
     """All metric families of one member, and the handles that feed them."""
 
@@ -184,19 +255,19 @@ class MemberMetrics:
 
         # ---- peers (children bound per peer by bind_peers) ----------------------
         self._peer_rtt_family = _histogram(C.PEER_RTT, r)
-        self._snap_send_ok_family = _bare_counter(C.SNAPSHOT_SEND_SUCCESS, r)
-        self._snap_send_failed_family = _bare_counter(C.SNAPSHOT_SEND_FAILURES, r)
-        self._snap_send_duration_family = _histogram(C.SNAPSHOT_SEND_DURATION, r)
-        self._snap_recv_ok_family = _bare_counter(C.SNAPSHOT_RECEIVE_SUCCESS, r)
-        self._snap_recv_failed_family = _bare_counter(C.SNAPSHOT_RECEIVE_FAILURES, r)
-        self._snap_recv_duration_family = _histogram(C.SNAPSHOT_RECEIVE_DURATION, r)
+        self._snapshot_send_families = _SnapshotFamilies(
+            _bare_counter(C.SNAPSHOT_SEND_SUCCESS, r),
+            _bare_counter(C.SNAPSHOT_SEND_FAILURES, r),
+            _histogram(C.SNAPSHOT_SEND_DURATION, r),
+        )
+        self._snapshot_receive_families = _SnapshotFamilies(
+            _bare_counter(C.SNAPSHOT_RECEIVE_SUCCESS, r),
+            _bare_counter(C.SNAPSHOT_RECEIVE_FAILURES, r),
+            _histogram(C.SNAPSHOT_RECEIVE_DURATION, r),
+        )
         self.peer_rtt: dict[int, Histogram] = {}
-        self.snapshot_send_ok: dict[int, Counter] = {}
-        self.snapshot_send_failed: dict[int, Counter] = {}
-        self.snapshot_send_duration: dict[int, Histogram] = {}
-        self.snapshot_receive_ok: dict[int, Counter] = {}
-        self.snapshot_receive_failed: dict[int, Counter] = {}
-        self.snapshot_receive_duration: dict[int, Histogram] = {}
+        self.snapshot_send: dict[int, _SnapshotChildren] = {}
+        self.snapshot_receive: dict[int, _SnapshotChildren] = {}
         self.bind_peers(peer_ids)
         self._peer_refused_family = _total_counter(C.PEER_REFUSED, r)
         self.peer_refused: dict[str, Counter] = {
@@ -222,12 +293,8 @@ class MemberMetrics:
                 continue
             label = peer_label(peer_id)
             self.peer_rtt[peer_id] = self._peer_rtt_family.labels(label)
-            self.snapshot_send_ok[peer_id] = self._snap_send_ok_family.labels(label)
-            self.snapshot_send_failed[peer_id] = self._snap_send_failed_family.labels(label)
-            self.snapshot_send_duration[peer_id] = self._snap_send_duration_family.labels(label)
-            self.snapshot_receive_ok[peer_id] = self._snap_recv_ok_family.labels(label)
-            self.snapshot_receive_failed[peer_id] = self._snap_recv_failed_family.labels(label)
-            self.snapshot_receive_duration[peer_id] = self._snap_recv_duration_family.labels(label)
+            self.snapshot_send[peer_id] = self._snapshot_send_families.labels(label)
+            self.snapshot_receive[peer_id] = self._snapshot_receive_families.labels(label)
             log.debug("metrics peer bound peer=%s", label)
 
     def rpc(self, service: str, method: str, grpc_type: str = "unary") -> Rpc:
@@ -296,40 +363,33 @@ class MemberMetrics:
         requests = self.traffic.requests
         requests[key] = requests.get(key, 0) + 1
 
-    # ---------------------------------------------------------------- WAL / snapshotter hooks
-    def on_fsync(self, seconds: float) -> None:
-        """WAL fsync finished (etcd_disk_wal_fsync_duration_seconds)."""
-        self.wal_fsync.observe(seconds)
+    # ---------------------------------------------------------------- layer hooks
+    # The layers' observer Protocols (node/wal, node/mvcc, node/transport, node/server)
+    # name events; an event that is one observation or one increment of one family is
+    # declared here as that family's own method, so each event sits beside the family
+    # it feeds. The rest are methods below.
+    on_fsync = _Observes(lambda m: m.wal_fsync)  # etcd_disk_wal_fsync_duration_seconds
+    # fsync of a .snap file / of a .snap.db file / a whole save / a received .snap.db saved
+    on_snapshot_fsync = _Observes(lambda m: m.snap_fsync)
+    on_snapshot_db_fsync = _Observes(lambda m: m.snap_db_fsync)
+    on_snapshot_save = _Observes(lambda m: m.snap_save_total)
+    on_snapshot_db_save = _Observes(lambda m: m.snap_db_save)
+    on_commit = _Observes(lambda m: m.backend_commit)  # one backend transaction committed
+    on_defrag = _Observes(lambda m: m.backend_defrag)  # one VACUUM
+    on_backend_snapshot = _Observes(lambda m: m.backend_snapshot)  # one backend image
+    on_apply = _Observes(lambda m: m.apply_batch)  # one Ready's committed entries applied
+    on_loop_lag = _Observes(lambda m: m.loop_lag)  # the Raft tick ran this late
+    on_hash = _Observes(lambda m: m.hash_duration)  # etcd_mvcc_hash_duration_seconds
+    on_hash_rev = _Observes(lambda m: m.hash_rev_duration)
+    on_lease_renewed = _Counts(lambda m: m.lease_renewed)  # the leader renewed a lease
+    on_lease_revoked = _Counts(lambda m: m.lease_revoked)  # by a client or by expiry
+    on_lease_expired = _Counts(lambda m: m.lease_expired)  # the leader proposed its revoke
+    on_learner_promoted = _Counts(lambda m: m.learner_promote_successes)
 
     def on_write(self, nbytes: int, seconds: float) -> None:
         """WAL records written (etcd_disk_wal_write_bytes_total, ..._write_duration_seconds)."""
         self.wal_bytes.inc(nbytes)
         self.wal_write.observe(seconds)
-
-    def on_snapshot_save(self, seconds: float) -> None:
-        """Snapshotter save, fsyncs included (etcd_debugging_snap_save_total_duration_seconds)."""
-        self.snap_save_total.observe(seconds)
-
-    def on_snapshot_fsync(self, seconds: float) -> None:
-        """Fsync of a .snap file (etcd_snap_fsync_duration_seconds)."""
-        self.snap_fsync.observe(seconds)
-
-    def on_snapshot_db_fsync(self, seconds: float) -> None:
-        """Fsync of a .snap.db file (etcd_snap_db_fsync_duration_seconds)."""
-        self.snap_db_fsync.observe(seconds)
-
-    def on_snapshot_db_save(self, seconds: float) -> None:
-        """A received .snap.db saved (etcd_snap_db_save_total_duration_seconds)."""
-        self.snap_db_save.observe(seconds)
-
-    # ---------------------------------------------------------------- MVCC / server hooks
-    def on_commit(self, seconds: float) -> None:
-        """Backend transaction committed (etcd_disk_backend_commit_duration_seconds)."""
-        self.backend_commit.observe(seconds)
-
-    def on_apply(self, seconds: float) -> None:
-        """One Ready's committed entries applied (raftmon_server_apply_batch_duration_seconds)."""
-        self.apply_batch.observe(seconds)
 
     def on_apply_request(self, op: str, success: bool, seconds: float) -> None:
         """One request applied (etcd_server_apply_duration_seconds{version="v3",op,success})."""
@@ -338,14 +398,6 @@ class MemberMetrics:
             return
         duration = self.apply_duration[op]
         (duration.ok if success else duration.failed).observe(seconds)
-
-    def on_defrag(self, seconds: float) -> None:
-        """Defragmentation (VACUUM) finished (etcd_disk_backend_defrag_duration_seconds)."""
-        self.backend_defrag.observe(seconds)
-
-    def on_backend_snapshot(self, seconds: float) -> None:
-        """Backend image taken (etcd_disk_backend_snapshot_duration_seconds)."""
-        self.backend_snapshot.observe(seconds)
 
     def on_compaction_pause(self, seconds: float) -> None:
         """One compaction batch held the store (…db_compaction_pause_duration_milliseconds).
@@ -369,44 +421,15 @@ class MemberMetrics:
         if not batched:
             self.compaction_pause_ms.observe(milliseconds)
 
-    def on_hash(self, seconds: float) -> None:
-        """Store hash computed (etcd_mvcc_hash_duration_seconds)."""
-        self.hash_duration.observe(seconds)
-
-    def on_hash_rev(self, seconds: float) -> None:
-        """Store hash by revision computed (etcd_mvcc_hash_rev_duration_seconds)."""
-        self.hash_rev_duration.observe(seconds)
-
     def on_lease_granted(self, ttl_seconds: float) -> None:
         """A lease was granted (granted counter and the TTL histogram)."""
         self.lease_granted.inc()
         self.lease_ttl.observe(ttl_seconds)
 
-    def on_lease_renewed(self) -> None:
-        """The leader renewed a lease (keep-alive)."""
-        self.lease_renewed.inc()
-
-    def on_lease_revoked(self) -> None:
-        """A lease was revoked (by a client or by expiry)."""
-        self.lease_revoked.inc()
-
-    def on_lease_expired(self) -> None:
-        """The leader found a lease expired and proposed its revoke."""
-        self.lease_expired.inc()
-
-    def on_loop_lag(self, seconds: float) -> None:
-        """The Raft tick ran `seconds` late (raftmon_server_event_loop_lag_seconds)."""
-        self.loop_lag.observe(seconds)
-
     def on_health(self, ok: bool) -> None:
         """A /health check answered (etcd_server_health_success / _failures)."""
         (self.health_success if ok else self.health_failures).inc()
 
-    def on_learner_promoted(self) -> None:
-        """This leader promoted a learner (etcd_server_learner_promote_successes)."""
-        self.learner_promote_successes.inc()
-
-    # ---------------------------------------------------------------- transport hooks
     def on_rtt(self, peer_id: int, seconds: float) -> None:
         """A peer probe round trip (etcd_network_peer_round_trip_time_seconds{To})."""
         child = self.peer_rtt.get(peer_id)
@@ -416,13 +439,14 @@ class MemberMetrics:
         child.observe(seconds)
 
     def on_snapshot_sent(self, peer_id: int, seconds: float, ok: bool) -> None:
-        """A snapshot send to `peer_id` finished (success/failures counters, duration)."""
+        """A snapshot send to `peer_id` finished (etcd_network_snapshot_send_*{To})."""
         self.bind_peers((peer_id,))
-        if ok:
-            self.snapshot_send_ok[peer_id].inc()
-            self.snapshot_send_duration[peer_id].observe(seconds)
-        else:
-            self.snapshot_send_failed[peer_id].inc()
+        self.snapshot_send[peer_id].finished(seconds, ok)
+
+    def on_snapshot_received(self, peer_id: int, seconds: float, ok: bool) -> None:
+        """A snapshot receive from `peer_id` finished (etcd_network_snapshot_receive_*{From})."""
+        self.bind_peers((peer_id,))
+        self.snapshot_receive[peer_id].finished(seconds, ok)
 
     def on_peer_refused(self, reason: str) -> None:
         """A peer request refused at admission (raftmon_network_peer_refused_total{reason})."""
@@ -430,12 +454,3 @@ class MemberMetrics:
         if child is None:  # a reason the catalog does not list yet: still counted
             child = self.peer_refused[reason] = self._peer_refused_family.labels(reason)
         child.inc()
-
-    def on_snapshot_received(self, peer_id: int, seconds: float, ok: bool) -> None:
-        """A snapshot receive from `peer_id` finished (success/failures counters, duration)."""
-        self.bind_peers((peer_id,))
-        if ok:
-            self.snapshot_receive_ok[peer_id].inc()
-            self.snapshot_receive_duration[peer_id].observe(seconds)
-        else:
-            self.snapshot_receive_failed[peer_id].inc()

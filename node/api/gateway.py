@@ -31,7 +31,7 @@ from node.mvcc import requests as rq
 if TYPE_CHECKING:
     from node.api.observer import DurationT, GatewayObserver, RpcT
     from node.fairness import TurnShare
-    from node.kvserver import KVService, WatchBridge
+    from node.server import KVService, WatchBridge
 
 log = logging.getLogger(__name__)
 

@@ -1,47 +1,41 @@
-"""Timing hooks the store reports to (the exporter turns them into etcd's histograms).
+"""The store's instrumentation seam: a Protocol of its timed events and its no-op default.
 
-node/mvcc never imports prometheus_client: the member passes one observer
-object shared with the WAL and transport, and the store calls only the methods
-that object has, so an observer written for another layer still works.
+node/mvcc never imports prometheus_client: the exporter implements `BackendObserver`
+structurally and turns each event into etcd's histogram. Hooks run on whichever
+thread did the work (the loop for commits, a worker for defrag and backups), so they
+must be cheap and thread-safe.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 
 class BackendObserver(Protocol):
+    """What the store reports; all durations in seconds. Each body is the no-op default."""
+
     def on_commit(self, seconds: float) -> None:
         """etcd_disk_backend_commit_duration_seconds: one SQLite COMMIT per applied batch."""
+        return None
 
     def on_defrag(self, seconds: float) -> None:
         """etcd_disk_backend_defrag_duration_seconds: one VACUUM."""
+        return None
 
     def on_backend_snapshot(self, seconds: float) -> None:
         """etcd_disk_backend_snapshot_duration_seconds: one backup() of the database."""
+        return None
 
     def on_compaction(self, seconds: float, keys: int) -> None:
         """etcd_debugging_mvcc_db_compaction_*: duration and rows removed."""
+        return None
 
 
-def _noop(*_args: Any) -> None:
-    return None
+class NullBackendObserver(BackendObserver):
+    """Discards every observation: the default when no exporter is attached."""
 
 
-class Hooks:
-    """Bound callables for each hook; missing methods become no-ops (looked up once)."""
+NULL_BACKEND_OBSERVER = NullBackendObserver()
 
-    __slots__ = ("on_backend_snapshot", "on_commit", "on_compaction", "on_defrag")
-
-    def __init__(self, observer: Any = None) -> None:
-        self.on_commit: Callable[[float], None] = getattr(observer, "on_commit", None) or _noop
-        self.on_defrag: Callable[[float], None] = getattr(observer, "on_defrag", None) or _noop
-        self.on_backend_snapshot: Callable[[float], None] = (
-            getattr(observer, "on_backend_snapshot", None) or _noop
-        )
-        self.on_compaction: Callable[[float, int], None] = (
-            getattr(observer, "on_compaction", None) or _noop
-        )
+if TYPE_CHECKING:
+    _: BackendObserver = NULL_BACKEND_OBSERVER

@@ -58,7 +58,7 @@ from node.mvcc import requests as rq
 from node.mvcc import schema
 from node.mvcc.codec import decode_request
 from node.mvcc.kv import HistoryQuery, KVState, Reader, WriteTxn
-from node.mvcc.observer import Hooks
+from node.mvcc.observer import NULL_BACKEND_OBSERVER, BackendObserver
 from node.mvcc.txn import DEFAULT_MAX_TXN_OPS, check_ops, execute, has_put, is_read_only, txn_path
 from node.mvcc.watch import WatchHub
 
@@ -184,7 +184,7 @@ class KVStore:
         quota_bytes: int,
         max_txn_ops: int,
         min_lease_ttl: int,
-        observer: Any,
+        observer: BackendObserver,
         batch_interval: float = 0.0,
         batch_limit: int = DEFAULT_BATCH_LIMIT,
     ) -> None:
@@ -194,7 +194,7 @@ class KVStore:
         self.quota_bytes = quota_bytes
         self.max_txn_ops = max_txn_ops
         self.min_lease_ttl = min_lease_ttl
-        self.hooks = Hooks(observer)
+        self.hooks = observer
         self._conn: sqlite3.Connection | None = conn
         self._lock = threading.RLock()
         self._state = KVState()
@@ -229,7 +229,7 @@ class KVStore:
         quota_bytes: int = q.DEFAULT_QUOTA_BYTES,
         max_txn_ops: int = DEFAULT_MAX_TXN_OPS,
         min_lease_ttl: int = DEFAULT_MIN_LEASE_TTL,
-        observer: Any = None,
+        observer: BackendObserver = NULL_BACKEND_OBSERVER,
         batch_interval: float = 0.0,
         batch_limit: int = DEFAULT_BATCH_LIMIT,
     ) -> KVStore:

@@ -84,36 +84,31 @@ NO_FAULT = PeerFault()
 
 
 class TransportObserver(Protocol):
-    """Events the exporter turns into histograms; called on the event loop, must not block."""
+    """Events the exporter turns into histograms; called on the event loop, must not block.
+
+    Each method's body is the no-op default (`NullObserver`).
+    """
 
     def on_rtt(self, peer_id: int, seconds: float) -> None:
         """A successful /raft/probing round trip (etcd_network_peer_round_trip_time_seconds)."""
+        return None
 
     def on_snapshot_sent(self, peer_id: int, seconds: float, ok: bool) -> None:
         """A snapshot send finished (etcd_network_snapshot_send_total_duration_seconds)."""
+        return None
 
     def on_snapshot_received(self, peer_id: int, seconds: float, ok: bool) -> None:
         """A snapshot receive finished (etcd_network_snapshot_receive_total_duration_seconds)."""
+        return None
 
     def on_peer_refused(self, reason: str) -> None:
         """A peer request was refused at admission; `reason` is one of REFUSAL_REASONS
         (raftmon_network_peer_refused_total{reason}: etcd has no family for these)."""
+        return None
 
 
-class NullObserver:
+class NullObserver(TransportObserver):
     """Observer that ignores everything: the default, and a base for partial observers."""
-
-    def on_rtt(self, peer_id: int, seconds: float) -> None:
-        return None
-
-    def on_snapshot_sent(self, peer_id: int, seconds: float, ok: bool) -> None:
-        return None
-
-    def on_snapshot_received(self, peer_id: int, seconds: float, ok: bool) -> None:
-        return None
-
-    def on_peer_refused(self, reason: str) -> None:
-        return None
 
 
 if TYPE_CHECKING:

@@ -1,9 +1,10 @@
-"""`Transport`: the one object the driver talks to for everything that crosses the network.
+"""`Transport`: the one object the server talks to for everything that crosses the network.
 
 It owns one `PeerSender` per peer (stream + prober tasks), snapshot uploads in flight,
-the `Receiver` handlers, and the HTTP client session. Every task it starts is tracked
-and cancelled by `stop()`; a task that dies of an exception is logged at ERROR and
-reported through `on_fatal`, never lost.
+the `Receiver` handlers, the HTTP client sessions, and the `PeerClient` for requests
+that are not Raft messages (member info, calls forwarded to the leader). Every task it
+starts is tracked and cancelled by `stop()`; a task that dies of an exception is logged
+at ERROR and reported through `on_fatal`, never lost.
 
 Callbacks run on the event loop. `on_unreachable` is deferred with `call_soon` and
 coalesced per peer, so the core is never re-entered from inside `send()`.
@@ -23,6 +24,7 @@ from node.raft.messages import Message, MessageType, Snapshot
 from node.transport import wire
 from node.transport.options import TransportOptions
 from node.transport.peer import PeerSender, StreamState
+from node.transport.peerclient import PeerClient
 from node.transport.receiver import Receiver
 from node.transport.snapshot import SnapshotError, send_snapshot
 from node.transport.stats import NO_FAULT, NullObserver, PeerFault, PeerStats, TransportObserver
@@ -54,7 +56,10 @@ class Transport:
         on_fatal: Callable[[BaseException], None] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         election_timeout: float | None = None,
+        client_ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """`client_ssl_context` dials other members' client URLs (calls forwarded to the
+        leader); `ssl_context` dials their peer URLs."""
         self.local_id = local_id
         # https peers: verify their certificate (CA + host name), present ours (node/tls.py)
         self._ssl: ssl.SSLContext | bool = ssl_context or True
@@ -99,6 +104,12 @@ class Transport:
             outbound_fault=self._outbound_fault,
             # A member's stream that spoke within an election timeout is not displaced.
             takeover_after=election_timeout,
+        )
+        # Every other request to another member (member info, forwarding to the leader).
+        self.client = PeerClient(
+            {p: url for p, url in peers.items() if p != local_id},
+            peer_ssl=ssl_context,
+            client_ssl=client_ssl_context,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None  # probes and snapshots
@@ -186,6 +197,7 @@ class Transport:
             for session in (self._session, self._stream_session):
                 if session is not None:
                     await session.close()
+            await self.client.close()
             log.info(
                 "stopped peer transport local-member-id=%s",
                 wire.id_hex(self.local_id),
@@ -391,7 +403,7 @@ class Transport:
             log.exception("on_message failed type=%s from=%s", msg.type.name, wire.id_hex(msg.frm))
 
     async def _deliver_snapshot(self, msg: Message, path: str) -> None:
-        """Hand a received image to the driver; without on_snapshot, inline it (small images)."""
+        """Hand a received image to the server; without on_snapshot, inline it (small images)."""
         if self._on_snapshot is not None:
             self._on_snapshot(msg, path)
             return

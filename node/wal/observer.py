@@ -1,17 +1,10 @@
-"""Hooks through which the WAL and the snapshotter report durations and sizes.
+"""The WAL's and the snapshotter's instrumentation seam: a Protocol and its no-op default.
 
-node/wal never imports prometheus_client: the exporter binds these hooks to
-etcd's families (`on_fsync` -> etcd_disk_wal_fsync_duration_seconds, `on_write`
--> etcd_disk_wal_write_bytes_total, `on_snapshot_fsync` ->
-etcd_snap_fsync_duration_seconds, `on_snapshot_save` ->
-etcd_debugging_snap_save_total_duration_seconds). Hooks are called from the
-thread that called `save()` (a worker thread in the driver), after the timed
-section, so they must be cheap and thread-safe (prometheus_client's are).
-
-Two further hooks are optional and looked up with getattr, so an observer
-written against the four-method Protocol keeps working:
-`on_snapshot_db_fsync(seconds)` (etcd_snap_db_fsync_duration_seconds) and
-`on_snapshot_db_save(seconds)` (etcd_snap_db_save_total_duration_seconds).
+node/wal never imports prometheus_client: the exporter implements `WalObserver`
+structurally. Hooks are called from the thread that called `save()` (a worker thread in
+the server), after the timed section, so they must be cheap and thread-safe
+(prometheus_client's are). Observers that care about a few events subclass
+`NullObserver` and override those.
 """
 
 from __future__ import annotations
@@ -20,31 +13,38 @@ from typing import TYPE_CHECKING, Protocol
 
 
 class WalObserver(Protocol):
-    """What the WAL and the snapshotter report; all durations in seconds."""
+    """What the WAL and the snapshotter report; all durations in seconds.
 
-    def on_fsync(self, seconds: float) -> None: ...
-
-    def on_write(self, nbytes: int, seconds: float) -> None: ...
-
-    def on_snapshot_save(self, seconds: float) -> None: ...
-
-    def on_snapshot_fsync(self, seconds: float) -> None: ...
-
-
-class NullObserver:
-    """Discards every observation: the default when no exporter is attached."""
+    Each method's body is the no-op default (`NullObserver`).
+    """
 
     def on_fsync(self, seconds: float) -> None:
-        pass
+        """A WAL fdatasync finished (etcd_disk_wal_fsync_duration_seconds)."""
+        return None
 
     def on_write(self, nbytes: int, seconds: float) -> None:
-        pass
+        """WAL records written (etcd_disk_wal_write_bytes_total, ..._write_duration_seconds)."""
+        return None
 
     def on_snapshot_save(self, seconds: float) -> None:
-        pass
+        """A snapshot saved, fsyncs included (etcd_debugging_snap_save_total_duration_seconds)."""
+        return None
 
     def on_snapshot_fsync(self, seconds: float) -> None:
-        pass
+        """A .snap file fsynced (etcd_snap_fsync_duration_seconds)."""
+        return None
+
+    def on_snapshot_db_fsync(self, seconds: float) -> None:
+        """A .snap.db image fsynced (etcd_snap_db_fsync_duration_seconds)."""
+        return None
+
+    def on_snapshot_db_save(self, seconds: float) -> None:
+        """A .snap.db image stored (etcd_snap_db_save_total_duration_seconds)."""
+        return None
+
+
+class NullObserver(WalObserver):
+    """Discards every observation: the default when no exporter is attached."""
 
 
 if TYPE_CHECKING:

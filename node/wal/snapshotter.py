@@ -31,7 +31,7 @@ import time
 import zlib
 from typing import Any
 
-from node.fsutil import fsync_dir
+from node.fsutil import fsync_dir, fsync_file
 from node.raft.messages import ConfState, SnapshotMetadata
 from node.wal.errors import SnapshotError
 from node.wal.observer import NullObserver, WalObserver
@@ -62,14 +62,6 @@ def _file_crc(path: str) -> tuple[int, int]:
             crc = zlib.crc32(chunk, crc)
             size += len(chunk)
     return size, crc
-
-
-def _fsync_path(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _encode(meta: SnapshotMetadata, db_size: int, db_crc: int) -> bytes:
@@ -181,7 +173,7 @@ class Snapshotter:
         else:
             src = os.fspath(db)
             fsync_started = time.perf_counter()
-            _fsync_path(src)
+            fsync_file(src)
             fsync_took = time.perf_counter() - fsync_started
             if os.path.abspath(src) != os.path.abspath(db_path):
                 try:
@@ -191,17 +183,13 @@ class Snapshotter:
                         raise
                     tmp = db_path + TMP_SUFFIX
                     shutil.copyfile(src, tmp)
-                    _fsync_path(tmp)
+                    fsync_file(tmp)
                     os.replace(tmp, db_path)
                     os.unlink(src)
             size, crc = _file_crc(db_path)
         fsync_dir(self.dir)
-        hook = getattr(self._observer, "on_snapshot_db_fsync", None)
-        if hook is not None:
-            hook(fsync_took)
-        hook = getattr(self._observer, "on_snapshot_db_save", None)
-        if hook is not None:
-            hook(time.perf_counter() - started)
+        self._observer.on_snapshot_db_fsync(fsync_took)
+        self._observer.on_snapshot_db_save(time.perf_counter() - started)
         return size, crc
 
     def _candidates(self) -> list[tuple[int, int, str]]:

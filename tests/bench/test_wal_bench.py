@@ -25,6 +25,7 @@ import pytest
 
 from node.raft.messages import Entry, HardState
 from node.wal import WAL
+from node.wal.observer import NullObserver
 
 ROOT = Path(__file__).resolve().parents[2]
 LEVELS = (1, 16, 256)
@@ -32,7 +33,7 @@ SECONDS = 3.0
 PAYLOAD = bytes(range(256))
 
 
-class _Fsyncs:
+class _Fsyncs(NullObserver):
     """Observer keeping every fsync duration."""
 
     def __init__(self) -> None:
@@ -40,15 +41,6 @@ class _Fsyncs:
 
     def on_fsync(self, seconds: float) -> None:
         self.seconds.append(seconds)
-
-    def on_write(self, nbytes: int, seconds: float) -> None:
-        pass
-
-    def on_snapshot_save(self, seconds: float) -> None:
-        pass
-
-    def on_snapshot_fsync(self, seconds: float) -> None:
-        pass
 
 
 @dataclass

@@ -308,10 +308,10 @@ MAY_STAY_ZERO = {
     "etcd_server_is_learner": "raftmon has no learners: always 0, by design (checked == 0)",
     "etcd_server_learner_promote_successes": "raftmon has no learners to promote",
     "etcd_mvcc_hash_duration_seconds": (
-        "nothing computes a store hash yet: HashKV answers Unimplemented (node/kvserver.py)"
+        "no store hash yet: HashKV answers Unimplemented (node/server/kv_service.py)"
     ),
     "etcd_mvcc_hash_rev_duration_seconds": (
-        "nothing computes a store hash yet: HashKV answers Unimplemented (node/kvserver.py)"
+        "no store hash yet: HashKV answers Unimplemented (node/server/kv_service.py)"
     ),
 }
 

@@ -1,8 +1,9 @@
-"""MemberMetrics is the one observer the member hands to its WAL, store and transport.
+"""MemberMetrics is the one observer the member hands to its WAL, store, transport and server.
 
 The hook Protocols live in node/ (which never imports prometheus_client); this checks
 that every hook they declare exists on MemberMetrics and accepts their arguments, so a
-signature drift fails here instead of in a running member.
+signature drift fails here instead of in a running member. mypy checks the same
+statically through the conformance lines below.
 """
 
 from __future__ import annotations
@@ -17,30 +18,20 @@ from exporter import catalog as C
 from exporter.metrics import MemberMetrics
 
 if TYPE_CHECKING:
-    from node.mvcc.observer import BackendObserver
-    from node.transport.stats import TransportObserver
-    from node.wal.observer import WalObserver
+    from node.server.observer import MemberObserver
 
-    _metrics = MemberMetrics()
-    _wal: WalObserver = _metrics
-    _transport: TransportObserver = _metrics
-    _backend: BackendObserver = _metrics
+    _member: MemberObserver = MemberMetrics()
 
 _DUMMY: dict[str, Any] = {"float": 0.01, "int": 3, "bool": True, "str": "unknown_sender"}
 
 
 def _protocols() -> list[type]:
-    found: list[type] = []
-    for module, name in (
-        ("node.wal.observer", "WalObserver"),
-        ("node.transport.stats", "TransportObserver"),
-        ("node.mvcc.observer", "BackendObserver"),
-    ):
-        try:
-            found.append(getattr(__import__(module, fromlist=[name]), name))
-        except (ImportError, AttributeError):  # pragma: no cover - layer not written yet
-            continue
-    return found
+    from node.mvcc.observer import BackendObserver
+    from node.server.observer import ServerObserver
+    from node.transport.stats import TransportObserver
+    from node.wal.observer import WalObserver
+
+    return [WalObserver, BackendObserver, TransportObserver, ServerObserver]
 
 
 @pytest.mark.parametrize("protocol", _protocols(), ids=lambda p: p.__name__)
@@ -71,7 +62,7 @@ def test_peer_refusals_are_counted_by_reason_from_zero() -> None:
     assert value("unknown_sender") == 0
 
 
-def test_optional_wal_hooks_exist() -> None:
+def test_snapshot_db_hooks_reach_their_families() -> None:
     metrics = MemberMetrics(CollectorRegistry(), process_metrics=False)
     metrics.on_snapshot_db_fsync(0.001)
     metrics.on_snapshot_db_save(0.2)

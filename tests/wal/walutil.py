@@ -5,6 +5,7 @@ from __future__ import annotations
 import zlib
 
 from node.raft.messages import Entry, HardState
+from node.wal.observer import NullObserver
 
 META = b"member=1/cluster=7"
 SMALL_SEGMENT = 16 * 1024  # small segments so tests cut and release often
@@ -29,7 +30,7 @@ def hs(commit: int, term: int = 1, vote: int = 1) -> HardState:
     return HardState(term=term, vote=vote, commit=commit)
 
 
-class Recorder:
+class Recorder(NullObserver):
     """A WalObserver that remembers every observation."""
 
     def __init__(self) -> None:

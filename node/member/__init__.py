@@ -1,4 +1,4 @@
-"""`raftmon node`: run one member with etcd's flags."""
+"""`raftmon node`: run one member with etcd's flags (the process: `main(argv)`)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def main(argv: list[str]) -> int:
         return 2
     configure(cfg.log_level, {"name": cfg.name})
     # NB: imported here so `raftmon node --help` works without the server's imports
+    from node.member.serve import serve
     from node.mvcc.store import BackendCorruptError
-    from node.server import serve
     from node.wal import WALCorruptError
 
     try:

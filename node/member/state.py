@@ -1,7 +1,7 @@
 """The member's scrape-time view for the exporter (`exporter.state.MemberStateSource`).
 
 Everything here is read when Prometheus scrapes, from numbers the Raft core,
-the driver, the store and the transport already keep, so the request path pays
+the server, the store and the transport already keep, so the request path pays
 nothing for these metrics.
 """
 
@@ -16,7 +16,7 @@ from node.raft import StateType
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from node.driver import RaftDriver
+    from node.server import EtcdServer
 
 _ROLES = {
     StateType.StateFollower: "follower",
@@ -26,20 +26,20 @@ _ROLES = {
 }
 
 
-class DriverStateSource:
-    """Reads a running `RaftDriver` for the exporter's state collector."""
+class ServerStateSource:
+    """Reads a running `EtcdServer` for the exporter's state collector."""
 
-    def __init__(self, driver: RaftDriver) -> None:
-        self.driver = driver
+    def __init__(self, server: EtcdServer) -> None:
+        self.server = server
 
     def raft_state(self) -> RaftState:
-        st = self.driver.node.status()
+        st = self.server.status()
         return RaftState(
             term=st.term,
             lead=st.lead,
             role=_ROLES.get(st.role, "follower"),
             commit_index=st.commit,
-            applied_index=self.driver.applied_index,
+            applied_index=self.server.applied_index,
             # No learners: raftmon has no membership changes, every member is a voter.
             is_learner=False,
             elections_started=st.elections_started,
@@ -50,27 +50,27 @@ class DriverStateSource:
         )
 
     def server_state(self) -> ServerState:
-        d = self.driver
+        d = self.server
         c = d.counters
         return ServerState(
             member_id=d.member_id,
             server_version=ETCD_VERSION,
             cluster_version=CLUSTER_VERSION.rsplit(".", 1)[0],
             quota_backend_bytes=d.cfg.quota_backend_bytes,
-            proposals_pending=d.proposals_pending,
+            proposals_pending=d.proposals.pending,
             leader_changes_seen=c.leader_changes_seen,
             proposals_failed=c.proposals_failed,
             heartbeat_send_failures=c.heartbeat_send_failures,
             slow_applies=c.slow_applies,
             slow_read_indexes=c.slow_read_indexes,
             read_indexes_failed=c.read_indexes_failed,
-            snapshot_apply_in_progress=d.installing_snapshot,
+            snapshot_apply_in_progress=d.snapshots.installing,
             defrag_inflight=d.defrag_inflight,
             alarms=tuple(d.kv.alarms()),
         )
 
     def mvcc_state(self) -> MvccState:
-        s = self.driver.kv.stats()
+        s = self.server.kv.stats()
         return MvccState(
             db_total_size_bytes=s.db_total_size,
             db_size_in_use_bytes=s.db_in_use_size,
@@ -102,11 +102,11 @@ class DriverStateSource:
                 snapshot_send_inflight=p.snapshot_send_inflight,
                 snapshot_receive_inflight=p.snapshot_receive_inflight,
             )
-            for peer, p in self.driver.transport.stats().items()
+            for peer, p in self.server.transport.stats().items()
         }
 
     def fault_state(self) -> FaultState:
-        d = self.driver
+        d = self.server
         faults = d.transport.faults()
         return FaultState(
             wal_fsync_delay_seconds=d.wal.fsync_delay_seconds,

@@ -1,8 +1,8 @@
-"""What one member's driver reports: to the exporter, and to clients when a proposal times out.
+"""What one member's server reports: to the exporter, and to clients when a proposal times out.
 
 In-process and never started (no ticks, no peers, no listeners): each test drives the
-one piece of the driver it is about, so it is fast and exact. The live cluster tests in
-test_metrics_live.py check the same families end to end.
+one piece of the server it is about, so it is fast and exact. The live cluster tests in
+tests/cluster/test_metrics_live.py check the same families end to end.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from prometheus_client import CollectorRegistry
 from exporter.metrics import MemberMetrics
 from node import errors as E
 from node.config import MemberConfig
-from node.driver import RaftDriver
-from node.member_state import DriverStateSource
+from node.member.state import ServerStateSource
 from node.mvcc import requests as rq
 from node.mvcc.codec import encode_request
-from node.raft import Ready, StateType
+from node.raft import StateType
 from node.raft.messages import Entry
+from node.server import EtcdServer
 
 OTHER_LEADER = 0xBEEF
 NEWER_LEADER = 0xCAFE
@@ -31,7 +31,7 @@ REQUEST_TIMEOUT = 0.3  # seconds, instead of etcd's 5 s + 2 election timeouts
 
 
 @pytest.fixture
-async def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RaftDriver]:
+async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[EtcdServer]:
     monkeypatch.setattr(
         MemberConfig, "request_timeout_seconds", property(lambda self: REQUEST_TIMEOUT)
     )
@@ -45,8 +45,8 @@ async def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
         election_timeout_ms=100,  # leader-failure window: 2 x 100 ms
     )
     metrics = MemberMetrics(CollectorRegistry(), process_metrics=False)
-    d = RaftDriver(cfg, observer=metrics)
-    metrics.attach_state(DriverStateSource(d))
+    d = EtcdServer(cfg, observer=metrics)
+    metrics.attach_state(ServerStateSource(d))
     try:
         yield d
     finally:
@@ -54,7 +54,7 @@ async def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
         d.wal.close()
 
 
-def sample(d: RaftDriver, name: str, **labels: str) -> float:
+def sample(d: EtcdServer, name: str, **labels: str) -> float:
     assert isinstance(d.observer, MemberMetrics)
     value = d.observer.registry.get_sample_value(name, labels)
     assert value is not None, f"no sample {name}{labels}"
@@ -65,110 +65,110 @@ def sample(d: RaftDriver, name: str, **labels: str) -> float:
 
 
 async def test_defrag_inflight_is_1_while_a_defragmentation_runs_and_0_after(
-    driver: RaftDriver, monkeypatch: pytest.MonkeyPatch
+    server: EtcdServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     running, release = threading.Event(), threading.Event()
-    vacuum = driver.kv.defragment
+    vacuum = server.kv.defragment
 
     def slow_defragment() -> float:
         running.set()
         assert release.wait(10)
         return vacuum()
 
-    monkeypatch.setattr(driver.kv, "defragment", slow_defragment)
-    assert sample(driver, "etcd_disk_defrag_inflight") == 0
-    task = asyncio.create_task(driver.defragment())
+    monkeypatch.setattr(server.kv, "defragment", slow_defragment)
+    assert sample(server, "etcd_disk_defrag_inflight") == 0
+    task = asyncio.create_task(server.defragment())
     assert await asyncio.to_thread(running.wait, 10)
-    assert sample(driver, "etcd_disk_defrag_inflight") == 1
+    assert sample(server, "etcd_disk_defrag_inflight") == 1
     release.set()
     await asyncio.wait_for(task, 10)
-    assert sample(driver, "etcd_disk_defrag_inflight") == 0
-    assert sample(driver, "etcd_disk_backend_defrag_duration_seconds_count") == 1
+    assert sample(server, "etcd_disk_defrag_inflight") == 0
+    assert sample(server, "etcd_disk_backend_defrag_duration_seconds_count") == 1
 
 
 async def test_defrag_inflight_goes_back_to_0_when_the_defragmentation_fails(
-    driver: RaftDriver, monkeypatch: pytest.MonkeyPatch
+    server: EtcdServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken_defragment() -> float:
         raise OSError("disk I/O error")
 
-    monkeypatch.setattr(driver.kv, "defragment", broken_defragment)
+    monkeypatch.setattr(server.kv, "defragment", broken_defragment)
     with pytest.raises(OSError, match="disk I/O error"):
-        await driver.defragment()
-    assert sample(driver, "etcd_disk_defrag_inflight") == 0
+        await server.defragment()
+    assert sample(server, "etcd_disk_defrag_inflight") == 0
 
 
 # ---- etcd_server_apply_duration_seconds{success="false"} -------------------------------
 
 
-def test_a_failed_apply_is_timed_under_its_op_with_success_false(driver: RaftDriver) -> None:
+def test_a_failed_apply_is_timed_under_its_op_with_success_false(server: EtcdServer) -> None:
     entries = [
         Entry(term=1, index=1, data=encode_request(1, rq.LeaseRevokeRequest(id=404))),
         Entry(term=1, index=2, data=encode_request(2, rq.PutRequest(key=b"k", value=b"v"))),
     ]
-    driver._apply(Ready(committed_entries=entries))
+    server.applier.apply(entries)
     count = "etcd_server_apply_duration_seconds_count"
-    assert sample(driver, count, version="v3", op="LeaseRevoke", success="false") == 1
-    assert sample(driver, count, version="v3", op="LeaseRevoke", success="true") == 0
-    assert sample(driver, count, version="v3", op="Put", success="true") == 1
+    assert sample(server, count, version="v3", op="LeaseRevoke", success="false") == 1
+    assert sample(server, count, version="v3", op="LeaseRevoke", success="true") == 0
+    assert sample(server, count, version="v3", op="Put", success="true") == 1
     # an unknown lease was not revoked: the revoke counter only counts real revokes
-    assert sample(driver, "etcd_debugging_lease_revoked_total") == 0
+    assert sample(server, "etcd_debugging_lease_revoked_total") == 0
 
 
 # ---- the request-timeout message (etcd's parseProposeCtxErr) ---------------------------
 
 
-async def propose_and_fail(driver: RaftDriver, during: list[int]) -> str:
-    """Propose while leader `driver.lead` is known; see the leaders in `during`; time out."""
+async def propose_and_fail(server: EtcdServer, during: list[int]) -> str:
+    """Propose while leader `server.lead` is known; see the leaders in `during`; time out."""
 
     async def leaders_change() -> None:
         for lead in during:
             await asyncio.sleep(0.02)
-            driver._on_soft_state(lead, StateType.StateFollower)
+            server.loop.on_soft_state(lead, StateType.StateFollower)
 
     changes = asyncio.create_task(leaders_change())
     with pytest.raises(E.EtcdError) as failed:
-        await driver.propose(rq.PutRequest(key=b"k", value=b"v"))
+        await server.propose(rq.PutRequest(key=b"k", value=b"v"))
     await changes
     return failed.value.message
 
 
 async def test_a_timeout_under_one_leader_throughout_is_a_plain_request_timeout(
-    driver: RaftDriver,
+    server: EtcdServer,
 ) -> None:
-    driver._on_soft_state(OTHER_LEADER, StateType.StateFollower)
-    assert await propose_and_fail(driver, []) == E.REQUEST_TIMEOUT
+    server.loop.on_soft_state(OTHER_LEADER, StateType.StateFollower)
+    assert await propose_and_fail(server, []) == E.REQUEST_TIMEOUT
 
 
 async def test_a_timeout_after_losing_the_leader_without_a_new_one_is_plain(
-    driver: RaftDriver,
+    server: EtcdServer,
 ) -> None:
-    driver._on_soft_state(OTHER_LEADER, StateType.StateFollower)
-    assert await propose_and_fail(driver, [0]) == E.REQUEST_TIMEOUT
+    server.loop.on_soft_state(OTHER_LEADER, StateType.StateFollower)
+    assert await propose_and_fail(server, [0]) == E.REQUEST_TIMEOUT
 
 
 async def test_a_timeout_after_a_new_leader_was_elected_blames_the_previous_leader(
-    driver: RaftDriver,
+    server: EtcdServer,
 ) -> None:
-    driver._on_soft_state(OTHER_LEADER, StateType.StateFollower)
-    assert await propose_and_fail(driver, [0, NEWER_LEADER]) == E.TIMEOUT_LEADER_FAIL
+    server.loop.on_soft_state(OTHER_LEADER, StateType.StateFollower)
+    assert await propose_and_fail(server, [0, NEWER_LEADER]) == E.TIMEOUT_LEADER_FAIL
 
 
 async def test_the_same_leader_re_elected_during_the_request_also_blames_leader_failure(
-    driver: RaftDriver,
+    server: EtcdServer,
 ) -> None:
     # the old code compared the leader id at start and end, and called this a plain timeout
-    driver._on_soft_state(OTHER_LEADER, StateType.StateFollower)
-    assert await propose_and_fail(driver, [0, OTHER_LEADER]) == E.TIMEOUT_LEADER_FAIL
+    server.loop.on_soft_state(OTHER_LEADER, StateType.StateFollower)
+    assert await propose_and_fail(server, [0, OTHER_LEADER]) == E.TIMEOUT_LEADER_FAIL
 
 
 async def test_a_leader_elected_before_the_request_started_is_not_blamed(
-    driver: RaftDriver,
+    server: EtcdServer,
 ) -> None:
-    driver._on_soft_state(0, StateType.StateFollower)
-    driver._on_soft_state(NEWER_LEADER, StateType.StateFollower)
+    server.loop.on_soft_state(0, StateType.StateFollower)
+    server.loop.on_soft_state(NEWER_LEADER, StateType.StateFollower)
     await asyncio.sleep(0.01)
-    assert await propose_and_fail(driver, []) == E.REQUEST_TIMEOUT
+    assert await propose_and_fail(server, []) == E.REQUEST_TIMEOUT
 
 
 def test_errors_module_has_both_of_etcds_timeout_messages() -> None:

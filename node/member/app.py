@@ -1,0 +1,104 @@
+"""The member's three aiohttp applications and their small handlers.
+
+A member serves three kinds of listener, as etcd does: client URLs (the v3 JSON
+gateway, /health, /version, /metrics), peer URLs (Raft streams and snapshots, and the
+member info other members ask for) and optional metrics URLs (/metrics, /health, and
+with --enable-fault-injection the /raftmon/faults endpoints the lab drives).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from exporter.http import metrics_handler
+from node.api import gateway
+from node.config import CLUSTER_VERSION, ETCD_VERSION
+from node.member.faults import clear_faults, get_faults, set_faults
+from node.member.http import SERVER, json_response
+from node.server import GRPC_OVERHEAD_BYTES, EtcdServer, KVService
+from node.transport.peerclient import MEMBER_INFO_PATH
+
+if TYPE_CHECKING:
+    from exporter.metrics import MemberMetrics
+
+
+async def health(request: web.Request) -> web.Response:
+    """etcd 3.4's /health: true when the member has a leader and no alarm is raised."""
+    server = request.app[SERVER]
+    if server.lead == 0:
+        reason = "RAFT NO LEADER"
+    else:
+        alarms = server.kv.alarms()
+        reason = "ALARM " + ",".join(a[1] for a in alarms) if alarms else ""
+    server.observer.on_health(not reason)
+    if reason:
+        return json_response({"health": "false", "reason": reason}, 503)
+    return json_response({"health": "true"})
+
+
+async def livez(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    server = request.app[SERVER]
+    if server.lead == 0:
+        return web.Response(text="[-]leader failed: no leader\nreadyz check failed", status=503)
+    return web.Response(text="ok")
+
+
+async def version(request: web.Request) -> web.Response:
+    return json_response({"etcdserver": ETCD_VERSION, "etcdcluster": CLUSTER_VERSION})
+
+
+# ---- applications ---------------------------------------------------------
+def create_client_app(
+    server: EtcdServer, service: KVService, metrics: MemberMetrics
+) -> web.Application:
+    # bodies are base64 JSON: ~4/3 of etcd's protobuf size limit, checked precisely later
+    app = web.Application(
+        client_max_size=(server.cfg.max_request_bytes + GRPC_OVERHEAD_BYTES) * 3 // 2
+    )
+    app[SERVER] = server
+    gateway.add_routes(app, service, metrics)
+    app.router.add_get("/health", health)
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/version", version)
+    app.router.add_get("/metrics", metrics_handler(metrics.registry))
+    gateway.add_fallback(app)  # last: it answers whatever no route above matched
+    return app
+
+
+def create_metrics_app(server: EtcdServer, metrics: MemberMetrics) -> web.Application:
+    app = web.Application()
+    app[SERVER] = server
+    app.router.add_get("/metrics", metrics_handler(metrics.registry))
+    app.router.add_get("/health", health)
+    if server.cfg.enable_fault_injection:
+        app.router.add_get("/raftmon/faults", get_faults)
+        app.router.add_post("/raftmon/faults", set_faults)
+        app.router.add_delete("/raftmon/faults", clear_faults)
+    return app
+
+
+async def member_info(request: web.Request) -> web.Response:
+    """Who this member is, for peers that need its client URLs (member list, forwarding)."""
+    server = request.app[SERVER]
+    return json_response(
+        {
+            "ID": str(server.member_id),
+            "name": server.cfg.name,
+            "clientURLs": list(server.cfg.advertise_client_urls),
+        }
+    )
+
+
+def create_peer_app(server: EtcdServer) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[SERVER] = server
+    server.transport.add_routes(app)
+    app.router.add_get(MEMBER_INFO_PATH, member_info)
+    return app

@@ -1,0 +1,106 @@
+"""Run one member: build its server and listeners, serve until a signal, shut down in order.
+
+Shutdown is orderly: stop accepting, stop the server, close the WAL last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from exporter.metrics import MemberMetrics
+from node.errors import EtcdError
+from node.member.app import create_client_app, create_metrics_app, create_peer_app
+from node.member.state import ServerStateSource
+from node.member.tls_site import TLSSite
+from node.server import EtcdServer, KVService
+from node.tls import TLSInfo, server_context
+
+if TYPE_CHECKING:
+    from node.config import MemberConfig
+
+log = logging.getLogger(__name__)
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    if parts.hostname is None or parts.port is None:
+        raise ValueError(f"URL {url!r} needs a host and a port")
+    return parts.hostname, parts.port
+
+
+async def _listen(runner: web.AppRunner, urls: tuple[str, ...], info: TLSInfo, what: str) -> None:
+    """Start one site per URL: https URLs get TLS from `info`, http URLs ignore it (as etcd)."""
+    context = server_context(info) if any(u.startswith("https://") for u in urls) else None
+    for url in urls:
+        host, port = _host_port(url)
+        if url.startswith("https://"):
+            assert context is not None
+            await TLSSite(runner, host, port, ssl_context=context, listener=what).start()
+            continue
+        if not info.empty:
+            log.warning(
+                "the scheme of %s url %s is HTTP while key/cert files are presented; "
+                "ignored key/cert files",
+                what,
+                url,
+            )
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+
+
+async def serve(cfg: MemberConfig) -> None:
+    """Run one member until SIGINT/SIGTERM."""
+    metrics = MemberMetrics()
+    server = EtcdServer(cfg, observer=metrics)
+    metrics.attach_state(ServerStateSource(server))
+    metrics.bind_peers(server.peer_ids)
+    service = KVService(server)
+    runners: list[web.AppRunner] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        peer_runner = web.AppRunner(create_peer_app(server), access_log=None, shutdown_timeout=2.0)
+        await peer_runner.setup()
+        runners.append(peer_runner)
+        await _listen(peer_runner, cfg.listen_peer_urls, cfg.peer_tls, "peer")
+        await server.start()
+        client_runner = web.AppRunner(create_client_app(server, service, metrics), access_log=None)
+        await client_runner.setup()
+        runners.append(client_runner)
+        await _listen(client_runner, cfg.listen_client_urls, cfg.client_tls, "client")
+        if cfg.listen_metrics_urls:
+            metrics_runner = web.AppRunner(create_metrics_app(server, metrics), access_log=None)
+            await metrics_runner.setup()
+            runners.append(metrics_runner)
+            # etcd serves https metrics URLs with the client certificate and CA
+            await _listen(metrics_runner, cfg.listen_metrics_urls, cfg.client_tls, "metrics")
+        log.info(
+            "serving",
+            extra={
+                "fields": {
+                    "name": cfg.name,
+                    "local-member-id": f"{cfg.member_id:x}",
+                    "cluster-id": f"{cfg.cluster_id:x}",
+                    "client-urls": list(cfg.listen_client_urls),
+                    "peer-urls": list(cfg.listen_peer_urls),
+                }
+            },
+        )
+        await stop.wait()
+        log.info("received signal; shutting down")
+    finally:
+        for runner in reversed(runners):
+            with contextlib.suppress(Exception):
+                await runner.cleanup()
+        with contextlib.suppress(Exception):
+            await service.close()
+        with contextlib.suppress(EtcdError):
+            await server.stop()

@@ -1,0 +1,153 @@
+"""Client proposals: encode, queue for the Ready loop, wait for the apply, time out as etcd.
+
+A proposal is encoded here, checked against the request size limits, queued until the
+Ready loop hands it to the core (`drain_into`) and answered when its entry is applied
+(`resolve`). Nothing is acknowledged before the entry is committed and applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from node import errors as E
+from node.mvcc.codec import encode_request
+from node.raft import ProposalDropped
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from node.mvcc.store import ApplyResult
+    from node.raft import RawNode
+    from node.server.context import ServerContext
+
+log = logging.getLogger(__name__)
+
+GRPC_OVERHEAD_BYTES = 512 * 1024  # etcd: max gRPC message = --max-request-bytes + 512 KiB
+
+
+def expire(fut: asyncio.Future[Any]) -> None:
+    """A request's timer fired before its answer: it fails with TimeoutError."""
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
+class Proposals:
+    """Proposals waiting for the core, and client futures waiting for their apply."""
+
+    def __init__(self, ctx: ServerContext) -> None:
+        cfg = ctx.cfg
+        self._ctx = ctx
+        self._queue: list[tuple[bytes, int]] = []  # (encoded request, request id; 0: none)
+        self.waiters: dict[int, asyncio.Future[Any]] = {}
+        self._id_prefix = (cfg.member_id & 0xFFFF) << 48 | (time.time_ns() & 0xFF) << 40
+        self._next_id = itertools.count(1)
+        self.stopping = False
+        self.leader_elected_at = 0.0  # monotonic time a new non-zero leader was last seen
+
+    def next_request_id(self) -> int:
+        return self._id_prefix | next(self._next_id)
+
+    async def propose(self, request: Any) -> Any:
+        """Replicate one request through Raft; return the state machine's response.
+
+        Raises EtcdError: no leader (at once), request timed out (after the
+        request timeout), or the error the state machine produced when applying.
+        """
+        if self.stopping:
+            raise E.etcd_error(E.STOPPED)
+        ctx = self._ctx
+        if ctx.leadership.lead == 0:
+            ctx.counters.proposals_failed += 1
+            raise E.etcd_error(E.NO_LEADER)
+        request_id = self.next_request_id()
+        try:
+            data = encode_request(request_id, request)
+        except Exception as err:  # a value no etcd field can hold (int64 overflow, ...)
+            raise E.invalid_argument(f"raftmon: request cannot be encoded: {err}") from None
+        max_bytes = ctx.cfg.max_request_bytes
+        if len(data) > max_bytes:
+            grpc_limit = max_bytes + GRPC_OVERHEAD_BYTES
+            if len(data) > grpc_limit:  # etcd's gRPC layer refuses it before the server sees it
+                raise E.message_too_large(len(data), grpc_limit)
+            raise E.etcd_error(E.REQUEST_TOO_LARGE)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self.waiters[request_id] = fut
+        self._queue.append((data, request_id))
+        ctx.inbox.wake_loop()
+        started = time.monotonic()
+        # A timer on the future itself: cheaper per request than wait_for's wrapping.
+        timer = loop.call_later(ctx.cfg.request_timeout_seconds, expire, fut)
+        try:
+            return await fut
+        except TimeoutError:
+            ctx.counters.proposals_failed += 1
+            raise E.etcd_error(self._timeout_message(started)) from None
+        finally:
+            timer.cancel()
+            self.waiters.pop(request_id, None)
+
+    def _timeout_message(self, started: float) -> str:
+        """The message of a proposal that timed out, chosen as etcd's parseProposeCtxErr does.
+
+        "possibly due to previous leader failure" only if a new leader was elected after
+        the request started, and less than two election timeouts after it (so the old
+        leader failed while the request was in flight). No leader now, or one leader
+        throughout, is a plain "request timed out": losing the leader is not blamed
+        until a new one is elected, as etcd does.
+        """
+        elected = self.leader_elected_at  # etcd's leadElectedTime
+        cfg = self._ctx.cfg
+        window = 2 * cfg.election_ticks * cfg.tick_seconds
+        if started < elected < started + window:
+            return E.TIMEOUT_LEADER_FAIL
+        return E.REQUEST_TIMEOUT
+
+    def propose_nowait(self, request: Any) -> None:
+        """Fire-and-forget proposal for the member's own housekeeping (lease expiry, compaction)."""
+        if self._ctx.leadership.lead == 0:
+            return
+        self._queue.append((encode_request(self.next_request_id(), request), 0))
+        self._ctx.inbox.wake_loop()
+
+    def drain_into(self, node: RawNode) -> None:
+        """Hand every queued proposal to the core; a dropped one fails its client at once."""
+        if not self._queue:
+            return
+        queue, self._queue = self._queue, []
+        for data, request_id in queue:
+            try:
+                node.propose(data)
+            except ProposalDropped as err:
+                fut = self.waiters.get(request_id)
+                if fut is not None and not fut.done():
+                    self._ctx.counters.proposals_failed += 1
+                    no_leader = self._ctx.leadership.lead == 0
+                    fut.set_exception(E.etcd_error(E.NO_LEADER if no_leader else E.REQUEST_TIMEOUT))
+                log.debug("proposal dropped", extra={"fields": {"reason": str(err)}})
+
+    def resolve(self, results: Iterable[ApplyResult]) -> None:
+        """Answer the clients whose entries were just applied."""
+        waiters = self.waiters
+        for result in results:
+            fut = waiters.get(result.request_id)
+            if fut is not None and not fut.done():
+                if result.error is not None:
+                    fut.set_exception(E.from_exception(result.error))
+                else:
+                    fut.set_result(result.response)
+
+    def fail_all(self) -> None:
+        """The member stops: every client still waiting gets etcd's "server stopped"."""
+        for fut in self.waiters.values():
+            if not fut.done():
+                fut.set_exception(E.etcd_error(E.STOPPED))
+
+    @property
+    def pending(self) -> int:
+        """Client proposals waiting to be applied (etcd_server_proposals_pending)."""
+        return len(self.waiters)

@@ -1,0 +1,221 @@
+"""`EtcdServer`: one member's server, tying its jobs together (etcd's server.go).
+
+The jobs live one per module: `bootstrap` opens the data directory, `raft_loop` runs
+the Ready loop, `proposals` and `apply` carry a write from the client to the store and
+back, `read_index` serves linearizable reads, `snapshots` makes, sends and installs
+snapshots, `housekeeping` proposes lease revokes and compactions. This class builds
+them, starts and stops their tasks, and is the surface node/member and the KV service
+use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from node.mvcc import requests as rq
+from node.mvcc.compactor import make_compactor
+from node.mvcc.lease import Lessor
+from node.raft import StateType
+from node.server.apply import Applier
+from node.server.bootstrap import bootstrap
+from node.server.context import Leadership, ServerContext
+from node.server.counters import Faults, ServerCounters
+from node.server.housekeeping import housekeeping_loop
+from node.server.inbox import Inbox
+from node.server.observer import NullMemberObserver
+from node.server.proposals import Proposals
+from node.server.raft_loop import RaftLoop
+from node.server.read_index import ReadIndex
+from node.server.snapshots import Snapshots
+from node.tls import any_https, client_context
+from node.transport import Transport
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+    from node.config import MemberConfig
+    from node.raft import Status
+    from node.server.observer import MemberObserver
+
+log = logging.getLogger(__name__)
+
+
+class EtcdServer:
+    """Owns the Raft core, WAL, snapshots, transport and state machine of one member."""
+
+    def __init__(self, cfg: MemberConfig, *, observer: MemberObserver | None = None) -> None:
+        self.cfg = cfg
+        self.member_id = cfg.member_id
+        self.cluster_id = cfg.cluster_id
+        self.observer: MemberObserver = observer or NullMemberObserver()
+        self.counters = ServerCounters()
+        self.faults = Faults()
+        self.peer_ids = tuple(m.member_id for m in cfg.members if m.member_id != self.member_id)
+
+        boot = bootstrap(cfg, self.observer)
+        self.kv = boot.kv
+        self.wal = boot.wal
+        self._node = boot.node
+        self.lessor = Lessor(self.kv)
+        self._compactor = make_compactor(cfg.auto_compaction_mode, cfg.auto_compaction_retention)
+        inbox = Inbox(boot.node)
+        # Dials to peers (streams, probes, snapshots, member info) verify the peer's
+        # certificate against --peer-trusted-ca-file and present --peer-cert-file. Calls
+        # forwarded to the leader's client URL present --cert-file, as etcd's gateway.
+        peer_ssl = (
+            client_context(cfg.peer_tls)
+            if any_https(u for m in cfg.members for u in m.peer_urls)
+            else None
+        )
+        client_https = any_https(cfg.advertise_client_urls) or not cfg.client_tls.empty
+        self.transport = Transport(
+            self.member_id,
+            self.cluster_id,
+            {m.member_id: m.peer_urls[0] for m in cfg.members if m.member_id != self.member_id},
+            on_message=inbox.on_peer_message,
+            on_snapshot=inbox.on_peer_snapshot,
+            on_unreachable=inbox.on_unreachable,
+            on_snapshot_status=inbox.on_snapshot_status,
+            snapshot_dir=boot.snapshotter.dir,
+            heartbeat_interval=cfg.tick_seconds,
+            observer=self.observer,
+            ssl_context=peer_ssl,
+            election_timeout=cfg.election_timeout_ms / 1000.0,
+            client_ssl_context=client_context(cfg.client_tls) if client_https else None,
+        )
+        self.ctx = ctx = ServerContext(
+            cfg=cfg,
+            opened=boot,
+            lessor=self.lessor,
+            inbox=inbox,
+            transport=self.transport,
+            counters=self.counters,
+            faults=self.faults,
+            observer=self.observer,
+            leadership=Leadership(),
+        )
+        self.proposals = Proposals(ctx)
+        self.reads = ReadIndex(ctx)
+        self.applier = Applier(ctx, self.proposals)
+        self.snapshots = Snapshots(ctx, self.applier)
+        self.loop = RaftLoop(ctx, self.proposals, self.reads, self.applier, self.snapshots)
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._defrags_running = 0  # defragment() calls not finished (they queue on the store)
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.transport.start()
+        loop = asyncio.get_running_loop()
+        jobs: tuple[Coroutine[Any, Any, None], ...] = (
+            self.loop.run(),
+            self.loop.tick_loop(),
+            housekeeping_loop(self.ctx, self._compactor, self.proposals),
+        )
+        for coro in jobs:
+            task = loop.create_task(coro)
+            task.add_done_callback(self._task_died)
+            self._tasks.append(task)
+        if len(self.cfg.members) == 1:
+            self.ctx.inbox.report(self._node.campaign)
+
+    def _task_died(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._stopping:
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.critical("server task died; stopping member", exc_info=exc)
+            os._exit(70)  # a half-alive member is worse than a dead one
+
+    async def stop(self) -> None:
+        """Stop ticking and applying, then close transport, WAL and database (WAL last)."""
+        self._stopping = True
+        self.proposals.stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.transport.stop()
+        self.proposals.fail_all()
+        self.loop.close()
+        self.kv.close()
+        self.wal.close()
+
+    # ---- client requests -----------------------------------------------------------------
+    async def propose(self, request: Any) -> Any:
+        """Replicate one request through Raft; return the state machine's response."""
+        return await self.proposals.propose(request)
+
+    async def read_barrier(self) -> None:
+        """Wait until a linearizable read may be served locally."""
+        await self.reads.barrier()
+
+    def transfer_leadership(self, to: int) -> None:
+        self.ctx.inbox.report(lambda: self._node.transfer_leader(to))
+
+    def raise_nospace_alarm(self) -> None:
+        """Over quota: replicate a NOSPACE alarm once (etcd raises it from the proposer)."""
+        if not any(name == "NOSPACE" for _, name in self.kv.alarms()):
+            self.proposals.propose_nowait(
+                rq.AlarmRequest(
+                    action=rq.AlarmAction.ACTIVATE,
+                    member_id=self.member_id,
+                    alarm=rq.AlarmType.NOSPACE,
+                )
+            )
+
+    async def defragment(self) -> None:
+        """Defragment the backend; etcd_disk_defrag_inflight is 1 until it ends, even badly."""
+        self._defrags_running += 1
+        try:
+            await asyncio.to_thread(self.kv.defragment)  # the store reports its duration
+        finally:
+            self._defrags_running -= 1
+        self.applier.db_size = self.kv.db_total_size()
+
+    async def client_urls_of(self, member_id: int) -> list[str]:
+        """Client URLs a member advertises (asked over its peer URL, then cached)."""
+        if member_id == self.member_id:
+            return list(self.cfg.advertise_client_urls)
+        return await self.transport.client.client_urls_of(member_id)
+
+    async def leader_client_url(self) -> str | None:
+        if self.lead == 0:
+            return None
+        urls = await self.client_urls_of(self.lead)
+        return urls[0] if urls else None
+
+    # ---- state -----------------------------------------------------------------------------
+    @property
+    def lead(self) -> int:
+        """The leader's member id as this member last saw it (0: none known)."""
+        return self.ctx.leadership.lead
+
+    @property
+    def term(self) -> int:
+        return self.ctx.leadership.term
+
+    @property
+    def is_leader(self) -> bool:
+        return self.ctx.leadership.role == StateType.StateLeader
+
+    @property
+    def applied_index(self) -> int:
+        return self.applier.applied_index
+
+    @property
+    def defrag_inflight(self) -> bool:
+        """A defragmentation is running or waiting for the store (etcd_disk_defrag_inflight)."""
+        return self._defrags_running > 0
+
+    def status(self) -> Status:
+        return self._node.status()
+
+    # ---- fault injection -------------------------------------------------------------------
+    def set_fsync_delay(self, seconds: float) -> None:
+        self.wal.fsync_delay_seconds = max(0.0, seconds)

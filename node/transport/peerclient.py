@@ -1,0 +1,84 @@
+"""Requests to other members outside the Raft streams: who a member is, and leader-only calls.
+
+etcd keeps every connection to another member in its transport packages: rafthttp for
+Raft traffic, leasehttp for lease keep-alives forwarded to the leader. `PeerClient` is
+that second part. It asks a member's peer URL for the client URLs it advertises (the
+member list, finding the leader's client URL) and forwards a leader-only client call to
+the leader's client URL. It answers with plain values and raises `ForwardFailed` when
+the leader cannot be reached; mapping that to a client error is the server's job.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+if TYPE_CHECKING:
+    import ssl
+    from collections.abc import Mapping
+
+MEMBER_INFO_PATH = "/raftmon/member"  # on the peer listener: name, id, client URLs
+MEMBER_INFO_TIMEOUT_SECONDS = 2.0
+FORWARD_TIMEOUT_SECONDS = 5.0
+
+
+class ForwardFailed(Exception):
+    """The leader's client URL could not be reached or did not answer in time."""
+
+
+class PeerClient:
+    """One member's HTTP requests to other members that are not Raft messages."""
+
+    def __init__(
+        self,
+        peer_urls: Mapping[int, str],
+        *,
+        peer_ssl: ssl.SSLContext | None,
+        client_ssl: ssl.SSLContext | None,
+    ) -> None:
+        """`peer_urls`: each other member's first peer URL. `peer_ssl` verifies peers
+        (--peer-trusted-ca-file, presenting --peer-cert-file); `client_ssl` is used for
+        the leader's client URL, as etcd's own gateway dials it with --cert-file."""
+        self._peer_urls = dict(peer_urls)
+        self._peer_ssl: ssl.SSLContext | bool = peer_ssl or True
+        self._client_ssl: ssl.SSLContext | bool = client_ssl or True
+        self._client_urls: dict[int, list[str]] = {}
+        self._forward_session: aiohttp.ClientSession | None = None
+
+    async def client_urls_of(self, member_id: int) -> list[str]:
+        """Client URLs `member_id` advertises (asked over its peer URL once, then cached)."""
+        cached = self._client_urls.get(member_id)
+        if cached is not None:
+            return cached
+        url = self._peer_urls.get(member_id)
+        if url is None:
+            return []
+        timeout = aiohttp.ClientTimeout(total=MEMBER_INFO_TIMEOUT_SECONDS)
+        async with (
+            aiohttp.ClientSession(
+                timeout=timeout, connector=aiohttp.TCPConnector(ssl=self._peer_ssl)
+            ) as session,
+            session.get(url + MEMBER_INFO_PATH) as resp,
+        ):
+            info = await resp.json()
+        urls = [str(u) for u in info.get("clientURLs", [])]
+        self._client_urls[member_id] = urls
+        return urls
+
+    async def forward(self, url: str, path: str, body: dict[str, Any]) -> str:
+        """POST `body` as JSON to `url + path` (the leader's client URL); the answer's text."""
+        if self._forward_session is None:
+            self._forward_session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_SECONDS),
+                connector=aiohttp.TCPConnector(ssl=self._client_ssl),
+            )
+        try:
+            async with self._forward_session.post(url + path, json=body) as resp:
+                return await resp.text()
+        except (aiohttp.ClientError, TimeoutError):
+            raise ForwardFailed(f"{url}{path}") from None
+
+    async def close(self) -> None:
+        if self._forward_session is not None:
+            await self._forward_session.close()
