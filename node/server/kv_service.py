@@ -10,6 +10,7 @@ forwards those calls to the leader's client URL.
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import contextlib
 import json
@@ -171,14 +172,12 @@ class KVService:
         if self.server.is_leader:
             return self.server.lessor.time_to_live(req.id, time.monotonic(), req.keys)
         body = await self._forward("/v3/lease/timetolive", {"ID": str(req.id), "keys": req.keys})
-        from node.api.codec import b64decode
-
         return rq.LeaseTimeToLiveResponse(
             revision=self.kv.current_revision(),
             id=int(body.get("ID", req.id)),
             ttl=int(body.get("TTL", -1)),
             granted_ttl=int(body.get("grantedTTL", 0)),
-            keys=[b64decode(k) for k in body.get("keys", [])],
+            keys=[base64.b64decode(k) for k in body.get("keys", [])],  # the leader's own encoding
         )
 
     async def lease_leases(self) -> rq.LeaseLeasesResponse:

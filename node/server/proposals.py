@@ -8,7 +8,6 @@ Ready loop hands it to the core (`drain_into`) and answered when its entry is ap
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,30 @@ log = logging.getLogger(__name__)
 GRPC_OVERHEAD_BYTES = 512 * 1024  # etcd: max gRPC message = --max-request-bytes + 512 KiB
 
 
+class RequestIDs:
+    """Request ids unique across members and across restarts, as etcd's idutil.Generator.
+
+    An id names the waiter an applied entry answers. After a restart the member replays
+    committed entries proposed in its earlier life; were a new request to reuse one of
+    their ids, the replay would answer it before its own entry committed. So the top 16
+    bits are the member id's low bits and the low 48 start at the start time in
+    milliseconds shifted past an 8-bit counter: a restarted member starts above every id
+    it issued before unless that life averaged more than 256 requests per millisecond.
+    """
+
+    SUFFIX_BITS = 48
+    COUNTER_BITS = 8
+
+    def __init__(self, member_id: int, now_ms: int) -> None:
+        self._prefix = (member_id & 0xFFFF) << self.SUFFIX_BITS
+        time_bits = self.SUFFIX_BITS - self.COUNTER_BITS
+        self._suffix = (now_ms & ((1 << time_bits) - 1)) << self.COUNTER_BITS
+
+    def next(self) -> int:
+        self._suffix = (self._suffix + 1) & ((1 << self.SUFFIX_BITS) - 1)
+        return self._prefix | self._suffix
+
+
 def expire(fut: asyncio.Future[Any]) -> None:
     """A request's timer fired before its answer: it fails with TimeoutError."""
     if not fut.done():
@@ -43,13 +66,12 @@ class Proposals:
         self._ctx = ctx
         self._queue: list[tuple[bytes, int]] = []  # (encoded request, request id; 0: none)
         self.waiters: dict[int, asyncio.Future[Any]] = {}
-        self._id_prefix = (cfg.member_id & 0xFFFF) << 48 | (time.time_ns() & 0xFF) << 40
-        self._next_id = itertools.count(1)
+        self._ids = RequestIDs(cfg.member_id, time.time_ns() // 1_000_000)
         self.stopping = False
         self.leader_elected_at = 0.0  # monotonic time a new non-zero leader was last seen
 
     def next_request_id(self) -> int:
-        return self._id_prefix | next(self._next_id)
+        return self._ids.next()
 
     async def propose(self, request: Any) -> Any:
         """Replicate one request through Raft; return the state machine's response.
