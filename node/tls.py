@@ -3,10 +3,9 @@
 One module for both kinds of traffic, because etcd uses one type (`transport.TLSInfo`)
 for both: the client side (--cert-file, --key-file, --trusted-ca-file,
 --client-cert-auth, also used for --listen-metrics-urls) and the peer side (the same
-flags with a `peer-` prefix) differ only in which files they name. Putting it under
-node/transport/ would make the client listener (node/server.py) and the leader
-forwarding client (node/kvserver.py) import the peer package for a helper that has
-nothing to do with peers; this module imports nothing from raftmon, so every layer can.
+flags with a `peer-` prefix) differ only in which files they name. It sits in the base
+layer, importing nothing from raftmon, so the peer transport, the member's client
+listeners and the config can all use it without importing each other.
 
 etcd's meanings, kept on purpose:
 - a server with --trusted-ca-file *or* --client-cert-auth requires and verifies a
