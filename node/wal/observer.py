@@ -47,5 +47,7 @@ class NullObserver(WalObserver):
     """Discards every observation: the default when no exporter is attached."""
 
 
+NULL_WAL_OBSERVER = NullObserver()
+
 if TYPE_CHECKING:
     _: WalObserver = NullObserver()

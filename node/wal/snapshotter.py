@@ -34,7 +34,7 @@ from typing import Any
 from node.fsutil import fsync_dir, fsync_file
 from node.raft.messages import ConfState, SnapshotMetadata
 from node.wal.errors import SnapshotError
-from node.wal.observer import NullObserver, WalObserver
+from node.wal.observer import NULL_WAL_OBSERVER, WalObserver
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +108,10 @@ def _decode(raw: bytes) -> tuple[SnapshotMetadata, int, int]:
 class Snapshotter:
     """Saves, finds and purges snapshot files in one directory (thread-safe)."""
 
-    def __init__(self, directory: str, *, observer: WalObserver | None = None) -> None:
+    def __init__(self, directory: str, *, observer: WalObserver = NULL_WAL_OBSERVER) -> None:
         os.makedirs(directory, exist_ok=True)
         self.dir = directory
-        self._observer: WalObserver = observer if observer is not None else NullObserver()
+        self._observer = observer
         self._lock = threading.Lock()
         # path -> (mtime_ns, size, result): skip re-hashing an image already verified
         self._verified: dict[str, tuple[int, int, tuple[SnapshotMetadata, str]]] = {}

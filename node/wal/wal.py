@@ -42,7 +42,7 @@ from node.wal.errors import (
     WALLockedError,
     WALWriteError,
 )
-from node.wal.observer import NullObserver, WalObserver
+from node.wal.observer import NULL_WAL_OBSERVER, WalObserver
 from node.wal.record import (
     RecordType,
     WalSnapshot,
@@ -103,7 +103,7 @@ class WAL:
         snapshot: WalSnapshot | None,
         last_index: int,
         segment_size: int,
-        observer: WalObserver | None,
+        observer: WalObserver,
     ) -> None:
         self._dir = directory
         self._dir_fd = dir_fd
@@ -116,7 +116,7 @@ class WAL:
         self._snapshot = snapshot  # last snapshot marker written
         self._last_index = last_index  # index of the last entry written (or marker beyond it)
         self._segment_size = segment_size
-        self._observer: WalObserver = observer if observer is not None else NullObserver()
+        self._observer = observer
         self._lock = threading.Lock()
         self._unsynced = False  # bytes written since the last fdatasync
         self._failed: BaseException | None = None
@@ -144,7 +144,7 @@ class WAL:
         metadata: bytes,
         *,
         segment_size: int = DEFAULT_SEGMENT_SIZE,
-        observer: WalObserver | None = None,
+        observer: WalObserver = NULL_WAL_OBSERVER,
     ) -> WAL:
         """Initialise a new WAL holding `metadata` (opaque: member id, cluster id).
 
@@ -195,7 +195,7 @@ class WAL:
         snapshot: SnapshotMetadata | WalSnapshot | None = None,
         *,
         segment_size: int = DEFAULT_SEGMENT_SIZE,
-        observer: WalObserver | None = None,
+        observer: WalObserver = NULL_WAL_OBSERVER,
     ) -> tuple[WAL, Recovered]:
         """Replay the WAL and open it for appending.
 
