@@ -14,7 +14,7 @@ import argparse
 import hashlib
 import os
 from dataclasses import MISSING, dataclass, field, fields
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from node.duration import parse_duration
@@ -68,6 +68,10 @@ class MemberSpec:
     name: str
     member_id: int
     peer_urls: tuple[str, ...]
+
+
+# What each side of TLS has a flag of its own for (MemberConfig's cert_file, peer_cert_file, ...).
+_TLS_SIDE_FIELDS = ("cert_file", "key_file", "trusted_ca_file", "client_cert_auth")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,24 +148,20 @@ class MemberConfig:
     @property
     def client_tls(self) -> TLSInfo:
         """Client URLs and metrics URLs (etcd's ClientTLSInfo)."""
-        return TLSInfo(
-            cert_file=self.cert_file,
-            key_file=self.key_file,
-            trusted_ca_file=self.trusted_ca_file,
-            client_cert_auth=self.client_cert_auth,
-            cipher_suites=self.cipher_suites,
-        )
+        return self._tls_side("")
 
     @property
     def peer_tls(self) -> TLSInfo:
         """Peer URLs, both the listener and every dial to another member (etcd's PeerTLSInfo)."""
-        return TLSInfo(
-            cert_file=self.peer_cert_file,
-            key_file=self.peer_key_file,
-            trusted_ca_file=self.peer_trusted_ca_file,
-            client_cert_auth=self.peer_client_cert_auth,
-            cipher_suites=self.cipher_suites,
-        )
+        return self._tls_side("peer_")
+
+    def _tls_side(self, prefix: str) -> TLSInfo:
+        """One side's files and switch: etcd names the peer flags as the client ones, prefixed.
+
+        The cipher suites are one flag for both sides.
+        """
+        side: dict[str, Any] = {name: getattr(self, prefix + name) for name in _TLS_SIDE_FIELDS}
+        return TLSInfo(**side, cipher_suites=self.cipher_suites)
 
     @property
     def request_timeout_seconds(self) -> float:

@@ -484,46 +484,58 @@ def watch_request(body: Any) -> WatchRequest | None:
 
 
 # ---- responses --------------------------------------------------------------------
-def kv_json(kv: rq.KeyValue) -> dict[str, Any]:
-    out: dict[str, Any] = {"key": b64(kv.key)}
-    if kv.create_revision:
-        out["create_revision"] = str(kv.create_revision)
-    if kv.mod_revision:
-        out["mod_revision"] = str(kv.mod_revision)
-    if kv.version:
-        out["version"] = str(kv.version)
-    if kv.value:
-        out["value"] = b64(kv.value)
-    if kv.lease:
-        out["lease"] = str(kv.lease)
+def _nonzero(out: dict[str, Any], obj: object, **encoders: Callable[[Any], Any]) -> dict[str, Any]:
+    """Add obj's fields in the order given, each through its encoder.
+
+    proto3 JSON (grpc-gateway's marshaler) leaves out every field at its zero value, so a
+    message's encoder is only its field list: int64 as a decimal string, bytes as base64,
+    a bool present only when true, a nested message or list through its own encoder.
+    """
+    for name, encode in encoders.items():
+        value = getattr(obj, name)
+        if value:
+            out[name] = encode(value)
     return out
+
+
+def _int64(value: int) -> str:
+    return str(value)
+
+
+def _true(value: bool) -> bool:
+    return value
+
+
+def _each(encode: Callable[[Any], Any]) -> Callable[[list[Any]], list[Any]]:
+    return lambda values: [encode(v) for v in values]
+
+
+def _event_type(value: int) -> str:
+    return rq.EventType(value).name  # PUT is 0, left out
+
+
+def kv_json(kv: rq.KeyValue) -> dict[str, Any]:
+    return _nonzero(
+        {"key": b64(kv.key)},
+        kv,
+        create_revision=_int64,
+        mod_revision=_int64,
+        version=_int64,
+        value=b64,
+        lease=_int64,
+    )
 
 
 def put_json(resp: rq.PutResponse, header: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"header": header}
-    if resp.prev_kv is not None:
-        out["prev_kv"] = kv_json(resp.prev_kv)
-    return out
+    return _nonzero({"header": header}, resp, prev_kv=kv_json)
 
 
 def range_json(resp: rq.RangeResponse, header: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"header": header}
-    if resp.kvs:
-        out["kvs"] = [kv_json(kv) for kv in resp.kvs]
-    if resp.more:
-        out["more"] = True
-    if resp.count:
-        out["count"] = str(resp.count)
-    return out
+    return _nonzero({"header": header}, resp, kvs=_each(kv_json), more=_true, count=_int64)
 
 
 def delete_range_json(resp: rq.DeleteRangeResponse, header: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"header": header}
-    if resp.deleted:
-        out["deleted"] = str(resp.deleted)
-    if resp.prev_kvs:
-        out["prev_kvs"] = [kv_json(kv) for kv in resp.prev_kvs]
-    return out
+    return _nonzero({"header": header}, resp, deleted=_int64, prev_kvs=_each(kv_json))
 
 
 def _inner_header(revision: int) -> dict[str, str]:
@@ -541,38 +553,24 @@ def response_op(resp: rq.ResponseOp) -> dict[str, Any]:
 
 
 def txn_json(resp: rq.TxnResponse, header: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"header": header}
-    if resp.succeeded:
-        out["succeeded"] = True
-    if resp.responses:
-        out["responses"] = [response_op(r) for r in resp.responses]
-    return out
+    return _nonzero({"header": header}, resp, succeeded=_true, responses=_each(response_op))
 
 
 def event_json(event: rq.Event) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if event.type == rq.EventType.DELETE:
-        out["type"] = "DELETE"
-    out["kv"] = kv_json(event.kv)
-    if event.prev_kv is not None:
-        out["prev_kv"] = kv_json(event.prev_kv)
-    return out
+    return _nonzero({}, event, type=_event_type, kv=kv_json, prev_kv=kv_json)
 
 
 def watch_json(resp: rq.WatchResponse, header: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"header": header}
-    if resp.watch_id:
-        out["watch_id"] = str(resp.watch_id)
-    if resp.created:
-        out["created"] = True
-    if resp.canceled:
-        out["canceled"] = True
-    if resp.compact_revision:
-        out["compact_revision"] = str(resp.compact_revision)
-    if resp.cancel_reason:
-        out["cancel_reason"] = resp.cancel_reason
-    if resp.events:
-        out["events"] = [event_json(e) for e in resp.events]
+    out = _nonzero(
+        {"header": header},
+        resp,
+        watch_id=_int64,
+        created=_true,
+        canceled=_true,
+        compact_revision=_int64,
+        cancel_reason=str,
+        events=_each(event_json),
+    )
     return {"result": out}
 
 

@@ -162,50 +162,51 @@ async def cluster_member_list(svc: KVService, body: dict[str, Any]) -> dict[str,
     return await svc.member_list()
 
 
-# path (after /v3), gRPC service, gRPC method, request type for the duration histogram
-UNARY_ROUTES: list[tuple[str, str, str, str | None, Handler]] = [
-    ("/kv/put", "etcdserverpb.KV", "Put", "Put", kv_put),
-    ("/kv/range", "etcdserverpb.KV", "Range", "Range", kv_range),
-    ("/kv/deleterange", "etcdserverpb.KV", "DeleteRange", "DeleteRange", kv_deleterange),
-    ("/kv/txn", "etcdserverpb.KV", "Txn", "Txn", kv_txn),
-    ("/kv/compaction", "etcdserverpb.KV", "Compact", "Compaction", kv_compaction),
-    ("/lease/grant", "etcdserverpb.Lease", "LeaseGrant", "LeaseGrant", lease_grant),
-    ("/lease/revoke", "etcdserverpb.Lease", "LeaseRevoke", "LeaseRevoke", lease_revoke),
-    ("/kv/lease/revoke", "etcdserverpb.Lease", "LeaseRevoke", "LeaseRevoke", lease_revoke),
-    (
-        "/lease/timetolive",
+# path (after /v3), gRPC method, request type for the duration histogram, handler
+_Call = tuple[str, str, str | None, Handler]
+
+
+def _service(service: str, *calls: _Call) -> list[tuple[str, str, str, str | None, Handler]]:
+    """The routes of one gRPC service (etcdserverpb.KV, ...), as the gateway maps them."""
+    return [(path, service, method, req_type, handler) for path, method, req_type, handler in calls]
+
+
+def _also_under_kv(call: _Call) -> tuple[_Call, _Call]:
+    """etcd's gateway serves three lease calls twice: /v3/lease/... and /v3/kv/lease/...."""
+    path, method, req_type, handler = call
+    return call, ("/kv" + path, method, req_type, handler)
+
+
+UNARY_ROUTES = [
+    *_service(
+        "etcdserverpb.KV",
+        ("/kv/put", "Put", "Put", kv_put),
+        ("/kv/range", "Range", "Range", kv_range),
+        ("/kv/deleterange", "DeleteRange", "DeleteRange", kv_deleterange),
+        ("/kv/txn", "Txn", "Txn", kv_txn),
+        ("/kv/compaction", "Compact", "Compaction", kv_compaction),
+    ),
+    *_service(
         "etcdserverpb.Lease",
-        "LeaseTimeToLive",
-        "LeaseTimeToLive",
-        lease_timetolive,
+        ("/lease/grant", "LeaseGrant", "LeaseGrant", lease_grant),
+        *_also_under_kv(("/lease/revoke", "LeaseRevoke", "LeaseRevoke", lease_revoke)),
+        *_also_under_kv(
+            ("/lease/timetolive", "LeaseTimeToLive", "LeaseTimeToLive", lease_timetolive)
+        ),
+        *_also_under_kv(("/lease/leases", "LeaseLeases", "LeaseLeases", lease_leases)),
     ),
-    (
-        "/kv/lease/timetolive",
-        "etcdserverpb.Lease",
-        "LeaseTimeToLive",
-        "LeaseTimeToLive",
-        lease_timetolive,
-    ),
-    ("/lease/leases", "etcdserverpb.Lease", "LeaseLeases", "LeaseLeases", lease_leases),
-    ("/kv/lease/leases", "etcdserverpb.Lease", "LeaseLeases", "LeaseLeases", lease_leases),
-    ("/maintenance/status", "etcdserverpb.Maintenance", "Status", None, maintenance_status),
-    (
-        "/maintenance/defragment",
+    *_service(
         "etcdserverpb.Maintenance",
-        "Defragment",
-        None,
-        maintenance_defragment,
+        ("/maintenance/status", "Status", None, maintenance_status),
+        ("/maintenance/defragment", "Defragment", None, maintenance_defragment),
+        ("/maintenance/alarm", "Alarm", "Alarm", maintenance_alarm),
+        ("/maintenance/hash", "HashKV", None, maintenance_hash_kv),
+        ("/maintenance/transfer-leadership", "MoveLeader", None, maintenance_transfer_leadership),
     ),
-    ("/maintenance/alarm", "etcdserverpb.Maintenance", "Alarm", "Alarm", maintenance_alarm),
-    ("/maintenance/hash", "etcdserverpb.Maintenance", "HashKV", None, maintenance_hash_kv),
-    (
-        "/maintenance/transfer-leadership",
-        "etcdserverpb.Maintenance",
-        "MoveLeader",
-        None,
-        maintenance_transfer_leadership,
+    *_service(
+        "etcdserverpb.Cluster",
+        ("/cluster/member/list", "MemberList", None, cluster_member_list),
     ),
-    ("/cluster/member/list", "etcdserverpb.Cluster", "MemberList", None, cluster_member_list),
 ]
 
 

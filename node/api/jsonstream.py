@@ -43,6 +43,15 @@ class _State:
     escaped: bool = False  # the previous character was a backslash inside a string
 
 
+def _stops(s: _State) -> re.Pattern[str]:
+    """The characters that can change state `s`; the scan jumps from one to the next."""
+    if not s.kind:
+        return _NOT_SPACE
+    if s.kind == "scalar":
+        return _TOKEN_END
+    return _IN_STRING if s.in_string else _STRUCTURE
+
+
 class MessageSplitter:
     """Feed bytes, get complete JSON messages (as text) out; see the module docstring."""
 
@@ -85,13 +94,18 @@ class MessageSplitter:
         i, n = 0, len(text)
         start = 0  # where the current message begins in `text`
         while i < n:
+            if s.escaped:  # the character after a backslash never changes the state
+                s.escaped = False
+                i += 1
+                continue
+            m = _stops(s).search(text, i)
+            if m is None:
+                if not s.kind:
+                    start = n  # only white space: no message has begun
+                break
+            c, at = m.group(), m.start()
             if not s.kind:
-                m = _NOT_SPACE.search(text, i)
-                if m is None:
-                    i = start = n
-                    break
-                i = start = m.start()
-                c = text[i]
+                start = at
                 if c in "{[":
                     s.kind, s.depth = "container", 1
                 elif c == '"':
@@ -99,50 +113,31 @@ class MessageSplitter:
                 else:
                     s.kind = "scalar"
                     # a scalar's first character is its own: `}` alone must reach the parser
-                i += 1
-                continue
-            if s.kind == "scalar":
-                m = _TOKEN_END.search(text, i)
-                if m is None:
-                    i = n
-                    break
-                i = m.start()
+                i = at + 1
+            elif s.kind == "scalar":
+                i = at  # the character that ends a scalar belongs to what follows
                 out.append(self._take(text, start, i))
                 start = i
-                continue
-            if s.in_string:
-                if s.escaped:
-                    s.escaped = False
-                    i += 1
-                    continue
-                m = _IN_STRING.search(text, i)
-                if m is None:
-                    i = n
-                    break
-                i = m.start() + 1
-                if m.group() == "\\":
+            elif s.in_string:
+                i = at + 1
+                if c == "\\":
                     s.escaped = True
                     continue
                 s.in_string = False
                 if s.kind == "string":
                     out.append(self._take(text, start, i))
                     start = i
-                continue
-            m = _STRUCTURE.search(text, i)
-            if m is None:
-                i = n
-                break
-            i = m.start() + 1
-            c = m.group()
-            if c == '"':
-                s.in_string = True
-            elif c in "{[":
-                s.depth += 1
             else:
-                s.depth -= 1
-                if s.depth == 0:
-                    out.append(self._take(text, start, i))
-                    start = i
+                i = at + 1
+                if c == '"':
+                    s.in_string = True
+                elif c in "{[":
+                    s.depth += 1
+                else:
+                    s.depth -= 1
+                    if s.depth == 0:
+                        out.append(self._take(text, start, i))
+                        start = i
         if s.kind and start < n:
             self._parts.append(text[start:n])
             self._size += n - start

@@ -34,12 +34,12 @@ import aiohttp
 from node.raft.messages import Message, MessageType
 from node.transport import wire
 from node.transport.codec import KEEPALIVE_FRAME, LENGTH_SIZE, CodecError, encode_into
-from node.transport.stats import NO_FAULT, PeerFault, PeerStats, TransportObserver
+from node.transport.stats import NO_FAULT, PeerFault, PeerStats
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from node.transport.options import TransportOptions
+    from node.transport.local import LocalMember
 
 log = logging.getLogger(__name__)
 
@@ -65,28 +65,24 @@ class PeerSender:
 
     def __init__(
         self,
+        local: LocalMember,
         *,
-        local_id: int,
-        cluster_id: int,
         peer_id: int,
         url: str,
         stats: PeerStats,
-        options: TransportOptions,
-        heartbeat_interval: float,
         report_unreachable: Callable[[int], None],
-        observer: Callable[[], TransportObserver],
     ) -> None:
         self.peer_id = peer_id
         self.url = url.rstrip("/")
         self.stats = stats
-        self._opts = options
-        self._keepalive = options.keepalive(heartbeat_interval)
-        self._headers = wire.stream_headers(local_id, peer_id, cluster_id)
+        self._opts = local.options
+        self._keepalive = local.options.keepalive(local.heartbeat_interval)
+        self._headers = wire.stream_headers(local.member_id, peer_id, local.cluster_id)
         self._stream_headers = wire.upgrade_headers(self._headers)
         self._report_unreachable = report_unreachable
-        self._observer = observer
+        self._observer = local.observer
         self._log_fields = {
-            "local-member-id": wire.id_hex(local_id),
+            "local-member-id": wire.id_hex(local.member_id),
             "remote-peer-id": wire.id_hex(peer_id),
         }
         # Invariant: every element is (enqueue time on the loop clock, message), oldest first.

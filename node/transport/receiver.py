@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
@@ -41,8 +42,8 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from node.raft.messages import Message
-    from node.transport.options import TransportOptions
-    from node.transport.stats import PeerFault, PeerStats, TransportObserver
+    from node.transport.local import LocalMember
+    from node.transport.stats import PeerFault, PeerStats
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class _Inbound:
             transport.close()
 
 
+@dataclass(slots=True, eq=False)
 class _StreamParser:
     """Decodes an upgraded stream inside aiohttp's `data_received`; `done` ends the stream.
 
@@ -77,40 +79,21 @@ class _StreamParser:
     lost. The parser keeps the time of the last chunk for the handler's idle check.
     """
 
-    __slots__ = (
-        "_decoder",
-        "_deliver",
-        "_fields",
-        "_loop",
-        "_screen",
-        "_stats",
-        "done",
-        "failed",
-        "last_data",
-        "refused",
-        "why",
-    )
+    _decoder: FrameDecoder
+    _deliver: Callable[[Message], None]
+    _screen: Callable[[Message], str | None]
+    _stats: PeerStats
+    _loop: asyncio.AbstractEventLoop
+    _fields: dict[str, str]
+    done: asyncio.Future[None] = field(init=False)
+    last_data: float = field(init=False)
+    why: str = field(init=False, default="peer closed the stream")
+    failed: bool = field(init=False, default=False)
+    refused: int = field(init=False, default=0)  # messages of this stream dropped by the screen
 
-    def __init__(
-        self,
-        decoder: FrameDecoder,
-        deliver: Callable[[Message], None],
-        screen: Callable[[Message], str | None],
-        stats: PeerStats,
-        loop: asyncio.AbstractEventLoop,
-        fields: dict[str, str],
-    ) -> None:
-        self._decoder = decoder
-        self._deliver = deliver
-        self._screen = screen
-        self._stats = stats
-        self._loop = loop
-        self._fields = fields
-        self.done: asyncio.Future[None] = loop.create_future()
-        self.last_data = loop.time()
-        self.why = "peer closed the stream"
-        self.failed = False
-        self.refused = 0  # messages of this stream dropped by the screen
+    def __post_init__(self) -> None:
+        self.done = self._loop.create_future()
+        self.last_data = self._loop.time()
 
     def finish(self, why: str, *, failed: bool) -> None:
         if not self.done.done():
@@ -170,23 +153,20 @@ class Receiver:
 
     def __init__(
         self,
+        local: LocalMember,
         *,
-        local_id: int,
-        cluster_id: int,
         stats: dict[int, PeerStats],
-        options: TransportOptions,
-        heartbeat_interval: float,
         snapshot_dir: str,
         deliver: Callable[[Message], None],
         deliver_snapshot: Callable[[Message, str], Awaitable[None]],
-        observer: Callable[[], TransportObserver],
         outbound_fault: Callable[[int], PeerFault],
         takeover_after: float | None = None,
     ) -> None:
-        self._local_id = local_id
-        self._cluster_id = cluster_id
+        self._local_id = local.member_id
+        self._cluster_id = local.cluster_id
         self._stats = stats
-        self._opts = options
+        self._opts = options = local.options
+        heartbeat_interval = local.heartbeat_interval
         self._idle_timeout = options.idle(heartbeat_interval)
         # A member's inbound stream that delivered a frame within this window is live: a
         # second stream claiming that member is refused. Default: etcd's 10 heartbeats per
@@ -197,12 +177,12 @@ class Receiver:
         self._snapshot_dir = snapshot_dir
         self._deliver = deliver
         self._deliver_snapshot = deliver_snapshot
-        self._observer = observer
+        self._observer = local.observer
         self._outbound_fault = outbound_fault
         self._inbound: dict[int, _Inbound] = {}
         self._snapshot_tasks: set[asyncio.Task[object]] = set()
         self.running = False
-        self._log_fields = {"local-member-id": wire.id_hex(local_id)}
+        self._log_fields = {"local-member-id": wire.id_hex(local.member_id)}
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get(wire.STREAM_PATH, self._handle_stream)

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from node.raft.messages import Message, MessageType, Snapshot
 from node.transport import wire
+from node.transport.local import LocalMember
 from node.transport.options import TransportOptions
 from node.transport.peer import PeerSender, StreamState
 from node.transport.peerclient import PeerClient
@@ -75,32 +76,27 @@ class Transport:
         self._snapshot_dir = snapshot_dir
         self._stats: dict[int, PeerStats] = {}
         self._senders: dict[int, PeerSender] = {}
+        local = LocalMember(
+            local_id, cluster_id, self._opts, heartbeat_interval, self._get_observer
+        )
         for peer_id, url in peers.items():
             if peer_id == local_id:
                 continue  # a member does not talk to itself over the network
             stats = PeerStats()
             self._stats[peer_id] = stats
             self._senders[peer_id] = PeerSender(
-                local_id=local_id,
-                cluster_id=cluster_id,
+                local,
                 peer_id=peer_id,
                 url=url,
                 stats=stats,
-                options=self._opts,
-                heartbeat_interval=heartbeat_interval,
                 report_unreachable=self._report_unreachable,
-                observer=self._get_observer,
             )
         self._receiver = Receiver(
-            local_id=local_id,
-            cluster_id=cluster_id,
+            local,
             stats=self._stats,
-            options=self._opts,
-            heartbeat_interval=heartbeat_interval,
             snapshot_dir=snapshot_dir,
             deliver=self._deliver,
             deliver_snapshot=self._deliver_snapshot,
-            observer=self._get_observer,
             outbound_fault=self._outbound_fault,
             # A member's stream that spoke within an election timeout is not displaced.
             takeover_after=election_timeout,
