@@ -5,12 +5,11 @@ The 25 ms line is the etcdWALFsyncSlow threshold, read from the mixin config.
 """
 
 from dashboards.panels import (
+    FAULTS,
     Q,
     board,
-    fault_state_panel,
     heatmap,
     latency_panel,
-    layout,
     per_member,
     tier_lines,
     timeseries,
@@ -113,14 +112,13 @@ slow = timeseries(
 
 dashboard = board(
     "disk",
-    title="raftmon / Disk",
-    question="Is fsync fast enough for Raft, and is the backend keeping up?",
-    panels=layout(
+    __doc__,
+    faults=("fsync", "ticks"),
+    rows=[
         (9, [fsync, fsync_heatmap]),
-        (6, [fault_state_panel(("fsync", "ticks"))]),
+        (6, [FAULTS]),
         (8, [fsync_p99_tiers, commit]),
         (8, [fsync_rate, wal_bytes]),
         (8, [snapshots, slow]),
-    ),
-    faults=("fsync", "ticks"),
+    ],
 )

@@ -7,11 +7,10 @@ traced to its server-side cause on one screen.
 """
 
 from dashboards.panels import (
+    FAULTS,
     Q,
     board,
-    fault_state_panel,
     latency_panel,
-    layout,
     per_member,
     tier_lines,
     timeseries,
@@ -120,13 +119,12 @@ pending = timeseries(
 
 dashboard = board(
     "loadtest",
-    title="raftmon / Load test",
-    question="What the load generator's clients saw, beside what the servers did.",
-    panels=layout(
+    __doc__,
+    rows=[
         (9, [client_latency, throughput]),
         (8, [client_errors, inflight]),
-        (6, [fault_state_panel()]),
+        (6, [FAULTS]),
         (8, [server_latency, committed]),
         (8, [fsync, pending]),
-    ),
+    ],
 )

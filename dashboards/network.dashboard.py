@@ -5,11 +5,10 @@ peer round-trip time, traffic and send failures per member pair.
 """
 
 from dashboards.panels import (
+    FAULTS,
     Q,
     board,
-    fault_state_panel,
     latency_panel,
-    layout,
     per_member,
     threshold_line,
     timeseries,
@@ -84,13 +83,12 @@ client_traffic = timeseries(
 
 dashboard = board(
     "network",
-    title="raftmon / Network",
-    question="Can the members reach each other quickly enough to keep a leader?",
-    panels=layout(
+    __doc__,
+    faults=("peer_delay", "peer_drop"),
+    rows=[
         (9, [rtt, traffic]),
-        (6, [fault_state_panel(("peer_delay", "peer_drop"))]),
+        (6, [FAULTS]),
         (8, [failures, active]),
         (8, [disconnects, client_traffic]),
-    ),
-    faults=("peer_delay", "peer_drop"),
+    ],
 )

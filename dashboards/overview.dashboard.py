@@ -5,12 +5,11 @@ proposal panels plot proposals, and every query carries the instance variable.
 """
 
 from dashboards.panels import (
+    FAULTS,
     Line,
     Q,
     board,
-    fault_state_panel,
     latency_panel,
-    layout,
     per_member,
     stat,
     state_timeline,
@@ -294,16 +293,15 @@ loop_lag = latency_panel(
 
 dashboard = board(
     "overview",
-    title="raftmon / Cluster overview",
-    question="Is the cluster whole, led, committing, answering, and within quota?",
-    panels=layout(
+    __doc__,
+    rows=[
         (5, [members_up, has_leader, leaders, alarms, firing, db_full]),
         (8, [member_table, who_leads]),
-        (8, [leader_changes, fault_state_panel()]),
+        (8, [leader_changes, FAULTS]),
         (8, [proposals_rate, apply_lag]),
         (8, [proposals_pending, proposals_failed]),
         (8, [requests, errors]),
         (8, [error_ratio, db_size]),
         (7, [alarm_table, alert_table, loop_lag]),
-    ),
+    ],
 )

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATASOURCE",
+    "FAULTS",
     "SCHEMA_VERSION",
     "Line",
     "Q",
@@ -540,19 +541,47 @@ def layout(*rows: tuple[int, Sequence[Any]]) -> list[Any]:
     return placed
 
 
+class _FaultState:
+    """The place of the board's fault state panel in its rows (see `board`)."""
+
+    def __repr__(self) -> str:
+        return "FAULTS"
+
+
+# Stands in a board's rows for `fault_state_panel(faults)`, so a board names its kinds once.
+FAULTS = _FaultState()
+
+
+def _title_and_question(name: str, doc: str | None) -> tuple[str, str]:
+    """`"Disk: is fsync fast enough?"` -> ("raftmon / Disk", "Is fsync fast enough?")."""
+    label, sep, question = (doc or "").strip().partition("\n")[0].partition(": ")
+    if not sep or not question:
+        raise ValueError(f"dashboards/{name}.dashboard.py: docstring must open 'Title: question'")
+    return f"raftmon / {label}", question[0].upper() + question[1:]
+
+
 def board(
     name: str,
+    doc: str | None,
+    rows: Sequence[tuple[int, Sequence[Any]]],
     *,
-    title: str,
-    question: str,
-    panels: list[Any],
     faults: Sequence[str] = FAULT_KINDS,
 ) -> Any:
     """A raftmon dashboard: variables, annotations, links to its sibling boards, ids set.
 
     `name` is the board file's stem (`dashboards/<name>.dashboard.py`): it gives the uid
     `raftmon-<name>`, and the description names the file to edit after the board's question.
+    `doc` is the board file's docstring, whose first line "Title: question" is the one
+    place the board's title and question are written. `rows` go to `layout`, with
+    `FAULTS` replaced by the fault state panel of `faults` (the kinds the annotations show).
     """
+    title, question = _title_and_question(name, doc)
+    panels = layout(
+        *(
+            (height, [fault_state_panel(faults) if p is FAULTS else p for p in row])
+            for height, row in rows
+        )
+    )
     return Dashboard(
         title=title,
         uid=f"raftmon-{name}",

@@ -10,6 +10,7 @@ the same thread when /metrics renders, so no lock is needed and no update is los
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client.registry import Collector
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["ClientTraffic", "GatewayCollector", "Rpc"]
 
 
+@dataclass(slots=True, eq=False)
 class Rpc:
     """The gRPC-family counters of one (service, method); bind once, then `+= 1`.
 
@@ -32,26 +34,16 @@ class Rpc:
     `handled_ok` is the OK count, kept apart because it is the common case.
     """
 
-    __slots__ = (
-        "grpc_type",
-        "handled",
-        "handled_ok",
-        "method",
-        "msg_received",
-        "msg_sent",
-        "service",
-        "started",
+    service: str
+    method: str
+    grpc_type: str
+    started: int = field(default=0, init=False)
+    msg_received: int = field(default=0, init=False)
+    msg_sent: int = field(default=0, init=False)
+    handled_ok: int = field(default=0, init=False)
+    handled: dict[str, int] = field(  # every code but OK
+        default_factory=lambda: dict.fromkeys(C.GRPC_CODES[1:], 0), init=False
     )
-
-    def __init__(self, service: str, method: str, grpc_type: str) -> None:
-        self.service = service
-        self.method = method
-        self.grpc_type = grpc_type
-        self.started = 0
-        self.msg_received = 0
-        self.msg_sent = 0
-        self.handled_ok = 0
-        self.handled: dict[str, int] = dict.fromkeys(C.GRPC_CODES[1:], 0)  # all but OK
 
     def count_handled(self, code: str) -> None:
         """One call ended with `code`; a code outside GRPC_CODES counts as Unknown."""
@@ -63,16 +55,14 @@ class Rpc:
             self.handled["Unknown"] += 1
 
 
+@dataclass(slots=True, eq=False)
 class ClientTraffic:
     """Client request counts by (client_api_version, type), and body bytes both ways."""
 
-    __slots__ = ("received_bytes", "requests", "sent_bytes")
-
-    def __init__(self) -> None:
-        self.received_bytes = 0
-        self.sent_bytes = 0
-        # The gateway's own key exists from the start, so the family is never empty.
-        self.requests: dict[tuple[str, str], int] = {("unknown", "unary"): 0}
+    received_bytes: int = 0
+    sent_bytes: int = 0
+    # The gateway's own key exists from the start, so the family is never empty.
+    requests: dict[tuple[str, str], int] = field(default_factory=lambda: {("unknown", "unary"): 0})
 
 
 class GatewayCollector(Collector):

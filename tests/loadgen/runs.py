@@ -11,6 +11,19 @@ from typing import Any
 from tests.loadgen.conftest import assert_open_loop_rate_held, read_series, run_load
 
 
+def load_argv(
+    endpoints: Sequence[str], workload: str, *flags: str, **options: int | str | bool
+) -> list[str]:
+    """The arguments of `raftmon load`: the endpoints, then `options` in the order given
+    (`clients=6` as `--clients=6`, `target_leader=True` as `--target-leader`), then the
+    workload and its own `flags`."""
+    named = [
+        f"--{name.replace('_', '-')}" + ("" if value is True else f"={value}")
+        for name, value in options.items()
+    ]
+    return [f"--endpoints={','.join(endpoints)}", *named, workload, *flags]
+
+
 def run_load_in_thread(
     argv: list[str], report_dir: Path | None = None
 ) -> tuple[threading.Thread, dict[str, Any]]:
@@ -33,14 +46,7 @@ def run_without_errors(
 ) -> dict[str, Any]:
     """`total` requests of `workload` over three connections; every one must succeed."""
     code, report = run_load(
-        [
-            f"--endpoints={','.join(endpoints)}",
-            "--conns=3",
-            f"--clients={clients}",
-            f"--total={total}",
-            workload,
-            *extra,
-        ]
+        load_argv(endpoints, workload, *extra, conns=3, clients=clients, total=total)
     )
     assert code == 0
     assert report["failed"] == 0, report["errors"]
@@ -54,24 +60,19 @@ def run_open_loop(
     rate: int,
     seconds: int,
     report_dir: Path,
-    flags: Sequence[str] = (),
     put_flags: Sequence[str] = (),
+    **options: int | str | bool,
 ) -> dict[str, Any]:
     """An open-loop `put` run at `rate` for `seconds`: every ticket is sent on schedule, and
-    the per-second series holds the rate (`assert_open_loop_rate_held`)."""
+    the per-second series holds the rate (`assert_open_loop_rate_held`). `options` are
+    further options of `raftmon load` (`conns=3`), as `load_argv` spells them."""
     started = time.monotonic()
     code, report = run_load(
-        [
-            f"--endpoints={','.join(endpoints)}",
-            *flags,
-            # Enough clients that a slow second never leaves a due ticket without a
-            # client (which would make the next second send a catch-up burst).
-            "--clients=50",
-            f"--rate={rate}",
-            f"--duration={seconds}s",
-            "put",
-            *put_flags,
-        ],
+        # Enough clients that a slow second never leaves a due ticket without a client
+        # (which would make the next second send a catch-up burst).
+        load_argv(
+            endpoints, "put", *put_flags, **options, clients=50, rate=rate, duration=f"{seconds}s"
+        ),
         report_dir=report_dir,
     )
     wall = time.monotonic() - started

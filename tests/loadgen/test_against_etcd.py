@@ -11,7 +11,7 @@ import pytest
 from lab.etcd_cluster import EtcdCluster
 from tests.helpers import etcd_cluster, free_port
 from tests.loadgen.conftest import put_count, run_load
-from tests.loadgen.runs import run_load_in_thread, run_open_loop, run_without_errors
+from tests.loadgen.runs import load_argv, run_load_in_thread, run_open_loop, run_without_errors
 
 pytestmark = [pytest.mark.tools, pytest.mark.cluster]
 
@@ -26,42 +26,23 @@ def wait_for(predicate: Any, timeout: float = 10.0, step: float = 0.05) -> bool:
     return bool(predicate())
 
 
-def test_put_run_success_count_equals_etcd_put_counter_delta(etcd1: EtcdCluster) -> None:
-    before = put_count(etcd1.members[0])
-    code, report = run_load(
-        [
-            f"--endpoints={etcd1.endpoints[0]}",
-            "--clients=8",
-            "--conns=2",
-            "put",
-            "--total=300",
-            "--key-space-size=50",
-            "--val-size=64",
-        ]
-    )
+@pytest.mark.parametrize(
+    ("cluster", "flags", "options"),
+    [
+        ("etcd1", ["--key-space-size=50", "--val-size=64"], {"clients": 8, "conns": 2}),
+        ("etcd3", ["--key-space-size=100", "--sequential-keys"], {"conns": 3, "clients": 9}),
+    ],
+)
+def test_put_run_success_count_equals_every_members_put_counter_delta(
+    request: pytest.FixtureRequest, cluster: str, flags: list[str], options: dict[str, int]
+) -> None:
+    etcd: EtcdCluster = request.getfixturevalue(cluster)
+    before = [put_count(m) for m in etcd.members]
+    code, report = run_load(load_argv(etcd.endpoints, "put", "--total=300", *flags, **options))
     assert code == 0
     assert report["succeeded"] == 300
     assert report["failed"] == 0
-    assert put_count(etcd1.members[0]) - before == report["succeeded"]
-
-
-def test_put_count_matches_every_member_of_a_three_member_cluster(etcd3: EtcdCluster) -> None:
-    before = [put_count(m) for m in etcd3.members]
-    code, report = run_load(
-        [
-            "--endpoints",
-            ",".join(etcd3.endpoints),
-            "--conns=3",
-            "--clients=9",
-            "put",
-            "--total=300",
-            "--key-space-size=100",
-            "--sequential-keys",
-        ]
-    )
-    assert code == 0
-    assert report["succeeded"] == 300
-    for m, b in zip(etcd3.members, before, strict=True):
+    for m, b in zip(etcd.members, before, strict=True):
         # Followers apply shortly after the leader answers: wait, bounded, for the counter.
         assert wait_for(lambda m=m, b=b: put_count(m) - b >= 300), m.name
         assert put_count(m) - b == 300
@@ -109,13 +90,7 @@ def test_target_leader_sends_only_to_the_leader(etcd3: EtcdCluster) -> None:
     leader = etcd3.member(etcd3.wait_leader())
     before = put_count(leader)
     code, report = run_load(
-        [
-            f"--endpoints={','.join(etcd3.endpoints)}",
-            "--target-leader",
-            "--clients=2",
-            "put",
-            "--total=50",
-        ]
+        load_argv(etcd3.endpoints, "put", "--total=50", target_leader=True, clients=2)
     )
     assert code == 0
     assert report["config"]["endpoints"] == [leader.client_url]
@@ -147,13 +122,7 @@ def test_member_killed_mid_run_is_counted_as_errors_not_a_crash(tmp_path: Path) 
         cluster.start()
         before = put_count(cluster.members[0])
         thread, result = run_load_in_thread(
-            [
-                f"--endpoints={cluster.endpoints[0]}",
-                "--clients=4",
-                "--duration=3s",
-                "--timeout=1s",
-                "put",
-            ]
+            load_argv(cluster.endpoints[:1], "put", clients=4, duration="3s", timeout="1s")
         )
         assert wait_for(lambda: put_count(cluster.members[0]) - before > 20, timeout=10)
         cluster.kill(cluster.members[0].name)

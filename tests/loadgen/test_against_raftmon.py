@@ -22,7 +22,7 @@ from loadgen.client import parse_metrics
 from loadgen.errors import ERROR_KINDS
 from tests.helpers import free_port
 from tests.loadgen.conftest import put_count, read_series, run_load
-from tests.loadgen.runs import run_load_in_thread, run_open_loop, run_without_errors
+from tests.loadgen.runs import load_argv, run_load_in_thread, run_open_loop, run_without_errors
 
 pytestmark = [pytest.mark.cluster]
 
@@ -55,14 +55,9 @@ def applied_at_least(member: MemberProcess, count: float) -> Callable[[], bool]:
 def test_report_success_count_equals_server_put_count_delta(raftmon3: LocalCluster) -> None:
     before = {m.name: put_count(m) for m in raftmon3.members}
     code, report = run_load(
-        [
-            f"--endpoints={','.join(raftmon3.endpoints)}",
-            "--conns=3",
-            "--clients=6",
-            "put",
-            "--total=300",
-            "--key-space-size=100",
-        ]
+        load_argv(
+            raftmon3.endpoints, "put", "--total=300", "--key-space-size=100", conns=3, clients=6
+        )
     )
     assert code == 0
     assert report["failed"] == 0, report["errors"]
@@ -90,9 +85,7 @@ def test_workloads_complete_with_zero_errors(
 
 
 def test_rate_holds_within_tolerance(raftmon3: LocalCluster, tmp_path: Path) -> None:
-    report = run_open_loop(
-        raftmon3.endpoints, rate=50, seconds=3, report_dir=tmp_path, flags=["--conns=3"]
-    )
+    report = run_open_loop(raftmon3.endpoints, rate=50, seconds=3, report_dir=tmp_path, conns=3)
     assert report["failed"] == 0, report["errors"]
 
 
@@ -127,16 +120,16 @@ def test_partition_mid_run_is_counted_as_errors_not_a_crash(
     before = {m.name: put_count(m) for m in raftmon3.members}
     port = free_port()
     thread, result = run_load_in_thread(
-        [
-            f"--endpoints={','.join(raftmon3.endpoints)}",  # one connection per member
-            "--conns=3",
-            "--clients=6",
-            "--duration=10s",  # ample: the partition is healed once its effects are seen
-            "--timeout=1s",
-            f"--metrics-port={port}",
+        load_argv(
+            raftmon3.endpoints,
             "put",
             "--key-space-size=100",
-        ],
+            conns=3,  # one connection per member
+            clients=6,
+            duration="10s",  # ample: the partition is healed once its effects are seen
+            timeout="1s",
+            metrics_port=port,
+        ),
         report_dir=tmp_path,
     )
     try:
@@ -194,14 +187,7 @@ def test_frozen_leader_mid_run_is_counted_as_errors_not_a_crash(
     leader = raftmon3.wait_leader(timeout=30)
     before = put_count(raftmon3.member(leader))
     thread, result = run_load_in_thread(
-        [
-            f"--endpoints={','.join(raftmon3.endpoints)}",
-            "--conns=3",
-            "--clients=6",
-            "--duration=5s",
-            "--timeout=1s",
-            "put",
-        ],
+        load_argv(raftmon3.endpoints, "put", conns=3, clients=6, duration="5s", timeout="1s"),
         report_dir=tmp_path,
     )
     try:
