@@ -94,8 +94,7 @@ class Scan:
     segments: list[SegmentInfo]
     tail_offset: int  # where the next record goes in the last segment
     last_index: int  # index of the last entry in the log (or the marker, if beyond)
-    hard_state: HardState | None
-    snapshot: WalSnapshot | None
+    hard_state: HardState | None  # as read; recovered.hard_state may be advanced to a snapshot
     torn: TornTail | None
 
 
@@ -225,7 +224,6 @@ def scan(directory: str, start: WalSnapshot | None = None) -> Scan:
         tail_offset=tail_offset,
         last_index=last_index,
         hard_state=hard_state,
-        snapshot=snapshot,
         torn=torn,
     )
 

@@ -256,7 +256,7 @@ class WAL:
             offset=result.tail_offset,
             fresh=active.max_index == 0,
             hard_state=result.hard_state,
-            snapshot=result.snapshot,
+            snapshot=recovered.snapshot,
             last_index=result.last_index,
             segment_size=segment_size,
             observer=observer,
