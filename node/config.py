@@ -249,18 +249,24 @@ class Flag(NamedTuple):
 
     flag: str
     help: str
-    kind: str = "str"  # str, int, bool, urls, cluster, duration, ciphers
-    config_field: str = ""  # the MemberConfig field; the flag's name in snake_case when empty
+    kind: str = (
+        "str"  # str, int, ms (an int of milliseconds), bool, urls, cluster, duration, ciphers
+    )
 
     @property
     def dest(self) -> str:
-        return self.config_field or self.flag.replace("-", "_")
+        """The MemberConfig field: the flag in snake_case, without etcd's `experimental-`,
+        with its unit when the value has one (`heartbeat_interval_ms`, `..._seconds`)."""
+        name = self.flag.removeprefix("experimental-").replace("-", "_")
+        return name + _UNIT_SUFFIX.get(self.kind, "")
 
     @property
     def env(self) -> str:
         """The environment variable that sets it when the flag is not given."""
         return "ETCD_" + self.flag.upper().replace("-", "_")
 
+
+_UNIT_SUFFIX = {"ms": "_ms", "duration": "_seconds"}  # durations are parsed to seconds
 
 # Every member flag, in `raftmon node --help` order.
 _FLAGS: list[Flag] = [
@@ -277,13 +283,8 @@ _FLAGS: list[Flag] = [
     Flag("initial-cluster", "name=peerURL,... for bootstrapping", "cluster"),
     Flag("initial-cluster-state", "new or existing"),
     Flag("initial-cluster-token", "cluster token for bootstrapping"),
-    Flag(
-        "heartbeat-interval",
-        "heartbeat interval in ms",
-        "int",
-        config_field="heartbeat_interval_ms",
-    ),
-    Flag("election-timeout", "election timeout in ms", "int", config_field="election_timeout_ms"),
+    Flag("heartbeat-interval", "heartbeat interval in ms", "ms"),
+    Flag("election-timeout", "election timeout in ms", "ms"),
     Flag("snapshot-count", "applied entries between snapshots", "int"),
     Flag("quota-backend-bytes", "backend size quota (0 = 2 GiB)", "int"),
     Flag("auto-compaction-mode", "periodic or revision"),
@@ -299,7 +300,6 @@ _FLAGS: list[Flag] = [
         "backend-batch-interval",
         "longest time applied entries wait before the backend commits them (default 100ms)",
         "duration",
-        config_field="backend_batch_interval_seconds",
     ),
     Flag(
         "backend-batch-limit",
@@ -310,14 +310,12 @@ _FLAGS: list[Flag] = [
         "experimental-wal-fsync-delay",
         "lab fault: extra delay inside every timed WAL fsync (e.g. 30ms)",
         "duration",
-        config_field="wal_fsync_delay_seconds",
     ),
     Flag("wal-segment-bytes", "WAL segment size (default 64 MiB)", "int"),
     Flag(
         "experimental-snapshot-catchup-entries",
         "entries kept after a snapshot for slow followers (etcd 3.5's flag; default 5000)",
         "int",
-        config_field="snapshot_catchup_entries",
     ),
     Flag("enable-fault-injection", "serve /raftmon/faults on the metrics listener", "bool"),
     Flag("log-level", "debug, info, warn or error"),
@@ -346,7 +344,7 @@ def _convert(kind: str, flag: str, raw: str) -> object:
     try:
         if kind == "str":
             return raw
-        if kind == "int":
+        if kind in ("int", "ms"):
             return int(raw)
         if kind == "urls":
             return _split_urls(raw)

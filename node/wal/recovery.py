@@ -94,7 +94,6 @@ class Scan:
     segments: list[SegmentInfo]
     tail_offset: int  # where the next record goes in the last segment
     last_index: int  # index of the last entry in the log (or the marker, if beyond)
-    hard_state: HardState | None  # as read; recovered.hard_state may be advanced to a snapshot
     torn: TornTail | None
 
 
@@ -223,7 +222,6 @@ def scan(directory: str, start: WalSnapshot | None = None) -> Scan:
         segments=infos,
         tail_offset=tail_offset,
         last_index=last_index,
-        hard_state=hard_state,
         torn=torn,
     )
 

@@ -236,7 +236,7 @@ class WAL:
             os.close(dir_fd)
             raise
         recovered = result.recovered
-        hs = recovered.hard_state
+        hs = recovered.hard_state  # as read: the WAL's own state, before any advance below
         if start is not None and hs is not None and hs.commit < start.index:
             recovered.hard_state = HardState(term=hs.term, vote=hs.vote, commit=start.index)
         log.info(
@@ -255,7 +255,7 @@ class WAL:
             fd=fd,
             offset=result.tail_offset,
             fresh=active.max_index == 0,
-            hard_state=result.hard_state,
+            hard_state=hs,
             snapshot=recovered.snapshot,
             last_index=result.last_index,
             segment_size=segment_size,
