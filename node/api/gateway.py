@@ -27,6 +27,7 @@ from node.api.errors import NOT_FOUND_PATH, GrpcCode, Status, status
 from node.api.jsonstream import MessageSplitter, MessageTooLarge
 from node.errors import ErrInvalidRequest, ErrMessageTooLarge, EtcdError
 from node.mvcc import requests as rq
+from node.server.proposals import GRPC_OVERHEAD_BYTES
 
 if TYPE_CHECKING:
     from node.api.observer import DurationT, GatewayObserver, RpcT
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 
 # A handler answers a dict to encode, or bytes it encoded itself (a large range, in slices).
 Handler = Callable[["KVService", dict[str, Any]], Awaitable[dict[str, Any] | bytes]]
-GRPC_OVERHEAD_BYTES = 512 * 1024  # etcd: max gRPC message = max-request-bytes + 512 KiB
 
 # ---- handlers: body dict -> response dict --------------------------------------------
 

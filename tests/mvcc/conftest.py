@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from lab.children import spawn
 from node.errors import MvccError
 from node.mvcc import codec
 from node.mvcc.store import ApplyResult, KVStore
@@ -49,7 +50,7 @@ class Log:
 
 def sigkill_when_ready(code: str, *args: str) -> None:
     """Run `code` in a child interpreter and SIGKILL it once it prints "ready"."""
-    child = subprocess.Popen(
+    child = spawn(
         [sys.executable, "-c", code, *args],
         stdout=subprocess.PIPE,
         text=True,

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from lab.children import spawn
 from node.wal import WAL
 from tests.wal.walutil import entry
 
@@ -40,7 +41,7 @@ def test_every_acknowledged_entry_survives_kill_9(tmp_path):
     wal_dir = str(tmp_path / "wal")
     acked: dict[int, int] = {}  # index -> term of the last acknowledged write at it
     for round_no in range(ROUNDS):
-        proc = subprocess.Popen(
+        proc = spawn(
             [sys.executable, "-m", "tests.wal.crash_writer", wal_dir, str(SEGMENT), str(round_no)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
