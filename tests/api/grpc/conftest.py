@@ -1,0 +1,47 @@
+"""A gRPC channel to one real etcd 3.4 member, for proving the stubs on the wire.
+
+`etcd1` comes from tests/conftest.py (under CI=true a missing etcd fails, else skips).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import grpc
+import pytest
+
+from lab.etcd_cluster import EtcdCluster
+from node.api.grpc.gen.etcdserverpb import rpc_pb2_grpc
+from node.api.grpc.gen.v3electionpb import v3election_pb2_grpc
+from node.api.grpc.gen.v3lockpb import v3lock_pb2_grpc
+
+
+@dataclass
+class Etcd:
+    """One stub per etcd service, all on the same channel to etcd1."""
+
+    kv: rpc_pb2_grpc.KVStub
+    watch: rpc_pb2_grpc.WatchStub
+    lease: rpc_pb2_grpc.LeaseStub
+    cluster: rpc_pb2_grpc.ClusterStub
+    maintenance: rpc_pb2_grpc.MaintenanceStub
+    lock: v3lock_pb2_grpc.LockStub
+    election: v3election_pb2_grpc.ElectionStub
+
+
+@pytest.fixture(scope="package")
+def etcd_grpc(etcd1: EtcdCluster) -> Iterator[Etcd]:
+    """Stubs over an insecure channel to etcd1's client URL (gRPC and gateway share it)."""
+    with grpc.insecure_channel(urlsplit(etcd1.endpoints[0]).netloc) as channel:
+        grpc.channel_ready_future(channel).result(timeout=30)
+        yield Etcd(
+            kv=rpc_pb2_grpc.KVStub(channel),
+            watch=rpc_pb2_grpc.WatchStub(channel),
+            lease=rpc_pb2_grpc.LeaseStub(channel),
+            cluster=rpc_pb2_grpc.ClusterStub(channel),
+            maintenance=rpc_pb2_grpc.MaintenanceStub(channel),
+            lock=v3lock_pb2_grpc.LockStub(channel),
+            election=v3election_pb2_grpc.ElectionStub(channel),
+        )
