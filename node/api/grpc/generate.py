@@ -1,8 +1,9 @@
-"""Regenerates the committed gRPC stubs in gen/ from the .proto files in proto/.
+"""Generates the gRPC stubs in gen/ from the .proto files in proto/.
 
-Run `python -m node.api.grpc.generate` after editing a .proto file. The stubs are committed
-so a member needs only grpcio and protobuf at run time, not grpcio-tools; a test regenerates
-into a temporary directory and compares, so a forgotten run fails the suite.
+`make venv` runs `python -m node.api.grpc.generate` (and again whenever a .proto file
+changes). gen/ is not committed: it is protoc's output, and the .proto files are the
+source. gen/__init__.py records a digest of the .proto files it was made from, so stubs
+older than the .proto files are found (`stale()`, checked by a test) instead of used.
 
 protoc writes top-level imports (`from mvccpb import kv_pb2`) because the .proto files import
 each other by their path under proto/; the etcd package names must stay top-level in the
@@ -11,6 +12,7 @@ each other by their path under proto/; the etcd package names must stay top-leve
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from pathlib import Path
@@ -31,6 +33,20 @@ def proto_files() -> list[Path]:
     return sorted(p.relative_to(PROTO_DIR) for p in PROTO_DIR.rglob("*.proto"))
 
 
+def proto_digest() -> str:
+    """A digest of every .proto file's path and text: what gen/ must have been made from."""
+    digest = hashlib.sha256()
+    for proto in proto_files():
+        digest.update(str(proto).encode() + b"\0" + (PROTO_DIR / proto).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def stale(gen_dir: Path = GEN_DIR) -> bool:
+    """True when gen/ is missing or was made from other .proto files than today's."""
+    init = gen_dir / "__init__.py"
+    return not init.exists() or f'PROTO_DIGEST = "{proto_digest()}"' not in init.read_text()
+
+
 def _package_imports(text: str) -> str:
     """Points protoc's top-level imports of etcd's packages at the gen package."""
     return _TOP_IMPORT.sub(lambda m: f"{m[1]} {GEN_PACKAGE}.{m[2]}{m[3]}", text)
@@ -38,7 +54,7 @@ def _package_imports(text: str) -> str:
 
 def generate(out_dir: Path) -> list[Path]:
     """Writes the stubs (messages, gRPC services, type stubs) into out_dir; returns them."""
-    from grpc_tools import protoc  # test extra only: a member never regenerates
+    from grpc_tools import protoc
 
     out_dir.mkdir(parents=True, exist_ok=True)
     args = [
@@ -57,7 +73,7 @@ def generate(out_dir: Path) -> list[Path]:
     written: list[Path] = []
     for package in ("", *PACKAGES):
         init = out_dir / package / "__init__.py"
-        init.write_text(_HEADER)
+        init.write_text(_HEADER + (f'PROTO_DIGEST = "{proto_digest()}"\n' if not package else ""))
         written.append(init)
     for path in sorted([*out_dir.rglob("*_pb2*.py"), *out_dir.rglob("*_pb2.pyi")]):
         path.write_text(_HEADER + _package_imports(path.read_text()))
@@ -66,7 +82,7 @@ def generate(out_dir: Path) -> list[Path]:
 
 
 def main() -> int:
-    """Regenerates gen/ in place."""
+    """Generates gen/ in place."""
     for path in generate(GEN_DIR):
         sys.stdout.write(f"wrote {path.relative_to(HERE)}\n")
     return 0
