@@ -42,8 +42,9 @@ def raftmon1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]
         yield cluster
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def etcd1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
-    """One real etcd 3.4 member (test timings), shared by one test package."""
+    """One real etcd 3.4 member (test timings), for one test module: a module that compares
+    etcd's state with raftmon's (the fuzz) must not see what another module wrote."""
     with etcd_cluster(tmp_path_factory.mktemp("etcd1")) as cluster:
         yield cluster

@@ -31,7 +31,7 @@ class Etcd:
     election: v3election_pb2_grpc.ElectionStub
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def etcd_grpc(etcd1: EtcdCluster) -> Iterator[Etcd]:
     """Stubs over an insecure channel to etcd1's client URL (gRPC and gateway share it)."""
     with grpc.insecure_channel(urlsplit(etcd1.endpoints[0]).netloc) as channel:
