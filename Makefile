@@ -15,12 +15,12 @@ PYTEST_ARGS ?=
 
 venv: $(STAMP)
 
-# The gRPC stubs (node/api/grpc/gen, not committed) are generated from our .proto files here.
-$(STAMP): pyproject.toml $(wildcard node/api/grpc/proto/*/*.proto)
+# The gRPC stubs (etcdproto/gen, not committed) are generated from our .proto files here.
+$(STAMP): pyproject.toml $(wildcard etcdproto/proto/*/*.proto)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
-	$(PY) -m node.api.grpc.generate >/dev/null
+	$(PY) -m etcdproto.generate >/dev/null
 	@touch $(STAMP)
 
 # Installs Debian's prometheus, alertmanager, etcd-server and jsonnet when missing.

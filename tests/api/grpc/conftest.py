@@ -13,9 +13,9 @@ import grpc
 import pytest
 
 from lab.etcd_cluster import EtcdCluster
-from node.api.grpc.gen.etcdserverpb import rpc_pb2_grpc
-from node.api.grpc.gen.v3electionpb import v3election_pb2_grpc
-from node.api.grpc.gen.v3lockpb import v3lock_pb2_grpc
+from etcdproto.gen.etcdserverpb import rpc_pb2_grpc
+from etcdproto.gen.v3electionpb import v3election_pb2_grpc
+from etcdproto.gen.v3lockpb import v3lock_pb2_grpc
 
 
 @dataclass

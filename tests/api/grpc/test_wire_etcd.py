@@ -14,10 +14,10 @@ import grpc
 import pytest
 
 from lab.etcd_cluster import EtcdCluster
-from node.api.grpc.gen.etcdserverpb import rpc_pb2 as pb
-from node.api.grpc.gen.mvccpb import kv_pb2
-from node.api.grpc.gen.v3electionpb import v3election_pb2 as election_pb
-from node.api.grpc.gen.v3lockpb import v3lock_pb2 as lock_pb
+from etcdproto.gen.etcdserverpb import rpc_pb2 as pb
+from etcdproto.gen.mvccpb import kv_pb2
+from etcdproto.gen.v3electionpb import v3election_pb2 as election_pb
+from etcdproto.gen.v3lockpb import v3lock_pb2 as lock_pb
 from tests.api.grpc.conftest import Etcd
 
 pytestmark = [pytest.mark.tools]
