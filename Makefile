@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # command:debian-package pairs for the real tools tests and the lab use
 DEB_TOOLS := promtool:prometheus prometheus:prometheus amtool:prometheus-alertmanager \
-             prometheus-alertmanager:prometheus-alertmanager etcd:etcd-server jsonnetfmt:jsonnet \
+             prometheus-alertmanager:prometheus-alertmanager etcd:etcd-server etcdctl:etcd-client jsonnetfmt:jsonnet \
              curl:curl
 PYTEST_ARGS ?=
 
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml $(wildcard etcdproto/proto/*/*.proto)
 	$(PY) -m etcdproto.generate >/dev/null
 	@touch $(STAMP)
 
-# Installs Debian's prometheus, alertmanager, etcd-server and jsonnet when missing.
+# Installs Debian's prometheus, alertmanager, etcd-server, etcd-client and jsonnet when missing.
 # A failure is reported, not fatal: tests that need a missing tool fail under CI=true.
 tools:
 	@missing=""; for pair in $(DEB_TOOLS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \

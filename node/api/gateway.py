@@ -129,7 +129,20 @@ async def lease_leases(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def maintenance_status(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
-    return await svc.status()
+    st = await svc.status()
+    out: dict[str, Any] = {
+        "header": svc.header(st.revision),
+        "version": st.version,
+        "dbSize": str(st.db_size),
+        "leader": str(st.leader),
+        "raftIndex": str(st.raft_index),
+        "raftTerm": str(st.raft_term),
+        "raftAppliedIndex": str(st.raft_applied_index),
+        "dbSizeInUse": str(st.db_size_in_use),
+    }
+    if st.errors:
+        out["errors"] = st.errors
+    return out
 
 
 async def maintenance_defragment(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
@@ -159,7 +172,15 @@ async def maintenance_hash_kv(svc: KVService, body: dict[str, Any]) -> dict[str,
 
 
 async def cluster_member_list(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
-    return await svc.member_list()
+    members = []
+    for m in await svc.member_list():
+        entry: dict[str, Any] = {"ID": str(m.id), "name": m.name, "peerURLs": m.peer_urls}
+        if m.client_urls:
+            entry["clientURLs"] = m.client_urls
+        members.append(entry)
+    header = svc.header()
+    header.pop("revision")  # etcd's member list header has no revision
+    return {"header": header, "members": members}
 
 
 # path (after /v3), gRPC method, request type for the duration histogram, handler

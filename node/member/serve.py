@@ -15,8 +15,10 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from exporter.metrics import MemberMetrics
+from node.api.grpc import GrpcEndpoint
 from node.errors import EtcdError
 from node.member.app import create_client_app, create_metrics_app, create_peer_app
+from node.member.mux import MuxSite, router_factory
 from node.member.state import ServerStateSource
 from node.member.tls_site import TLSSite
 from node.server import EtcdServer, KVService
@@ -35,14 +37,28 @@ def _host_port(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
-async def _listen(runner: web.AppRunner, urls: tuple[str, ...], info: TLSInfo, what: str) -> None:
-    """Start one site per URL: https URLs get TLS from `info`, http URLs ignore it (as etcd)."""
+async def _listen(
+    runner: web.AppRunner,
+    urls: tuple[str, ...],
+    info: TLSInfo,
+    what: str,
+    grpc: GrpcEndpoint | None = None,
+) -> None:
+    """Start one site per URL: https URLs get TLS from `info`, http URLs ignore it (as etcd).
+
+    With `grpc`, each site serves gRPC and HTTP/1 on its one port (node.member.mux).
+    """
     context = server_context(info) if any(u.startswith("https://") for u in urls) else None
+    factory = router_factory(runner, grpc.protocol) if grpc is not None else None
+    if context is not None and grpc is not None:
+        context.set_alpn_protocols(["h2", "http/1.1"])  # gRPC clients ask for h2
     for url in urls:
         host, port = _host_port(url)
         if url.startswith("https://"):
             assert context is not None
-            await TLSSite(runner, host, port, ssl_context=context, listener=what).start()
+            await TLSSite(
+                runner, host, port, ssl_context=context, listener=what, protocol_factory=factory
+            ).start()
             continue
         if not info.empty:
             log.warning(
@@ -51,7 +67,10 @@ async def _listen(runner: web.AppRunner, urls: tuple[str, ...], info: TLSInfo, w
                 what,
                 url,
             )
-        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        if factory is not None:
+            await MuxSite(runner, host, port, factory).start()
+        else:
+            await web.TCPSite(runner, host, port, reuse_address=True).start()
 
 
 async def serve(cfg: MemberConfig) -> None:
@@ -62,6 +81,7 @@ async def serve(cfg: MemberConfig) -> None:
     metrics.bind_peers(server.peer_ids)
     service = KVService(server)
     runners: list[web.AppRunner] = []
+    grpc: GrpcEndpoint | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -75,7 +95,8 @@ async def serve(cfg: MemberConfig) -> None:
         client_runner = web.AppRunner(create_client_app(server, service, metrics), access_log=None)
         await client_runner.setup()
         runners.append(client_runner)
-        await _listen(client_runner, cfg.listen_client_urls, cfg.client_tls, "client")
+        grpc = GrpcEndpoint(service, metrics)
+        await _listen(client_runner, cfg.listen_client_urls, cfg.client_tls, "client", grpc)
         if cfg.listen_metrics_urls:
             metrics_runner = web.AppRunner(create_metrics_app(server, metrics), access_log=None)
             await metrics_runner.setup()
@@ -97,6 +118,9 @@ async def serve(cfg: MemberConfig) -> None:
         await stop.wait()
         log.info("received signal; shutting down")
     finally:
+        if grpc is not None:
+            with contextlib.suppress(Exception):
+                await grpc.close()
         for runner in reversed(runners):
             with contextlib.suppress(Exception):
                 await runner.cleanup()

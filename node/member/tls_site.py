@@ -30,6 +30,8 @@ from aiohttp import web
 from node.tls import describe_error
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from aiohttp.web_runner import BaseRunner
 
 log = logging.getLogger(__name__)
@@ -55,11 +57,13 @@ class TLSSite(web.BaseSite):
         ssl_context: ssl.SSLContext,
         listener: str,
         backlog: int = 128,
+        protocol_factory: Callable[[], asyncio.BaseProtocol] | None = None,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         self._host = host
         self._port = port
         self._listener = listener  # "client", "peer" or "metrics", for the log lines
+        self._factory = protocol_factory  # None: aiohttp's own (no gRPC on this listener)
         self._sock: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
@@ -116,7 +120,7 @@ class TLSSite(web.BaseSite):
                     await _answer_plain_http(loop, conn)
                 self._rejected(remote, "first record does not look like a TLS handshake")
                 return
-            server = self._runner.server
+            server = self._factory or self._runner.server
             assert server is not None
             assert self._ssl_context is not None
             handed_over = True

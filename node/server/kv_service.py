@@ -15,6 +15,7 @@ import concurrent.futures
 import contextlib
 import json
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from node import errors as E
@@ -54,6 +55,31 @@ def _is_read_only(ops: list[rq.RequestOp]) -> bool:
         ):
             return False
     return True
+
+
+@dataclass(slots=True)
+class StatusInfo:
+    """etcd's StatusResponse, less its header (revision is the header's)."""
+
+    revision: int
+    version: str
+    db_size: int
+    leader: int
+    raft_index: int
+    raft_term: int
+    raft_applied_index: int
+    errors: list[str]
+    db_size_in_use: int
+
+
+@dataclass(slots=True)
+class MemberInfo:
+    """etcd's Member: client URLs empty while the member cannot be asked."""
+
+    id: int
+    name: str
+    peer_urls: list[str]
+    client_urls: list[str]
 
 
 class KVService:
@@ -206,22 +232,19 @@ class KVService:
         return WatchBridge(self.kv.watch_hub)
 
     # ---- maintenance and cluster -------------------------------------------------------
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> StatusInfo:
         st = self.server.status()
-        out: dict[str, Any] = {
-            "header": self.header(),
-            "version": ETCD_VERSION,
-            "dbSize": str(self.kv.db_total_size()),
-            "leader": str(self.server.lead),
-            "raftIndex": str(st.commit),
-            "raftTerm": str(st.term),
-            "raftAppliedIndex": str(self.server.applied_index),
-            "dbSizeInUse": str(self.kv.db_in_use_size()),
-        }
-        alarms = self.kv.alarms()
-        if alarms:
-            out["errors"] = [f"memberID:{m} alarm:{name} " for m, name in alarms]
-        return out
+        return StatusInfo(
+            revision=self.kv.current_revision(),
+            version=ETCD_VERSION,
+            db_size=self.kv.db_total_size(),
+            leader=self.server.lead,
+            raft_index=st.commit,
+            raft_term=st.term,
+            raft_applied_index=self.server.applied_index,
+            errors=[f"memberID:{m} alarm:{name} " for m, name in self.kv.alarms()],
+            db_size_in_use=self.kv.db_in_use_size(),
+        )
 
     async def alarm(self, req: rq.AlarmRequest) -> rq.AlarmResponse:
         if req.action == rq.AlarmAction.GET:
@@ -251,19 +274,12 @@ class KVService:
     async def hash_kv(self, revision: int) -> dict[str, Any]:
         raise E.ErrUnimplemented("HashKV is not supported by raftmon")
 
-    async def member_list(self) -> dict[str, Any]:
+    async def member_list(self) -> list[MemberInfo]:
+        """Every member; client URLs as each member advertises them (empty if unreachable)."""
         members = []
         for spec in self.server.cfg.members:
-            entry: dict[str, Any] = {
-                "ID": str(spec.member_id),
-                "name": spec.name,
-                "peerURLs": list(spec.peer_urls),
-            }
+            urls: list[str] = []
             with contextlib.suppress(Exception):
                 urls = await self.server.client_urls_of(spec.member_id)
-                if urls:
-                    entry["clientURLs"] = urls
-            members.append(entry)
-        header = self.header()
-        header.pop("revision")
-        return {"header": header, "members": members}
+            members.append(MemberInfo(spec.member_id, spec.name, list(spec.peer_urls), urls))
+        return members

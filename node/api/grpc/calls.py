@@ -1,0 +1,189 @@
+"""How every gRPC method of a member is called: limits, etcd's errors, etcd's metrics.
+
+A method body is `async (request message) -> reply message` (or, for a server stream,
+an async iterator of replies). `unary` and `server_stream` wrap it into grpclib's
+handler shape with what etcd's interceptors and `togRPCError` add around each call:
+- a request above gRPC's limit (--max-request-bytes + 512 KiB) is refused with gRPC's
+  own ResourceExhausted text before it is decoded (`LimitedCodec`);
+- every error value answers with the code and text of `node.api.errors.status`, the
+  same table the JSON gateway renders, so `etcdserver: no leader` is Unavailable on
+  both front ends;
+- the call is counted in grpc_server_started/handled/msg_* and timed into
+  etcd_server_request_duration_seconds by the same observer the gateway uses: one
+  set of counters per method, whichever front end the call came through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic
+
+from grpclib.const import Cardinality, Handler, Status
+from grpclib.encoding.proto import ProtoCodec
+from grpclib.exceptions import GRPCError
+
+from node.api.errors import GrpcCode, status
+from node.api.observer import DurationT, RpcT
+from node.errors import ErrMessageTooLarge, EtcdError
+
+if TYPE_CHECKING:
+    from grpclib.server import Stream
+
+    from node.api.observer import GatewayObserver
+
+log = logging.getLogger(__name__)
+
+Unary = Callable[[Any], Awaitable[Any]]
+ServerStream = Callable[[Any], AsyncIterator[Any]]
+
+
+class LimitedCodec(ProtoCodec):
+    """protobuf, refusing a message above gRPC's receive limit as grpc-go refuses it."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def decode(self, data: bytes, message_type: Any) -> Any:
+        if len(data) > self.limit:
+            raise ErrMessageTooLarge(len(data), self.limit)
+        return super().decode(data, message_type)
+
+
+def grpc_error(err: BaseException) -> GRPCError:
+    """The GRPCError a call answers for `err` (togRPCError's code and etcd's text)."""
+    st = status(err)
+    if st.code == GrpcCode.UNKNOWN and not isinstance(err, EtcdError):
+        log.error("gRPC call failed", exc_info=err)  # a bug: answered etcd-style, logged loudly
+    return GRPCError(Status(int(st.code)), st.message)
+
+
+@dataclass(frozen=True, slots=True)
+class Calls(Generic[RpcT, DurationT]):
+    """What every method of one member's gRPC server shares."""
+
+    metrics: GatewayObserver[RpcT, DurationT]
+
+    def unary(
+        self,
+        service: str,
+        method: str,
+        request_type: Any,
+        reply_type: Any,
+        body: Unary,
+        timed_as: str | None = None,
+    ) -> tuple[str, Handler]:
+        """One unary method: `/service/method` and its grpclib handler.
+
+        `timed_as` names the request type etcd times in etcd_server_request_duration_seconds
+        (Put, Range, ...); calls etcd does not time leave it None.
+        """
+        metrics = self.metrics
+        rpc = metrics.rpc(service, method)
+        duration = metrics.request_duration[timed_as] if timed_as else None
+
+        async def handle(stream: Stream[Any, Any]) -> None:
+            started = time.perf_counter()
+            code = GrpcCode.OK
+            sent = 0
+            try:
+                request = await stream.recv_message()
+                metrics.request_started(rpc, request.ByteSize() if request is not None else 0)
+                reply = await body(request)
+                await stream.send_message(reply)
+                sent = reply.ByteSize()
+            except asyncio.CancelledError:
+                code = GrpcCode.CANCELED
+                raise
+            except Exception as err:
+                failure = grpc_error(err)
+                code = GrpcCode(failure.status.value)
+                raise failure from None
+            finally:
+                _finished(metrics, rpc, duration, code, time.perf_counter() - started, sent)
+
+        return f"/{service}/{method}", Handler(
+            handle, Cardinality.UNARY_UNARY, request_type, reply_type
+        )
+
+    def server_stream(
+        self, service: str, method: str, request_type: Any, reply_type: Any, body: ServerStream
+    ) -> tuple[str, Handler]:
+        """One method answering a stream of replies to one request (Snapshot, Observe)."""
+        metrics = self.metrics
+        rpc = metrics.rpc(service, method, "server_stream")
+
+        async def handle(stream: Stream[Any, Any]) -> None:
+            metrics.stream_started(rpc)
+            code = "OK"
+            try:
+                request = await stream.recv_message()
+                metrics.stream_received(rpc, 1, request.ByteSize() if request else 0)
+                async for reply in body(request):
+                    await stream.send_message(reply)
+                    metrics.stream_sent(rpc, reply.ByteSize())
+            except asyncio.CancelledError:
+                code = "Canceled"
+                raise
+            except Exception as err:
+                failure = grpc_error(err)
+                code = GrpcCode(failure.status.value).title
+                raise failure from None
+            finally:
+                metrics.stream_finished(rpc, code)
+
+        return f"/{service}/{method}", Handler(
+            handle, Cardinality.UNARY_STREAM, request_type, reply_type
+        )
+
+    def bidi_stream(
+        self,
+        service: str,
+        method: str,
+        request_type: Any,
+        reply_type: Any,
+        body: Callable[[Stream[Any, Any], RpcT], Awaitable[None]],
+    ) -> tuple[str, Handler]:
+        """A bidirectional stream (Watch, LeaseKeepAlive); `body` counts its own messages."""
+        metrics = self.metrics
+        rpc = metrics.rpc(service, method, "bidi_stream")
+
+        async def handle(stream: Stream[Any, Any]) -> None:
+            metrics.stream_started(rpc)
+            code = "OK"
+            try:
+                await body(stream, rpc)
+            except asyncio.CancelledError:
+                code = "Canceled"
+                raise
+            except Exception as err:
+                failure = grpc_error(err)
+                code = GrpcCode(failure.status.value).title
+                raise failure from None
+            finally:
+                metrics.stream_finished(rpc, code)
+
+        return f"/{service}/{method}", Handler(
+            handle, Cardinality.STREAM_STREAM, request_type, reply_type
+        )
+
+
+def _finished(
+    metrics: GatewayObserver[RpcT, DurationT],
+    rpc: RpcT,
+    duration: DurationT | None,
+    code: GrpcCode,
+    seconds: float,
+    sent: int,
+) -> None:
+    """Count a finished unary call as the gateway counts one (node.api.gateway.make_unary)."""
+    if duration is not None:
+        metrics.request_finished(rpc, duration, code.title, seconds, sent)
+    elif code == GrpcCode.OK:
+        rpc.handled_ok += 1
+        rpc.msg_sent += 1
+    else:
+        rpc.count_handled(code.title)

@@ -1,0 +1,341 @@
+"""etcd 3.4's gRPC services on one member: KV, Lease, Watch, Maintenance, Cluster.
+
+Each method converts etcd's message to the KV service's request, calls the same
+`KVService` method the JSON gateway calls, and converts the answer back; nothing
+here decides anything the gateway would decide differently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from etcdproto.gen.etcdserverpb import rpc_pb2 as pb
+from node.api.grpc import convert
+from node.errors import ErrUnimplemented, EtcdError
+from node.mvcc import requests as rq
+
+if TYPE_CHECKING:
+    from grpclib.const import Handler
+    from grpclib.server import Stream
+
+    from node.api.grpc.calls import Calls
+    from node.api.observer import GatewayObserver, RpcT
+    from node.server import KVService, WatchBridge
+
+KV = "etcdserverpb.KV"
+LEASE = "etcdserverpb.Lease"
+WATCH = "etcdserverpb.Watch"
+MAINTENANCE = "etcdserverpb.Maintenance"
+CLUSTER = "etcdserverpb.Cluster"
+
+ENCODE_SLICE = 500  # key-values converted per turn of the client share, as the gateway does
+STREAM_BATCH = 64  # stream messages handled per turn of the client share
+
+
+class Header:
+    """The ResponseHeader of a member's answers (etcd's fills all four fields)."""
+
+    def __init__(self, svc: KVService) -> None:
+        self._svc = svc
+        self._cluster_id = svc.server.cluster_id
+        self._member_id = svc.server.member_id
+
+    def __call__(self, revision: int = 0) -> pb.ResponseHeader:
+        svc = self._svc
+        return pb.ResponseHeader(
+            cluster_id=self._cluster_id,
+            member_id=self._member_id,
+            revision=revision or svc.kv.current_revision(),
+            raft_term=svc.server.term,
+        )
+
+
+def kv_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[str, Handler]]:
+    header = Header(svc)
+
+    async def put(m: pb.PutRequest) -> pb.PutResponse:
+        resp = await svc.put(convert.put_request(m))
+        return convert.put_response(resp, header(resp.revision))
+
+    async def range_(m: pb.RangeRequest) -> pb.RangeResponse:
+        resp = await svc.range(convert.range_request(m))
+        if len(resp.kvs) <= ENCODE_SLICE:
+            return convert.range_response(resp, header(resp.revision))
+        # A 100k-key answer converted at once holds the loop for a good part of a second.
+        kvs, resp.kvs = resp.kvs, []
+        out = convert.range_response(resp, header(resp.revision))
+        for i in range(0, len(kvs), ENCODE_SLICE):
+            await svc.client_share.turn()
+            out.kvs.extend(convert.key_values(kvs[i : i + ENCODE_SLICE]))
+        return out
+
+    async def delete_range(m: pb.DeleteRangeRequest) -> pb.DeleteRangeResponse:
+        resp = await svc.delete_range(convert.delete_range_request(m))
+        return convert.delete_range_response(resp, header(resp.revision))
+
+    async def txn(m: pb.TxnRequest) -> pb.TxnResponse:
+        resp = await svc.txn(convert.txn_request(m))
+        return convert.txn_response(resp, header(resp.revision))
+
+    async def compact(m: pb.CompactionRequest) -> pb.CompactionResponse:
+        resp = await svc.compact(convert.compaction_request(m))
+        return pb.CompactionResponse(header=header(resp.revision))
+
+    return [
+        calls.unary(KV, "Range", pb.RangeRequest, pb.RangeResponse, range_, "Range"),
+        calls.unary(KV, "Put", pb.PutRequest, pb.PutResponse, put, "Put"),
+        calls.unary(
+            KV,
+            "DeleteRange",
+            pb.DeleteRangeRequest,
+            pb.DeleteRangeResponse,
+            delete_range,
+            "DeleteRange",
+        ),
+        calls.unary(KV, "Txn", pb.TxnRequest, pb.TxnResponse, txn, "Txn"),
+        calls.unary(
+            KV, "Compact", pb.CompactionRequest, pb.CompactionResponse, compact, "Compaction"
+        ),
+    ]
+
+
+def lease_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[str, Handler]]:
+    header = Header(svc)
+
+    async def grant(m: pb.LeaseGrantRequest) -> pb.LeaseGrantResponse:
+        resp = await svc.lease_grant(rq.LeaseGrantRequest(ttl=m.TTL, id=m.ID))
+        return pb.LeaseGrantResponse(
+            header=header(resp.revision), ID=resp.id, TTL=resp.ttl, error=resp.error
+        )
+
+    async def revoke(m: pb.LeaseRevokeRequest) -> pb.LeaseRevokeResponse:
+        resp = await svc.lease_revoke(rq.LeaseRevokeRequest(id=m.ID))
+        return pb.LeaseRevokeResponse(header=header(resp.revision))
+
+    async def time_to_live(m: pb.LeaseTimeToLiveRequest) -> pb.LeaseTimeToLiveResponse:
+        resp = await svc.lease_time_to_live(rq.LeaseTimeToLiveRequest(id=m.ID, keys=m.keys))
+        return pb.LeaseTimeToLiveResponse(
+            header=header(resp.revision),
+            ID=resp.id,
+            TTL=resp.ttl,
+            grantedTTL=resp.granted_ttl,
+            keys=resp.keys,
+        )
+
+    async def leases(m: pb.LeaseLeasesRequest) -> pb.LeaseLeasesResponse:
+        resp = await svc.lease_leases()
+        return pb.LeaseLeasesResponse(
+            header=header(resp.revision), leases=[pb.LeaseStatus(ID=i) for i in resp.leases]
+        )
+
+    async def keep_alive(stream: Stream[Any, Any], rpc: Any) -> None:
+        """Each LeaseKeepAliveRequest answered in order; the stream ends when the client's does."""
+        metrics = calls.metrics
+        handled = 0
+        async for m in stream:
+            metrics.stream_received(rpc, 1, m.ByteSize())
+            if handled % STREAM_BATCH == 0:
+                await svc.client_share.turn()  # a flood is served a slice per loop turn
+            handled += 1
+            resp = await svc.lease_keepalive(rq.LeaseKeepAliveRequest(id=m.ID))
+            reply = pb.LeaseKeepAliveResponse(
+                header=header(resp.revision), ID=resp.id, TTL=resp.ttl
+            )
+            await stream.send_message(reply)
+            metrics.stream_sent(rpc, reply.ByteSize())
+
+    return [
+        calls.unary(
+            LEASE, "LeaseGrant", pb.LeaseGrantRequest, pb.LeaseGrantResponse, grant, "LeaseGrant"
+        ),
+        calls.unary(
+            LEASE,
+            "LeaseRevoke",
+            pb.LeaseRevokeRequest,
+            pb.LeaseRevokeResponse,
+            revoke,
+            "LeaseRevoke",
+        ),
+        calls.unary(
+            LEASE,
+            "LeaseTimeToLive",
+            pb.LeaseTimeToLiveRequest,
+            pb.LeaseTimeToLiveResponse,
+            time_to_live,
+            "LeaseTimeToLive",
+        ),
+        calls.unary(
+            LEASE,
+            "LeaseLeases",
+            pb.LeaseLeasesRequest,
+            pb.LeaseLeasesResponse,
+            leases,
+            "LeaseLeases",
+        ),
+        calls.bidi_stream(
+            LEASE,
+            "LeaseKeepAlive",
+            pb.LeaseKeepAliveRequest,
+            pb.LeaseKeepAliveResponse,
+            keep_alive,
+        ),
+    ]
+
+
+def watch_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[str, Handler]]:
+    header = Header(svc)
+
+    async def watch(stream: Stream[Any, Any], rpc: Any) -> None:
+        """Creates, cancels and progress requests in; the bridge's answers out, in order.
+
+        The stream lives until the client ends its side and every watcher is gone, or
+        the client goes away (etcd keeps sending while the client's side is closed).
+        """
+        bridge = svc.open_watch_stream()
+        reader = asyncio.create_task(_watch_requests(stream, bridge, rpc, calls.metrics))
+        try:
+            sent = 0
+            async for result in bridge.results():
+                if sent % STREAM_BATCH == 0:
+                    await svc.client_share.turn()
+                reply = convert.watch_response(result, header(result.revision))
+                await stream.send_message(reply)
+                calls.metrics.stream_sent(rpc, reply.ByteSize())
+                sent += 1
+        finally:
+            bridge.close()
+            if not reader.done():
+                reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    return [calls.bidi_stream(WATCH, "Watch", pb.WatchRequest, pb.WatchResponse, watch)]
+
+
+async def _watch_requests(
+    stream: Stream[Any, Any],
+    bridge: WatchBridge,
+    rpc: RpcT,
+    metrics: GatewayObserver[RpcT, Any],
+) -> None:
+    """Apply the client's watch requests as they arrive, until its side of the stream ends."""
+    try:
+        async for m in stream:
+            metrics.stream_received(rpc, 1, m.ByteSize())
+            member = m.WhichOneof("request_union")
+            if member == "create_request":
+                bridge.create(convert.watch_create_request(m.create_request))
+            elif member == "cancel_request":
+                bridge.cancel(m.cancel_request.watch_id)
+            elif member == "progress_request":
+                bridge.progress()
+    except EtcdError:
+        bridge.close()  # a message over the limit ends the whole stream, as gRPC's does
+        raise
+
+
+def maintenance_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[str, Handler]]:
+    header = Header(svc)
+
+    async def alarm(m: pb.AlarmRequest) -> pb.AlarmResponse:
+        resp = await svc.alarm(
+            rq.AlarmRequest(action=m.action, member_id=m.memberID, alarm=m.alarm)
+        )
+        return pb.AlarmResponse(
+            header=header(resp.revision),
+            alarms=[
+                pb.AlarmMember(memberID=a.member_id, alarm=rq.AlarmType(a.alarm).name)
+                for a in resp.alarms
+            ],
+        )
+
+    async def status(m: pb.StatusRequest) -> pb.StatusResponse:
+        st = await svc.status()
+        return pb.StatusResponse(
+            header=header(st.revision),
+            version=st.version,
+            dbSize=st.db_size,
+            leader=st.leader,
+            raftIndex=st.raft_index,
+            raftTerm=st.raft_term,
+            raftAppliedIndex=st.raft_applied_index,
+            errors=st.errors,
+            dbSizeInUse=st.db_size_in_use,
+        )
+
+    async def defragment(m: pb.DefragmentRequest) -> pb.DefragmentResponse:
+        await svc.defragment()
+        return pb.DefragmentResponse(header=header())
+
+    async def move_leader(m: pb.MoveLeaderRequest) -> pb.MoveLeaderResponse:
+        await svc.transfer_leadership(m.targetID)
+        return pb.MoveLeaderResponse(header=header())
+
+    return [
+        calls.unary(MAINTENANCE, "Alarm", pb.AlarmRequest, pb.AlarmResponse, alarm, "Alarm"),
+        calls.unary(MAINTENANCE, "Status", pb.StatusRequest, pb.StatusResponse, status),
+        calls.unary(
+            MAINTENANCE, "Defragment", pb.DefragmentRequest, pb.DefragmentResponse, defragment
+        ),
+        calls.unary(
+            MAINTENANCE, "MoveLeader", pb.MoveLeaderRequest, pb.MoveLeaderResponse, move_leader
+        ),
+    ]
+
+
+def cluster_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[str, Handler]]:
+    header = Header(svc)
+
+    async def member_list(m: pb.MemberListRequest) -> pb.MemberListResponse:
+        members = await svc.member_list()
+        head = header()
+        head.ClearField("revision")  # etcd's member list header has no revision
+        return pb.MemberListResponse(
+            header=head,
+            members=[
+                pb.Member(ID=i.id, name=i.name, peerURLs=i.peer_urls, clientURLs=i.client_urls)
+                for i in members
+            ],
+        )
+
+    return [
+        calls.unary(
+            CLUSTER, "MemberList", pb.MemberListRequest, pb.MemberListResponse, member_list
+        ),
+    ]
+
+
+def unimplemented_methods(
+    served: dict[str, Handler], calls: Calls[Any, Any]
+) -> list[tuple[str, Handler]]:
+    """Every other method etcd 3.4 declares, answering Unimplemented in gRPC's proper form.
+
+    grpclib answers an unknown path without a content-type, which grpc-go reports as
+    `Unknown: missing content-type field`; a declared method gets a clean status.
+    """
+    out = []
+    for service in pb.DESCRIPTOR.services_by_name.values():
+        for method in service.methods:
+            path = f"/{service.full_name}/{method.name}"
+            if path in served:
+                continue
+            request = _message_class(method.input_type.full_name)
+            reply = _message_class(method.output_type.full_name)
+            name = f"{service.full_name}.{method.name}"
+
+            async def refuse(m: Any, name: str = name) -> Any:
+                raise ErrUnimplemented(f"raftmon: {name} is not implemented")
+
+            if method.server_streaming or method.client_streaming:
+                continue  # etcd 3.4's streaming methods are all served above
+            out.append(calls.unary(service.full_name, method.name, request, reply, refuse))
+    return out
+
+
+def _message_class(full_name: str) -> Any:
+    return getattr(pb, full_name.rpartition(".")[2])
+
+
+ALL = (kv_methods, lease_methods, watch_methods, maintenance_methods, cluster_methods)
