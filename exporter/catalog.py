@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "CATALOG",
-    "ETCD_OPTIONAL",
+    "EXTENSIVE",
     "GRPC_CODES",
     "GRPC_METHODS",
     "LEFT_OUT",
@@ -84,6 +84,9 @@ class MetricSpec:
     feed: Feed = Feed.EVENT
     since: str = "3.4"  # etcd version that has the family; "raftmon" for our own
     note: str = ""  # raftmon semantics or naming caveats worth a reader's attention
+    # The member flag that turns the family on, as etcd gates it ("--metrics=extensive");
+    # empty for the families every member exposes.
+    only_with: str = ""
 
     def series_names(self) -> tuple[str, ...]:
         """Sample names a PromQL expression may use for this family."""
@@ -112,8 +115,9 @@ def _h(
     feed: Feed = Feed.EVENT,
     since: str = "3.4",
     note: str = "",
+    only_with: str = "",
 ) -> MetricSpec:
-    return MetricSpec(name, Kind.HISTOGRAM, help_, labels, buckets, feed, since, note)
+    return MetricSpec(name, Kind.HISTOGRAM, help_, labels, buckets, feed, since, note, only_with)
 
 
 EVENT, STATE, PROCESS, HTTP = Feed.EVENT, Feed.STATE, Feed.PROCESS, Feed.HTTP
@@ -125,6 +129,8 @@ _APPLY = exponential_buckets(0.0001, 2, 20)  # 0.1 ms … 52.4288 s (apply)
 _SNAP_NET = exponential_buckets(0.1, 2, 10)  # 0.1 s … 51.2 s (snapshot send/receive/save)
 _HASH = exponential_buckets(0.01, 2, 15)  # 10 ms … 163.84 s (mvcc hash)
 _LEASE_TTL = exponential_buckets(1, 2, 24)  # 1 s … 8388608 s
+# Prometheus's DefBuckets, which go-grpc-prometheus's handling histogram keeps by default.
+_GRPC_DEF = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 # --------------------------------------------------------------------------- disk / WAL
 WAL_FSYNC = _h(
@@ -602,6 +608,17 @@ GRPC_MSG_SENT = _c(
     *_GRPC,
     note="one per OK unary answer, one per line written to a stream",
 )
+EXTENSIVE = "--metrics=extensive"
+GRPC_HANDLING = _h(
+    "grpc_server_handling_seconds",
+    "Histogram of response latency (seconds) of gRPC that had been application-level handled"
+    " by the server.",
+    _GRPC_DEF,
+    *_GRPC,
+    note="observed once per finished call, gRPC and JSON gateway alike: a unary call at its"
+    " answer, a stream when it ends; every method pre-initialised, as etcd",
+    only_with=EXTENSIVE,
+)
 
 # --------------------------------------------------------------------------- process / OS
 OS_FD_USED = _g("os_fd_used", "The number of used file descriptors.", feed=PROCESS)
@@ -952,27 +969,14 @@ LEFT_OUT: dict[str, str] = {
     "etcd_grpc_proxy_watchers_coalescing_total": _GRPC_PROXY,
 }
 
-# Families real etcd exposes only when asked to (not in a default 3.4 scrape), which
-# raftmon does not expose. Rules written for both etcd and raftmon may reference them
-# as a fallback; `etcd_only_series_names()` lets their name checks accept that.
-ETCD_OPTIONAL: dict[str, tuple[Kind, str]] = {
-    "grpc_server_handling_seconds": (
-        Kind.HISTOGRAM,
-        "etcd --metrics=extensive only (go-grpc-prometheus DefBuckets); raftmon measures"
-        " end-to-end latency as etcd_server_request_duration_seconds instead",
-    ),
-}
-
 
 def etcd_only_series_names() -> set[str]:
-    """Sample names of LEFT_OUT and ETCD_OPTIONAL families (real etcd only).
+    """Sample names of LEFT_OUT families (real etcd only).
 
-    For LEFT_OUT it is a superset (name, _sum, _count, and _bucket for durations), which
-    is what a "does this name exist somewhere" check needs.
+    A superset (name, _sum, _count, and _bucket for durations), which is what a "does this
+    name exist somewhere" check needs.
     """
     names: set[str] = set()
-    for name, (kind, _) in ETCD_OPTIONAL.items():
-        names.update(MetricSpec(name, kind, "").series_names())
     for name in LEFT_OUT:
         names.update((name, f"{name}_sum", f"{name}_count"))
         if name.endswith(("_seconds", "_milliseconds")):

@@ -189,11 +189,14 @@ class MemberMetrics:
         state: MemberStateSource | None = None,
         peer_ids: Iterable[int] = (),
         process_metrics: bool = True,
+        extensive: bool = False,
     ) -> None:
         """Build every family on `registry` (a fresh one if None) and bind children.
 
         `process_metrics=False` leaves out process_* and os_fd_* (useful when several
         members share one test process and the figures would all be the same).
+        `extensive` is etcd's --metrics=extensive: the families gated by it
+        (catalog `only_with`, grpc_server_handling_seconds) exist and are observed.
         """
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
@@ -246,12 +249,13 @@ class MemberMetrics:
         self.hash_rev_duration = _histogram(C.MVCC_HASH_REV, r)
 
         # ---- client traffic and the gRPC families (plain ints, see exporter.rpc) ----
+        self.extensive = extensive
         self.traffic = ClientTraffic()
         self.rpcs: dict[tuple[str, str], Rpc] = {
-            (service, method): Rpc(service, method, grpc_type)
+            (service, method): Rpc(service, method, grpc_type, extensive)
             for service, method, grpc_type in C.GRPC_METHODS
         }
-        r.register(GatewayCollector(self.rpcs, self.traffic))
+        r.register(GatewayCollector(self.rpcs, self.traffic, handling=extensive))
 
         # ---- peers (children bound per peer by bind_peers) ----------------------
         self._peer_rtt_family = _histogram(C.PEER_RTT, r)
@@ -305,7 +309,7 @@ class MemberMetrics:
         key = (service, method)
         found = self.rpcs.get(key)
         if found is None:
-            found = self.rpcs[key] = Rpc(service, method, grpc_type)
+            found = self.rpcs[key] = Rpc(service, method, grpc_type, self.extensive)
         return found
 
     # ---------------------------------------------------------------- gateway path
@@ -356,6 +360,15 @@ class MemberMetrics:
     def stream_finished(self, rpc: Rpc, code: str) -> None:
         """A streaming call ended with gRPC `code` (Canceled when the client went away)."""
         rpc.count_handled(code)
+
+    def call_handled(self, rpc: Rpc, seconds: float) -> None:
+        """A call of `rpc` ended after `seconds`, whatever its code or type.
+
+        grpc_server_handling_seconds, as go-grpc-prometheus observes it: a unary call
+        when it answers, a stream when it ends. Front ends call it only when
+        `rpc.timed` (--metrics=extensive), so a basic member pays one attribute check.
+        """
+        rpc.observe_handling(seconds)
 
     def count_client_request(self, api_version: str, kind: str) -> None:
         """One etcd_server_client_requests_total{client_api_version, type} increment."""

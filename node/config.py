@@ -27,6 +27,7 @@ DEFAULT_SNAPSHOT_COUNT = 100_000  # etcd 3.4's --snapshot-count default
 SNAPSHOT_CATCHUP_ENTRIES = 5_000  # entries kept after a snapshot so slow followers avoid one
 ETCD_VERSION = "3.4.23"  # the etcd API version raftmon answers as (/version, status)
 CLUSTER_VERSION = "3.4.0"
+METRICS_LEVELS = ("basic", "extensive")  # etcd's --metrics values
 
 
 class ConfigError(ValueError):
@@ -95,6 +96,7 @@ class MemberConfig:
     quota_backend_bytes: int = DEFAULT_QUOTA_BYTES
     auto_compaction_mode: str = "periodic"
     auto_compaction_retention: str = "0"
+    metrics: str = "basic"  # etcd's --metrics: basic or extensive (adds handling histograms)
     listen_metrics_urls: tuple[str, ...] = ()
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_txn_ops: int = 128
@@ -202,6 +204,10 @@ class MemberConfig:
             raise ConfigError("--experimental-wal-fsync-delay must be between 0 and 60s")
         if self.max_request_bytes <= 0:
             raise ConfigError("--max-request-bytes must be > 0")
+        if self.metrics not in METRICS_LEVELS:
+            # NB: etcd 3.4 takes any other word for basic; a typo would silently drop
+            # the histograms an alert needs, so raftmon refuses it.
+            raise ConfigError(f"--metrics must be 'basic' or 'extensive', not {self.metrics!r}")
         if self.log_level not in ("debug", "info", "warn", "error"):
             raise ConfigError("--log-level must be one of debug, info, warn, error")
         if len(self.members) > 7:
@@ -292,6 +298,11 @@ _FLAGS: list[Flag] = [
         "auto-compaction-retention",
         "periodic: duration (1h, 30m, or hours as a number); revision: revisions to keep; "
         "0 disables",
+    ),
+    Flag(
+        "metrics",
+        "Set level of detail for exported metrics, specify 'extensive' to include histogram "
+        "metrics.",
     ),
     Flag("listen-metrics-urls", "extra URLs serving /metrics", "urls"),
     Flag("max-request-bytes", "largest client request accepted", "int"),

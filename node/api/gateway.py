@@ -290,6 +290,8 @@ def make_unary(
                 rpc.msg_sent += 1
             else:
                 rpc.count_handled(name)
+            if rpc.timed:  # --metrics=extensive: grpc_server_handling_seconds
+                metrics.call_handled(rpc, time.perf_counter() - started)
 
     return handle
 
@@ -391,6 +393,7 @@ def make_watch(
 
     async def handle(request: web.Request) -> web.StreamResponse:
         metrics.stream_started(rpc)
+        started = time.perf_counter()
         code = "OK"
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         stream = svc.open_watch_stream()
@@ -442,6 +445,8 @@ def make_watch(
         finally:
             stream.close()
             metrics.stream_finished(rpc, code)
+            if rpc.timed:
+                metrics.call_handled(rpc, time.perf_counter() - started)
         return response
 
     return handle
@@ -490,6 +495,7 @@ def make_keepalive(
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         metrics.stream_started(rpc)
+        started = time.perf_counter()
         code = "OK"
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         lines: list[bytes] = []
@@ -520,6 +526,8 @@ def make_keepalive(
             raise
         finally:
             metrics.stream_finished(rpc, code)
+            if rpc.timed:
+                metrics.call_handled(rpc, time.perf_counter() - started)
         if not response.prepared:
             await response.prepare(request)
         return response

@@ -9,6 +9,11 @@ nothing, for a gateway built without metrics.
 The per-method counters (`RpcT`) and per-type duration handles (`DurationT`) are
 bound once at route set-up and handed back on every event, so the hot path does
 no lookup; the gateway only reads and bumps the few fields `RpcCounters` names.
+
+With etcd's --metrics=extensive every finished call is also timed into
+grpc_server_handling_seconds through `call_handled`; the front ends call it only when
+the method's `timed` flag is set, so a member with basic metrics pays one attribute
+check per call and reads no extra clock.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class RpcCounters(Protocol):
 
     handled_ok: int
     msg_sent: int
+    timed: bool  # finished calls go to call_handled (--metrics=extensive)
 
     def count_handled(self, code: str) -> None: ...
 
@@ -58,15 +64,23 @@ class GatewayObserver(Protocol[RpcT, DurationT]):
 
     def stream_finished(self, rpc: RpcT, code: str) -> None: ...
 
+    def call_handled(self, rpc: RpcT, seconds: float) -> None:
+        """A call ended `seconds` after it started (unary: answered; stream: closed).
+
+        Only for an `rpc` whose `timed` is set; any code, any call type.
+        """
+        ...
+
 
 class NullRpc:
     """Counters nobody reads."""
 
-    __slots__ = ("handled_ok", "msg_sent")
+    __slots__ = ("handled_ok", "msg_sent", "timed")
 
     def __init__(self) -> None:
         self.handled_ok = 0
         self.msg_sent = 0
+        self.timed = False
 
     def count_handled(self, code: str) -> None:
         pass
@@ -111,6 +125,9 @@ class NullGatewayObserver:
         pass
 
     def stream_finished(self, rpc: NullRpc, code: str) -> None:
+        pass
+
+    def call_handled(self, rpc: NullRpc, seconds: float) -> None:
         pass
 
 

@@ -75,7 +75,7 @@ async def _listen(
 
 async def serve(cfg: MemberConfig) -> None:
     """Run one member until SIGINT/SIGTERM."""
-    metrics = MemberMetrics()
+    metrics = MemberMetrics(extensive=cfg.metrics == "extensive")
     server = EtcdServer(cfg, observer=metrics)
     metrics.attach_state(ServerStateSource(server))
     metrics.bind_peers(server.peer_ids)

@@ -26,10 +26,6 @@ from tests.helpers import require_tool
 # Names an expression may read that the raftmon exporter does not expose, with the reason.
 NOT_IN_CATALOG = {
     "up": "synthetic series Prometheus writes for every scrape target",
-    "grpc_server_handling_seconds_bucket": (
-        "fallback for real etcd without etcd_server_request_duration_seconds "
-        "(only with --metrics=extensive); raftmon always exposes the request histogram"
-    ),
 }
 
 

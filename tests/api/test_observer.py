@@ -20,7 +20,7 @@ def _members(protocol: type) -> list[str]:
 
 def test_member_metrics_has_every_event_of_the_gateway_protocol_with_its_parameters() -> None:
     metrics = MemberMetrics(process_metrics=False)
-    assert len(_members(GatewayObserver)) == 8
+    assert len(_members(GatewayObserver)) == 9
     for name in _members(GatewayObserver):
         declared = getattr(GatewayObserver, name)
         if isinstance(declared, property):

@@ -18,8 +18,14 @@ def fake_state() -> FakeState:
 
 @pytest.fixture
 def member_metrics(fake_state: FakeState) -> MemberMetrics:
-    """Every EVENT family observed at least once, so every family has samples."""
-    metrics = MemberMetrics(CollectorRegistry(), state=fake_state, peer_ids=(PEER_A, PEER_B))
+    """Every EVENT family observed at least once, so every family has samples.
+
+    Built with `extensive=True` (--metrics=extensive), so the families gated by it are
+    exposed too; `basic_exposition` is the default member's.
+    """
+    metrics = MemberMetrics(
+        CollectorRegistry(), state=fake_state, peer_ids=(PEER_A, PEER_B), extensive=True
+    )
     metrics.on_fsync(0.004)
     metrics.on_write(512, 0.0002)
     metrics.on_commit(0.02)
@@ -48,6 +54,7 @@ def member_metrics(fake_state: FakeState) -> MemberMetrics:
     put = metrics.rpc("etcdserverpb.KV", "Put")
     metrics.request_started(put, 120)
     metrics.request_finished(put, metrics.request_duration["Put"], "OK", 0.012, 80)
+    metrics.call_handled(put, 0.012)
     metrics_handler(metrics.registry)  # a member always serves /metrics: promhttp_* exist
     return metrics
 
@@ -55,3 +62,13 @@ def member_metrics(fake_state: FakeState) -> MemberMetrics:
 @pytest.fixture
 def exposition(member_metrics: MemberMetrics) -> str:
     return render(member_metrics.registry).decode()
+
+
+@pytest.fixture
+def basic_exposition(fake_state: FakeState) -> str:
+    """A member with etcd's default --metrics=basic, after one Put through the gateway."""
+    metrics = MemberMetrics(CollectorRegistry(), state=fake_state, process_metrics=False)
+    put = metrics.rpc("etcdserverpb.KV", "Put")
+    metrics.request_started(put, 120)
+    metrics.request_finished(put, metrics.request_duration["Put"], "OK", 0.012, 80)
+    return render(metrics.registry).decode()

@@ -268,3 +268,36 @@ def test_python_version_stands_in_for_go_version(metrics: MemberMetrics) -> None
         )
         == 1
     )
+
+
+def test_basic_metrics_time_no_call(metrics: MemberMetrics) -> None:
+    """etcd's default: no method is timed, so no front end reads a clock for it."""
+    assert not any(rpc.timed for rpc in metrics.rpcs.values())
+    assert not metrics.rpc("etcdserverpb.KV", "NotInEtcd").timed
+    assert "grpc_server_handling_seconds" not in render(metrics.registry).decode()
+
+
+def test_extensive_times_every_method_from_the_start_and_on_demand() -> None:
+    metrics = MemberMetrics(CollectorRegistry(), process_metrics=False, extensive=True)
+    assert all(rpc.timed for rpc in metrics.rpcs.values())
+    assert metrics.rpc("v3lockpb.Lock", "Lock").timed
+    name = "grpc_server_handling_seconds_count"
+    labels = {"grpc_method": "Lock", "grpc_service": "v3lockpb.Lock", "grpc_type": "unary"}
+    assert sample(metrics, name, **labels) == 0
+
+
+def test_handling_seconds_land_in_inclusive_cumulative_buckets() -> None:
+    metrics = MemberMetrics(CollectorRegistry(), process_metrics=False, extensive=True)
+    watch = metrics.rpc("etcdserverpb.Watch", "Watch", "bidi_stream")
+    for seconds in (0.001, 0.005, 0.0051, 0.3, 10.0, 42.0):
+        metrics.call_handled(watch, seconds)
+    labels = {"grpc_method": "Watch", "grpc_service": "etcdserverpb.Watch"}
+    labels["grpc_type"] = "bidi_stream"
+
+    def bucket(le: str) -> float:
+        return sample(metrics, "grpc_server_handling_seconds_bucket", le=le, **labels)
+
+    bounds = ("0.005", "0.01", "0.25", "0.5", "10.0", "+Inf")
+    assert [bucket(le) for le in bounds] == [2, 3, 3, 4, 5, 6]  # 0.005 itself is <= 0.005
+    assert sample(metrics, "grpc_server_handling_seconds_count", **labels) == 6
+    assert sample(metrics, "grpc_server_handling_seconds_sum", **labels) == pytest.approx(52.3111)

@@ -18,9 +18,13 @@ from exporter import catalog as C
 from exporter.metrics import MemberMetrics
 
 if TYPE_CHECKING:
+    from exporter.metrics import RequestDuration, Rpc
+    from node.api.observer import GatewayObserver
     from node.server.observer import MemberObserver
 
     _member: MemberObserver = MemberMetrics()
+    # The front ends' seam (node/api/observer.py): the gateway and gRPC report through it.
+    _gateway: GatewayObserver[Rpc, RequestDuration] = MemberMetrics()
 
 _DUMMY: dict[str, Any] = {"float": 0.01, "int": 3, "bool": True, "str": "unknown_sender"}
 

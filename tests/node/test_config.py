@@ -24,6 +24,7 @@ def test_defaults_match_etcd() -> None:
     assert cfg.snapshot_count == 100_000
     assert cfg.backend_batch_interval_seconds == pytest.approx(0.1)
     assert cfg.backend_batch_limit == 10_000
+    assert cfg.metrics == "basic"
 
 
 def test_flags_build_a_three_member_config() -> None:
@@ -66,11 +67,18 @@ def test_environment_sets_flags_and_flags_win() -> None:
         (["--experimental-wal-fsync-delay=fast"], "invalid duration"),
         (["--backend-batch-limit=0"], "--backend-batch-limit must be > 0"),
         (["--backend-batch-interval=soon"], "invalid duration"),
+        (["--metrics=extensiv"], "--metrics must be 'basic' or 'extensive', not 'extensiv'"),
     ],
 )
 def test_bad_flags_are_rejected_with_a_precise_message(argv: list[str], fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):
         parse_config(argv)
+
+
+def test_metrics_level_is_etcds_flag_and_variable() -> None:
+    assert parse_config(["--metrics=extensive"]).metrics == "extensive"
+    assert parse_config(["--metrics", "basic"]).metrics == "basic"
+    assert parse_config([], {"ETCD_METRICS": "extensive"}).metrics == "extensive"
 
 
 def test_backend_batch_flags_are_etcds() -> None:

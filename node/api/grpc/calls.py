@@ -96,6 +96,8 @@ class Calls(Generic[RpcT, DurationT]):
                 raise failure from None
             finally:
                 _finished(metrics, rpc, duration, code, time.perf_counter() - started, sent)
+                if rpc.timed:  # --metrics=extensive: grpc_server_handling_seconds
+                    metrics.call_handled(rpc, time.perf_counter() - started)
 
         return _path(service, method), Method(request_type, handle)
 
@@ -108,6 +110,7 @@ class Calls(Generic[RpcT, DurationT]):
 
         async def handle(stream: GrpcStream) -> None:
             metrics.stream_started(rpc)
+            started = time.perf_counter()
             code = "OK"
             try:
                 request = await _one_request(stream)
@@ -124,6 +127,8 @@ class Calls(Generic[RpcT, DurationT]):
                 raise failure from None
             finally:
                 metrics.stream_finished(rpc, code)
+                if rpc.timed:
+                    metrics.call_handled(rpc, time.perf_counter() - started)
 
         return _path(service, method), Method(request_type, handle)
 
@@ -140,6 +145,7 @@ class Calls(Generic[RpcT, DurationT]):
 
         async def handle(stream: GrpcStream) -> None:
             metrics.stream_started(rpc)
+            started = time.perf_counter()
             code = "OK"
             try:
                 await body(stream, rpc)
@@ -152,6 +158,8 @@ class Calls(Generic[RpcT, DurationT]):
                 raise failure from None
             finally:
                 metrics.stream_finished(rpc, code)
+                if rpc.timed:
+                    metrics.call_handled(rpc, time.perf_counter() - started)
 
         return _path(service, method), Method(request_type, handle, client_streaming=True)
 
