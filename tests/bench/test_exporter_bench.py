@@ -85,3 +85,48 @@ def test_bench_scrape_render() -> None:
         f" {len(body) / 1024:.0f} KiB"
     )
     assert b"etcd_server_has_leader 1.0" in body
+
+
+def _handling_lines_ns(metrics: MemberMetrics) -> list[float]:
+    """The lines a front end runs at a call's end for grpc_server_handling_seconds."""
+    rpc = metrics.rpc("etcdserverpb.KV", "Range")
+    handled, clock = metrics.call_handled, time.perf_counter
+    started = clock()
+    results = []
+    for _ in range(ROUNDS):
+        t0 = time.perf_counter_ns()
+        for _ in range(REQUESTS):
+            if rpc.timed:
+                handled(rpc, clock() - started)
+        results.append((time.perf_counter_ns() - t0) / REQUESTS)
+    return results
+
+
+def test_bench_handling_seconds_per_call_and_per_scrape() -> None:
+    """--metrics=basic pays the `rpc.timed` check; extensive a clock read and an observe."""
+    empty = []
+    for _ in range(ROUNDS):
+        t0 = time.perf_counter_ns()
+        for _ in range(REQUESTS):
+            pass
+        empty.append((time.perf_counter_ns() - t0) / REQUESTS)
+    loop_ns = min(empty)
+    basic = MemberMetrics(CollectorRegistry(), process_metrics=False)
+    extensive = MemberMetrics(CollectorRegistry(), process_metrics=False, extensive=True)
+    basic_ns = min(_handling_lines_ns(basic)) - loop_ns
+    extensive_ns = min(_handling_lines_ns(extensive)) - loop_ns
+    renders = {}
+    for name, metrics in (("basic", basic), ("extensive", extensive)):
+        timings = []
+        for _ in range(20):
+            t0 = time.perf_counter_ns()
+            body = render(metrics.registry)
+            timings.append((time.perf_counter_ns() - t0) / 1e6)
+        renders[name] = (min(timings), len(body.splitlines()))
+    print(
+        f"\nhandling seconds per call: basic {basic_ns:.0f} ns, extensive {extensive_ns:.0f} ns"
+        f" (loop overhead {loop_ns:.0f} ns removed)"
+        f"\n/metrics render: basic {renders['basic'][0]:.1f} ms, {renders['basic'][1]} lines;"
+        f" extensive {renders['extensive'][0]:.1f} ms, {renders['extensive'][1]} lines"
+    )
+    assert renders["extensive"][1] - renders["basic"][1] == 41 * 14 + 2  # etcd's 576 lines
