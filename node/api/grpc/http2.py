@@ -411,9 +411,11 @@ class GrpcConnection(asyncio.Protocol):
         if existing is not None:  # trailers from the client: only END_STREAM matters
             existing.received(b"", 0, bool(flags & END_STREAM))
             return
-        if stream_id <= self._last_stream or stream_id % 2 == 0:
-            self._fail(PROTOCOL_ERROR)
+        if stream_id % 2 == 0:
+            self._fail(PROTOCOL_ERROR)  # only clients open streams here, with odd ids
             return
+        if stream_id <= self._last_stream:
+            return  # headers for a stream already answered (or reset): nothing to do
         self._last_stream = stream_id
         path = b""
         for name, value in headers:
