@@ -424,7 +424,7 @@ class GrpcConnection(asyncio.Protocol):
                 break
         method = self._methods.get(path)
         if method is None:
-            self._trailers_only(stream_id, 12, f"unknown method {path.decode(errors='replace')}")
+            self._trailers_only(stream_id, 12, self._unknown(path))
             return
         if len(self._streams) >= MAX_STREAMS:
             self._frame(RST_STREAM, 0, stream_id, struct.pack(">I", 0x7))  # REFUSED_STREAM
@@ -434,6 +434,14 @@ class GrpcConnection(asyncio.Protocol):
         if flags & END_STREAM:
             stream.ended = True
         stream.task = self._loop.create_task(self._run(stream))
+
+    def _unknown(self, path: bytes) -> str:
+        """grpc-go's words for a path no method serves."""
+        service, _, name = path.decode(errors="replace").lstrip("/").partition("/")
+        prefix = f"/{service}/".encode()
+        if any(p.startswith(prefix) for p in self._methods):
+            return f"unknown method {name} for service {service}"
+        return f"unknown service {service}"
 
     def _on_settings(self, payload: bytes) -> None:
         for i in range(0, len(payload) - len(payload) % 6, 6):
