@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from node.mvcc import requests as rq
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator
 
     from node.mvcc.store import KVStore
 
@@ -72,7 +72,7 @@ def _read_blobs(f: BinaryIO) -> list[bytes]:
     return blobs
 
 
-async def stream_snapshot(kv: KVStore, directory: str) -> AsyncIterator[rq.SnapshotChunk]:
+async def stream_snapshot(kv: KVStore, directory: str) -> AsyncGenerator[rq.SnapshotChunk, None]:
     """The Maintenance.Snapshot stream of `kv`'s database; temporary copy in `directory`.
 
     The open batch is committed first (on the loop, where the store is written), so
