@@ -1,6 +1,6 @@
 """`raftmon snapshot restore|status FILE`: etcdctl's snapshot commands for raftmon files.
 
-The work is the member's (`python -m node snapshot ...`, node/member/restore.py): it
+The work is the member's (`python -m node snapshot ...`, node/member/snapshot_cli.py): it
 reads the member's database and writes its data dir, and the lab imports no member
 code, so this runs it as a child process with the same arguments and its exit code.
 """

@@ -2,7 +2,7 @@ import sys
 
 if sys.argv[1:2] == ["snapshot"]:
     # `raftmon snapshot restore|status`: etcdctl's snapshot commands for raftmon files
-    from node.member.restore import main as snapshot_main
+    from node.member.snapshot_cli import main as snapshot_main
 
     sys.exit(snapshot_main(sys.argv[2:]))
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from node.config import parse_config
-from node.member.restore import RestoreError, format_status, main, restore, snapshot_status
+from node.member.restore import RestoreError, restore, snapshot_status
+from node.member.snapshot_cli import format_status, main
 from node.mvcc import codec
 from node.mvcc import requests as rq
 from node.mvcc.store import KVStore
@@ -182,7 +183,7 @@ def test_main_exit_codes_and_messages(
     saved: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the command logs as the member does; here that would replace pytest's log handlers
-    monkeypatch.setattr("node.member.restore.configure", lambda level: None)
+    monkeypatch.setattr("node.member.snapshot_cli.configure", lambda level: None)
     assert main(["status"]) == 128
     assert "Error: snapshot status requires exactly one argument" in capsys.readouterr().err
     assert main(["status", str(tmp_path / "none.db")]) == 1
