@@ -17,6 +17,8 @@ from itertools import groupby
 
 import pytest
 
+from lab.cluster import LocalCluster
+
 BLOB = 32 * 1024
 
 
@@ -100,3 +102,32 @@ def test_snapshot_request_bodies_taken_as_etcd_takes_them(
 def test_snapshot_bad_json_is_refused_as_etcd_refuses_it(both: dict[str, str], body: bytes) -> None:
     answers = {name: _post(url, body) for name, url in both.items()}
     assert answers["raftmon"] == answers["etcd"]
+
+
+def _counter(text: str, name: str, labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(part in line for part in labels.split(",")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_snapshot_call_counts_as_etcds_server_stream(
+    filled: dict[str, str], raftmon1: LocalCluster
+) -> None:
+    metrics = raftmon1.members[0].metrics_url + "/metrics"
+    method = 'grpc_method="Snapshot"'
+
+    def scrape() -> tuple[float, float, float]:
+        with urllib.request.urlopen(metrics, timeout=10) as r:
+            text = r.read().decode()
+        return (
+            _counter(text, "grpc_server_started_total", f'{method},grpc_type="server_stream"'),
+            _counter(text, "grpc_server_handled_total", f'{method},grpc_code="OK"'),
+            _counter(text, "grpc_server_msg_sent_total", method),
+        )
+
+    before = scrape()
+    status, _, raw = _post(filled["raftmon"], b"{}")
+    assert status == 200
+    started, handled, sent = (a - b for a, b in zip(scrape(), before, strict=True))
+    assert (started, handled, sent) == (1, 1, len(raw.splitlines()))
