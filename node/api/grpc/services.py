@@ -17,6 +17,8 @@ from node.errors import ErrUnimplemented, EtcdError
 from node.mvcc import requests as rq
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from node.api.grpc.calls import Calls
     from node.api.grpc.http2 import GrpcStream, Method
     from node.api.observer import GatewayObserver, RpcT
@@ -262,7 +264,12 @@ def maintenance_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[by
         await svc.transfer_leadership(m.targetID)
         return pb.MoveLeaderResponse(header=header())
 
+    async def snapshot(m: pb.SnapshotRequest) -> AsyncIterator[pb.SnapshotResponse]:
+        async for chunk in svc.snapshot():  # no header, as etcd 3.4 sends none
+            yield pb.SnapshotResponse(remaining_bytes=chunk.remaining_bytes, blob=chunk.blob)
+
     return [
+        calls.server_stream(MAINTENANCE, "Snapshot", pb.SnapshotRequest, snapshot),
         calls.unary(MAINTENANCE, "Alarm", pb.AlarmRequest, alarm, "Alarm"),
         calls.unary(MAINTENANCE, "Status", pb.StatusRequest, status),
         calls.unary(MAINTENANCE, "Defragment", pb.DefragmentRequest, defragment),

@@ -1,13 +1,11 @@
 """Maintenance.Snapshot over gRPC, and `etcdctl snapshot save` into `raftmon snapshot restore`.
 
-The same checks run against etcd 3.4 (proving them) and against raftmon once its gRPC
-server (node/api/grpc) is in the tree; until then raftmon's cases skip, saying why.
+The same checks run against etcd 3.4 (proving them) and against raftmon.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -26,11 +24,7 @@ pytestmark = [pytest.mark.tools]
 T = 30.0  # seconds: every call is bounded
 BLOB = 32 * 1024
 
-GRPC_SERVER = importlib.util.find_spec("node.api.grpc") is not None
-needs_grpc_server = pytest.mark.skipif(
-    not GRPC_SERVER, reason="raftmon's gRPC server (node/api/grpc) is not in the tree yet"
-)
-IMPLEMENTATIONS = ["etcd", pytest.param("raftmon", marks=needs_grpc_server)]
+IMPLEMENTATIONS = ["etcd", "raftmon"]
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +60,6 @@ def test_snapshot_stream_is_blobs_counted_down_then_their_sha256(endpoint: str) 
     assert not trailer.HasField("header")  # etcd 3.4 sends none
 
 
-@needs_grpc_server
 def test_etcdctl_snapshot_save_then_raftmon_restore(raftmon1: LocalCluster, tmp_path: Path) -> None:
     etcdctl = require_tool("etcdctl")
     saved = tmp_path / "saved.db"
