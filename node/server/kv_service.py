@@ -248,8 +248,16 @@ class KVService:
             await asyncio.sleep(self.server.cfg.tick_seconds)
         raise E.etcd_error(E.REQUEST_TIMEOUT)
 
-    async def hash_kv(self, revision: int) -> dict[str, Any]:
-        raise E.ErrUnimplemented("HashKV is not supported by raftmon")
+    async def hash(self) -> rq.HashResponse:
+        """etcd's Maintenance.Hash: the whole store (no read barrier, as etcd)."""
+        return await self.server.hash()
+
+    async def hash_kv(self, revision: int) -> rq.HashKVResponse:
+        """etcd's Maintenance.HashKV: the key history up to `revision` (0 = current).
+
+        ErrCompacted at or below the compact revision, ErrFutureRev above the current.
+        """
+        return await self.server.hash_kv(revision)
 
     async def member_list(self) -> dict[str, Any]:
         members = []

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from node.mvcc import requests as rq
 from node.mvcc.compactor import make_compactor
+from node.mvcc.hash import hash_file, hash_kv_file
 from node.mvcc.lease import Lessor
 from node.raft import StateType
 from node.server.apply import Applier
@@ -177,6 +178,19 @@ class EtcdServer:
         finally:
             self._defrags_running -= 1
         self.applier.db_size = self.kv.db_total_size()
+
+    async def hash_kv(self, revision: int) -> rq.HashKVResponse:
+        """etcd's HashKV of this member's store, in a worker thread (node/mvcc/hash.py).
+
+        The open batch is committed first, so the snapshot holds everything applied.
+        """
+        self.kv.commit()
+        return await asyncio.to_thread(hash_kv_file, self.kv.path, revision, self.observer)
+
+    async def hash(self) -> rq.HashResponse:
+        """etcd's Hash (the whole store) of this member, in a worker thread."""
+        self.kv.commit()
+        return await asyncio.to_thread(hash_file, self.kv.path, self.observer)
 
     async def client_urls_of(self, member_id: int) -> list[str]:
         """Client URLs a member advertises (asked over its peer URL, then cached)."""
