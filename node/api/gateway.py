@@ -144,7 +144,11 @@ async def maintenance_alarm(svc: KVService, body: dict[str, Any]) -> dict[str, A
     return {
         "header": svc.header(resp.revision),
         "alarms": [
-            {"memberID": str(a.member_id), "alarm": rq.AlarmType(a.alarm).name} for a in resp.alarms
+            # jsonpb leaves out a zero memberID: the corruption check's alarm names member 0
+            {"memberID": str(a.member_id), "alarm": rq.AlarmType(a.alarm).name}
+            if a.member_id
+            else {"alarm": rq.AlarmType(a.alarm).name}
+            for a in resp.alarms
         ],
     }
 

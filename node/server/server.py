@@ -24,6 +24,7 @@ from node.raft import StateType
 from node.server.apply import Applier
 from node.server.bootstrap import bootstrap
 from node.server.context import Leadership, ServerContext
+from node.server.corruption import CorruptionChecker
 from node.server.counters import Faults, ServerCounters
 from node.server.housekeeping import housekeeping_loop
 from node.server.inbox import Inbox
@@ -107,9 +108,14 @@ class EtcdServer:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._defrags_running = 0  # defragment() calls not finished (they queue on the store)
+        self.corruption = CorruptionChecker(self)
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
+        """Start the jobs; with --experimental-initial-corrupt-check, a member that has
+        data first compares its HashKV with its peers' (CorruptionError on a mismatch)."""
+        if self.cfg.initial_corrupt_check and self.kv.applied_index() > 0:
+            await self.corruption.initial_check()
         await self.transport.start()
         loop = asyncio.get_running_loop()
         jobs: tuple[Coroutine[Any, Any, None], ...] = (
@@ -117,6 +123,8 @@ class EtcdServer:
             self.loop.tick_loop(),
             housekeeping_loop(self.ctx, self._compactor, self.proposals),
         )
+        if self.cfg.corrupt_check_time_seconds > 0:
+            jobs += (self.corruption.run(self.cfg.corrupt_check_time_seconds),)
         for coro in jobs:
             task = loop.create_task(coro)
             task.add_done_callback(self._task_died)
