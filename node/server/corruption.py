@@ -24,16 +24,46 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from node.errors import ErrCompacted, ErrFutureRev
 from node.mvcc import requests as rq
 from node.transport.peerclient import PeerRequestFailed
 
 if TYPE_CHECKING:
-    from node.server.server import EtcdServer
+    from node.config import MemberConfig
+    from node.mvcc.store import KVStore
+    from node.transport import Transport
 
 log = logging.getLogger(__name__)
+
+
+class CheckedServer(Protocol):
+    """What the checks use of EtcdServer (which builds the checker, so it is not imported)."""
+
+    @property
+    def member_id(self) -> int: ...
+
+    @property
+    def peer_ids(self) -> tuple[int, ...]: ...
+
+    @property
+    def is_leader(self) -> bool: ...
+
+    @property
+    def cfg(self) -> MemberConfig: ...
+
+    @property
+    def transport(self) -> Transport: ...
+
+    @property
+    def kv(self) -> KVStore: ...
+
+    async def hash_kv(self, revision: int) -> rq.HashKVResponse: ...
+
+    async def read_barrier(self) -> None: ...
+
+    async def propose(self, request: Any) -> Any: ...
 
 
 class CorruptionError(Exception):
@@ -103,7 +133,7 @@ def parse_peer_answer(status: int, text: str) -> rq.HashKVResponse:
 class CorruptionChecker:
     """The initial and the periodic check of one member (the periodic one acts on the leader)."""
 
-    def __init__(self, server: EtcdServer) -> None:
+    def __init__(self, server: CheckedServer) -> None:
         self.server = server
         self._id = f"{server.member_id:x}"
 
