@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from typing import Any
 
 import pytest
@@ -77,8 +76,12 @@ def test_a_corrupted_member_is_found_and_the_corrupt_alarm_raised(fresh_cluster)
     assert answers[0]["header"]["revision"] == rev
     hashes = {call(u, "/v3/maintenance/hash", {})["hash"] for u in urls.values()}
     assert len(hashes) == 1, hashes
-    time.sleep(1.0)  # a few periodic checks ran over healthy members: no alarm
-    assert alarms(urls[leader]) == []
+    leader_log = cluster.member(leader).log_path
+    wait_until(
+        lambda: leader_log.read_text().count('"number-of-peers-checked":2') >= 2,
+        what="two periodic checks of both peers",
+    )
+    assert alarms(urls[leader]) == []  # healthy members: no alarm
 
     victim = next(m.name for m in cluster.members if m.name != leader)
     proc = cluster.member(victim).proc
