@@ -157,7 +157,11 @@ async def maintenance_alarm(svc: KVService, body: dict[str, Any]) -> dict[str, A
     return {
         "header": svc.header(resp.revision),
         "alarms": [
-            {"memberID": str(a.member_id), "alarm": rq.AlarmType(a.alarm).name} for a in resp.alarms
+            # jsonpb leaves out a zero memberID: the corruption check's alarm names member 0
+            {"memberID": str(a.member_id), "alarm": rq.AlarmType(a.alarm).name}
+            if a.member_id
+            else {"alarm": rq.AlarmType(a.alarm).name}
+            for a in resp.alarms
         ],
     }
 
@@ -167,8 +171,14 @@ async def maintenance_transfer_leadership(svc: KVService, body: dict[str, Any]) 
     return {"header": svc.header()}
 
 
-async def maintenance_hash_kv(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
-    return await svc.hash_kv(codec.hash_kv_revision(body))
+async def maintenance_hash(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    """etcd 3.4 declares Hash and HashKV both at /v3/maintenance/hash; its gateway serves
+    Hash there (the body is ignored), so HashKV is gRPC-only, as in etcd."""
+    resp = await svc.hash()
+    out: dict[str, Any] = {"header": svc.header(resp.revision)}
+    if resp.hash:
+        out["hash"] = resp.hash  # uint32: a JSON number (jsonpb leaves out a zero)
+    return out
 
 
 async def cluster_member_list(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
@@ -221,7 +231,7 @@ UNARY_ROUTES = [
         ("/maintenance/status", "Status", None, maintenance_status),
         ("/maintenance/defragment", "Defragment", None, maintenance_defragment),
         ("/maintenance/alarm", "Alarm", "Alarm", maintenance_alarm),
-        ("/maintenance/hash", "HashKV", None, maintenance_hash_kv),
+        ("/maintenance/hash", "Hash", None, maintenance_hash),
         ("/maintenance/transfer-leadership", "MoveLeader", None, maintenance_transfer_leadership),
     ),
     *_service(

@@ -281,8 +281,16 @@ class KVService:
         """
         return stream_snapshot(self.kv, self.server.cfg.member_dir)
 
-    async def hash_kv(self, revision: int) -> dict[str, Any]:
-        raise E.ErrUnimplemented("HashKV is not supported by raftmon")
+    async def hash(self) -> rq.HashResponse:
+        """etcd's Maintenance.Hash: the whole store (no read barrier, as etcd)."""
+        return await self.server.hash()
+
+    async def hash_kv(self, revision: int) -> rq.HashKVResponse:
+        """etcd's Maintenance.HashKV: the key history up to `revision` (0 = current).
+
+        ErrCompacted at or below the compact revision, ErrFutureRev above the current.
+        """
+        return await self.server.hash_kv(revision)
 
     async def member_list(self) -> list[MemberInfo]:
         """Every member; client URLs as each member advertises them (empty if unreachable)."""
