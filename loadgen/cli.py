@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from loadgen.client import normalize_endpoint
 from loadgen.config import DEFAULT_TOTAL, PROTOCOLS, LoadConfig, effective_workers
-from loadgen.conn import leader_endpoint, open_conn
+from loadgen.connect import leader_endpoint, open_conn
 from loadgen.errors import EtcdError
 from loadgen.html_report import render_html
 from loadgen.keyspace import KeySpace

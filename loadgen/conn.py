@@ -8,6 +8,7 @@ The workloads and the runner speak to a `Conn`; `--protocol` picks its implement
 
 Requests name keys by their index in the run's `KeySpace`, so each implementation can
 prepare its encoding of the key once (base64 JSON or protobuf bytes), not per request.
+`loadgen.connect.open_conn` opens the one the run's `--protocol` names.
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from contextlib import AbstractAsyncContextManager
-
-    from loadgen.config import LoadConfig
-    from loadgen.keyspace import KeySpace
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,37 +66,3 @@ class Conn(Protocol):
         """(this member's ID, the leader it knows of), from Maintenance.Status."""
 
     async def close(self) -> None: ...
-
-
-def open_conn(cfg: LoadConfig, endpoint: str, keys: KeySpace, limit: int) -> Conn:
-    """A connection of `cfg.protocol` to `endpoint`; `limit` = requests it carries at once.
-
-    HTTP/1.1 needs a socket per concurrent request, so the HTTP pool holds `limit` of them;
-    one gRPC channel multiplexes them all, as one of etcd benchmark's `--conns`.
-    """
-    if cfg.protocol == "grpc":
-        from loadgen.grpc_conn import GrpcConn  # grpc's C core loads only when asked for
-
-        return GrpcConn(
-            endpoint, keys, timeout=cfg.timeout, cacert=cfg.cacert, cert=cfg.cert, key=cfg.key
-        )
-    from loadgen.http_conn import HttpConn
-
-    return HttpConn(endpoint, keys, timeout=cfg.timeout, limit=limit, ssl=cfg.ssl_context())
-
-
-async def leader_endpoint(cfg: LoadConfig, keys: KeySpace) -> str | None:
-    """The endpoint among `cfg.endpoints` whose member reports being the leader, or None."""
-    from loadgen.errors import EtcdError
-
-    for endpoint in cfg.endpoints:
-        conn = open_conn(cfg, endpoint, keys, 1)
-        try:
-            member, leader = await conn.leader_id()
-        except EtcdError:
-            continue
-        finally:
-            await conn.close()
-        if member and member == leader:
-            return endpoint
-    return None

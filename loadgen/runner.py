@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from loadgen.config import DEFAULT_TOTAL, LoadConfig, WorkerShare
-from loadgen.conn import open_conn
+from loadgen.connect import open_conn
 from loadgen.errors import SUCCESS, EtcdError, error_from_exception
 from loadgen.recorder import Recorder, WorkerResult
 from loadgen.workloads import WatchWorkload, make_workload

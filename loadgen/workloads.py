@@ -28,7 +28,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from loadgen.conn import Conn, open_conn
+from loadgen.conn import Conn
+from loadgen.connect import open_conn
 from loadgen.errors import EtcdError
 from loadgen.keyspace import KeySpace
 

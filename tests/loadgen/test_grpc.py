@@ -4,11 +4,13 @@ workload's counts, and failures counted by the same kinds, codes and messages as
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from etcdproto.gen.etcdserverpb import rpc_pb2
+from lab.certs import make_authority
 from lab.cluster import LocalCluster
 from lab.etcd_cluster import EtcdCluster
 from loadgen.config import LoadConfig
@@ -16,7 +18,7 @@ from loadgen.errors import EtcdError
 from loadgen.grpc_conn import GrpcConn, unary
 from loadgen.keyspace import KeySpace
 from loadgen.workers import run_async
-from tests.helpers import free_port
+from tests.helpers import FAST, free_port, require_tool
 from tests.loadgen.conftest import put_count, run_load
 from tests.loadgen.runs import load_argv
 
@@ -170,3 +172,20 @@ def test_grpc_load_against_a_raftmon_member(raftmon1: LocalCluster) -> None:
     """The same gRPC load tool on raftmon's own gRPC server (one port with the gateway)."""
     for workload, extra in (("put", []), ("range", ["--prefill"])):
         grpc_run_without_errors(raftmon1.endpoints, workload, "--key-space-size=20", *extra)
+
+
+def test_workers_share_a_grpc_run_and_their_cpu_adds_up(etcd1: EtcdCluster) -> None:
+    report = grpc_run(etcd1.endpoints, "put", "--total=200", workers=2, clients=4, conns=2)
+    assert (report["succeeded"], report["failed"], report["config"]["workers"]) == (200, 0, 2)
+    assert report["client_cpu_seconds"] > 0
+
+
+def test_grpc_over_tls_with_etcds_client_certificate_flags(tmp_path: Path) -> None:
+    authority = make_authority(tmp_path / "ca")
+    etcd = EtcdCluster(require_tool("etcd"), tmp_path / "etcd", 1, FAST, authority)
+    with etcd:
+        assert etcd.endpoints[0].startswith("https://")
+        c = authority.client
+        tls = {"cacert": authority.ca.cert_file, "cert": c.cert_file, "key": c.key_file}
+        report = grpc_run(etcd.endpoints, "put", "--total=50", target_leader=True, **tls)
+    assert (report["succeeded"], report["failed"]) == (50, 0)
