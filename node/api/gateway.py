@@ -549,6 +549,58 @@ async def _send_lines(
     lines.clear()
 
 
+# ---- server stream: maintenance snapshot ----------------------------------------------
+def snapshot_line(chunk: rq.SnapshotChunk) -> bytes:
+    """One SnapshotResponse as grpc-gateway streams it: `{"result":{...}}` and a newline.
+
+    jsonpb leaves out zero values (the last blobs' remaining_bytes) and writes uint64 as
+    a string; etcd 3.4 sends no header.
+    """
+    out: dict[str, Any] = {}
+    if chunk.remaining_bytes:
+        out["remaining_bytes"] = str(chunk.remaining_bytes)
+    if chunk.blob:
+        out["blob"] = codec.b64(chunk.blob)
+    return codec.dumps({"result": out}) + b"\n"
+
+
+def make_snapshot(
+    svc: KVService, rpc: RpcT, metrics: GatewayObserver[RpcT, DurationT]
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """POST /v3/maintenance/snapshot: Maintenance.Snapshot's stream, a line per message."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        metrics.stream_started(rpc)
+        code = "OK"
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        try:
+            raw = await read_body(request, svc.max_request_bytes)
+            metrics.stream_received(rpc, 1, len(raw))
+            codec.parse_body(raw)  # SnapshotRequest has no fields; bad JSON is still refused
+            async for chunk in svc.snapshot():
+                if not response.prepared:
+                    await response.prepare(request)
+                await _send(response, snapshot_line(chunk), rpc, metrics)
+        except (ConnectionResetError, asyncio.CancelledError):
+            code = "Canceled"
+            raise
+        except Exception as err:
+            st = status(err)
+            code = st.code.title
+            if st.code == GrpcCode.UNKNOWN and not isinstance(err, EtcdError):
+                log.exception("snapshot failed", extra={"fields": {"path": request.path}})
+            if not response.prepared:
+                return error_response(st)
+            await _send(
+                response, codec.dumps({"error": json.loads(st.body())}) + b"\n", rpc, metrics
+            )
+        finally:
+            metrics.stream_finished(rpc, code)
+        return response
+
+    return handle
+
+
 def add_fallback(app: web.Application) -> None:
     """Routing errors in etcd's words instead of aiohttp's; register after every route.
 
@@ -629,6 +681,11 @@ def add_routes(
         watch_rpc = metrics.rpc("etcdserverpb.Watch", "Watch", "bidi_stream")
         app.router.add_post(
             prefix + "/watch", ended_on_shutdown(make_watch(svc, watch_rpc, metrics, share))
+        )
+        snapshot_rpc = metrics.rpc("etcdserverpb.Maintenance", "Snapshot", "server_stream")
+        app.router.add_post(
+            prefix + "/maintenance/snapshot",
+            ended_on_shutdown(make_snapshot(svc, snapshot_rpc, metrics)),
         )
         keepalive_rpc = metrics.rpc("etcdserverpb.Lease", "LeaseKeepAlive", "bidi_stream")
         app.router.add_post(

@@ -12,7 +12,7 @@ comparison; requests on a connection never pass through it again.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from aiohttp import web
 
@@ -56,8 +56,7 @@ class FirstBytesRouter(asyncio.Protocol):
         protocol = factory()
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
-        assert isinstance(protocol, asyncio.Protocol)
-        protocol.data_received(seen)
+        cast("asyncio.Protocol", protocol).data_received(seen)
         self._transport = None
 
     def eof_received(self) -> bool | None:

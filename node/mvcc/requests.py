@@ -324,6 +324,19 @@ class WatchResponse:
     events: list[Event] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class SnapshotChunk:
+    """One etcdserverpb.SnapshotResponse of Maintenance.Snapshot's stream.
+
+    etcd 3.4 sends no header. `remaining_bytes` counts the database bytes still to come
+    after this blob; the last message holds the sha256 of every blob before it and
+    says 0, as does the last database blob.
+    """
+
+    remaining_bytes: int
+    blob: bytes
+
+
 Request: TypeAlias = (
     "PutRequest | RangeRequest | DeleteRangeRequest | TxnRequest | CompactionRequest"
     " | LeaseGrantRequest | LeaseRevokeRequest | AlarmRequest"
@@ -367,6 +380,7 @@ __all__ = [
     "RequestOp",
     "Response",
     "ResponseOp",
+    "SnapshotChunk",
     "SortOrder",
     "SortTarget",
     "TxnRequest",

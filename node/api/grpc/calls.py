@@ -1,10 +1,10 @@
 """How every gRPC method of a member is called: limits, etcd's errors, etcd's metrics.
 
 A method body is `async (request message) -> reply message` (or, for a server stream,
-an async iterator of replies). `unary` and `server_stream` wrap it into grpclib's
-handler shape with what etcd's interceptors and `togRPCError` add around each call:
+an async iterator of replies). `unary` and `server_stream` wrap it into a `Method` of
+node.api.grpc.http2 with what etcd's interceptors and `togRPCError` add around each call:
 - a request above gRPC's limit (--max-request-bytes + 512 KiB) is refused with gRPC's
-  own ResourceExhausted text before it is decoded (`LimitedCodec`);
+  own ResourceExhausted text before it is read (node.api.grpc.http2);
 - every error value answers with the code and text of `node.api.errors.status`, the
   same table the JSON gateway renders, so `etcdserver: no leader` is Unavailable on
   both front ends;
@@ -22,17 +22,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic
 
-from grpclib.const import Cardinality, Handler, Status
-from grpclib.encoding.proto import ProtoCodec
-from grpclib.exceptions import GRPCError
-
 from node.api.errors import GrpcCode, status
+from node.api.grpc.http2 import GrpcFailure, GrpcStream, Method
 from node.api.observer import DurationT, RpcT
-from node.errors import ErrMessageTooLarge, EtcdError
+from node.errors import EtcdError
 
 if TYPE_CHECKING:
-    from grpclib.server import Stream
-
     from node.api.observer import GatewayObserver
 
 log = logging.getLogger(__name__)
@@ -41,24 +36,22 @@ Unary = Callable[[Any], Awaitable[Any]]
 ServerStream = Callable[[Any], AsyncIterator[Any]]
 
 
-class LimitedCodec(ProtoCodec):
-    """protobuf, refusing a message above gRPC's receive limit as grpc-go refuses it."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-
-    def decode(self, data: bytes, message_type: Any) -> Any:
-        if len(data) > self.limit:
-            raise ErrMessageTooLarge(len(data), self.limit)
-        return super().decode(data, message_type)
-
-
-def grpc_error(err: BaseException) -> GRPCError:
-    """The GRPCError a call answers for `err` (togRPCError's code and etcd's text)."""
+def grpc_error(err: BaseException) -> GrpcFailure:
+    """The status a call ends with for `err` (togRPCError's code and etcd's text)."""
+    if isinstance(err, GrpcFailure):
+        return err
     st = status(err)
     if st.code == GrpcCode.UNKNOWN and not isinstance(err, EtcdError):
         log.error("gRPC call failed", exc_info=err)  # a bug: answered etcd-style, logged loudly
-    return GRPCError(Status(int(st.code)), st.message)
+    return GrpcFailure(int(st.code), st.message)
+
+
+async def _one_request(stream: GrpcStream) -> Any:
+    """The request of a call that sends one (a unary or server-streaming call)."""
+    request = await stream.recv_message()
+    if request is None:
+        raise GrpcFailure(int(GrpcCode.INTERNAL), "grpc: the client sent no request message")
+    return request
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +65,10 @@ class Calls(Generic[RpcT, DurationT]):
         service: str,
         method: str,
         request_type: Any,
-        reply_type: Any,
         body: Unary,
         timed_as: str | None = None,
-    ) -> tuple[str, Handler]:
-        """One unary method: `/service/method` and its grpclib handler.
+    ) -> tuple[bytes, Method]:
+        """One unary method: `/service/method` and its `Method`.
 
         `timed_as` names the request type etcd times in etcd_server_request_duration_seconds
         (Put, Range, ...); calls etcd does not time leave it None.
@@ -85,13 +77,13 @@ class Calls(Generic[RpcT, DurationT]):
         rpc = metrics.rpc(service, method)
         duration = metrics.request_duration[timed_as] if timed_as else None
 
-        async def handle(stream: Stream[Any, Any]) -> None:
+        async def handle(stream: GrpcStream) -> None:
             started = time.perf_counter()
             code = GrpcCode.OK
             sent = 0
             try:
-                request = await stream.recv_message()
-                metrics.request_started(rpc, request.ByteSize() if request is not None else 0)
+                request = await _one_request(stream)
+                metrics.request_started(rpc, request.ByteSize())
                 reply = await body(request)
                 await stream.send_message(reply)
                 sent = reply.ByteSize()
@@ -100,28 +92,26 @@ class Calls(Generic[RpcT, DurationT]):
                 raise
             except Exception as err:
                 failure = grpc_error(err)
-                code = GrpcCode(failure.status.value)
+                code = GrpcCode(failure.code)
                 raise failure from None
             finally:
                 _finished(metrics, rpc, duration, code, time.perf_counter() - started, sent)
 
-        return f"/{service}/{method}", Handler(
-            handle, Cardinality.UNARY_UNARY, request_type, reply_type
-        )
+        return _path(service, method), Method(request_type, handle)
 
     def server_stream(
-        self, service: str, method: str, request_type: Any, reply_type: Any, body: ServerStream
-    ) -> tuple[str, Handler]:
+        self, service: str, method: str, request_type: Any, body: ServerStream
+    ) -> tuple[bytes, Method]:
         """One method answering a stream of replies to one request (Snapshot, Observe)."""
         metrics = self.metrics
         rpc = metrics.rpc(service, method, "server_stream")
 
-        async def handle(stream: Stream[Any, Any]) -> None:
+        async def handle(stream: GrpcStream) -> None:
             metrics.stream_started(rpc)
             code = "OK"
             try:
-                request = await stream.recv_message()
-                metrics.stream_received(rpc, 1, request.ByteSize() if request else 0)
+                request = await _one_request(stream)
+                metrics.stream_received(rpc, 1, request.ByteSize())
                 async for reply in body(request):
                     await stream.send_message(reply)
                     metrics.stream_sent(rpc, reply.ByteSize())
@@ -130,28 +120,25 @@ class Calls(Generic[RpcT, DurationT]):
                 raise
             except Exception as err:
                 failure = grpc_error(err)
-                code = GrpcCode(failure.status.value).title
+                code = GrpcCode(failure.code).title
                 raise failure from None
             finally:
                 metrics.stream_finished(rpc, code)
 
-        return f"/{service}/{method}", Handler(
-            handle, Cardinality.UNARY_STREAM, request_type, reply_type
-        )
+        return _path(service, method), Method(request_type, handle)
 
     def bidi_stream(
         self,
         service: str,
         method: str,
         request_type: Any,
-        reply_type: Any,
-        body: Callable[[Stream[Any, Any], RpcT], Awaitable[None]],
-    ) -> tuple[str, Handler]:
+        body: Callable[[GrpcStream, RpcT], Awaitable[None]],
+    ) -> tuple[bytes, Method]:
         """A bidirectional stream (Watch, LeaseKeepAlive); `body` counts its own messages."""
         metrics = self.metrics
         rpc = metrics.rpc(service, method, "bidi_stream")
 
-        async def handle(stream: Stream[Any, Any]) -> None:
+        async def handle(stream: GrpcStream) -> None:
             metrics.stream_started(rpc)
             code = "OK"
             try:
@@ -161,14 +148,16 @@ class Calls(Generic[RpcT, DurationT]):
                 raise
             except Exception as err:
                 failure = grpc_error(err)
-                code = GrpcCode(failure.status.value).title
+                code = GrpcCode(failure.code).title
                 raise failure from None
             finally:
                 metrics.stream_finished(rpc, code)
 
-        return f"/{service}/{method}", Handler(
-            handle, Cardinality.STREAM_STREAM, request_type, reply_type
-        )
+        return _path(service, method), Method(request_type, handle, client_streaming=True)
+
+
+def _path(service: str, method: str) -> bytes:
+    return f"/{service}/{method}".encode()
 
 
 def _finished(

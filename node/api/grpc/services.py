@@ -17,10 +17,10 @@ from node.errors import ErrUnimplemented, EtcdError
 from node.mvcc import requests as rq
 
 if TYPE_CHECKING:
-    from grpclib.const import Handler
-    from grpclib.server import Stream
+    from collections.abc import AsyncIterator
 
     from node.api.grpc.calls import Calls
+    from node.api.grpc.http2 import GrpcStream, Method
     from node.api.observer import GatewayObserver, RpcT
     from node.server import KVService, WatchBridge
 
@@ -52,7 +52,7 @@ class Header:
         )
 
 
-def kv_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[str, Handler]]:
+def kv_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[bytes, Method]]:
     header = Header(svc)
 
     async def put(m: pb.PutRequest) -> pb.PutResponse:
@@ -84,24 +84,21 @@ def kv_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[str, Handle
         return pb.CompactionResponse(header=header(resp.revision))
 
     return [
-        calls.unary(KV, "Range", pb.RangeRequest, pb.RangeResponse, range_, "Range"),
-        calls.unary(KV, "Put", pb.PutRequest, pb.PutResponse, put, "Put"),
+        calls.unary(KV, "Range", pb.RangeRequest, range_, "Range"),
+        calls.unary(KV, "Put", pb.PutRequest, put, "Put"),
         calls.unary(
             KV,
             "DeleteRange",
             pb.DeleteRangeRequest,
-            pb.DeleteRangeResponse,
             delete_range,
             "DeleteRange",
         ),
-        calls.unary(KV, "Txn", pb.TxnRequest, pb.TxnResponse, txn, "Txn"),
-        calls.unary(
-            KV, "Compact", pb.CompactionRequest, pb.CompactionResponse, compact, "Compaction"
-        ),
+        calls.unary(KV, "Txn", pb.TxnRequest, txn, "Txn"),
+        calls.unary(KV, "Compact", pb.CompactionRequest, compact, "Compaction"),
     ]
 
 
-def lease_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[str, Handler]]:
+def lease_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[bytes, Method]]:
     header = Header(svc)
 
     async def grant(m: pb.LeaseGrantRequest) -> pb.LeaseGrantResponse:
@@ -130,7 +127,7 @@ def lease_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[str, Han
             header=header(resp.revision), leases=[pb.LeaseStatus(ID=i) for i in resp.leases]
         )
 
-    async def keep_alive(stream: Stream[Any, Any], rpc: Any) -> None:
+    async def keep_alive(stream: GrpcStream, rpc: Any) -> None:
         """Each LeaseKeepAliveRequest answered in order; the stream ends when the client's does."""
         metrics = calls.metrics
         handled = 0
@@ -147,14 +144,11 @@ def lease_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[str, Han
             metrics.stream_sent(rpc, reply.ByteSize())
 
     return [
-        calls.unary(
-            LEASE, "LeaseGrant", pb.LeaseGrantRequest, pb.LeaseGrantResponse, grant, "LeaseGrant"
-        ),
+        calls.unary(LEASE, "LeaseGrant", pb.LeaseGrantRequest, grant, "LeaseGrant"),
         calls.unary(
             LEASE,
             "LeaseRevoke",
             pb.LeaseRevokeRequest,
-            pb.LeaseRevokeResponse,
             revoke,
             "LeaseRevoke",
         ),
@@ -162,7 +156,6 @@ def lease_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[str, Han
             LEASE,
             "LeaseTimeToLive",
             pb.LeaseTimeToLiveRequest,
-            pb.LeaseTimeToLiveResponse,
             time_to_live,
             "LeaseTimeToLive",
         ),
@@ -170,7 +163,6 @@ def lease_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[str, Han
             LEASE,
             "LeaseLeases",
             pb.LeaseLeasesRequest,
-            pb.LeaseLeasesResponse,
             leases,
             "LeaseLeases",
         ),
@@ -178,16 +170,15 @@ def lease_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[str, Han
             LEASE,
             "LeaseKeepAlive",
             pb.LeaseKeepAliveRequest,
-            pb.LeaseKeepAliveResponse,
             keep_alive,
         ),
     ]
 
 
-def watch_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[str, Handler]]:
+def watch_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[bytes, Method]]:
     header = Header(svc)
 
-    async def watch(stream: Stream[Any, Any], rpc: Any) -> None:
+    async def watch(stream: GrpcStream, rpc: Any) -> None:
         """Creates, cancels and progress requests in; the bridge's answers out, in order.
 
         The stream lives until the client ends its side and every watcher is gone, or
@@ -211,11 +202,11 @@ def watch_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[str, Han
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
 
-    return [calls.bidi_stream(WATCH, "Watch", pb.WatchRequest, pb.WatchResponse, watch)]
+    return [calls.bidi_stream(WATCH, "Watch", pb.WatchRequest, watch)]
 
 
 async def _watch_requests(
-    stream: Stream[Any, Any],
+    stream: GrpcStream,
     bridge: WatchBridge,
     rpc: RpcT,
     metrics: GatewayObserver[RpcT, Any],
@@ -236,7 +227,7 @@ async def _watch_requests(
         raise
 
 
-def maintenance_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[str, Handler]]:
+def maintenance_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[bytes, Method]]:
     header = Header(svc)
 
     async def alarm(m: pb.AlarmRequest) -> pb.AlarmResponse:
@@ -273,19 +264,20 @@ def maintenance_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[st
         await svc.transfer_leadership(m.targetID)
         return pb.MoveLeaderResponse(header=header())
 
+    async def snapshot(m: pb.SnapshotRequest) -> AsyncIterator[pb.SnapshotResponse]:
+        async for chunk in svc.snapshot():  # no header, as etcd 3.4 sends none
+            yield pb.SnapshotResponse(remaining_bytes=chunk.remaining_bytes, blob=chunk.blob)
+
     return [
-        calls.unary(MAINTENANCE, "Alarm", pb.AlarmRequest, pb.AlarmResponse, alarm, "Alarm"),
-        calls.unary(MAINTENANCE, "Status", pb.StatusRequest, pb.StatusResponse, status),
-        calls.unary(
-            MAINTENANCE, "Defragment", pb.DefragmentRequest, pb.DefragmentResponse, defragment
-        ),
-        calls.unary(
-            MAINTENANCE, "MoveLeader", pb.MoveLeaderRequest, pb.MoveLeaderResponse, move_leader
-        ),
+        calls.server_stream(MAINTENANCE, "Snapshot", pb.SnapshotRequest, snapshot),
+        calls.unary(MAINTENANCE, "Alarm", pb.AlarmRequest, alarm, "Alarm"),
+        calls.unary(MAINTENANCE, "Status", pb.StatusRequest, status),
+        calls.unary(MAINTENANCE, "Defragment", pb.DefragmentRequest, defragment),
+        calls.unary(MAINTENANCE, "MoveLeader", pb.MoveLeaderRequest, move_leader),
     ]
 
 
-def cluster_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[str, Handler]]:
+def cluster_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[bytes, Method]]:
     header = Header(svc)
 
     async def member_list(m: pb.MemberListRequest) -> pb.MemberListResponse:
@@ -301,28 +293,25 @@ def cluster_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[str, H
         )
 
     return [
-        calls.unary(
-            CLUSTER, "MemberList", pb.MemberListRequest, pb.MemberListResponse, member_list
-        ),
+        calls.unary(CLUSTER, "MemberList", pb.MemberListRequest, member_list),
     ]
 
 
 def unimplemented_methods(
-    served: dict[str, Handler], calls: Calls[Any, Any]
-) -> list[tuple[str, Handler]]:
-    """Every other method etcd 3.4 declares, answering Unimplemented in gRPC's proper form.
+    served: dict[bytes, Method], calls: Calls[Any, Any]
+) -> list[tuple[bytes, Method]]:
+    """Every other method etcd 3.4 declares, answering Unimplemented with its name.
 
-    grpclib answers an unknown path without a content-type, which grpc-go reports as
-    `Unknown: missing content-type field`; a declared method gets a clean status.
+    An unknown path is Unimplemented too (node.api.grpc.http2); a method etcd declares
+    and raftmon does not serve says so plainly, so the operator knows it is raftmon's gap.
     """
     out = []
     for service in pb.DESCRIPTOR.services_by_name.values():
         for method in service.methods:
-            path = f"/{service.full_name}/{method.name}"
+            path = f"/{service.full_name}/{method.name}".encode()
             if path in served:
                 continue
             request = _message_class(method.input_type.full_name)
-            reply = _message_class(method.output_type.full_name)
             name = f"{service.full_name}.{method.name}"
 
             async def refuse(m: Any, name: str = name) -> Any:
@@ -330,7 +319,7 @@ def unimplemented_methods(
 
             if method.server_streaming or method.client_streaming:
                 continue  # etcd 3.4's streaming methods are all served above
-            out.append(calls.unary(service.full_name, method.name, request, reply, refuse))
+            out.append(calls.unary(service.full_name, method.name, request, refuse))
     return out
 
 

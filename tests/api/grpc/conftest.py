@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 import grpc
 import pytest
 
-from lab.etcd_cluster import EtcdCluster
 from etcdproto.gen.etcdserverpb import rpc_pb2_grpc
 from etcdproto.gen.v3electionpb import v3election_pb2_grpc
 from etcdproto.gen.v3lockpb import v3lock_pb2_grpc
+from lab.etcd_cluster import EtcdCluster
 
 
 @dataclass
