@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "dashboards": ("dashboards.generate", "generate Grafana dashboards to dashboards/out/"),
     "demo": ("lab.demo", "the main job: a loaded 3-member cluster, watched, with a report"),
     "lab": ("lab.scenarios", "rehearse an etcd emergency end to end"),
+    "snapshot": ("lab.snapshot", "restore a snapshot into a new data dir, or print its status"),
 }
 
 

@@ -23,8 +23,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from loadgen.client import EtcdClient, normalize_endpoint
-from loadgen.config import DEFAULT_TOTAL, LoadConfig, effective_workers
+from loadgen.client import normalize_endpoint
+from loadgen.config import DEFAULT_TOTAL, PROTOCOLS, LoadConfig, effective_workers
+from loadgen.connect import leader_endpoint, open_conn
 from loadgen.errors import EtcdError
 from loadgen.html_report import render_html
 from loadgen.keyspace import KeySpace
@@ -108,7 +109,23 @@ def _global_flags(p: argparse.ArgumentParser, suppress: bool) -> None:
         help="comma-separated client URLs, repeatable; connections are spread over them "
         "(default 127.0.0.1:2379)",
     )
-    f(p, "--conns", suppress, type=int, default=1, help="connections (sessions) (default 1)")
+    f(
+        p,
+        "--protocol",
+        suppress,
+        choices=PROTOCOLS,
+        default="http",
+        help="http = etcd's JSON gateway, grpc = etcd's native API as etcd's benchmark "
+        "sends it (default http)",
+    )
+    f(
+        p,
+        "--conns",
+        suppress,
+        type=int,
+        default=1,
+        help="connections: aiohttp sessions (http) or gRPC channels (grpc) (default 1)",
+    )
     f(p, "--clients", suppress, type=int, default=1, help="concurrent clients (default 1)")
     f(
         p,
@@ -220,7 +237,8 @@ def _key_flags(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="raftmon load",
-        description="Generate load against raftmon or etcd 3.4+ over the v3 HTTP/JSON API.",
+        description="Generate load against raftmon or etcd 3.4+ over the v3 HTTP/JSON "
+        "gateway or gRPC (--protocol).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
     )
@@ -269,6 +287,7 @@ def config_from_args(args: argparse.Namespace) -> LoadConfig:
     return LoadConfig(
         workload=args.workload,
         endpoints=split_endpoints(args.endpoints),
+        protocol=args.protocol,
         conns=args.conns,
         clients=args.clients,
         total=DEFAULT_TOTAL if args.total is None and args.duration is None else args.total,
@@ -299,34 +318,31 @@ def config_from_args(args: argparse.Namespace) -> LoadConfig:
 
 async def prepare(cfg: LoadConfig) -> LoadConfig:
     """Before the clock starts: pick the leader's endpoint, prefill the key space."""
+    keys = KeySpace(cfg)
     if cfg.target_leader:
-        async with EtcdClient(
-            list(cfg.endpoints), timeout=cfg.timeout, ssl=cfg.ssl_context()
-        ) as etcd:
-            leader = await etcd.leader_endpoint()
+        leader = await leader_endpoint(cfg, keys)
         if leader is None:
             raise EtcdError("no_leader", "--target-leader: no endpoint reports being the leader")
         log.info("target leader endpoint=%s", leader)
         cfg = dataclasses.replace(cfg, endpoints=(leader,))
     if cfg.prefill:
         log.info("prefill keys=%d", cfg.key_space_size)
-        keys = KeySpace(cfg)
-        async with EtcdClient(
-            list(cfg.endpoints), timeout=cfg.timeout, limit=32, ssl=cfg.ssl_context()
-        ) as etcd:
-            sem = asyncio.Semaphore(32)
+        conn = open_conn(cfg, cfg.endpoints[0], keys, 32)
+        sem = asyncio.Semaphore(32)
 
-            async def one(i: int) -> None:
-                async with sem:
-                    await etcd.call_raw("/v3/kv/put", keys.put_body(i))
+        async def one(i: int) -> None:
+            async with sem:
+                await conn.put(i)
 
-            try:
-                async with asyncio.TaskGroup() as group:
-                    for i in range(cfg.key_space_size):
-                        group.create_task(one(i))
-            except* EtcdError as group_error:
-                first = group_error.exceptions[0]
-                raise EtcdError("other", f"--prefill failed: {first}") from first
+        try:
+            async with asyncio.TaskGroup() as group:
+                for i in range(cfg.key_space_size):
+                    group.create_task(one(i))
+        except* EtcdError as group_error:
+            first = group_error.exceptions[0]
+            raise EtcdError("other", f"--prefill failed: {first}") from first
+        finally:
+            await conn.close()
     return cfg
 
 
@@ -394,9 +410,11 @@ def main(argv: list[str] | None = None) -> int:
             registry = metrics.registry
         server = serve(registry, args.metrics_port, args.metrics_host)
     log.info(
-        "run start workload=%s mode=%s rate=%g endpoints=%s conns=%d clients=%d workers=%d",
+        "run start workload=%s mode=%s protocol=%s rate=%g endpoints=%s conns=%d clients=%d "
+        "workers=%d",
         cfg.workload,
         "open" if cfg.open_loop else "closed",
+        cfg.protocol,
         cfg.rate,
         ",".join(cfg.endpoints),
         cfg.conns,

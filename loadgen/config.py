@@ -11,6 +11,7 @@ import math
 import ssl
 from dataclasses import dataclass, replace
 
+PROTOCOLS = ("http", "grpc")  # etcd's JSON gateway, etcd's native gRPC API
 WORKLOADS = ("put", "range", "txn-put", "mixed", "watch", "lease-keepalive")
 DEFAULT_TOTAL = 10_000
 
@@ -21,6 +22,7 @@ class LoadConfig:
 
     workload: str
     endpoints: tuple[str, ...]
+    protocol: str = "http"  # http = etcd's JSON gateway, grpc = its native API (loadgen.conn)
     conns: int = 1
     clients: int = 1
     total: int | None = None  # requests; None with duration -> time-bound run
@@ -76,6 +78,8 @@ class LoadConfig:
             raise ValueError(f"unknown workload {self.workload!r}")
         if not self.endpoints:
             raise ValueError("--endpoints: at least one endpoint is required")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"--protocol must be one of {', '.join(PROTOCOLS)}")
         if self.conns < 1 or self.clients < 1 or self.workers < 1:
             raise ValueError("--conns, --clients and --workers must be >= 1")
         if self.total is not None and self.total < 0:

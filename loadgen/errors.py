@@ -102,6 +102,27 @@ def error_from_stream_error(error: object) -> EtcdError:
     return EtcdError(kind_of_message(str(error)), str(error))
 
 
+# gRPC status codes the kinds need (grpc.StatusCode values; errors.py stays free of grpc).
+GRPC_DEADLINE_EXCEEDED: Final = 4
+GRPC_UNAVAILABLE: Final = 14
+
+
+def error_from_grpc(code: int, details: str) -> EtcdError:
+    """Build the error for a failed gRPC call from its status code and details.
+
+    etcd's rpctypes messages (`etcdserver: no leader`, ...) classify as the gateway's
+    bodies do. Unavailable without one of them is the channel's own failure: nothing
+    listening (`Connection refused`, `failed to connect`) or a connection that went away.
+    """
+    message = details or f"gRPC status {code}"
+    kind = kind_of_message(message, code=code)
+    if kind == OTHER and code == GRPC_UNAVAILABLE:
+        lowered = message.lower()
+        refused = "refused" in lowered or "failed to connect" in lowered
+        kind = CONN_REFUSED if refused else CONN_LOST
+    return EtcdError(kind, message, code=code)
+
+
 def error_from_exception(exc: BaseException) -> EtcdError:
     """Map a client-side exception (timeout, refused, reset) to an EtcdError."""
     if isinstance(exc, EtcdError):

@@ -143,6 +143,7 @@ def render_html(report: Report) -> str:
             _row("Failed", str(report.error_total)),
             _row("Sent", str(report.sent)),
             _row("Scheduled, never sent", str(report.unsent)),
+            _row("Client CPU per request", f"{report.cpu_us_per_request:.0f} µs"),
         ]
     )
     pct = "".join(_row(f"p{p:g}", f"{o.percentile(p) * 1e3:.3f} ms") for p in PERCENTILES)
@@ -150,6 +151,7 @@ def render_html(report: Report) -> str:
     config = "".join(
         [
             _row("workload", cfg.workload),
+            _row("protocol", cfg.protocol),
             _row("endpoints", ", ".join(cfg.endpoints)),
             _row("conns / clients / workers", f"{cfg.conns} / {cfg.clients} / {report.workers}"),
             _row("total / duration", f"{cfg.total} / {cfg.duration}"),

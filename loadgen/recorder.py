@@ -124,6 +124,7 @@ class WorkerResult:
     watch_early_events: int = 0  # events seen before their put's ack (latency 0)
     watch_missing_events: int = 0  # expected events never received before the end
     notes: list[str] = field(default_factory=list)
+    cpu_seconds: float = 0.0  # this worker process's CPU time while its clients ran
 
 
 class Recorder:

@@ -93,6 +93,12 @@ class Report:
     watch_early: int = 0
     watch_missing: int = 0
     notes: list[str] = field(default_factory=list)
+    cpu_seconds: float = 0.0  # the generator's own CPU while it sent, every worker summed
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        """The generator's CPU per request sent (µs): its cost to the machine it measures on."""
+        return 1e6 * self.cpu_seconds / self.sent if self.sent else 0.0
 
     @property
     def requests_per_second(self) -> float:
@@ -170,6 +176,7 @@ def merge_results(cfg: LoadConfig, results: list[WorkerResult]) -> Report:
         watch_early=sum(r.watch_early_events for r in results),
         watch_missing=sum(r.watch_missing_events for r in results),
         notes=notes,
+        cpu_seconds=sum(r.cpu_seconds for r in results),
     )
 
 
@@ -230,6 +237,10 @@ def render_text(report: Report) -> str:
         f"Requests: {o.ok} succeeded, {report.error_total} failed, {report.sent} sent"
         + (f", {report.unsent} scheduled but never sent" if report.unsent else ""),
     ]
+    lines.append(
+        f"Client CPU ({report.cfg.protocol}): {report.cpu_seconds:.3f} secs, "
+        f"{report.cpu_us_per_request:.0f} µs per request."
+    )
     if report.overall.errors:
         lines.append("Errors by kind:")
         lines += [f"  {k}:\t{v}" for k, v in report.overall.errors.items()]
@@ -273,11 +284,13 @@ def report_json(report: Report) -> dict[str, Any]:
     o = report.overall
     out: dict[str, Any] = {
         "workload": cfg.workload,
+        "protocol": cfg.protocol,
         "mode": "open" if cfg.open_loop else "closed",
         "latency_measured_from": "intended_send_time" if cfg.open_loop else "actual_send_time",
         "method": report.method_note,
         "config": {
             "endpoints": list(cfg.endpoints),
+            "protocol": cfg.protocol,
             "conns": cfg.conns,
             "clients": cfg.clients,
             "total": cfg.total,
@@ -296,6 +309,8 @@ def report_json(report: Report) -> dict[str, Any]:
         "unsent": report.unsent,
         "succeeded": o.ok,
         "failed": report.error_total,
+        "client_cpu_seconds": report.cpu_seconds,
+        "client_cpu_us_per_request": report.cpu_us_per_request,
         "errors": {k: o.errors.get(k, 0) for k in ERROR_KINDS},
         "latency_seconds": _latency_json(o),
         "ops": {

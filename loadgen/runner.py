@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from loadgen.client import EtcdClient
 from loadgen.config import DEFAULT_TOTAL, LoadConfig, WorkerShare
+from loadgen.connect import open_conn
 from loadgen.errors import SUCCESS, EtcdError, error_from_exception
 from loadgen.recorder import Recorder, WorkerResult
 from loadgen.workloads import WatchWorkload, make_workload
@@ -128,12 +128,11 @@ async def run_worker(
 ) -> WorkerResult:
     """Run this worker's share of `cfg`; never raises for a request that fails."""
     per_conn = max(1, math.ceil(share.clients / share.conns))
-    tls = cfg.ssl_context()
+    workload = make_workload(cfg, share)
     conns = [
-        EtcdClient([endpoint_for_conn(cfg, share, j)], timeout=cfg.timeout, limit=per_conn, ssl=tls)
+        open_conn(cfg, endpoint_for_conn(cfg, share, j), workload.keys, per_conn)
         for j in range(share.conns)
     ]
-    workload = make_workload(cfg, share)
     if metrics is not None:
         metrics.target_rate.set(cfg.rate / share.count if cfg.rate else 0.0)
         metrics.bind(workload.ops)
@@ -225,6 +224,9 @@ async def run_worker(
                 n += 1
 
         ticker_task = asyncio.create_task(ticker())
+        # The generator's own CPU (every thread of this process: grpc's C core polls in
+        # threads of its own) while it sends: what it takes from the cores it measures on.
+        cpu_start = time.process_time()
         try:
             async with asyncio.TaskGroup() as group:
                 for client in range(share.clients):
@@ -232,6 +234,7 @@ async def run_worker(
         finally:
             ticker_task.cancel()
             await asyncio.gather(ticker_task, return_exceptions=True)
+        cpu_seconds = time.process_time() - cpu_start
         recorder.flush()
         elapsed = max(recorder.last_end - t0, 1e-9)
         await workload.teardown()
@@ -244,6 +247,7 @@ async def run_worker(
             sent=tickets.next,
             unsent=tickets.unsent,
             notes=workload.notes(),
+            cpu_seconds=cpu_seconds,
         )
         if isinstance(workload, WatchWorkload) and workload.matcher is not None:
             result.watch_events, result.watch_events_from_send = recorder.event_results()

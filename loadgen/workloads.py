@@ -2,33 +2,36 @@
 
 A workload hands the runner one operation per ticket (`next_op(seq)` -> name, coroutine
 function). The runner owns timing, recording and error counting; a workload only
-sends and raises `EtcdError` when the answer is not a success.
+sends, through a `loadgen.conn.Conn` of the run's `--protocol` (the JSON gateway or
+gRPC), and raises `EtcdError` when the answer is not a success.
 
-- put: `/v3/kv/put` of one key of the key space (random, or sequential with
-  `--sequential-keys`), the value of `--val-size` bytes.
-- range: `/v3/kv/range` of one key of the key space, or of `range KEY [END]`;
-  serializable with `--consistency s`.
-- txn-put: `/v3/kv/txn` whose success branch puts `--txn-ops` distinct keys.
+- put: a put (`/v3/kv/put`, `KV.Put`) of one key of the key space (random, or
+  sequential with `--sequential-keys`), the value of `--val-size` bytes.
+- range: a range (`/v3/kv/range`, `KV.Range`) of one key of the key space, or of
+  `range KEY [END]`; serializable with `--consistency s`.
+- txn-put: a txn (`/v3/kv/txn`, `KV.Txn`) whose success branch puts `--txn-ops`
+  distinct keys.
 - mixed: range with probability `--read-ratio`, otherwise put.
 - watch: puts as above while `--watchers` streams watch the key space; each event's
   latency is from its put's acknowledgement to the event reaching the watcher.
 - lease-keepalive: each client grants a lease (`--ttl`) at set-up and then refreshes
-  it with `/v3/lease/keepalive`; leases are revoked at tear-down.
+  it (`/v3/lease/keepalive`, or a round on its `LeaseKeepAlive` stream); leases are
+  revoked at tear-down.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from loadgen.client import EtcdClient, parse_keepalive
+from loadgen.conn import Conn
+from loadgen.connect import open_conn
 from loadgen.errors import EtcdError
-from loadgen.keyspace import KeySpace, fixed_range_body
+from loadgen.keyspace import KeySpace
 
 if TYPE_CHECKING:
     from loadgen.config import LoadConfig, WorkerShare
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OpFn = Callable[[EtcdClient, int, int], Awaitable[None]]  # (conn, seq, client index)
+OpFn = Callable[[Conn, int, int], Awaitable[None]]  # (conn, seq, client index)
 
 
 class Workload:
@@ -61,7 +64,7 @@ class Workload:
     def next_op(self, seq: int) -> tuple[str, OpFn]:
         raise NotImplementedError
 
-    async def setup(self, conns: list[EtcdClient], clients: int) -> None:
+    async def setup(self, conns: list[Conn], clients: int) -> None:
         """Prepare before the clock starts (not measured)."""
 
     async def teardown(self) -> None:
@@ -71,12 +74,11 @@ class Workload:
         return []
 
     # Shared operations ---------------------------------------------------------------
-    async def put(self, conn: EtcdClient, seq: int, client: int) -> None:
-        await conn.call_raw("/v3/kv/put", self.keys.put_body(self.key_index(seq)))
+    async def put(self, conn: Conn, seq: int, client: int) -> None:
+        await conn.put(self.key_index(seq))
 
-    async def range(self, conn: EtcdClient, seq: int, client: int) -> None:
-        body = self.keys.range_body(self.key_index(seq), serializable=self.serializable)
-        await conn.call_raw("/v3/kv/range", body)
+    async def range(self, conn: Conn, seq: int, client: int) -> None:
+        await conn.range(self.key_index(seq), serializable=self.serializable)
 
 
 class PutWorkload(Workload):
@@ -91,16 +93,15 @@ class RangeWorkload(Workload):
 
     def __init__(self, cfg: LoadConfig, share: WorkerShare) -> None:
         super().__init__(cfg, share)
-        self._fixed: bytes | None = None
+        self._fixed: tuple[bytes, bytes | None] | None = None
         if cfg.range_key is not None:
             end = cfg.range_end.encode() if cfg.range_end is not None else None
-            self._fixed = fixed_range_body(
-                cfg.range_key.encode(), end, serializable=self.serializable
-            )
+            self._fixed = (cfg.range_key.encode(), end)
 
-    async def fixed_range(self, conn: EtcdClient, seq: int, client: int) -> None:
+    async def fixed_range(self, conn: Conn, seq: int, client: int) -> None:
         assert self._fixed is not None
-        await conn.call_raw("/v3/kv/range", self._fixed)
+        key, end = self._fixed
+        await conn.fixed_range(key, end, serializable=self.serializable)
 
     def next_op(self, seq: int) -> tuple[str, OpFn]:
         return "range", self.fixed_range if self._fixed is not None else self.range
@@ -109,9 +110,8 @@ class RangeWorkload(Workload):
 class TxnPutWorkload(Workload):
     ops = ("txn-put",)
 
-    async def txn_put(self, conn: EtcdClient, seq: int, client: int) -> None:
-        first = self.key_index(seq)
-        await conn.call_raw("/v3/kv/txn", self.keys.txn_put_body(first, self.cfg.txn_ops))
+    async def txn_put(self, conn: Conn, seq: int, client: int) -> None:
+        await conn.txn_put(self.key_index(seq), self.cfg.txn_ops)
 
     def next_op(self, seq: int) -> tuple[str, OpFn]:
         return "txn-put", self.txn_put
@@ -131,19 +131,16 @@ class LeaseKeepaliveWorkload(Workload):
 
     def __init__(self, cfg: LoadConfig, share: WorkerShare) -> None:
         super().__init__(cfg, share)
-        self._bodies: list[bytes] = []
-        self._leases: list[tuple[EtcdClient, int]] = []
+        self._leases: list[tuple[Conn, int]] = []  # client index -> (its conn, its lease)
 
-    async def setup(self, conns: list[EtcdClient], clients: int) -> None:
+    async def setup(self, conns: list[Conn], clients: int) -> None:
         for client in range(clients):
             conn = conns[client % len(conns)]
-            lease_id, _ttl = await conn.lease_grant(self.cfg.lease_ttl)
+            lease_id = await conn.lease_grant(self.cfg.lease_ttl)
             self._leases.append((conn, lease_id))
-            self._bodies.append(b'{"ID":' + str(lease_id).encode() + b"}")
 
-    async def keepalive(self, conn: EtcdClient, seq: int, client: int) -> None:
-        payload = await conn.call_raw("/v3/lease/keepalive", self._bodies[client])
-        parse_keepalive(json.loads(payload))
+    async def keepalive(self, conn: Conn, seq: int, client: int) -> None:
+        await conn.lease_keepalive(self._leases[client][1])
 
     def next_op(self, seq: int) -> tuple[str, OpFn]:
         return "lease-keepalive", self.keepalive
@@ -227,7 +224,7 @@ class WatchWorkload(Workload):
         super().__init__(cfg, share)
         self.matcher: EventMatcher | None = None
         self._metrics: LoadMetrics | None = None
-        self._watch_client: EtcdClient | None = None
+        self._watch_conns: list[Conn] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._created: list[asyncio.Event] = []
         self.stream_errors = 0
@@ -237,18 +234,19 @@ class WatchWorkload(Workload):
         self.matcher = EventMatcher(self.cfg.watchers, recorder, metrics)
         self._metrics = metrics
 
-    async def setup(self, conns: list[EtcdClient], clients: int) -> None:
-        self._watch_client = EtcdClient(
-            list(self.cfg.endpoints),
-            timeout=self.cfg.timeout,
-            limit=self.cfg.watchers,
-            ssl=self.cfg.ssl_context(),
-        )
+    async def setup(self, conns: list[Conn], clients: int) -> None:
+        # One connection per endpoint carries that endpoint's watchers (a pool of one
+        # socket per watcher over HTTP/1.1, streams of one channel over gRPC).
+        endpoints = self.cfg.endpoints
+        per_endpoint = -(-self.cfg.watchers // len(endpoints))
+        self._watch_conns = [
+            open_conn(self.cfg, endpoint, self.keys, per_endpoint) for endpoint in endpoints
+        ]
         for w in range(self.cfg.watchers):
             created = asyncio.Event()
             self._created.append(created)
-            endpoint = self._watch_client.endpoints[w % len(self._watch_client.endpoints)]
-            self._tasks.append(asyncio.create_task(self._watch(endpoint, created)))
+            conn = self._watch_conns[w % len(endpoints)]
+            self._tasks.append(asyncio.create_task(self._watch(conn, created)))
         waiters = [asyncio.create_task(e.wait()) for e in self._created]
         _done, pending = await asyncio.wait(waiters, timeout=self.CREATE_TIMEOUT)
         for task in pending:
@@ -256,36 +254,32 @@ class WatchWorkload(Workload):
         if pending:
             raise EtcdError("timeout", f"{len(pending)} watchers not created in time")
 
-    async def _watch(self, endpoint: str, created: asyncio.Event) -> None:
-        assert self._watch_client is not None
+    async def _watch(self, conn: Conn, created: asyncio.Event) -> None:
         clock = time.monotonic
         try:
-            async with self._watch_client.watch(
-                self.keys.first_key, self.keys.range_end, endpoint=endpoint
-            ) as stream:
-                async for line in stream.raw_lines():
+            async with conn.watch(self.keys.first_key, self.keys.range_end) as stream:
+                async for batch in stream:
                     now = clock()
-                    result: dict[str, Any] = line.get("result") or {}
-                    if line.get("error"):
-                        self.stream_errors += 1
-                        log.warning("watch stream error endpoint=%s error=%s", endpoint, line)
-                        return
-                    if result.get("created"):
+                    if batch.created:
                         created.set()
                     matcher = self.matcher
                     if matcher is not None:
-                        for ev in result.get("events", ()):
-                            matcher.on_event(int(ev["kv"]["mod_revision"]), now)
+                        for revision in batch.revisions:
+                            matcher.on_event(revision, now)
         except EtcdError as exc:
             self.stream_errors += 1
-            log.warning("watch stream failed endpoint=%s kind=%s", endpoint, exc.kind)
+            log.warning(
+                "watch stream failed endpoint=%s kind=%s message=%s",
+                conn.endpoint,
+                exc.kind,
+                exc.message,
+            )
 
-    async def watched_put(self, conn: EtcdClient, seq: int, client: int) -> None:
-        body = self.keys.put_body(self.key_index(seq))
+    async def watched_put(self, conn: Conn, seq: int, client: int) -> None:
+        index = self.key_index(seq)
         sent = time.monotonic()
-        payload = await conn.call_raw("/v3/kv/put", body)
+        revision = await conn.put_revision(index)
         acked = time.monotonic()
-        revision = int(json.loads(payload)["header"]["revision"])
         if self.matcher is not None:
             self.matcher.on_ack(revision, sent, acked)
 
@@ -301,8 +295,8 @@ class WatchWorkload(Workload):
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._watch_client is not None:
-            await self._watch_client.close()
+        for conn in self._watch_conns:
+            await conn.close()
 
     def notes(self) -> list[str]:
         if self.stream_errors:

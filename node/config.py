@@ -105,6 +105,8 @@ class MemberConfig:
     wal_fsync_delay_seconds: float = 0.0
     wal_segment_bytes: int = 64 * MIB
     snapshot_catchup_entries: int = SNAPSHOT_CATCHUP_ENTRIES
+    initial_corrupt_check: bool = False  # etcd 3.4: off unless asked
+    corrupt_check_time_seconds: float = 0.0  # 0: the periodic check is off, as etcd's default
     enable_fault_injection: bool = False
     log_level: str = "info"
     # TLS, etcd's flags: the client side also serves https --listen-metrics-urls
@@ -202,6 +204,8 @@ class MemberConfig:
             raise ConfigError("--backend-batch-limit must be > 0")
         if not 0.0 <= self.wal_fsync_delay_seconds <= 60.0:
             raise ConfigError("--experimental-wal-fsync-delay must be between 0 and 60s")
+        if self.corrupt_check_time_seconds < 0:
+            raise ConfigError("--experimental-corrupt-check-time must not be negative")
         if self.max_request_bytes <= 0:
             raise ConfigError("--max-request-bytes must be > 0")
         if self.metrics not in METRICS_LEVELS:
@@ -327,6 +331,18 @@ _FLAGS: list[Flag] = [
         "experimental-snapshot-catchup-entries",
         "entries kept after a snapshot for slow followers (etcd 3.5's flag; default 5000)",
         "int",
+    ),
+    Flag(
+        "experimental-initial-corrupt-check",
+        "before serving, compare this member's HashKV with every peer's; refuse to start on "
+        "a mismatch",
+        "bool",
+    ),
+    Flag(
+        "experimental-corrupt-check-time",
+        "how often the leader compares every member's HashKV and raises the CORRUPT alarm on "
+        "a mismatch (0 = never)",
+        "duration",
     ),
     Flag("enable-fault-injection", "serve /raftmon/faults on the metrics listener", "bool"),
     Flag("log-level", "debug, info, warn or error"),

@@ -157,7 +157,11 @@ async def maintenance_alarm(svc: KVService, body: dict[str, Any]) -> dict[str, A
     return {
         "header": svc.header(resp.revision),
         "alarms": [
-            {"memberID": str(a.member_id), "alarm": rq.AlarmType(a.alarm).name} for a in resp.alarms
+            # jsonpb leaves out a zero memberID: the corruption check's alarm names member 0
+            {"memberID": str(a.member_id), "alarm": rq.AlarmType(a.alarm).name}
+            if a.member_id
+            else {"alarm": rq.AlarmType(a.alarm).name}
+            for a in resp.alarms
         ],
     }
 
@@ -167,8 +171,14 @@ async def maintenance_transfer_leadership(svc: KVService, body: dict[str, Any]) 
     return {"header": svc.header()}
 
 
-async def maintenance_hash_kv(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
-    return await svc.hash_kv(codec.hash_kv_revision(body))
+async def maintenance_hash(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    """etcd 3.4 declares Hash and HashKV both at /v3/maintenance/hash; its gateway serves
+    Hash there (the body is ignored), so HashKV is gRPC-only, as in etcd."""
+    resp = await svc.hash()
+    out: dict[str, Any] = {"header": svc.header(resp.revision)}
+    if resp.hash:
+        out["hash"] = resp.hash  # uint32: a JSON number (jsonpb leaves out a zero)
+    return out
 
 
 async def cluster_member_list(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
@@ -221,7 +231,7 @@ UNARY_ROUTES = [
         ("/maintenance/status", "Status", None, maintenance_status),
         ("/maintenance/defragment", "Defragment", None, maintenance_defragment),
         ("/maintenance/alarm", "Alarm", "Alarm", maintenance_alarm),
-        ("/maintenance/hash", "HashKV", None, maintenance_hash_kv),
+        ("/maintenance/hash", "Hash", None, maintenance_hash),
         ("/maintenance/transfer-leadership", "MoveLeader", None, maintenance_transfer_leadership),
     ),
     *_service(
@@ -557,6 +567,58 @@ async def _send_lines(
     lines.clear()
 
 
+# ---- server stream: maintenance snapshot ----------------------------------------------
+def snapshot_line(chunk: rq.SnapshotChunk) -> bytes:
+    """One SnapshotResponse as grpc-gateway streams it: `{"result":{...}}` and a newline.
+
+    jsonpb leaves out zero values (the last blobs' remaining_bytes) and writes uint64 as
+    a string; etcd 3.4 sends no header.
+    """
+    out: dict[str, Any] = {}
+    if chunk.remaining_bytes:
+        out["remaining_bytes"] = str(chunk.remaining_bytes)
+    if chunk.blob:
+        out["blob"] = codec.b64(chunk.blob)
+    return codec.dumps({"result": out}) + b"\n"
+
+
+def make_snapshot(
+    svc: KVService, rpc: RpcT, metrics: GatewayObserver[RpcT, DurationT]
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """POST /v3/maintenance/snapshot: Maintenance.Snapshot's stream, a line per message."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        metrics.stream_started(rpc)
+        code = "OK"
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        try:
+            raw = await read_body(request, svc.max_request_bytes)
+            metrics.stream_received(rpc, 1, len(raw))
+            codec.parse_body(raw)  # SnapshotRequest has no fields; bad JSON is still refused
+            async for chunk in svc.snapshot():
+                if not response.prepared:
+                    await response.prepare(request)
+                await _send(response, snapshot_line(chunk), rpc, metrics)
+        except (ConnectionResetError, asyncio.CancelledError):
+            code = "Canceled"
+            raise
+        except Exception as err:
+            st = status(err)
+            code = st.code.title
+            if st.code == GrpcCode.UNKNOWN and not isinstance(err, EtcdError):
+                log.exception("snapshot failed", extra={"fields": {"path": request.path}})
+            if not response.prepared:
+                return error_response(st)
+            await _send(
+                response, codec.dumps({"error": json.loads(st.body())}) + b"\n", rpc, metrics
+            )
+        finally:
+            metrics.stream_finished(rpc, code)
+        return response
+
+    return handle
+
+
 def add_fallback(app: web.Application) -> None:
     """Routing errors in etcd's words instead of aiohttp's; register after every route.
 
@@ -637,6 +699,11 @@ def add_routes(
         watch_rpc = metrics.rpc("etcdserverpb.Watch", "Watch", "bidi_stream")
         app.router.add_post(
             prefix + "/watch", ended_on_shutdown(make_watch(svc, watch_rpc, metrics, share))
+        )
+        snapshot_rpc = metrics.rpc("etcdserverpb.Maintenance", "Snapshot", "server_stream")
+        app.router.add_post(
+            prefix + "/maintenance/snapshot",
+            ended_on_shutdown(make_snapshot(svc, snapshot_rpc, metrics)),
         )
         keepalive_rpc = metrics.rpc("etcdserverpb.Lease", "LeaseKeepAlive", "bidi_stream")
         app.router.add_post(

@@ -28,6 +28,7 @@ def main(argv: list[str]) -> int:
     # NB: imported here so `raftmon node --help` works without the server's imports
     from node.member.serve import serve
     from node.mvcc.store import BackendCorruptError
+    from node.server.corruption import CorruptionError
     from node.wal import WALCorruptError
 
     try:
@@ -46,6 +47,12 @@ def main(argv: list[str]) -> int:
         log.error(
             "refusing to start: backend database is damaged",
             extra={"fields": {"path": err.path, "error": str(err)}},
+        )
+        return 1
+    except CorruptionError as err:
+        log.error(
+            "refusing to start: the initial corruption check failed",
+            extra={"fields": {"error": str(err)}},
         )
         return 1
     except KeyboardInterrupt:

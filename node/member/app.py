@@ -15,10 +15,11 @@ from aiohttp import web
 from exporter.http import metrics_handler
 from node.api import gateway
 from node.config import CLUSTER_VERSION, ETCD_VERSION
+from node.errors import EtcdError
 from node.member.faults import clear_faults, get_faults, set_faults
 from node.member.http import SERVER, json_response
-from node.server import GRPC_OVERHEAD_BYTES, EtcdServer, KVService
-from node.transport.peerclient import MEMBER_INFO_PATH
+from node.server import GRPC_OVERHEAD_BYTES, EtcdServer, KVService, corruption
+from node.transport.peerclient import MEMBER_INFO_PATH, PEER_HASHKV_PATH
 
 if TYPE_CHECKING:
     from exporter.metrics import MemberMetrics
@@ -96,9 +97,29 @@ async def member_info(request: web.Request) -> web.Response:
     )
 
 
+async def peer_hash_kv(request: web.Request) -> web.Response:
+    """etcd's GET /members/hashkv: this member's HashKV for a peer's corruption check.
+
+    Plain-text errors with status 400 as etcd's (the mvcc error text says which).
+    """
+    server = request.app[SERVER]
+    try:
+        revision = corruption.parse_peer_request(await request.read())
+    except ValueError:
+        return web.Response(text="error unmarshalling request\n", status=400)
+    try:
+        resp = await server.hash_kv(revision)
+    except EtcdError as err:
+        return web.Response(text=corruption.mvcc_error_text(err) + "\n", status=400)
+    return web.json_response(
+        corruption.peer_answer(resp), headers={"X-Etcd-Cluster-ID": f"{server.cluster_id:x}"}
+    )
+
+
 def create_peer_app(server: EtcdServer) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[SERVER] = server
     server.transport.add_routes(app)
     app.router.add_get(MEMBER_INFO_PATH, member_info)
+    app.router.add_get(PEER_HASHKV_PATH, peer_hash_kv)
     return app

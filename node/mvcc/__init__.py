@@ -10,6 +10,7 @@ Modules, one job each:
     lease      Lessor (leader-side deadlines, expiry) and lease id generation
     watch      WatchHub / WatchStream: live and historical events, slow-consumer policy
     compactor  auto-compaction policies (revision | periodic)
+    hash       HashKV / Hash of the content, as etcd 3.4 defines them, from a read snapshot
     quota      etcd's request cost estimate for the backend quota
 
 Errors are etcd's values from node/errors.py, durable file helpers come from

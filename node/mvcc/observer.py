@@ -30,6 +30,14 @@ class BackendObserver(Protocol):
         """etcd_debugging_mvcc_db_compaction_*: duration and rows removed."""
         return None
 
+    def on_hash(self, seconds: float) -> None:
+        """etcd_mvcc_hash_duration_seconds: one hash of the whole store (Maintenance.Hash)."""
+        return None
+
+    def on_hash_rev(self, seconds: float) -> None:
+        """etcd_mvcc_hash_rev_duration_seconds: one HashKV of the key history."""
+        return None
+
 
 class NullBackendObserver(BackendObserver):
     """Discards every observation: the default when no exporter is attached."""

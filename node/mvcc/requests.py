@@ -297,6 +297,27 @@ class AlarmResponse:
     alarms: list[AlarmMember] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class HashResponse:
+    """etcdserverpb.HashResponse: a hash of the whole store (see node/mvcc/hash.py)."""
+
+    revision: int = 0
+    hash: int = 0  # uint32
+
+
+@dataclass(slots=True)
+class HashKVResponse:
+    """etcdserverpb.HashKVResponse: the key history's hash up to a revision.
+
+    `revision` is the member's current revision (etcd's header), not the one hashed;
+    `compact_revision` is -1 for a store never compacted, as etcd's compactMainRev.
+    """
+
+    revision: int = 0
+    hash: int = 0  # uint32
+    compact_revision: int = -1
+
+
 # ---- watch (local to a member, never replicated) -------------------------------------
 @dataclass(slots=True)
 class WatchCreateRequest:
@@ -324,6 +345,19 @@ class WatchResponse:
     events: list[Event] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class SnapshotChunk:
+    """One etcdserverpb.SnapshotResponse of Maintenance.Snapshot's stream.
+
+    etcd 3.4 sends no header. `remaining_bytes` counts the database bytes still to come
+    after this blob; the last message holds the sha256 of every blob before it and
+    says 0, as does the last database blob.
+    """
+
+    remaining_bytes: int
+    blob: bytes
+
+
 Request: TypeAlias = (
     "PutRequest | RangeRequest | DeleteRangeRequest | TxnRequest | CompactionRequest"
     " | LeaseGrantRequest | LeaseRevokeRequest | AlarmRequest"
@@ -348,6 +382,8 @@ __all__ = [
     "DeleteRangeResponse",
     "Event",
     "EventType",
+    "HashKVResponse",
+    "HashResponse",
     "KeyValue",
     "LeaseGrantRequest",
     "LeaseGrantResponse",
@@ -367,6 +403,7 @@ __all__ = [
     "RequestOp",
     "Response",
     "ResponseOp",
+    "SnapshotChunk",
     "SortOrder",
     "SortTarget",
     "TxnRequest",

@@ -7,6 +7,7 @@
 - `read_index`: linearizable reads, batched (etcd's v3_server.go read loop)
 - `snapshots`: make, send, receive and install snapshots
 - `housekeeping`: the leader's lease expiry and auto-compaction proposals
+- `corruption`: etcd's corruption checks over HashKV (initial, and the leader's periodic one)
 - `kv_service`, `watch_bridge`: etcd's client API for the front ends in node/api
 - `observer`: the server's events, and the one observer a member passes to every layer
 - `context`, `counters`: what the jobs share, and the plain counters the exporter reads

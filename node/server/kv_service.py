@@ -25,10 +25,13 @@ from node.mvcc import quota
 from node.mvcc import requests as rq
 from node.mvcc.lease import LeaseIDGenerator
 from node.mvcc.txn import validate_request
+from node.server.snapshot_stream import stream_snapshot
 from node.server.watch_bridge import WatchBridge
 from node.transport.peerclient import ForwardFailed
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from node.server.server import EtcdServer
 
 
@@ -271,8 +274,23 @@ class KVService:
             await asyncio.sleep(self.server.cfg.tick_seconds)
         raise E.etcd_error(E.REQUEST_TIMEOUT)
 
-    async def hash_kv(self, revision: int) -> dict[str, Any]:
-        raise E.ErrUnimplemented("HashKV is not supported by raftmon")
+    def snapshot(self) -> AsyncIterator[rq.SnapshotChunk]:
+        """Maintenance.Snapshot: the database in 32 KiB blobs, then its sha256 (etcd 3.4).
+
+        Served by any member from its own store, without Raft, as etcd serves it.
+        """
+        return stream_snapshot(self.kv, self.server.cfg.member_dir)
+
+    async def hash(self) -> rq.HashResponse:
+        """etcd's Maintenance.Hash: the whole store (no read barrier, as etcd)."""
+        return await self.server.hash()
+
+    async def hash_kv(self, revision: int) -> rq.HashKVResponse:
+        """etcd's Maintenance.HashKV: the key history up to `revision` (0 = current).
+
+        ErrCompacted at or below the compact revision, ErrFutureRev above the current.
+        """
+        return await self.server.hash_kv(revision)
 
     async def member_list(self) -> list[MemberInfo]:
         """Every member; client URLs as each member advertises them (empty if unreachable)."""

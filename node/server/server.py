@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from node.mvcc import requests as rq
 from node.mvcc.compactor import make_compactor
+from node.mvcc.hash import hash_file, hash_kv_file
 from node.mvcc.lease import Lessor
 from node.raft import StateType
 from node.server.apply import Applier
 from node.server.bootstrap import bootstrap
 from node.server.context import Leadership, ServerContext
+from node.server.corruption import CorruptionChecker
 from node.server.counters import Faults, ServerCounters
 from node.server.housekeeping import housekeeping_loop
 from node.server.inbox import Inbox
@@ -106,9 +108,14 @@ class EtcdServer:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._defrags_running = 0  # defragment() calls not finished (they queue on the store)
+        self.corruption = CorruptionChecker(self)
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
+        """Start the jobs; with --experimental-initial-corrupt-check, a member that has
+        data first compares its HashKV with its peers' (CorruptionError on a mismatch)."""
+        if self.cfg.initial_corrupt_check and self.kv.applied_index() > 0:
+            await self.corruption.initial_check()
         await self.transport.start()
         loop = asyncio.get_running_loop()
         jobs: tuple[Coroutine[Any, Any, None], ...] = (
@@ -116,6 +123,8 @@ class EtcdServer:
             self.loop.tick_loop(),
             housekeeping_loop(self.ctx, self._compactor, self.proposals),
         )
+        if self.cfg.corrupt_check_time_seconds > 0:
+            jobs += (self.corruption.run(self.cfg.corrupt_check_time_seconds),)
         for coro in jobs:
             task = loop.create_task(coro)
             task.add_done_callback(self._task_died)
@@ -177,6 +186,19 @@ class EtcdServer:
         finally:
             self._defrags_running -= 1
         self.applier.db_size = self.kv.db_total_size()
+
+    async def hash_kv(self, revision: int) -> rq.HashKVResponse:
+        """etcd's HashKV of this member's store, in a worker thread (node/mvcc/hash.py).
+
+        The open batch is committed first, so the snapshot holds everything applied.
+        """
+        self.kv.commit()
+        return await asyncio.to_thread(hash_kv_file, self.kv.path, revision, self.observer)
+
+    async def hash(self) -> rq.HashResponse:
+        """etcd's Hash (the whole store) of this member, in a worker thread."""
+        self.kv.commit()
+        return await asyncio.to_thread(hash_file, self.kv.path, self.observer)
 
     async def client_urls_of(self, member_id: int) -> list[str]:
         """Client URLs a member advertises (asked over its peer URL, then cached)."""

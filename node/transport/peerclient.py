@@ -10,6 +10,7 @@ the leader cannot be reached; mapping that to a client error is the server's job
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -20,11 +21,16 @@ if TYPE_CHECKING:
 
 MEMBER_INFO_PATH = "/raftmon/member"  # on the peer listener: name, id, client URLs
 MEMBER_INFO_TIMEOUT_SECONDS = 2.0
+PEER_HASHKV_PATH = "/members/hashkv"  # etcd's, on the peer listener: GET, JSON body
 FORWARD_TIMEOUT_SECONDS = 5.0
 
 
 class ForwardFailed(Exception):
     """The leader's client URL could not be reached or did not answer in time."""
+
+
+class PeerRequestFailed(Exception):
+    """A member's peer URL could not be reached or did not answer in time."""
 
 
 class PeerClient:
@@ -65,6 +71,30 @@ class PeerClient:
         urls = [str(u) for u in info.get("clientURLs", [])]
         self._client_urls[member_id] = urls
         return urls
+
+    async def hash_kv_of(self, member_id: int, revision: int, seconds: float) -> tuple[int, str]:
+        """Ask `member_id`'s peer URL for its HashKV at `revision`, as etcd's corruption
+        check does (GET /members/hashkv, body {"revision": N}), waiting at most `seconds`:
+        (HTTP status, body text)."""
+        url = self._peer_urls.get(member_id)
+        if url is None:
+            raise PeerRequestFailed(f"no peer URL for member {member_id:x}")
+        body = json.dumps({"revision": revision} if revision else {}).encode()
+        try:
+            async with (
+                aiohttp.ClientSession(
+                    timeout=aiohttp.ClientTimeout(total=seconds),
+                    connector=aiohttp.TCPConnector(ssl=self._peer_ssl),
+                ) as session,
+                session.get(
+                    url + PEER_HASHKV_PATH,
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                ) as resp,
+            ):
+                return resp.status, await resp.text()
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise PeerRequestFailed(f"{url}{PEER_HASHKV_PATH}: {err!r}") from None
 
     async def forward(self, url: str, path: str, body: dict[str, Any]) -> str:
         """POST `body` as JSON to `url + path` (the leader's client URL); the answer's text."""

@@ -1,8 +1,13 @@
-"""How many requests/s one load worker can generate (`make bench`).
+"""How many requests/s one load worker can generate (`make bench`), over HTTP and gRPC.
 
-The endpoint is the trivial fake (`tests.loadgen.fake_etcd`: a fixed put answer) in a
-process of its own, so the figure is the generator's ceiling, not a server's: a
-cluster slower than this is measured faithfully, a faster one needs `--workers`.
+The endpoint is a trivial fake (`tests.loadgen.fake_etcd` over HTTP,
+`tests.loadgen.fake_etcd_grpc` over gRPC: a fixed put answer) in a process of its own,
+so the figure is the generator's ceiling, not a server's: a cluster slower than this
+is measured faithfully, a faster one needs `--workers`. Each line also prints the
+generator's own CPU per request. NB: the gRPC fake is grpcio's asyncio server, whose
+per-call Python cost (~3,000-4,000 calls/s on one of these cores) is the limit of its
+lines, so they are a floor for the generator's gRPC ceiling, and its CPU per request is
+that of a client often waiting (fewer calls share each wake-up than against etcd).
 Numbers only: nothing here asserts a timing (2 shared cores are noisy; the fake
 server takes one of them).
 """
@@ -25,10 +30,14 @@ pytestmark = pytest.mark.bench
 TOTAL = 30_000
 
 
-@pytest.fixture(scope="module")
-def trivial_endpoint() -> Iterator[str]:
+FAKES = {"http": "tests.loadgen.fake_etcd", "grpc": "tests.loadgen.fake_etcd_grpc"}
+
+
+@pytest.fixture(scope="module", params=sorted(FAKES))
+def trivial_endpoint(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """(protocol, endpoint) of a fake serving that protocol."""
     port = free_port()
-    proc = spawn([sys.executable, "-m", "tests.loadgen.fake_etcd", str(port)])
+    proc = spawn([sys.executable, "-m", FAKES[request.param], str(port)])
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -39,7 +48,7 @@ def trivial_endpoint() -> Iterator[str]:
                 time.sleep(0.05)
         else:
             pytest.fail("fake endpoint did not start")
-        yield f"http://127.0.0.1:{port}"
+        yield request.param, f"http://127.0.0.1:{port}"
     finally:
         proc.kill()
         proc.wait(timeout=10)
@@ -50,11 +59,13 @@ def trivial_endpoint() -> Iterator[str]:
     [(1, 16, 4), (1, 64, 8), (1, 256, 16), (2, 64, 8)],
 )
 def test_bench_generator_requests_per_second(
-    trivial_endpoint: str, workers: int, clients: int, conns: int
+    trivial_endpoint: tuple[str, str], workers: int, clients: int, conns: int
 ) -> None:
+    protocol, endpoint = trivial_endpoint
     code, report = run_load(
         [
-            f"--endpoints={trivial_endpoint}",
+            f"--protocol={protocol}",
+            f"--endpoints={endpoint}",
             f"--workers={workers}",
             f"--clients={clients}",
             f"--conns={conns}",
@@ -67,7 +78,8 @@ def test_bench_generator_requests_per_second(
     assert report["succeeded"] == TOTAL
     p = report["latency_seconds"]["percentiles"]
     print(
-        f"\nloadgen workers={workers} clients={clients} conns={conns}: "
+        f"\nloadgen {protocol} workers={workers} clients={clients} conns={conns}: "
         f"{report['requests_per_second']:.0f} req/s "
-        f"(p50 {p['50'] * 1e3:.2f} ms, p99 {p['99'] * 1e3:.2f} ms, {TOTAL} puts)"
+        f"(p50 {p['50'] * 1e3:.2f} ms, p99 {p['99'] * 1e3:.2f} ms, {TOTAL} puts, "
+        f"generator CPU {report['client_cpu_us_per_request']:.0f} µs/request)"
     )

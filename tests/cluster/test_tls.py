@@ -447,3 +447,41 @@ def test_m3_with_its_valid_certificate_catches_up_by_a_snapshot_over_tls(
 
     wait_until("m3 catches up", caught_up, timeout=30, detail=m3.log_tail)
     assert "applied snapshot from leader" in m3.log_path.read_text()
+
+
+# ---- etcd's own client over gRPC --------------------------------------------------------
+
+
+def _etcdctl(
+    cluster: LocalCluster, *args: str, cert: bool = True
+) -> subprocess.CompletedProcess[str]:
+    certs = cluster.certs
+    assert certs is not None
+    tls = [f"--cacert={certs.ca.cert_file}"]
+    if cert:
+        tls += [f"--cert={certs.client.cert_file}", f"--key={certs.client.key_file}"]
+    return subprocess.run(
+        [require_tool("etcdctl"), f"--endpoints={','.join(cluster.endpoints)}", *tls, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_etcdctl_with_the_client_certificate_speaks_grpc_over_mtls(tls3: LocalCluster) -> None:
+    put = _etcdctl(tls3, "put", "/tls/grpc", "yes")
+    assert put.returncode == 0, put.stderr
+    got = _etcdctl(tls3, "get", "/tls/grpc", "--print-value-only")
+    assert got.stdout.strip() == "yes", got.stderr
+    health = _etcdctl(tls3, "endpoint", "health")
+    assert health.returncode == 0, health.stderr
+    assert health.stderr.count("is healthy") == 3
+
+
+def test_etcdctl_without_a_client_certificate_is_refused(tls3: LocalCluster) -> None:
+    got = _etcdctl(
+        tls3, "--dial-timeout=2s", "--command-timeout=3s", "get", "/tls/grpc", cert=False
+    )
+    assert got.returncode != 0
+    assert "yes" not in got.stdout

@@ -54,6 +54,14 @@ def test_a_bare_boolean_flag_never_swallows_the_workload_name() -> None:
     assert cfg_of(["--target-leader=1", "put"]).target_leader is True
 
 
+def test_protocol_is_http_unless_grpc_is_asked_for() -> None:
+    assert cfg_of(["put"]).protocol == "http"
+    assert cfg_of(["put", "--protocol=grpc"]).protocol == "grpc"
+    assert cfg_of(["--protocol", "grpc", "lease-keepalive"]).protocol == "grpc"
+    with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+        cfg_of(["--protocol=quic", "put"])
+
+
 def test_defaults_follow_etcd_benchmark() -> None:
     cfg = cfg_of(["put"])
     assert (cfg.total, cfg.clients, cfg.conns) == (10_000, 1, 1)

@@ -60,3 +60,25 @@ def test_socket_failures_map_to_kinds() -> None:
 def test_outcomes_are_success_then_every_error_kind() -> None:
     assert errors.OUTCOMES[0] == errors.SUCCESS
     assert set(errors.OUTCOMES[1:]) == set(errors.ERROR_KINDS)
+
+
+@pytest.mark.parametrize(
+    ("code", "details", "kind"),
+    [
+        (14, "etcdserver: no leader", errors.NO_LEADER),
+        (14, "etcdserver: request timed out", errors.TIMEOUT),
+        (3, "etcdserver: request is too large", errors.TOO_LARGE),
+        (8, "grpc: received message larger than max (2200026 vs. 2097152)", errors.TOO_LARGE),
+        (8, "etcdserver: mvcc: database space exceeded", errors.NO_SPACE),
+        (11, "etcdserver: mvcc: required revision has been compacted", errors.OTHER),
+        (4, "Deadline Exceeded", errors.TIMEOUT),
+        (14, "failed to connect to all addresses; last error: Connection refused", "conn_refused"),
+        (14, "Socket closed", errors.CONN_LOST),
+        (14, "recvmsg:Connection reset by peer", errors.CONN_LOST),
+    ],
+)
+def test_grpc_status_codes_and_details_map_to_the_same_kinds(
+    code: int, details: str, kind: str
+) -> None:
+    err = errors.error_from_grpc(code, details)
+    assert (err.kind, err.code, err.message, err.status) == (kind, code, details, 0)

@@ -132,3 +132,13 @@ def test_series_counts_a_request_sent_in_its_second_and_completed_in_its_own() -
         ("0", "20", "0"),
         ("1", "0", "20"),
     ]
+
+
+def test_client_cpu_of_every_worker_adds_up_and_is_shown_per_request() -> None:
+    cfg = LoadConfig(workload="put", endpoints=("http://x:1",), total=200, protocol="grpc")
+    results = [synthetic([0.001] * 100, index=i) for i in range(2)]
+    results[0].cpu_seconds, results[1].cpu_seconds = 0.010, 0.030
+    report = merge_results(cfg, results)
+    assert report.cpu_seconds == 0.040
+    assert report.cpu_us_per_request == 200.0  # 40 ms over 200 requests sent
+    assert "Client CPU (grpc): 0.040 secs, 200 µs per request." in render_text(report)

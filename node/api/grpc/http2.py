@@ -411,9 +411,11 @@ class GrpcConnection(asyncio.Protocol):
         if existing is not None:  # trailers from the client: only END_STREAM matters
             existing.received(b"", 0, bool(flags & END_STREAM))
             return
-        if stream_id <= self._last_stream or stream_id % 2 == 0:
-            self._fail(PROTOCOL_ERROR)
+        if stream_id % 2 == 0:
+            self._fail(PROTOCOL_ERROR)  # only clients open streams here, with odd ids
             return
+        if stream_id <= self._last_stream:
+            return  # headers for a stream already answered (or reset): nothing to do
         self._last_stream = stream_id
         path = b""
         for name, value in headers:
@@ -422,7 +424,7 @@ class GrpcConnection(asyncio.Protocol):
                 break
         method = self._methods.get(path)
         if method is None:
-            self._trailers_only(stream_id, 12, f"unknown method {path.decode(errors='replace')}")
+            self._trailers_only(stream_id, 12, self._unknown(path))
             return
         if len(self._streams) >= MAX_STREAMS:
             self._frame(RST_STREAM, 0, stream_id, struct.pack(">I", 0x7))  # REFUSED_STREAM
@@ -432,6 +434,14 @@ class GrpcConnection(asyncio.Protocol):
         if flags & END_STREAM:
             stream.ended = True
         stream.task = self._loop.create_task(self._run(stream))
+
+    def _unknown(self, path: bytes) -> str:
+        """grpc-go's words for a path no method serves."""
+        service, _, name = path.decode(errors="replace").lstrip("/").partition("/")
+        prefix = f"/{service}/".encode()
+        if any(p.startswith(prefix) for p in self._methods):
+            return f"unknown method {name} for service {service}"
+        return f"unknown service {service}"
 
     def _on_settings(self, payload: bytes) -> None:
         for i in range(0, len(payload) - len(payload) % 6, 6):

@@ -17,6 +17,8 @@ from node.errors import ErrUnimplemented, EtcdError
 from node.mvcc import requests as rq
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from node.api.grpc.calls import Calls
     from node.api.grpc.http2 import GrpcStream, Method
     from node.api.observer import GatewayObserver, RpcT
@@ -262,7 +264,24 @@ def maintenance_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[by
         await svc.transfer_leadership(m.targetID)
         return pb.MoveLeaderResponse(header=header())
 
+    async def hash_(m: pb.HashRequest) -> pb.HashResponse:
+        resp = await svc.hash()
+        return pb.HashResponse(header=header(resp.revision), hash=resp.hash)
+
+    async def hash_kv(m: pb.HashKVRequest) -> pb.HashKVResponse:
+        resp = await svc.hash_kv(m.revision)
+        return pb.HashKVResponse(
+            header=header(resp.revision), hash=resp.hash, compact_revision=resp.compact_revision
+        )
+
+    async def snapshot(m: pb.SnapshotRequest) -> AsyncIterator[pb.SnapshotResponse]:
+        async for chunk in svc.snapshot():  # no header, as etcd 3.4 sends none
+            yield pb.SnapshotResponse(remaining_bytes=chunk.remaining_bytes, blob=chunk.blob)
+
     return [
+        calls.server_stream(MAINTENANCE, "Snapshot", pb.SnapshotRequest, snapshot),
+        calls.unary(MAINTENANCE, "Hash", pb.HashRequest, hash_),
+        calls.unary(MAINTENANCE, "HashKV", pb.HashKVRequest, hash_kv),
         calls.unary(MAINTENANCE, "Alarm", pb.AlarmRequest, alarm, "Alarm"),
         calls.unary(MAINTENANCE, "Status", pb.StatusRequest, status),
         calls.unary(MAINTENANCE, "Defragment", pb.DefragmentRequest, defragment),
