@@ -589,6 +589,7 @@ def make_snapshot(
 
     async def handle(request: web.Request) -> web.StreamResponse:
         metrics.stream_started(rpc)
+        started = time.perf_counter()
         code = "OK"
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         try:
@@ -614,6 +615,8 @@ def make_snapshot(
             )
         finally:
             metrics.stream_finished(rpc, code)
+            if rpc.timed:
+                metrics.call_handled(rpc, time.perf_counter() - started)
         return response
 
     return handle

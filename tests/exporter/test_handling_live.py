@@ -27,7 +27,7 @@ from etcdproto.gen.etcdserverpb import rpc_pb2 as pb
 from etcdproto.gen.etcdserverpb import rpc_pb2_grpc
 from lab.cluster import LocalCluster
 from tests.alerts.web import request, serving
-from tests.cluster.etcdjson import call, get, wait_until
+from tests.cluster.etcdjson import call, get, http_text, wait_until
 from tests.helpers import free_port, running_cluster
 
 pytestmark = pytest.mark.cluster
@@ -37,6 +37,11 @@ RANGE = {"grpc_method": "Range", "grpc_service": "etcdserverpb.KV", "grpc_type":
 PUT = {"grpc_method": "Put", "grpc_service": "etcdserverpb.KV", "grpc_type": "unary"}
 STATUS = {"grpc_method": "Status", "grpc_service": "etcdserverpb.Maintenance", "grpc_type": "unary"}
 WATCH = {"grpc_method": "Watch", "grpc_service": "etcdserverpb.Watch", "grpc_type": "bidi_stream"}
+SNAPSHOT = {
+    "grpc_method": "Snapshot",
+    "grpc_service": "etcdserverpb.Maintenance",
+    "grpc_type": "server_stream",
+}
 KEEPALIVE = {
     "grpc_method": "LeaseKeepAlive",
     "grpc_service": "etcdserverpb.Lease",
@@ -153,6 +158,20 @@ def test_streams_are_observed_once_when_they_end(extensive: LocalCluster) -> Non
     answered = call(member.client_url, "/v3/lease/keepalive", {"ID": lease})
     assert "error" not in answered, answered
     wait_until(lambda: count(url, KEEPALIVE) - keepalive_before == 1, timeout=10, what="k-a end")
+
+
+def test_a_snapshot_stream_is_observed_once_per_front_end(extensive: LocalCluster) -> None:
+    member = extensive.members[0]
+    before = count(member.metrics_url, SNAPSHOT)
+    with grpc.insecure_channel(urlsplit(member.client_url).netloc) as channel:
+        stub = rpc_pb2_grpc.MaintenanceStub(channel)  # type: ignore[no-untyped-call]
+        chunks = list(stub.Snapshot(pb.SnapshotRequest(), timeout=30))
+    assert chunks
+    status, text = http_text(member.client_url + "/v3/maintenance/snapshot", "POST", b"{}")
+    assert status == 200, text[:200]
+    wait_until(
+        lambda: count(member.metrics_url, SNAPSHOT) - before == 2, timeout=10, what="snapshots"
+    )
 
 
 def test_a_default_member_has_no_handling_histogram(raftmon1: LocalCluster) -> None:
