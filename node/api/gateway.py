@@ -25,6 +25,7 @@ from aiohttp import web
 from node.api import codec, watchreq
 from node.api.errors import NOT_FOUND_PATH, GrpcCode, Status, status
 from node.api.jsonstream import MessageSplitter, MessageTooLarge
+from node.api.observer import unary_call_finished
 from node.errors import ErrInvalidRequest, ErrMessageTooLarge, EtcdError
 from node.mvcc import requests as rq
 from node.server.proposals import GRPC_OVERHEAD_BYTES
@@ -292,16 +293,7 @@ def make_unary(
             code = st.code
             return error_response(st)
         finally:
-            name = code.title
-            if duration is not None:
-                metrics.request_finished(rpc, duration, name, time.perf_counter() - started, sent)
-            elif code == GrpcCode.OK:  # calls etcd does not time (status, member list, ...)
-                rpc.handled_ok += 1
-                rpc.msg_sent += 1
-            else:
-                rpc.count_handled(name)
-            if rpc.timed:  # --metrics=extensive: grpc_server_handling_seconds
-                metrics.call_handled(rpc, time.perf_counter() - started)
+            unary_call_finished(metrics, rpc, duration, code.title, started, sent)
 
     return handle
 

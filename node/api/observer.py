@@ -18,6 +18,7 @@ check per call and reads no extra clock.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
@@ -133,3 +134,30 @@ class NullGatewayObserver:
 
 if TYPE_CHECKING:
     _: GatewayObserver[NullRpc, None] = NullGatewayObserver()
+
+
+def unary_call_finished(
+    metrics: GatewayObserver[RpcT, DurationT],
+    rpc: RpcT,
+    duration: DurationT | None,
+    code: str,
+    started: float,
+    sent_bytes: int,
+) -> None:
+    """Count a unary call that ended with gRPC `code`, the same way on every front end.
+
+    Calls etcd times (`duration` given) go through `request_finished`; the others (Status,
+    MemberList, ...) count as handled, and an OK one as one message sent. Under
+    --metrics=extensive every call also feeds grpc_server_handling_seconds.
+    `started` is the call's `time.perf_counter()` at arrival.
+    """
+    seconds = time.perf_counter() - started
+    if duration is not None:
+        metrics.request_finished(rpc, duration, code, seconds, sent_bytes)
+    elif code == "OK":
+        rpc.handled_ok += 1
+        rpc.msg_sent += 1
+    else:
+        rpc.count_handled(code)
+    if rpc.timed:
+        metrics.call_handled(rpc, seconds)

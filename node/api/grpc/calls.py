@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic
 
 from node.api.errors import GrpcCode, status
 from node.api.grpc.http2 import GrpcFailure, GrpcStream, Method
-from node.api.observer import DurationT, RpcT
+from node.api.observer import DurationT, RpcT, unary_call_finished
 from node.errors import EtcdError
 
 if TYPE_CHECKING:
@@ -95,9 +95,7 @@ class Calls(Generic[RpcT, DurationT]):
                 code = GrpcCode(failure.code)
                 raise failure from None
             finally:
-                _finished(metrics, rpc, duration, code, time.perf_counter() - started, sent)
-                if rpc.timed:  # --metrics=extensive: grpc_server_handling_seconds
-                    metrics.call_handled(rpc, time.perf_counter() - started)
+                unary_call_finished(metrics, rpc, duration, code.title, started, sent)
 
         return _path(service, method), Method(request_type, handle)
 
@@ -166,21 +164,3 @@ class Calls(Generic[RpcT, DurationT]):
 
 def _path(service: str, method: str) -> bytes:
     return f"/{service}/{method}".encode()
-
-
-def _finished(
-    metrics: GatewayObserver[RpcT, DurationT],
-    rpc: RpcT,
-    duration: DurationT | None,
-    code: GrpcCode,
-    seconds: float,
-    sent: int,
-) -> None:
-    """Count a finished unary call as the gateway counts one (node.api.gateway.make_unary)."""
-    if duration is not None:
-        metrics.request_finished(rpc, duration, code.title, seconds, sent)
-    elif code == GrpcCode.OK:
-        rpc.handled_ok += 1
-        rpc.msg_sent += 1
-    else:
-        rpc.count_handled(code.title)
