@@ -172,9 +172,10 @@ def make_observe(
             raw = await read_body(request, svc.max_request_bytes)
             metrics.stream_received(rpc, 1, len(raw))
             name = _bytes(codec.parse_body(raw), "name")
-            await response.prepare(request)
             async for announcement in election.observe(svc, name):
                 line = codec.dumps({"result": leader_response_json(svc, announcement)})
+                if not response.prepared:  # as grpc-gateway: the head comes with the first
+                    await response.prepare(request)
                 await response.write(line + b"\n")
                 metrics.stream_sent(rpc, len(line) + 1)
         except EtcdError as err:
@@ -187,6 +188,8 @@ def make_observe(
             raise
         finally:
             metrics.stream_finished(rpc, code.title)
+        if not response.prepared:  # the stream ended before its first message
+            await response.prepare(request)
         return response
 
     return handle
