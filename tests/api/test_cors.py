@@ -17,6 +17,8 @@ from node.config import ConfigError, parse_config
 from node.member.cors import allowed_origin
 from tests.helpers import FAST, require_tool, running_cluster
 
+pytestmark = [pytest.mark.cluster, pytest.mark.tools]
+
 ALLOWED = "http://allowed.example:8080"
 
 # (method, path, body, Origin header or None)

@@ -19,6 +19,8 @@ from tests.cluster.etcdjson import b64, unb64, wait_until
 
 IMPLS = ["raftmon", "etcd"]
 
+pytestmark = [pytest.mark.cluster, pytest.mark.tools]
+
 
 @pytest.fixture(params=IMPLS)
 def url(request: pytest.FixtureRequest, both: dict[str, str]) -> str:

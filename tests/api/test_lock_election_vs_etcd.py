@@ -17,6 +17,8 @@ from tests.cluster.etcdjson import b64, post_status, wait_until
 
 Answer = tuple[str, int, Any]
 
+pytestmark = [pytest.mark.cluster, pytest.mark.tools]
+
 
 class Script:
     """Runs calls on one implementation and records (label, status, masked body)."""
