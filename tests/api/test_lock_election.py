@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import urllib.error
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.api.lockjson import TIMEOUT, Stream, grant, keys_under, ok, post
 from tests.cluster.etcdjson import b64, unb64, wait_until
+from tests.helpers import running_cluster
 
 IMPLS = ["raftmon", "etcd"]
 
@@ -195,3 +197,24 @@ def test_campaigning_again_with_the_same_lease_reannounces_the_new_value(url: st
     assert (second["key"], second["rev"]) == (first["key"], first["rev"])
     assert leader_value(url, name) == "two"
     ok(url, "/v3/lease/revoke", {"ID": str(lease)})
+
+
+# ---- three members --------------------------------------------------------------------
+def test_a_lock_held_through_one_member_blocks_a_locker_on_another(tmp_path: Path) -> None:
+    with running_cluster(tmp_path, 3) as cluster, concurrent.futures.ThreadPoolExecutor(2) as pool:
+        one, two, three = cluster.endpoints
+        first = lock(one, "members")
+        second = pool.submit(lock, two, "members")
+        observe = Stream(three, "/v3/election/observe", {"name": b64("members-e")})
+        try:
+            wait_for_waiters(three, "members/", 2)
+            assert not second.done()
+            unlock(three, first["key"])
+            got = second.result(timeout=TIMEOUT)
+            assert keys_under(one, "members/") == [unb64(got["key"])]
+            lead = campaign(two, "members-e", "on two")
+            [seen] = observe.wait_for(1)
+        finally:
+            observe.close()
+        assert seen["result"]["kv"]["key"] == lead["key"]
+        assert leader_value(one, "members-e") == "on two"
