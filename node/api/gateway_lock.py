@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -27,8 +29,6 @@ from node.errors import EtcdError
 from node.server import election, lock
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     from node.api.observer import DurationT, GatewayObserver, RpcT
     from node.server import KVService
 
@@ -195,22 +195,46 @@ def make_observe(
     return handle
 
 
+WebHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def counted_from_first_call(make: Callable[[], WebHandler]) -> WebHandler:
+    """The handler `make()` builds, built (and its counters bound) at its first request.
+
+    etcd registers v3lock and v3election after giving its gRPC methods their zero-valued
+    series, so theirs appear only once called; binding at set-up would expose them early.
+    """
+    made: WebHandler | None = None
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        nonlocal made
+        if made is None:
+            made = make()
+        return await made(request)
+
+    return handle
+
+
 def add_routes(
     app: web.Application, svc: KVService, metrics: GatewayObserver[RpcT, DurationT]
 ) -> None:
     """Register the lock and election paths under /v3 and /v3beta (after gateway.add_routes,
     whose shutdown hook ends the calls that wait)."""
     max_bytes = svc.max_request_bytes
+
+    def unary(service: str, method: str, handler: Handler) -> WebHandler:
+        return make_unary(svc, handler, metrics.rpc(service, method), None, metrics, max_bytes)
+
+    def observe() -> WebHandler:
+        return make_observe(svc, metrics.rpc(ELECTION, "Observe", "server_stream"), metrics)
+
     for prefix in ("/v3", "/v3beta"):
         for path, service, method, handler, waits in UNARY_ROUTES:
-            rpc = metrics.rpc(service, method)
-            handle: Callable[[web.Request], Awaitable[web.StreamResponse]]
-            handle = make_unary(svc, handler, rpc, None, metrics, max_bytes)
+            handle = counted_from_first_call(partial(unary, service, method, handler))
             if waits:
                 handle = ended_on_shutdown(while_connected(handle))
             app.router.add_post(prefix + path, handle)
-        observe_rpc = metrics.rpc(ELECTION, "Observe", "server_stream")
         app.router.add_post(
             prefix + "/election/observe",
-            ended_on_shutdown(while_connected(make_observe(svc, observe_rpc, metrics))),
+            ended_on_shutdown(while_connected(counted_from_first_call(observe))),
         )

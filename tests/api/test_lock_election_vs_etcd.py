@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.api.lockjson import TIMEOUT, Masker, Stream, grant, keys_under, post
-from tests.cluster.etcdjson import b64, post_status, wait_until
+from tests.cluster.etcdjson import b64, http_text, post_status, wait_until
 
 Answer = tuple[str, int, Any]
 
@@ -46,6 +46,36 @@ def wait_for_waiters(url: str, prefix: str, count: int) -> None:
         timeout=TIMEOUT,
         what=f"{count} keys under {prefix}",
     )
+
+
+def lock_and_election_series(url: str) -> dict[str, float]:
+    """The nonzero /metrics samples of the v3lock and v3election services, by name and
+    labels (the exporter also shows a zero OK count where etcd has no series yet)."""
+    status, text = http_text(url + "/metrics")
+    assert status == 200
+    samples = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    return {
+        name: float(value)
+        for name, value in samples
+        if ("v3lockpb" in name or "v3electionpb" in name) and float(value)
+    }
+
+
+def test_calls_are_counted_from_the_first_one_as_etcd_counts_them(both: dict[str, str]) -> None:
+    # first in the module: neither member has served a lock or election call yet
+    for url in both.values():
+        text = http_text(url + "/metrics")[1]
+        assert "v3lockpb" not in text
+        assert "v3electionpb" not in text
+    for url in both.values():
+        _, got = post(url, "/v3/lock/lock", {"name": b64("counted")})
+        post(url, "/v3/lock/unlock", {"key": got["key"]})
+        post(url, "/v3/lock/lock", {"name": b64("counted"), "lease": "999"})  # Unknown
+        post(url, "/v3/election/leader", {"name": b64("counted")})  # Unknown: no leader
+    ours = lock_and_election_series(both["raftmon"])
+    assert ours == lock_and_election_series(both["etcd"])
+    started = 'grpc_server_started_total{grpc_method="Lock",grpc_service="v3lockpb.Lock",'
+    assert ours[started + 'grpc_type="unary"}'] == 2
 
 
 def lock_script(url: str) -> list[Answer]:
