@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from node import errors as E
 from node.mvcc import requests as rq
@@ -34,6 +34,22 @@ if TYPE_CHECKING:
 
 SESSION_TTL = 60  # clientv3 concurrency's defaultSessionTTL, seconds
 LOST_WATCHER = "lost watcher waiting for delete"  # concurrency.waitDelete's own error
+
+# clientv3 retries a repeatable call (Range, LeaseGrant; never Txn or DeleteRange) that
+# failed as Unavailable, 25 ms apart, up to 100 times (defaultBackoffWaitBetween,
+# defaultUnaryMaxRetries): a lock asked for during an election waits for the new leader.
+# Only the errors an election ends are retried here: a call that already waited out
+# the request timeout (ErrTimeout) or a member that is stopping would only wait 100
+# times longer.
+RETRY_BACKOFF_SECONDS = 0.025
+RETRY_ATTEMPTS = 100
+UNAVAILABLE: tuple[type[E.EtcdError], ...] = (
+    E.ErrNoLeader,
+    E.ErrLeaderChanged,
+    E.ErrTimeoutDueToLeaderFail,
+)
+
+R = TypeVar("R")
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -92,6 +108,22 @@ def as_client() -> Iterator[None]:
         raise client_error(err) from err
 
 
+async def repeatable(call: Callable[[], Awaitable[R]]) -> R:
+    """`call()`, retried as clientv3 retries a repeatable call that failed as Unavailable."""
+    for _ in range(RETRY_ATTEMPTS - 1):
+        try:
+            return await call()
+        except UNAVAILABLE:
+            await asyncio.sleep(RETRY_BACKOFF_SECONDS)
+    return await call()
+
+
+async def read(svc: KVService, req: rq.RangeRequest) -> rq.RangeResponse:
+    """A linearizable range, as the in-process client reads (retried, clientv3's errors)."""
+    with as_client():
+        return await repeatable(lambda: svc.range(req))
+
+
 async def session_lease(svc: KVService, lease: int) -> int:
     """The lease a call's session uses: the caller's, or a new 60 s one for lease 0.
 
@@ -101,7 +133,7 @@ async def session_lease(svc: KVService, lease: int) -> int:
     """
     if lease != 0:
         return lease
-    resp = await svc.lease_grant(rq.LeaseGrantRequest(ttl=SESSION_TTL))
+    resp = await repeatable(lambda: svc.lease_grant(rq.LeaseGrantRequest(ttl=SESSION_TTL)))
     return resp.id
 
 
@@ -147,8 +179,7 @@ async def wait_deletes(svc: KVService, prefix: bytes, max_create_revision: int) 
     Answers the revision of the read that found none (the header etcd's Lock returns).
     """
     while True:
-        with as_client():
-            resp = await svc.range(last_created_up_to(prefix, max_create_revision))
+        resp = await read(svc, last_created_up_to(prefix, max_create_revision))
         if not resp.kvs:
             return resp.revision
         await wait_delete(svc, resp.kvs[0].key, resp.revision)

@@ -137,8 +137,7 @@ async def _resign(svc: KVService, leader: LeaderKey) -> int:
 
 async def leader(svc: KVService, name: bytes) -> LeaderResponse:
     """The current leader's key-value, or etcd's `election: no leader`."""
-    with cc.as_client():
-        resp = await svc.range(cc.first_created(name + b"/"))
+    resp = await cc.read(svc, cc.first_created(name + b"/"))
     if not resp.kvs:
         raise E.ErrElectionNoLeader
     return LeaderResponse(resp.revision, resp.kvs[0])
@@ -154,8 +153,7 @@ async def observe(svc: KVService, name: bytes) -> AsyncIterator[LeaderResponse]:
     prefix = name + b"/"
     while True:
         try:
-            with cc.as_client():
-                resp = await svc.range(cc.first_created(prefix))
+            resp = await cc.read(svc, cc.first_created(prefix))
             if resp.kvs:
                 current = LeaderResponse(resp.revision, resp.kvs[0])
             else:

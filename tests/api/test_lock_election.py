@@ -203,6 +203,13 @@ def test_campaigning_again_with_the_same_lease_reannounces_the_new_value(url: st
 def test_a_lock_held_through_one_member_blocks_a_locker_on_another(tmp_path: Path) -> None:
     with running_cluster(tmp_path, 3) as cluster, concurrent.futures.ThreadPoolExecutor(2) as pool:
         one, two, three = cluster.endpoints
+        wait_until(
+            lambda: (
+                len({ok(u, "/v3/maintenance/status", {})["leader"] for u in (one, two, three)}) == 1
+            ),
+            timeout=TIMEOUT,
+            what="every member to name the same leader",
+        )
         first = lock(one, "members")
         second = pool.submit(lock, two, "members")
         observe = Stream(three, "/v3/election/observe", {"name": b64("members-e")})

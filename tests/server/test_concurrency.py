@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -75,3 +76,42 @@ async def test_a_clean_up_finishes_even_when_its_caller_is_cancelled_again() -> 
     release.set()
     await asyncio.wait_for(done.wait(), timeout=5)
     assert not cc._CLEANUPS or all(t.done() for t in cc._CLEANUPS)
+
+
+def _failing(errors: list[E.EtcdError]) -> tuple[list[int], Any]:
+    calls: list[int] = []
+
+    async def call() -> str:
+        calls.append(1)
+        if errors:
+            raise errors.pop(0)
+        return "answer"
+
+    return calls, call
+
+
+async def test_a_repeatable_call_is_retried_while_there_is_no_leader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cc, "RETRY_BACKOFF_SECONDS", 0.0)
+    calls, call = _failing([E.ErrNoLeader(), E.ErrLeaderChanged()])
+    assert await cc.repeatable(call) == "answer"
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize("err", [E.ErrTimeout(), E.ErrLeaseNotFound(), E.ErrStopped()])
+async def test_other_errors_are_not_retried(err: E.EtcdError) -> None:
+    calls, call = _failing([err])
+    with pytest.raises(type(err)):
+        await cc.repeatable(call)
+    assert len(calls) == 1
+
+
+async def test_retries_end_after_clientv3s_hundred_attempts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cc, "RETRY_BACKOFF_SECONDS", 0.0)
+    calls, call = _failing([E.ErrNoLeader() for _ in range(200)])
+    with pytest.raises(E.ErrNoLeader):
+        await cc.repeatable(call)
+    assert len(calls) == cc.RETRY_ATTEMPTS
