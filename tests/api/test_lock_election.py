@@ -78,6 +78,30 @@ def test_a_second_locker_gets_the_lock_only_after_the_first_unlocks(
     assert keys_under(url, "contend/") == []
 
 
+def test_waiters_are_served_in_order_and_one_whose_lease_ends_leaves_the_queue(
+    url: str,
+) -> None:
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        owner = lock(url, "queue")
+        middle_lease = grant(url, 60)
+        middle = pool.submit(lock, url, "queue", middle_lease)
+        wait_for_waiters(url, "queue/", 2)
+        last = pool.submit(lock, url, "queue")
+        wait_for_waiters(url, "queue/", 3)
+        # the middle waiter leaves: the last one now waits for the owner, not for it
+        ok(url, "/v3/lease/revoke", {"ID": str(middle_lease)})
+        keys = wait_for_waiters(url, "queue/", 2)
+        assert not last.done()
+        assert not middle.done()  # NB: it does not notice its key is gone (etcd's Mutex)
+        unlock(url, owner["key"])
+        got = last.result(timeout=TIMEOUT)
+        assert got["key"] == b64(keys[1])
+        # ... and answers once the lock is free, owning nothing: its key died with its lease
+        assert middle.result(timeout=TIMEOUT)["key"] == b64(f"queue/{middle_lease:x}")
+        assert keys_under(url, "queue/") == [keys[1]]
+        unlock(url, got["key"])
+
+
 def test_a_lock_is_released_when_its_owners_lease_is_revoked(
     url: str, pool: concurrent.futures.ThreadPoolExecutor
 ) -> None:
