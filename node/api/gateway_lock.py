@@ -172,12 +172,13 @@ def make_observe(
             raw = await read_body(request, svc.max_request_bytes)
             metrics.stream_received(rpc, 1, len(raw))
             name = _bytes(codec.parse_body(raw), "name")
-            async for announcement in election.observe(svc, name):
-                line = codec.dumps({"result": leader_response_json(svc, announcement)})
-                if not response.prepared:  # as grpc-gateway: the head comes with the first
-                    await response.prepare(request)
-                await response.write(line + b"\n")
-                metrics.stream_sent(rpc, len(line) + 1)
+            async with contextlib.aclosing(election.observe(svc, name)) as announcements:
+                async for announcement in announcements:
+                    line = codec.dumps({"result": leader_response_json(svc, announcement)})
+                    if not response.prepared:  # as grpc-gateway: the head comes with the first
+                        await response.prepare(request)
+                    await response.write(line + b"\n")
+                    metrics.stream_sent(rpc, len(line) + 1)
         except EtcdError as err:
             st = status(err)
             code = st.code

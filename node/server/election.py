@@ -19,7 +19,7 @@ from node.mvcc import requests as rq
 from node.server import concurrency as cc
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator
 
     from node.server.kv_service import KVService
 
@@ -143,12 +143,13 @@ async def leader(svc: KVService, name: bytes) -> LeaderResponse:
     return LeaderResponse(resp.revision, resp.kvs[0])
 
 
-async def observe(svc: KVService, name: bytes) -> AsyncIterator[LeaderResponse]:
+async def observe(svc: KVService, name: bytes) -> AsyncGenerator[LeaderResponse, None]:
     """Every announcement in election `name`: the current leader's, its later values,
     then the next leader's, and so on; ends (without error) if a read or watch fails.
 
     As etcd's Election.Observe, values a leader proclaimed and replaced between two
-    reads may be skipped; the latest one is always sent.
+    reads may be skipped; the latest one is always sent. Close it (`aclose`, or
+    `contextlib.aclosing`) when the caller goes away: it holds a watch on the hub.
     """
     prefix = name + b"/"
     while True:

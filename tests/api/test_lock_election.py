@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.api.lockjson import TIMEOUT, Stream, grant, keys_under, ok, post
-from tests.cluster.etcdjson import b64, unb64, wait_until
+from tests.cluster.etcdjson import b64, http_text, unb64, wait_until
 from tests.helpers import running_cluster
 
 IMPLS = ["raftmon", "etcd"]
@@ -192,6 +192,22 @@ def test_campaign_proclaim_observe_and_resign_hand_the_lead_over_in_order(
     assert [line["result"]["kv"]["key"] for line in seen] == [a["key"], a["key"], b_key["key"]]
     ok(url, "/v3/election/resign", {"leader": b_key})
     assert keys_under(url, name + "/") == []
+
+
+def watchers(url: str) -> float:
+    _, text = http_text(url + "/metrics")
+    [line] = [x for x in text.splitlines() if x.startswith("etcd_debugging_mvcc_watcher_total")]
+    return float(line.split()[1])
+
+
+def test_an_observer_that_hangs_up_leaves_no_watcher_behind(url: str) -> None:
+    wait_until(lambda: watchers(url) == 0, timeout=TIMEOUT, what="no watcher")
+    observe = Stream(url, "/v3/election/observe", {"name": b64("hangs-up")})
+    try:
+        wait_until(lambda: watchers(url) == 1, timeout=TIMEOUT, what="the observer's watcher")
+    finally:
+        observe.close()
+    wait_until(lambda: watchers(url) == 0, timeout=TIMEOUT, what="the watcher to go")
 
 
 def test_a_leader_whose_lease_is_revoked_loses_the_lead(
