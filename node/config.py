@@ -119,6 +119,7 @@ class MemberConfig:
     peer_trusted_ca_file: str = ""
     peer_client_cert_auth: bool = False
     cipher_suites: tuple[str, ...] = ()  # Go names; empty = OpenSSL's defaults
+    cors: tuple[str, ...] = ("*",)  # origins allowed by CORS; "*" or empty: every origin
 
     # ---- derived values -------------------------------------------------
     @property
@@ -364,7 +365,24 @@ _FLAGS: list[Flag] = [
         "(Go names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256; empty = defaults)",
         "ciphers",
     ),
+    Flag(
+        "cors",
+        "comma-separated whitelist of origins for CORS, or cross-origin resource sharing "
+        "(empty or * means allow all)",
+        "origins",
+    ),
 ]
+
+
+def _cors_origins(raw: str) -> tuple[str, ...]:
+    """etcd's --cors: "*", empty (both allow every origin), or scheme://host:port URLs."""
+    if raw.strip() in ("", "*"):
+        return (raw.strip(),) if raw.strip() else ()
+    urls = _split_urls(raw)
+    for url in urls:
+        if urlsplit(url).path:
+            raise ConfigError(f"URL must not contain a path: {url}")
+    return tuple(sorted(set(urls)))
 
 
 def _convert(kind: str, flag: str, raw: str) -> object:
@@ -383,6 +401,8 @@ def _convert(kind: str, flag: str, raw: str) -> object:
             names = tuple(n.strip() for n in raw.split(",") if n.strip())
             openssl_ciphers(names)  # refuses unknown names now, not at the first handshake
             return names
+        if kind == "origins":
+            return _cors_origins(raw)
         if kind == "bool":
             if raw.lower() in ("", "1", "true", "yes", "on"):
                 return True

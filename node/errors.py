@@ -235,6 +235,24 @@ class ErrBackendDamaged(MvccError):
 WATCH_DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream"
 
 
+# ---- the election service (v3election, clientv3/concurrency) ---------------------------
+# Plain Go errors in etcd, with no gRPC status of their own: they answer as Unknown.
+
+
+class ErrElectionNotLeader(EtcdError):
+    message = "election: not leader"
+
+
+class ErrElectionNoLeader(EtcdError):
+    message = "election: no leader"
+
+
+class ErrMissingLeaderKey(EtcdError):
+    """Proclaim or Resign without a LeaderKey (v3election's ErrMissingLeaderKey)."""
+
+    message = '"leader" field must be provided'
+
+
 # ---- recovering a value from its text ------------------------------------------------
 
 

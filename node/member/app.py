@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from exporter.http import metrics_handler
-from node.api import gateway
+from node.api import gateway, gateway_lock
 from node.config import CLUSTER_VERSION, ETCD_VERSION
 from node.errors import EtcdError
+from node.member.cors import add_cors
 from node.member.faults import clear_faults, get_faults, set_faults
 from node.member.http import SERVER, json_response
 from node.server import GRPC_OVERHEAD_BYTES, EtcdServer, KVService, corruption
@@ -64,11 +65,13 @@ def create_client_app(
     )
     app[SERVER] = server
     gateway.add_routes(app, service, metrics)
+    gateway_lock.add_routes(app, service, metrics)
     app.router.add_get("/health", health)
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/version", version)
     app.router.add_get("/metrics", metrics_handler(metrics.registry))
+    add_cors(app, server.cfg.cors)  # before the fallback: it answers every OPTIONS
     gateway.add_fallback(app)  # last: it answers whatever no route above matched
     return app
 

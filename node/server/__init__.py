@@ -9,6 +9,8 @@
 - `housekeeping`: the leader's lease expiry and auto-compaction proposals
 - `corruption`: etcd's corruption checks over HashKV (initial, and the leader's periodic one)
 - `kv_service`, `watch_bridge`: etcd's client API for the front ends in node/api
+- `lock`, `election` (on `concurrency`): etcd's v3lock and v3election services, built
+  on the KV service as etcd builds them on its in-process client
 - `observer`: the server's events, and the one observer a member passes to every layer
 - `context`, `counters`: what the jobs share, and the plain counters the exporter reads
 - `server`: `EtcdServer`, which ties the jobs together for node/member
