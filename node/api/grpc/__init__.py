@@ -10,6 +10,7 @@ convert   etcd's messages <-> the KV service's request and answer types
 http2     gRPC's HTTP/2: frames, flow control, one connection's calls
 calls     what wraps every method: limits, etcd's errors, etcd's metrics
 services  the methods of KV, Lease, Watch, Maintenance and Cluster
+concurrency  v3lockpb.Lock and v3electionpb.Election
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from node.api.grpc import services
+from node.api.grpc import concurrency, services
 from node.api.grpc.calls import Calls
 from node.api.grpc.http2 import GrpcConnection
 from node.errors import ErrMessageTooLarge
@@ -33,7 +34,8 @@ class GrpcEndpoint:
 
     def __init__(self, svc: KVService, metrics: GatewayObserver[Any, Any]) -> None:
         calls: Calls[Any, Any] = Calls(metrics)
-        self.methods = dict(m for build in services.ALL for m in build(svc, calls))
+        builders = (*services.ALL, concurrency.lock_methods, concurrency.election_methods)
+        self.methods = dict(m for build in builders for m in build(svc, calls))
         self.methods.update(services.unimplemented_methods(self.methods, calls))
         # grpc-go's receive limit in etcd: --max-request-bytes plus gRPC's overhead
         self.limit = svc.max_request_bytes + GRPC_OVERHEAD_BYTES

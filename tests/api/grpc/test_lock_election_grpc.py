@@ -1,14 +1,11 @@
 """v3lock and v3election over gRPC, each test on raftmon and on etcd 3.4.
 
-The raftmon half needs the member's gRPC server (node/api/grpc) with the Lock and
-Election services wired to node/server/lock.py and election.py; until that server is
-in the tree it is skipped, the etcd half always runs (it is the spec).
+etcd's half is the spec; raftmon's serves the same calls through node/api/grpc/concurrency.py.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import importlib.util
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +25,6 @@ from tests.cluster.etcdjson import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.tools]
 T = 30.0  # seconds: every call and wait is bounded
-HAS_GRPC_SERVER = importlib.util.find_spec("node.api.grpc") is not None
 
 
 @dataclass
@@ -39,15 +35,7 @@ class Stubs:
     election: v3election_pb2_grpc.ElectionStub
 
 
-@pytest.fixture(
-    params=[
-        pytest.param(
-            "raftmon",
-            marks=pytest.mark.skipif(not HAS_GRPC_SERVER, reason="the member serves no gRPC yet"),
-        ),
-        "etcd",
-    ]
-)
+@pytest.fixture(params=["raftmon", "etcd"])
 def stubs(request: pytest.FixtureRequest, both: dict[str, str]) -> Iterator[Stubs]:
     with grpc.insecure_channel(urlsplit(both[request.param]).netloc) as channel:
         grpc.channel_ready_future(channel).result(timeout=T)
