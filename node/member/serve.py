@@ -51,7 +51,10 @@ async def _listen(
     context = server_context(info) if any(u.startswith("https://") for u in urls) else None
     factory = router_factory(runner, grpc.protocol) if grpc is not None else None
     if context is not None and grpc is not None:
-        context.set_alpn_protocols(["h2", "http/1.1"])  # gRPC clients ask for h2
+        # The server's order decides: a client offering both (curl, browsers: the JSON
+        # gateway) gets HTTP/1.1; gRPC clients offer only h2 (grpcio's C core refuses a
+        # TLS connection without it) and get h2, which the router hands to gRPC.
+        context.set_alpn_protocols(["http/1.1", "h2"])
     for url in urls:
         host, port = _host_port(url)
         if url.startswith("https://"):

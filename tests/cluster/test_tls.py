@@ -485,3 +485,52 @@ def test_etcdctl_without_a_client_certificate_is_refused(tls3: LocalCluster) -> 
     )
     assert got.returncode != 0
     assert "yes" not in got.stdout
+
+
+def test_grpcio_over_mtls_negotiates_h2_while_curl_gets_the_json_gateway(
+    tls3: LocalCluster,
+) -> None:
+    """ALPN: gRPC clients (offering only h2) get gRPC, curl (h2 and http/1.1) the gateway."""
+    import grpc
+
+    from etcdproto.gen.etcdserverpb import rpc_pb2 as pb
+    from etcdproto.gen.etcdserverpb import rpc_pb2_grpc
+
+    certs = tls3.certs
+    assert certs is not None
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=certs.ca.cert_file.read_bytes(),
+        private_key=certs.client.key_file.read_bytes(),
+        certificate_chain=certs.client.cert_file.read_bytes(),
+    )
+    target = tls3.endpoints[0].removeprefix("https://")
+    with grpc.secure_channel(target, creds) as channel:
+        kv = rpc_pb2_grpc.KVStub(channel)
+        kv.Put(pb.PutRequest(key=b"/tls/alpn", value=b"h2"), timeout=20)
+        got = kv.Range(pb.RangeRequest(key=b"/tls/alpn"), timeout=20)
+    assert [kv.value for kv in got.kvs] == [b"h2"]
+    curl = subprocess.run(
+        [
+            require_tool("curl"),
+            "-s",
+            "-w",
+            "\\n%{http_version}",
+            "--cacert",
+            str(certs.ca.cert_file),
+            "--cert",
+            str(certs.client.cert_file),
+            "--key",
+            str(certs.client.key_file),
+            "-X",
+            "POST",
+            tls3.endpoints[0] + "/v3/kv/range",
+            "-d",
+            json.dumps({"key": base64.b64encode(b"/tls/alpn").decode()}),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    body, _, version = curl.stdout.rpartition("\n")
+    assert version == "1.1"
+    assert json.loads(body)["kvs"][0]["value"] == base64.b64encode(b"h2").decode()
