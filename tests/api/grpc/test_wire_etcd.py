@@ -13,11 +13,11 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from lab.etcd_cluster import EtcdCluster
 from etcdproto.gen.etcdserverpb import rpc_pb2 as pb
 from etcdproto.gen.mvccpb import kv_pb2
 from etcdproto.gen.v3electionpb import v3election_pb2 as election_pb
 from etcdproto.gen.v3lockpb import v3lock_pb2 as lock_pb
+from lab.etcd_cluster import EtcdCluster
 from tests.api.grpc.conftest import Etcd
 
 pytestmark = [pytest.mark.tools]
