@@ -33,6 +33,7 @@ class Etcd:
     maintenance: rpc_pb2_grpc.MaintenanceStub
     lock: v3lock_pb2_grpc.LockStub
     election: v3election_pb2_grpc.ElectionStub
+    channel: grpc.Channel | None = None  # for calls no stub declares
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +41,7 @@ def etcd_grpc(etcd1: EtcdCluster) -> Iterator[Etcd]:
     """Stubs over an insecure channel to etcd1's client URL (gRPC and gateway share it)."""
     with grpc.insecure_channel(urlsplit(etcd1.endpoints[0]).netloc) as channel:
         grpc.channel_ready_future(channel).result(timeout=30)
-        yield Etcd(
-            kv=rpc_pb2_grpc.KVStub(channel),
-            watch=rpc_pb2_grpc.WatchStub(channel),
-            lease=rpc_pb2_grpc.LeaseStub(channel),
-            cluster=rpc_pb2_grpc.ClusterStub(channel),
-            maintenance=rpc_pb2_grpc.MaintenanceStub(channel),
-            lock=v3lock_pb2_grpc.LockStub(channel),
-            election=v3election_pb2_grpc.ElectionStub(channel),
-        )
+        yield stubs(channel)
 
 
 # ---- the same scenario against raftmon and etcd ------------------------------------------
@@ -64,6 +57,7 @@ def stubs(channel: grpc.Channel) -> Etcd:
         maintenance=rpc_pb2_grpc.MaintenanceStub(channel),
         lock=v3lock_pb2_grpc.LockStub(channel),
         election=v3election_pb2_grpc.ElectionStub(channel),
+        channel=channel,
     )
 
 
