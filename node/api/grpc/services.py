@@ -243,8 +243,8 @@ def maintenance_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[st
         resp = await svc.alarm(
             rq.AlarmRequest(action=m.action, member_id=m.memberID, alarm=m.alarm)
         )
+        # etcd 3.4's Alarm, Defragment and MoveLeader answer with no header at all
         return pb.AlarmResponse(
-            header=header(resp.revision),
             alarms=[
                 pb.AlarmMember(memberID=a.member_id, alarm=rq.AlarmType(a.alarm).name)
                 for a in resp.alarms
@@ -267,11 +267,11 @@ def maintenance_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[st
 
     async def defragment(m: pb.DefragmentRequest) -> pb.DefragmentResponse:
         await svc.defragment()
-        return pb.DefragmentResponse(header=header())
+        return pb.DefragmentResponse()
 
     async def move_leader(m: pb.MoveLeaderRequest) -> pb.MoveLeaderResponse:
         await svc.transfer_leadership(m.targetID)
-        return pb.MoveLeaderResponse(header=header())
+        return pb.MoveLeaderResponse()
 
     return [
         calls.unary(MAINTENANCE, "Alarm", pb.AlarmRequest, pb.AlarmResponse, alarm, "Alarm"),
