@@ -103,6 +103,7 @@ class MemberConfig:
     wal_fsync_delay_seconds: float = 0.0
     wal_segment_bytes: int = 64 * MIB
     snapshot_catchup_entries: int = SNAPSHOT_CATCHUP_ENTRIES
+    watch_progress_notify_interval_seconds: float = 600.0  # etcd's default, 10m
     enable_fault_injection: bool = False
     log_level: str = "info"
     # TLS, etcd's flags: the client side also serves https --listen-metrics-urls
@@ -202,6 +203,8 @@ class MemberConfig:
             raise ConfigError("--experimental-wal-fsync-delay must be between 0 and 60s")
         if self.max_request_bytes <= 0:
             raise ConfigError("--max-request-bytes must be > 0")
+        if self.watch_progress_notify_interval_seconds <= 0:
+            raise ConfigError("--experimental-watch-progress-notify-interval must be > 0")
         if self.log_level not in ("debug", "info", "warn", "error"):
             raise ConfigError("--log-level must be one of debug, info, warn, error")
         if len(self.members) > 7:
@@ -316,6 +319,11 @@ _FLAGS: list[Flag] = [
         "experimental-snapshot-catchup-entries",
         "entries kept after a snapshot for slow followers (etcd 3.5's flag; default 5000)",
         "int",
+    ),
+    Flag(
+        "experimental-watch-progress-notify-interval",
+        "how often a quiet watcher created with progress_notify hears the current revision",
+        "duration",
     ),
     Flag("enable-fault-injection", "serve /raftmon/faults on the metrics listener", "bool"),
     Flag("log-level", "debug, info, warn or error"),

@@ -10,7 +10,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from node.mvcc import requests as rq
     from node.mvcc.watch import WatchHub
@@ -60,3 +60,16 @@ class WatchBridge:
             self._closed = True
             self._stream.close()
             self._wake.set()
+
+
+async def progress_notify_loop(hub: Callable[[], WatchHub], interval: float) -> None:
+    """etcd's --experimental-watch-progress-notify-interval, for every stream of the member.
+
+    Each `interval`, every synced watcher created with progress_notify on a stream with
+    nothing queued hears an empty response at the current revision, so a client on a
+    quiet key learns how far it has seen. `hub` is read each time: a snapshot install
+    may replace the store.
+    """
+    while True:
+        await asyncio.sleep(interval)
+        hub().progress_notify_all()
