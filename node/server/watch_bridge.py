@@ -29,9 +29,11 @@ class WatchBridge:
 
         self._stream = hub.new_stream(on_ready=on_ready)
 
-    def create(self, req: rq.WatchCreateRequest) -> None:
-        self._stream.watch(req)
+    def create(self, req: rq.WatchCreateRequest) -> rq.WatchResponse:
+        """Create a watcher; its created answer (also queued) names the watch id."""
+        created = self._stream.watch(req)
         self._wake.set()
+        return created
 
     def cancel(self, watch_id: int) -> None:
         self._stream.cancel(watch_id)

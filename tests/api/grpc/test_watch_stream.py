@@ -196,3 +196,27 @@ def test_client_chosen_watch_id_is_kept_and_a_duplicate_is_refused(server: Etcd)
         _put(server, b"/wid/k", b"v")
         [event] = _events(stream, 7, 1)
         assert event.kv.key == b"/wid/k"
+
+
+@pytest.mark.parametrize("fragment", [True, False])
+def test_a_response_over_the_grpc_limit_is_fragmented_only_when_asked(
+    server: Etcd, fragment: bool
+) -> None:
+    """etcd splits at --max-request-bytes + 512 KiB (2 MiB here): 4 x 600 kB of history
+    goes as 3 events (fragment=true) then 1, or whole without fragment."""
+    prefix = b"/wfrag-%d/" % fragment
+    first = _put(server, prefix + b"k0", b"x" * 600_000)
+    for i in range(1, 4):
+        _put(server, prefix + b"k%d" % i, b"x" * 600_000)
+    with _watch(server) as stream:
+        created = _create(
+            stream, key=prefix, range_end=prefix + b"\xff", start_revision=first, fragment=fragment
+        )
+        parts: list[pb.WatchResponse] = []
+        while sum(len(p.events) for p in parts) < 4:
+            parts.append(stream.recv())
+    assert {p.watch_id for p in parts} == {created.watch_id}
+    shape = [(len(p.events), p.fragment) for p in parts]
+    assert shape == ([(3, True), (1, False)] if fragment else [(4, False)])
+    assert [e.kv.key for p in parts for e in p.events] == [prefix + b"k%d" % i for i in range(4)]
+    server.kv.DeleteRange(pb.DeleteRangeRequest(key=prefix, range_end=prefix + b"\xff"), timeout=T)
