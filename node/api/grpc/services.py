@@ -11,6 +11,9 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from grpclib.const import Cardinality, Handler, Status
+from grpclib.exceptions import GRPCError
+
 from etcdproto.gen.etcdserverpb import rpc_pb2 as pb
 from node.api.grpc import convert
 from node.errors import ErrUnimplemented, EtcdError
@@ -18,7 +21,6 @@ from node.mvcc import requests as rq
 from node.server.proposals import GRPC_OVERHEAD_BYTES
 
 if TYPE_CHECKING:
-    from grpclib.const import Handler
     from grpclib.server import Stream
 
     from node.api.grpc.calls import Calls
@@ -389,6 +391,31 @@ def unimplemented_methods(
                 continue  # etcd 3.4's streaming methods are all served above
             out.append(calls.unary(service.full_name, method.name, request, reply, refuse))
     return out
+
+
+class MethodTable(dict[str, "Handler"]):
+    """The served methods by path; a path it does not hold answers as grpc-go does.
+
+    grpc-go (so etcd) refuses an unknown method with Unimplemented and `unknown service
+    S` or `unknown method M for service S`; grpclib's own answer is `Method not found`.
+    grpclib looks a path up with `get`, so that is where the refusal is made.
+    """
+
+    def get(self, path: str, default: Any = None) -> Handler:
+        found = super().get(path)
+        return found if found is not None else self._unknown(path)
+
+    def _unknown(self, path: str) -> Handler:
+        service, _, method = path.lstrip("/").rpartition("/")
+        if any(p.startswith(f"/{service}/") for p in self):
+            text = f"unknown method {method} for service {service}"
+        else:
+            text = f"unknown service {service}"
+
+        async def refuse(stream: Stream[Any, Any]) -> None:
+            raise GRPCError(Status.UNIMPLEMENTED, text)
+
+        return Handler(refuse, Cardinality.UNARY_UNARY, None, None)
 
 
 def _message_class(full_name: str) -> Any:

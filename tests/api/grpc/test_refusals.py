@@ -213,11 +213,8 @@ def test_a_message_over_grpcs_limit_ends_a_watch_stream_with_resource_exhausted(
     ],
 )
 def test_an_unknown_method_is_unimplemented_in_grpc_gos_words(
-    request: pytest.FixtureRequest, server: Etcd, raftmon_grpc: Etcd, path: str, message: str
+    server: Etcd, path: str, message: str
 ) -> None:
-    if server is raftmon_grpc:
-        reason = "raftmon answers grpclib's `Method not found` (node/api/grpc transport)"
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
     assert server.channel is not None
     call = server.channel.unary_unary(path)
     assert refusal(lambda: call(b"", timeout=T)) == (Code.UNIMPLEMENTED, message)
