@@ -40,6 +40,7 @@ class Node:
 
     name: str
     kv: rpc_pb2_grpc.KVStub
+    watch: rpc_pb2_grpc.WatchStub
     maintenance: rpc_pb2_grpc.MaintenanceStub
     member_id: int
 
@@ -64,7 +65,8 @@ def _grpc_nodes(processes: ProcessCluster[ProcessMember]) -> Iterator[dict[str, 
             grpc.channel_ready_future(channel).result(timeout=30)
             maintenance = rpc_pb2_grpc.MaintenanceStub(channel)
             me = maintenance.Status(pb.StatusRequest(), timeout=T).header.member_id
-            nodes[m.name] = Node(m.name, rpc_pb2_grpc.KVStub(channel), maintenance, me)
+            kv, watch = rpc_pb2_grpc.KVStub(channel), rpc_pb2_grpc.WatchStub(channel)
+            nodes[m.name] = Node(m.name, kv, watch, maintenance, me)
         yield nodes
 
 
@@ -156,6 +158,39 @@ def _value_or_none(node: Node, key: bytes) -> bytes | None:
         return _value(node, key)
     except grpc.RpcError:
         return None
+
+
+REQUIRE_LEADER = (("hasleader", "true"),)  # clientv3.WithRequireLeader (etcdctl watch sets it)
+
+
+def test_a_call_requiring_a_leader_is_refused_by_a_member_without_one(cluster: Cluster) -> None:
+    """etcd's interceptors answer `no leader` to a call carrying hasleader=true at once,
+    serializable or not, where the same call without it is served."""
+    leader, followers = cluster.leader_and_followers()
+    lonely, other = followers
+    ask = pb.RangeRequest(key=b"/course/lead", serializable=True)
+    lonely.kv.Range(ask, metadata=REQUIRE_LEADER, timeout=T)  # a leader: served
+    no_leader = (grpc.StatusCode.UNAVAILABLE, "etcdserver: no leader")
+    with _stopped(cluster.processes, [leader.name, other.name]):
+        answers: list[tuple[grpc.StatusCode, str] | None] = []
+
+        def refused() -> bool:
+            try:
+                lonely.kv.Range(ask, metadata=REQUIRE_LEADER, timeout=T)
+                answers.append(None)
+            except grpc.RpcError as err:
+                answers.append((err.code(), err.details()))
+            return answers[-1] is not None
+
+        _eventually(refused, "the lonely follower refuses hasleader calls", timeout=20)
+        assert answers[-1] == no_leader
+        assert lonely.kv.Range(ask, timeout=T).header.revision > 0  # without it: served
+        create = pb.WatchRequest(create_request=pb.WatchCreateRequest(key=b"/course/lead"))
+        stream = lonely.watch.Watch(iter([create]), metadata=REQUIRE_LEADER, timeout=T)
+        with pytest.raises(grpc.RpcError) as caught:
+            list(stream)
+        assert (caught.value.code(), caught.value.details()) == no_leader
+    cluster.processes.wait_leader()
 
 
 def test_move_leader_from_a_follower_is_refused_as_etcd_refuses_it(cluster: Cluster) -> None:

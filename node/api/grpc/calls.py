@@ -28,7 +28,7 @@ from grpclib.exceptions import GRPCError
 
 from node.api.errors import GrpcCode, status
 from node.api.observer import DurationT, RpcT
-from node.errors import ErrMessageTooLarge, EtcdError
+from node.errors import ErrMessageTooLarge, ErrNoLeader, EtcdError
 
 if TYPE_CHECKING:
     from grpclib.server import Stream
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Unary = Callable[[Any], Awaitable[Any]]
+REQUIRE_LEADER_KEY, HAS_LEADER = "hasleader", "true"  # etcd's rpctypes metadata
 ServerStream = Callable[[Any], AsyncIterator[Any]]
 
 
@@ -66,6 +67,18 @@ class Calls(Generic[RpcT, DurationT]):
     """What every method of one member's gRPC server shares."""
 
     metrics: GatewayObserver[RpcT, DurationT]
+    # Whether this member knows a leader; None: never refuse (no server behind the calls).
+    has_leader: Callable[[], bool] | None = None
+
+    def refuse_without_leader(self, stream: Stream[Any, Any]) -> None:
+        """etcd's interceptors: a call whose metadata says hasleader=true (clientv3's
+        WithRequireLeader; etcdctl watch sends it) fails `no leader` while this member
+        knows none, before it is counted in grpc_server_* (etcd's metrics sit inside)."""
+        if self.has_leader is None or self.has_leader():
+            return
+        metadata = stream.metadata
+        if metadata is not None and metadata.get(REQUIRE_LEADER_KEY) == HAS_LEADER:
+            raise grpc_error(ErrNoLeader())
 
     def unary(
         self,
@@ -86,6 +99,7 @@ class Calls(Generic[RpcT, DurationT]):
         duration = metrics.request_duration[timed_as] if timed_as else None
 
         async def handle(stream: Stream[Any, Any]) -> None:
+            self.refuse_without_leader(stream)
             started = time.perf_counter()
             code = GrpcCode.OK
             sent = 0
@@ -117,6 +131,7 @@ class Calls(Generic[RpcT, DurationT]):
         rpc = metrics.rpc(service, method, "server_stream")
 
         async def handle(stream: Stream[Any, Any]) -> None:
+            self.refuse_without_leader(stream)
             metrics.stream_started(rpc)
             code = "OK"
             try:
@@ -152,6 +167,7 @@ class Calls(Generic[RpcT, DurationT]):
         rpc = metrics.rpc(service, method, "bidi_stream")
 
         async def handle(stream: Stream[Any, Any]) -> None:
+            self.refuse_without_leader(stream)
             metrics.stream_started(rpc)
             code = "OK"
             try:
