@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -153,6 +154,16 @@ def test_a_serializable_read_on_a_cut_off_follower_answers_and_a_linearizable_on
     )
 
 
+def _knows_leader(node: Node) -> bool:
+    try:
+        node.kv.Range(
+            pb.RangeRequest(key=b"/", serializable=True), metadata=REQUIRE_LEADER, timeout=T
+        )
+    except grpc.RpcError:
+        return False
+    return True
+
+
 def _value_or_none(node: Node, key: bytes) -> bytes | None:
     try:
         return _value(node, key)
@@ -168,6 +179,7 @@ def test_a_call_requiring_a_leader_is_refused_by_a_member_without_one(cluster: C
     serializable or not, where the same call without it is served."""
     leader, followers = cluster.leader_and_followers()
     lonely, other = followers
+    _eventually(lambda: _knows_leader(lonely), f"{lonely.name} knows the leader")
     ask = pb.RangeRequest(key=b"/course/lead", serializable=True)
     lonely.kv.Range(ask, metadata=REQUIRE_LEADER, timeout=T)  # a leader: served
     no_leader = (grpc.StatusCode.UNAVAILABLE, "etcdserver: no leader")
@@ -191,6 +203,37 @@ def test_a_call_requiring_a_leader_is_refused_by_a_member_without_one(cluster: C
             list(stream)
         assert (caught.value.code(), caught.value.details()) == no_leader
     cluster.processes.wait_leader()
+
+
+def test_a_watch_requiring_a_leader_ends_when_its_member_loses_the_leader(
+    cluster: Cluster,
+) -> None:
+    """etcd's monitorLeader: a member without a leader for 3 election timeouts ends every
+    stream opened with hasleader=true, so `etcdctl watch` moves to another member."""
+    leader, followers = cluster.leader_and_followers()
+    lonely, other = followers
+    hold: queue.Queue[None] = queue.Queue()
+
+    def requests() -> Iterator[pb.WatchRequest]:
+        yield pb.WatchRequest(create_request=pb.WatchCreateRequest(key=b"/course/mon"))
+        with contextlib.suppress(queue.Empty):
+            hold.get(timeout=2 * T)
+
+    _eventually(lambda: _knows_leader(lonely), f"{lonely.name} knows the leader")
+    stream = lonely.watch.Watch(requests(), metadata=REQUIRE_LEADER, timeout=T)
+    try:
+        assert next(stream).created
+        with _stopped(cluster.processes, [leader.name, other.name]):
+            with pytest.raises(grpc.RpcError) as ended:
+                next(stream)  # bounded by the call's deadline
+        assert (ended.value.code(), ended.value.details()) == (
+            grpc.StatusCode.UNAVAILABLE,
+            "etcdserver: no leader",
+        )
+    finally:
+        hold.put(None)
+        stream.cancel()
+        cluster.processes.wait_leader()
 
 
 def test_move_leader_from_a_follower_is_refused_as_etcd_refuses_it(cluster: Cluster) -> None:

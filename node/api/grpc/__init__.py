@@ -42,7 +42,11 @@ class GrpcEndpoint:
     """
 
     def __init__(self, svc: KVService, metrics: GatewayObserver[Any, Any]) -> None:
-        calls: Calls[Any, Any] = Calls(metrics, has_leader=lambda: svc.server.lead != 0)
+        calls: Calls[Any, Any] = Calls(
+            metrics,
+            has_leader=lambda: svc.server.lead != 0,
+            leader_check_seconds=svc.server.cfg.election_timeout_ms / 1000,
+        )
         self.mapping = services.MethodTable(m for build in services.ALL for m in build(svc, calls))
         self.mapping.update(services.unimplemented_methods(self.mapping, calls))
         # grpc-go's server limit in etcd: --max-request-bytes plus gRPC's overhead

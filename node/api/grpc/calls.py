@@ -16,6 +16,7 @@ handler shape with what etcd's interceptors and `togRPCError` add around each ca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 Unary = Callable[[Any], Awaitable[Any]]
 REQUIRE_LEADER_KEY, HAS_LEADER = "hasleader", "true"  # etcd's rpctypes metadata
+NO_LEADER_CHECKS = 3  # etcd's maxNoLeaderCnt
 ServerStream = Callable[[Any], AsyncIterator[Any]]
 
 
@@ -69,16 +71,41 @@ class Calls(Generic[RpcT, DurationT]):
     metrics: GatewayObserver[RpcT, DurationT]
     # Whether this member knows a leader; None: never refuse (no server behind the calls).
     has_leader: Callable[[], bool] | None = None
+    # etcd's monitorLeader looks every election timeout; 3 misses in a row end the streams
+    leader_check_seconds: float = 1.0
+
+    def wants_leader(self, stream: Stream[Any, Any]) -> bool:
+        """The call's metadata says hasleader=true (clientv3's WithRequireLeader; etcdctl
+        watch sends it)."""
+        metadata = stream.metadata
+        return metadata is not None and metadata.get(REQUIRE_LEADER_KEY) == HAS_LEADER
 
     def refuse_without_leader(self, stream: Stream[Any, Any]) -> None:
-        """etcd's interceptors: a call whose metadata says hasleader=true (clientv3's
-        WithRequireLeader; etcdctl watch sends it) fails `no leader` while this member
-        knows none, before it is counted in grpc_server_* (etcd's metrics sit inside)."""
-        if self.has_leader is None or self.has_leader():
-            return
-        metadata = stream.metadata
-        if metadata is not None and metadata.get(REQUIRE_LEADER_KEY) == HAS_LEADER:
+        """etcd's interceptors: a call wanting a leader fails `no leader` while this
+        member knows none, before it is counted in grpc_server_* (etcd's metrics sit
+        inside)."""
+        if self.has_leader is not None and not self.has_leader() and self.wants_leader(stream):
             raise grpc_error(ErrNoLeader())
+
+    async def while_leader_known(self, work: Awaitable[None]) -> None:
+        """Run a stream wanting a leader; end it with `no leader` once this member has
+        known none for 3 checks in a row (etcd's monitorLeader)."""
+        task = asyncio.ensure_future(work)
+        misses = 0
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self.leader_check_seconds)
+                if done:
+                    return task.result()
+                known = self.has_leader is None or self.has_leader()
+                misses = 0 if known else misses + 1
+                if misses >= NO_LEADER_CHECKS:
+                    raise ErrNoLeader()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def unary(
         self,
@@ -171,7 +198,10 @@ class Calls(Generic[RpcT, DurationT]):
             metrics.stream_started(rpc)
             code = "OK"
             try:
-                await body(stream, rpc)
+                if self.wants_leader(stream):
+                    await self.while_leader_known(body(stream, rpc))
+                else:
+                    await body(stream, rpc)
             except asyncio.CancelledError:
                 code = "Canceled"
                 raise
