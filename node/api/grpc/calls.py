@@ -8,6 +8,8 @@ handler shape with what etcd's interceptors and `togRPCError` add around each ca
 - every error value answers with the code and text of `node.api.errors.status`, the
   same table the JSON gateway renders, so `etcdserver: no leader` is Unavailable on
   both front ends;
+- a call whose metadata asks for a leader (hasleader=true) is refused `no leader` by a
+  member that knows none, and such a stream ends when its member loses the leader;
 - the call is counted in grpc_server_started/handled/msg_* and timed into
   etcd_server_request_duration_seconds by the same observer the gateway uses: one
   set of counters per method, whichever front end the call came through.
@@ -39,9 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Unary = Callable[[Any], Awaitable[Any]]
+ServerStream = Callable[[Any], AsyncIterator[Any]]
 REQUIRE_LEADER_KEY, HAS_LEADER = "hasleader", "true"  # etcd's rpctypes metadata
 NO_LEADER_CHECKS = 3  # etcd's maxNoLeaderCnt
-ServerStream = Callable[[Any], AsyncIterator[Any]]
 
 
 class LimitedCodec(ProtoCodec):
