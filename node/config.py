@@ -107,6 +107,7 @@ class MemberConfig:
     snapshot_catchup_entries: int = SNAPSHOT_CATCHUP_ENTRIES
     initial_corrupt_check: bool = False  # etcd 3.4: off unless asked
     corrupt_check_time_seconds: float = 0.0  # 0: the periodic check is off, as etcd's default
+    watch_progress_notify_interval_seconds: float = 600.0  # etcd's default, 10m
     enable_fault_injection: bool = False
     log_level: str = "info"
     # TLS, etcd's flags: the client side also serves https --listen-metrics-urls
@@ -213,6 +214,8 @@ class MemberConfig:
             # NB: etcd 3.4 takes any other word for basic; a typo would silently drop
             # the histograms an alert needs, so raftmon refuses it.
             raise ConfigError(f"--metrics must be 'basic' or 'extensive', not {self.metrics!r}")
+        if self.watch_progress_notify_interval_seconds <= 0:
+            raise ConfigError("--experimental-watch-progress-notify-interval must be > 0")
         if self.log_level not in ("debug", "info", "warn", "error"):
             raise ConfigError("--log-level must be one of debug, info, warn, error")
         if len(self.members) > 7:
@@ -343,6 +346,11 @@ _FLAGS: list[Flag] = [
         "experimental-corrupt-check-time",
         "how often the leader compares every member's HashKV and raises the CORRUPT alarm on "
         "a mismatch (0 = never)",
+        "duration",
+    ),
+    Flag(
+        "experimental-watch-progress-notify-interval",
+        "how often a quiet watcher created with progress_notify hears the current revision",
         "duration",
     ),
     Flag("enable-fault-injection", "serve /raftmon/faults on the metrics listener", "bool"),

@@ -198,7 +198,10 @@ class Reader:
         by_key = req.sort_target == rq.SortTarget.KEY
         # Like etcd: fetch everything when we must filter or sort by value/revision,
         # otherwise one more than the limit so `more` can be answered.
-        fetch = 0 if (filtered or not by_key or req.limit <= 0) else req.limit + 1
+        # NB: etcd 3.4 decides on the order as *asked*: a non-key target with order NONE
+        # sorts (ascending) only the first limit+1 keys, not the whole range.
+        sorts_all = not by_key and req.sort_order != rq.SortOrder.NONE
+        fetch = 0 if (filtered or sorts_all or req.limit <= 0) else req.limit + 1
         rows = self.rows(
             req.key,
             req.range_end,

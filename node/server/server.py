@@ -33,6 +33,7 @@ from node.server.proposals import Proposals
 from node.server.raft_loop import RaftLoop
 from node.server.read_index import ReadIndex
 from node.server.snapshots import Snapshots
+from node.server.watch_bridge import progress_notify_loop
 from node.tls import any_https, client_context
 from node.transport import Transport
 
@@ -122,6 +123,10 @@ class EtcdServer:
             self.loop.run(),
             self.loop.tick_loop(),
             housekeeping_loop(self.ctx, self._compactor, self.proposals),
+            progress_notify_loop(
+                lambda: self.ctx.opened.kv.watch_hub,
+                self.cfg.watch_progress_notify_interval_seconds,
+            ),
         )
         if self.cfg.corrupt_check_time_seconds > 0:
             jobs += (self.corruption.run(self.cfg.corrupt_check_time_seconds),)

@@ -10,7 +10,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from node.mvcc import requests as rq
     from node.mvcc.watch import WatchHub
@@ -29,9 +29,11 @@ class WatchBridge:
 
         self._stream = hub.new_stream(on_ready=on_ready)
 
-    def create(self, req: rq.WatchCreateRequest) -> None:
-        self._stream.watch(req)
+    def create(self, req: rq.WatchCreateRequest) -> rq.WatchResponse:
+        """Create a watcher; its created answer (also queued) names the watch id."""
+        created = self._stream.watch(req)
         self._wake.set()
+        return created
 
     def cancel(self, watch_id: int) -> None:
         self._stream.cancel(watch_id)
@@ -60,3 +62,16 @@ class WatchBridge:
             self._closed = True
             self._stream.close()
             self._wake.set()
+
+
+async def progress_notify_loop(hub: Callable[[], WatchHub], interval: float) -> None:
+    """etcd's --experimental-watch-progress-notify-interval, for every stream of the member.
+
+    Each `interval`, every synced watcher created with progress_notify on a stream with
+    nothing queued hears an empty response at the current revision, so a client on a
+    quiet key learns how far it has seen. `hub` is read each time: a snapshot install
+    may replace the store.
+    """
+    while True:
+        await asyncio.sleep(interval)
+        hub().progress_notify_all()

@@ -33,7 +33,11 @@ class GrpcEndpoint:
     """One member's gRPC server, without a listener of its own (the mux hands it connections)."""
 
     def __init__(self, svc: KVService, metrics: GatewayObserver[Any, Any]) -> None:
-        calls: Calls[Any, Any] = Calls(metrics)
+        calls: Calls[Any, Any] = Calls(
+            metrics,
+            has_leader=lambda: svc.server.lead != 0,
+            leader_check_seconds=svc.server.cfg.election_timeout_ms / 1000,
+        )
         builders = (*services.ALL, concurrency.lock_methods, concurrency.election_methods)
         self.methods = dict(m for build in builders for m in build(svc, calls))
         self.methods.update(services.unimplemented_methods(self.methods, calls))

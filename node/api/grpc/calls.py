@@ -8,6 +8,8 @@ node.api.grpc.http2 with what etcd's interceptors and `togRPCError` add around e
 - every error value answers with the code and text of `node.api.errors.status`, the
   same table the JSON gateway renders, so `etcdserver: no leader` is Unavailable on
   both front ends;
+- a call whose metadata asks for a leader (hasleader=true) is refused `no leader` by a
+  member that knows none, and such a stream ends when its member loses the leader;
 - the call is counted in grpc_server_started/handled/msg_* and timed into
   etcd_server_request_duration_seconds by the same observer the gateway uses: one
   set of counters per method, whichever front end the call came through.
@@ -16,6 +18,7 @@ node.api.grpc.http2 with what etcd's interceptors and `togRPCError` add around e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Generic
 from node.api.errors import GrpcCode, status
 from node.api.grpc.http2 import GrpcFailure, GrpcStream, Method
 from node.api.observer import DurationT, RpcT, unary_call_finished
-from node.errors import EtcdError
+from node.errors import ErrNoLeader, EtcdError
 
 if TYPE_CHECKING:
     from node.api.observer import GatewayObserver
@@ -34,6 +37,8 @@ log = logging.getLogger(__name__)
 
 Unary = Callable[[Any], Awaitable[Any]]
 ServerStream = Callable[[Any], AsyncIterator[Any]]
+REQUIRE_LEADER_KEY, HAS_LEADER = b"hasleader", b"true"  # etcd's rpctypes metadata
+NO_LEADER_CHECKS = 3  # etcd's maxNoLeaderCnt
 
 
 def grpc_error(err: BaseException) -> GrpcFailure:
@@ -59,6 +64,42 @@ class Calls(Generic[RpcT, DurationT]):
     """What every method of one member's gRPC server shares."""
 
     metrics: GatewayObserver[RpcT, DurationT]
+    # Whether this member knows a leader; None: never refuse (no server behind the calls).
+    has_leader: Callable[[], bool] | None = None
+    # etcd's monitorLeader looks every election timeout; 3 misses in a row end the streams
+    leader_check_seconds: float = 1.0
+
+    def wants_leader(self, stream: GrpcStream) -> bool:
+        """The call's metadata says hasleader=true (clientv3's WithRequireLeader; etcdctl
+        watch sends it)."""
+        return stream.metadata.get(REQUIRE_LEADER_KEY) == HAS_LEADER
+
+    def refuse_without_leader(self, stream: GrpcStream) -> None:
+        """etcd's interceptors: a call wanting a leader fails `no leader` while this
+        member knows none, before it is counted in grpc_server_* (etcd's metrics sit
+        inside)."""
+        if self.has_leader is not None and not self.has_leader() and self.wants_leader(stream):
+            raise grpc_error(ErrNoLeader())
+
+    async def while_leader_known(self, work: Awaitable[None]) -> None:
+        """Run a stream wanting a leader; end it with `no leader` once this member has
+        known none for 3 checks in a row (etcd's monitorLeader)."""
+        task = asyncio.ensure_future(work)
+        misses = 0
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self.leader_check_seconds)
+                if done:
+                    return task.result()
+                known = self.has_leader is None or self.has_leader()
+                misses = 0 if known else misses + 1
+                if misses >= NO_LEADER_CHECKS:
+                    raise ErrNoLeader()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def unary(
         self,
@@ -78,6 +119,7 @@ class Calls(Generic[RpcT, DurationT]):
         duration = metrics.request_duration[timed_as] if timed_as else None
 
         async def handle(stream: GrpcStream) -> None:
+            self.refuse_without_leader(stream)
             started = time.perf_counter()
             code = GrpcCode.OK
             sent = 0
@@ -107,6 +149,7 @@ class Calls(Generic[RpcT, DurationT]):
         rpc = metrics.rpc(service, method, "server_stream")
 
         async def handle(stream: GrpcStream) -> None:
+            self.refuse_without_leader(stream)
             metrics.stream_started(rpc)
             started = time.perf_counter()
             code = "OK"
@@ -142,11 +185,15 @@ class Calls(Generic[RpcT, DurationT]):
         rpc = metrics.rpc(service, method, "bidi_stream")
 
         async def handle(stream: GrpcStream) -> None:
+            self.refuse_without_leader(stream)
             metrics.stream_started(rpc)
             started = time.perf_counter()
             code = "OK"
             try:
-                await body(stream, rpc)
+                if self.wants_leader(stream):
+                    await self.while_leader_known(body(stream, rpc))
+                else:
+                    await body(stream, rpc)
             except asyncio.CancelledError:
                 code = "Canceled"
                 raise

@@ -58,6 +58,8 @@ STREAM_WINDOW = 1 << 20  # what each stream may send before we read it
 CONNECTION_WINDOW = 16 << 20  # and all streams of a connection together
 QUEUED_MESSAGES = 16  # a stream's unread messages before its window stops being credited
 MAX_STREAMS = 4096  # concurrent streams per connection (etcd's clients use a few)
+# the request metadata a handler may read: etcd's rpctypes keys (clientv3 WithRequireLeader)
+METADATA_KEPT = frozenset({b"hasleader"})
 
 
 class GrpcFailure(Exception):
@@ -134,16 +136,24 @@ class GrpcStream:
         "ended",
         "headers_sent",
         "id",
+        "metadata",
         "method",
         "send_window",
         "task",
         "window_open",
     )
 
-    def __init__(self, conn: GrpcConnection, stream_id: int, method: Method) -> None:
+    def __init__(
+        self,
+        conn: GrpcConnection,
+        stream_id: int,
+        method: Method,
+        metadata: dict[bytes, bytes] | None = None,
+    ) -> None:
         self._conn = conn
         self.id = stream_id
         self.method = method
+        self.metadata = metadata or {}  # the request's custom headers (gRPC metadata)
         self.buffer = bytearray()  # DATA bytes not yet a whole message
         self._messages: deque[Any] = deque()  # decoded messages (or the error to raise)
         self._waiter: asyncio.Future[None] | None = None
@@ -418,10 +428,12 @@ class GrpcConnection(asyncio.Protocol):
             return  # headers for a stream already answered (or reset): nothing to do
         self._last_stream = stream_id
         path = b""
+        metadata: dict[bytes, bytes] = {}
         for name, value in headers:
             if name == b":path":
                 path = value
-                break
+            elif name in METADATA_KEPT:
+                metadata[name] = value
         method = self._methods.get(path)
         if method is None:
             self._trailers_only(stream_id, 12, self._unknown(path))
@@ -429,7 +441,7 @@ class GrpcConnection(asyncio.Protocol):
         if len(self._streams) >= MAX_STREAMS:
             self._frame(RST_STREAM, 0, stream_id, struct.pack(">I", 0x7))  # REFUSED_STREAM
             return
-        stream = GrpcStream(self, stream_id, method)
+        stream = GrpcStream(self, stream_id, method, metadata)
         self._streams[stream_id] = stream
         if flags & END_STREAM:
             stream.ended = True

@@ -15,6 +15,7 @@ from etcdproto.gen.etcdserverpb import rpc_pb2 as pb
 from node.api.grpc import convert
 from node.errors import ErrUnimplemented, EtcdError
 from node.mvcc import requests as rq
+from node.server.proposals import GRPC_OVERHEAD_BYTES
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -177,6 +178,8 @@ def lease_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[bytes, M
 
 def watch_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[bytes, Method]]:
     header = Header(svc)
+    # etcd's watch server splits at its gRPC limit: --max-request-bytes + gRPC's overhead
+    fragment_limit = svc.max_request_bytes + GRPC_OVERHEAD_BYTES
 
     async def watch(stream: GrpcStream, rpc: Any) -> None:
         """Creates, cancels and progress requests in; the bridge's answers out, in order.
@@ -185,15 +188,22 @@ def watch_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[bytes, M
         the client goes away (etcd keeps sending while the client's side is closed).
         """
         bridge = svc.open_watch_stream()
-        reader = asyncio.create_task(_watch_requests(stream, bridge, rpc, calls.metrics))
+        fragmented: set[int] = set()  # watchers created with fragment=true
+        reader = asyncio.create_task(
+            _watch_requests(stream, bridge, rpc, calls.metrics, fragmented)
+        )
         try:
             sent = 0
             async for result in bridge.results():
                 if sent % STREAM_BATCH == 0:
                     await svc.client_share.turn()
                 reply = convert.watch_response(result, header(result.revision))
-                await stream.send_message(reply)
-                calls.metrics.stream_sent(rpc, reply.ByteSize())
+                replies = [reply]
+                if result.watch_id in fragmented:
+                    replies = watch_fragments(reply, fragment_limit)
+                for part in replies:
+                    await stream.send_message(part)
+                    calls.metrics.stream_sent(rpc, part.ByteSize())
                 sent += 1
         finally:
             bridge.close()
@@ -210,14 +220,23 @@ async def _watch_requests(
     bridge: WatchBridge,
     rpc: RpcT,
     metrics: GatewayObserver[RpcT, Any],
+    fragmented: set[int],
 ) -> None:
-    """Apply the client's watch requests as they arrive, until its side of the stream ends."""
+    """Apply the client's watch requests as they arrive, until its side of the stream ends.
+
+    `fragmented` learns the id of each watcher created with fragment=true (and forgets
+    an id a later watcher reuses without it).
+    """
     try:
         async for m in stream:
             metrics.stream_received(rpc, 1, m.ByteSize())
             member = m.WhichOneof("request_union")
             if member == "create_request":
-                bridge.create(convert.watch_create_request(m.create_request))
+                created = bridge.create(convert.watch_create_request(m.create_request))
+                if m.create_request.fragment and not created.canceled:
+                    fragmented.add(created.watch_id)
+                elif not created.canceled:
+                    fragmented.discard(created.watch_id)
             elif member == "cancel_request":
                 bridge.cancel(m.cancel_request.watch_id)
             elif member == "progress_request":
@@ -227,6 +246,44 @@ async def _watch_requests(
         raise
 
 
+def watch_fragments(reply: pb.WatchResponse, limit: int) -> list[pb.WatchResponse]:
+    """etcd's fragmenting of one watch response at `limit` bytes (fragment=true asked).
+
+    A response under the limit, or with one event, goes whole. Otherwise each part
+    takes events while it stays under the limit (at least one), measured with its
+    fragment flag set; every part but the last says fragment=true.
+    """
+    events = list(reply.events)
+    if len(events) < 2 or reply.ByteSize() < limit:
+        return [reply]
+    shell = pb.WatchResponse()
+    shell.CopyFrom(reply)
+    del shell.events[:]
+    shell.fragment = True
+    base = shell.ByteSize()
+    parts: list[pb.WatchResponse] = []
+    i = 0
+    while i < len(events):
+        size, end = base, i
+        while end < len(events):
+            size += _field_size(events[end].ByteSize())
+            if end > i and size >= limit:
+                break
+            end += 1
+        part = pb.WatchResponse()
+        part.CopyFrom(shell)
+        part.events.extend(events[i:end])
+        part.fragment = end < len(events)
+        parts.append(part)
+        i = end
+    return parts
+
+
+def _field_size(n: int) -> int:
+    """Bytes a length-delimited field of n bytes takes in a message (1-byte tag)."""
+    return 1 + max(1, (n.bit_length() + 6) // 7) + n
+
+
 def maintenance_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[bytes, Method]]:
     header = Header(svc)
 
@@ -234,8 +291,8 @@ def maintenance_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[by
         resp = await svc.alarm(
             rq.AlarmRequest(action=m.action, member_id=m.memberID, alarm=m.alarm)
         )
+        # etcd 3.4's Alarm, Defragment and MoveLeader answer with no header at all
         return pb.AlarmResponse(
-            header=header(resp.revision),
             alarms=[
                 pb.AlarmMember(memberID=a.member_id, alarm=rq.AlarmType(a.alarm).name)
                 for a in resp.alarms
@@ -258,11 +315,11 @@ def maintenance_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[by
 
     async def defragment(m: pb.DefragmentRequest) -> pb.DefragmentResponse:
         await svc.defragment()
-        return pb.DefragmentResponse(header=header())
+        return pb.DefragmentResponse()
 
     async def move_leader(m: pb.MoveLeaderRequest) -> pb.MoveLeaderResponse:
         await svc.transfer_leadership(m.targetID)
-        return pb.MoveLeaderResponse(header=header())
+        return pb.MoveLeaderResponse()
 
     async def hash_(m: pb.HashRequest) -> pb.HashResponse:
         resp = await svc.hash()
