@@ -192,6 +192,8 @@ def watch_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[bytes, M
                 if sent % STREAM_BATCH == 0:
                     await svc.client_share.turn()
                 reply = convert.watch_response(result, header(result.revision))
+                if not result.revision:  # a compacted watcher's cancel: etcd's header has none
+                    reply.header.ClearField("revision")
                 await stream.send_message(reply)
                 calls.metrics.stream_sent(rpc, reply.ByteSize())
                 sent += 1
@@ -234,8 +236,8 @@ def maintenance_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[by
         resp = await svc.alarm(
             rq.AlarmRequest(action=m.action, member_id=m.memberID, alarm=m.alarm)
         )
+        # etcd 3.4's maintenance server returns the applier's answer as it is: no header
         return pb.AlarmResponse(
-            header=header(resp.revision),
             alarms=[
                 pb.AlarmMember(memberID=a.member_id, alarm=rq.AlarmType(a.alarm).name)
                 for a in resp.alarms
