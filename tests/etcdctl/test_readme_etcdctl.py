@@ -55,15 +55,17 @@ def loosen(text: str) -> str:
     text = re.sub(r"\b[0-9a-f]{13,16}\b", "<id>", text)
     text = re.sub(r"\b\d+(\.\d+)? [kMG]?B\b", "<size>", text)
     rows = []
+    table = []  # indexes of table rows
     for line in text.splitlines():
         if line.startswith("|"):
             cells = [c.strip() for c in line.strip("|").split("|")]
             line = "|".join(re.sub(r"^\d+$", "<n>", c) for c in cells)
+            table.append(len(rows))
         elif line.startswith("+"):
             line = "+"
         rows.append(line)
     # a table's rows come in the order of random member ids: sort all but the header
-    body = [i for i, r in enumerate(rows) if r.startswith("|")][1:]
+    body = table[1:]
     for i, row in zip(body, sorted(rows[i] for i in body), strict=True):
         rows[i] = row
     return "\n".join(rows)
