@@ -7,8 +7,7 @@ sizes, timings, hashes). Revisions are compared as they are. Each test uses keys
 own; a test that fails half-way would leave the clusters at different revisions, so
 `in_step` puts filler keys into the one behind before the next test (and says so).
 
-`endpoint hashkv` is marked xfail(strict=False) until the Hash/HashKV branch is merged.
-(etcdctl's lock and elect need no server part of their own: see their tests.)
+etcdctl's lock and elect need no server part of their own (see their tests).
 """
 
 from __future__ import annotations
@@ -497,10 +496,9 @@ def test_raft_index_advances_by_the_same_entries(pair: Pair) -> None:
     assert [after[c] - before[c] for c in pair.ctls()] == [after[pair.etcd] - before[pair.etcd]] * 2
 
 
-# ---- landing with other branches -------------------------------------------------------
+# ---- hashkv, snapshot, lock, elect -----------------------------------------------------
 
 
-@pytest.mark.xfail(strict=False, reason="lands with the Hash/HashKV branch")
 def test_endpoint_hashkv(pair: Pair) -> None:
     hashes = pair.same("endpoint", "hashkv", "--cluster", rows=True)
     assert len({line.split(", ")[1] for line in hashes.out.splitlines()}) == 1, hashes
