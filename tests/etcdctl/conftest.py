@@ -42,7 +42,11 @@ class Pair:
     ) -> Ran:
         """Run on both; fail unless the masked runs are equal; raftmon's run."""
         ours, theirs = self.both(*args, at=at, stdin=stdin, rows=rows)
-        assert ours == theirs, f"etcdctl {' '.join(args)}: raftmon != etcd"
+        assert ours == theirs, (
+            f"etcdctl {' '.join(args)}: raftmon != etcd\n"
+            f"--- raftmon (rc {ours.rc})\n{ours.out}{ours.err}--- etcd (rc {theirs.rc})\n"
+            f"{theirs.out}{theirs.err}"
+        )
         return ours
 
     def ctls(self) -> tuple[Etcdctl, Etcdctl]:
