@@ -426,6 +426,8 @@ def test_alarm_list_and_disarm(pair: Pair) -> None:
     assert pair.same("alarm", "list").out == "memberID:<m1-id> alarm:NOSPACE \n"
     pair.same("alarm", "list", "-w", "json")
     pair.same("alarm", "list", "-w", "table")
+    pair.same("endpoint", "status", "-w", "json")  # the alarm is in errors
+    pair.same("endpoint", "health")
     refused = pair.same("put", "/alarm/k", "v")
     assert refused.err == "Error: etcdserver: mvcc: database space exceeded\n"
     pair.same("get", "/alarm/k")  # reads keep working
