@@ -237,6 +237,9 @@ class KVService:
     # ---- maintenance and cluster -------------------------------------------------------
     async def status(self) -> StatusInfo:
         st = self.server.status()
+        errors = [f"memberID:{m} alarm:{name} " for m, name in self.kv.alarms()]
+        if not self.server.lead:  # etcd's Status names a missing leader first, then alarms
+            errors.insert(0, E.ErrNoLeader.message)
         return StatusInfo(
             revision=self.kv.current_revision(),
             version=ETCD_VERSION,
@@ -245,15 +248,13 @@ class KVService:
             raft_index=st.commit,
             raft_term=st.term,
             raft_applied_index=self.server.applied_index,
-            errors=[f"memberID:{m} alarm:{name} " for m, name in self.kv.alarms()],
+            errors=errors,
             db_size_in_use=self.kv.db_in_use_size(),
         )
 
     async def alarm(self, req: rq.AlarmRequest) -> rq.AlarmResponse:
-        if req.action == rq.AlarmAction.GET:
-            return rq.AlarmResponse(
-                revision=self.kv.current_revision(), alarms=self.kv.alarm_members()
-            )
+        # etcd proposes every Alarm request, GET included: a list is linearizable, takes
+        # one Raft entry and needs a quorum, and the apply filters it by alarm type.
         return await self._proposed(req, rq.AlarmResponse)
 
     async def defragment(self) -> None:

@@ -198,6 +198,8 @@ def watch_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[bytes, M
                 if sent % STREAM_BATCH == 0:
                     await svc.client_share.turn()
                 reply = convert.watch_response(result, header(result.revision))
+                if not result.revision:  # a compacted watcher's cancel: etcd's header has none
+                    reply.header.ClearField("revision")
                 replies = [reply]
                 if result.watch_id in fragmented:
                     replies = watch_fragments(reply, fragment_limit)
