@@ -155,8 +155,7 @@ async def maintenance_alarm(svc: KVService, body: dict[str, Any]) -> dict[str, A
     resp = await svc.alarm(codec.alarm_request(body))
     if not resp.alarms:
         return {}  # etcd 3.4 answers an empty alarm list with an empty object
-    return {
-        "header": svc.header(resp.revision),
+    return {  # and a list without a header: its maintenance server passes the applier's answer
         "alarms": [
             # jsonpb leaves out a zero memberID: the corruption check's alarm names member 0
             {"memberID": str(a.member_id), "alarm": rq.AlarmType(a.alarm).name}
@@ -425,7 +424,10 @@ def make_watch(
                 async for result in stream.results():
                     if sent % STREAM_BATCH == 0:
                         await share.turn()  # a long backlog is written a slice per turn
-                    line = codec.dumps(codec.watch_json(result, svc.header(result.revision)))
+                    header = svc.header(result.revision)
+                    if not result.revision:  # a compacted watcher's cancel: etcd's has none
+                        del header["revision"]
+                    line = codec.dumps(codec.watch_json(result, header))
                     await _send(response, line + b"\n", rpc, metrics)
                     sent += 1
             finally:
