@@ -148,28 +148,15 @@ class Calls(Generic[RpcT, DurationT]):
         metrics = self.metrics
         rpc = metrics.rpc(service, method, "server_stream")
 
+        async def replies(stream: GrpcStream) -> None:
+            request = await _one_request(stream)
+            metrics.stream_received(rpc, 1, request.ByteSize())
+            async for reply in body(request):
+                await stream.send_message(reply)
+                metrics.stream_sent(rpc, reply.ByteSize())
+
         async def handle(stream: GrpcStream) -> None:
-            self.refuse_without_leader(stream)
-            metrics.stream_started(rpc)
-            started = time.perf_counter()
-            code = "OK"
-            try:
-                request = await _one_request(stream)
-                metrics.stream_received(rpc, 1, request.ByteSize())
-                async for reply in body(request):
-                    await stream.send_message(reply)
-                    metrics.stream_sent(rpc, reply.ByteSize())
-            except asyncio.CancelledError:
-                code = "Canceled"
-                raise
-            except Exception as err:
-                failure = grpc_error(err)
-                code = GrpcCode(failure.code).title
-                raise failure from None
-            finally:
-                metrics.stream_finished(rpc, code)
-                if rpc.timed:
-                    metrics.call_handled(rpc, time.perf_counter() - started)
+            await self._stream_call(rpc, stream, lambda: replies(stream))
 
         return _path(service, method), Method(request_type, handle)
 
@@ -181,32 +168,40 @@ class Calls(Generic[RpcT, DurationT]):
         body: Callable[[GrpcStream, RpcT], Awaitable[None]],
     ) -> tuple[bytes, Method]:
         """A bidirectional stream (Watch, LeaseKeepAlive); `body` counts its own messages."""
-        metrics = self.metrics
-        rpc = metrics.rpc(service, method, "bidi_stream")
+        rpc = self.metrics.rpc(service, method, "bidi_stream")
 
         async def handle(stream: GrpcStream) -> None:
-            self.refuse_without_leader(stream)
-            metrics.stream_started(rpc)
-            started = time.perf_counter()
-            code = "OK"
-            try:
+            def work() -> Awaitable[None]:
                 if self.wants_leader(stream):
-                    await self.while_leader_known(body(stream, rpc))
-                else:
-                    await body(stream, rpc)
-            except asyncio.CancelledError:
-                code = "Canceled"
-                raise
-            except Exception as err:
-                failure = grpc_error(err)
-                code = GrpcCode(failure.code).title
-                raise failure from None
-            finally:
-                metrics.stream_finished(rpc, code)
-                if rpc.timed:
-                    metrics.call_handled(rpc, time.perf_counter() - started)
+                    return self.while_leader_known(body(stream, rpc))
+                return body(stream, rpc)
+
+            await self._stream_call(rpc, stream, work)
 
         return _path(service, method), Method(request_type, handle, client_streaming=True)
+
+    async def _stream_call(
+        self, rpc: RpcT, stream: GrpcStream, work: Callable[[], Awaitable[None]]
+    ) -> None:
+        """A streaming call's life as go-grpc-prometheus counts it: started, ended by code."""
+        metrics = self.metrics
+        self.refuse_without_leader(stream)
+        metrics.stream_started(rpc)
+        started = time.perf_counter()
+        code = "OK"
+        try:
+            await work()
+        except asyncio.CancelledError:
+            code = "Canceled"
+            raise
+        except Exception as err:
+            failure = grpc_error(err)
+            code = GrpcCode(failure.code).title
+            raise failure from None
+        finally:
+            metrics.stream_finished(rpc, code)
+            if rpc.timed:
+                metrics.call_handled(rpc, time.perf_counter() - started)
 
 
 def _path(service: str, method: str) -> bytes:

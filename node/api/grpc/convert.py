@@ -8,7 +8,8 @@ and the oneofs (RequestOp, Compare's target_union, WatchRequest) etcd declares.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from etcdproto.gen.etcdserverpb import rpc_pb2 as pb
 from etcdproto.gen.mvccpb import kv_pb2
@@ -16,38 +17,29 @@ from node.errors import ErrKeyNotFound
 from node.mvcc import requests as rq
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
+
+M = TypeVar("M")
 
 # ---- requests --------------------------------------------------------------------------
 
 
-def put_request(m: pb.PutRequest) -> rq.PutRequest:
-    return rq.PutRequest(
-        key=m.key,
-        value=m.value,
-        lease=m.lease,
-        prev_kv=m.prev_kv,
-        ignore_value=m.ignore_value,
-        ignore_lease=m.ignore_lease,
-    )
+def _same_fields(cls: type[M]) -> Callable[[Any], M]:
+    """A converter to `cls` from the etcd message whose fields have `cls`'s names.
+
+    The request dataclasses name their fields as etcd's .proto does, so the conversion
+    is the field list, read once.
+    """
+    names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+
+    def convert(m: Any) -> M:
+        return cls(**{name: getattr(m, name) for name in names})
+
+    return convert
 
 
-def range_request(m: pb.RangeRequest) -> rq.RangeRequest:
-    return rq.RangeRequest(
-        key=m.key,
-        range_end=m.range_end,
-        limit=m.limit,
-        revision=m.revision,
-        sort_order=m.sort_order,
-        sort_target=m.sort_target,
-        serializable=m.serializable,
-        keys_only=m.keys_only,
-        count_only=m.count_only,
-        min_mod_revision=m.min_mod_revision,
-        max_mod_revision=m.max_mod_revision,
-        min_create_revision=m.min_create_revision,
-        max_create_revision=m.max_create_revision,
-    )
+put_request: Callable[[pb.PutRequest], rq.PutRequest] = _same_fields(rq.PutRequest)
+range_request: Callable[[pb.RangeRequest], rq.RangeRequest] = _same_fields(rq.RangeRequest)
 
 
 def delete_range_request(m: pb.DeleteRangeRequest) -> rq.DeleteRangeRequest:
@@ -98,16 +90,13 @@ def compaction_request(m: pb.CompactionRequest) -> rq.CompactionRequest:
     return rq.CompactionRequest(revision=m.revision, physical=m.physical)
 
 
+_watch_create = _same_fields(rq.WatchCreateRequest)
+
+
 def watch_create_request(m: pb.WatchCreateRequest) -> rq.WatchCreateRequest:
-    return rq.WatchCreateRequest(
-        key=m.key,
-        range_end=m.range_end,
-        start_revision=m.start_revision,
-        progress_notify=m.progress_notify,
-        filters=list(m.filters),
-        prev_kv=m.prev_kv,
-        watch_id=m.watch_id,
-    )
+    req = _watch_create(m)
+    req.filters = list(req.filters)  # a plain list, not protobuf's repeated container
+    return req
 
 
 # ---- answers ---------------------------------------------------------------------------
