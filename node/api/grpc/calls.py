@@ -127,8 +127,7 @@ class Calls(Generic[RpcT, DurationT]):
                 request = await _one_request(stream)
                 metrics.request_started(rpc, request.ByteSize())
                 reply = await body(request)
-                await stream.send_message(reply)
-                sent = reply.ByteSize()
+                sent = await stream.send_message(reply)
             except asyncio.CancelledError:
                 code = GrpcCode.CANCELED
                 raise
@@ -152,8 +151,7 @@ class Calls(Generic[RpcT, DurationT]):
             request = await _one_request(stream)
             metrics.stream_received(rpc, 1, request.ByteSize())
             async for reply in body(request):
-                await stream.send_message(reply)
-                metrics.stream_sent(rpc, reply.ByteSize())
+                metrics.stream_sent(rpc, await stream.send_message(reply))
 
         async def handle(stream: GrpcStream) -> None:
             await self._stream_call(rpc, stream, lambda: replies(stream))

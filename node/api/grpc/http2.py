@@ -14,7 +14,8 @@ headers, messages and a status trailer. This protocol does exactly that:
   send (large ranges and snapshots wait for WINDOW_UPDATE), and a stream's window is
   credited back only while its handler keeps up, so a client flooding a stream is
   slowed by HTTP/2 itself rather than buffered without bound;
-- all frames one loop turn produces leave in one write.
+- a finished call's frames leave at once, in one write; stream messages and
+  connection frames of one loop turn leave together.
 A method handler sees a `GrpcStream`: `recv_message()`, `async for`, `send_message()`;
 raising `GrpcFailure` ends the call with that status.
 """
@@ -238,10 +239,14 @@ class GrpcStream:
             raise StopAsyncIteration
         return message
 
-    async def send_message(self, message: Any) -> None:
-        """Send one reply; waits while the client's windows or the socket are full."""
+    async def send_message(self, message: Any) -> int:
+        """Send one reply; waits while the client's windows or the socket are full.
+
+        Returns the message's size (what the metrics count), so no one serializes twice.
+        """
         payload = message.SerializeToString()
         await self._conn.send_data(self, MESSAGE_PREFIX.pack(0, len(payload)) + payload)
+        return len(payload)
 
 
 # ---- one connection -------------------------------------------------------------------------
@@ -508,6 +513,9 @@ class GrpcConnection(asyncio.Protocol):
         if not stream.ended:
             # the call is over while the client still sends: tell it to stop (grpc-go does)
             self._frame(RST_STREAM, 0, stream.id, struct.pack(">I", NO_ERROR))
+        # A finished call leaves now, in one write: waiting for the scheduled flush would put
+        # it behind whatever the loop runs next (a Raft turn, an on-loop fsync).
+        self._flush()
 
     def _trailers_only(self, stream_id: int, code: int, message: str) -> None:
         block = RESPONSE_HEADERS + status_block(code, message)

@@ -141,8 +141,7 @@ def lease_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[bytes, M
             reply = pb.LeaseKeepAliveResponse(
                 header=header(resp.revision), ID=resp.id, TTL=resp.ttl
             )
-            await stream.send_message(reply)
-            metrics.stream_sent(rpc, reply.ByteSize())
+            metrics.stream_sent(rpc, await stream.send_message(reply))
 
     return [
         calls.unary(LEASE, "LeaseGrant", pb.LeaseGrantRequest, grant, "LeaseGrant"),
@@ -204,8 +203,7 @@ def watch_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[bytes, M
                 if result.watch_id in fragmented:
                     replies = watch_fragments(reply, fragment_limit)
                 for part in replies:
-                    await stream.send_message(part)
-                    calls.metrics.stream_sent(rpc, part.ByteSize())
+                    calls.metrics.stream_sent(rpc, await stream.send_message(part))
                 sent += 1
         finally:
             bridge.close()
