@@ -181,8 +181,9 @@ def _readme_block(heading: str, language: str) -> list[str]:
 
 
 def test_the_readme_security_commands_work_as_written(tmp_path: Path) -> None:
-    """The TLS cluster, curl with certificates and raftmon load of the README, verbatim."""
+    """The TLS cluster, curl, raftmon load and etcdctl with certificates of the README, verbatim."""
     require_tool("curl")
+    require_tool("etcdctl")
     lines = _readme_block("## Security", "sh")
     start, setup, commands = lines[0], lines[1], lines[2:]
     assert start.startswith(".venv/bin/raftmon cluster ")
@@ -204,12 +205,13 @@ def test_the_readme_security_commands_work_as_written(tmp_path: Path) -> None:
                 capture_output=True, text=True, timeout=120,
             )  # fmt: skip
             outputs.append((line, run.returncode, run.stdout))
-        put, rng, no_cert, load = outputs
+        put, rng, no_cert, load, etcdctl = outputs
         assert (put[1], '"revision"' in put[2]) == (0, True), put
         assert (rng[1], '"value":"YmFy"' in rng[2]) == (0, True), rng
         assert no_cert[1] != 0, no_cert  # refused without a client certificate
         assert no_cert[2] == "", no_cert
         assert load[1] == 0, load
+        assert (etcdctl[1], etcdctl[2]) == (0, "foo\nbar\n"), etcdctl  # gRPC over mTLS
         cmd.send("quit")
         assert cmd.proc.wait(timeout=30) == 0
     finally:
