@@ -45,11 +45,13 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from node.errors import ErrBackendDamaged, ErrCompacted, ErrFutureRev
 from node.mvcc import requests as rq
 from node.mvcc.observer import NULL_BACKEND_OBSERVER, BackendObserver
 
+R = TypeVar("R")
 Checksum = Callable[[bytes, int], int]  # (data, running value) -> running value, as zlib.crc32
 
 CHECKSUM: Checksum = zlib.crc32
@@ -235,6 +237,21 @@ def _damaged(err: sqlite3.DatabaseError) -> bool:
     return getattr(err, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 
 
+def _on_snapshot(path: str, work: Callable[[sqlite3.Connection], R]) -> R:
+    """`work` on a read snapshot of the database at `path`; a damaged file is
+    ErrBackendDamaged (the member's data, not the request, is at fault)."""
+    try:
+        conn = _snapshot_conn(path)
+        try:
+            return work(conn)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as err:
+        if not _damaged(err):
+            raise
+        raise ErrBackendDamaged from err
+
+
 def hash_kv_file(
     path: str, revision: int, observer: BackendObserver = NULL_BACKEND_OBSERVER
 ) -> rq.HashKVResponse:
@@ -244,16 +261,7 @@ def hash_kv_file(
     a refused revision).
     """
     started = time.perf_counter()
-    try:
-        conn = _snapshot_conn(path)
-        try:
-            resp = hash_kv_conn(conn, revision)
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as err:
-        if not _damaged(err):
-            raise
-        raise ErrBackendDamaged from err
+    resp = _on_snapshot(path, lambda conn: hash_kv_conn(conn, revision))
     observer.on_hash_rev(time.perf_counter() - started)
     return resp
 
@@ -264,15 +272,6 @@ def hash_file(path: str, observer: BackendObserver = NULL_BACKEND_OBSERVER) -> r
     Observed as etcd_mvcc_hash_duration_seconds.
     """
     started = time.perf_counter()
-    try:
-        conn = _snapshot_conn(path)
-        try:
-            resp = hash_conn(conn)
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as err:
-        if not _damaged(err):
-            raise
-        raise ErrBackendDamaged from err
+    resp = _on_snapshot(path, hash_conn)
     observer.on_hash(time.perf_counter() - started)
     return resp
