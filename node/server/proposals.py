@@ -3,6 +3,11 @@
 A proposal is encoded here, checked against the request size limits, queued until the
 Ready loop hands it to the core (`drain_into`) and answered when its entry is applied
 (`resolve`). Nothing is acknowledged before the entry is committed and applied.
+
+While the member knows no leader, a proposal is held, as etcd's raft node holds it
+(its proposal channel is closed until a leader is known): it enters the core once a
+leader is elected, or fails "request timed out" when its request timeout ends first.
+So an election costs clients latency, not errors.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class Proposals:
         cfg = ctx.cfg
         self._ctx = ctx
         self._queue: list[tuple[bytes, int]] = []  # (encoded request, request id; 0: none)
+        self._held: list[tuple[bytes, int]] = []  # client proposals waiting for a leader
         self.waiters: dict[int, asyncio.Future[Any]] = {}
         self._ids = RequestIDs(cfg.member_id, time.time_ns() // 1_000_000)
         self.stopping = False
@@ -76,15 +82,12 @@ class Proposals:
     async def propose(self, request: Any) -> Any:
         """Replicate one request through Raft; return the state machine's response.
 
-        Raises EtcdError: no leader (at once), request timed out (after the
-        request timeout), or the error the state machine produced when applying.
+        Raises EtcdError: request timed out (after the request timeout, a leader
+        known or not), or the error the state machine produced when applying.
         """
         if self.stopping:
             raise E.etcd_error(E.STOPPED)
         ctx = self._ctx
-        if ctx.leadership.lead == 0:
-            ctx.counters.proposals_failed += 1
-            raise E.etcd_error(E.NO_LEADER)
         request_id = self.next_request_id()
         try:
             data = encode_request(request_id, request)
@@ -99,8 +102,11 @@ class Proposals:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self.waiters[request_id] = fut
-        self._queue.append((data, request_id))
-        ctx.inbox.wake_loop()
+        if ctx.leadership.lead == 0:
+            self._held.append((data, request_id))
+        else:
+            self._queue.append((data, request_id))
+            ctx.inbox.wake_loop()
         started = time.monotonic()
         # A timer on the future itself: cheaper per request than wait_for's wrapping.
         timer = loop.call_later(ctx.cfg.request_timeout_seconds, expire, fut)
@@ -136,8 +142,21 @@ class Proposals:
         self._queue.append((encode_request(self.next_request_id(), request), 0))
         self._ctx.inbox.wake_loop()
 
+    def leader_known(self) -> None:
+        """A leader was elected: the held proposals whose clients still wait go to the core."""
+        if not self._held:
+            return
+        held, self._held = self._held, []
+        waiters = self.waiters
+        self._queue.extend(p for p in held if (f := waiters.get(p[1])) and not f.done())
+        self._ctx.inbox.wake_loop()
+
     def drain_into(self, node: RawNode) -> None:
-        """Hand every queued proposal to the core; a dropped one fails its client at once."""
+        """Hand every queued proposal to the core.
+
+        One the core drops for want of a leader is held until one is known; one dropped
+        with a leader known (a leadership transfer in progress) fails at once, as etcd's.
+        """
         if not self._queue:
             return
         queue, self._queue = self._queue, []
@@ -147,9 +166,11 @@ class Proposals:
             except ProposalDropped as err:
                 fut = self.waiters.get(request_id)
                 if fut is not None and not fut.done():
-                    self._ctx.counters.proposals_failed += 1
-                    no_leader = self._ctx.leadership.lead == 0
-                    fut.set_exception(E.etcd_error(E.NO_LEADER if no_leader else E.REQUEST_TIMEOUT))
+                    if self._ctx.leadership.lead == 0:
+                        self._held.append((data, request_id))
+                    else:
+                        self._ctx.counters.proposals_failed += 1
+                        fut.set_exception(E.etcd_error(E.REQUEST_TIMEOUT))
                 log.debug("proposal dropped", extra={"fields": {"reason": str(err)}})
 
     def resolve(self, results: Iterable[ApplyResult]) -> None:

@@ -215,6 +215,7 @@ class RaftLoop:
             if lead != 0:
                 ctx.counters.leader_changes_seen += 1
                 self._proposals.leader_elected_at = time.monotonic()  # etcd's leadElectedTime
+                self._proposals.leader_known()
             log.info(
                 "leader changed",
                 extra={

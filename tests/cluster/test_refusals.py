@@ -7,6 +7,9 @@ once the cause is gone the same request succeeds.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from tests.cluster.etcdjson import b64, call, post_status, revision, value_of, wait_until
@@ -19,7 +22,9 @@ def no_leader(url: str) -> bool:
     return status.get("leader", "0") == "0"
 
 
-def test_no_leader_is_refused_at_once_and_the_write_never_lands(fresh_cluster) -> None:
+def test_a_write_without_a_leader_is_held_then_times_out_and_never_lands(fresh_cluster) -> None:
+    """As etcd 3.4: no immediate "no leader"; the proposal waits for a leader until its
+    request timeout (5 s + two election timeouts) and fails "request timed out"."""
     cluster = fresh_cluster(3)
     leader = cluster.wait_leader()
     survivor = next(m for m in cluster.members if m.name != leader)
@@ -34,8 +39,8 @@ def test_no_leader_is_refused_at_once_and_the_write_never_lands(fresh_cluster) -
     )
     assert status == 503, body
     assert body == {
-        "error": "etcdserver: no leader",
-        "message": "etcdserver: no leader",
+        "error": "etcdserver: request timed out",
+        "message": "etcdserver: request timed out",
         "code": 14,
     }
     for m in cluster.members:
@@ -44,6 +49,34 @@ def test_no_leader_is_refused_at_once_and_the_write_never_lands(fresh_cluster) -
     cluster.wait_leader(timeout=30)
     assert value_of(url, "refused/no-leader") is None
     assert revision(url) == before
+
+
+def test_a_write_sent_without_quorum_is_answered_once_a_leader_is_elected(
+    fresh_cluster,
+) -> None:
+    """The write that arrives while no leader is known succeeds when quorum returns in time."""
+    cluster = fresh_cluster(3)
+    leader = cluster.wait_leader()
+    survivor = next(m for m in cluster.members if m.name != leader)
+    url = survivor.client_url
+    victims = [m.name for m in cluster.members if m.name != survivor.name]
+    for name in victims:
+        cluster.kill(name)
+    wait_until(lambda: no_leader(url), timeout=15, what="the survivor has no leader")
+    answer: dict[str, object] = {}
+
+    def write() -> None:
+        put = {"key": b64("held/until-elected"), "value": b64("y")}
+        answer["status"], answer["body"] = post_status(url + "/v3/kv/put", put, timeout=30)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    time.sleep(0.5)  # the put is held by now (no leader); quorum comes back after it
+    cluster.restart(victims[0], wait=False)
+    writer.join(timeout=40)
+    assert not writer.is_alive()
+    assert answer["status"] == 200, answer
+    assert value_of(url, "held/until-elected") == "y"
 
 
 def test_a_compacted_revision_is_refused_and_the_newer_ones_still_read(fresh_cluster) -> None:

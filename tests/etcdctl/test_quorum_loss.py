@@ -48,10 +48,5 @@ def test_without_quorum_serializable_reads_answer_and_linearizable_ones_cannot(
     pair.same("alarm", "list", "--command-timeout=2s")  # a Raft request in etcd
 
 
-@pytest.mark.xfail(
-    reason="raftmon refuses a proposal without a leader at once (etcdserver: no leader); "
-    "etcd 3.4 holds it until a leader appears or the request times out, so etcdctl "
-    "reports its own deadline (context deadline exceeded)"
-)
 def test_without_quorum_a_put_waits_for_a_leader_until_the_deadline(lost_quorum: Pair) -> None:
     lost_quorum.same("put", "/foo", "baz", "--command-timeout=2s")

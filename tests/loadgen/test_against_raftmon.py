@@ -142,12 +142,12 @@ def test_partition_mid_run_is_counted_as_errors_not_a_crash(
         assert wait_for(lambda: all(put_count(m) - cut[m.name] > 20 for m in majority), 10), (
             raftmon3.logs_tail()
         )
-        # Hold the partition until the generator has met both failures of the
-        # minority side: requests in flight at the cut time out, later ones find
-        # that the stepped-down old leader knows no leader.
-        assert wait_for(
-            lambda: all(generator_outcomes(port).get(k, 0) > 0 for k in ("timeout", "no_leader"))
-        ), generator_outcomes(port)
+        # Hold the partition until the generator has met the minority side's failure:
+        # requests in flight at the cut, and later ones the stepped-down old leader holds
+        # for want of a leader (as etcd holds them), time out.
+        assert wait_for(lambda: generator_outcomes(port).get("timeout", 0) > 0), generator_outcomes(
+            port
+        )
     finally:
         isolate(raftmon3, leader, drop=False)
         thread.join(timeout=60)
@@ -156,7 +156,6 @@ def test_partition_mid_run_is_counted_as_errors_not_a_crash(
     report = result["report"]
     errors = report["errors"]
     assert errors["timeout"] > 0, errors
-    assert errors["no_leader"] > 0, errors
     assert errors["timeout"] + errors["no_leader"] == report["failed"], errors  # nothing else
     assert report["succeeded"] + report["failed"] == report["sent"]
     rows = read_series(tmp_path)
@@ -166,8 +165,7 @@ def test_partition_mid_run_is_counted_as_errors_not_a_crash(
     # Every acknowledged put was applied, by every member once the partition healed.
     # NB: the count is exact only up to the timeouts: a put whose client gave up may
     # still commit (an entry the old leader replicated just before the cut is
-    # committed by the new leader, Raft §5.4.2), and the client cannot know. A
-    # "no leader" answer is definite: raftmon refuses such a put before proposing it.
+    # committed by the new leader, Raft §5.4.2), and the client cannot know.
     def deltas() -> dict[str, float]:
         return {m.name: put_count(m) - before[m.name] for m in raftmon3.members}
 
