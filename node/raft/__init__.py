@@ -24,6 +24,8 @@ from node.raft.errors import (
 from node.raft.logger import DiscardLogger, RaftLogger
 from node.raft.messages import (
     NONE,
+    ConfChange,
+    ConfChangeType,
     ConfState,
     Entry,
     EntryType,
@@ -42,6 +44,8 @@ from node.raft.storage import MemoryStorage, Storage
 __all__ = [
     "NONE",
     "CompactedError",
+    "ConfChange",
+    "ConfChangeType",
     "ConfState",
     "Config",
     "DiscardLogger",

@@ -9,6 +9,7 @@ raftpb so transcripts and logs line up with etcd's.
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass, field
 
 NONE = 0
@@ -43,7 +44,7 @@ class EntryType(enum.IntEnum):
     """What an entry's data means to the state machine."""
 
     EntryNormal = 0
-    EntryConfChange = 1  # reserved: membership changes are not in scope yet
+    EntryConfChange = 1  # data is an encoded `ConfChange`: a membership change
 
 
 @dataclass(slots=True)
@@ -74,6 +75,45 @@ class ConfState:
 
     voters: tuple[int, ...] = ()
     learners: tuple[int, ...] = ()
+
+
+class ConfChangeType(enum.IntEnum):
+    """One membership change at a time (etcd-raft's ConfChange v1; raftpb's numbers)."""
+
+    ConfChangeAddNode = 0  # add a voter, or promote the learner of that id
+    ConfChangeRemoveNode = 1
+    ConfChangeUpdateNode = 2  # the configuration stays; the server updates peer URLs
+    ConfChangeAddLearnerNode = 3
+
+
+_CONF_CHANGE = struct.Struct("<BQQ")  # type, node_id, id; context follows
+
+
+@dataclass(frozen=True, slots=True)
+class ConfChange:
+    """A membership change proposed through the log as an `EntryConfChange` entry.
+
+    `id` lets the proposer recognise its own change when it is applied (etcd's cc.ID);
+    `context` is opaque to the core (the server puts the member's attributes there).
+    A change whose `node_id` is NONE changes nothing: a server applies it in place of a
+    change it refused, so the core still learns the pending change is done.
+    """
+
+    type: ConfChangeType
+    node_id: int
+    id: int = 0
+    context: bytes = b""
+
+    def encode(self) -> bytes:
+        return _CONF_CHANGE.pack(self.type, self.node_id, self.id) + self.context
+
+    @classmethod
+    def decode(cls, data: bytes) -> ConfChange:
+        """Parse `encode`'s bytes; ValueError when they are not a conf change."""
+        if len(data) < _CONF_CHANGE.size:
+            raise ValueError(f"conf change of {len(data)} bytes is too short")
+        kind, node_id, cc_id = _CONF_CHANGE.unpack_from(data)
+        return cls(ConfChangeType(kind), node_id, cc_id, bytes(data[_CONF_CHANGE.size :]))
 
 
 @dataclass(frozen=True, slots=True)
