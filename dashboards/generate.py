@@ -4,7 +4,8 @@ Outputs (all committed, all byte-for-byte reproducible):
 - `out/<name>.json`: one Grafana 9+ dashboard per board file, `sort_keys=True, indent=2`;
 - `out/provisioning/dashboards.yaml`: a Grafana file provider for those JSON files;
 - `out/configmap.yaml`: one ConfigMap per board labelled `grafana_dashboard: "1"`, the label
-  the Grafana dashboard sidecar of kube-prometheus(-stack) discovers.
+  the Grafana dashboard sidecar of kube-prometheus(-stack) discovers;
+- `out/kubernetes/<name>.yaml`: the same ConfigMaps, one file each (docs/kubernetes.md).
 
 Board files are named `<name>.dashboard.py`, which is not an importable module name, so they
 are executed by path with runpy; each must define a module-level `dashboard`.
@@ -90,28 +91,36 @@ def provider_yaml() -> str:
     return HEADER + _yaml(provider)
 
 
+def configmap(name: str, text: str) -> dict[str, Any]:
+    """The ConfigMap of one board, labelled for the Grafana dashboard sidecar."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"raftmon-dashboard-{name}",
+            "labels": {
+                "grafana_dashboard": "1",
+                "app.kubernetes.io/part-of": "raftmon",
+            },
+            "annotations": {"grafana_folder": FOLDER},
+        },
+        "data": {f"raftmon-{name}.json": text},
+    }
+
+
 def configmap_yaml(rendered: dict[str, str]) -> str:
     """One ConfigMap per board (a single one could pass kubectl's 256 KiB annotation limit)."""
-    docs = []
-    for name, text in rendered.items():
-        docs.append(
-            _yaml(
-                {
-                    "apiVersion": "v1",
-                    "kind": "ConfigMap",
-                    "metadata": {
-                        "name": f"raftmon-dashboard-{name}",
-                        "labels": {
-                            "grafana_dashboard": "1",
-                            "app.kubernetes.io/part-of": "raftmon",
-                        },
-                        "annotations": {"grafana_folder": FOLDER},
-                    },
-                    "data": {f"raftmon-{name}.json": text},
-                }
-            )
-        )
+    docs = [_yaml(configmap(name, text)) for name, text in rendered.items()]
     return HEADER + "---\n".join(docs)
+
+
+def kubernetes_files(rendered: dict[str, str]) -> dict[str, str]:
+    """`kubernetes/<name>.yaml`: the same ConfigMaps one file per board, so
+    `kubectl apply -f dashboards/out/kubernetes/` installs them next to alerts/out/kubernetes/."""
+    return {
+        f"kubernetes/{name}.yaml": HEADER + _yaml(configmap(name, text))
+        for name, text in rendered.items()
+    }
 
 
 def render_all(src: Path = DASHBOARDS_DIR) -> dict[str, str]:
@@ -122,6 +131,7 @@ def render_all(src: Path = DASHBOARDS_DIR) -> dict[str, str]:
     files = {f"{name}.json": text for name, text in rendered.items()}
     files["provisioning/dashboards.yaml"] = provider_yaml()
     files["configmap.yaml"] = configmap_yaml(rendered)
+    files.update(kubernetes_files(rendered))
     return files
 
 
