@@ -57,11 +57,78 @@ def load_board(path: Path) -> Any:
     return dashboard
 
 
+# Fields grafanalib still writes that Grafana's dashboard model (@grafana/schema) does not have:
+# Grafana's migrations drop or convert them when a board loads, and every panel type we use keeps
+# its settings in `options` and `fieldConfig`. tests/dashboards/test_grafana_schema.py type-checks
+# the result against @grafana/schema, so any field outside these lists still fails the build.
+LEGACY_DASHBOARD_FIELDS = frozenset(
+    {"__inputs", "hideControls", "rows", "sharedCrosshair", "style"}
+)
+LEGACY_PANEL_FIELDS = frozenset(
+    {"editable", "error", "height", "span", "minSpan"}  # every panel: the pre-gridPos layout
+    | {"columns", "fontSize", "mappings", "color"}  # the old table (mappings: in fieldConfig)
+    | {"cards", "dataFormat", "heatmap", "hideZeroBuckets", "highlightCards", "legend"}
+    | {"reverseYBuckets", "tooltip", "xAxis", "yAxis", "xBucketNumber", "xBucketSize"}
+    | {"yBucketBound", "yBucketNumber", "yBucketSize"}  # the old heatmap (now in `options`)
+)
+LEGACY_VARIABLE_FIELDS = frozenset({"tagValuesQuery", "tagsQuery", "useTags"})
+INTERVAL_VARIABLE_FIELDS = frozenset({"auto", "auto_count", "auto_min"})
+LEGACY_TIMEPICKER_FIELDS = frozenset({"time_options"})
+# grafanalib writes null for every unset field; Grafana's schema allows null only here
+# (a threshold step's `value`: null is the base step, -Infinity).
+NULLABLE_FIELDS = frozenset({"value"})
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _without_nulls(v) for k, v in value.items() if v is not None or k in NULLABLE_FIELDS
+        }
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
+def _panel_model(panel: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in panel.items() if k not in LEGACY_PANEL_FIELDS}
+    if "fieldConfig" in out:
+        out["fieldConfig"] = {"overrides": [], **out["fieldConfig"]}  # required by the schema
+    if "panels" in out:
+        out["panels"] = [_panel_model(p) for p in out["panels"]]
+    return out
+
+
+def _variable_model(variable: dict[str, Any]) -> dict[str, Any]:
+    drop = LEGACY_VARIABLE_FIELDS
+    if variable.get("type") != "interval":
+        drop = drop | INTERVAL_VARIABLE_FIELDS
+    out = {k: v for k, v in variable.items() if k not in drop}
+    if isinstance(out.get("current"), dict) and out["current"].get("value") is None:
+        del out["current"]  # no selection: Grafana selects the first option itself
+    return out
+
+
+def grafana_model(data: dict[str, Any]) -> dict[str, Any]:
+    """grafanalib's JSON as Grafana's current dashboard schema describes it (see above)."""
+    out = {k: v for k, v in data.items() if k not in LEGACY_DASHBOARD_FIELDS}
+    out["panels"] = [_panel_model(p) for p in out.get("panels", [])]
+    templating = out.get("templating", {})
+    out["templating"] = {
+        **templating,
+        "list": [_variable_model(v) for v in templating.get("list", [])],
+    }
+    if "timepicker" in out:
+        out["timepicker"] = {
+            k: v for k, v in out["timepicker"].items() if k not in LEGACY_TIMEPICKER_FIELDS
+        }
+    model: dict[str, Any] = _without_nulls(out)
+    return model
+
+
 def render_json(dashboard: Any) -> str:
-    """grafanalib's encoder, keys sorted, 2-space indent, trailing newline."""
-    return (
-        json.dumps(dashboard.to_json_data(), sort_keys=True, indent=2, cls=DashboardEncoder) + "\n"
-    )
+    """grafanalib's encoder, then grafana_model(); keys sorted, 2-space indent, newline."""
+    data = json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder))
+    return json.dumps(grafana_model(data), sort_keys=True, indent=2) + "\n"
 
 
 def _yaml(data: Any) -> str:
