@@ -239,3 +239,10 @@ def test_stored_schemas_name_the_operator_release_the_readme_names() -> None:
         crd = structural.load(kind, version)
         assert crd.group == "monitoring.coreos.com"
         assert f"v{crd.operator_version}" in readme, kind
+
+
+def test_the_install_page_names_every_generated_file() -> None:
+    page = (K8S_DIR.parents[2] / "docs" / "kubernetes.md").read_text()
+    named = set(re.findall(r"`(alerts/out/kubernetes/[\w/.-]+\.yaml)`", page))
+    assert named == {f"alerts/out/kubernetes/{rel}" for rel in KINDS}
+    assert "dashboards/out/kubernetes/" in page
