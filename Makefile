@@ -8,10 +8,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # command:debian-package pairs for the real tools tests and the lab use
 DEB_TOOLS := promtool:prometheus prometheus:prometheus amtool:prometheus-alertmanager \
              prometheus-alertmanager:prometheus-alertmanager etcd:etcd-server etcdctl:etcd-client jsonnetfmt:jsonnet \
-             curl:curl
+             curl:curl node:nodejs npm:npm
 PYTEST_ARGS ?=
 
-.PHONY: venv tools demo test test-long lint bench mixin dashboards clean
+.PHONY: venv tools node demo test test-long lint bench mixin dashboards clean
 
 venv: $(STAMP)
 
@@ -34,10 +34,19 @@ tools:
 	    || echo "WARNING: could not install$$missing; features needing them are unavailable"; \
 	fi
 
+# package.json's npm tools (@grafana/schema + typescript: the Grafana schema test) into
+# node_modules/. Without npm it warns; that test then fails under CI=true.
+NODE_STAMP := node_modules/.package-lock.json
+node: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "WARNING: npm not found (make tools installs it); the Grafana schema test needs it"; fi
+
 demo: venv tools
 	$(VENV)/bin/raftmon demo
 
-test: venv tools
+test: venv tools node
 	$(PY) -m pytest -m "not slow and not bench" $(PYTEST_ARGS)
 
 test-long: venv tools
@@ -60,4 +69,4 @@ dashboards: venv mixin
 	$(VENV)/bin/raftmon dashboards
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache node_modules
