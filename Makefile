@@ -8,12 +8,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # command:debian-package pairs for the real tools tests and the lab use
 DEB_TOOLS := promtool:prometheus prometheus:prometheus amtool:prometheus-alertmanager \
              prometheus-alertmanager:prometheus-alertmanager etcd:etcd-server etcdctl:etcd-client jsonnetfmt:jsonnet \
-             curl:curl
+             curl:curl chromium:chromium npm:npm
 PYTEST_ARGS ?=
+# uPlot (package.json, locked): dashboards.html inlines it; never copied into the repo.
+NODE_STAMP := node_modules/.installed
 
-.PHONY: venv tools demo test test-long lint bench mixin dashboards clean
+.PHONY: venv tools demo test test-long lint bench mixin dashboards clean js screenshot
 
-venv: $(STAMP)
+venv: $(STAMP) $(NODE_STAMP)
 
 # The gRPC stubs (etcdproto/gen, not committed) are generated from our .proto files here.
 $(STAMP): pyproject.toml $(wildcard etcdproto/proto/*/*.proto)
@@ -60,4 +62,21 @@ dashboards: venv mixin
 	$(VENV)/bin/raftmon dashboards
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache node_modules
+
+# npm ci installs exactly package-lock.json. Without npm: a warning, and dashboards.html
+# says uPlot is missing instead of drawing (`make tools` installs Debian's npm).
+js: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --no-audit --no-fund --silent && touch $(NODE_STAMP); \
+	else echo "WARNING: npm missing: dashboards.html cannot draw (make tools installs it)"; fi
+
+# docs/overview.png, the README's picture: a short demo, then headless Chromium draws the
+# overview board of its dashboards.html.
+SHOT_DIR := var/screenshot
+screenshot: venv tools
+	$(VENV)/bin/raftmon demo --duration=20 --data-dir=$(SHOT_DIR) --quiet
+	$(PY) -m dashboards.html.chromium $(SHOT_DIR)/dashboards.html docs/overview.png \
+	  --only=raftmon-overview --width=1640 --height=2420

@@ -933,8 +933,22 @@ def run_one(
     result.checks = ctx.checks
     result.events = timeline.events()
     result.measurements = ctx.measurements
+    _write_dashboards(stack, spec.run, timeline, ctx.base_dir, result)
     result.notifications = ctx.observer.notifications()
     return result
+
+
+def _write_dashboards(
+    stack: LabStack, run: str, timeline: Timeline, folder: Path, result: RunResult
+) -> None:
+    """The run's dashboards.html beside its files; its path goes in the measurements."""
+    from lab import report
+
+    if stack.prometheus is None:
+        return
+    page = report.write_dashboards(stack, run, timeline, Path(folder) / "dashboards.html")
+    if page is not None:
+        result.measurements[report.DASHBOARDS_HTML] = str(page)
 
 
 def run_specs(
