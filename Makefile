@@ -79,4 +79,4 @@ SHOT_DIR := var/screenshot
 screenshot: venv tools
 	$(VENV)/bin/raftmon demo --duration=20 --data-dir=$(SHOT_DIR) --quiet
 	$(PY) -m dashboards.html.chromium $(SHOT_DIR)/dashboards.html docs/overview.png \
-	  --only=raftmon-overview --width=1640 --height=2420
+	  --only=raftmon-overview --width=1640 --height=2470

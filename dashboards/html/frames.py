@@ -25,8 +25,10 @@ def time_grid(start: float, end: float, step: float) -> list[float]:
 
 
 def _number(text: str) -> float | None:
+    """A sample for the page: 6 significant digits (a chart cannot show more; the page is
+    half the size), and None where JSON has no number (NaN, infinities)."""
     value = float(text)
-    return None if math.isnan(value) or math.isinf(value) else value
+    return None if math.isnan(value) or math.isinf(value) else float(f"{value:.6g}")
 
 
 def series(

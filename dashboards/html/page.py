@@ -13,6 +13,7 @@ import html
 import json
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
@@ -163,9 +164,15 @@ def write(
     links: dict[str, str] | None = None,
 ) -> Path:
     """Query, draw and write the page to `path`; returns `path`."""
+    began = time.monotonic()
     data = collect(source, cluster, start, end, events)
     page = render(data, title or f"raftmon dashboards: {cluster}", links)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
-    log.info("dashboards page written path=%s bytes=%d", path, len(page))
+    log.info(
+        "dashboards page written path=%s bytes=%d seconds=%.2f",
+        path,
+        len(page),
+        time.monotonic() - began,
+    )
     return path

@@ -8,14 +8,19 @@ its script). Chromium draws pages from real lab runs in tests/lab/test_html_dash
 
 from __future__ import annotations
 
+import io
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from dashboards.html import frames, page
 from dashboards.html.fetch import panel_data, parse_duration
 from dashboards.html.grafana import RunRange, UnknownVariable, Variables, legend, round_interval
+from lab import demo
 from tests.dashboards.html_dom import page_data
 
 
@@ -199,3 +204,27 @@ def test_uplot_is_installed_from_the_lockfile() -> None:
         _missing_uplot()
         return
     assert (folder / "uPlot.iife.min.js").stat().st_size > 20_000
+
+
+def test_the_demo_links_its_load_report_to_the_page_once(tmp_path: Path) -> None:
+    report = tmp_path / "load" / "report.html"
+    report.parent.mkdir()
+    report.write_text("<html><head></head><body><h1>load</h1></body></html>")
+    for _ in range(2):
+        demo.link_page(report, "../dashboards.html", "Dashboards of this run")
+    text = report.read_text()
+    assert text.count('<a href="../dashboards.html">Dashboards of this run</a>') == 1
+    assert text.index("Dashboards of this run") < text.index("<h1>load</h1>")
+
+
+def test_the_demo_report_prints_the_pages_path_or_why_there_is_none() -> None:
+    def printed(path: str | None) -> str:
+        out = Console(file=io.StringIO(), width=200)
+        report = json.loads((Path(__file__).parent / "demo_report.json").read_text())
+        report["dashboards_html"] = path
+        demo.render(report, out)
+        assert isinstance(out.file, io.StringIO)
+        return out.file.getvalue()
+
+    assert "Dashboards   /tmp/x/dashboards.html" in printed("/tmp/x/dashboards.html")
+    assert "Dashboards   not drawn" in printed(None)
