@@ -36,10 +36,10 @@ tools:
 	    || echo "WARNING: could not install$$missing; features needing them are unavailable"; \
 	fi
 
-demo: venv tools
+demo: venv tools js
 	$(VENV)/bin/raftmon demo
 
-test: venv tools
+test: venv tools js
 	$(PY) -m pytest -m "not slow and not bench" $(PYTEST_ARGS)
 
 test-long: venv tools
@@ -65,7 +65,8 @@ clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache node_modules
 
 # npm ci installs exactly package-lock.json. Without npm: a warning, and dashboards.html
-# says uPlot is missing instead of drawing (`make tools` installs Debian's npm).
+# says uPlot is missing instead of drawing. `make tools` installs Debian's npm, which is
+# why demo and test name js again after tools: a first run without npm still gets uPlot.
 js: $(NODE_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
@@ -76,7 +77,7 @@ $(NODE_STAMP): package.json package-lock.json
 # docs/overview.png, the README's picture: a short demo, then headless Chromium draws the
 # overview board of its dashboards.html.
 SHOT_DIR := var/screenshot
-screenshot: venv tools
+screenshot: venv tools js
 	$(VENV)/bin/raftmon demo --duration=20 --data-dir=$(SHOT_DIR) --quiet
 	$(PY) -m dashboards.html.chromium $(SHOT_DIR)/dashboards.html docs/overview.png \
 	  --only=raftmon-overview --width=1640 --height=2470
