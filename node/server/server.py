@@ -113,7 +113,7 @@ class EtcdServer:
         self.applier = Applier(ctx, self.proposals)
         self.snapshots = Snapshots(ctx, self.applier)
         self.snapshots.on_installed = self._membership_from_store
-        self.reconfig = Reconfig(ctx, self.membership, self._removed_from_cluster)
+        self.reconfig = Reconfig(ctx, self.membership, self._applied_own_removal)
         self.applier.on_conf_change = self.reconfig.apply
         self.applier.on_member_attributes = self._member_published
         self.loop = RaftLoop(ctx, self.proposals, self.reads, self.applier, self.snapshots)
@@ -251,6 +251,22 @@ class EtcdServer:
                 extra={"fields": {"local-member-id": f"{self.member_id:x}"}},
             )
             self.removed.set()
+
+    def _applied_own_removal(self) -> None:
+        """This member applied its own removal. A leader first hands leadership over (the
+        core sends MsgTimeoutNow to the most up-to-date voter): stop once another member
+        leads, or after two election timeouts, so that message leaves before we do."""
+
+        async def stop_after_handover() -> None:
+            for _ in range(2 * self.cfg.election_ticks):
+                if self.lead not in (0, self.member_id):
+                    break
+                await asyncio.sleep(self.cfg.tick_seconds)
+            await asyncio.sleep(self.cfg.tick_seconds)  # the last messages leave
+            self._removed_from_cluster()
+
+        task = asyncio.get_running_loop().create_task(stop_after_handover())
+        self._tasks.append(task)
 
     def _membership_from_store(self) -> None:
         """A snapshot replaced the store: its member table is the membership now."""
