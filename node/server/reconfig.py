@@ -74,6 +74,8 @@ class Reconfig:
     # ---- proposing -----------------------------------------------------------------------
     async def add(self, peer_urls: list[str], is_learner: bool) -> MemberRecord:
         urls = check_peer_urls(peer_urls)
+        if self.membership.peer_urls_in_use() & set(urls):
+            raise E.ErrPeerURLExist()  # the apply would refuse it: say so without a round
         cfg = self._ctx.cfg
         if cfg.strict_reconfig_check and not is_learner:
             if not self.membership.ready_to_add_voter():
