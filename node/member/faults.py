@@ -95,9 +95,13 @@ async def clear_faults(request: web.Request) -> web.Response:
 
 
 def resolve_member(server: EtcdServer, key: str) -> int:
-    for spec in server.cfg.members:
-        if key in (spec.name, f"{spec.member_id:x}", str(spec.member_id)):
-            if spec.member_id == server.member_id:
+    """A member by name or id: the current members first (one added at run time has no
+    entry in --initial-cluster), then the initial cluster."""
+    known = [(m.name, m.id) for m in server.membership.sorted()]
+    known += [(spec.name, spec.member_id) for spec in server.cfg.members]
+    for name, member_id in known:
+        if key in (name, f"{member_id:x}", str(member_id)):
+            if member_id == server.member_id:
                 raise ValueError("a member cannot fault its own traffic")
-            return spec.member_id
+            return member_id
     raise KeyError(f"unknown member {key!r}")

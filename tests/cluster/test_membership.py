@@ -18,6 +18,7 @@ from lab.members import placement_flags
 from lab.procs import free_ports, http_json
 from tests.cluster.conftest import FAILED, start_cluster
 from tests.cluster.etcdjson import get, post_status, put, unb64
+from tests.cluster.test_partition import isolate
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -220,3 +221,60 @@ def test_membership_survives_a_restart_of_every_member(cluster: LocalCluster) ->
         listed = wait_for("members after restart", lambda m=m: by_id(m.client_url))
         assert len(listed) == 4
         assert listed[new_id].get("isLearner") is True
+
+
+def test_a_member_removed_while_partitioned_stops_when_it_returns_and_disrupts_nothing(
+    cluster: LocalCluster,
+) -> None:
+    lead = cluster.wait_leader()
+    victim = next(m for m in cluster.members if m.name != lead)
+    rest = [m for m in cluster.members if m is not victim]
+    url = rest[0].client_url
+    isolate(cluster, victim.name, True)
+    victim_id = next(i for i, m in by_id(url).items() if m.get("name") == victim.name)
+    removed = http_json(url + "/v3/cluster/member/remove", {"ID": victim_id}, timeout=15)
+    assert "error" not in removed, removed
+    before = status(url)
+    for m in cluster.members:  # heal: the others no longer know the victim as a peer
+        http_json(m.metrics_url + "/raftmon/faults", method="DELETE", timeout=10)
+    assert victim.proc is not None
+    victim.proc.wait(timeout=30)  # refused with 410 Gone by the others: it stops itself
+    assert "permanently removed from the cluster" in victim.log_path.read_text()
+    after = status(url)
+    assert (after["leader"], after["raftTerm"]) == (before["leader"], before["raftTerm"])
+    assert "error" not in put(url, "after-return", "1")
+    for m in rest:
+        assert len(members(m.client_url)) == 2
+
+
+def test_kill_9_in_the_middle_of_a_membership_change_loses_no_acknowledged_write(
+    cluster: LocalCluster,
+) -> None:
+    url = cluster.members[0].client_url
+    acked = {}
+    for i in range(40):
+        key = f"during-change-{i}"
+        if "error" not in put(url, key, str(i)):
+            acked[key] = str(i)
+        if i == 10:  # a learner added while writes go on
+            port = free_ports(1)[0]
+            http_json(
+                url + "/v3/cluster/member/add",
+                {"peerURLs": [f"http://127.0.0.1:{port}"], "isLearner": True},
+                timeout=15,
+            )
+            cluster.kill(cluster.members[2].name)  # a member dies right after the change
+    cluster.restart(cluster.members[2].name, wait=True)
+    cluster.wait_leader()
+    lists = [
+        wait_for(
+            f"{m.name} lists the learner",
+            lambda m=m: (lambda got: got if len(got) == 4 else None)(by_id(m.client_url)),
+        )
+        for m in cluster.members
+    ]
+    assert all(listed.keys() == lists[0].keys() for listed in lists)
+    for m in cluster.members:
+        for key, value in acked.items():
+            got = get(m.client_url, key)
+            assert unb64(got["kvs"][0]["value"]) == value, (m.name, key)
