@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 CCT = ConfChangeType
 LEARNER_READY_PERCENT = 0.9  # etcd: a learner within 90% of the leader's match may be promoted
+HEALTH_INTERVAL_SECONDS = 5.0  # etcd's HealthInterval: "connected" means for this long
 REMOVED_MESSAGE = "the member has been permanently removed from the cluster"
 
 
@@ -77,10 +78,10 @@ class Reconfig:
         if self.membership.peer_urls_in_use() & set(urls):
             raise E.ErrPeerURLExist()  # the apply would refuse it: say so without a round
         cfg = self._ctx.cfg
-        if cfg.strict_reconfig_check and not is_learner:
-            if not self.membership.ready_to_add_voter():
+        if cfg.strict_reconfig_check:
+            if not is_learner and not self.membership.ready_to_add_voter():
                 raise E.ErrMemberNotEnoughStarted()
-            if not self._all_voters_connected():
+            if not self._all_voters_connected():  # etcd checks this for learners too
                 raise E.ErrUnhealthy()
         member = MemberRecord(
             new_member_id(urls, cfg.initial_cluster_token, int(time.time())),
@@ -128,8 +129,11 @@ class Reconfig:
         return self.membership.get(member_id) or member
 
     def _connected(self, member_id: int) -> bool:
+        """Connected for etcd's HealthInterval at least (isConnectedSince)."""
         stats = self._ctx.transport.stats().get(member_id)
-        return stats is not None and stats.active
+        if stats is None or not stats.active:
+            return False
+        return time.monotonic() - stats.active_since >= HEALTH_INTERVAL_SECONDS
 
     def _all_voters_connected(self) -> bool:
         return all(

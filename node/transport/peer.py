@@ -26,6 +26,7 @@ import contextlib
 import logging
 import math
 import random
+import time
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -218,7 +219,12 @@ class PeerSender:
         self._wake.set()  # the writer re-evaluates due times under the new delay
 
     def _update_active(self) -> None:
-        self.stats.active = self.state is StreamState.CONNECTED and not self.fault.drop
+        active = self.state is StreamState.CONNECTED and not self.fault.drop
+        if active and not self.stats.active:
+            self.stats.active_since = time.monotonic()
+        elif not active:
+            self.stats.active_since = 0.0
+        self.stats.active = active
 
     def request_close(self) -> None:
         """End the stream gracefully: the pump half-closes it, the receiver sees a clean EOF."""

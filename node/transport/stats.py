@@ -27,6 +27,7 @@ class PeerStats:
     # True while our outbound stream to the peer is established and no drop fault is set:
     # "this member can currently deliver to that peer" (etcd_network_active_peers).
     active: bool = False
+    active_since: float = 0.0  # time.monotonic() when `active` last became true (0: not)
     disconnects: int = 0  # established streams that broke (etcd_network_disconnected_peers_total)
     messages_sent: int = 0  # messages handed to the socket
     messages_received: int = 0
