@@ -53,9 +53,9 @@ from node.errors import (
     MvccError,
 )
 from node.fsutil import fsync_dir, fsync_file
+from node.mvcc import compaction, schema
 from node.mvcc import quota as q
 from node.mvcc import requests as rq
-from node.mvcc import schema
 from node.mvcc.codec import decode_request
 from node.mvcc.kv import HistoryQuery, KVState, Reader, WriteTxn
 from node.mvcc.observer import NULL_BACKEND_OBSERVER, BackendObserver
@@ -208,6 +208,15 @@ class KVStore:
         self._alarms: set[tuple[int, int]] = set()  # (member_id u64, type)
         self._lease_listeners: list[LeaseListener] = []
         self._reader = Reader(conn, self._state)
+        # Physical compaction (node/mvcc/compaction.py). False: the apply deletes the
+        # condemned rows at once (pure-store tests, tools). The server sets it True and
+        # runs `compact_step` batches off the apply path, as etcd's compaction goroutine.
+        self.compact_in_background = False
+        self._compact_done = 0  # finished_compact_rev: condemned rows below it are gone
+        self._compact_job = 0  # the compact revision the cursor belongs to
+        self._compact_cursor: compaction.Cursor = compaction.START
+        self._compact_started = 0.0
+        self._compact_removed = 0
         # Damage seen by a read (now or by a previous run, which left a mark): reads
         # then run outside the open batch (see `_reading`).
         self._damaged = os.path.exists(self._damage_mark)
@@ -292,6 +301,9 @@ class KVStore:
         st.keys_total = len(st.live)
         self._load_leases_and_alarms()
         self._applied = int(meta["applied_index"])
+        # A store written before batched compaction has no row: its compactions ran whole.
+        self._compact_done = int(meta.get(compaction.FINISHED_META, st.compact_rev))
+        self._compact_job = 0  # a (re)loaded store starts any pending deletion over
 
     def _load_leases_and_alarms(self) -> None:
         conn = self._db()
@@ -766,14 +778,17 @@ class KVStore:
             raise ErrCompacted
         if rev > st.current_rev:
             raise ErrFutureRev
-        started = time.perf_counter()
-        cur = self._db().execute(
-            "DELETE FROM kv WHERE rev < :c AND (version = 0 OR EXISTS ("
-            "SELECT 1 FROM kv AS n WHERE n.key = kv.key AND n.rev > kv.rev AND n.rev <= :c))",
-            {"c": rev},
-        )
-        removed = max(cur.rowcount, 0)
         st.compact_rev = rev
+        if self.compact_in_background:
+            # Recorded in this entry's batch (meta.compact_rev): reads below `rev` answer
+            # ErrCompacted from now on, on every member; the rows go in `compact_step`.
+            # The finished row must exist from now on: a store without it counts as done.
+            self._finish_compaction(self._compact_done)
+            log.info("scheduled compaction", extra={"fields": {"compact-revision": rev}})
+            return rq.CompactionResponse(revision=st.current_rev)
+        started = time.perf_counter()
+        removed = compaction.delete_all(self._db(), rev)
+        self._finish_compaction(rev)
         st.compaction_keys_total += removed
         self.hooks.on_compaction(time.perf_counter() - started, removed)
         log.info(
@@ -781,6 +796,63 @@ class KVStore:
             extra={"fields": {"compact-revision": rev, "removed": removed}},
         )
         return rq.CompactionResponse(revision=st.current_rev)
+
+    def _finish_compaction(self, rev: int) -> None:
+        """Record (in the open transaction) that no row condemned by `rev` is left."""
+        self._db().execute(
+            "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+            (compaction.FINISHED_META, rev),
+        )
+        self._compact_done = rev
+
+    # ---- physical compaction in batches ----------------------------------------------------
+    def compaction_pending(self) -> bool:
+        """A compaction was applied whose condemned rows are not all deleted yet."""
+        return self._conn is not None and self._compact_done < self._state.compact_rev
+
+    def compact_step(self, limit: int = compaction.BATCH_LIMIT) -> bool:
+        """Delete one batch of the pending compaction and commit; True once none is pending.
+
+        Holds the store's lock for one batch only (at most `limit` stored revisions
+        examined), so the caller can let the loop run between batches. The open apply
+        batch is committed with it, as etcd's ForceCommit after each compaction batch.
+        """
+        with self._lock:
+            conn = self._db()
+            target = self._state.compact_rev
+            if self._compact_done >= target:
+                return True
+            now = time.perf_counter()
+            if self._compact_job != target:  # a new compaction: start from the oldest row
+                self._compact_job, self._compact_cursor = target, compaction.START
+                self._compact_started, self._compact_removed = now, 0
+            if not conn.in_transaction:
+                conn.execute("BEGIN")
+            removed, cursor = compaction.delete_batch(conn, target, self._compact_cursor, limit)
+            self._state.compaction_keys_total += removed
+            self._compact_removed += removed
+            if cursor is None:
+                self._finish_compaction(target)
+            else:
+                self._compact_cursor = cursor
+            self._commit_batch()
+            self.hooks.on_compaction_pause(time.perf_counter() - now)
+            if cursor is not None:
+                return False
+            total = time.perf_counter() - self._compact_started
+            removed_total = self._compact_removed
+        self.hooks.on_compaction(total, removed_total, batched=True)
+        log.info(
+            "finished scheduled compaction",
+            extra={
+                "fields": {
+                    "compact-revision": target,
+                    "removed": removed_total,
+                    "took": f"{total:.3f}s",
+                }
+            },
+        )
+        return True
 
     def _apply_lease_grant(
         self, index: int, req: rq.LeaseGrantRequest, granted: list[tuple[int, int]]

@@ -26,7 +26,7 @@ from node.server.bootstrap import bootstrap
 from node.server.context import Leadership, ServerContext
 from node.server.corruption import CorruptionChecker
 from node.server.counters import Faults, ServerCounters
-from node.server.housekeeping import housekeeping_loop
+from node.server.housekeeping import compaction_loop, housekeeping_loop
 from node.server.inbox import Inbox
 from node.server.observer import NullMemberObserver
 from node.server.proposals import Proposals
@@ -61,6 +61,7 @@ class EtcdServer:
 
         boot = bootstrap(cfg, self.observer)
         self.kv = boot.kv
+        self.kv.compact_in_background = True  # compaction_loop deletes in batches
         self.wal = boot.wal
         self._node = boot.node
         self.lessor = Lessor(self.kv)
@@ -123,6 +124,7 @@ class EtcdServer:
             self.loop.run(),
             self.loop.tick_loop(),
             housekeeping_loop(self.ctx, self._compactor, self.proposals),
+            compaction_loop(self.ctx),
             progress_notify_loop(
                 lambda: self.ctx.opened.kv.watch_hub,
                 self.cfg.watch_progress_notify_interval_seconds,
