@@ -212,6 +212,12 @@ class KVStore:
         # condemned rows at once (pure-store tests, tools). The server sets it True and
         # runs `compact_step` batches off the apply path, as etcd's compaction goroutine.
         self.compact_in_background = False
+        # Set by the server, on the loop, while a worker thread runs `defragment` (which
+        # holds the lock for the whole VACUUM): the batch was committed first and nothing
+        # is applied meanwhile, so the loop-side calls below answer without the lock
+        # (commit: nothing to do; sizes: the last ones read; range: a read snapshot).
+        self.defragmenting = False
+        self._last_pages = (self._page_size, 0, 0)
         self._compact_done = 0  # finished_compact_rev: condemned rows below it are gone
         self._compact_job = 0  # the compact revision the cursor belongs to
         self._compact_cursor: compaction.Cursor = compaction.START
@@ -377,6 +383,8 @@ class KVStore:
     def range(self, req: rq.RangeRequest) -> rq.RangeResponse:
         """A read from committed state (after ReadIndex, or serializable). Raises
         ErrCompacted / ErrFutureRev like etcd."""
+        if self.defragmenting:
+            return self._range_committed(req)
         with self._lock, self._reading("range"):
             self._db()
             if self._corrupt():
@@ -392,10 +400,15 @@ class KVStore:
         first (`commit()`), so the snapshot holds every entry applied before the read.
         A 100k-key range built on the loop stalled every other client for a second.
         """
-        with self._lock:
-            self._db()
-            if self._corrupt():
-                raise ErrCorrupt
+        if not self.defragmenting:
+            with self._lock:
+                self._db()
+        return self._range_committed(req)
+
+    def _range_committed(self, req: rq.RangeRequest) -> rq.RangeResponse:
+        """`range_snapshot` without the store's lock (which a running VACUUM holds)."""
+        if self._corrupt():
+            raise ErrCorrupt
         with self._reading("range", commit_first=False):  # the caller committed, on the loop
             conn = sqlite3.connect(
                 f"{Path(self.path).absolute().as_uri()}?mode=ro",
@@ -416,8 +429,7 @@ class KVStore:
                 resp = Reader(conn, state).range(req, state.current_rev)
             finally:
                 conn.close()
-        with self._lock:
-            self._state.range_total += 1
+        self._state.range_total += 1  # an int's += under the GIL; exactness is not needed
         return resp
 
     def txn_read(self, req: rq.TxnRequest) -> rq.TxnResponse:
@@ -501,12 +513,15 @@ class KVStore:
             return 0
 
     def _pages(self) -> tuple[int, int, int]:
+        if self.defragmenting:  # a scrape must not wait for the VACUUM
+            return self._last_pages
         with self._lock:
             conn = self._db()
             page_size = conn.execute("PRAGMA page_size").fetchone()[0]
             page_count = conn.execute("PRAGMA page_count").fetchone()[0]
             freelist = conn.execute("PRAGMA freelist_count").fetchone()[0]
-        return int(page_size), int(page_count), int(freelist)
+        self._last_pages = (int(page_size), int(page_count), int(freelist))
+        return self._last_pages
 
     def db_total_size(self) -> int:
         """etcd_mvcc_db_total_size_in_bytes: database pages + SQLite's WAL file.
@@ -514,6 +529,8 @@ class KVStore:
         The driver reads it after each backend commit (the quota check), so it costs one
         PRAGMA: the page size never changes.
         """
+        if self.defragmenting:
+            return self._last_pages[1] * self._page_size + self._wal_size()
         with self._lock:
             page_count = self._db().execute("PRAGMA page_count").fetchone()[0]
         return int(page_count) * self._page_size + self._wal_size()
@@ -613,11 +630,15 @@ class KVStore:
 
     def commit(self) -> None:
         """Commit the open batch now (before a backup, a checkpoint, a shutdown)."""
+        if self.defragmenting:
+            return  # committed before the VACUUM began, and nothing applied since
         with self._lock:
             self._commit_batch()
 
     def commit_if_due(self) -> None:
         """The driver calls this on every tick, so an idle member's batch is committed too."""
+        if self.defragmenting:
+            return
         with self._lock:
             if self.commit_due():
                 self._commit_batch()

@@ -59,7 +59,7 @@ async def compaction_loop(
     """
     while True:
         kv = ctx.opened.kv
-        while kv.compaction_pending():
+        while kv.compaction_pending() and not kv.defragmenting:
             kv.compact_step(limit)
             await asyncio.sleep(pause)
         await asyncio.sleep(poll)

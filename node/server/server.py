@@ -110,6 +110,9 @@ class EtcdServer:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._defrags_running = 0  # defragment() calls not finished (they queue on the store)
+        self._store_free = asyncio.Event()  # cleared while a defragment holds the store
+        self._store_free.set()
+        self._defrag_lock = asyncio.Lock()  # one VACUUM at a time
         self.corruption = CorruptionChecker(self)
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -170,6 +173,7 @@ class EtcdServer:
     async def read_barrier(self) -> None:
         """Wait until a linearizable read may be served locally."""
         await self.reads.barrier()
+        await self._store_free.wait()  # a read during a defragment waits off the loop
 
     def transfer_leadership(self, to: int) -> None:
         self.ctx.inbox.report(lambda: self._node.transfer_leader(to))
@@ -186,13 +190,30 @@ class EtcdServer:
             )
 
     async def defragment(self) -> None:
-        """Defragment the backend; etcd_disk_defrag_inflight is 1 until it ends, even badly."""
+        """Defragment the backend; etcd_disk_defrag_inflight is 1 until it ends, even badly.
+
+        The VACUUM holds the store in a worker thread. The loop goes on ticking,
+        heartbeating, fsyncing the WAL and acking; committed entries wait in the applier
+        and linearizable reads in `read_barrier` (etcd's defrag also blocks its backend,
+        never its raft loop). The open batch is committed first, on the loop, so the
+        committed state is the applied state for as long as the VACUUM runs.
+        """
         self._defrags_running += 1
         try:
-            await asyncio.to_thread(self.kv.defragment)  # the store reports its duration
+            async with self._defrag_lock:
+                kv = self.kv
+                kv.commit()
+                kv.defragmenting = True
+                self._store_free.clear()
+                try:
+                    await asyncio.to_thread(kv.defragment)  # the store reports its duration
+                finally:
+                    kv.defragmenting = False
+                    self._store_free.set()
+                self.applier.db_size = kv.db_total_size()
+                await self.applier.resume()
         finally:
             self._defrags_running -= 1
-        self.applier.db_size = self.kv.db_total_size()
 
     async def hash_kv(self, revision: int) -> rq.HashKVResponse:
         """etcd's HashKV of this member's store, in a worker thread (node/mvcc/hash.py).

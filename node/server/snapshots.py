@@ -39,6 +39,8 @@ class Snapshots:
         applied = self._applier.applied_index
         if applied - self.snapshot_index < self._ctx.cfg.snapshot_count:
             return
+        if self._opened.kv.defragmenting:
+            return  # the next Ready after the defragment snapshots
         index, storage = applied, self._opened.storage
         term = storage.term(index)
         conf = self._opened.node.status().conf_state
