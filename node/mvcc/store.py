@@ -999,25 +999,30 @@ class KVStore:
             seconds=took,
         )
 
-    def restore_from(self, path: str) -> None:
+    def restore_from(self, path: str, *, move: bool = False) -> None:
         """Replace the whole store with a backup image (a snapshot from the leader).
 
         The applied index, revisions, leases and alarms come from the image.
         Watchers stay registered and resynchronize from the new history (or get
-        a compacted response if it no longer reaches back far enough).
+        a compacted response if it no longer reaches back far enough). With `move`
+        the image file itself becomes the database (renamed, not copied: it must be
+        durable already and on this filesystem), so no second copy is ever written.
         """
         with self._lock:
             if self._conn is not None:
                 self._conn.close()  # an open batch is rolled back: the image replaces it
                 self._conn = None
                 self._batch_entries = 0
-            tmp = self.path + ".restore"
-            shutil.copyfile(path, tmp)
-            fsync_file(tmp)
+            if move:
+                src = path
+            else:
+                src = self.path + ".restore"
+                shutil.copyfile(path, src)
+                fsync_file(src)
             for suffix in ("-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(self.path + suffix)
-            os.replace(tmp, self.path)
+            os.replace(src, self.path)
             fsync_dir(os.path.dirname(os.path.abspath(self.path)))
             self._conn = schema.connect(self.path)
             self._page_size = int(self._conn.execute("PRAGMA page_size").fetchone()[0])

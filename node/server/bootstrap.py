@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from node.mvcc.store import KVStore
 from node.raft import Config, MemoryStorage, RawNode
 from node.raft.messages import HardState, Snapshot
+from node.server.snapshot_recovery import recover_backend
 from node.wal import WAL, Snapshotter, WALError
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ def bootstrap(cfg: MemberConfig, observer: MemberObserver) -> Bootstrapped:
         batch_interval=cfg.backend_batch_interval_seconds,
         batch_limit=cfg.backend_batch_limit,
     )
+    recover_backend(snapshotter, kv)  # a received snapshot saved but not installed
     storage = MemoryStorage()
     applied_index = kv.applied_index()
     wal, snapshot_index = _open_wal(cfg, observer, snapshotter, storage, applied_index)

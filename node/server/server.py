@@ -160,6 +160,7 @@ class EtcdServer:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.transport.stop()
+        await self.snapshots.close()
         self.proposals.fail_all()
         self.loop.close()
         self.kv.close()
