@@ -51,15 +51,17 @@ async def compaction_loop(
     pause: float = compaction.PAUSE_SECONDS,
     poll: float = COMPACTION_POLL_SECONDS,
 ) -> None:
-    """Delete what applied compactions condemned, one committed batch per loop turn.
+    """Delete what applied compactions condemned, one committed batch at a time.
 
-    Each `compact_step` holds the store for at most `limit` stored revisions; the
-    pause between batches lets the Ready loop tick, persist, apply and answer.
-    Pending work at start (a member stopped half-way) is picked up at once.
+    Each `compact_step` runs in a worker thread (SQLite releases the GIL while it
+    deletes) and holds the store's lock for at most `limit` stored revisions, so the
+    loop keeps ticking, sending and fsyncing throughout, and waits for the store, if
+    it applies meanwhile, for one batch at most; the pause between batches lets the
+    applies in. Pending work at start (a member stopped half-way) is picked up at once.
     """
     while True:
         kv = ctx.opened.kv
         while kv.compaction_pending() and not kv.defragmenting:
-            kv.compact_step(limit)
+            await asyncio.to_thread(kv.compact_step, limit)
             await asyncio.sleep(pause)
         await asyncio.sleep(poll)
