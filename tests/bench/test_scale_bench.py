@@ -44,7 +44,7 @@ from lab.members import ProcessCluster
 from tests.cluster.etcdjson import b64, call, put
 from tests.helpers import require_tool
 
-pytestmark = pytest.mark.bench
+pytestmark = [pytest.mark.bench, pytest.mark.timeout(7200)]
 
 SIZES = [int(s) for s in os.environ.get("RAFTMON_SCALE_KEYS", "10000,100000").split(",") if s]
 SOAK_SECONDS = int(os.environ.get("RAFTMON_SCALE_SOAK_SECONDS", "60"))
@@ -223,6 +223,7 @@ def test_scale_raftmon_against_real_etcd(tmp_path: Path, keys: int) -> None:
         try:
             cluster.wait_leader(timeout=60)
             results[name] = _run_side(cluster, keys)  # type: ignore[arg-type]
+            print(f"\n{name} at {keys} keys: {results[name]}", flush=True)
         finally:
             cluster.stop()
     r, e = results["raftmon"], results["etcd"]
