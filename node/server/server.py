@@ -168,8 +168,18 @@ class EtcdServer:
 
     # ---- client requests -----------------------------------------------------------------
     async def propose(self, request: Any) -> Any:
-        """Replicate one request through Raft; return the state machine's response."""
-        return await self.proposals.propose(request)
+        """Replicate one request through Raft; return the state machine's response.
+
+        A compaction with `physical` is answered once this member has deleted what it
+        condemned (etcd waits for its compaction goroutine the same way).
+        """
+        resp = await self.proposals.propose(request)
+        if type(request) is rq.CompactionRequest and request.physical:
+            for _ in range(60_000):  # 10 minutes at most; the client's deadline comes first
+                if not self.kv.compaction_pending():
+                    break
+                await asyncio.sleep(0.01)
+        return resp
 
     async def read_barrier(self) -> None:
         """Wait until a linearizable read may be served locally."""
