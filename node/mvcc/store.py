@@ -223,6 +223,10 @@ class KVStore:
         self._compact_cursor: compaction.Cursor = compaction.START
         self._compact_started = 0.0
         self._compact_removed = 0
+        # Held by `checkpoint_durable` (a FULL checkpoint on its own connection blocks new
+        # writers for as long as it runs) and by each compaction batch, which skips its
+        # turn rather than wait: a batch that waited past busy_timeout would fail.
+        self._checkpoint_gate = threading.Lock()
         # Damage seen by a read (now or by a previous run, which left a mark): reads
         # then run outside the open batch (see `_reading`).
         self._damaged = os.path.exists(self._damage_mark)
@@ -838,6 +842,14 @@ class KVStore:
         examined), so the caller can let the loop run between batches. The open apply
         batch is committed with it, as etcd's ForceCommit after each compaction batch.
         """
+        if not self._checkpoint_gate.acquire(blocking=False):
+            return not self.compaction_pending()  # a snapshot's checkpoint runs: next turn
+        try:
+            return self._compact_batch(limit)
+        finally:
+            self._checkpoint_gate.release()
+
+    def _compact_batch(self, limit: int) -> bool:
         with self._lock:
             conn = self._db()
             target = self._state.compact_rev
@@ -951,12 +963,13 @@ class KVStore:
         segments, after `commit()`: then entries up to applied_index() are needed
         nowhere else. (It waits for an open batch's commit: call `commit()` first.)
         """
-        conn = sqlite3.connect(self.path, isolation_level=None)
-        try:
-            conn.execute("PRAGMA busy_timeout=10000")
-            busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
-        finally:
-            conn.close()
+        with self._checkpoint_gate:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            try:
+                conn.execute("PRAGMA busy_timeout=10000")
+                busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
+            finally:
+                conn.close()
         if busy:
             raise RuntimeError(f"checkpoint of {self.path} did not complete (database busy)")
 

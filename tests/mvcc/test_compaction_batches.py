@@ -142,3 +142,21 @@ def test_a_newer_compaction_during_the_deletion_restarts_it_at_the_newer_revisio
     assert not store.compaction_pending()
     assert _rows(store) == 20
     store.close()
+
+
+def test_a_batch_skips_its_turn_while_a_snapshot_checkpoint_blocks_writers(
+    tmp_path: Path,
+) -> None:
+    """A FULL checkpoint blocks new writers; a batch waiting on it could time out and fail."""
+    store = _open(tmp_path / "db", background=True)
+    raft = _history(store, keys=20, rounds=3)
+    raft.apply(rq.CompactionRequest(store.current_revision()))
+    before = _rows(store)
+    with store._checkpoint_gate:  # as checkpoint_durable holds it
+        assert not store.compact_step(limit=10)
+        assert _rows(store) == before
+    for _ in range(100):
+        if store.compact_step(limit=10):
+            break
+    assert _rows(store) == 20
+    store.close()
