@@ -28,9 +28,11 @@ number exactly.
 Hash() is etcd's Maintenance.Hash: a hash of the whole store, which for etcd is every
 bbolt bucket but the consistent index. Ours covers, in this order, every row of `kv`
 (all retained revisions, as above but unfiltered), `live` (the key index), `lease`,
-`alarm` and `meta` without `applied_index` (each member applies at its own pace, as
-etcd leaves out its consistent_index). All of these are replicated state, equal on
-members at the same applied revision. It is never etcd's number (the buckets differ).
+`alarm` and `meta` without `applied_index` and `finished_compact_rev` (each member
+applies and deletes compacted rows at its own pace; rows condemned but not deleted yet
+are left out too), as etcd leaves out its consistent_index). All of these are
+replicated state, equal on members at the same applied revision. It is never etcd's
+number (the buckets differ).
 
 Both read a snapshot on a read-only connection of their own, so they run in a worker
 thread while the loop applies (the caller commits the open batch first, as for
@@ -49,6 +51,7 @@ from typing import TypeVar
 
 from node.errors import ErrBackendDamaged, ErrCompacted, ErrFutureRev
 from node.mvcc import requests as rq
+from node.mvcc.compaction import CONDEMNED, FINISHED_META
 from node.mvcc.observer import NULL_BACKEND_OBSERVER, BackendObserver
 
 R = TypeVar("R")
@@ -154,9 +157,18 @@ def _kv_rows(conn: sqlite3.Connection, revision: int, compact: int) -> Iterator[
             if not latest:
                 if keep_filters is None:
                     keep_filters = _any_key_live(conn, revision)
-                if keep_filters:
-                    continue
+                if keep_filters or _condemned(conn, rev, sub, compact):
+                    continue  # (condemned: deleted on members whose compaction got there)
         yield revision_row_bytes((rev, sub, bytes(key), create, version, lease, value))
+
+
+def _condemned(conn: sqlite3.Connection, rev: int, sub: int, compact: int) -> bool:
+    """A row the compaction at `compact` deletes, whether or not its batch has run yet."""
+    row = conn.execute(
+        f"SELECT {CONDEMNED} FROM kv WHERE rev = :r AND sub = :s",
+        {"r": rev, "s": sub, "c": compact},
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _meta(conn: sqlite3.Connection) -> dict[str, int]:
@@ -191,8 +203,12 @@ def _blob(b: bytes) -> bytes:
 
 def _store_rows(conn: sqlite3.Connection) -> Iterator[bytes]:
     yield KEY_BUCKET
+    # Rows a compaction condemned but has not deleted yet are left out: members delete
+    # them in batches at their own pace (node/mvcc/compaction.py).
     for row in conn.execute(
-        "SELECT rev, sub, key, create_rev, version, lease, value FROM kv ORDER BY rev, sub"
+        "SELECT rev, sub, key, create_rev, version, lease, value FROM kv "
+        f"WHERE NOT {CONDEMNED} ORDER BY rev, sub",
+        {"c": _meta(conn)["compact_rev"]},
     ):
         rev, sub, key, create, version, lease, value = row
         yield revision_row_bytes((rev, sub, bytes(key), create, version, lease, value))
@@ -209,7 +225,7 @@ def _store_rows(conn: sqlite3.Connection) -> Iterator[bytes]:
         yield _ints(member, kind)
     yield b"meta"
     for name, value in sorted(_meta(conn).items()):
-        if name != "applied_index":
+        if name not in ("applied_index", FINISHED_META):  # each member's own pace
             yield _blob(name.encode()) + _ints(value)
 
 

@@ -26,8 +26,15 @@ class BackendObserver(Protocol):
         """etcd_disk_backend_snapshot_duration_seconds: one backup() of the database."""
         return None
 
-    def on_compaction(self, seconds: float, keys: int) -> None:
-        """etcd_debugging_mvcc_db_compaction_*: duration and rows removed."""
+    def on_compaction(self, seconds: float, keys: int, *, batched: bool = False) -> None:
+        """etcd_debugging_mvcc_db_compaction_*: duration and rows removed.
+
+        `batched`: the deletion ran in batches, each reported by on_compaction_pause.
+        """
+        return None
+
+    def on_compaction_pause(self, seconds: float) -> None:
+        """etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds: one batch."""
         return None
 
     def on_hash(self, seconds: float) -> None:

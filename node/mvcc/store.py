@@ -53,10 +53,10 @@ from node.errors import (
     MvccError,
 )
 from node.fsutil import fsync_dir, fsync_file
+from node.mvcc import compaction, schema
 from node.mvcc import members as members_table
 from node.mvcc import quota as q
 from node.mvcc import requests as rq
-from node.mvcc import schema
 from node.mvcc.codec import decode_request
 from node.mvcc.kv import HistoryQuery, KVState, Reader, WriteTxn
 from node.mvcc.observer import NULL_BACKEND_OBSERVER, BackendObserver
@@ -212,6 +212,25 @@ class KVStore:
         self._alarms: set[tuple[int, int]] = set()  # (member_id u64, type)
         self._lease_listeners: list[LeaseListener] = []
         self._reader = Reader(conn, self._state)
+        # Physical compaction (node/mvcc/compaction.py). False: the apply deletes the
+        # condemned rows at once (pure-store tests, tools). The server sets it True and
+        # runs `compact_step` batches off the apply path, as etcd's compaction goroutine.
+        self.compact_in_background = False
+        # Set by the server, on the loop, while a worker thread runs `defragment` (which
+        # holds the lock for the whole VACUUM): the batch was committed first and nothing
+        # is applied meanwhile, so the loop-side calls below answer without the lock
+        # (commit: nothing to do; sizes: the last ones read; range: a read snapshot).
+        self.defragmenting = False
+        self._last_pages = (self._page_size, 0, 0)
+        self._compact_done = 0  # finished_compact_rev: condemned rows below it are gone
+        self._compact_job = 0  # the compact revision the cursor belongs to
+        self._compact_cursor: compaction.Cursor = compaction.START
+        self._compact_started = 0.0
+        self._compact_removed = 0
+        # Held by `checkpoint_durable` (a FULL checkpoint on its own connection blocks new
+        # writers for as long as it runs) and by each compaction batch, which skips its
+        # turn rather than wait: a batch that waited past busy_timeout would fail.
+        self._checkpoint_gate = threading.Lock()
         # Damage seen by a read (now or by a previous run, which left a mark): reads
         # then run outside the open batch (see `_reading`).
         self._damaged = os.path.exists(self._damage_mark)
@@ -296,6 +315,9 @@ class KVStore:
         st.keys_total = len(st.live)
         self._load_leases_and_alarms()
         self._applied = int(meta["applied_index"])
+        # A store written before batched compaction has no row: its compactions ran whole.
+        self._compact_done = int(meta.get(compaction.FINISHED_META, st.compact_rev))
+        self._compact_job = 0  # a (re)loaded store starts any pending deletion over
 
     def _load_leases_and_alarms(self) -> None:
         conn = self._db()
@@ -369,6 +391,8 @@ class KVStore:
     def range(self, req: rq.RangeRequest) -> rq.RangeResponse:
         """A read from committed state (after ReadIndex, or serializable). Raises
         ErrCompacted / ErrFutureRev like etcd."""
+        if self.defragmenting:
+            return self._range_committed(req)
         with self._lock, self._reading("range"):
             self._db()
             if self._corrupt():
@@ -384,10 +408,15 @@ class KVStore:
         first (`commit()`), so the snapshot holds every entry applied before the read.
         A 100k-key range built on the loop stalled every other client for a second.
         """
-        with self._lock:
-            self._db()
-            if self._corrupt():
-                raise ErrCorrupt
+        if not self.defragmenting:
+            with self._lock:
+                self._db()
+        return self._range_committed(req)
+
+    def _range_committed(self, req: rq.RangeRequest) -> rq.RangeResponse:
+        """`range_snapshot` without the store's lock (which a running VACUUM holds)."""
+        if self._corrupt():
+            raise ErrCorrupt
         with self._reading("range", commit_first=False):  # the caller committed, on the loop
             conn = sqlite3.connect(
                 f"{Path(self.path).absolute().as_uri()}?mode=ro",
@@ -408,8 +437,7 @@ class KVStore:
                 resp = Reader(conn, state).range(req, state.current_rev)
             finally:
                 conn.close()
-        with self._lock:
-            self._state.range_total += 1
+        self._state.range_total += 1  # an int's += under the GIL; exactness is not needed
         return resp
 
     def txn_read(self, req: rq.TxnRequest) -> rq.TxnResponse:
@@ -493,12 +521,15 @@ class KVStore:
             return 0
 
     def _pages(self) -> tuple[int, int, int]:
+        if self.defragmenting:  # a scrape must not wait for the VACUUM
+            return self._last_pages
         with self._lock:
             conn = self._db()
             page_size = conn.execute("PRAGMA page_size").fetchone()[0]
             page_count = conn.execute("PRAGMA page_count").fetchone()[0]
             freelist = conn.execute("PRAGMA freelist_count").fetchone()[0]
-        return int(page_size), int(page_count), int(freelist)
+        self._last_pages = (int(page_size), int(page_count), int(freelist))
+        return self._last_pages
 
     def db_total_size(self) -> int:
         """etcd_mvcc_db_total_size_in_bytes: database pages + SQLite's WAL file.
@@ -506,6 +537,8 @@ class KVStore:
         The driver reads it after each backend commit (the quota check), so it costs one
         PRAGMA: the page size never changes.
         """
+        if self.defragmenting:
+            return self._last_pages[1] * self._page_size + self._wal_size()
         with self._lock:
             page_count = self._db().execute("PRAGMA page_count").fetchone()[0]
         return int(page_count) * self._page_size + self._wal_size()
@@ -605,11 +638,15 @@ class KVStore:
 
     def commit(self) -> None:
         """Commit the open batch now (before a backup, a checkpoint, a shutdown)."""
+        if self.defragmenting:
+            return  # committed before the VACUUM began, and nothing applied since
         with self._lock:
             self._commit_batch()
 
     def commit_if_due(self) -> None:
         """The driver calls this on every tick, so an idle member's batch is committed too."""
+        if self.defragmenting:
+            return
         with self._lock:
             if self.commit_due():
                 self._commit_batch()
@@ -772,14 +809,17 @@ class KVStore:
             raise ErrCompacted
         if rev > st.current_rev:
             raise ErrFutureRev
-        started = time.perf_counter()
-        cur = self._db().execute(
-            "DELETE FROM kv WHERE rev < :c AND (version = 0 OR EXISTS ("
-            "SELECT 1 FROM kv AS n WHERE n.key = kv.key AND n.rev > kv.rev AND n.rev <= :c))",
-            {"c": rev},
-        )
-        removed = max(cur.rowcount, 0)
         st.compact_rev = rev
+        if self.compact_in_background:
+            # Recorded in this entry's batch (meta.compact_rev): reads below `rev` answer
+            # ErrCompacted from now on, on every member; the rows go in `compact_step`.
+            # The finished row must exist from now on: a store without it counts as done.
+            self._finish_compaction(self._compact_done)
+            log.info("scheduled compaction", extra={"fields": {"compact-revision": rev}})
+            return rq.CompactionResponse(revision=st.current_rev)
+        started = time.perf_counter()
+        removed = compaction.delete_all(self._db(), rev)
+        self._finish_compaction(rev)
         st.compaction_keys_total += removed
         self.hooks.on_compaction(time.perf_counter() - started, removed)
         log.info(
@@ -787,6 +827,71 @@ class KVStore:
             extra={"fields": {"compact-revision": rev, "removed": removed}},
         )
         return rq.CompactionResponse(revision=st.current_rev)
+
+    def _finish_compaction(self, rev: int) -> None:
+        """Record (in the open transaction) that no row condemned by `rev` is left."""
+        self._db().execute(
+            "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+            (compaction.FINISHED_META, rev),
+        )
+        self._compact_done = rev
+
+    # ---- physical compaction in batches ----------------------------------------------------
+    def compaction_pending(self) -> bool:
+        """A compaction was applied whose condemned rows are not all deleted yet."""
+        return self._conn is not None and self._compact_done < self._state.compact_rev
+
+    def compact_step(self, limit: int = compaction.BATCH_LIMIT) -> bool:
+        """Delete one batch of the pending compaction and commit; True once none is pending.
+
+        Holds the store's lock for one batch only (at most `limit` stored revisions
+        examined), so the caller can let the loop run between batches. The open apply
+        batch is committed with it, as etcd's ForceCommit after each compaction batch.
+        """
+        if not self._checkpoint_gate.acquire(blocking=False):
+            return not self.compaction_pending()  # a snapshot's checkpoint runs: next turn
+        try:
+            return self._compact_batch(limit)
+        finally:
+            self._checkpoint_gate.release()
+
+    def _compact_batch(self, limit: int) -> bool:
+        with self._lock:
+            conn = self._db()
+            target = self._state.compact_rev
+            if self._compact_done >= target:
+                return True
+            now = time.perf_counter()
+            if self._compact_job != target:  # a new compaction: start from the oldest row
+                self._compact_job, self._compact_cursor = target, compaction.START
+                self._compact_started, self._compact_removed = now, 0
+            if not conn.in_transaction:
+                conn.execute("BEGIN")
+            removed, cursor = compaction.delete_batch(conn, target, self._compact_cursor, limit)
+            self._state.compaction_keys_total += removed
+            self._compact_removed += removed
+            if cursor is None:
+                self._finish_compaction(target)
+            else:
+                self._compact_cursor = cursor
+            self._commit_batch()
+            self.hooks.on_compaction_pause(time.perf_counter() - now)
+            if cursor is not None:
+                return False
+            total = time.perf_counter() - self._compact_started
+            removed_total = self._compact_removed
+        self.hooks.on_compaction(total, removed_total, batched=True)
+        log.info(
+            "finished scheduled compaction",
+            extra={
+                "fields": {
+                    "compact-revision": target,
+                    "removed": removed_total,
+                    "took": f"{total:.3f}s",
+                }
+            },
+        )
+        return True
 
     def _apply_lease_grant(
         self, index: int, req: rq.LeaseGrantRequest, granted: list[tuple[int, int]]
@@ -917,12 +1022,13 @@ class KVStore:
         segments, after `commit()`: then entries up to applied_index() are needed
         nowhere else. (It waits for an open batch's commit: call `commit()` first.)
         """
-        conn = sqlite3.connect(self.path, isolation_level=None)
-        try:
-            conn.execute("PRAGMA busy_timeout=10000")
-            busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
-        finally:
-            conn.close()
+        with self._checkpoint_gate:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            try:
+                conn.execute("PRAGMA busy_timeout=10000")
+                busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
+            finally:
+                conn.close()
         if busy:
             raise RuntimeError(f"checkpoint of {self.path} did not complete (database busy)")
 
@@ -965,25 +1071,30 @@ class KVStore:
             seconds=took,
         )
 
-    def restore_from(self, path: str) -> None:
+    def restore_from(self, path: str, *, move: bool = False) -> None:
         """Replace the whole store with a backup image (a snapshot from the leader).
 
         The applied index, revisions, leases and alarms come from the image.
         Watchers stay registered and resynchronize from the new history (or get
-        a compacted response if it no longer reaches back far enough).
+        a compacted response if it no longer reaches back far enough). With `move`
+        the image file itself becomes the database (renamed, not copied: it must be
+        durable already and on this filesystem), so no second copy is ever written.
         """
         with self._lock:
             if self._conn is not None:
                 self._conn.close()  # an open batch is rolled back: the image replaces it
                 self._conn = None
                 self._batch_entries = 0
-            tmp = self.path + ".restore"
-            shutil.copyfile(path, tmp)
-            fsync_file(tmp)
+            if move:
+                src = path
+            else:
+                src = self.path + ".restore"
+                shutil.copyfile(path, src)
+                fsync_file(src)
             for suffix in ("-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(self.path + suffix)
-            os.replace(tmp, self.path)
+            os.replace(src, self.path)
             fsync_dir(os.path.dirname(os.path.abspath(self.path)))
             self._conn = schema.connect(self.path)
             self._page_size = int(self._conn.execute("PRAGMA page_size").fetchone()[0])

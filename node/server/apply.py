@@ -7,6 +7,7 @@ the batch's time is reported once, and shared out per request under etcd's `op`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -58,11 +59,14 @@ class Applier:
         # Membership: conf-change entries, and members' published attributes once applied.
         self.on_conf_change: Callable[[Entry], None] | None = None
         self.on_member_attributes: Callable[[rq.MemberAttrRequest], None] | None = None
+        # Committed entries held back while a defragment holds the store (they are
+        # durable in the WAL); applied in order by `resume`, before any newer ones.
+        self._deferred: list[Entry] = []
 
     def refresh_db_size(self) -> None:
         """Re-read the database size if the backend committed since it was last read."""
         kv = self._kv
-        if kv.commits != self._db_size_commits:
+        if kv.commits != self._db_size_commits and not kv.defragmenting:
             self._db_size_commits = kv.commits
             self.db_size = kv.db_total_size()
 
@@ -71,12 +75,36 @@ class Applier:
         self.applied_index = applied_index
         self.db_size = self._kv.db_total_size()
 
+    @property
+    def deferred(self) -> int:
+        """Committed entries waiting for a defragment to end."""
+        return len(self._deferred)
+
     def apply(self, committed: list[Entry]) -> None:
         """Apply one Ready's committed entries (those not applied yet) and answer clients.
 
         Normal entries go to the store in batches; a conf-change entry is applied alone,
         in log order, after the entries before it.
+
+        While the store is defragmented (a worker thread holds it for the whole VACUUM)
+        the entries wait in order instead, so the Ready loop never blocks on the store:
+        heartbeats, WAL fsyncs and acks go on, and the answers come after `resume`.
         """
+        if self._kv.defragmenting:
+            self._deferred.extend(committed)
+            return
+        if self._deferred:  # `resume` did not finish (or was cancelled): keep the order
+            committed, self._deferred = self._deferred + committed, []
+        self._apply_now(committed)
+
+    async def resume(self, chunk: int = 1000) -> None:
+        """Apply the entries held back during a defragment, `chunk` at a time, yielding."""
+        while self._deferred and not self._kv.defragmenting:
+            batch, self._deferred = self._deferred[:chunk], self._deferred[chunk:]
+            self._apply_now(batch)
+            await asyncio.sleep(0)
+
+    def _apply_now(self, committed: list[Entry]) -> None:
         started = time.perf_counter()
         batch: list[tuple[int, bytes]] = []
         for e in committed:

@@ -19,6 +19,7 @@ from node.mvcc.store import KVStore
 from node.raft import ConfChange, ConfChangeType, Config, ConfState, MemoryStorage, RawNode
 from node.raft.messages import Entry, EntryType, HardState, Snapshot
 from node.server.membership import ChangeContext, Membership
+from node.server.snapshot_recovery import recover_backend
 from node.wal import WAL, Snapshotter, WALError
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ def bootstrap(cfg: MemberConfig, observer: MemberObserver) -> Bootstrapped:
         batch_interval=cfg.backend_batch_interval_seconds,
         batch_limit=cfg.backend_batch_limit,
     )
+    recover_backend(snapshotter, kv)  # a received snapshot saved but not installed
     storage = MemoryStorage()
     applied_index = kv.applied_index()
     fresh = not WAL.exists(os.path.join(cfg.member_dir, "wal"))

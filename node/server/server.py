@@ -26,7 +26,7 @@ from node.server.bootstrap import bootstrap
 from node.server.context import Leadership, ServerContext
 from node.server.corruption import CorruptionChecker
 from node.server.counters import Faults, ServerCounters
-from node.server.housekeeping import housekeeping_loop
+from node.server.housekeeping import compaction_loop, housekeeping_loop
 from node.server.inbox import Inbox
 from node.server.membership import Membership
 from node.server.observer import NullMemberObserver
@@ -67,6 +67,7 @@ class EtcdServer:
         boot = bootstrap(cfg, self.observer)
         self.membership = boot.membership
         self.kv = boot.kv
+        self.kv.compact_in_background = True  # compaction_loop deletes in batches
         self.wal = boot.wal
         self._node = boot.node
         self.lessor = Lessor(self.kv)
@@ -120,6 +121,9 @@ class EtcdServer:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._defrags_running = 0  # defragment() calls not finished (they queue on the store)
+        self._store_free = asyncio.Event()  # cleared while a defragment holds the store
+        self._store_free.set()
+        self._defrag_lock = asyncio.Lock()  # one VACUUM at a time
         self.corruption = CorruptionChecker(self)
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -134,6 +138,7 @@ class EtcdServer:
             self.loop.run(),
             self.loop.tick_loop(),
             housekeeping_loop(self.ctx, self._compactor, self.proposals),
+            compaction_loop(self.ctx),
             progress_notify_loop(
                 lambda: self.ctx.opened.kv.watch_hub,
                 self.cfg.watch_progress_notify_interval_seconds,
@@ -168,6 +173,7 @@ class EtcdServer:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.transport.stop()
+        await self.snapshots.close()
         self.proposals.fail_all()
         self.reconfig.fail_all()
         self.loop.close()
@@ -176,12 +182,23 @@ class EtcdServer:
 
     # ---- client requests -----------------------------------------------------------------
     async def propose(self, request: Any) -> Any:
-        """Replicate one request through Raft; return the state machine's response."""
-        return await self.proposals.propose(request)
+        """Replicate one request through Raft; return the state machine's response.
+
+        A compaction with `physical` is answered once this member has deleted what it
+        condemned (etcd waits for its compaction goroutine the same way).
+        """
+        resp = await self.proposals.propose(request)
+        if type(request) is rq.CompactionRequest and request.physical:
+            for _ in range(60_000):  # 10 minutes at most; the client's deadline comes first
+                if not self.kv.compaction_pending():
+                    break
+                await asyncio.sleep(0.01)
+        return resp
 
     async def read_barrier(self) -> None:
         """Wait until a linearizable read may be served locally."""
         await self.reads.barrier()
+        await self._store_free.wait()  # a read during a defragment waits off the loop
 
     def transfer_leadership(self, to: int) -> None:
         self.ctx.inbox.report(lambda: self._node.transfer_leader(to))
@@ -198,13 +215,30 @@ class EtcdServer:
             )
 
     async def defragment(self) -> None:
-        """Defragment the backend; etcd_disk_defrag_inflight is 1 until it ends, even badly."""
+        """Defragment the backend; etcd_disk_defrag_inflight is 1 until it ends, even badly.
+
+        The VACUUM holds the store in a worker thread. The loop goes on ticking,
+        heartbeating, fsyncing the WAL and acking; committed entries wait in the applier
+        and linearizable reads in `read_barrier` (etcd's defrag also blocks its backend,
+        never its raft loop). The open batch is committed first, on the loop, so the
+        committed state is the applied state for as long as the VACUUM runs.
+        """
         self._defrags_running += 1
         try:
-            await asyncio.to_thread(self.kv.defragment)  # the store reports its duration
+            async with self._defrag_lock:
+                kv = self.kv
+                kv.commit()
+                kv.defragmenting = True
+                self._store_free.clear()
+                try:
+                    await asyncio.to_thread(kv.defragment)  # the store reports its duration
+                finally:
+                    kv.defragmenting = False
+                    self._store_free.set()
+                self.applier.db_size = kv.db_total_size()
+                await self.applier.resume()
         finally:
             self._defrags_running -= 1
-        self.applier.db_size = self.kv.db_total_size()
 
     async def hash_kv(self, revision: int) -> rq.HashKVResponse:
         """etcd's HashKV of this member's store, in a worker thread (node/mvcc/hash.py).

@@ -1,17 +1,31 @@
 """Snapshots: make one every --snapshot-count entries, send one, receive and install one.
 
-Making a snapshot images the backend in a worker thread while the loop waits, so the
-image is exactly at the applied index; then the WAL and MemoryStorage are released up
-to it, keeping --snapshot-catchup-entries for slow followers (etcd's snapshot()).
-A snapshot from the leader is saved durably before the Ready loop persists anything
-that depends on it, and installed (the backend replaced) in the apply step.
+As etcd's, a snapshot is a marker, never a copy of the database: making one commits
+the open batch, makes the database durable (a full checkpoint) and then records index,
+term and ConfState in a small .snap file and the WAL, which is released up to it
+(keeping --snapshot-catchup-entries for slow followers). The live database IS the
+snapshot's state, at or past its index.
+
+A database image exists only when a follower needs one: the leader builds it from a
+consistent read snapshot of the database in a worker thread, streams it, and deletes
+it once every upload that uses it has ended (uploads that start while it exists share
+it). The follower's transport writes the upload to one file in the snap directory
+(durably, <index>.snap.db, etcd's name); the Ready loop records the marker before
+anything depends on it, and the apply step moves that file into place as the live
+database (no copy). A member that crashes in between finds the file at start-up and
+installs it then (snapshot_recovery.py, etcd's recoverSnapshotBackend). So besides the
+live database there is at most one image on disk per member, and only while one
+travels.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
+import re
 from typing import TYPE_CHECKING
 
 from node.raft.messages import Message, MessageType, Snapshot, SnapshotMetadata
@@ -24,6 +38,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+OUTGOING_PREFIX = ".outgoing-"  # the leader's image for followers: .outgoing-<applied:016x>.db
+_RECEIVED_RE = re.compile(r"^([0-9a-f]{16})\.snap\.db$")  # node/transport/snapshot.py's name
+
+
+def _remove_images(snap_dir: str, *, outgoing: bool, received_upto: int) -> int:
+    """Delete leftover images: outgoing ones (a stopped leader's) and received ones."""
+    removed = 0
+    for name in os.listdir(snap_dir):
+        match = _RECEIVED_RE.match(name)
+        doomed = (outgoing and name.startswith(OUTGOING_PREFIX)) or (
+            match is not None and int(match.group(1), 16) <= received_upto
+        )
+        if doomed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(snap_dir, name))
+                removed += 1
+    return removed
+
 
 class Snapshots:
     """The member's snapshot jobs; all run on the Ready loop (their I/O in worker threads)."""
@@ -35,6 +67,14 @@ class Snapshots:
         self.snapshot_index = ctx.opened.snapshot_index  # newest snapshot made or installed
         self.installing = False  # etcd_server_snapshot_apply_in_progress_total
         self.on_installed: Callable[[], None] = lambda: None  # the server re-reads membership
+        # The leader's db image for followers: built once, shared by the uploads that
+        # start while it exists (refs), deleted after the last. An image superseded by a
+        # newer snapshot while still streaming is retired: deleted when its uploads end.
+        self._outgoing: asyncio.Future[tuple[str, int]] | None = None
+        self._refs: dict[asyncio.Future[tuple[str, int]], int] = {}
+        self._retired: dict[asyncio.Future[tuple[str, int]], int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        _remove_images(ctx.opened.snapshotter.dir, outgoing=True, received_upto=-1)
 
     # ---- make ----------------------------------------------------------------------------
     async def maybe_snapshot(self) -> None:
@@ -42,15 +82,16 @@ class Snapshots:
         applied = self._applier.applied_index
         if applied - self.snapshot_index < self._ctx.cfg.snapshot_count:
             return
+        if self._opened.kv.defragmenting:
+            return  # the next Ready after the defragment snapshots
         index, storage = applied, self._opened.storage
         term = storage.term(index)
         conf = self._opened.node.status().conf_state
         meta = SnapshotMetadata(index=index, term=term, conf_state=conf)
-        image = os.path.join(self._opened.snapshotter.dir, f".{index:016x}.db.tmp")
-        # The image and the checkpoint see committed batches only; nothing is applied
-        # while the loop awaits the worker, so the image is exactly at `index`.
+        # The checkpoint sees committed batches only; nothing is applied while the loop
+        # awaits the worker, so the database is durable at exactly `index`.
         self._opened.kv.commit()
-        await asyncio.to_thread(self._write, meta, image)
+        await asyncio.to_thread(self._write, meta)
         storage.create_snapshot(index, conf, b"")
         compact_to = index - self._ctx.cfg.snapshot_catchup_entries
         if compact_to > storage.first_index():
@@ -59,38 +100,117 @@ class Snapshots:
         self._ctx.counters.snapshots_taken += 1
         log.info("saved snapshot", extra={"fields": {"snapshot-index": index, "term": term}})
 
-    def _write(self, meta: SnapshotMetadata, image: str) -> None:
-        """Worker thread: db image, snapshot file, WAL marker, durable db, release WAL."""
+    def _write(self, meta: SnapshotMetadata) -> None:
+        """Worker thread: durable db, then the markers (snapshot file, WAL), release WAL."""
         kv, wal, snapshotter = self._opened.kv, self._opened.wal, self._opened.snapshotter
-        kv.backup(image)
-        snapshotter.save(meta, image)
-        wal.save_snapshot(meta)
         kv.checkpoint_durable()
+        snapshotter.save(meta)
+        wal.save_snapshot(meta)
         wal.release_to(meta.index)
         snapshotter.purge(keep=2)
 
     # ---- send ----------------------------------------------------------------------------
     def send(self, msg: Message) -> None:
-        """Send our newest snapshot for the core's MsgSnap `msg` (the core's carries no data)."""
-        newest = self._opened.snapshotter.load_newest()
-        if newest is None:
-            self._opened.node.report_snapshot(msg.to, True)
-            return
-        meta, db_path = newest
-        self._ctx.transport.send_snapshot(
-            Message(
-                type=MessageType.MsgSnap,
-                to=msg.to,
-                frm=msg.frm,
-                term=msg.term,
-                snapshot=Snapshot(metadata=meta),
-            ),
-            db_path,
+        """Send a snapshot for the core's MsgSnap `msg`: its marker plus a db image.
+
+        The image is built off the loop (or shared with an upload in flight, if it is at
+        or past the marker's index); the loop only commits the open batch first, so the
+        image holds everything applied so far.
+        """
+        if msg.snapshot is not None and not msg.snapshot.is_empty():
+            meta = msg.snapshot.metadata
+        else:
+            newest = self._opened.snapshotter.load_newest()
+            if newest is None:
+                self._opened.node.report_snapshot(msg.to, True)
+                return
+            meta = newest[0]
+        out = Message(
+            type=MessageType.MsgSnap,
+            to=msg.to,
+            frm=msg.frm,
+            term=msg.term,
+            snapshot=Snapshot(metadata=meta),
         )
+        self._opened.kv.commit()
+        task = asyncio.get_running_loop().create_task(self._send_image(out))
+        self._tasks.add(task)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("building a snapshot image failed", exc_info=task.exception())
+
+    async def _send_image(self, msg: Message) -> None:
+        assert msg.snapshot is not None
+        try:
+            path = await self._acquire_image(msg.snapshot.metadata.index)
+        except Exception:
+            self._ctx.inbox.on_snapshot_status(msg.to, True)
+            raise
+        self._ctx.transport.send_snapshot(msg, path, on_done=lambda: self._release_image(path))
+
+    async def _acquire_image(self, index: int) -> str:
+        """An image at or past `index`: the one in use if it qualifies, else a new one."""
+        image = self._outgoing
+        if image is None or (image.done() and not image.exception() and image.result()[1] < index):
+            if image is not None:
+                self._retired[image] = self._refs.pop(image, 0)
+            applied = self._applier.applied_index
+            path = os.path.join(self._opened.snapshotter.dir, f"{OUTGOING_PREFIX}{applied:016x}.db")
+            image = asyncio.ensure_future(asyncio.to_thread(self._build_image, path))
+            self._outgoing = image
+        self._refs[image] = self._refs.get(image, 0) + 1
+        try:
+            path, _applied = await asyncio.shield(image)
+        except BaseException:
+            self._drop_ref(image)
+            raise
+        return path
+
+    def _build_image(self, path: str) -> tuple[str, int]:
+        """Worker thread: a consistent copy of the committed database (SQLite backup API)."""
+        info = self._opened.kv.backup(path)
+        log.info(
+            "built snapshot image for a follower",
+            extra={"fields": {"applied-index": info.applied_index, "bytes": info.size}},
+        )
+        return path, info.applied_index
+
+    def _release_image(self, path: str) -> None:
+        for image in [*self._refs, *self._retired]:
+            if image.done() and not image.exception() and image.result()[0] == path:
+                self._drop_ref(image)
+                return
+
+    def _drop_ref(self, image: asyncio.Future[tuple[str, int]]) -> None:
+        """One upload less uses `image`; the last one deletes it."""
+        refs = self._retired if image in self._retired else self._refs
+        refs[image] = refs.get(image, 1) - 1
+        if refs[image] > 0:
+            return
+        del refs[image]
+        if image is self._outgoing:
+            self._outgoing = None
+        if image.done() and not image.exception():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(image.result()[0])
+
+    async def close(self) -> None:
+        """Stop building images and delete the one on disk (uploads end with the transport)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        _remove_images(self._opened.snapshotter.dir, outgoing=True, received_upto=-1)
 
     # ---- receive -------------------------------------------------------------------------
     async def persist(self, snap: Snapshot) -> None:
-        """A snapshot from the leader: store it durably before anything depends on it."""
+        """A snapshot from the leader: record it durably before anything depends on it.
+
+        Its image is already durable where the transport put it; the marker goes after
+        it, so a crash before the install finds both (snapshot_recovery.py).
+        """
         path = self._ctx.inbox.snapshots.get(snap.metadata.index)
         if path is None:
             raise RuntimeError(
@@ -98,30 +218,34 @@ class Snapshots:
             )
 
         def persist() -> None:
-            self._opened.snapshotter.save(snap.metadata, path)
+            self._opened.snapshotter.save(snap.metadata)
             self._opened.wal.save_snapshot(snap.metadata)
 
         await asyncio.to_thread(persist)
         self._opened.storage.apply_snapshot(snap)
 
     async def install(self, snap: Snapshot) -> None:
-        """Replace the backend with the persisted snapshot's image (the apply step)."""
+        """Replace the backend with the received image, moved into place (the apply step)."""
         kv = self._opened.kv
-        newest = self._opened.snapshotter.load_newest()
-        if newest is None or newest[0].index != snap.metadata.index:
-            raise RuntimeError(f"snapshot {snap.metadata.index} was not saved before install")
+        index = snap.metadata.index
+        path = self._ctx.inbox.snapshots.get(index)
+        if path is None:
+            raise RuntimeError(f"snapshot {index} has no received image to install")
         self.installing = True
         try:
-            await asyncio.to_thread(kv.restore_from, newest[1])
+            await asyncio.to_thread(functools.partial(kv.restore_from, path, move=True))
         finally:
             self.installing = False
-        self._ctx.inbox.snapshots.pop(snap.metadata.index, None)
-        self._applier.reset(max(snap.metadata.index, kv.applied_index()))
-        self.snapshot_index = snap.metadata.index
+        self._ctx.inbox.snapshots.pop(index, None)
+        await asyncio.to_thread(
+            _remove_images, self._opened.snapshotter.dir, outgoing=False, received_upto=index
+        )
+        self._applier.reset(max(index, kv.applied_index()))
+        self.snapshot_index = index
         self._ctx.counters.snapshots_installed += 1
         self._ctx.lessor.reload()
         self.on_installed()
         log.info(
             "applied snapshot from leader",
-            extra={"fields": {"snapshot-index": snap.metadata.index}},
+            extra={"fields": {"snapshot-index": index}},
         )

@@ -112,6 +112,7 @@ class Transport:
         self._stream_session: aiohttp.ClientSession | None = None  # streams only
         self._tasks: set[asyncio.Task[None]] = set()
         self._snapshots: dict[int, asyncio.Task[None]] = {}
+        self._snapshot_done_calls: dict[int, list[Callable[[], None]]] = {}  # send_snapshot's
         self._stream_tasks: dict[int, asyncio.Task[None]] = {}
         self._unreachable_pending: set[int] = set()
         self._unknown_warned: set[int] = set()
@@ -319,20 +320,39 @@ class Transport:
         for sender in touched:  # one write per peer for the whole batch
             sender.flush()
 
-    def send_snapshot(self, msg: Message, db_path: str) -> None:
+    def send_snapshot(
+        self, msg: Message, db_path: str, *, on_done: Callable[[], None] | None = None
+    ) -> None:
         """Stream the db image at `db_path` with `msg` (a MsgSnap) to `msg.to`.
 
         Returns at once; `on_snapshot_status(msg.to, failed)` reports the outcome once the
         receiver has the file durably (or the upload failed). One snapshot per peer is in
-        flight at a time; a second one fails immediately.
+        flight at a time; a second one fails immediately. `on_done` is called once the
+        image is no longer read, whatever the outcome (the caller may delete it then).
         """
+        if on_done is not None:
+            self._run_when_done(msg.to, on_done)
         if not self._running:
+            self._snapshot_done(msg.to)
             return
         sender = self._senders.get(msg.to)
         if sender is None:
             self._warn_unknown(msg)
+            self._snapshot_done(msg.to)
             return
         self._start_snapshot(sender, msg, db_path)
+        if msg.to not in self._snapshots:  # refused before any byte was read
+            self._snapshot_done(msg.to)
+
+    def _run_when_done(self, peer_id: int, call: Callable[[], None]) -> None:
+        self._snapshot_done_calls.setdefault(peer_id, []).append(call)
+
+    def _snapshot_done(self, peer_id: int) -> None:
+        for call in self._snapshot_done_calls.pop(peer_id, []):
+            try:
+                call()
+            except Exception:
+                log.exception("snapshot done callback failed remote-peer-id=%s", peer_id)
 
     def _start_snapshot(self, sender: PeerSender, msg: Message, source: str | bytes) -> None:
         peer_id = sender.peer_id
@@ -397,6 +417,7 @@ class Transport:
         finally:
             stats.snapshot_send_inflight -= 1
             self._snapshots.pop(peer_id, None)
+            self._snapshot_done(peer_id)
         if ok:
             stats.snapshot_send_success += 1
         else:

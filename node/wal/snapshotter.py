@@ -1,16 +1,20 @@
-"""Snapshot files: Raft snapshot metadata beside the state machine's database image.
+"""Snapshot files: Raft snapshot metadata, as etcd's snap package writes them.
 
 Layout in the snapshot directory (etcd's naming):
 
     <term:016x>-<index:016x>.snap      metadata: magic, CRC32, length, JSON body
-    <term:016x>-<index:016x>.snap.db   the database image (SQLite backup API output)
+    <term:016x>-<index:016x>.snap.db   a database image, only in the old layout
 
-The JSON body holds index, term, the ConfState and the image's size and CRC32,
-so `load_newest` can prove both files are whole before anyone restores from
-them. Order of a save: image first (moved into place, fsynced), then the
-metadata file (temp name, fsync, rename, directory fsync). A `.snap` file
-therefore never exists without its image; a crash leaves at most an orphan
-image or a temp file, which `purge` removes.
+As etcd's, a snapshot is normally a marker: the member's live database IS the
+state at (or past) the snapshot's index, made durable before the marker is
+written, so the marker holds index, term and ConfState and no image (`db_size`
+-1 in its body). A database image exists only while one travels to a follower
+(node/server/snapshots.py). Snapshots saved with an image (the old layout, and
+`save(meta, image)`) still load: their body holds the image's size and CRC32,
+so `load_newest` proves both files whole before anyone restores from them.
+Order of a save with an image: image first (moved into place, fsynced), then
+the metadata file (temp name, fsync, rename, directory fsync); a crash leaves
+at most an orphan image or a temp file, which `purge` removes.
 
 Other files in the directory (the live `db` of the MVCC store, the transport's
 incoming temp files) are never touched: only the patterns above are ours.
@@ -114,22 +118,23 @@ class Snapshotter:
         self._observer = observer
         self._lock = threading.Lock()
         # path -> (mtime_ns, size, result): skip re-hashing an image already verified
-        self._verified: dict[str, tuple[int, int, tuple[SnapshotMetadata, str]]] = {}
+        self._verified: dict[str, tuple[int, int, tuple[SnapshotMetadata, str | None]]] = {}
         self.saves = 0
         self.purged = 0
 
-    def save(self, meta: SnapshotMetadata, db: str | os.PathLike[str] | bytes) -> str:
-        """Durably store `meta` and its image; `db` is a file path (moved) or the bytes.
+    def save(self, meta: SnapshotMetadata, db: str | os.PathLike[str] | bytes | None = None) -> str:
+        """Durably store `meta` (and an image: a file path, moved, or the bytes).
 
-        A path is moved into place (renamed when on the same filesystem, else
-        copied and the source removed). Returns the .snap path.
+        Without `db` the snapshot is a marker (the live database is its state). A
+        path is moved into place (renamed when on the same filesystem, else copied
+        and the source removed). Returns the .snap path.
         """
         with self._lock:
             started = time.perf_counter()
             snap_path = os.path.join(self.dir, snap_name(meta))
             db_path = snap_path + DB_SUFFIX
             try:
-                db_size, db_crc = self._store_image(db, db_path)
+                db_size, db_crc = self._store_image(db, db_path) if db is not None else (-1, 0)
                 raw = _encode(meta, db_size, db_crc)
                 tmp = snap_path + TMP_SUFFIX
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -202,8 +207,8 @@ class Snapshotter:
         found.sort(reverse=True)
         return found
 
-    def load_newest(self) -> tuple[SnapshotMetadata, str] | None:
-        """The newest snapshot whose metadata and image both verify, or None.
+    def load_newest(self) -> tuple[SnapshotMetadata, str | None] | None:
+        """The newest snapshot that verifies, with its image's path (None: a marker).
 
         Corrupt or incomplete ones are skipped with a WARNING (and left on disk
         for an operator to inspect; purge removes them once they are old).
@@ -217,16 +222,18 @@ class Snapshotter:
                     log.warning("skipping unusable snapshot file=%s reason=%s", path, err)
             return None
 
-    def _verify(self, path: str) -> tuple[SnapshotMetadata, str]:
+    def _verify(self, path: str) -> tuple[SnapshotMetadata, str | None]:
         db_path = path + DB_SUFFIX
-        st = os.stat(db_path)
-        cached = self._verified.get(path)
-        if cached is not None and cached[:2] == (st.st_mtime_ns, st.st_size):
-            return cached[2]
         with open(path, "rb") as fh:
             meta, db_size, db_crc = _decode(fh.read())
         if snap_name(meta) != os.path.basename(path):
             raise _SnapCorrupt(f"content says index={meta.index} term={meta.term}")
+        if db_size < 0:
+            return meta, None  # a marker: the live database is the state
+        st = os.stat(db_path)
+        cached = self._verified.get(path)
+        if cached is not None and cached[:2] == (st.st_mtime_ns, st.st_size):
+            return cached[2]
         size, crc = _file_crc(db_path)
         if size != db_size or crc != db_crc:
             raise _SnapCorrupt(f"db image size/crc mismatch ({size} bytes, expected {db_size})")
