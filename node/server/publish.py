@@ -34,6 +34,7 @@ class Publisher(Protocol):
 
     async def propose(self, request: Any) -> Any: ...
 
+
 log = logging.getLogger(__name__)
 
 
