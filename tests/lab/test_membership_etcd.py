@@ -74,7 +74,9 @@ def test_add_learner_promote_remove_on_etcd(etcd3: EtcdMembershipCluster) -> Non
     name = etcd3.add_member(learner=True, start=False)
     listed = {m.peer_urls[0]: m for m in etcd3.member_list()}
     new = listed[etcd3.member(name).peer_url]
-    assert new.is_learner and not new.started and new.client_urls == ()
+    assert new.is_learner
+    assert not new.started
+    assert new.client_urls == ()
     with pytest.raises(MembershipError) as refused:
         membership.promote_member(etcd3.live_endpoints(), new.id, timeout=0)
     assert membership.NOT_IN_SYNC in refused.value.message
