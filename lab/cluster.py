@@ -139,10 +139,15 @@ class LocalCluster(MembershipOps, ProcessCluster[MemberProcess]):
         self.write_endpoints_file()
 
     def _stop_member(self, m: MemberProcess) -> None:
+        """A removed member stops itself; kill -9 one that has not, and close its log."""
         if m.alive:
             if m.paused:
                 self.resume(m.name)
             self.kill(m.name)
+        if m._log_thread is not None:
+            m._log_thread.join(timeout=2)
+        if m.proc is not None and m.proc.stdout is not None:
+            m.proc.stdout.close()
 
     # ---- lifecycle -----------------------------------------------------
     @property
@@ -198,7 +203,6 @@ class LocalCluster(MembershipOps, ProcessCluster[MemberProcess]):
 
     def stop(self) -> None:
         """Stop every member (SIGTERM, then SIGKILL after a grace period)."""
-        self.members.extend(m for m in self.removed if m.alive)  # a removal that did not stop
         for m in self.members:
             if m.alive and m.paused:
                 self.resume(m.name)
