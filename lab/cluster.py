@@ -279,6 +279,8 @@ class LocalCluster(MembershipOps, ProcessCluster[MemberProcess]):
     def write_endpoints_file(self) -> Path:
         info: dict[str, Any] = {
             "endpoints": self.endpoints,
+            # What a member joining by hand needs besides `member add`'s output.
+            "initial_cluster_token": self.token,
             "members": [
                 {
                     "name": m.name,

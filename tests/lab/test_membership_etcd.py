@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from lab import membership
+from lab.certs import make_authority
 from lab.membership import EtcdMembershipCluster, MembershipError
 from lab.procs import http_json
 from tests.helpers import require_tool
@@ -110,3 +111,18 @@ def test_replace_a_killed_member_on_etcd(etcd3: EtcdMembershipCluster) -> None:
     assert all(info.started for info in etcd3.member_list())
     assert _count(etcd3.member(fresh).client_url, "r/") == 120
     _put(etcd3.member(fresh).client_url, "after-replace")
+
+
+def test_add_and_promote_on_an_mtls_etcd_cluster(tmp_path: Path) -> None:
+    """A member added at run time gets its own certificate from the cluster's CA."""
+    binary = require_tool("etcd")
+    authority = make_authority(tmp_path / "ca")
+    cluster = EtcdMembershipCluster(binary, tmp_path / "etcd", 3, authority=authority)
+    try:
+        cluster.start(timeout=60)
+        name = cluster.add_member(learner=True, timeout=60)
+        cluster.promote(name, timeout=60)
+        assert cluster.member(name).client_url.startswith("https://")
+        assert cluster.voters_and_learners() == (4, 0)
+    finally:
+        cluster.stop()
