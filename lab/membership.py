@@ -327,7 +327,8 @@ class MembershipOps:
         self.wait_caught_up(name, timeout=timeout)
 
     def wait_caught_up(self, name: str, timeout: float = 60.0) -> int:
-        """Until `name` has applied what the leader had committed when it first answered.
+        """Until `name` has applied what the leader had committed when it first answered,
+        and the member list shows it started (its name published).
 
         Returns that index. A member joining a cluster whose log was compacted catches up
         by snapshot; either way its applied index reaches the leader's.
@@ -349,6 +350,12 @@ class MembershipOps:
 
         left = max(1.0, deadline - time.monotonic())
         wait_until(f"{name} applies index {target}", caught_up, left, detail=m.log_tail)
+
+        def published() -> bool:  # its name in `member list`: what etcdctl shows as started
+            return any(m.peer_url in i.peer_urls and i.started for i in self.member_list())
+
+        left = max(1.0, deadline - time.monotonic())
+        wait_until(f"{name} is listed as started", published, left, detail=m.log_tail)
         return target
 
     def _leader_index(self) -> int:

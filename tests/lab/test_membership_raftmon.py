@@ -12,7 +12,7 @@ import pytest
 from lab import membership
 from lab.cluster import LocalCluster
 from lab.membership import MembershipError
-from lab.procs import http_json
+from lab.procs import http_json, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 
@@ -29,7 +29,9 @@ def _put(url: str, key: str) -> None:
 def _count(url: str, prefix: str) -> int:
     end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     body = {"key": _b64(prefix), "range_end": _b64(end), "count_only": True}
-    return int(http_json(url + "/v3/kv/range", body, timeout=5).get("count", 0))
+    answer = http_json(url + "/v3/kv/range", body, timeout=5)
+    assert "error" not in answer or "no leader" in answer["error"], answer
+    return int(answer.get("count", 0))
 
 
 @pytest.fixture
@@ -88,4 +90,6 @@ def test_replace_a_killed_member_on_raftmon(raftmon3: LocalCluster) -> None:
     # The endpoints file follows the membership: the operator's scripts read it.
     assert raftmon3.member(fresh).client_url in (raftmon3.base_dir / "endpoints").read_text()
     raftmon3.restart(fresh, timeout=60)  # a joined member restarts from its own data dir
-    assert _count(raftmon3.member(fresh).client_url, "r/") == 120
+    # It answers before it hears from the leader ("no leader"); then it has every key.
+    url = raftmon3.member(fresh).client_url
+    wait_until("the restarted member serves its keys", lambda: _count(url, "r/") == 120, 30)
