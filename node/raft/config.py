@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     import random
 
     from node.raft.logger import RaftLogger
+    from node.raft.messages import ConfState
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +25,15 @@ class Config:
     id: int
     # Initial voters when the storage holds no ConfState (a fresh cluster); ignored otherwise.
     peers: tuple[int, ...] = ()
+    # Initial learners beside `peers` (same rule: only when the storage holds no ConfState).
+    learners: tuple[int, ...] = ()
+    # The configuration at the driver's applied index. When given it wins over the storage's
+    # ConfState and `peers`: conf changes applied after the last snapshot live in the state
+    # machine, and a restarted member does not re-apply them. An empty ConfState() starts a
+    # member that knows no configuration yet: it never campaigns until a snapshot or an
+    # applied change makes it a voter (safe only if its first input is a snapshot, since
+    # the log before the snapshot does not restate the bootstrap configuration).
+    conf_state: ConfState | None = None
     election_tick: int = 10
     heartbeat_tick: int = 1
     # The only source of randomness (the election timeout jitter); None means Random(id).
@@ -51,3 +61,11 @@ class Config:
             raise ValueError("max size per message must be greater than 0")
         if len(set(self.peers)) != len(self.peers):
             raise ValueError(f"duplicate peer ids in {self.peers}")
+        if len(set(self.learners)) != len(self.learners):
+            raise ValueError(f"duplicate learner ids in {self.learners}")
+        both = set(self.peers) & set(self.learners)
+        if both:
+            raise ValueError(f"ids {sorted(both)} are in both peers and learners")
+        cs = self.conf_state
+        if cs is not None and set(cs.voters) & set(cs.learners):
+            raise ValueError(f"conf_state has ids that are both voter and learner: {cs}")

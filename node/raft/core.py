@@ -9,8 +9,10 @@ Roles dispatch through swapped callables (`_step`, `_tick`), as etcd's becomeFol
 from __future__ import annotations
 
 import random
+from collections import deque
 from typing import TYPE_CHECKING
 
+from node.raft.confchange import apply_change
 from node.raft.errors import (
     CompactedError,
     ProposalDropped,
@@ -21,8 +23,11 @@ from node.raft.log import RaftLog
 from node.raft.logger import DiscardLogger
 from node.raft.messages import (
     NONE,
+    ConfChange,
+    ConfChangeType,
     ConfState,
     Entry,
+    EntryType,
     HardState,
     Message,
     MessageType,
@@ -84,10 +89,14 @@ class RaftCore:
         self.rng = cfg.rng if cfg.rng is not None else random.Random(cfg.id)
         self.raft_log = RaftLog(storage, self.logger)
         hs, cs = storage.initial_state()
-        if not cs.voters:
+        if cfg.conf_state is not None:
+            # The driver's state machine holds the configuration at its applied index, which
+            # may be newer than the snapshot's (conf changes applied after it).
+            cs = cfg.conf_state
+        elif not cs.voters:
             if not cfg.peers:
                 raise ValueError("no voters: storage has no ConfState and Config.peers is empty")
-            cs = ConfState(voters=tuple(cfg.peers))
+            cs = ConfState(voters=tuple(cfg.peers), learners=tuple(cfg.learners))
         self.max_msg_size = cfg.max_size_per_msg
         self.tracker = ProgressTracker(cs, cfg.max_inflight_msgs, cfg.max_inflight_bytes)
         self.term = 0
@@ -109,6 +118,13 @@ class RaftCore:
         self.pending_read_index_messages: list[Message] = []
         self.counters = Counters()
         self._last_known_lead = NONE
+        # Leader: the index of the last conf change it appended; no other may be appended
+        # until that one is applied (one change at a time, etcd-raft's pendingConfIndex).
+        self.pending_conf_index = 0
+        # Indexes of EntryConfChange entries handed to the driver for applying, oldest first;
+        # `apply_conf_change` pops one, so the guard lifts as soon as the change is applied.
+        self._conf_applying: deque[int] = deque()
+        self._conf_applied_index = 0
         # Leader: new entries (or a commit advance) to broadcast when the Ready is built, so a
         # burst of proposals leaves as one MsgApp per follower instead of one per proposal.
         self._pending_append = False
@@ -147,8 +163,14 @@ class RaftCore:
         self.vote = hs.vote
 
     def promotable(self) -> bool:
-        """Only voters campaign (a removed member must not disrupt the cluster)."""
-        return self.id in self.tracker.progress
+        """Only voters campaign: not a learner, nor a member outside the configuration
+        (a removed member must not disrupt the cluster)."""
+        pr = self.tracker.progress.get(self.id)
+        return pr is not None and not pr.is_learner
+
+    def is_learner(self) -> bool:
+        pr = self.tracker.progress.get(self.id)
+        return pr is not None and pr.is_learner
 
     # -- sending ---------------------------------------------------------------------------
     def send(self, m: Message) -> None:
@@ -188,7 +210,7 @@ class RaftCore:
         if self._pending_append or self._pending_commit_bcast:
             send_if_empty = self._pending_commit_bcast
             self._pending_append = self._pending_commit_bcast = False
-            for to in self.tracker.voters:
+            for to in self.tracker.ids():
                 if to != self.id:
                     self.maybe_send_append(to, send_if_empty)
         if self._pending_read_bcast:
@@ -268,7 +290,7 @@ class RaftCore:
     def bcast_heartbeat(self) -> None:
         ctx = self.read_only.last_pending_request_ctx()
         n = 0
-        for to in self.tracker.voters:
+        for to in self.tracker.ids():  # learners too: they must not time out waiting
             if to != self.id:
                 self.send_heartbeat(to, ctx)
                 n += 1
@@ -366,6 +388,9 @@ class RaftCore:
         self._enter(StateType.StateLeader, self._step_leader, self._tick_heartbeat)
         # Raft §5.4.2 / §8: an empty entry of the new term lets earlier entries commit and lets
         # read index start once it is committed.
+        # Any conf change in our log may still be unapplied: none may be proposed before all
+        # of it is applied (etcd-raft: the last index before the empty entry).
+        self.pending_conf_index = self.raft_log.last_index()
         self.append_entry([Entry(term=0, index=0)])
 
     # -- ticks -----------------------------------------------------------------------------
@@ -413,6 +438,15 @@ class RaftCore:
             return
         if not self.promotable():
             self.logger.warning(f"{self.id} is unpromotable and can not campaign")
+            return
+        n = self._committed_unapplied_conf_changes()
+        if n:
+            # Our configuration is older than one the cluster already committed: counting a
+            # majority of it could miss a majority of the newer one (etcd-raft's hup check).
+            self.logger.warning(
+                f"{self.id} cannot campaign at term {self.term} since there are still {n} "
+                f"pending configuration changes to apply"
+            )
             return
         self.logger.info(f"{self.id} is starting a new election at term {self.term}")
         self.campaign(kind)
@@ -587,6 +621,7 @@ class RaftCore:
                 )
                 self.counters.proposals_dropped += 1
                 raise ProposalDropped("leader transfer in progress")
+            self._guard_conf_changes(m.entries)
             self.append_entry(m.entries)
             self._pending_append = True
             return
@@ -706,8 +741,28 @@ class RaftCore:
                 )
                 self.send_timeout_now(m.frm)
 
+    def _guard_conf_changes(self, ents: list[Entry]) -> None:
+        """One membership change at a time: a conf change proposed while another is unapplied
+        becomes an empty normal entry (etcd-raft does the same; the proposer times out)."""
+        li = self.raft_log.last_index()
+        for i, e in enumerate(ents):
+            if e.type != EntryType.EntryConfChange:
+                continue
+            applied = max(self.raft_log.applied, self._conf_applied_index)
+            if self.pending_conf_index > applied:
+                self.logger.info(
+                    f"{self.id} ignoring conf change {_describe_cc(e.data)}: possible unapplied "
+                    f"conf change at index {self.pending_conf_index} (applied to {applied})"
+                )
+                ents[i] = Entry(term=0, index=0)
+            else:
+                self.pending_conf_index = li + i + 1
+
     def _handle_transfer_leader(self, m: Message) -> None:
         transferee = m.frm
+        if self.tracker.progress[transferee].is_learner:
+            self.logger.debug(f"{self.id} is learner. Ignored transferring leadership")
+            return
         last = self.lead_transferee
         if last != NONE:
             if last == transferee:
@@ -831,6 +886,12 @@ class RaftCore:
             m.to = self.lead
             self.send(m)
         elif t == MT.MsgTimeoutNow:
+            if not self.promotable():
+                # A learner (or a member outside the configuration) never campaigns.
+                self.logger.info(
+                    f"{self.id} received MsgTimeoutNow from {m.frm} but is not promotable"
+                )
+                return
             self.logger.info(
                 f"{self.id} [term {self.term}] received MsgTimeoutNow from {m.frm} and starts "
                 f"an election to get leadership"
@@ -910,7 +971,8 @@ class RaftCore:
             )
             self.become_follower(self.term + 1, NONE)
             return False
-        if meta.conf_state.voters and self.id not in meta.conf_state.voters:
+        cs = meta.conf_state
+        if cs.voters and self.id not in cs.voters and self.id not in cs.learners:
             self.logger.warning(
                 f"{self.id} attempted to restore snapshot but it is not in the ConfState "
                 f"{meta.conf_state}; should never happen"
@@ -926,11 +988,113 @@ class RaftCore:
             self.raft_log.commit_to(meta.index)
             return False
         self.raft_log.restore(snap)
-        if meta.conf_state.voters:
+        if cs.voters:
+            # Voters and learners both come from the snapshot: the configuration in force at
+            # its index, which may differ from ours by any number of changes.
             self.tracker = ProgressTracker(
-                meta.conf_state, self.tracker.max_inflight, self.tracker.max_inflight_bytes
+                cs, self.tracker.max_inflight, self.tracker.max_inflight_bytes
             )
+            self.logger.info(f"{self.id} switched to configuration {_describe_conf(cs)}")
         return True
+
+    # -- membership changes ------------------------------------------------------------------
+    def note_applying(self, ents: list[Entry]) -> None:
+        """The driver got `ents` to apply: remember where its conf changes are."""
+        self._conf_applying.extend(e.index for e in ents if e.type == EntryType.EntryConfChange)
+
+    def note_applied(self, index: int) -> None:
+        q = self._conf_applying
+        while q and q[0] <= index:
+            q.popleft()
+
+    def _committed_unapplied_conf_changes(self) -> int:
+        log = self.raft_log
+        lo = max(log.applied, self._conf_applied_index) + 1
+        if lo > log.committed:
+            return 0
+        try:
+            ents = log.slice(lo, log.committed + 1)
+        except CompactedError:
+            return 0  # a snapshot covers them: its configuration is in force
+        return sum(1 for e in ents if e.type == EntryType.EntryConfChange)
+
+    def apply_conf_change(self, cc: ConfChange) -> ConfState:
+        """Apply a committed conf change (etcd-raft's applyConfChange + switchToConfig, v1).
+
+        The configuration takes effect when applied, as in etcd. A refused change (a voter
+        "added" as a learner, the last voter removed) changes nothing and logs an error.
+        """
+        if self._conf_applying:
+            self._conf_applied_index = max(self._conf_applied_index, self._conf_applying.popleft())
+        err = apply_change(self.tracker, cc, self.raft_log.last_index())
+        if err is not None:
+            self.logger.error(f"{self.id} refused conf change {cc.type.name} {cc.node_id}: {err}")
+            return self.tracker.conf_state()
+        if cc.node_id == NONE or cc.type == ConfChangeType.ConfChangeUpdateNode:
+            return self.tracker.conf_state()
+        return self.switch_to_config()
+
+    def switch_to_config(self) -> ConfState:
+        cs = self.tracker.conf_state()
+        self.logger.info(f"{self.id} switched to configuration {_describe_conf(cs)}")
+        if self.state != StateType.StateLeader:
+            return cs
+        if not self.promotable():
+            self._step_down_removed()
+            return cs
+        # A removed voter may have been the one holding the commit index back.
+        if self.maybe_commit():
+            self.release_pending_read_index_messages()
+            self.bcast_append()
+        # Probe newcomers at once instead of waiting for the next heartbeat round.
+        for to in self.tracker.ids():
+            pr = self.tracker.progress[to]
+            if to != self.id and pr.match == 0 and pr.state == ProgressState.StateProbe:
+                self.maybe_send_append(to, True)
+        if self.lead_transferee != NONE and self.lead_transferee not in self.tracker.voters:
+            self.logger.info(
+                f"{self.id} [term {self.term}] abort transferring leadership to removed "
+                f"member {self.lead_transferee}"
+            )
+            self.abort_leader_transfer()
+        return cs
+
+    def _step_down_removed(self) -> None:
+        """A leader that applied its own removal hands over and steps down.
+
+        The most up-to-date voter that holds our whole log gets MsgTimeoutNow, so the cluster
+        does not wait out an election timeout (the issue's "leader transfer away from a
+        member being removed"); then we follow at our term, with no leader.
+        """
+        last = self.raft_log.last_index()
+        best = max(
+            ((pr.match, vid) for vid, pr in self.tracker.progress.items() if not pr.is_learner),
+            default=None,
+        )
+        if best is not None and best[0] == last:
+            self.logger.info(
+                f"{self.id} [term {self.term}] removed from the configuration: sends "
+                f"MsgTimeoutNow to {best[1]} (match {last})"
+            )
+            self.send_timeout_now(best[1])
+        self.logger.info(f"{self.id} [term {self.term}] steps down: no longer a voter")
+        self.become_follower(self.term, NONE)
+
+
+def _describe_conf(cs: ConfState) -> str:
+    """etcd-raft's rendering of a configuration: `voters=(1 2 3) learners=(4)`."""
+    out = f"voters=({' '.join(map(str, cs.voters))})"
+    if cs.learners:
+        out += f" learners=({' '.join(map(str, cs.learners))})"
+    return out
+
+
+def _describe_cc(data: bytes) -> str:
+    try:
+        cc = ConfChange.decode(data)
+    except ValueError:
+        return "<undecodable>"
+    return f"{cc.type.name} {cc.node_id}"
 
 
 # What a follower does with each message only the current leader sends (etcd-raft's stepFollower).

@@ -17,7 +17,17 @@ from typing import TYPE_CHECKING
 
 from node.raft.core import LOCAL_MSGS, RaftCore
 from node.raft.errors import ProposalDropped, StepLocalMsg
-from node.raft.messages import NONE, Entry, HardState, Message, MessageType, Snapshot
+from node.raft.messages import (
+    NONE,
+    ConfChange,
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    Message,
+    MessageType,
+    Snapshot,
+)
 from node.raft.state import ReadState, SoftState, StateType
 from node.raft.status import Status
 
@@ -71,6 +81,25 @@ class RawNode:
         self.raft.step(
             Message(type=MT.MsgProp, frm=self.raft.id, entries=[Entry(term=0, index=0, data=data)])
         )
+
+    def propose_conf_change(self, cc: ConfChange) -> None:
+        """Propose a membership change; raises `ProposalDropped` as `propose` does.
+
+        It takes effect only when the driver applies the committed entry and calls
+        `apply_conf_change`. While another change is unapplied the leader turns this one into
+        an empty normal entry (one change at a time): its proposer never sees it applied.
+        """
+        e = Entry(term=0, index=0, type=EntryType.EntryConfChange, data=cc.encode())
+        self.raft.step(Message(type=MT.MsgProp, frm=self.raft.id, entries=[e]))
+
+    def apply_conf_change(self, cc: ConfChange) -> ConfState:
+        """Apply a committed EntryConfChange (in log order, while applying its Ready).
+
+        Returns the configuration now in force (persist it with the applied index: pass it
+        back as `Config.conf_state` at restart). A change with node_id NONE changes nothing
+        but ends the pending change, so the server applies one in place of a refused change.
+        """
+        return self.raft.apply_conf_change(cc)
 
     def step(self, m: Message) -> None:
         """Feed a message received from a peer.
@@ -169,6 +198,7 @@ class RawNode:
         log.unstable.accept_in_progress()
         if rd.committed_entries:
             log.accept_applying(rd.committed_entries[-1].index)
+            r.note_applying(rd.committed_entries)
         return rd
 
     def advance(self, rd: Ready) -> None:
@@ -185,6 +215,7 @@ class RawNode:
             log.stable_to(last.index, last.term)
         if rd.committed_entries:
             log.applied_to(rd.committed_entries[-1].index)
+            r.note_applied(log.applied)
         me = r.id
         for m in rd.messages_after_persist:
             if m.to == me:
@@ -207,6 +238,7 @@ class RawNode:
             last_index=log.last_index(),
             first_index=log.first_index(),
             lead_transferee=r.lead_transferee,
+            is_learner=r.is_learner(),
             leader_changes=c.leader_changes,
             elections_started=c.elections_started,
             pre_votes_started=c.pre_votes_started,

@@ -42,7 +42,8 @@ class Status:
     last_index: int = 0
     first_index: int = 0
     lead_transferee: int = NONE
-    # Leader only: member id -> (match, next, state name).
+    is_learner: bool = False  # this member is a learner in its current configuration
+    # Leader only: member id -> (match, next, state name), learners included.
     progress: dict[int, tuple[int, int, str]] = field(default_factory=dict)
     leader_changes: int = 0
     elections_started: int = 0

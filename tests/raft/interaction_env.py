@@ -12,9 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from node.raft import (
+    ConfChange,
+    ConfChangeType,
     Config,
     ConfState,
     Entry,
+    EntryType,
     HardState,
     MemoryStorage,
     Message,
@@ -28,6 +31,13 @@ from node.raft import (
 from tests.datadriven import TestData
 
 MT = MessageType
+# propose-conf-change kinds -> raftpb's change types
+_CC_KINDS = {
+    "add": ConfChangeType.ConfChangeAddNode,
+    "add-learner": ConfChangeType.ConfChangeAddLearnerNode,
+    "remove": ConfChangeType.ConfChangeRemoveNode,
+    "update": ConfChangeType.ConfChangeUpdateNode,
+}
 _LEVELS = {"debug": 0, "info": 1, "warn": 2, "error": 3, "none": 9}
 
 
@@ -60,17 +70,28 @@ class Member:
     storage: MemoryStorage
     cfg: Config
     applied: list[bytes] = field(default_factory=list)
+    conf: ConfState | None = None  # the ConfState at applied_index, once a change was applied
     applied_index: int = 0  # last index handed to the state machine (Config.applied on restart)
 
 
-def fmt_entries(ents: list[object]) -> str:
-    from node.raft import Entry
+def fmt_entry(e: Entry) -> str:
+    """`term/index data`; a conf change as `EntryConfChange AddLearnerNode 4`."""
+    if e.type == EntryType.EntryConfChange:
+        cc = ConfChange.decode(e.data)
+        kind = cc.type.name.removeprefix("ConfChange")
+        return f"{e.term}/{e.index} EntryConfChange {kind} {cc.node_id}"
+    return f"{e.term}/{e.index} {e.data.decode() if e.data else '<empty>'}"
 
-    parts = []
-    for e in ents:
-        assert isinstance(e, Entry)
-        parts.append(f"{e.term}/{e.index} {e.data.decode() if e.data else '<empty>'}")
-    return "[" + ", ".join(parts) + "]"
+
+def fmt_entries(ents: list[Entry]) -> str:
+    return "[" + ", ".join(fmt_entry(e) for e in ents) + "]"
+
+
+def fmt_conf(cs: ConfState) -> str:
+    out = f"voters=({' '.join(map(str, cs.voters))})"
+    if cs.learners:
+        out += f" learners=({' '.join(map(str, cs.learners))})"
+    return out
 
 
 def fmt_msg(m: Message) -> str:
@@ -124,16 +145,19 @@ class InteractionEnv:
         self.level = _LEVELS[td.positional()[0]]
 
     def cmd_add_nodes(self, td: TestData) -> None:
-        """add-nodes N voters=(1,2,3) [index=I] [checkquorum=true] [prevote=true] [election=10]
-        [inflight=256] [max-msg-size=B] (B=1: every MsgApp carries exactly one entry)"""
+        """add-nodes N voters=(1,2,3) [learners=(4)] [index=I] [checkquorum=true] [prevote=true]
+        [election=10] [inflight=256] [max-msg-size=B] (B=1: every MsgApp carries exactly one
+        entry). Members joining later name the bootstrap configuration as their voters."""
         n = int(td.positional()[0])
         voters = tuple(int(v) for v in td.arg_list("voters"))
+        learners = tuple(int(v) for v in td.arg_list("learners"))
         index = int(td.arg("index", "0") or 0)
         first = len(self.members) + 1
         for i in range(first, first + n):
             st = MemoryStorage()
             if index:
-                meta = SnapshotMetadata(index=index, term=1, conf_state=ConfState(voters=voters))
+                cs = ConfState(voters=voters, learners=learners)
+                meta = SnapshotMetadata(index=index, term=1, conf_state=cs)
                 st.apply_snapshot(Snapshot(metadata=meta, data=b""))
                 # The bootstrap entries are of term 1, so the first election is at term 2 (a
                 # real log never holds entries of a term newer than its hard state's).
@@ -141,6 +165,7 @@ class InteractionEnv:
             cfg = Config(
                 id=i,
                 peers=voters,
+                learners=learners,
                 election_tick=int(td.arg("election", "10") or 10),
                 heartbeat_tick=1,
                 rng=random.Random(int(td.arg("seed", "0") or 0) * 100 + i),
@@ -168,6 +193,26 @@ class InteractionEnv:
             call(self.members[int(pos[0])].node, pos[1].encode())
         except ProposalDropped as e:
             self.out.append(str(e))
+
+    def cmd_propose_conf_change(self, td: TestData) -> None:
+        """propose-conf-change <id> <add|add-learner|remove|update> <member>: propose one
+        membership change at member <id>; members apply committed changes in process-ready."""
+        pos = td.positional()
+        cc = ConfChange(_CC_KINDS[pos[1]], int(pos[2]))
+        try:
+            self.members[int(pos[0])].node.propose_conf_change(cc)
+        except ProposalDropped as e:
+            self.out.append(str(e))
+
+    def cmd_conf(self, td: TestData) -> None:
+        """conf [ids]: each member's configuration (and whether it is a learner in it)."""
+        for i in [int(x) for x in td.positional()] or sorted(self.members):
+            if i in self.down:
+                self.out.append(f"{i}: crashed")
+                continue
+            s = self.members[i].node.status()
+            learner = " (learner)" if s.is_learner else ""
+            self.out.append(f"{i}: {fmt_conf(s.conf_state)}{learner}")
 
     def cmd_transfer_leadership(self, td: TestData) -> None:
         frm = int(td.arg("from") or 0)
@@ -269,7 +314,8 @@ class InteractionEnv:
         i = int(td.positional()[0])
         m = self.members[i]
         self.down.discard(i)
-        cfg = replace(m.cfg, applied=m.applied_index)
+        # The state machine kept the configuration at its applied index (as the server does).
+        cfg = replace(m.cfg, applied=m.applied_index, conf_state=m.conf)
         m.node = RawNode(cfg, m.storage)
 
     def cmd_compact(self, td: TestData) -> None:
@@ -289,7 +335,7 @@ class InteractionEnv:
                 f"log is empty: first index={log.first_index()}, last index={log.last_index()}"
             )
         for e in ents:
-            self.out.append(f"{e.term}/{e.index} {e.data.decode() if e.data else '<empty>'}")
+            self.out.append(fmt_entry(e))
 
     def cmd_raft_state(self, td: TestData) -> None:
         for i in sorted(self.members):
@@ -350,7 +396,13 @@ class InteractionEnv:
             m.storage.set_hard_state(rd.hard_state)
         self.mailbox.extend(rd.messages)
         self.mailbox.extend(x for x in rd.messages_after_persist if x.to != i)
-        m.applied.extend(e.data for e in rd.committed_entries if e.data)
+        if rd.snapshot is not None:
+            m.conf = rd.snapshot.metadata.conf_state
+        for e in rd.committed_entries:
+            if e.type == EntryType.EntryConfChange:
+                m.conf = m.node.apply_conf_change(ConfChange.decode(e.data))
+            elif e.data:
+                m.applied.append(e.data)
         if rd.committed_entries:
             m.applied_index = rd.committed_entries[-1].index
         elif rd.snapshot is not None:

@@ -17,6 +17,7 @@ ALLOWED = {
     "functools",
     "itertools",
     "random",
+    "struct",  # pure byte packing (ConfChange.encode); no I/O
     "typing",
 }
 PACKAGE = Path(node.raft.__file__).parent

@@ -22,10 +22,13 @@ class Progress:
 
     Invariant: match < next. Entries (match, next) are in flight or not yet sent.
     `recent_active` is set by any message from the member and cleared at each CheckQuorum.
+    A learner (`is_learner`) is replicated to like any follower but never counts toward a
+    quorum (commit, votes, CheckQuorum, ReadIndex).
     """
 
     __slots__ = (
         "inflights",
+        "is_learner",
         "match",
         "msg_app_flow_paused",
         "next",
@@ -34,7 +37,9 @@ class Progress:
         "state",
     )
 
-    def __init__(self, match: int, next_: int, inflights: Inflights) -> None:
+    def __init__(
+        self, match: int, next_: int, inflights: Inflights, *, is_learner: bool = False
+    ) -> None:
         self.match = match
         self.next = next_
         self.state = ProgressState.StateProbe
@@ -43,6 +48,7 @@ class Progress:
         # Probe: an append was sent this heartbeat interval; Replicate: the window is full.
         self.msg_app_flow_paused = False
         self.inflights = inflights
+        self.is_learner = is_learner
 
     def _reset_state(self, state: ProgressState) -> None:
         self.msg_app_flow_paused = False
@@ -115,5 +121,6 @@ class Progress:
     def __repr__(self) -> str:
         return (
             f"Progress(state={self.state.name}, match={self.match}, next={self.next}, "
-            f"inflight={self.inflights.count()}, paused={self.msg_app_flow_paused})"
+            f"inflight={self.inflights.count()}, paused={self.msg_app_flow_paused}"
+            f"{', learner' if self.is_learner else ''})"
         )
