@@ -8,10 +8,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # command:debian-package pairs for the real tools tests and the lab use
 DEB_TOOLS := promtool:prometheus prometheus:prometheus amtool:prometheus-alertmanager \
              prometheus-alertmanager:prometheus-alertmanager etcd:etcd-server etcdctl:etcd-client jsonnetfmt:jsonnet \
-             curl:curl
+             curl:curl node:nodejs npm:npm chromium:chromium
 PYTEST_ARGS ?=
+# uPlot (package.json, locked): dashboards.html inlines it; never copied into the repo.
+NODE_STAMP := node_modules/.installed
 
-.PHONY: venv tools demo test test-long lint bench mixin dashboards clean
+.PHONY: venv tools node js demo test test-long lint bench mixin dashboards clean screenshot
 
 venv: $(STAMP)
 
@@ -34,10 +36,23 @@ tools:
 	    || echo "WARNING: could not install$$missing; features needing them are unavailable"; \
 	fi
 
-demo: venv tools
+# package.json's npm packages into node_modules/ (npm ci installs exactly package-lock.json):
+# uPlot, which dashboards.html inlines, and @grafana/schema + typescript for the Grafana
+# schema test. Without npm: a warning; dashboards.html then says uPlot is missing and that
+# test fails under CI=true. `make tools` installs Debian's npm, which is why demo and test
+# name node again after tools: a first run without npm still gets the packages.
+node: $(NODE_STAMP)
+js: node
+
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --no-audit --no-fund --loglevel=error && touch $(NODE_STAMP); \
+	else echo "WARNING: npm missing (make tools installs it): dashboards.html cannot draw and the Grafana schema test fails"; fi
+
+demo: venv tools node
 	$(VENV)/bin/raftmon demo
 
-test: venv tools
+test: venv tools node
 	$(PY) -m pytest -m "not slow and not bench" $(PYTEST_ARGS)
 
 test-long: venv tools
@@ -60,4 +75,12 @@ dashboards: venv mixin
 	$(VENV)/bin/raftmon dashboards
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache node_modules
+
+# docs/overview.png, the README's picture: a short demo, then headless Chromium draws the
+# overview board of its dashboards.html.
+SHOT_DIR := var/screenshot
+screenshot: venv tools node
+	$(VENV)/bin/raftmon demo --duration=20 --data-dir=$(SHOT_DIR) --quiet
+	$(PY) -m dashboards.html.chromium $(SHOT_DIR)/dashboards.html docs/overview.png \
+	  --only=raftmon-overview --width=1640 --height=2470

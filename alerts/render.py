@@ -3,6 +3,10 @@
 Output is deterministic: keys in a fixed order, multi-line PromQL as literal blocks, no
 line folding, so rendering twice gives the same bytes and a golden test can compare them.
 
+alerts/out/kubernetes/ holds the same rules and routing as prometheus-operator resources
+(PrometheusRule, AlertmanagerConfig) plus ServiceMonitor/PodMonitor examples, for
+kube-prometheus-stack (docs/kubernetes.md).
+
 The lab variant (alerts/out/lab/) has windows and `for` in seconds. Its alertmanager.yml
 sends pages and tickets to `LAB_WEBHOOK_PLACEHOLDER/page` and `.../ticket`; the lab either
 replaces the placeholder in the committed file or calls `render_lab_alertmanager(url)`.
@@ -107,7 +111,17 @@ def render_all() -> dict[str, str]:
         files[f"{prefix}prometheus_alerts.yaml"] = to_yaml(evaluate("alerts", lab=lab))
         files[f"{prefix}prometheus_rules.yaml"] = to_yaml(evaluate("rules", lab=lab))
         files[f"{prefix}alertmanager.yml"] = to_yaml(evaluate("alertmanager", lab=lab))
+    files.update(render_kubernetes())
     return files
+
+
+def render_kubernetes() -> dict[str, str]:
+    """The prometheus-operator resources (alerts/lib/kubernetes.jsonnet), keyed by their path
+    relative to alerts/out/: kubernetes/<kind>.yaml, scrape examples under kubernetes/scrape/."""
+    return {
+        f"kubernetes/{name}": to_yaml(resource)
+        for name, resource in sorted(evaluate("kubernetes").items())
+    }
 
 
 def render_lab_alertmanager(webhook_base_url: str) -> str:

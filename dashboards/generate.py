@@ -4,7 +4,8 @@ Outputs (all committed, all byte-for-byte reproducible):
 - `out/<name>.json`: one Grafana 9+ dashboard per board file, `sort_keys=True, indent=2`;
 - `out/provisioning/dashboards.yaml`: a Grafana file provider for those JSON files;
 - `out/configmap.yaml`: one ConfigMap per board labelled `grafana_dashboard: "1"`, the label
-  the Grafana dashboard sidecar of kube-prometheus(-stack) discovers.
+  the Grafana dashboard sidecar of kube-prometheus(-stack) discovers;
+- `out/kubernetes/<name>.yaml`: the same ConfigMaps, one file each (docs/kubernetes.md).
 
 Board files are named `<name>.dashboard.py`, which is not an importable module name, so they
 are executed by path with runpy; each must define a module-level `dashboard`.
@@ -56,11 +57,78 @@ def load_board(path: Path) -> Any:
     return dashboard
 
 
+# Fields grafanalib still writes that Grafana's dashboard model (@grafana/schema) does not have:
+# Grafana's migrations drop or convert them when a board loads, and every panel type we use keeps
+# its settings in `options` and `fieldConfig`. tests/dashboards/test_grafana_schema.py type-checks
+# the result against @grafana/schema, so any field outside these lists still fails the build.
+LEGACY_DASHBOARD_FIELDS = frozenset(
+    {"__inputs", "hideControls", "rows", "sharedCrosshair", "style"}
+)
+LEGACY_PANEL_FIELDS = frozenset(
+    {"editable", "error", "height", "span", "minSpan"}  # every panel: the pre-gridPos layout
+    | {"columns", "fontSize", "mappings", "color"}  # the old table (mappings: in fieldConfig)
+    | {"cards", "dataFormat", "heatmap", "hideZeroBuckets", "highlightCards", "legend"}
+    | {"reverseYBuckets", "tooltip", "xAxis", "yAxis", "xBucketNumber", "xBucketSize"}
+    | {"yBucketBound", "yBucketNumber", "yBucketSize"}  # the old heatmap (now in `options`)
+)
+LEGACY_VARIABLE_FIELDS = frozenset({"tagValuesQuery", "tagsQuery", "useTags"})
+INTERVAL_VARIABLE_FIELDS = frozenset({"auto", "auto_count", "auto_min"})
+LEGACY_TIMEPICKER_FIELDS = frozenset({"time_options"})
+# grafanalib writes null for every unset field; Grafana's schema allows null only here
+# (a threshold step's `value`: null is the base step, -Infinity).
+NULLABLE_FIELDS = frozenset({"value"})
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _without_nulls(v) for k, v in value.items() if v is not None or k in NULLABLE_FIELDS
+        }
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
+def _panel_model(panel: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in panel.items() if k not in LEGACY_PANEL_FIELDS}
+    if "fieldConfig" in out:
+        out["fieldConfig"] = {"overrides": [], **out["fieldConfig"]}  # required by the schema
+    if "panels" in out:
+        out["panels"] = [_panel_model(p) for p in out["panels"]]
+    return out
+
+
+def _variable_model(variable: dict[str, Any]) -> dict[str, Any]:
+    drop = LEGACY_VARIABLE_FIELDS
+    if variable.get("type") != "interval":
+        drop = drop | INTERVAL_VARIABLE_FIELDS
+    out = {k: v for k, v in variable.items() if k not in drop}
+    if isinstance(out.get("current"), dict) and out["current"].get("value") is None:
+        del out["current"]  # no selection: Grafana selects the first option itself
+    return out
+
+
+def grafana_model(data: dict[str, Any]) -> dict[str, Any]:
+    """grafanalib's JSON as Grafana's current dashboard schema describes it (see above)."""
+    out = {k: v for k, v in data.items() if k not in LEGACY_DASHBOARD_FIELDS}
+    out["panels"] = [_panel_model(p) for p in out.get("panels", [])]
+    templating = out.get("templating", {})
+    out["templating"] = {
+        **templating,
+        "list": [_variable_model(v) for v in templating.get("list", [])],
+    }
+    if "timepicker" in out:
+        out["timepicker"] = {
+            k: v for k, v in out["timepicker"].items() if k not in LEGACY_TIMEPICKER_FIELDS
+        }
+    model: dict[str, Any] = _without_nulls(out)
+    return model
+
+
 def render_json(dashboard: Any) -> str:
-    """grafanalib's encoder, keys sorted, 2-space indent, trailing newline."""
-    return (
-        json.dumps(dashboard.to_json_data(), sort_keys=True, indent=2, cls=DashboardEncoder) + "\n"
-    )
+    """grafanalib's encoder, then grafana_model(); keys sorted, 2-space indent, newline."""
+    data = json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder))
+    return json.dumps(grafana_model(data), sort_keys=True, indent=2) + "\n"
 
 
 def _yaml(data: Any) -> str:
@@ -90,28 +158,36 @@ def provider_yaml() -> str:
     return HEADER + _yaml(provider)
 
 
+def configmap(name: str, text: str) -> dict[str, Any]:
+    """The ConfigMap of one board, labelled for the Grafana dashboard sidecar."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"raftmon-dashboard-{name}",
+            "labels": {
+                "grafana_dashboard": "1",
+                "app.kubernetes.io/part-of": "raftmon",
+            },
+            "annotations": {"grafana_folder": FOLDER},
+        },
+        "data": {f"raftmon-{name}.json": text},
+    }
+
+
 def configmap_yaml(rendered: dict[str, str]) -> str:
     """One ConfigMap per board (a single one could pass kubectl's 256 KiB annotation limit)."""
-    docs = []
-    for name, text in rendered.items():
-        docs.append(
-            _yaml(
-                {
-                    "apiVersion": "v1",
-                    "kind": "ConfigMap",
-                    "metadata": {
-                        "name": f"raftmon-dashboard-{name}",
-                        "labels": {
-                            "grafana_dashboard": "1",
-                            "app.kubernetes.io/part-of": "raftmon",
-                        },
-                        "annotations": {"grafana_folder": FOLDER},
-                    },
-                    "data": {f"raftmon-{name}.json": text},
-                }
-            )
-        )
+    docs = [_yaml(configmap(name, text)) for name, text in rendered.items()]
     return HEADER + "---\n".join(docs)
+
+
+def kubernetes_files(rendered: dict[str, str]) -> dict[str, str]:
+    """`kubernetes/<name>.yaml`: the same ConfigMaps one file per board, so
+    `kubectl apply -f dashboards/out/kubernetes/` installs them next to alerts/out/kubernetes/."""
+    return {
+        f"kubernetes/{name}.yaml": HEADER + _yaml(configmap(name, text))
+        for name, text in rendered.items()
+    }
 
 
 def render_all(src: Path = DASHBOARDS_DIR) -> dict[str, str]:
@@ -122,6 +198,7 @@ def render_all(src: Path = DASHBOARDS_DIR) -> dict[str, str]:
     files = {f"{name}.json": text for name, text in rendered.items()}
     files["provisioning/dashboards.yaml"] = provider_yaml()
     files["configmap.yaml"] = configmap_yaml(rendered)
+    files.update(kubernetes_files(rendered))
     return files
 
 

@@ -22,8 +22,10 @@ Everything it starts is stopped at the end, on Ctrl-C and on SIGTERM.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -39,8 +41,8 @@ from lab.cluster import LocalCluster
 from lab.flags import add_data_dir, add_run_flags, configure_logging
 from lab.memberstats import MemberSnapshot, fsync_between, snapshot
 from lab.procs import ManagedProcess, free_ports, hostport, http_json, load_generator
-from lab.prom import PACKAGES, LabStack, Member
-from lab.report import LivePrinter
+from lab.prom import LOADGEN_JOB, PACKAGES, LabStack, Member
+from lab.report import LivePrinter, write_dashboards
 from lab.runtime import RAFTMON_TIMING
 from lab.timeline import MetricWatch, Observer, Timeline
 from lab.writer import Writer
@@ -142,6 +144,8 @@ class Demo:
             ["--key-space-size=10000", "--val-size=256"],
         )
         self.load.start()
+        # Scraped like the lab's load generators: the load-test board's client-side panels.
+        self.stack.register(CLUSTER, [Member("load", f"127.0.0.1:{load_port}")], job=LOADGEN_JOB)
         t_load = time.time()
         self.timeline.add(
             "step",
@@ -193,7 +197,25 @@ class Demo:
         self.timeline.add("fault", f"slow disk removed from {victim}")
         self.observer.stop()
         end = self._snapshots()
-        return self._report(victim, t_load, t_fault, before, at_fault, after, end, load_dir)
+        report = self._report(victim, t_load, t_fault, before, at_fault, after, end, load_dir)
+        report["dashboards_html"] = self._dashboards(load_dir)
+        return report
+
+    def _dashboards(self, load_dir: Path) -> str | None:
+        """dashboards.html from this run's Prometheus (before it stops), linked both ways."""
+        page = write_dashboards(
+            self.stack,
+            CLUSTER,
+            self.timeline,
+            self.data / "dashboards.html",
+            links={"load report": os.path.relpath(load_dir / "report.html", self.data)},
+        )
+        if page is None:
+            return None
+        load_html = load_dir / "report.html"
+        if load_html.exists():
+            link_page(load_html, os.path.relpath(page, load_dir), "Dashboards of this run")
+        return str(page.resolve())
 
     def _snapshots(self) -> dict[str, MemberSnapshot]:
         assert self.cluster is not None
@@ -319,6 +341,15 @@ class Demo:
         }
 
 
+def link_page(page: Path, href: str, text: str) -> None:
+    """Add a link at the top of an HTML report's body (the load report -> the dashboards)."""
+    content = page.read_text(encoding="utf-8")
+    link = f'<p><a href="{html.escape(href)}">{html.escape(text)}</a></p>'
+    if link in content or "<body>" not in content:
+        return
+    page.write_text(content.replace("<body>", "<body>" + link, 1), encoding="utf-8")
+
+
 def render(report: dict[str, Any], out: Console) -> None:
     """The human-readable report (the JSON file holds the same figures)."""
     load, fault, cl = report["load"], report["fault"], report["cluster"]
@@ -379,6 +410,12 @@ def render(report: dict[str, Any], out: Console) -> None:
             alerts.add_row(a["alertname"], a["severity"], a["instance"] or "-", fired, receivers)
         out.print(alerts)
     out.print(f"Load report  {load['html_report']}")
+    dashboards = report.get("dashboards_html")
+    out.print(
+        f"Dashboards   {dashboards}"
+        if dashboards
+        else "Dashboards   not drawn (they need Prometheus: `make tools`)"
+    )
     out.print(f"JSON report  {report.get('json_path', '-')}")
 
 

@@ -6,7 +6,9 @@ rich draws the tables; when stdout is not a terminal it still prints plain, alig
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -14,9 +16,13 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
+    from lab.prom import LabStack
     from lab.runtime import RunResult
-    from lab.timeline import Event
+    from lab.timeline import Event, Timeline
+
+log = logging.getLogger(__name__)
 
 KIND_STYLE = {
     "step": "dim",
@@ -97,3 +103,51 @@ def print_results(results: list[RunResult]) -> None:
             lines.append(f"[red]error[/] {r.error}")
         summary.add_row(r.run, "[green]PASS[/]" if r.ok else "[red]FAIL[/]", "\n".join(lines))
     out.print(summary)
+    for r in results:
+        page = r.measurements.get(DASHBOARDS_HTML)
+        if page:
+            out.print(f"dashboards  {r.run:<24} {page}")
+
+
+# The measurements key under which a lab run records the path of its dashboards.html.
+DASHBOARDS_HTML = "dashboards_html"
+# Timeline kinds drawn on the dashboards as the run's own annotations.
+DASHBOARD_EVENTS = ("fault", "firing", "resolved")
+
+
+def write_dashboards(
+    stack: LabStack,
+    cluster: str,
+    timeline: Timeline,
+    path: Path,
+    links: dict[str, str] | None = None,
+) -> Path | None:
+    """dashboards.html for one run: its Prometheus, its cluster label, from start to now.
+
+    The timeline's faults and alert changes become annotations. Never raises: a run's
+    result matters more than its pictures (None, logged, when they cannot be drawn).
+    """
+    from dashboards import html  # the drawing code is only needed here
+
+    prom = stack.prometheus
+    if prom is None:
+        return None
+    events = [
+        html.RunEvent(timeline.t0 + e.t, e.kind, e.text)
+        for e in timeline.events()
+        if e.kind in DASHBOARD_EVENTS
+    ]
+    try:
+        return html.write(
+            path,
+            prom,
+            cluster,
+            timeline.t0,
+            time.time(),
+            events,
+            title=f"raftmon dashboards: {cluster}",
+            links=links,
+        )
+    except Exception:
+        log.exception("dashboards.html not written cluster=%s", cluster)
+        return None

@@ -1365,12 +1365,25 @@ def run_one(
         result.error = f"{type(exc).__name__}: {exc}"
         timeline.add("note", f"run crashed: {result.error.splitlines()[0]}")
     finally:
+        # Before the clusters stop: the boards' instant tables read their last state.
+        _write_dashboards(stack, spec.run, timeline, ctx)
         result.logs = ctx.close()
     result.checks = ctx.checks
     result.events = timeline.events()
     result.measurements = ctx.measurements
     result.notifications = ctx.observer.notifications()
     return result
+
+
+def _write_dashboards(stack: LabStack, run: str, timeline: Timeline, ctx: RunContext) -> None:
+    """The run's dashboards.html beside its files; its path goes in the measurements."""
+    from lab import report
+
+    if stack.prometheus is None or CANCEL.is_set():
+        return
+    page = report.write_dashboards(stack, run, timeline, Path(ctx.base_dir) / "dashboards.html")
+    if page is not None:
+        ctx.measurements[report.DASHBOARDS_HTML] = str(page)
 
 
 def run_specs(

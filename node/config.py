@@ -34,6 +34,12 @@ class ConfigError(ValueError):
     """A flag or environment value that cannot be used; the message says which and why."""
 
 
+def new_member_id(peer_urls: tuple[str, ...], token: str, now_seconds: int) -> int:
+    """The id `member add` gives a new member: its peer URLs, the cluster token and the
+    time, hashed as etcd's NewMember does, so re-adding the same URLs gets a new id."""
+    return _id_from(*sorted(peer_urls), token, str(now_seconds))
+
+
 def _id_from(*parts: str) -> int:
     """A nonzero 64-bit id from a SHA-1 of the parts (etcd hashes peer URLs + token)."""
     digest = hashlib.sha1("\x00".join(parts).encode()).digest()
@@ -121,11 +127,22 @@ class MemberConfig:
     peer_client_cert_auth: bool = False
     cipher_suites: tuple[str, ...] = ()  # Go names; empty = OpenSSL's defaults
     cors: tuple[str, ...] = ("*",)  # origins allowed by CORS; "*" or empty: every origin
+    strict_reconfig_check: bool = True  # etcd's default: refuse changes that risk quorum
+    # Who this member is when that is not what --initial-cluster hashes to: a member
+    # added at run time (its id came from `member add`) or restarted from its WAL.
+    # Set at start-up (node/server/identity.py), never by a flag.
+    known_member_id: int = 0
+    known_cluster_id: int = 0
+    # --initial-cluster-state existing: the members the running cluster reported.
+    existing_members: tuple[MemberSpec, ...] = ()
 
     # ---- derived values -------------------------------------------------
     @property
     def members(self) -> tuple[MemberSpec, ...]:
-        """The initial cluster, ordered by member id, with etcd-style hashed ids."""
+        """The initial cluster, ordered by member id, with etcd-style hashed ids (or, for a
+        member joining a running cluster, the members that cluster reported)."""
+        if self.existing_members:
+            return self.existing_members
         specs = [
             MemberSpec(name, _id_from(*sorted(urls), self.initial_cluster_token), urls)
             for name, urls in self.initial_cluster.items()
@@ -134,6 +151,8 @@ class MemberConfig:
 
     @property
     def member_id(self) -> int:
+        if self.known_member_id:
+            return self.known_member_id
         for spec in self.members:
             if spec.name == self.name:
                 return spec.member_id
@@ -141,6 +160,8 @@ class MemberConfig:
 
     @property
     def cluster_id(self) -> int:
+        if self.known_cluster_id:
+            return self.known_cluster_id
         return _id_from(*(f"{s.member_id:x}" for s in self.members), self.initial_cluster_token)
 
     @property
@@ -352,6 +373,11 @@ _FLAGS: list[Flag] = [
         "experimental-watch-progress-notify-interval",
         "how often a quiet watcher created with progress_notify hears the current revision",
         "duration",
+    ),
+    Flag(
+        "strict-reconfig-check",
+        "reject reconfiguration requests that would cause quorum loss",
+        "bool",
     ),
     Flag("enable-fault-injection", "serve /raftmon/faults on the metrics listener", "bool"),
     Flag("log-level", "debug, info, warn or error"),

@@ -82,6 +82,40 @@ class ErrUnhealthy(EtcdError):
     message = "etcdserver: unhealthy cluster"
 
 
+class ErrMemberExist(EtcdError):
+    message = "etcdserver: member ID already exist"
+
+
+class ErrPeerURLExist(EtcdError):
+    message = "etcdserver: Peer URLs already exists"
+
+
+class ErrMemberNotEnoughStarted(EtcdError):
+    """--strict-reconfig-check: the change would leave too few started voters for a quorum."""
+
+    message = "etcdserver: re-configuration failed due to not enough started members"
+
+
+class ErrMemberBadURLs(EtcdError):
+    message = "etcdserver: given member URLs are invalid"
+
+
+class ErrMemberNotLearner(EtcdError):
+    message = "etcdserver: can only promote a learner member"
+
+
+class ErrLearnerNotReady(EtcdError):
+    message = "etcdserver: can only promote a learner member which is in sync with leader"
+
+
+class ErrTooManyLearners(EtcdError):
+    message = "etcdserver: too many learner members in cluster"
+
+
+class ErrNotSupportedForLearner(EtcdError):
+    message = "etcdserver: rpc not supported for learner"
+
+
 class ErrStopped(EtcdError):
     message = "etcdserver: server stopped"
 

@@ -441,6 +441,24 @@ def hash_kv_revision(body: Any) -> int:
     return to_int(field(message(body), "revision"))
 
 
+def member_id(body: Any) -> int:
+    """MemberRemove / MemberPromote: {"ID": "<uint64>"}."""
+    return to_uint(field(message(body), "ID"))
+
+
+def peer_urls(body: Any) -> list[str]:
+    """MemberAdd / MemberUpdate's peerURLs: a list of strings."""
+    urls = to_list(field(message(body), "peerURLs"))
+    for url in urls:
+        if not isinstance(url, str):
+            raise _cannot(url, "string")
+    return [str(u) for u in urls]
+
+
+def member_add_learner(body: Any) -> bool:
+    return to_bool(field(message(body), "isLearner"))
+
+
 def move_leader_target(body: Any) -> int:
     return to_uint(field(message(body), "targetID"))
 

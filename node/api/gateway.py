@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from node.api.observer import DurationT, GatewayObserver, RpcT
     from node.fairness import TurnShare
     from node.server import KVService, WatchBridge
+    from node.server.kv_service import MemberInfo
 
 log = logging.getLogger(__name__)
 
@@ -181,16 +182,49 @@ async def maintenance_hash(svc: KVService, body: dict[str, Any]) -> dict[str, An
     return out
 
 
-async def cluster_member_list(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
-    members = []
-    for m in await svc.member_list():
-        entry: dict[str, Any] = {"ID": str(m.id), "name": m.name, "peerURLs": m.peer_urls}
-        if m.client_urls:
-            entry["clientURLs"] = m.client_urls
-        members.append(entry)
+def _member_json(m: MemberInfo) -> dict[str, Any]:
+    """etcd's Member in jsonpb: empty fields (an unstarted member's name) left out."""
+    entry: dict[str, Any] = {"ID": str(m.id)}
+    if m.name:
+        entry["name"] = m.name
+    if m.peer_urls:
+        entry["peerURLs"] = m.peer_urls
+    if m.client_urls:
+        entry["clientURLs"] = m.client_urls
+    if m.is_learner:
+        entry["isLearner"] = True
+    return entry
+
+
+async def _members_answer(svc: KVService, **extra: Any) -> dict[str, Any]:
     header = svc.header()
-    header.pop("revision")  # etcd's member list header has no revision
-    return {"header": header, "members": members}
+    header.pop("revision")  # etcd's cluster calls answer a header without a revision
+    members = [_member_json(m) for m in await svc.member_list()]
+    return {"header": header, **extra, "members": members}
+
+
+async def cluster_member_list(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    return await _members_answer(svc)
+
+
+async def cluster_member_add(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    added = await svc.member_add(codec.peer_urls(body), codec.member_add_learner(body))
+    return await _members_answer(svc, member=_member_json(added))
+
+
+async def cluster_member_remove(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    await svc.member_remove(codec.member_id(body))
+    return await _members_answer(svc)
+
+
+async def cluster_member_update(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    await svc.member_update(codec.member_id(body), codec.peer_urls(body))
+    return await _members_answer(svc)
+
+
+async def cluster_member_promote(svc: KVService, body: dict[str, Any]) -> dict[str, Any]:
+    await svc.member_promote(codec.member_id(body))
+    return await _members_answer(svc)
 
 
 # path (after /v3), gRPC method, request type for the duration histogram, handler
@@ -236,7 +270,11 @@ UNARY_ROUTES = [
     ),
     *_service(
         "etcdserverpb.Cluster",
+        ("/cluster/member/add", "MemberAdd", None, cluster_member_add),
+        ("/cluster/member/remove", "MemberRemove", None, cluster_member_remove),
+        ("/cluster/member/update", "MemberUpdate", None, cluster_member_update),
         ("/cluster/member/list", "MemberList", None, cluster_member_list),
+        ("/cluster/member/promote", "MemberPromote", None, cluster_member_promote),
     ),
 ]
 

@@ -20,7 +20,12 @@ from node.member.cors import add_cors
 from node.member.faults import clear_faults, get_faults, set_faults
 from node.member.http import SERVER, json_response
 from node.server import GRPC_OVERHEAD_BYTES, EtcdServer, KVService, corruption
-from node.transport.peerclient import MEMBER_INFO_PATH, PEER_HASHKV_PATH
+from node.transport.peerclient import (
+    CLUSTER_ID_HEADER,
+    MEMBER_INFO_PATH,
+    MEMBERS_PATH,
+    PEER_HASHKV_PATH,
+)
 
 if TYPE_CHECKING:
     from exporter.metrics import MemberMetrics
@@ -119,10 +124,27 @@ async def peer_hash_kv(request: web.Request) -> web.Response:
     )
 
 
+async def peer_members(request: web.Request) -> web.Response:
+    """etcd's GET /members on the peer URL: the members, for a member joining the cluster."""
+    server = request.app[SERVER]
+    members = [
+        {
+            "id": f"{m.id:x}",
+            "name": m.name,
+            "peerURLs": list(m.peer_urls),
+            "clientURLs": list(m.client_urls),
+            "isLearner": m.is_learner,
+        }
+        for m in server.membership.sorted()
+    ]
+    return web.json_response(members, headers={CLUSTER_ID_HEADER: f"{server.cluster_id:x}"})
+
+
 def create_peer_app(server: EtcdServer) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[SERVER] = server
     server.transport.add_routes(app)
     app.router.add_get(MEMBER_INFO_PATH, member_info)
     app.router.add_get(PEER_HASHKV_PATH, peer_hash_kv)
+    app.router.add_get(MEMBERS_PATH, peer_members)
     return app

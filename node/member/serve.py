@@ -22,6 +22,7 @@ from node.member.mux import MuxSite, router_factory
 from node.member.state import ServerStateSource
 from node.member.tls_site import TLSSite
 from node.server import EtcdServer, KVService
+from node.server.identity import resolve_identity
 from node.tls import TLSInfo, server_context
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ async def _listen(
 async def serve(cfg: MemberConfig) -> None:
     """Run one member until SIGINT/SIGTERM."""
     metrics = MemberMetrics(extensive=cfg.metrics == "extensive")
+    cfg = await resolve_identity(cfg)
     server = EtcdServer(cfg, observer=metrics)
     metrics.attach_state(ServerStateSource(server))
     metrics.bind_peers(server.peer_ids)
@@ -118,8 +120,15 @@ async def serve(cfg: MemberConfig) -> None:
                 }
             },
         )
-        await stop.wait()
-        log.info("received signal; shutting down")
+        removed = asyncio.ensure_future(server.removed.wait())
+        signalled = asyncio.ensure_future(stop.wait())
+        await asyncio.wait((removed, signalled), return_when=asyncio.FIRST_COMPLETED)
+        for waiting in (removed, signalled):
+            waiting.cancel()
+        if server.removed.is_set():
+            log.warning("stopping: the member has been permanently removed from the cluster")
+        else:
+            log.info("received signal; shutting down")
     finally:
         if grpc is not None:
             with contextlib.suppress(Exception):

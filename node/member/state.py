@@ -40,8 +40,7 @@ class ServerStateSource:
             role=_ROLES.get(st.role, "follower"),
             commit_index=st.commit,
             applied_index=self.server.applied_index,
-            # No learners: raftmon has no membership changes, every member is a voter.
-            is_learner=False,
+            is_learner=self.server.is_learner,
             elections_started=st.elections_started,
             pre_votes_started=st.pre_votes_started,
             proposals_dropped=st.proposals_dropped,

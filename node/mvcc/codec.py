@@ -52,6 +52,7 @@ _TAGS: dict[int, type] = {
     9: rq.LeaseKeepAliveRequest,
     10: rq.LeaseTimeToLiveRequest,
     11: rq.LeaseLeasesRequest,
+    12: rq.MemberAttrRequest,
 }
 _TAG_OF: dict[type, int] = {cls: tag for tag, cls in _TAGS.items()}
 
@@ -100,6 +101,7 @@ _SCHEMAS: dict[type, tuple[tuple[str, str], ...]] = {
     rq.LeaseKeepAliveRequest: (("id", "i"),),
     rq.LeaseTimeToLiveRequest: (("id", "i"), ("keys", "o")),
     rq.LeaseLeasesRequest: (),
+    rq.MemberAttrRequest: (("member_id", "u"), ("name", "b"), ("client_urls", "b")),
 }
 
 _ENCODERS: dict[type, _Encoder] = {}

@@ -122,13 +122,17 @@ def adopt_for_new_cluster(path: str) -> DBStatus:
     to 0 (etcd's restore rewrites its consistent index for the same reason): otherwise
     the member would skip the new log's first entries as already applied. Keys,
     revisions, leases and alarms stay as they are, as etcd's restore keeps them.
-    Membership is not stored here: it comes from the member's flags.
+    The old cluster's members go: the new cluster's log adds its own, from the flags.
     """
     conn = _connect(path, read_only=False)
     try:
         _check(conn)
         conn.execute("PRAGMA journal_mode=DELETE")
         conn.execute("UPDATE meta SET value = 0 WHERE name = 'applied_index'")
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        for table in ("member", "member_removed"):
+            if table in tables:
+                conn.execute(f"DELETE FROM {table}")
     finally:
         conn.close()
     return status(path)

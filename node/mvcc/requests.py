@@ -292,6 +292,23 @@ class AlarmRequest:
 
 
 @dataclass(slots=True)
+class MemberAttrRequest:
+    """A started member publishes its name and client URLs (etcd's publish).
+
+    `client_urls` is the URLs joined by commas: the entry codec has no list of strings.
+    """
+
+    member_id: int = 0
+    name: bytes = b""
+    client_urls: bytes = b""
+
+
+@dataclass(slots=True)
+class MemberAttrResponse:
+    revision: int = 0
+
+
+@dataclass(slots=True)
 class AlarmResponse:
     revision: int = 0
     alarms: list[AlarmMember] = field(default_factory=list)

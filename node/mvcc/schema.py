@@ -15,6 +15,9 @@ lease  granted leases (id, ttl) - replicated state, as etcd's lease bucket.
 alarm  active alarms (member_id, type) - replicated state, as etcd's alarm bucket.
 meta   applied_index, current_rev, compact_rev: written in the same transaction
        as the entries they describe.
+member the cluster's members (id, JSON attributes) and member_removed the ids
+       removed for good - replicated state, as etcd's members buckets
+       (node/mvcc/members.py).
 
 Durability
 ----------
@@ -62,6 +65,8 @@ CREATE TABLE IF NOT EXISTS alarm (
     PRIMARY KEY (member_id, type)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS member (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS member_removed (id INTEGER PRIMARY KEY);
 """
 
 # etcd's first revision is 1: an empty store answers revision 1 and the first

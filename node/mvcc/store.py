@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.errors import (
     ErrApplyFailed,
@@ -53,6 +53,7 @@ from node.errors import (
     MvccError,
 )
 from node.fsutil import fsync_dir, fsync_file
+from node.mvcc import members as members_table
 from node.mvcc import quota as q
 from node.mvcc import requests as rq
 from node.mvcc import schema
@@ -61,6 +62,9 @@ from node.mvcc.kv import HistoryQuery, KVState, Reader, WriteTxn
 from node.mvcc.observer import NULL_BACKEND_OBSERVER, BackendObserver
 from node.mvcc.txn import DEFAULT_MAX_TXN_OPS, check_ops, execute, has_put, is_read_only, txn_path
 from node.mvcc.watch import WatchHub
+
+if TYPE_CHECKING:
+    from node.mvcc.members import MemberRecord
 
 log = logging.getLogger(__name__)
 
@@ -684,6 +688,8 @@ class KVStore:
         cls = type(req)
         if cls is rq.AlarmRequest:
             return self._apply_alarm(req)
+        if cls is rq.MemberAttrRequest:
+            return self._apply_member_attr(req)
         if self._alarms:
             # etcd's applierV3Corrupt / applierV3Capped wrap the backend applier.
             if self._corrupt() and cls is not rq.LeaseKeepAliveRequest:
@@ -828,6 +834,59 @@ class KVStore:
                 _log_alarm("alarm disarmed", req)
                 resp.alarms = [rq.AlarmMember(req.member_id, int(req.alarm))]
         return resp
+
+    # ---- membership ----------------------------------------------------------------------
+    def members(self) -> list[MemberRecord]:
+        """The cluster's members as applied so far (the open batch included)."""
+        with self._lock:
+            return members_table.load_members(self._db())
+
+    def removed_member_ids(self) -> set[int]:
+        with self._lock:
+            return members_table.load_removed(self._db())
+
+    def apply_member_change(
+        self, index: int, *, save: MemberRecord | None = None, remove: int = 0
+    ) -> None:
+        """Apply a conf-change entry at `index`: save a member (added, promoted, updated)
+        or remove one, in the open batch with the applied index (a replayed entry at or
+        below the applied index changes nothing)."""
+        with self._lock:
+            conn = self._db()
+            if index <= self._applied:
+                return
+            if not conn.in_transaction:
+                conn.execute("BEGIN")
+                self._batch_started = time.monotonic()
+                self._batch_entries = 0
+            if save is not None:
+                members_table.save_member(conn, save)
+            if remove:
+                members_table.remove_member(conn, remove)
+            self._applied = index
+            self._batch_entries += 1
+            if self.commit_due():
+                self._commit_batch()
+
+    def seed_members(self, records: list[MemberRecord]) -> None:
+        """Fill an empty member table from the initial cluster, outside any entry: a data
+        dir written before membership was replicated state."""
+        with self._lock:
+            self._commit_batch()
+            conn = self._db()
+            conn.execute("BEGIN")
+            for record in records:
+                members_table.save_member(conn, record)
+            conn.execute("COMMIT")
+
+    def _apply_member_attr(self, req: rq.MemberAttrRequest) -> rq.MemberAttrResponse:
+        """A member's published name and client URLs; ignored for an unknown member."""
+        conn = self._db()
+        for member in members_table.load_members(conn):
+            if member.id == req.member_id:
+                urls = tuple(u for u in req.client_urls.decode().split(",") if u)
+                members_table.save_member(conn, member.with_attributes(req.name.decode(), urls))
+        return rq.MemberAttrResponse(revision=self._state.current_rev)
 
     # ---- maintenance -----------------------------------------------------------------------
     def defragment(self) -> float:

@@ -14,9 +14,11 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from node.mvcc.members import MemberRecord
 from node.mvcc.store import KVStore
-from node.raft import Config, MemoryStorage, RawNode
-from node.raft.messages import HardState, Snapshot
+from node.raft import ConfChange, ConfChangeType, Config, ConfState, MemoryStorage, RawNode
+from node.raft.messages import Entry, EntryType, HardState, Snapshot
+from node.server.membership import ChangeContext, Membership
 from node.wal import WAL, Snapshotter, WALError
 
 if TYPE_CHECKING:
@@ -37,6 +39,8 @@ class Bootstrapped:
     node: RawNode
     applied_index: int  # the backend's; entries after it are re-applied from the log
     snapshot_index: int  # of the newest snapshot loaded (0: none)
+    membership: Membership  # as applied (empty until a new cluster applies its first entries)
+    peers: dict[int, str]  # the other members' first peer URLs, for the transport
 
 
 def bootstrap(cfg: MemberConfig, observer: MemberObserver) -> Bootstrapped:
@@ -55,8 +59,21 @@ def bootstrap(cfg: MemberConfig, observer: MemberObserver) -> Bootstrapped:
     )
     storage = MemoryStorage()
     applied_index = kv.applied_index()
+    fresh = not WAL.exists(os.path.join(cfg.member_dir, "wal"))
     wal, snapshot_index = _open_wal(cfg, observer, snapshotter, storage, applied_index)
     wal.fsync_delay_seconds = cfg.wal_fsync_delay_seconds
+    joining = cfg.initial_cluster_state == "existing"
+    if fresh and not joining:
+        _append_initial_members(cfg, wal, storage)
+    elif not fresh and applied_index > 0 and not kv.members():
+        # A data dir written before membership was replicated: the flags are its truth.
+        kv.seed_members([_record(cfg, spec.member_id) for spec in cfg.members])
+    membership = Membership(kv.members(), kv.removed_member_ids())
+    conf_state: ConfState | None = None
+    if membership.members:
+        conf_state = membership.conf_state()  # the configuration at the applied index
+    elif joining:
+        conf_state = ConfState()  # learned from the leader's log or snapshot
     node = RawNode(
         Config(
             id=cfg.member_id,
@@ -67,10 +84,45 @@ def bootstrap(cfg: MemberConfig, observer: MemberObserver) -> Bootstrapped:
             check_quorum=True,
             pre_vote=True,
             applied=applied_index,
+            conf_state=conf_state,
         ),
         storage,
     )
-    return Bootstrapped(snapshotter, kv, storage, wal, node, applied_index, snapshot_index)
+    known = membership.sorted() or [_record(cfg, s.member_id) for s in cfg.members]
+    peers = {m.id: m.peer_urls[0] for m in known if m.id != cfg.member_id and m.peer_urls}
+    return Bootstrapped(
+        snapshotter, kv, storage, wal, node, applied_index, snapshot_index, membership, peers
+    )
+
+
+def _record(cfg: MemberConfig, member_id: int) -> MemberRecord:
+    spec = next(s for s in cfg.members if s.member_id == member_id)
+    return MemberRecord(member_id, spec.name, spec.peer_urls)
+
+
+def _append_initial_members(cfg: MemberConfig, wal: WAL, storage: MemoryStorage) -> None:
+    """A new cluster's first entries add its members, committed at term 1 (etcd's
+    StartNode): a member added later replays them and learns the whole membership from
+    the log, and every member's table is filled by applying them."""
+    entries = [
+        Entry(
+            term=1,
+            index=i,
+            type=EntryType.EntryConfChange,
+            data=ConfChange(
+                ConfChangeType.ConfChangeAddNode,
+                spec.member_id,
+                context=ChangeContext(
+                    MemberRecord(spec.member_id, spec.name, spec.peer_urls)
+                ).encode(),
+            ).encode(),
+        )
+        for i, spec in enumerate(cfg.members, 1)
+    ]
+    hard_state = HardState(term=1, vote=0, commit=len(entries))
+    wal.save(hard_state, entries, must_sync=True)
+    storage.append(entries)
+    storage.set_hard_state(hard_state)
 
 
 def _open_wal(

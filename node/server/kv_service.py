@@ -77,12 +77,13 @@ class StatusInfo:
 
 @dataclass(slots=True)
 class MemberInfo:
-    """etcd's Member: client URLs empty while the member cannot be asked."""
+    """etcd's Member: an unstarted member has no name and no client URLs."""
 
     id: int
     name: str
     peer_urls: list[str]
     client_urls: list[str]
+    is_learner: bool = False
 
 
 class KVService:
@@ -137,11 +138,13 @@ class KVService:
             raise E.etcd_error(E.NO_SPACE)
 
     async def put(self, req: rq.PutRequest) -> rq.PutResponse:
+        self.refuse_on_learner()
         self._validate(req)
         self._check_quota(req)
         return await self._proposed(req, rq.PutResponse)
 
     async def range(self, req: rq.RangeRequest) -> rq.RangeResponse:
+        self.refuse_on_learner(serializable_read=req.serializable)
         self._validate(req)
         if not req.serializable:
             await self.server.read_barrier()
@@ -157,10 +160,12 @@ class KVService:
         return await loop.run_in_executor(self._reads, self.kv.range_snapshot, req)
 
     async def delete_range(self, req: rq.DeleteRangeRequest) -> rq.DeleteRangeResponse:
+        self.refuse_on_learner()
         self._validate(req)
         return await self._proposed(req, rq.DeleteRangeResponse)
 
     async def txn(self, req: rq.TxnRequest) -> rq.TxnResponse:
+        self.refuse_on_learner()
         self._validate(req)
         if _is_read_only(req.success) and _is_read_only(req.failure):
             await self.server.read_barrier()
@@ -169,19 +174,23 @@ class KVService:
         return await self._proposed(req, rq.TxnResponse)
 
     async def compact(self, req: rq.CompactionRequest) -> rq.CompactionResponse:
+        self.refuse_on_learner()
         return await self._proposed(req, rq.CompactionResponse)
 
     # ---- leases -------------------------------------------------------------------------
     async def lease_grant(self, req: rq.LeaseGrantRequest) -> rq.LeaseGrantResponse:
+        self.refuse_on_learner()
         if req.id == 0:
             req.id = self._lease_ids.next()
         self._check_quota(req)
         return await self._proposed(req, rq.LeaseGrantResponse)
 
     async def lease_revoke(self, req: rq.LeaseRevokeRequest) -> rq.LeaseRevokeResponse:
+        self.refuse_on_learner()
         return await self._proposed(req, rq.LeaseRevokeResponse)
 
     async def lease_keepalive(self, req: rq.LeaseKeepAliveRequest) -> rq.LeaseKeepAliveResponse:
+        self.refuse_on_learner()
         if self.server.is_leader:
             resp = self.server.lessor.keepalive_response(req.id, time.monotonic())
             if resp.ttl:
@@ -198,6 +207,7 @@ class KVService:
     async def lease_time_to_live(
         self, req: rq.LeaseTimeToLiveRequest
     ) -> rq.LeaseTimeToLiveResponse:
+        self.refuse_on_learner()
         if self.server.is_leader:
             return self.server.lessor.time_to_live(req.id, time.monotonic(), req.keys)
         body = await self._forward("/v3/lease/timetolive", {"ID": str(req.id), "keys": req.keys})
@@ -210,6 +220,7 @@ class KVService:
         )
 
     async def lease_leases(self) -> rq.LeaseLeasesResponse:
+        self.refuse_on_learner()
         await self.server.read_barrier()
         return self.server.lessor.leases()
 
@@ -232,6 +243,7 @@ class KVService:
 
     # ---- watch ----------------------------------------------------------------------------
     def open_watch_stream(self) -> WatchBridge:
+        self.refuse_on_learner()
         return WatchBridge(self.kv.watch_hub)
 
     # ---- maintenance and cluster -------------------------------------------------------
@@ -253,15 +265,18 @@ class KVService:
         )
 
     async def alarm(self, req: rq.AlarmRequest) -> rq.AlarmResponse:
+        self.refuse_on_learner()
         # etcd proposes every Alarm request, GET included: a list is linearizable, takes
         # one Raft entry and needs a quorum, and the apply filters it by alarm type.
         return await self._proposed(req, rq.AlarmResponse)
 
     async def defragment(self) -> None:
+        self.refuse_on_learner()
         await self.server.defragment()
 
     async def transfer_leadership(self, target: int) -> None:
-        if target not in {m.member_id for m in self.server.cfg.members}:
+        self.refuse_on_learner()
+        if target not in self.server.status().conf_state.voters:
             raise E.etcd_error(E.BAD_LEADER_TRANSFEREE)
         if not self.server.is_leader:
             raise E.etcd_error(E.NOT_LEADER)
@@ -280,10 +295,12 @@ class KVService:
 
         Served by any member from its own store, without Raft, as etcd serves it.
         """
+        self.refuse_on_learner()
         return stream_snapshot(self.kv, self.server.cfg.member_dir)
 
     async def hash(self) -> rq.HashResponse:
         """etcd's Maintenance.Hash: the whole store (no read barrier, as etcd)."""
+        self.refuse_on_learner()
         return await self.server.hash()
 
     async def hash_kv(self, revision: int) -> rq.HashKVResponse:
@@ -291,14 +308,56 @@ class KVService:
 
         ErrCompacted at or below the compact revision, ErrFutureRev above the current.
         """
+        self.refuse_on_learner()
         return await self.server.hash_kv(revision)
 
     async def member_list(self) -> list[MemberInfo]:
-        """Every member; client URLs as each member advertises them (empty if unreachable)."""
+        """Every member, learners and unstarted ones included, as applied here.
+
+        A started member whose client URLs were not published yet (a data dir from
+        before publishing) is asked for them over its peer URL.
+        """
+        self.refuse_on_learner()
         members = []
-        for spec in self.server.cfg.members:
-            urls: list[str] = []
-            with contextlib.suppress(Exception):
-                urls = await self.server.client_urls_of(spec.member_id)
-            members.append(MemberInfo(spec.member_id, spec.name, list(spec.peer_urls), urls))
+        for m in self.server.membership.sorted():
+            urls = list(m.client_urls)
+            if m.name and not urls:
+                with contextlib.suppress(Exception):
+                    urls = await self.server.client_urls_of(m.id)
+            members.append(MemberInfo(m.id, m.name, list(m.peer_urls), urls, m.is_learner))
+        if not members:  # nothing applied yet (the first moments of a new cluster)
+            members = [
+                MemberInfo(spec.member_id, spec.name, list(spec.peer_urls), [])
+                for spec in self.server.cfg.members
+            ]
         return members
+
+    async def member_add(self, peer_urls: list[str], is_learner: bool) -> MemberInfo:
+        """etcd's MemberAdd: the new member, unstarted until it runs and publishes."""
+        self.refuse_on_learner()
+        added = await self.server.reconfig.add(peer_urls, is_learner)
+        return MemberInfo(added.id, added.name, list(added.peer_urls), [], added.is_learner)
+
+    async def member_remove(self, member_id: int) -> None:
+        self.refuse_on_learner()
+        await self.server.reconfig.remove(member_id)
+
+    async def member_update(self, member_id: int, peer_urls: list[str]) -> None:
+        self.refuse_on_learner()
+        await self.server.reconfig.update(member_id, peer_urls)
+
+    async def member_promote(self, member_id: int) -> None:
+        """etcd's MemberPromote: only the leader knows whether the learner caught up, so
+        a follower forwards the call to it."""
+        self.refuse_on_learner()
+        if not self.server.is_leader:
+            await self._forward("/v3/cluster/member/promote", {"ID": str(member_id)})
+            return
+        progress = {peer: p[0] for peer, p in self.server.status().progress.items()}
+        await self.server.reconfig.promote(member_id, progress)
+
+    def refuse_on_learner(self, *, serializable_read: bool = False) -> None:
+        """etcd 3.4 serves a learner's clients Status, serializable ranges and the member
+        list only: everything else needs a voter."""
+        if not serializable_read and self.server.is_learner:
+            raise E.ErrNotSupportedForLearner()

@@ -28,10 +28,13 @@ from node.server.corruption import CorruptionChecker
 from node.server.counters import Faults, ServerCounters
 from node.server.housekeeping import housekeeping_loop
 from node.server.inbox import Inbox
+from node.server.membership import Membership
 from node.server.observer import NullMemberObserver
 from node.server.proposals import Proposals
+from node.server.publish import publish_loop
 from node.server.raft_loop import RaftLoop
 from node.server.read_index import ReadIndex
+from node.server.reconfig import Reconfig
 from node.server.snapshots import Snapshots
 from node.server.watch_bridge import progress_notify_loop
 from node.tls import any_https, client_context
@@ -57,9 +60,12 @@ class EtcdServer:
         self.observer: MemberObserver = observer or NullMemberObserver()
         self.counters = ServerCounters()
         self.faults = Faults()
-        self.peer_ids = tuple(m.member_id for m in cfg.members if m.member_id != self.member_id)
+        # Set once this member applied its own removal or a peer answered it 410 Gone:
+        # the member process stops (etcd: "the member has been permanently removed").
+        self.removed = asyncio.Event()
 
         boot = bootstrap(cfg, self.observer)
+        self.membership = boot.membership
         self.kv = boot.kv
         self.wal = boot.wal
         self._node = boot.node
@@ -71,14 +77,14 @@ class EtcdServer:
         # forwarded to the leader's client URL present --cert-file, as etcd's gateway.
         peer_ssl = (
             client_context(cfg.peer_tls)
-            if any_https(u for m in cfg.members for u in m.peer_urls)
+            if any_https([*boot.peers.values(), *cfg.initial_advertise_peer_urls])
             else None
         )
         client_https = any_https(cfg.advertise_client_urls) or not cfg.client_tls.empty
         self.transport = Transport(
             self.member_id,
             self.cluster_id,
-            {m.member_id: m.peer_urls[0] for m in cfg.members if m.member_id != self.member_id},
+            boot.peers,
             on_message=inbox.on_peer_message,
             on_snapshot=inbox.on_peer_snapshot,
             on_unreachable=inbox.on_unreachable,
@@ -89,6 +95,7 @@ class EtcdServer:
             ssl_context=peer_ssl,
             election_timeout=cfg.election_timeout_ms / 1000.0,
             client_ssl_context=client_context(cfg.client_tls) if client_https else None,
+            on_removed=self._removed_from_cluster,
         )
         self.ctx = ctx = ServerContext(
             cfg=cfg,
@@ -105,6 +112,10 @@ class EtcdServer:
         self.reads = ReadIndex(ctx)
         self.applier = Applier(ctx, self.proposals)
         self.snapshots = Snapshots(ctx, self.applier)
+        self.snapshots.on_installed = self._membership_from_store
+        self.reconfig = Reconfig(ctx, self.membership, self._applied_own_removal)
+        self.applier.on_conf_change = self.reconfig.apply
+        self.applier.on_member_attributes = self._member_published
         self.loop = RaftLoop(ctx, self.proposals, self.reads, self.applier, self.snapshots)
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -127,6 +138,7 @@ class EtcdServer:
                 lambda: self.ctx.opened.kv.watch_hub,
                 self.cfg.watch_progress_notify_interval_seconds,
             ),
+            publish_loop(self),
         )
         if self.cfg.corrupt_check_time_seconds > 0:
             jobs += (self.corruption.run(self.cfg.corrupt_check_time_seconds),)
@@ -134,7 +146,8 @@ class EtcdServer:
             task = loop.create_task(coro)
             task.add_done_callback(self._task_died)
             self._tasks.append(task)
-        if len(self.cfg.members) == 1:
+        voters = self._node.status().conf_state.voters
+        if voters == (self.member_id,) and not self.cfg.existing_members:
             self.ctx.inbox.report(self._node.campaign)
 
     def _task_died(self, task: asyncio.Task[None]) -> None:
@@ -156,6 +169,7 @@ class EtcdServer:
                 await task
         await self.transport.stop()
         self.proposals.fail_all()
+        self.reconfig.fail_all()
         self.loop.close()
         self.kv.close()
         self.wal.close()
@@ -216,6 +230,59 @@ class EtcdServer:
             return None
         urls = await self.client_urls_of(self.lead)
         return urls[0] if urls else None
+
+    # ---- membership ------------------------------------------------------------------------
+    @property
+    def peer_ids(self) -> tuple[int, ...]:
+        """The other members, as this member currently knows them."""
+        known = set(self.membership.members) or {s.member_id for s in self.cfg.members}
+        return tuple(m for m in sorted(known) if m != self.member_id)
+
+    @property
+    def is_learner(self) -> bool:
+        """This member is a learner (a dict lookup: checked on every client request)."""
+        return self.membership.is_learner(self.member_id)
+
+    def _removed_from_cluster(self) -> None:
+        if not self.removed.is_set():
+            log.warning(
+                "the member has been permanently removed from the cluster; the data-dir used "
+                "by this member must be removed",
+                extra={"fields": {"local-member-id": f"{self.member_id:x}"}},
+            )
+            self.removed.set()
+
+    def _applied_own_removal(self) -> None:
+        """This member applied its own removal. A leader first hands leadership over (the
+        core sends MsgTimeoutNow to the most up-to-date voter): stop once another member
+        leads, or after two election timeouts, so that message leaves before we do."""
+
+        async def stop_after_handover() -> None:
+            for _ in range(2 * self.cfg.election_ticks):
+                if self.lead not in (0, self.member_id):
+                    break
+                await asyncio.sleep(self.cfg.tick_seconds)
+            await asyncio.sleep(self.cfg.tick_seconds)  # the last messages leave
+            self._removed_from_cluster()
+
+        task = asyncio.get_running_loop().create_task(stop_after_handover())
+        self._tasks.append(task)
+
+    def _membership_from_store(self) -> None:
+        """A snapshot replaced the store: its member table is the membership now."""
+        fresh = Membership(self.kv.members(), self.kv.removed_member_ids())
+        self.membership.members, self.membership.removed = fresh.members, fresh.removed
+        for member in fresh.sorted():
+            if member.id != self.member_id and member.peer_urls:
+                self.transport.add_peer(member.id, member.peer_urls[0])
+        for gone in fresh.removed:
+            self.transport.remove_peer(gone)
+
+    def _member_published(self, req: rq.MemberAttrRequest) -> None:
+        urls = tuple(u for u in req.client_urls.decode().split(",") if u)
+        self.membership.set_attributes(req.member_id, req.name.decode(), urls)
+        if req.member_id != self.member_id:
+            self.transport.client.forget_client_urls(req.member_id)
 
     # ---- state -----------------------------------------------------------------------------
     @property

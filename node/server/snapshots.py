@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from node.raft.messages import Message, MessageType, Snapshot, SnapshotMetadata
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from node.server.apply import Applier
     from node.server.context import ServerContext
 
@@ -32,6 +34,7 @@ class Snapshots:
         self._applier = applier
         self.snapshot_index = ctx.opened.snapshot_index  # newest snapshot made or installed
         self.installing = False  # etcd_server_snapshot_apply_in_progress_total
+        self.on_installed: Callable[[], None] = lambda: None  # the server re-reads membership
 
     # ---- make ----------------------------------------------------------------------------
     async def maybe_snapshot(self) -> None:
@@ -117,6 +120,7 @@ class Snapshots:
         self.snapshot_index = snap.metadata.index
         self._ctx.counters.snapshots_installed += 1
         self._ctx.lessor.reload()
+        self.on_installed()
         log.info(
             "applied snapshot from leader",
             extra={"fields": {"snapshot-index": snap.metadata.index}},

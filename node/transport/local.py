@@ -27,3 +27,5 @@ class LocalMember:
     options: TransportOptions
     heartbeat_interval: float
     observer: Callable[[], TransportObserver]
+    # A peer answered 410 Gone: this member was removed from the cluster.
+    removed: Callable[[], None] = lambda: None

@@ -75,6 +75,7 @@ class PeerSender:
         self.peer_id = peer_id
         self.url = url.rstrip("/")
         self.stats = stats
+        self._local = local
         self._opts = local.options
         self._keepalive = local.options.keepalive(local.heartbeat_interval)
         self._headers = wire.stream_headers(local.member_id, peer_id, local.cluster_id)
@@ -394,6 +395,8 @@ class PeerSender:
         )
 
     def _refused(self, status: int, reason: str) -> None:
+        if status == 410:
+            self._local.removed()  # the peer says this member was removed from the cluster
         self.state = StreamState.DISCONNECTED
         self._drop_queue(f"refused with HTTP {status}")
         # 412 is a misconfiguration (wrong cluster, incompatible build): an operator must

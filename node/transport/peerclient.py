@@ -52,6 +52,18 @@ class PeerClient:
         self._client_urls: dict[int, list[str]] = {}
         self._forward_session: aiohttp.ClientSession | None = None
 
+    def set_peer_url(self, member_id: int, url: str | None) -> None:
+        """A member joined, moved or (None) left: where to ask it from now on."""
+        self._client_urls.pop(member_id, None)
+        if url is None:
+            self._peer_urls.pop(member_id, None)
+        else:
+            self._peer_urls[member_id] = url
+
+    def forget_client_urls(self, member_id: int) -> None:
+        """The member published new client URLs: ask again next time."""
+        self._client_urls.pop(member_id, None)
+
     async def client_urls_of(self, member_id: int) -> list[str]:
         """Client URLs `member_id` advertises (asked over its peer URL once, then cached)."""
         cached = self._client_urls.get(member_id)
@@ -112,3 +124,34 @@ class PeerClient:
     async def close(self) -> None:
         if self._forward_session is not None:
             await self._forward_session.close()
+
+
+MEMBERS_PATH = "/members"  # etcd's, on the peer listener: the cluster's members as JSON
+CLUSTER_ID_HEADER = "X-Etcd-Cluster-ID"
+
+
+async def fetch_members(
+    peer_urls: list[str], *, peer_ssl: ssl.SSLContext | None, seconds: float
+) -> tuple[int, list[dict[str, Any]]]:
+    """Ask running members, one peer URL after another, for the cluster's members (what a
+    member joining with --initial-cluster-state existing does first): (cluster id, members).
+
+    Raises PeerRequestFailed naming every URL tried when none answered.
+    """
+    failures: list[str] = []
+    timeout = aiohttp.ClientTimeout(total=seconds)
+    async with aiohttp.ClientSession(
+        timeout=timeout, connector=aiohttp.TCPConnector(ssl=peer_ssl or True)
+    ) as session:
+        for url in peer_urls:
+            try:
+                async with session.get(url + MEMBERS_PATH) as resp:
+                    if resp.status != 200:
+                        failures.append(f"{url}: HTTP {resp.status}")
+                        continue
+                    members = await resp.json(content_type=None)
+                    cluster_id = int(resp.headers.get(CLUSTER_ID_HEADER, "0"), 16)
+                    return cluster_id, list(members)
+            except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+                failures.append(f"{url}: {err or type(err).__name__}")
+    raise PeerRequestFailed("could not get cluster members from " + "; ".join(failures))

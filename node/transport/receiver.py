@@ -182,6 +182,7 @@ class Receiver:
         self._inbound: dict[int, _Inbound] = {}
         self._snapshot_tasks: set[asyncio.Task[object]] = set()
         self.running = False
+        self.removed: set[int] = set()  # members removed from the cluster: refused with 410
         self._log_fields = {"local-member-id": wire.id_hex(local.member_id)}
 
     def add_routes(self, app: web.Application) -> None:
@@ -197,6 +198,12 @@ class Receiver:
         # prober's) after the listening socket closed, and aiohttp would wait for it.
         self.running = False
         self.close_all()
+
+    def close_peer(self, peer_id: int) -> None:
+        """Close `peer_id`'s inbound stream (it was removed from the cluster)."""
+        inbound = self._inbound.get(peer_id)
+        if inbound is not None:
+            inbound.close()
 
     def close_all(self) -> None:
         """Close every inbound stream and abort snapshot uploads in progress."""
@@ -278,6 +285,15 @@ class Receiver:
                 to=str(request.headers.get(wire.HDR_TO)),
             )
         frm = wire.parse_id(request.headers.get(wire.HDR_FROM))
+        if frm is not None and frm in self.removed:
+            # etcd's rafthttp answers a removed member 410, which stops it for good.
+            return 0, self._refuse(
+                request,
+                what,
+                REFUSED_SENDER,
+                410,
+                "removed member",
+            )
         if frm is None or frm not in self._stats:
             return 0, self._refuse(
                 request,

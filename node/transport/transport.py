@@ -55,6 +55,7 @@ class Transport:
         options: TransportOptions | None = None,
         observer: TransportObserver | None = None,
         on_fatal: Callable[[BaseException], None] | None = None,
+        on_removed: Callable[[], None] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         election_timeout: float | None = None,
         client_ssl_context: ssl.SSLContext | None = None,
@@ -76,21 +77,20 @@ class Transport:
         self._snapshot_dir = snapshot_dir
         self._stats: dict[int, PeerStats] = {}
         self._senders: dict[int, PeerSender] = {}
-        local = LocalMember(
-            local_id, cluster_id, self._opts, heartbeat_interval, self._get_observer
+        self._local = local = LocalMember(
+            local_id,
+            cluster_id,
+            self._opts,
+            heartbeat_interval,
+            self._get_observer,
+            on_removed or (lambda: None),
         )
         for peer_id, url in peers.items():
             if peer_id == local_id:
                 continue  # a member does not talk to itself over the network
-            stats = PeerStats()
-            self._stats[peer_id] = stats
-            self._senders[peer_id] = PeerSender(
-                local,
-                peer_id=peer_id,
-                url=url,
-                stats=stats,
-                report_unreachable=self._report_unreachable,
-            )
+            self._stats[peer_id] = PeerStats()
+            self._senders[peer_id] = self._new_sender(peer_id, url)
+        self._prober_tasks: dict[int, asyncio.Task[None]] = {}
         self._receiver = Receiver(
             local,
             stats=self._stats,
@@ -149,18 +149,79 @@ class Transport:
         )
         self._running = True
         self._receiver.running = True
-        for peer_id, sender in self._senders.items():
-            name = wire.id_hex(peer_id)
-            self._stream_tasks[peer_id] = self._spawn(
-                sender.run_stream(self._stream_session), f"raft-stream-{name}"
-            )
-            self._spawn(sender.run_prober(self._session), f"raft-prober-{name}")
+        for peer_id in self._senders:
+            self._start_peer(peer_id)
         log.info(
             "started peer transport local-member-id=%s peers=%s",
             wire.id_hex(self.local_id),
             ",".join(wire.id_hex(p) for p in self._senders),
             extra={"fields": self._fields},
         )
+
+    def _new_sender(self, peer_id: int, url: str) -> PeerSender:
+        return PeerSender(
+            self._local,
+            peer_id=peer_id,
+            url=url,
+            stats=self._stats[peer_id],
+            report_unreachable=self._report_unreachable,
+        )
+
+    def _start_peer(self, peer_id: int) -> None:
+        assert self._session is not None
+        assert self._stream_session is not None
+        sender, name = self._senders[peer_id], wire.id_hex(peer_id)
+        self._stream_tasks[peer_id] = self._spawn(
+            sender.run_stream(self._stream_session), f"raft-stream-{name}"
+        )
+        self._prober_tasks[peer_id] = self._spawn(
+            sender.run_prober(self._session), f"raft-prober-{name}"
+        )
+
+    # --------------------------------------------------------------------------- membership
+
+    def add_peer(self, peer_id: int, url: str) -> None:
+        """A member joined (or moved to `url`): stream to it and accept its streams."""
+        if peer_id == self.local_id:
+            return
+        current = self._senders.get(peer_id)
+        if current is not None and current.url == url:
+            return
+        if current is not None:
+            self.remove_peer(peer_id, forget=False)
+        self._receiver.removed.discard(peer_id)
+        self._stats.setdefault(peer_id, PeerStats())
+        self._senders[peer_id] = self._new_sender(peer_id, url)
+        self.client.set_peer_url(peer_id, url)
+        if self._running:
+            self._start_peer(peer_id)
+        log.info(
+            "added peer remote-peer-id=%s url=%s",
+            wire.id_hex(peer_id),
+            url,
+            extra={"fields": self._fields},
+        )
+
+    def remove_peer(self, peer_id: int, *, forget: bool = True) -> None:
+        """A member left: stop its stream and prober; with `forget`, its streams are
+        refused from now on with 410 Gone, which stops it when it comes back."""
+        sender = self._senders.pop(peer_id, None)
+        if sender is not None:
+            sender.discard()
+            sender.request_close()
+        for tasks in (self._stream_tasks, self._prober_tasks):
+            task = tasks.pop(peer_id, None)
+            if task is not None:
+                task.cancel()
+        if forget:
+            self._receiver.removed.add(peer_id)
+            self._receiver.close_peer(peer_id)
+            self.client.set_peer_url(peer_id, None)
+            log.info(
+                "removed peer remote-peer-id=%s",
+                wire.id_hex(peer_id),
+                extra={"fields": self._fields},
+            )
 
     async def stop(self) -> None:
         """Close streams both ways, cancel every task, close the session. Idempotent."""

@@ -44,12 +44,14 @@ from node.wal.errors import (
 )
 from node.wal.observer import NULL_WAL_OBSERVER, WalObserver
 from node.wal.record import (
+    FrameStatus,
     RecordType,
     WalSnapshot,
     encode_hard_state,
     encode_snapshot,
     frame,
     frame_entry,
+    read_frame,
 )
 from node.wal.recovery import Recovered, SegmentInfo, scan
 from node.wal.segment import (
@@ -136,6 +138,25 @@ class WAL:
     def exists(directory: str) -> bool:
         """True when `directory` holds at least one segment (create vs open at boot)."""
         return os.path.isdir(directory) and bool(list_segments(directory))
+
+    @staticmethod
+    def read_metadata(directory: str) -> bytes:
+        """The metadata (member id, cluster id) from the newest segment's head, without a
+        replay: who a member is must be known before its WAL is opened."""
+        names = list_segments(directory)
+        if not names:
+            raise WALError(f"no WAL segments in {directory}")
+        with open(os.path.join(directory, names[-1].filename), "rb") as fh:
+            data = fh.read(1 << 16)
+        offset = 0
+        for _ in range(4):  # segment header, metadata, hard state, snapshot marker
+            fr = read_frame(data, offset)
+            if fr.status is not FrameStatus.OK:
+                break
+            if fr.rtype == RecordType.METADATA:
+                return fr.payload
+            offset = fr.end
+        raise WALError(f"no metadata record at the head of {names[-1].filename}")
 
     @classmethod
     def create(

@@ -32,6 +32,11 @@ def transcript() -> tuple[str, list[tuple[str, str]]]:
     text = README.read_text()
     section = text[text.index(HEADING) :]
     [start_line] = _block(section, "sh")
+    return start_line, console_steps(section)
+
+
+def console_steps(section: str) -> list[tuple[str, str]]:
+    """The first console block of `section` as [(command, what it printed)]."""
     lines = _block(section, "console")
     steps: list[tuple[str, str]] = []
     for line in lines:
@@ -40,7 +45,7 @@ def transcript() -> tuple[str, list[tuple[str, str]]]:
         else:
             command, out = steps[-1]
             steps[-1] = (command, out + line + "\n")
-    return start_line, steps
+    return steps
 
 
 def _block(section: str, language: str) -> list[str]:
@@ -54,6 +59,7 @@ def loosen(text: str) -> str:
     text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<port>", text)
     text = re.sub(r"\b[0-9a-f]{13,16}\b", "<id>", text)
     text = re.sub(r"\b\d+(\.\d+)? [kMG]?B\b", "<size>", text)
+    text = re.sub(r"took = [0-9.]+[µnm]?s", "took = <time>", text)
     rows = []
     table = []  # indexes of table rows
     for line in text.splitlines():

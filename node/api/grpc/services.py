@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from node.api.grpc.http2 import GrpcStream, Method
     from node.api.observer import GatewayObserver, RpcT
     from node.server import KVService, WatchBridge
+    from node.server.kv_service import MemberInfo
 
 KV = "etcdserverpb.KV"
 LEASE = "etcdserverpb.Lease"
@@ -349,20 +350,48 @@ def maintenance_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[by
 def cluster_methods(svc: KVService, calls: Calls[Any, Any]) -> list[tuple[bytes, Method]]:
     header = Header(svc)
 
-    async def member_list(m: pb.MemberListRequest) -> pb.MemberListResponse:
-        members = await svc.member_list()
-        head = header()
-        head.ClearField("revision")  # etcd's member list header has no revision
-        return pb.MemberListResponse(
-            header=head,
-            members=[
-                pb.Member(ID=i.id, name=i.name, peerURLs=i.peer_urls, clientURLs=i.client_urls)
-                for i in members
-            ],
+    def head() -> pb.ResponseHeader:
+        h = header()
+        h.ClearField("revision")  # etcd's cluster calls answer a header without a revision
+        return h
+
+    def member(i: MemberInfo) -> pb.Member:
+        return pb.Member(
+            ID=i.id,
+            name=i.name,
+            peerURLs=i.peer_urls,
+            clientURLs=i.client_urls,
+            isLearner=i.is_learner,
         )
 
+    async def members() -> list[pb.Member]:
+        return [member(i) for i in await svc.member_list()]
+
+    async def member_list(m: pb.MemberListRequest) -> pb.MemberListResponse:
+        return pb.MemberListResponse(header=head(), members=await members())
+
+    async def member_add(m: pb.MemberAddRequest) -> pb.MemberAddResponse:
+        added = await svc.member_add(list(m.peerURLs), m.isLearner)
+        return pb.MemberAddResponse(header=head(), member=member(added), members=await members())
+
+    async def member_remove(m: pb.MemberRemoveRequest) -> pb.MemberRemoveResponse:
+        await svc.member_remove(m.ID)
+        return pb.MemberRemoveResponse(header=head(), members=await members())
+
+    async def member_update(m: pb.MemberUpdateRequest) -> pb.MemberUpdateResponse:
+        await svc.member_update(m.ID, list(m.peerURLs))
+        return pb.MemberUpdateResponse(header=head(), members=await members())
+
+    async def member_promote(m: pb.MemberPromoteRequest) -> pb.MemberPromoteResponse:
+        await svc.member_promote(m.ID)
+        return pb.MemberPromoteResponse(header=head(), members=await members())
+
     return [
+        calls.unary(CLUSTER, "MemberAdd", pb.MemberAddRequest, member_add),
+        calls.unary(CLUSTER, "MemberRemove", pb.MemberRemoveRequest, member_remove),
+        calls.unary(CLUSTER, "MemberUpdate", pb.MemberUpdateRequest, member_update),
         calls.unary(CLUSTER, "MemberList", pb.MemberListRequest, member_list),
+        calls.unary(CLUSTER, "MemberPromote", pb.MemberPromoteRequest, member_promote),
     ]
 
 
