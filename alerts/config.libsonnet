@@ -248,6 +248,15 @@
       'for': '1h',
       severity: 'warning',
     },
+    learnerNotCatchingUp: {
+      // etcd promotes a learner only once its log reaches this share of the leader's
+      // committed index (readyPercent in etcd's server); below it, promotion is refused.
+      inSyncRatio: 0.9,
+      // A snapshot and the log tail take seconds to minutes even for a large store.
+      'for': '10m',
+      // A learner neither votes nor serves: no outage, but the planned change is stuck.
+      severity: 'warning',
+    },
     alarms: {
       // The alarm gauge family: etcd 3.5+ exposes etcd_debugging_server_alarms{alarm_type}.
       metric: 'etcd_debugging_server_alarms',

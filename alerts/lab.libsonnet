@@ -33,6 +33,7 @@
     failedReadIndexes+: { window: '20s', 'for': '5s' },
     multipleLeaders+: { 'for': '10s' },
     evenNumberOfMembers+: { 'for': '30s' },
+    learnerNotCatchingUp+: { 'for': '15s' },
     alarms+: { 'for': '0s' },
     fdsNearLimit+: { 'for': '10s' },
     targetAbsent+: { 'for': '10s' },

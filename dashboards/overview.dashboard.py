@@ -46,6 +46,29 @@ members_up = stat(
     base="blue",
 )
 
+# Voters: every member target that is not a learner (a voter that is down still counts: it
+# still votes once back, and quorum is a majority of all voters, up or not).
+LEARNERS = f"(count(etcd_server_is_learner{M} == 1) or vector(0))"
+VOTERS = f"(count(up{M}) - {LEARNERS})"
+QUORUM = f"(floor({VOTERS} / 2) + 1)"
+
+membership = stat(
+    "How many voters and learners, and how many failures can the cluster take?",
+    "Voters (member targets that are not learners, up or down), learners "
+    "(etcd_server_is_learner = 1), the quorum a write needs (voters / 2 + 1, rounded down) "
+    "and the voters that may fail with writes still committing (voters - quorum): the "
+    "course's table, live. 3 and 4 voters both tolerate 1 failure; 5 tolerate 2. A learner "
+    "adds no fault tolerance until it is promoted.",
+    "none",
+    [
+        Q(VOTERS, "voters"),
+        Q(LEARNERS, "learners"),
+        Q(QUORUM, "quorum"),
+        Q(f"{VOTERS} - {QUORUM}", "failures tolerated"),
+    ],
+    base="blue",
+)
+
 has_leader = stat(
     "Does every member have a leader?",
     "The lowest etcd_server_has_leader over the selected members: 'no' means at least one "
@@ -295,7 +318,7 @@ dashboard = board(
     "overview",
     __doc__,
     rows=[
-        (5, [members_up, has_leader, leaders, alarms, firing, db_full]),
+        (5, [members_up, membership, has_leader, leaders, alarms, firing, db_full]),
         (8, [member_table, who_leads]),
         (8, [leader_changes, FAULTS]),
         (8, [proposals_rate, apply_lag]),

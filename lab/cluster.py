@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from lab.certs import Authority, ClusterCerts, make_authority
+from lab.certs import Authority, ClusterCerts, issue, make_authority
 from lab.children import interrupt_on_signals, spawn
 from lab.members import ProcessCluster, ProcessMember, placement_flags
+from lab.membership import MembershipOps, failures_tolerated, quorum
 from lab.procs import free_ports
 
 CLUSTER_SIZES = (1, 3, 5, 7)
@@ -41,8 +42,13 @@ class MemberProcess(ProcessMember):
     _log_thread: threading.Thread | None = field(default=None, repr=False)
 
 
-class LocalCluster(ProcessCluster[MemberProcess]):
-    """Start, break and stop an N-member raftmon cluster made of real processes."""
+class LocalCluster(MembershipOps, ProcessCluster[MemberProcess]):
+    """Start, break and stop an N-member raftmon cluster made of real processes.
+
+    Membership changes (`add_member`, `promote`, `remove`, `replace`) come from
+    `MembershipOps`: a member added at run time gets new ports and a fresh data dir under
+    the same folder and joins with `--initial-cluster-state existing`.
+    """
 
     def __init__(
         self,
@@ -62,6 +68,9 @@ class LocalCluster(ProcessCluster[MemberProcess]):
         self.base_dir = Path(base_dir)
         self.size = size
         self.stream_logs = stream_logs
+        self.fault_injection = fault_injection
+        self.extra_args = list(extra_args or [])
+        self.removed: list[MemberProcess] = []
         self.token = token or f"raftmon-{os.getpid()}-{int(time.time())}"
         ports = free_ports(3 * size)
         names = [f"m{i + 1}" for i in range(size)]
@@ -99,6 +108,46 @@ class LocalCluster(ProcessCluster[MemberProcess]):
                 *(extra_args or []),
                 *((member_args or {}).get(m.name, [])),
             ]
+
+    # ---- membership hooks (lab.membership.MembershipOps) -----------------
+    def _new_member(self, name: str) -> MemberProcess:
+        client, peer, metrics = free_ports(3)
+        scheme = "https" if self.certs is not None else "http"
+        if self.certs is not None:
+            folder = self.base_dir / "tls"
+            self.certs.members[name] = issue(self.certs.ca, folder, name, name)
+        return MemberProcess(
+            name=name,
+            client_url=f"{scheme}://127.0.0.1:{client}",
+            peer_url=f"{scheme}://127.0.0.1:{peer}",
+            metrics_url=f"{scheme}://127.0.0.1:{metrics}",
+            data_dir=self.base_dir / f"{name}.etcd",
+            log_path=self.base_dir / f"{name}.log",
+            args=[],
+        )
+
+    def _start_joining(self, m: MemberProcess, flags: list[str]) -> None:
+        shutil.rmtree(m.data_dir, ignore_errors=True)  # a fresh data dir, always
+        m.args = [
+            *flags,
+            f"--listen-metrics-urls={m.metrics_url}",
+            *(["--enable-fault-injection"] if self.fault_injection else []),
+            *(self.certs.member_flags(m.name) if self.certs else []),
+            *self.extra_args,
+        ]
+        self._spawn(m)
+        self.write_endpoints_file()
+
+    def _stop_member(self, m: MemberProcess) -> None:
+        """A removed member stops itself; kill -9 one that has not, and close its log."""
+        if m.alive:
+            if m.paused:
+                self.resume(m.name)
+            self.kill(m.name)
+        if m._log_thread is not None:
+            m._log_thread.join(timeout=2)
+        if m.proc is not None and m.proc.stdout is not None:
+            m.proc.stdout.close()
 
     # ---- lifecycle -----------------------------------------------------
     @property
@@ -230,6 +279,8 @@ class LocalCluster(ProcessCluster[MemberProcess]):
     def write_endpoints_file(self) -> Path:
         info: dict[str, Any] = {
             "endpoints": self.endpoints,
+            # What a member joining by hand needs besides `member add`'s output.
+            "initial_cluster_token": self.token,
             "members": [
                 {
                     "name": m.name,
@@ -261,16 +312,63 @@ HELP_COMMANDS = """commands (type and press Enter):
   pause <member>      SIGSTOP a member
   resume <member>     SIGCONT a member
   restart <member>    restart a member (after kill, or gracefully)
+  add [--learner]     add a member (or a learner) and start it with a fresh data dir
+  promote <member>    promote a learner to a voter once it has caught up
+  remove <member>     remove a member from the cluster (and stop it)
+  replace <member>    remove a dead member, add a fresh one, start it, wait for catch-up
+  members             the member list as the cluster sees it (ids, learners)
   quit                stop everything (Ctrl-C does the same)"""
 
 
 def _print_status(cluster: LocalCluster) -> None:
     lead = cluster.leader()
+    try:
+        listed = {p: info for info in cluster.member_list() for p in info.peer_urls}
+    except (OSError, RuntimeError):
+        listed = {}
     for m in cluster.members:
         state = "paused" if m.paused else ("running" if m.alive else "stopped")
         pid = m.proc.pid if m.proc else "-"
+        info = listed.get(m.peer_url)
+        role = "learner" if info is not None and info.is_learner else "voter"
         mark = "  <- leader" if m.name == lead else ""
-        print(f"  {m.name}  {state:<8} pid={pid:<7} client={m.client_url}{mark}")
+        print(f"  {m.name}  {state:<8} {role:<7} pid={pid:<7} client={m.client_url}{mark}")
+    if listed:
+        voters = sum(1 for info in set(listed.values()) if not info.is_learner)
+        print(
+            f"  voters {voters}, learners {len(set(listed.values())) - voters}: quorum "
+            f"{quorum(voters)}, failures tolerated {failures_tolerated(voters)}"
+        )
+
+
+def _print_members(cluster: LocalCluster) -> None:
+    for info in cluster.member_list():
+        name = info.name or "(unstarted)"
+        role = "learner" if info.is_learner else "voter"
+        print(f"  {info.id}  {name:<12} {role:<7} peers={','.join(info.peer_urls)}")
+
+
+def _membership_command(cluster: LocalCluster, cmd: str, rest: list[str]) -> bool:
+    """add / promote / remove / replace / members; False when the words are not one."""
+    if cmd == "add" and rest in ([], ["--learner"]):
+        learner = rest == ["--learner"]
+        name = cluster.add_member(learner=learner)
+        print(f"add: {name} joined as a {'learner' if learner else 'voter'} and caught up")
+    elif cmd == "promote" and len(rest) == 1:
+        refused = cluster.promote(rest[0])
+        print(f"promote {rest[0]}: done ({refused} 'not in sync yet' refusals first)")
+    elif cmd in ("remove", "replace") and len(rest) == 1:
+        if cmd == "remove":
+            cluster.remove(rest[0])
+            print(f"remove {rest[0]}: done")
+        else:
+            print(f"replace {rest[0]}: done, {cluster.replace(rest[0])} joined and caught up")
+    elif cmd == "members" and not rest:
+        _print_members(cluster)
+    else:
+        return False
+    cluster.write_endpoints_file()
+    return True
 
 
 def _serve_commands(cluster: LocalCluster) -> None:
@@ -290,9 +388,11 @@ def _serve_commands(cluster: LocalCluster) -> None:
             elif cmd in ("kill", "pause", "resume", "restart") and len(rest) == 1:
                 getattr(cluster, cmd)(rest[0])
                 print(f"{cmd} {rest[0]}: done")
+            elif _membership_command(cluster, cmd, rest):
+                pass
             else:
                 print(HELP_COMMANDS)
-        except (KeyError, RuntimeError, TimeoutError) as err:
+        except (KeyError, RuntimeError, TimeoutError, OSError) as err:
             print(f"error: {err}")
         sys.stdout.flush()
     while True:  # stdin ended (e.g. </dev/null in the background): run until SIGINT/SIGTERM

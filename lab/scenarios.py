@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import base64
 import dataclasses
+import itertools
 import json
 import logging
 import shutil
@@ -35,7 +36,9 @@ from lab.certs import Authority, make_authority
 from lab.children import interrupt_on_signals
 from lab.etcd_cluster import ETCD
 from lab.flags import add_data_dir, add_run_flags, configure_logging
-from lab.prom import JOB, LabStack
+from lab.membership import EtcdMembershipCluster
+from lab.procs import hostport
+from lab.prom import JOB, LabStack, Member
 from lab.runtime import (
     LabCluster,
     RunContext,
@@ -49,6 +52,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from lab.cluster import LocalCluster
+
+    MembershipCluster = LocalCluster | EtcdMembershipCluster
 
 log = logging.getLogger(__name__)
 
@@ -787,6 +792,390 @@ def _quota(ctx: RunContext) -> None:
 
 
 # ---------------------------------------------------------------------------------------
+# 8. membership: replace-member, grow, even-members
+
+MEMBERSHIP = panels.panel(
+    "raftmon-overview", "How many voters and learners, and how many failures can the cluster take?"
+)
+# Scenarios that change the membership lower --snapshot-count, and fill the log past it,
+# so a fresh member catches up by snapshot, as one joining a long-lived cluster does.
+# Both etcd and raftmon keep 5000 entries after a snapshot for slow followers (2000
+# writes were caught up from the log), hence the 5000 on top.
+SNAPSHOT_COUNT = 1000
+FILL_WRITES = 5000 + 3 * SNAPSHOT_COUNT // 2
+# The lab's 45 s for a routed alert, with room for a loaded machine (the `for` is 15 s).
+ROUTE_TIMEOUT = 60
+MEMBERSHIP_ALERTS = [
+    "etcdMembersDown",
+    "etcdInsufficientMembers",
+    "etcdNoLeader",
+    "etcdEvenNumberOfMembers",
+    "etcdLearnerNotCatchingUp",
+]
+
+
+def _start_changing(
+    ctx: RunContext, target: str, size: int, extra: list[str] | None = None
+) -> MembershipCluster:
+    """A cluster whose membership the run changes: raftmon's, or etcd 3.4's own."""
+    if target == "raftmon":
+        return ctx.start_raftmon(size, extra=extra)
+    binary = shutil.which(ETCD)
+    if binary is None:
+        raise RuntimeError("etcd not found: install Debian's etcd-server (make tools)")
+    base = ctx.base_dir / "etcd"
+    shutil.rmtree(base, ignore_errors=True)
+    cluster = EtcdMembershipCluster(binary, base, size, extra_args=extra, authority=ctx.authority)
+    ctx.clusters.append(cluster)
+    cluster.start(timeout=60)
+    ctx._register(cluster)
+    ctx.step(f"etcd 3.4 cluster of {size} up, leader {cluster.leader()}")
+    return cluster
+
+
+def _follow_membership(ctx: RunContext, cluster: MembershipCluster) -> None:
+    """Scrape targets = the members now (file_sd: Prometheus re-reads within a second).
+
+    A removed member's target goes at once (Prometheus marks its series stale, so `up`
+    of a member that no longer exists stops counting); a new member's is added once it
+    answers, so its first scrape already finds it up.
+    """
+    members = [Member(m.name, hostport(m.metrics_url)) for m in cluster.members]
+    ctx.stack.register(ctx.run, members, scheme="https" if ctx.authority else "http")
+    ctx.stack.wait_scraped(ctx.run, len(members), timeout=30)
+
+
+def _voter_endpoints(cluster: MembershipCluster, learners: set[str]) -> list[str]:
+    """Where clients write: live voters (a learner refuses client requests, as etcd's)."""
+    return [
+        m.client_url for m in cluster.members if m.name not in learners and m.alive
+    ] or cluster.endpoints
+
+
+def _fill_log(ctx: RunContext, cluster: MembershipCluster, writes: int) -> None:
+    """Write `writes` small keys as fast as the cluster takes them (bounded: 120 s)."""
+    filler = ctx.writer(cluster.endpoints, clients=8, rate=0, timeout=5.0)
+    t = time.time()
+    ctx.observer.wait(
+        f"{writes} writes acknowledged (log past --snapshot-count={SNAPSHOT_COUNT})",
+        lambda: len(filler.acknowledged()) >= writes,
+        120,
+    )
+    filler.stop()
+    _window(ctx, "log fill", filler, t)
+
+
+def _membership_row(ctx: RunContext, label: str) -> dict[str, Any]:
+    """voters, learners, quorum, failures tolerated as the overview board computes them."""
+    prom = ctx.stack.prometheus
+    row: dict[str, Any] = {"step": label}
+    names = {"A": "voters", "B": "learners", "C": "quorum", "D": "failures_tolerated"}
+    for q in MEMBERSHIP.queries():
+        rows = prom.query(panels.substitute(q.expr, cluster=ctx.run)) if prom else []
+        row[names.get(q.ref, q.ref)] = int(float(rows[0]["value"][1])) if rows else None
+    return row
+
+
+def _wait_membership_row(ctx: RunContext, label: str, voters: int, learners: int) -> dict[str, Any]:
+    """The board's figures once Prometheus has scraped the new membership (bounded)."""
+    seen: dict[str, Any] = {}
+
+    def matches() -> bool:
+        seen.update(_membership_row(ctx, label))
+        return seen.get("voters") == voters and seen.get("learners") == learners
+
+    ctx.observer.wait(f"metrics show {voters} voters and {learners} learners", matches, 30)
+    ctx.step(
+        f"{label}: voters {seen.get('voters')}, learners {seen.get('learners')}, quorum "
+        f"{seen.get('quorum')}, failures tolerated {seen.get('failures_tolerated')}"
+    )
+    return dict(seen)
+
+
+def _print_quorum_table(ctx: RunContext, rows: list[dict[str, Any]]) -> None:
+    """The course's table (members, quorum, failures tolerated), from this run's metrics."""
+    ctx.measurements["membership_table"] = rows
+    lines = ["voters | learners | quorum | failures tolerated | step"]
+    lines += [
+        f"{r.get('voters')!s:>6} | {r.get('learners')!s:>8} | {r.get('quorum')!s:>6} | "
+        f"{r.get('failures_tolerated')!s:>18} | {r['step']}"
+        for r in rows
+    ]
+    for line in lines:
+        ctx.step(line)
+
+
+def _writes_never_stopped(ctx: RunContext, writer: Any, start: float, end: float) -> None:
+    """No stretch of more than 5 s without an acknowledged write (a value, not a timing
+    assert: elections alone take 1-2 s; a membership change should cost none)."""
+    oks = sorted(r.sent for r in writer.records() if r.ok and start <= r.sent < end)
+    edges = [start, *oks, end]
+    gap = max((b - a for a, b in itertools.pairwise(edges)), default=end - start)
+    ctx.measurements["longest_write_gap_seconds"] = round(gap, 2)
+    ctx.check(
+        "writes never stopped (no 5 s without an acknowledged write)",
+        bool(oks) and gap <= 5.0,
+        f"{len(oks)} acknowledged, longest gap {gap:.1f} s",
+    )
+
+
+def _every_acknowledged_write_is_there(ctx: RunContext, endpoint: str) -> None:
+    """Every write any writer of the run had acknowledged, read back from `endpoint`."""
+    acked: dict[str, str] = {}
+    missing: list[str] = []
+    for w in ctx.writers:
+        w.stop()
+        got = w.acknowledged()
+        acked.update(got)
+        stored = _read_prefix(ctx, endpoint, w.prefix + "/", timeout=30)
+        missing += [k for k, v in got.items() if stored.get(k) != v]
+    ctx.measurements["acknowledged_writes"] = len(acked)
+    ctx.measurements["missing_writes"] = len(missing)
+    ctx.check(
+        f"every acknowledged write is there, read from {endpoint}",
+        bool(acked) and not missing,
+        f"{len(acked)} acknowledged, {len(missing)} missing"
+        + (f", e.g. {missing[:3]}" if missing else ""),
+    )
+
+
+def _snapshot_sent(ctx: RunContext) -> None:
+    """The leader sent the new member a snapshot (the log it needed was compacted)."""
+    prom = ctx.stack.prometheus
+    expr = f'sum(etcd_network_snapshot_send_success{{cluster="{ctx.run}"}})'
+    sent: list[float] = []
+
+    def look() -> bool:
+        rows = prom.query(expr) if prom else []
+        sent[:] = [float(rows[0]["value"][1])] if rows else []
+        return bool(sent) and sent[0] >= 1
+
+    ok = ctx.observer.wait("a snapshot was sent to the new member", look, 15)
+    ctx.measurements["snapshots_sent"] = sent[0] if sent else 0
+    ctx.check(
+        "the new member caught up by snapshot (etcd_network_snapshot_send_success)",
+        ok,
+        f"{sent[0] if sent else 'no'} snapshot(s) sent",
+    )
+
+
+def _expect_fired_and_routed(ctx: RunContext, alert: str, receiver: str) -> bool:
+    """`_expect_routed`, once Prometheus itself shows the alert firing: on a loaded
+    machine the webhook can hear of it before the lab's next look at Prometheus."""
+    ctx.observer.wait(f"{alert} firing", lambda: ctx.observer.fired(alert), ROUTE_TIMEOUT)
+    return _expect_routed(ctx, alert, receiver, timeout=ROUTE_TIMEOUT)
+
+
+def _replace_member(target: str, control: bool) -> Callable[[RunContext], None]:
+    def body(ctx: RunContext) -> None:
+        cluster = _start_changing(ctx, target, 3, [f"--snapshot-count={SNAPSHOT_COUNT}"])
+        _watch_down(ctx)
+        writer = ctx.writer(cluster.endpoints, clients=3, rate=45)
+        t0 = time.time()
+        _fill_log(ctx, cluster, FILL_WRITES)
+        victim = _followers(cluster)[0]
+        if control:
+            # Planned: the member is healthy, so the safe order is learner first, promote,
+            # then remove the old one. Quorum never shrinks; nothing should page or ticket.
+            new = cluster.add_member(learner=True, timeout=120)
+            _follow_membership(ctx, cluster)
+            ctx.fault(f"added {new} as a learner; it caught up")
+            refused = cluster.promote(new, timeout=60)
+            ctx.fault(f"promoted {new} ({refused} 'not in sync' refusals first)")
+            cluster.remove(victim)
+            _follow_membership(ctx, cluster)
+            writer.set_endpoints(cluster.endpoints)
+            ctx.fault(f"removed {victim}: members {', '.join(m.name for m in cluster.members)}")
+            _snapshot_sent(ctx)
+            # Long enough for every lab `for` (at most 30 s) to pass if a rule would fire.
+            _settle(ctx, 35)
+            _expect_silent(ctx, MEMBERSHIP_ALERTS)
+        else:
+            cluster.kill(victim)
+            ctx.fault(f"kill -9 {victim} (one of three), under load")
+            _expect_fired_and_routed(ctx, "etcdMembersDown", TICKET)
+            cluster.remove(victim)
+            _follow_membership(ctx, cluster)
+            ctx.fault(f"member remove {victim}; its scrape target is gone")
+            new = cluster.add_member(learner=False, timeout=120)
+            _follow_membership(ctx, cluster)
+            writer.set_endpoints(cluster.endpoints)
+            ctx.fault(f"member add {new}, started with a fresh data dir; it caught up")
+            _snapshot_sent(ctx)
+            _expect_resolved(ctx, "etcdMembersDown", TICKET, timeout=ROUTE_TIMEOUT)
+            ctx.check(
+                "nobody was paged (quorum held throughout)",
+                not ctx.observer.routed("etcdInsufficientMembers")
+                and not ctx.observer.routed("etcdMembersDown", PAGE),
+                f"receivers: {sorted(ctx.observer.receivers('etcdInsufficientMembers'))}",
+            )
+        listed = cluster.member_list()
+        ctx.measurements["member_list"] = [
+            {"name": i.name, "id": i.id, "learner": i.is_learner} for i in listed
+        ]
+        ctx.check(
+            "the member list is the three members now running, all voters, all started",
+            sorted(i.name for i in listed) == sorted(m.name for m in cluster.members)
+            and len(listed) == 3
+            and not any(i.is_learner for i in listed),
+            ", ".join(
+                f"{i.name or '(unstarted)'}{' learner' if i.is_learner else ''}" for i in listed
+            ),
+        )
+        t_end = time.time()
+        _writes_never_stopped(ctx, writer, t0 + 1, t_end)
+        _window(ctx, "whole run", writer, t0, t_end)
+        _every_acknowledged_write_is_there(ctx, cluster.member(new).client_url)
+
+    return body
+
+
+def _grow(target: str, control: bool) -> Callable[[RunContext], None]:
+    def body(ctx: RunContext) -> None:
+        cluster = _start_changing(ctx, target, 3, [f"--snapshot-count={SNAPSHOT_COUNT}"])
+        _watch_down(ctx)
+        learners: set[str] = set()
+        writer = ctx.writer(cluster.endpoints, clients=3, rate=45)
+        t0 = time.time()
+        _settle(ctx, 3)
+        rows = [_wait_membership_row(ctx, "3 members", 3, 0)]
+        for _ in range(2):
+            name = cluster.add_member(learner=True, timeout=120)
+            learners.add(name)
+            _follow_membership(ctx, cluster)
+            ctx.fault(f"added {name} as a learner; it caught up")
+            voters = len(cluster.members) - len(learners)
+            rows.append(_wait_membership_row(ctx, f"+ learner {name}", voters, len(learners)))
+            refused = cluster.promote(name, timeout=60)
+            learners.discard(name)
+            ctx.fault(f"promoted {name} ({refused} 'not in sync' refusals first)")
+            writer.set_endpoints(_voter_endpoints(cluster, learners))
+            rows.append(_wait_membership_row(ctx, f"{name} promoted", voters + 1, 0))
+        _print_quorum_table(ctx, rows)
+        _dashboard_shows(ctx, MEMBERSHIP, "5 voters, quorum 3", lambda s: bool(s), timeout=10)
+        first, last = rows[0], rows[-1]
+        ctx.check(
+            "quorum 2 -> 3 and failures tolerated 1 -> 2, read from the metrics",
+            (first.get("quorum"), last.get("quorum")) == (2, 3)
+            and (first.get("failures_tolerated"), last.get("failures_tolerated")) == (1, 2),
+            f"quorum {first.get('quorum')} -> {last.get('quorum')}, failures tolerated "
+            f"{first.get('failures_tolerated')} -> {last.get('failures_tolerated')}",
+        )
+        if control:
+            # The grow itself passed through 4 voters for a few seconds: no rule may fire.
+            _settle(ctx, 35)
+            _expect_silent(ctx, MEMBERSHIP_ALERTS)
+            _writes_never_stopped(ctx, writer, t0 + 1, time.time())
+            return
+        victims = _followers(cluster)[:2]
+        for name in victims:
+            cluster.kill(name)
+        t_kill = time.time()
+        writer.set_endpoints(_voter_endpoints(cluster, learners))
+        ctx.fault(f"kill -9 {' and '.join(victims)} (two of five)")
+        _expect_fired_and_routed(ctx, "etcdMembersDown", TICKET)
+        _settle(ctx, 12)  # past etcdInsufficientMembers' lab `for`, had it been pending
+        win = _window(ctx, "two of five down", writer, t_kill + 2)
+        ctx.check(
+            "writes continue with two of five members down",
+            win.ok > 0 and win.failed <= max(3, win.ok // 20),
+            f"{win.ok} ok, {win.failed} failed",
+        )
+        ctx.check(
+            "etcdInsufficientMembers stayed silent (3 of 5 voters up is a quorum)",
+            not ctx.observer.fired("etcdInsufficientMembers"),
+        )
+        _every_acknowledged_write_is_there(ctx, _alive_endpoint(cluster))
+
+    return body
+
+
+def _partition_members(ctx: RunContext, cluster: LocalCluster, sides: list[list[str]]) -> None:
+    """`_partition`, for a cluster whose membership changed at run time.
+
+    A member that does not know a peer by name (one added after it started, if its fault
+    injection only knows its --initial-cluster) refuses the whole request: the link from
+    it to that peer stays up and is noted, and the peer's own cut still drops the other
+    direction.
+    """
+    uncut: list[str] = []
+    for side in sides:
+        others = [n for s in sides if s is not side for n in s]
+        for name in side:
+            peers = list(others)
+            while peers:
+                m = cluster.member(name)
+                body = {"peers": {o: {"drop": True} for o in peers}}
+                answer = ctx.http_json(m.metrics_url + "/raftmon/faults", body)
+                said = str(answer.get("message", "")) if isinstance(answer, dict) else ""
+                unknown = [o for o in peers if f"unknown member '{o}'" in said]
+                if not unknown:
+                    if not isinstance(answer, dict) or "error" in answer:
+                        raise RuntimeError(f"fault injection on {name} refused: {answer}")
+                    break
+                peers = [o for o in peers if o not in unknown]
+                uncut += [f"{name}->{o}" for o in unknown]
+    ctx.fault(
+        "partition "
+        + " | ".join(",".join(s) for s in sides)
+        + (f" (links {', '.join(uncut)} not cut: unknown to the sender)" if uncut else "")
+    )
+    ctx.measurements["links_not_cut"] = uncut
+
+
+def _even_members(control: bool) -> Callable[[RunContext], None]:
+    def body(ctx: RunContext) -> None:
+        cluster = ctx.start_raftmon(3)
+        _watch_down(ctx)
+        lead = cluster.wait_leader(20)
+        # The new member goes to the leader's side, so both sides of the split hold two.
+        name = cluster.add_member(learner=control, timeout=120)
+        _follow_membership(ctx, cluster)
+        role = "learner" if control else "voter"
+        ctx.fault(f"added {name} as a {role}: 3 voting members -> {3 if control else 4}")
+        row = _wait_membership_row(ctx, f"+ {role} {name}", 3 if control else 4, int(control))
+        _print_quorum_table(ctx, [row])
+        if control:
+            # A learner does not vote: the cluster stays at 3 voters, and the rule silent.
+            _settle(ctx, 40)
+            _expect_silent(ctx, ["etcdEvenNumberOfMembers", "etcdInsufficientMembers"])
+            return
+        _expect_fired_and_routed(ctx, "etcdEvenNumberOfMembers", TICKET)
+        ctx.check(
+            "quorum 3 and failures tolerated 1 with 4 voters, as with 3 (from the metrics)",
+            (row.get("quorum"), row.get("failures_tolerated")) == (3, 1),
+            f"quorum {row.get('quorum')}, failures tolerated {row.get('failures_tolerated')}",
+        )
+        others = [m.name for m in cluster.members if m.name not in (lead, name)]
+        sides = [[lead, others[0]], [others[1], name]]
+        url = {m.name: m.client_url for m in cluster.members}
+        writers = [
+            ctx.writer([url[n] for n in side], clients=2, rate=30, timeout=2.0) for side in sides
+        ]
+        _settle(ctx, 3)
+        _partition_members(ctx, cluster, sides)
+        t_cut = time.time()
+        _expect_fired_and_routed(ctx, "etcdNoLeader", PAGE)
+        _settle(ctx, 3)
+        t_heal = time.time()
+        results = []
+        for side, w in zip(sides, writers, strict=True):
+            win = _window(ctx, f"partitioned, side {','.join(side)}", w, t_cut + 3, t_heal)
+            results.append({"members": side, "ok": win.ok, "failed": win.failed})
+        ctx.measurements["partitioned"] = results
+        ctx.check(
+            "a 2|2 split of four members stops writes on both sides (no side has 3 of 4)",
+            all(r["ok"] == 0 for r in results),
+            "; ".join(f"{','.join(r['members'])}: {r['ok']} ok" for r in results),
+        )
+        ctx.clear_faults(cluster)
+        ctx.fault("partition healed")
+        cluster.wait_leader(30)
+
+    return body
+
+
+# ---------------------------------------------------------------------------------------
 # the catalogue
 
 
@@ -875,6 +1264,53 @@ SCENARIOS: dict[str, Scenario] = {
                     _slow_network(0.060),
                     dashboards=(PEER_DELAY,),
                 ),
+            ),
+        ),
+        Scenario(
+            "replace-member",
+            "kill -9 one of three under load, remove it, add a fresh member that catches up "
+            "by snapshot: etcdMembersDown tickets then resolves, no page, no write lost; "
+            "control: a planned learner-first replacement stays silent",
+            (
+                _spec("replace-member", "replace-member", _replace_member("raftmon", False)),
+                _spec(
+                    "replace-member",
+                    "replace-member-control",
+                    _replace_member("raftmon", True),
+                    control=True,
+                ),
+                _spec(
+                    "replace-member",
+                    "replace-member-etcd",
+                    _replace_member("etcd", False),
+                    target="etcd",
+                ),
+            ),
+        ),
+        Scenario(
+            "grow",
+            "3 -> 5 live (learners, then promoted): quorum 2 -> 3 and failures tolerated "
+            "1 -> 2 from the metrics; two killed and writes continue; control: the grow alone "
+            "stays silent",
+            (
+                _spec("grow", "grow", _grow("raftmon", False), dashboards=(MEMBERSHIP,)),
+                _spec("grow", "grow-control", _grow("raftmon", True), control=True),
+                _spec(
+                    "grow",
+                    "grow-etcd",
+                    _grow("etcd", False),
+                    target="etcd",
+                    dashboards=(MEMBERSHIP,),
+                ),
+            ),
+        ),
+        Scenario(
+            "even-members",
+            "3 -> 4 voters: etcdEvenNumberOfMembers tickets and a 2|2 split stops writes; "
+            "control: a fourth member as a learner stays silent",
+            (
+                _spec("even-members", "even-members", _even_members(False)),
+                _spec("even-members", "even-members-control", _even_members(True), control=True),
             ),
         ),
         Scenario(
@@ -1006,7 +1442,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--etcd",
         action="store_true",
-        help="run on a real etcd 3.4 cluster (member-down, quorum-loss)",
+        help="run on a real etcd 3.4 cluster (member-down, quorum-loss, replace-member, grow)",
     )
     add_data_dir(parser, "var/lab", "folder for everything the lab writes")
     parser.add_argument(
@@ -1035,7 +1471,7 @@ def main(argv: list[str]) -> int:
         if not specs:
             print(
                 f"raftmon lab: {args.scenario} has no etcd variant "
-                "(only member-down and quorum-loss)",
+                "(only member-down, quorum-loss, replace-member and grow)",
                 file=sys.stderr,
             )
             return 2

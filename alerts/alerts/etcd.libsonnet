@@ -37,14 +37,20 @@ local u = import '../lib/utils.libsonnet';
             'Members of an etcd cluster are down.',
             '%s: {{ $value }} member(s) are down or unreachable from their peers (job {{ $labels.job }}).' % u.inCluster(c),
           ),
+          // Voters only: a learner neither votes nor counts towards quorum, so an up learner
+          // must not hide a lost quorum, nor a learner still starting fake one. A member
+          // removed from the cluster leaves the count when its target leaves discovery.
           u.alert(
             'etcdInsufficientMembers',
-            'sum without (%(i)s) (up{%(s)s} == bool 1)\n< ((count without (%(i)s) (up{%(s)s}) + 1) / 2)\n' % { i: i, s: s },
+            |||
+              sum without (%(i)s) ((up{%(s)s} == bool 1) unless on (%(m)s) (etcd_server_is_learner{%(s)s} == 1))
+              < ((count without (%(i)s) (up{%(s)s} unless on (%(m)s) (etcd_server_is_learner{%(s)s} == 1)) + 1) / 2)
+            ||| % { i: i, s: s, m: c.memberMatchLabels },
             c.insufficientMembers['for'],
             c.insufficientMembers.severity,
             'cluster',
             'An etcd cluster has lost quorum.',
-            '%s: only {{ $value }} member(s) are up, fewer than a quorum; writes are refused (job {{ $labels.job }}).' % u.inCluster(c),
+            '%s: only {{ $value }} voting member(s) are up, fewer than a quorum; writes are refused (job {{ $labels.job }}).' % u.inCluster(c),
           ),
           u.alert(
             'etcdNoLeader',

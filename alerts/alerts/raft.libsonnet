@@ -115,6 +115,24 @@ local u = import '../lib/utils.libsonnet';
             'An etcd cluster has an even number of voting members.',
             '%s has an even number of voting members (job {{ $labels.job }}): the extra member adds latency and no fault tolerance; run 3 or 5.' % u.inCluster(c),
           ),
+          // A learner catches up by snapshot and log within seconds; one still short of
+          // what etcd demands before a promotion (its log at `inSyncRatio` of the leader's
+          // committed index) long after it joined is stuck: its peer link, its disk, or a
+          // snapshot it cannot receive. Applied index (the learner's own) against the
+          // leader's committed index: both etcd 3.4 and raftmon export them as gauges.
+          u.alert(
+            'etcdLearnerNotCatchingUp',
+            |||
+              (etcd_server_proposals_applied_total{%(s)s} and on (%(m)s) (etcd_server_is_learner{%(s)s} == 1))
+              < on (%(cl)s, job) group_left
+              %(r)s * max without (%(i)s) (etcd_server_proposals_committed_total{%(s)s} and on (%(m)s) (etcd_server_is_leader{%(s)s} == 1))
+            ||| % { i: i, s: s, m: c.memberMatchLabels, cl: c.clusterLabel, r: u.num(c.learnerNotCatchingUp.inSyncRatio) },
+            c.learnerNotCatchingUp['for'],
+            c.learnerNotCatchingUp.severity,
+            'member',
+            'An etcd learner does not catch up with the leader.',
+            '%s is a learner that has applied only {{ $value | printf "%%.0f" }} entries, less than %s%% of the leader\'s committed index: it cannot be promoted.' % [u.inMember(c), std.toString(c.learnerNotCatchingUp.inSyncRatio * 100)],
+          ),
         ] + [
           // The alarm store is replicated: every member reports every alarm, so take the max
           // over members and keep server_id (the member the alarm is about).

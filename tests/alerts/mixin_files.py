@@ -34,6 +34,7 @@ LAB_SCENARIO_ALERTS = {
     "etcdNoLeader",
     "etcdMemberCommunicationSlow",
     "etcdDatabaseQuotaLowSpace",
+    "etcdEvenNumberOfMembers",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from lab.runtime import RunResult
-from lab.scenarios import SCENARIOS
+from lab.scenarios import MEMBERSHIP_ALERTS, SCENARIOS
 from tests.lab.conftest import explain
 
 pytestmark = [pytest.mark.cluster, pytest.mark.tools, pytest.mark.timeout(900)]
@@ -26,11 +26,19 @@ ROUTED: dict[str, list[tuple[str, str]]] = {
     "partitions-4": [("etcdNoLeader", "page")],
     "slow-network": [("etcdMemberCommunicationSlow", "ticket")],
     "quota": [("etcdNoSpaceAlarm", "page"), ("etcdDatabaseQuotaLowSpace", "page")],
+    "replace-member": [("etcdMembersDown", "ticket")],
+    "replace-member-etcd": [("etcdMembersDown", "ticket")],
+    "grow": [("etcdMembersDown", "ticket")],
+    "grow-etcd": [("etcdMembersDown", "ticket")],
+    "even-members": [("etcdEvenNumberOfMembers", "ticket"), ("etcdNoLeader", "page")],
 }
 # control run -> alerts that must never have fired nor reached any receiver.
 SILENT: dict[str, list[str]] = {
     "slow-disk-control": ["etcdWALFsyncSlow"],
     "leader-flapping-control": ["etcdLeaderChangesTooFrequent"],
+    "replace-member-control": MEMBERSHIP_ALERTS,
+    "grow-control": MEMBERSHIP_ALERTS,
+    "even-members-control": ["etcdEvenNumberOfMembers", "etcdInsufficientMembers"],
 }
 RUNS = [r.run for s in SCENARIOS.values() for r in s.runs]
 
