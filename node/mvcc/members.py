@@ -9,13 +9,12 @@ id is a uint64; SQLite stores its int64 bit pattern (schema.to_i64).
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from node.mvcc import schema
-
-if TYPE_CHECKING:
-    import sqlite3
+from node.raft.messages import ConfState
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,4 +76,20 @@ def remove_member(conn: sqlite3.Connection, member_id: int) -> None:
     conn.execute("DELETE FROM member WHERE id = ?", (schema.to_i64(member_id),))
     conn.execute(
         "INSERT OR IGNORE INTO member_removed (id) VALUES (?)", (schema.to_i64(member_id),)
+    )
+
+
+def image_conf_state(path: str) -> ConfState | None:
+    """The configuration a database file's member table holds (a snapshot image's), or
+    None when it has no members (a data dir from before membership was replicated)."""
+    conn = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True)
+    try:
+        members = load_members(conn)
+    finally:
+        conn.close()
+    if not members:
+        return None
+    return ConfState(
+        voters=tuple(m.id for m in members if not m.is_learner),
+        learners=tuple(m.id for m in members if m.is_learner),
     )

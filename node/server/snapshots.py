@@ -28,7 +28,9 @@ import os
 import re
 from typing import TYPE_CHECKING
 
-from node.raft.messages import Message, MessageType, Snapshot, SnapshotMetadata
+from node.mvcc.members import image_conf_state
+from node.raft import RaftError
+from node.raft.messages import ConfState, Message, MessageType, Snapshot, SnapshotMetadata
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -57,6 +59,10 @@ def _remove_images(snap_dir: str, *, outgoing: bool, received_upto: int) -> int:
     return removed
 
 
+Image = tuple[str, int, "ConfState | None"]
+"""A db image for followers: its path, applied index and member table's configuration."""
+
+
 class Snapshots:
     """The member's snapshot jobs; all run on the Ready loop (their I/O in worker threads)."""
 
@@ -70,9 +76,9 @@ class Snapshots:
         # The leader's db image for followers: built once, shared by the uploads that
         # start while it exists (refs), deleted after the last. An image superseded by a
         # newer snapshot while still streaming is retired: deleted when its uploads end.
-        self._outgoing: asyncio.Future[tuple[str, int]] | None = None
-        self._refs: dict[asyncio.Future[tuple[str, int]], int] = {}
-        self._retired: dict[asyncio.Future[tuple[str, int]], int] = {}
+        self._outgoing: asyncio.Future[Image] | None = None
+        self._refs: dict[asyncio.Future[Image], int] = {}
+        self._retired: dict[asyncio.Future[Image], int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         _remove_images(ctx.opened.snapshotter.dir, outgoing=True, received_upto=-1)
 
@@ -145,13 +151,29 @@ class Snapshots:
     async def _send_image(self, msg: Message) -> None:
         assert msg.snapshot is not None
         try:
-            path = await self._acquire_image(msg.snapshot.metadata.index)
+            path, applied, conf = await self._acquire_image(msg.snapshot.metadata.index)
         except Exception:
             self._ctx.inbox.on_snapshot_status(msg.to, True)
             raise
+        msg.snapshot = Snapshot(metadata=self._image_metadata(msg.snapshot.metadata, applied, conf))
         self._ctx.transport.send_snapshot(msg, path, on_done=lambda: self._release_image(path))
 
-    async def _acquire_image(self, index: int) -> str:
+    def _image_metadata(
+        self, marker: SnapshotMetadata, applied: int, conf: ConfState | None
+    ) -> SnapshotMetadata:
+        """The snapshot the image really is (etcd's createMergedSnapshotMessage): at the
+        image's applied index, with the configuration its member table holds. The marker
+        may predate a member added since, and a follower refuses a snapshot whose
+        configuration does not name it."""
+        if conf is None or applied <= marker.index:
+            return marker
+        try:
+            term = self._opened.storage.term(applied)
+        except RaftError:
+            return marker
+        return SnapshotMetadata(index=applied, term=term, conf_state=conf)
+
+    async def _acquire_image(self, index: int) -> Image:
         """An image at or past `index`: the one in use if it qualifies, else a new one."""
         image = self._outgoing
         if image is None or (image.done() and not image.exception() and image.result()[1] < index):
@@ -163,20 +185,20 @@ class Snapshots:
             self._outgoing = image
         self._refs[image] = self._refs.get(image, 0) + 1
         try:
-            path, _applied = await asyncio.shield(image)
+            return await asyncio.shield(image)
         except BaseException:
             self._drop_ref(image)
             raise
-        return path
 
-    def _build_image(self, path: str) -> tuple[str, int]:
-        """Worker thread: a consistent copy of the committed database (SQLite backup API)."""
+    def _build_image(self, path: str) -> Image:
+        """Worker thread: a consistent copy of the committed database (SQLite backup API),
+        its applied index and the configuration its member table holds (None: no table)."""
         info = self._opened.kv.backup(path)
         log.info(
             "built snapshot image for a follower",
             extra={"fields": {"applied-index": info.applied_index, "bytes": info.size}},
         )
-        return path, info.applied_index
+        return path, info.applied_index, image_conf_state(path)
 
     def _release_image(self, path: str) -> None:
         for image in [*self._refs, *self._retired]:
@@ -184,7 +206,7 @@ class Snapshots:
                 self._drop_ref(image)
                 return
 
-    def _drop_ref(self, image: asyncio.Future[tuple[str, int]]) -> None:
+    def _drop_ref(self, image: asyncio.Future[Image]) -> None:
         """One upload less uses `image`; the last one deletes it."""
         refs = self._retired if image in self._retired else self._refs
         refs[image] = refs.get(image, 1) - 1

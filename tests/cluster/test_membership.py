@@ -76,6 +76,18 @@ def start_joining(cluster: LocalCluster, m: MemberProcess) -> None:
     cluster._spawn(m)
 
 
+def add(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST member/add; while the answer is "unhealthy cluster" (etcd's strict check wants
+    every voter connected for 5 s, which a cluster just started or changed is not), retry."""
+    for _ in range(40):
+        out = http_json(url + "/v3/cluster/member/add", body, timeout=15)
+        if out.get("error") != "etcdserver: unhealthy cluster":
+            break
+        time.sleep(0.25)
+    assert isinstance(out, dict)
+    return out
+
+
 def status(url: str) -> dict[str, Any]:
     out = http_json(url + "/v3/maintenance/status", {}, timeout=5)
     assert isinstance(out, dict)
@@ -104,9 +116,7 @@ def test_learner_joins_catches_up_is_promoted_and_a_member_is_removed(
     assert all(m.get("name") and m.get("clientURLs") for m in before)  # published
 
     m4 = new_member(cluster, "m4")
-    added = http_json(
-        url + "/v3/cluster/member/add", {"peerURLs": [m4.peer_url], "isLearner": True}, timeout=15
-    )
+    added = add(url, {"peerURLs": [m4.peer_url], "isLearner": True})
     new_id = added["member"]["ID"]
     assert added["member"] == {"ID": new_id, "peerURLs": [m4.peer_url], "isLearner": True}
     assert len(added["members"]) == 4
@@ -134,9 +144,7 @@ def test_learner_joins_catches_up_is_promoted_and_a_member_is_removed(
     # promote (sent to a follower: it forwards to the leader), then m4 serves writes
     lead = cluster.wait_leader()
     follower = next(m for m in cluster.members[:3] if m.name != lead)
-    promoted = http_json(
-        follower.client_url + "/v3/cluster/member/promote", {"ID": new_id}, timeout=15
-    )
+    promoted = http_json(follower.client_url + "/v3/cluster/member/promote", {"ID": new_id})
     assert "error" not in promoted, promoted
     assert not by_id(url)[new_id].get("isLearner")
     wait_for("m4 a voter", lambda: "error" not in put(m4.client_url, "from-m4", "1"))
@@ -185,11 +193,7 @@ def test_refusals_answer_etcds_errors_and_change_nothing(cluster: LocalCluster) 
         assert by_id(url) == listed
     # one learner at most (etcd 3.4)
     ports = free_ports(2)
-    first = http_json(
-        url + "/v3/cluster/member/add",
-        {"peerURLs": [f"http://127.0.0.1:{ports[0]}"], "isLearner": True},
-        timeout=15,
-    )
+    first = add(url, {"peerURLs": [f"http://127.0.0.1:{ports[0]}"], "isLearner": True})
     assert "member" in first, first
     code, second = post_status(
         url + "/v3/cluster/member/add",
@@ -206,11 +210,7 @@ def test_refusals_answer_etcds_errors_and_change_nothing(cluster: LocalCluster) 
 def test_membership_survives_a_restart_of_every_member(cluster: LocalCluster) -> None:
     url = cluster.members[0].client_url
     port = free_ports(1)[0]
-    added = http_json(
-        url + "/v3/cluster/member/add",
-        {"peerURLs": [f"http://127.0.0.1:{port}"], "isLearner": True},
-        timeout=15,
-    )
+    added = add(url, {"peerURLs": [f"http://127.0.0.1:{port}"], "isLearner": True})
     new_id = added["member"]["ID"]
     for m in list(cluster.members):
         cluster.kill(m.name)
@@ -258,11 +258,7 @@ def test_kill_9_in_the_middle_of_a_membership_change_loses_no_acknowledged_write
             acked[key] = str(i)
         if i == 10:  # a learner added while writes go on
             port = free_ports(1)[0]
-            http_json(
-                url + "/v3/cluster/member/add",
-                {"peerURLs": [f"http://127.0.0.1:{port}"], "isLearner": True},
-                timeout=15,
-            )
+            add(url, {"peerURLs": [f"http://127.0.0.1:{port}"], "isLearner": True})
             cluster.kill(cluster.members[2].name)  # a member dies right after the change
     cluster.restart(cluster.members[2].name, wait=True)
     cluster.wait_leader()
