@@ -317,7 +317,7 @@ def test_removed_leader_keeps_leading_until_a_voter_caught_up_then_hands_over() 
     net.pump()
     timeout_now = [m for m in net.sent if m.type == MT.MsgTimeoutNow]
     assert len(timeout_now) == 1
-    assert r.state == StateType.StateFollower
+    assert net.node(1).status().role == StateType.StateFollower
     successor = net.node(timeout_now[0].to).status()
     assert successor.role == StateType.StateLeader
     assert net.members[timeout_now[0].to].applied[-1] == b"uncommitted"
