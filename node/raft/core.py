@@ -1096,10 +1096,10 @@ class RaftCore:
             self.election_elapsed = 0  # retried after an election timeout (_tick_heartbeat)
             self.send_append(to)
             return
-        # Tell the others the commit index (which covers our removal) while we still lead.
+        # Tell everyone the commit index (which covers our removal) while we still lead: once
+        # we follow, nobody repeats it until the next leader commits an entry.
         for other in self.tracker.ids():
-            if other != to:
-                self.maybe_send_append(other, True)
+            self.maybe_send_append(other, True)
         self.logger.info(
             f"{self.id} [term {self.term}] removed from the configuration: sends "
             f"MsgTimeoutNow to {to} (match {last})"

@@ -14,6 +14,7 @@ removed member shuts down). Member ids are never reused.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -91,6 +92,8 @@ class Cluster:
         self.pending: dict[bytes, int] = {}  # client values proposed but not yet applied
         self.applied_values: set[bytes] = set()
         self.log: list[str] = []  # a short event trail for failure messages
+        # What the run exercised (membership events), for the coverage test.
+        self.stats: Counter[str] = Counter()
         self.time = 0
         for i in self.ids:
             self.start(i)
@@ -319,7 +322,14 @@ class Cluster:
             # The server refuses it (etcd: "member already exists") and applies an empty
             # change instead, which still ends the pending change.
             cc = raft.ConfChange(cc.type, raft.NONE, cc.id)
+        was_leader = node.raft.state == raft.StateType.StateLeader
         m.conf = node.apply_conf_change(cc)
+        if e.index not in self.history.confs:
+            self.stats[f"applied {cc.type.name}"] += 1
+            if cc.type == CCT.ConfChangeAddNode and cc.node_id in before.learners:
+                self.stats["learner promoted"] += 1
+        if was_leader and cc.node_id == m.id and cc.type == CCT.ConfChangeRemoveNode:
+            self.stats["leader removed itself"] += 1
         if m.conf.voters != before.voters:
             m.left_voters.append(before.voters)
         errs = inv.check_config_agreement(self.history, m.id, e.index, m.conf)
@@ -360,6 +370,12 @@ class Cluster:
                 self.fail(errs[0])
 
     def transmit(self, msg: raft.Message) -> None:
+        if msg.type == MT.MsgTimeoutNow:
+            sender = self.members[msg.frm].node
+            if sender is not None and not sender.raft.promotable():
+                self.stats["removed leader handed over"] += 1
+        elif msg.type == MT.MsgSnap and msg.to not in self.bootstrap:
+            self.stats["snapshot sent to an added member"] += 1
         ok = self.net.send(msg)
         if not ok:
             sender = self.members[msg.frm].node
