@@ -314,13 +314,30 @@ class Cluster:
             if due and m.sm_applied - keep >= st.first_index():
                 st.compact(m.sm_applied - keep)
 
+    def refused(self, cc: raft.ConfChange, before: raft.ConfState, index: int) -> bool:
+        """The server's validation, as etcd's: adding a present voter ("member already
+        exists") or a removed id ("membership: ID removed"; a delayed proposal could revive
+        a stopped member). Deterministic: `history.confs` holds every change before `index`
+        (all were applied before this one, by someone)."""
+        if cc.type == CCT.ConfChangeAddNode and cc.node_id in before.voters:
+            return True
+        if cc.type not in (CCT.ConfChangeAddNode, CCT.ConfChangeAddLearnerNode):
+            return False
+        if cc.node_id in before.voters + before.learners:
+            return False
+        return any(
+            cc.node_id in cs.voters + cs.learners
+            for i, cs in self.history.confs.items()
+            if i < index
+        )
+
     def apply_conf_change(self, m: Member, node: raft.RawNode, e: raft.Entry) -> bool:
         """The server's apply step for a conf change; True when it added a member."""
         cc = raft.ConfChange.decode(e.data)
         before = node.status().conf_state
-        if cc.type == CCT.ConfChangeAddNode and cc.node_id in before.voters:
-            # The server refuses it (etcd: "member already exists") and applies an empty
-            # change instead, which still ends the pending change.
+        if self.refused(cc, before, e.index):
+            # The server refuses it and applies an empty change instead, which still ends
+            # the pending change.
             cc = raft.ConfChange(cc.type, raft.NONE, cc.id)
         was_leader = node.raft.state == raft.StateType.StateLeader
         m.conf = node.apply_conf_change(cc)
