@@ -408,11 +408,16 @@ class RaftCore:
         self.election_elapsed += 1
         if self.election_elapsed >= self.election_timeout:
             self.election_elapsed = 0
-            if self.check_quorum:
+            removed = self.state == StateType.StateLeader and not self.promotable()
+            # A removed leader stays until it handed over (see _hand_over), quorum or not.
+            if self.check_quorum and not removed:
                 self.step(Message(type=MT.MsgCheckQuorum, frm=self.id))
-            # A transfer that did not finish within an election timeout is abandoned.
+            # A transfer that did not finish within an election timeout is abandoned; a
+            # removed leader tries again, with whichever voter is now the most up to date.
             if self.state == StateType.StateLeader and self.lead_transferee != NONE:
                 self.abort_leader_transfer()
+                if removed:
+                    self._hand_over()
         if self.state != StateType.StateLeader:
             return
         if self.heartbeat_elapsed >= self.heartbeat_timeout:
@@ -736,6 +741,9 @@ class RaftCore:
             while self.maybe_send_append(m.frm, False):
                 pass
             if m.frm == self.lead_transferee and pr.match == self.raft_log.last_index():
+                if not self.promotable():
+                    self._hand_over()  # removed: MsgTimeoutNow, then step down
+                    return
                 self.logger.info(
                     f"{self.id} sent MsgTimeoutNow to {m.frm} after received MsgAppResp"
                 )
@@ -1039,10 +1047,8 @@ class RaftCore:
         self.logger.info(f"{self.id} switched to configuration {_describe_conf(cs)}")
         if self.state != StateType.StateLeader:
             return cs
-        if not self.promotable():
-            self._step_down_removed()
-            return cs
-        # A removed voter may have been the one holding the commit index back.
+        # A removed voter may have been the one holding the commit index back. (A leader that
+        # removed itself now counts only the new voters, as etcd-raft's does.)
         if self.maybe_commit():
             self.release_pending_read_index_messages()
             self.bcast_append()
@@ -1057,26 +1063,48 @@ class RaftCore:
                 f"member {self.lead_transferee}"
             )
             self.abort_leader_transfer()
+        if not self.promotable():
+            self._hand_over()
         return cs
 
-    def _step_down_removed(self) -> None:
-        """A leader that applied its own removal hands over and steps down.
+    def _hand_over(self) -> None:
+        """A leader that applied its own removal hands leadership to the best voter, then
+        steps down (the issue's "leader transfer away from a member being removed").
 
-        The most up-to-date voter that holds our whole log gets MsgTimeoutNow, so the cluster
-        does not wait out an election timeout (the issue's "leader transfer away from a
-        member being removed"); then we follow at our term, with no leader.
+        The voter with the highest match gets MsgTimeoutNow once it holds our whole log, so
+        the cluster does not wait out an election timeout; then we follow at our term, with
+        no leader. Until one catches up we keep leading without counting ourselves (etcd-raft
+        keeps a removed leader leading): stepping down earlier could leave voters that have
+        not learned the removal is committed, and still count us, unable to elect anyone,
+        since we never campaign and refuse a candidate whose log is behind ours.
         """
         last = self.raft_log.last_index()
         best = max(
             ((pr.match, vid) for vid, pr in self.tracker.progress.items() if not pr.is_learner),
             default=None,
         )
-        if best is not None and best[0] == last:
+        if best is None:
+            self.become_follower(self.term, NONE)
+            return
+        match, to = best
+        if match < last:
             self.logger.info(
-                f"{self.id} [term {self.term}] removed from the configuration: sends "
-                f"MsgTimeoutNow to {best[1]} (match {last})"
+                f"{self.id} [term {self.term}] removed from the configuration: transfers "
+                f"leadership to {to} once it has caught up (match {match}, last {last})"
             )
-            self.send_timeout_now(best[1])
+            self.lead_transferee = to
+            self.election_elapsed = 0  # retried after an election timeout (_tick_heartbeat)
+            self.send_append(to)
+            return
+        # Tell everyone the commit index (which covers our removal) while we still lead: once
+        # we follow, nobody repeats it until the next leader commits an entry.
+        for other in self.tracker.ids():
+            self.maybe_send_append(other, True)
+        self.logger.info(
+            f"{self.id} [term {self.term}] removed from the configuration: sends "
+            f"MsgTimeoutNow to {to} (match {last})"
+        )
+        self.send_timeout_now(to)
         self.logger.info(f"{self.id} [term {self.term}] steps down: no longer a voter")
         self.become_follower(self.term, NONE)
 

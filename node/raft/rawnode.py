@@ -93,7 +93,9 @@ class RawNode:
         self.raft.step(Message(type=MT.MsgProp, frm=self.raft.id, entries=[e]))
 
     def apply_conf_change(self, cc: ConfChange) -> ConfState:
-        """Apply a committed EntryConfChange (in log order, while applying its Ready).
+        """Apply a committed EntryConfChange: exactly once per such entry, in log order, while
+        applying its Ready (each call marks the oldest conf change handed out as applied,
+        which lifts the one-change-at-a-time guard before `advance`).
 
         Returns the configuration now in force (persist it with the applied index: pass it
         back as `Config.conf_state` at restart). A change with node_id NONE changes nothing

@@ -291,17 +291,36 @@ def test_remove_leader_hands_over_with_timeout_now_and_steps_down() -> None:
     assert net.members[successor].applied[-1] == b"after"
 
 
-def test_removed_leader_without_an_up_to_date_voter_just_steps_down() -> None:
+def test_removed_leader_keeps_leading_until_a_voter_caught_up_then_hands_over() -> None:
+    """Stepping down before any voter holds the whole log could leave the others (who still
+    count the removed leader) unable to elect anyone: it never campaigns and refuses a
+    candidate whose log is behind its own."""
     net = Net((1, 2, 3))
     net.elect(1)
     r = net.node(1).raft
-    r.raft_log.append([raft.Entry(term=r.term, index=r.raft_log.last_index() + 1)])
+    net.down |= {2, 3}
+    net.node(1).propose(b"uncommitted")  # in the leader's log only
+    net.pump()
     net.sent.clear()
     conf_state = net.node(1).apply_conf_change(CC(CCT.ConfChangeRemoveNode, 1))
     assert conf_state == raft.ConfState(voters=(2, 3))
-    assert r.state == StateType.StateFollower
-    assert r.lead == raft.NONE
-    assert not [m for m in r.msgs if m.type == MT.MsgTimeoutNow]
+    assert r.state == StateType.StateLeader
+    assert r.lead_transferee in (2, 3)
+    with pytest.raises(raft.ProposalDropped):
+        net.node(1).propose(b"refused")  # no longer a voter (and a transfer is under way)
+    for _ in range(30):  # no CheckQuorum step-down while it hands over
+        net.tick(1)
+    net.pump()
+    assert r.state == StateType.StateLeader
+    net.down.clear()
+    net.tick(1)
+    net.pump()
+    timeout_now = [m for m in net.sent if m.type == MT.MsgTimeoutNow]
+    assert len(timeout_now) == 1
+    assert net.node(1).status().role == StateType.StateFollower
+    successor = net.node(timeout_now[0].to).status()
+    assert successor.role == StateType.StateLeader
+    assert net.members[timeout_now[0].to].applied[-1] == b"uncommitted"
 
 
 def test_leader_transfer_to_a_removed_member_is_aborted() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 
-from node.raft import Entry
+from node.raft import ConfState, Entry
 
 
 def chain(prev: int, e: Entry) -> int:
@@ -28,6 +28,7 @@ class History:
     applied_chain: dict[int, int] = field(default_factory=dict)  # index -> state machine hash
     # Highest committed entry seen: (index, term, term of the member that saw it committed)
     committed: tuple[int, int, int] = (0, 0, 0)
+    confs: dict[int, ConfState] = field(default_factory=dict)  # index -> config after its change
 
 
 def check_election_safety(h: History, term: int, leader: int) -> list[str]:
@@ -90,4 +91,34 @@ def check_state_machine_safety(h: History, member: int, e: Entry, sm_hash: int) 
     chained = h.applied_chain.setdefault(e.index, sm_hash)
     if chained != sm_hash:
         return [f"state machine safety: member {member} state differs after index {e.index}"]
+    return []
+
+
+def check_config_agreement(h: History, member: int, index: int, conf: ConfState) -> list[str]:
+    """Applying the same log gives the same configuration: every member that applied the conf
+    change at `index` is in the same configuration afterwards (state machine safety for the
+    membership itself)."""
+    seen = h.confs.setdefault(index, conf)
+    if seen != conf:
+        return [
+            f"configuration agreement: member {member} is in {conf} after the change at "
+            f"{index}, another member in {seen}"
+        ]
+    return []
+
+
+def check_commit_quorum(
+    leader: int, index: int, voters: tuple[int, ...], holders: set[int]
+) -> list[str]:
+    """§5.3 with changing membership: an entry the leader commits is durably held by a majority
+    of the voters of the configuration in force at the leader (learners never count).
+
+    `holders` are the members whose persisted log (or snapshot) holds the entry.
+    """
+    held = sum(1 for v in voters if v in holders)
+    if held < len(voters) // 2 + 1:
+        return [
+            f"commit quorum: leader {leader} committed {index} held by {held} of voters "
+            f"{voters} ({sorted(holders)} hold it)"
+        ]
     return []

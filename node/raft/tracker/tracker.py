@@ -20,7 +20,15 @@ class ProgressTracker:
     one `Progress` per member of either, whose `is_learner` says which set it is in.
     """
 
-    __slots__ = ("learners", "max_inflight", "max_inflight_bytes", "progress", "voters", "votes")
+    __slots__ = (
+        "_ids",
+        "learners",
+        "max_inflight",
+        "max_inflight_bytes",
+        "progress",
+        "voters",
+        "votes",
+    )
 
     def __init__(self, conf: ConfState, max_inflight: int, max_inflight_bytes: int = 0) -> None:
         self.voters: tuple[int, ...] = tuple(sorted(set(conf.voters)))
@@ -33,6 +41,7 @@ class ProgressTracker:
         }
         for lrn in self.learners:
             self.progress[lrn] = Progress(0, 1, self.new_inflights(), is_learner=True)
+        self._ids = tuple(sorted(self.progress))
 
     def new_inflights(self) -> Inflights:
         return Inflights(self.max_inflight, self.max_inflight_bytes)
@@ -40,9 +49,9 @@ class ProgressTracker:
     def conf_state(self) -> ConfState:
         return ConfState(voters=self.voters, learners=self.learners)
 
-    def ids(self) -> list[int]:
+    def ids(self) -> tuple[int, ...]:
         """Every member (voters and learners), in id order: replication reaches them all."""
-        return sorted(self.progress)
+        return self._ids
 
     def is_singleton(self) -> bool:
         return len(self.voters) == 1
@@ -73,6 +82,7 @@ class ProgressTracker:
         prs = self.progress
         self.voters = tuple(sorted(i for i, pr in prs.items() if not pr.is_learner))
         self.learners = tuple(sorted(i for i, pr in prs.items() if pr.is_learner))
+        self._ids = tuple(sorted(prs))
 
     # -- quorum arithmetic over voters only -------------------------------------------------
     def committed(self) -> int:
