@@ -77,6 +77,19 @@ async def _listen(
             await web.TCPSite(runner, host, port, reuse_address=True).start()
 
 
+async def _ready(server: EtcdServer, stop: asyncio.Event) -> bool:
+    """Wait until the cluster lists this member as started (etcd's ReadyNotify: a member
+    serves clients only once its attributes are published); False when stopped first."""
+    waits = [asyncio.ensure_future(e.wait()) for e in (server.published, stop, server.removed)]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for waiting in waits:
+        waiting.cancel()
+    if not server.published.is_set():
+        return False
+    log.info("ready to serve client requests")
+    return True
+
+
 async def serve(cfg: MemberConfig) -> None:
     """Run one member until SIGINT/SIGTERM."""
     metrics = MemberMetrics(extensive=cfg.metrics == "extensive")
@@ -97,6 +110,8 @@ async def serve(cfg: MemberConfig) -> None:
         runners.append(peer_runner)
         await _listen(peer_runner, cfg.listen_peer_urls, cfg.peer_tls, "peer")
         await server.start()
+        if not await _ready(server, stop):
+            return
         client_runner = web.AppRunner(create_client_app(server, service, metrics), access_log=None)
         await client_runner.setup()
         runners.append(client_runner)

@@ -1,5 +1,8 @@
 """etcd's publish: a started member replicates its name and client URLs.
 
+As etcd's ReadyNotify, `published` is set once the cluster holds them: the member starts
+serving clients only then, so a member that answers is listed as started.
+
 A member added with `member add` is "unstarted" (no name, no client URLs in `member
 list`) until it runs and publishes them through Raft, so every member's list shows the
 same thing. The initial members' names come from --initial-cluster; their client URLs
@@ -28,6 +31,7 @@ class Publisher(Protocol):
     member_id: int
     membership: Membership
     removed: asyncio.Event
+    published: asyncio.Event
 
     @property
     def lead(self) -> int: ...
@@ -50,6 +54,7 @@ async def publish_loop(server: Publisher) -> None:
                 "published local member to cluster through raft",
                 extra={"fields": {"local-member-id": f"{server.member_id:x}", "name": cfg.name}},
             )
+            server.published.set()
             return
         if current is not None and server.lead:
             request = rq.MemberAttrRequest(

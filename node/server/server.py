@@ -63,6 +63,7 @@ class EtcdServer:
         # Set once this member applied its own removal or a peer answered it 410 Gone:
         # the member process stops (etcd: "the member has been permanently removed").
         self.removed = asyncio.Event()
+        self.published = asyncio.Event()  # the cluster lists this member as started
 
         boot = bootstrap(cfg, self.observer)
         self.membership = boot.membership

@@ -77,10 +77,15 @@ def start_joining(cluster: LocalCluster, m: MemberProcess) -> None:
 
 
 def add(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST member/add; while the answer is "unhealthy cluster" (etcd's strict check wants
-    every voter connected for 5 s, which a cluster just started or changed is not), retry."""
+    return reconfigure(url, "add", body)
+
+
+def reconfigure(url: str, call: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST member/<call>; while the answer is "unhealthy cluster" (etcd's strict check
+    wants every voter connected for 5 s, which a cluster just started or changed is not),
+    retry."""
     for _ in range(40):
-        out = http_json(url + "/v3/cluster/member/add", body, timeout=15)
+        out = http_json(url + f"/v3/cluster/member/{call}", body, timeout=15)
         if out.get("error") != "etcdserver: unhealthy cluster":
             break
         time.sleep(0.25)
@@ -154,7 +159,7 @@ def test_learner_joins_catches_up_is_promoted_and_a_member_is_removed(
     m2 = cluster.member(cluster.wait_leader())
     url = next(m.client_url for m in cluster.members if m.name != m2.name)
     m2_id = next(i for i, m in by_id(url).items() if m.get("name") == m2.name)
-    removed = http_json(url + "/v3/cluster/member/remove", {"ID": m2_id}, timeout=15)
+    removed = reconfigure(url, "remove", {"ID": m2_id})
     assert "error" not in removed, removed
     assert m2_id not in {m["ID"] for m in removed["members"]}
     assert m2.proc is not None
@@ -232,7 +237,7 @@ def test_a_member_removed_while_partitioned_stops_when_it_returns_and_disrupts_n
     url = rest[0].client_url
     isolate(cluster, victim.name, True)
     victim_id = next(i for i, m in by_id(url).items() if m.get("name") == victim.name)
-    removed = http_json(url + "/v3/cluster/member/remove", {"ID": victim_id}, timeout=15)
+    removed = reconfigure(url, "remove", {"ID": victim_id})
     assert "error" not in removed, removed
     before = status(url)
     for m in cluster.members:  # heal: the others no longer know the victim as a peer
