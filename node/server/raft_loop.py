@@ -65,6 +65,8 @@ class RaftLoop:
         self._snapshots = snapshots
         self._leadership = ctx.leadership
         self._last_tick = time.monotonic()
+        # (leader, term) of the last leadership counted in etcd_server_leader_changes_seen
+        self._counted_leadership = (0, 0)
         # The WAL's fsyncs run one at a time in their own thread (no context copy per call,
         # as asyncio.to_thread makes, and never queued behind a snapshot or a defrag).
         self._fsync_thread = concurrent.futures.ThreadPoolExecutor(1, "wal-fsync")
@@ -136,7 +138,8 @@ class RaftLoop:
         opened = self._ctx.opened
         wal = opened.wal
         if rd.soft_state is not None:
-            self.on_soft_state(rd.soft_state.lead, rd.soft_state.role)
+            term = rd.hard_state.term if rd.hard_state is not None else self._leadership.term
+            self.on_soft_state(rd.soft_state.lead, rd.soft_state.role, term)
         if rd.hard_state is not None:
             self._leadership.term = rd.hard_state.term
         snapshot = rd.snapshot if rd.snapshot is not None and not rd.snapshot.is_empty() else None
@@ -208,13 +211,23 @@ class RaftLoop:
         wal = self._ctx.opened.wal
         return wal.fsync_delay_seconds <= 0.0 and wal.last_fsync_seconds < FSYNC_ON_LOOP_SECONDS
 
-    def on_soft_state(self, lead: int, role: StateType) -> None:
-        """The leader or this member's role changed (a Ready's soft state)."""
+    def on_soft_state(self, lead: int, role: StateType, term: int | None = None) -> None:
+        """The leader or this member's role changed (a Ready's soft state).
+
+        `term` is the term the soft state belongs to (None: unknown, every newly known
+        leader counts, as etcd counts). A follower that pre-campaigned (PreVote clears its
+        leader without changing the term, e.g. after a SIGSTOP outlasted its election
+        timeout) and then hears from the same leader in the same term saw no election:
+        that is not counted as a leader change, nor as a newly elected leader.
+        """
         seen, ctx = self._leadership, self._ctx
         if lead != seen.lead:
             if lead != 0:
-                ctx.counters.leader_changes_seen += 1
-                self._proposals.leader_elected_at = time.monotonic()  # etcd's leadElectedTime
+                if term is None or (lead, term) != self._counted_leadership:
+                    ctx.counters.leader_changes_seen += 1
+                    self._proposals.leader_elected_at = time.monotonic()  # leadElectedTime
+                if term is not None:
+                    self._counted_leadership = (lead, term)
                 self._proposals.leader_known()
             log.info(
                 "leader changed",

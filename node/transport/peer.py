@@ -89,6 +89,7 @@ class PeerSender:
         self._queue: collections.deque[tuple[float, Message]] = collections.deque()
         self._wake = asyncio.Event()  # wakes the pump: held messages, fault changes, close
         self._probe_now = asyncio.Event()  # set when a stream connects
+        self._redial = asyncio.Event()  # set when the peer showed it is back: end the backoff
         self.state = StreamState.DISCONNECTED
         self.fault: PeerFault = NO_FAULT
         self._closing = False  # set by request_close: finish the body, end the stream task
@@ -288,7 +289,24 @@ class PeerSender:
             # Jitter keeps two members that lost each other from redialling in lock step.
             pause = backoff * (0.8 + 0.4 * self._rng.random())
             backoff = min(backoff * 2, self._opts.backoff_max)
-            await asyncio.sleep(pause)
+            self._redial.clear()
+            try:
+                async with asyncio.timeout(pause):
+                    await self._redial.wait()
+                backoff = self._opts.backoff_initial
+            except TimeoutError:
+                pass
+
+    def peer_is_back(self) -> None:
+        """The peer just opened its stream to us: it runs, so a backoff toward it ends now.
+
+        Our stream to a peer that was stopped (SIGSTOP) for long is torn down and redialled
+        with backoff; without this, the resumed peer would hear nothing from us (a leader's
+        heartbeats) for up to a backoff plus a dial, and could pre-campaign meanwhile. etcd's
+        streams are dialled by the receiving side, so a resumed follower gets them at once.
+        """
+        if self.state is StreamState.DISCONNECTED:
+            self._redial.set()
 
     async def _stream_once(self, session: aiohttp.ClientSession) -> float | None:
         """One dial and, if accepted, the stream's life. Returns seconds connected, or None."""

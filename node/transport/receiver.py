@@ -161,7 +161,9 @@ class Receiver:
         deliver_snapshot: Callable[[Message, str], Awaitable[None]],
         outbound_fault: Callable[[int], PeerFault],
         takeover_after: float | None = None,
+        on_stream_accepted: Callable[[int], None] | None = None,
     ) -> None:
+        self._on_stream_accepted = on_stream_accepted  # a peer's stream to us was accepted
         self._local_id = local.member_id
         self._cluster_id = local.cluster_id
         self._stats = stats
@@ -380,6 +382,8 @@ class Receiver:
                 wire.id_hex(peer_id),
                 extra={"fields": {**self._log_fields, "remote-peer-id": wire.id_hex(peer_id)}},
             )
+            if self._on_stream_accepted is not None:
+                self._on_stream_accepted(peer_id)
             idle = self._idle_timeout
             while not stream.done.done():
                 remaining = stream.last_data + idle - loop.time()

@@ -100,6 +100,7 @@ class Transport:
             outbound_fault=self._outbound_fault,
             # A member's stream that spoke within an election timeout is not displaced.
             takeover_after=election_timeout,
+            on_stream_accepted=self._peer_is_back,
         )
         # Every other request to another member (member info, forwarding to the leader).
         self.client = PeerClient(
@@ -369,6 +370,12 @@ class Transport:
             wire.id_hex(msg.to),
             extra={"fields": self._fields},
         )
+
+    def _peer_is_back(self, peer_id: int) -> None:
+        """A peer's stream to us was accepted: our own stream to it may redial at once."""
+        sender = self._senders.get(peer_id)
+        if sender is not None:
+            sender.peer_is_back()
 
     def _report_unreachable(self, peer_id: int) -> None:
         if self._stopped or self._on_unreachable is None or self._loop is None:
