@@ -229,6 +229,7 @@ class RaftLoop:
                 if term is not None:
                     self._counted_leadership = (lead, term)
                 self._proposals.leader_known()
+                self._reads.leader_known()
             log.info(
                 "leader changed",
                 extra={
