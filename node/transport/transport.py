@@ -26,6 +26,7 @@ from node.transport.local import LocalMember
 from node.transport.options import TransportOptions
 from node.transport.peer import PeerSender, StreamState
 from node.transport.peerclient import PeerClient
+from node.transport.prober import ProbeHelper
 from node.transport.receiver import Receiver
 from node.transport.snapshot import SnapshotError, send_snapshot
 from node.transport.stats import NO_FAULT, NullObserver, PeerFault, PeerStats, TransportObserver
@@ -102,6 +103,11 @@ class Transport:
             takeover_after=election_timeout,
             on_stream_accepted=self._peer_is_back,
         )
+        # Times our probes and answers the peers' ones outside this interpreter (prober.py).
+        self._probe_helper = ProbeHelper()
+        self._receiver.probe_helper = self._probe_helper
+        for sender in self._senders.values():
+            sender.probe_helper = self._probe_helper
         # Every other request to another member (member info, forwarding to the leader).
         self.client = PeerClient(
             {p: url for p, url in peers.items() if p != local_id},
@@ -150,6 +156,10 @@ class Transport:
         )
         self._running = True
         self._receiver.running = True
+        if any(s.url.startswith("http://") for s in self._senders.values()):
+            self._probe_helper.start()
+            for peer_id, fault in self.faults().items():
+                self._probe_helper.set_fault(peer_id, fault)
         for peer_id, sender in self._senders.items():
             name = wire.id_hex(peer_id)
             self._stream_tasks[peer_id] = self._spawn(
@@ -187,6 +197,7 @@ class Transport:
             if streams:
                 await asyncio.wait(streams, timeout=self._opts.dial_timeout)
             self._receiver.close_all()
+            self._probe_helper.close()
             tasks = list(self._tasks)
             for task in tasks:
                 task.cancel()
@@ -437,6 +448,7 @@ class Transport:
             raise ValueError("delay_seconds must be >= 0")
         fault = PeerFault(delay_seconds=float(delay_seconds), drop=bool(drop))
         sender.set_fault(fault)
+        self._probe_helper.set_fault(peer_id, fault)
         log.info(
             "peer fault set remote-peer-id=%s delay=%.3fs drop=%s",
             wire.id_hex(peer_id),
