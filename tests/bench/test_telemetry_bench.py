@@ -9,6 +9,12 @@ _seconds, all members and peers together, and the worst single member->peer seri
 and the heartbeat send failures (etcd_server_heartbeat_send_failures_total, all members),
 for both and their ratio. A healthy cluster's telemetry must not cry wolf: issue 17's
 goal is an RTT p99 within 3x etcd's and no more heartbeat failures than etcd's.
+
+Two definitions differ and are printed, not hidden: etcd 3.4 observes its prober's
+smoothed RTT (SRTT, weight 1/8) every 30 s per peer and prober, where raftmon observes
+every probe's own RTT once a second (the `probes` column counts the observations), so a
+box's scheduling spikes reach raftmon's p99 and are averaged away in etcd's; and etcd
+counts a late heartbeat once per peer, raftmon once per late tick.
 A benchmark: it asserts only that both runs completed and stayed healthy (no leader
 change), never a timing.
 """
