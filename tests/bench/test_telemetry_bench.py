@@ -10,11 +10,11 @@ and the heartbeat send failures (etcd_server_heartbeat_send_failures_total, all 
 for both and their ratio. A healthy cluster's telemetry must not cry wolf: issue 17's
 goal is an RTT p99 within 3x etcd's and no more heartbeat failures than etcd's.
 
-Two definitions differ and are printed, not hidden: etcd 3.4 observes its prober's
-smoothed RTT (SRTT, weight 1/8) every 30 s per peer and prober, where raftmon observes
-every probe's own RTT once a second (the `probes` column counts the observations), so a
-box's scheduling spikes reach raftmon's p99 and are averaged away in etcd's; and etcd
-counts a late heartbeat once per peer, raftmon once per late tick.
+One definition differs, and the table shows it: etcd 3.4 observes its prober's smoothed
+RTT (SRTT, weight 1/8) every 30 s per peer and prober, where raftmon observes every
+probe's own RTT once a second (the `probes` column counts the observations), so the
+box's scheduling spikes reach raftmon's p99 and are averaged away in etcd's. Heartbeat
+failures are counted alike (per peer, a heartbeat later than 2 intervals).
 A benchmark: it asserts only that both runs completed and stayed healthy (no leader
 change), never a timing.
 """
