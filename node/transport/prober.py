@@ -62,13 +62,20 @@ class ProbeHelper:
         self._waiting: dict[int, asyncio.Future[ProbeOutcome]] = {}
         self._alive: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._started_once = False
 
     @property
     def running(self) -> bool:
         return self._ctl is not None
 
     def start(self) -> None:
-        """Start the process (on the running loop); on failure probes stay on the loop."""
+        """Start the process (on the running loop); on failure probes stay on the loop.
+
+        Idempotent while it runs; after a stop or a loss it is not restarted.
+        """
+        if self._ctl is not None or self._started_once:
+            return
+        self._started_once = True  # one start per transport: a lost process stays lost
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._proc = subprocess.Popen(

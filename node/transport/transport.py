@@ -106,8 +106,6 @@ class Transport:
         # Times our probes and answers the peers' ones outside this interpreter (prober.py).
         self._probe_helper = ProbeHelper()
         self._receiver.probe_helper = self._probe_helper
-        for sender in self._senders.values():
-            sender.probe_helper = self._probe_helper
         # Every other request to another member (member info, forwarding to the leader).
         self.client = PeerClient(
             {p: url for p, url in peers.items() if p != local_id},
@@ -156,10 +154,10 @@ class Transport:
         )
         self._running = True
         self._receiver.running = True
-        if any(s.url.startswith("http://") for s in self._senders.values()):
-            self._probe_helper.start()
-            for peer_id, fault in self.faults().items():
-                self._probe_helper.set_fault(peer_id, fault)
+        for sender in self._senders.values():
+            self._attach_prober(sender)
+        for peer_id, fault in self.faults().items():
+            self._probe_helper.set_fault(peer_id, fault)
         for peer_id, sender in self._senders.items():
             name = wire.id_hex(peer_id)
             self._stream_tasks[peer_id] = self._spawn(
@@ -381,6 +379,13 @@ class Transport:
             wire.id_hex(msg.to),
             extra={"fields": self._fields},
         )
+
+    def _attach_prober(self, sender: PeerSender) -> None:
+        """Give a peer link the probe process, started with the first plain-http link
+        once the transport runs (a peer added later goes through here too)."""
+        sender.probe_helper = self._probe_helper
+        if self._running and sender.url.startswith("http://"):
+            self._probe_helper.start()
 
     def _peer_is_back(self, peer_id: int) -> None:
         """A peer's stream to us was accepted: our own stream to it may redial at once."""
