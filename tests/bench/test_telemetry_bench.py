@@ -46,6 +46,7 @@ CLIENTS = int(os.environ.get("RAFTMON_TELEMETRY_CLIENTS", "64"))
 RTT = "etcd_network_peer_round_trip_time_seconds"
 HEARTBEAT_FAILURES = "etcd_server_heartbeat_send_failures_total"
 LEADER_CHANGES = "etcd_server_leader_changes_seen_total"
+RTT_SUM = RTT + "_sum"
 
 # (member, To) -> {upper bound: cumulative count}
 Buckets = dict[tuple[str, str], dict[float, float]]
@@ -61,6 +62,8 @@ def scrape(url: str) -> tuple[Buckets, dict[str, float]]:
         for s in family.samples:
             if s.name == RTT + "_bucket":
                 buckets[("", s.labels["To"])][float(s.labels["le"])] = s.value
+            elif s.name == RTT + "_sum":
+                counters[RTT_SUM] = counters.get(RTT_SUM, 0.0) + s.value
             elif s.name in (HEARTBEAT_FAILURES, LEADER_CHANGES):
                 counters[s.name] = s.value
     return buckets, counters
@@ -128,6 +131,7 @@ def measure(name: str, urls: dict[str, str], endpoints: list[str]) -> dict[str, 
         "puts_per_second": load["requests_per_second"],
         "failed": load["failed"],
         "rtt_p99": quantile(0.99, total),
+        "rtt_mean": (c1[RTT_SUM] - c0[RTT_SUM]) / total[max(total)] if total else math.nan,
         "rtt_p99_worst": max((v for v in per_series if not math.isnan(v)), default=math.nan),
         "probes": total[max(total)] if total else 0.0,
         "heartbeat_failures": c1[HEARTBEAT_FAILURES] - c0[HEARTBEAT_FAILURES],
@@ -158,15 +162,17 @@ def test_healthy_telemetry_under_load_raftmon_against_etcd(tmp_path: Path) -> No
     print(f"\nhealthy telemetry, {CLIENTS} clients of puts for {SECONDS} s each, 3 members")
     print(
         f"{'cluster':<9} {'puts/s':>8} {'failed':>7} {'probes':>7} {'RTT p99 ms':>11} "
-        f"{'worst p99':>10} {'hb fails':>9} {'leader chg':>11}"
+        f"{'worst p99':>10} {'mean ms':>8} {'hb fails':>9} {'leader chg':>11}"
     )
     for v in (r, e):
         print(
             f"{v['name']:<9} {v['puts_per_second']:>8.0f} {v['failed']:>7.0f} "
             f"{v['probes']:>7.0f} {1000 * v['rtt_p99']:>11.2f} {1000 * v['rtt_p99_worst']:>10.2f} "
-            f"{v['heartbeat_failures']:>9.0f} {v['leader_changes']:>11.0f}"
+            f"{1000 * v['rtt_mean']:>8.2f} {v['heartbeat_failures']:>9.0f} "
+            f"{v['leader_changes']:>11.0f}"
         )
     print(f"RTT p99 ratio raftmon/etcd: {ratio(r['rtt_p99'], e['rtt_p99'])} (goal <= 3x)")
+    print(f"RTT mean ratio raftmon/etcd: {ratio(r['rtt_mean'], e['rtt_mean'])}")
     print(
         "heartbeat send failures raftmon/etcd: "
         f"{ratio(r['heartbeat_failures'], e['heartbeat_failures'])} "
