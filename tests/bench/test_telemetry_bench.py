@@ -39,9 +39,9 @@ from lab.cluster import LocalCluster
 from lab.etcd_cluster import EtcdCluster
 from tests.helpers import require_tool
 
-pytestmark = pytest.mark.bench
-
 SECONDS = int(os.environ.get("RAFTMON_TELEMETRY_SECONDS", "180"))
+# two loaded runs plus start-ups, scrapes and stops (pytest's default timeout is 300 s)
+pytestmark = [pytest.mark.bench, pytest.mark.timeout(2 * SECONDS + 600)]
 CLIENTS = int(os.environ.get("RAFTMON_TELEMETRY_CLIENTS", "64"))
 RTT = "etcd_network_peer_round_trip_time_seconds"
 HEARTBEAT_FAILURES = "etcd_server_heartbeat_send_failures_total"
