@@ -64,7 +64,10 @@ class RaftLoop:
         self._applier = applier
         self._snapshots = snapshots
         self._leadership = ctx.leadership
-        self._last_tick = time.monotonic()
+        # (leader, term) of the last leadership counted in etcd_server_leader_changes_seen
+        self._counted_leadership = (0, 0)
+        # etcd's heartbeat timeout detector: when the last heartbeat to each peer left
+        self._heartbeat_sent: dict[int, float] = {}
         # The WAL's fsyncs run one at a time in their own thread (no context copy per call,
         # as asyncio.to_thread makes, and never queued behind a snapshot or a defrag).
         self._fsync_thread = concurrent.futures.ThreadPoolExecutor(1, "wal-fsync")
@@ -107,14 +110,6 @@ class RaftLoop:
         ticked = inbox.ticks > 0
         if inbox.ticks:
             ticks, inbox.ticks = inbox.ticks, 0
-            now = time.monotonic()
-            if (
-                self._leadership.role == StateType.StateLeader
-                and now - self._last_tick > 2 * self._tick_seconds
-            ):
-                # etcd: "leader failed to send out heartbeat on time" (likely a slow disk)
-                ctx.counters.heartbeat_send_failures += 1
-            self._last_tick = now
             for _ in range(ticks):
                 node.tick()
             ctx.opened.kv.commit_if_due()  # an idle member's last applied entries get committed
@@ -136,7 +131,8 @@ class RaftLoop:
         opened = self._ctx.opened
         wal = opened.wal
         if rd.soft_state is not None:
-            self.on_soft_state(rd.soft_state.lead, rd.soft_state.role)
+            term = rd.hard_state.term if rd.hard_state is not None else self._leadership.term
+            self.on_soft_state(rd.soft_state.lead, rd.soft_state.role, term)
         if rd.hard_state is not None:
             self._leadership.term = rd.hard_state.term
         snapshot = rd.snapshot if rd.snapshot is not None and not rd.snapshot.is_empty() else None
@@ -208,14 +204,25 @@ class RaftLoop:
         wal = self._ctx.opened.wal
         return wal.fsync_delay_seconds <= 0.0 and wal.last_fsync_seconds < FSYNC_ON_LOOP_SECONDS
 
-    def on_soft_state(self, lead: int, role: StateType) -> None:
-        """The leader or this member's role changed (a Ready's soft state)."""
+    def on_soft_state(self, lead: int, role: StateType, term: int | None = None) -> None:
+        """The leader or this member's role changed (a Ready's soft state).
+
+        `term` is the term the soft state belongs to (None: unknown, every newly known
+        leader counts, as etcd counts). A follower that pre-campaigned (PreVote clears its
+        leader without changing the term, e.g. after a SIGSTOP outlasted its election
+        timeout) and then hears from the same leader in the same term saw no election:
+        that is not counted as a leader change, nor as a newly elected leader.
+        """
         seen, ctx = self._leadership, self._ctx
         if lead != seen.lead:
             if lead != 0:
-                ctx.counters.leader_changes_seen += 1
-                self._proposals.leader_elected_at = time.monotonic()  # etcd's leadElectedTime
+                if term is None or (lead, term) != self._counted_leadership:
+                    ctx.counters.leader_changes_seen += 1
+                    self._proposals.leader_elected_at = time.monotonic()  # leadElectedTime
+                if term is not None:
+                    self._counted_leadership = (lead, term)
                 self._proposals.leader_known()
+                self._reads.leader_known()
             log.info(
                 "leader changed",
                 extra={
@@ -230,10 +237,21 @@ class RaftLoop:
                 self._reads.leader_lost()
         if role == StateType.StateLeader and seen.role != StateType.StateLeader:
             ctx.lessor.promote(time.monotonic())
-            self._last_tick = time.monotonic()
+            self._heartbeat_sent.clear()  # etcd resets its detector on a leader change
         elif role != StateType.StateLeader and seen.role == StateType.StateLeader:
             ctx.lessor.demote()
         seen.lead, seen.role = lead, role
+
+    def _observe_heartbeat(self, to: int) -> None:
+        """etcd's timeout detector: a heartbeat to `to` later than 2 heartbeat intervals
+        after the previous one is a heartbeat send failure ("leader failed to send out
+        heartbeat on time"), counted per peer as etcd counts it, when the heartbeat leaves
+        (so a stall anywhere on the leader's path counts, and only then)."""
+        now = time.monotonic()
+        last = self._heartbeat_sent.get(to)
+        self._heartbeat_sent[to] = now
+        if last is not None and now - last > 2 * self._tick_seconds:
+            self._ctx.counters.heartbeat_send_failures += 1
 
     def _send(self, messages: list[Message]) -> None:
         if not messages:
@@ -243,6 +261,8 @@ class RaftLoop:
             if msg.type == MessageType.MsgSnap:
                 self._snapshots.send(msg)
             else:
+                if msg.type == MessageType.MsgHeartbeat:
+                    self._observe_heartbeat(msg.to)
                 plain.append(msg)
         if plain:
             self._ctx.transport.send(plain)

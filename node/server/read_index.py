@@ -5,6 +5,12 @@ loop sends the queued batch to the core (`drain_into`), the core answers with a 
 state at some commit index (`on_read_state`), and the batch is released once the local
 apply reached that index (`release`). A request unanswered after 500 ms is sent again,
 as etcd's readIndexRetryTime.
+
+While the member knows no leader, reads are held, as etcd holds them (its read loop
+waits for a read state until the request timeout): they ask for a read index once a
+leader is known, or fail "request timed out" when their request timeout ends first.
+Losing the leader with a read index in flight holds that batch again, since its answer
+may never come. So an election costs reads latency, not errors, as it does writes.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ class ReadIndex:
         self._ctx = ctx
         self._counters = ctx.counters
         self._queue: list[asyncio.Future[None]] = []
+        self._held: list[asyncio.Future[None]] = []  # reads waiting for a leader
         self._in_flight: dict[bytes, _PendingRead] = {}
         # Invariant: sorted by (index, seq); entries wait for applied >= index.
         self._wait_index: list[tuple[int, int, _PendingRead]] = []
@@ -52,13 +59,13 @@ class ReadIndex:
         Concurrent callers share one read index request, as etcd batches them.
         """
         ctx = self._ctx
-        if ctx.leadership.lead == 0:
-            self._counters.read_indexes_failed += 1
-            raise E.etcd_error(E.NO_LEADER)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        self._queue.append(fut)
-        ctx.inbox.wake_loop()
+        if ctx.leadership.lead == 0:
+            self._held.append(fut)
+        else:
+            self._queue.append(fut)
+            ctx.inbox.wake_loop()
         timer = loop.call_later(ctx.cfg.request_timeout_seconds, expire, fut)
         try:
             await fut
@@ -83,11 +90,8 @@ class ReadIndex:
         try:
             node.read_index(ctx)
             self._in_flight[ctx] = batch
-        except ProposalDropped:
-            for fut in batch.futures:
-                if not fut.done():
-                    self._counters.read_indexes_failed += 1
-                    fut.set_exception(E.etcd_error(E.NO_LEADER))
+        except ProposalDropped:  # no leader: wait for one (or the request timeout)
+            self._hold(batch.futures)
 
     def _retry_slow(self, node: RawNode) -> None:
         """etcd re-sends a read index unanswered after 500 ms (the request or answer was lost)."""
@@ -121,10 +125,24 @@ class ReadIndex:
                     fut.set_result(None)
 
     def leader_lost(self) -> None:
-        """No leader: every read waiting for a read index fails with etcd's "no leader"."""
+        """No leader: reads waiting for a read index are held until a leader is known.
+
+        Their requests went to a leader that is gone, so they may never be answered; they
+        are asked again once a leader is known (a read index is always safe to repeat).
+        """
         for batch in self._in_flight.values():
-            for fut in batch.futures:
-                if not fut.done():
-                    self._counters.read_indexes_failed += 1
-                    fut.set_exception(E.etcd_error(E.NO_LEADER))
+            self._hold(batch.futures)
         self._in_flight.clear()
+
+    def leader_known(self) -> None:
+        """A leader is known: the held reads whose clients still wait ask for a read index."""
+        if not self._held:
+            return
+        held, self._held = self._held, []
+        self._queue.extend(f for f in held if not f.done())
+        self._ctx.inbox.wake_loop()
+
+    def _hold(self, futures: list[asyncio.Future[None]]) -> None:
+        self._held.extend(f for f in futures if not f.done())
+        if self._ctx.leadership.lead != 0:
+            self.leader_known()  # a leader became known in the meantime: ask again now

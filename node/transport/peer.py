@@ -35,6 +35,7 @@ import aiohttp
 from node.raft.messages import Message, MessageType
 from node.transport import wire
 from node.transport.codec import KEEPALIVE_FRAME, LENGTH_SIZE, CodecError, encode_into
+from node.transport.prober import ProbeHelper, ProbeOutcome
 from node.transport.stats import NO_FAULT, PeerFault, PeerStats
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class PeerSender:
         self._queue: collections.deque[tuple[float, Message]] = collections.deque()
         self._wake = asyncio.Event()  # wakes the pump: held messages, fault changes, close
         self._probe_now = asyncio.Event()  # set when a stream connects
+        self._redial = asyncio.Event()  # set when the peer showed it is back: end the backoff
         self.state = StreamState.DISCONNECTED
         self.fault: PeerFault = NO_FAULT
         self._closing = False  # set by request_close: finish the body, end the stream task
@@ -105,6 +107,10 @@ class PeerSender:
         self._last_write = 0.0  # loop time of the last write, for keep-alives
         self._reset_reason = ""
         self._rng = random.Random()  # jitter only; not part of any reproducible state
+        # Probes are timed by the member's probe process over a plain connection
+        # (prober.py); https links, and peers that do not upgrade probes, probe over HTTP.
+        self.probe_helper: ProbeHelper | None = None
+        self._probe_upgrades = self.url.startswith("http://")
 
     # ----------------------------------------------------------------------------- send side
 
@@ -295,7 +301,24 @@ class PeerSender:
             # Jitter keeps two members that lost each other from redialling in lock step.
             pause = backoff * (0.8 + 0.4 * self._rng.random())
             backoff = min(backoff * 2, self._opts.backoff_max)
-            await asyncio.sleep(pause)
+            self._redial.clear()
+            try:
+                async with asyncio.timeout(pause):
+                    await self._redial.wait()
+                backoff = self._opts.backoff_initial
+            except TimeoutError:
+                pass
+
+    def peer_is_back(self) -> None:
+        """The peer just opened its stream to us: it runs, so a backoff toward it ends now.
+
+        Our stream to a peer that was stopped (SIGSTOP) for long is torn down and redialled
+        with backoff; without this, the resumed peer would hear nothing from us (a leader's
+        heartbeats) for up to a backoff plus a dial, and could pre-campaign meanwhile. etcd's
+        streams are dialled by the receiving side, so a resumed follower gets them at once.
+        """
+        if self.state is StreamState.DISCONNECTED:
+            self._redial.set()
 
     async def _stream_once(self, session: aiohttp.ClientSession) -> float | None:
         """One dial and, if accepted, the stream's life. Returns seconds connected, or None."""
@@ -448,11 +471,35 @@ class PeerSender:
         resp.close()  # the stream task's read fails at once and it redials with backoff
 
     async def _probe_once(self, session: aiohttp.ClientSession) -> None:
-        loop = asyncio.get_running_loop()
         fault = self.fault
         if fault.drop:  # a partitioned peer answers no probe
             self.stats.probe_failures += 1
             return
+        helper = self.probe_helper
+        if self._probe_upgrades and helper is not None and helper.running:
+            outcome = await helper.probe(
+                self.peer_id,
+                self.url,
+                self._headers,
+                self._opts.probe_timeout,
+                fault.delay_seconds,
+            )
+            if outcome is not None and outcome.unsupported:
+                self._probe_upgrades = False
+                log.info(
+                    "peer does not upgrade probes; probing over HTTP remote-peer-id=%s why=%r",
+                    wire.id_hex(self.peer_id),
+                    outcome.why,
+                    extra={"fields": self._log_fields},
+                )
+            elif outcome is not None:
+                self._record_probe(outcome)
+                return
+        await self._probe_over_http(session, fault)
+
+    async def _probe_over_http(self, session: aiohttp.ClientSession, fault: PeerFault) -> None:
+        """The probe on the event loop (TLS links): its RTT includes both loops' queues."""
+        loop = asyncio.get_running_loop()
         started = loop.time()
         try:
             if fault.delay_seconds > 0.0:
@@ -466,24 +513,30 @@ class PeerSender:
                 ok = resp.status == 200
             why = f"HTTP {resp.status}"
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            ok = False
+            timed_out = isinstance(exc, TimeoutError)
             why = f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, TimeoutError):
+            self._record_probe(ProbeOutcome(False, why=why, timed_out=timed_out))
+            return
+        self._record_probe(ProbeOutcome(ok, loop.time() - started, why))
+
+    def _record_probe(self, outcome: ProbeOutcome) -> None:
+        """Count a probe's outcome; two timeouts in a row reset a stuck stream."""
+        if not outcome.ok:
+            if outcome.timed_out:
                 self._probe_timeouts += 1
                 if self._probe_timeouts >= STUCK_PROBE_TIMEOUTS:
                     self._reset_stuck_stream()
-        if not ok:
             self.stats.probe_failures += 1
             if not self._probe_failing:
                 log.warning(
                     "prober detected unhealthy status remote-peer-id=%s error=%r",
                     wire.id_hex(self.peer_id),
-                    why,
-                    extra={"fields": {**self._log_fields, "error": why}},
+                    outcome.why,
+                    extra={"fields": {**self._log_fields, "error": outcome.why}},
                 )
             self._probe_failing = True
             return
-        rtt = loop.time() - started
+        rtt = outcome.rtt
         self._probe_timeouts = 0
         self._probe_failing = False
         self.stats.probes_ok += 1

@@ -28,6 +28,7 @@ from aiohttp import web
 
 from node.transport import screen, wire
 from node.transport.codec import CodecError, FrameDecoder
+from node.transport.prober import ProbeHelper, plain_socket
 from node.transport.snapshot import SnapshotRefused, receive_snapshot
 from node.transport.stats import (
     NO_FAULT,
@@ -161,7 +162,9 @@ class Receiver:
         deliver_snapshot: Callable[[Message, str], Awaitable[None]],
         outbound_fault: Callable[[int], PeerFault],
         takeover_after: float | None = None,
+        on_stream_accepted: Callable[[int], None] | None = None,
     ) -> None:
+        self._on_stream_accepted = on_stream_accepted  # a peer's stream to us was accepted
         self._local_id = local.member_id
         self._cluster_id = local.cluster_id
         self._stats = stats
@@ -181,6 +184,7 @@ class Receiver:
         self._outbound_fault = outbound_fault
         self._inbound: dict[int, _Inbound] = {}
         self._snapshot_tasks: set[asyncio.Task[object]] = set()
+        self.probe_helper: ProbeHelper | None = None  # answers upgraded probes (prober.py)
         self.running = False
         self.removed: set[int] = set()  # members removed from the cluster: refused with 410
         self._log_fields = {"local-member-id": wire.id_hex(local.member_id)}
@@ -334,17 +338,40 @@ class Receiver:
 
     # ---------------------------------------------------------------------------- handlers
 
-    async def _handle_probing(self, request: web.Request) -> web.Response:
+    async def _handle_probing(self, request: web.Request) -> web.StreamResponse:
         # The answer travels back over this member's link to the prober, so this member's
         # lab fault toward it applies, as a slow or cut cable would in both directions:
         # with a delay on both sides the measured round trip is two one-way delays.
         prober = wire.parse_id(request.headers.get(wire.HDR_FROM))
+        if wire.asks_for_upgrade(request.headers) and prober is not None:
+            echoed = await self._echo_probes(request, prober)
+            if echoed is not None:
+                return echoed
         fault = self._outbound_fault(prober) if prober is not None else NO_FAULT
         if fault.drop:
             return web.Response(status=503, text="answer dropped by fault injection")
         if fault.delay_seconds > 0.0:
             await asyncio.sleep(fault.delay_seconds)
         return web.json_response({"health": "true"})
+
+    async def _echo_probes(self, request: web.Request, prober: int) -> web.StreamResponse | None:
+        """Upgrade a plain probe connection and pass it to the probe process (prober.py).
+
+        None when it cannot leave the loop (TLS, no probe process): the caller answers the
+        plain GET, and the prober falls back to plain GETs.
+        """
+        helper = self.probe_helper
+        conn = plain_socket(request.transport)
+        if request.transport is None or conn is None or helper is None or not helper.running:
+            return None
+        resp = web.StreamResponse(
+            status=101, headers={"Connection": "Upgrade", "Upgrade": wire.STREAM_UPGRADE}
+        )
+        await resp.prepare(request)
+        await resp.write_eof()  # the 101 is written; the prober sends nothing before it
+        helper.echo(prober, conn)  # the process gets its own descriptor of the connection
+        request.transport.close()  # the loop lets go; the process's copy keeps it open
+        return resp
 
     async def _handle_stream(self, request: web.Request) -> web.StreamResponse:
         peer_id, refusal = self._admit(request, "stream")
@@ -396,6 +423,8 @@ class Receiver:
                 wire.id_hex(peer_id),
                 extra={"fields": {**self._log_fields, "remote-peer-id": wire.id_hex(peer_id)}},
             )
+            if self._on_stream_accepted is not None:
+                self._on_stream_accepted(peer_id)
             idle = self._idle_timeout
             while not stream.done.done():
                 remaining = stream.last_data + idle - loop.time()

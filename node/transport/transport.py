@@ -26,6 +26,7 @@ from node.transport.local import LocalMember
 from node.transport.options import TransportOptions
 from node.transport.peer import PeerSender, StreamState
 from node.transport.peerclient import PeerClient
+from node.transport.prober import ProbeHelper
 from node.transport.receiver import Receiver
 from node.transport.snapshot import SnapshotError, send_snapshot
 from node.transport.stats import NO_FAULT, NullObserver, PeerFault, PeerStats, TransportObserver
@@ -100,7 +101,11 @@ class Transport:
             outbound_fault=self._outbound_fault,
             # A member's stream that spoke within an election timeout is not displaced.
             takeover_after=election_timeout,
+            on_stream_accepted=self._peer_is_back,
         )
+        # Times our probes and answers the peers' ones outside this interpreter (prober.py).
+        self._probe_helper = ProbeHelper()
+        self._receiver.probe_helper = self._probe_helper
         # Every other request to another member (member info, forwarding to the leader).
         self.client = PeerClient(
             {p: url for p, url in peers.items() if p != local_id},
@@ -150,6 +155,8 @@ class Transport:
         )
         self._running = True
         self._receiver.running = True
+        for peer_id, fault in self.faults().items():
+            self._probe_helper.set_fault(peer_id, fault)
         for peer_id in self._senders:
             self._start_peer(peer_id)
         log.info(
@@ -172,6 +179,7 @@ class Transport:
         assert self._session is not None
         assert self._stream_session is not None
         sender, name = self._senders[peer_id], wire.id_hex(peer_id)
+        self._attach_prober(sender)
         self._stream_tasks[peer_id] = self._spawn(
             sender.run_stream(self._stream_session), f"raft-stream-{name}"
         )
@@ -248,6 +256,7 @@ class Transport:
             if streams:
                 await asyncio.wait(streams, timeout=self._opts.dial_timeout)
             self._receiver.close_all()
+            self._probe_helper.close()
             tasks = list(self._tasks)
             for task in tasks:
                 task.cancel()
@@ -452,6 +461,19 @@ class Transport:
             extra={"fields": self._fields},
         )
 
+    def _attach_prober(self, sender: PeerSender) -> None:
+        """Give a peer link the probe process, started with the first plain-http link
+        once the transport runs (a peer added later goes through here too)."""
+        sender.probe_helper = self._probe_helper
+        if self._running and sender.url.startswith("http://"):
+            self._probe_helper.start()
+
+    def _peer_is_back(self, peer_id: int) -> None:
+        """A peer's stream to us was accepted: our own stream to it may redial at once."""
+        sender = self._senders.get(peer_id)
+        if sender is not None:
+            sender.peer_is_back()
+
     def _report_unreachable(self, peer_id: int) -> None:
         if self._stopped or self._on_unreachable is None or self._loop is None:
             return
@@ -512,6 +534,7 @@ class Transport:
             raise ValueError("delay_seconds must be >= 0")
         fault = PeerFault(delay_seconds=float(delay_seconds), drop=bool(drop))
         sender.set_fault(fault)
+        self._probe_helper.set_fault(peer_id, fault)
         log.info(
             "peer fault set remote-peer-id=%s delay=%.3fs drop=%s",
             wire.id_hex(peer_id),

@@ -12,7 +12,15 @@ import time
 
 import pytest
 
-from tests.cluster.etcdjson import b64, call, post_status, revision, value_of, wait_until
+from tests.cluster.etcdjson import (
+    b64,
+    call,
+    post_status,
+    revision,
+    unb64,
+    value_of,
+    wait_until,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -77,6 +85,61 @@ def test_a_write_sent_without_quorum_is_answered_once_a_leader_is_elected(
     assert not writer.is_alive()
     assert answer["status"] == 200, answer
     assert value_of(url, "held/until-elected") == "y"
+
+
+def test_a_linearizable_read_without_a_leader_is_held_then_times_out(fresh_cluster) -> None:
+    """As etcd 3.4: no "no leader" after a second; the read waits for a leader until its
+    request timeout and fails "request timed out"; a serializable read is served."""
+    cluster = fresh_cluster(3)
+    leader = cluster.wait_leader()
+    survivor = next(m for m in cluster.members if m.name != leader)
+    url = survivor.client_url
+    call(url, "/v3/kv/put", {"key": b64("read/held"), "value": b64("v")})
+    wait_until(lambda: value_of(url, "read/held") == "v", what="the survivor applied the put")
+    for m in cluster.members:
+        if m.name != survivor.name:
+            cluster.kill(m.name)
+    wait_until(lambda: no_leader(url), timeout=15, what="the survivor has no leader")
+    status, body = post_status(url + "/v3/kv/range", {"key": b64("read/held")}, timeout=30)
+    assert status == 503, body
+    assert body == {
+        "error": "etcdserver: request timed out",
+        "message": "etcdserver: request timed out",
+        "code": 14,
+    }
+    assert value_of(url, "read/held", serializable=True) == "v"
+
+
+def test_a_linearizable_read_sent_without_quorum_is_answered_once_a_leader_is_elected(
+    fresh_cluster,
+) -> None:
+    """The read that arrives while no leader is known is served when quorum returns in time."""
+    cluster = fresh_cluster(3)
+    leader = cluster.wait_leader()
+    survivor = next(m for m in cluster.members if m.name != leader)
+    url = survivor.client_url
+    call(url, "/v3/kv/put", {"key": b64("read/until-elected"), "value": b64("w")})
+    wait_until(lambda: value_of(url, "read/until-elected") == "w", what="the put applied")
+    victims = [m.name for m in cluster.members if m.name != survivor.name]
+    for name in victims:
+        cluster.kill(name)
+    wait_until(lambda: no_leader(url), timeout=15, what="the survivor has no leader")
+    answer: dict[str, object] = {}
+
+    def read() -> None:
+        get = {"key": b64("read/until-elected")}
+        answer["status"], answer["body"] = post_status(url + "/v3/kv/range", get, timeout=30)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    time.sleep(1.5)  # past the old 1 s "no leader"; quorum comes back after it
+    cluster.restart(victims[0], wait=False)
+    reader.join(timeout=40)
+    assert not reader.is_alive()
+    assert answer["status"] == 200, answer
+    body = answer["body"]
+    assert isinstance(body, dict)
+    assert [unb64(kv["value"]) for kv in body["kvs"]] == ["w"]
 
 
 def test_a_compacted_revision_is_refused_and_the_newer_ones_still_read(fresh_cluster) -> None:
