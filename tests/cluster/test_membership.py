@@ -278,4 +278,5 @@ def test_kill_9_in_the_middle_of_a_membership_change_loses_no_acknowledged_write
     for m in cluster.members:
         for key, value in acked.items():
             got = get(m.client_url, key)
+            assert "kvs" in got, (m.name, key, got)
             assert unb64(got["kvs"][0]["value"]) == value, (m.name, key)
