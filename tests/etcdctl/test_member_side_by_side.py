@@ -20,14 +20,16 @@ HEX_ID = re.compile(r"\b[0-9a-f]{13,16}\b")
 
 def fresh_ids(ran: Ran) -> Ran:
     """Ids the mask does not know (a member just added) -> <new1>, <new2>, ... in order;
-    the new member's port; ETCD_INITIAL_CLUSTER in name order (etcdctl prints it in the
-    order of the random ids)."""
+    the padding before an id; the new member's port; ETCD_INITIAL_CLUSTER in name order
+    (etcdctl prints it in the order of the random ids)."""
     seen: dict[str, str] = {}
 
     def name(m: re.Match[str]) -> str:
         return seen.setdefault(m.group(0), f"<new{len(seen) + 1}>")
 
     def loosen(text: str) -> str:
+        # etcdctl prints ids with %16x: an id of fewer hex digits gets a space before it
+        text = re.sub(r"(Member|cluster) +", r"\1 ", text)
         text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<port>", HEX_ID.sub(name, text))
         return re.sub(
             r'ETCD_INITIAL_CLUSTER="([^"]*)"',

@@ -13,37 +13,75 @@ notifications the webhook received and the members' log tails.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from lab.runtime import RunResult
-from lab.scenarios import SCENARIOS, all_runs, lab_stack, run_specs, with_tls
+from lab.scenarios import SCENARIOS, RunSpec, all_runs, lab_stack, run_specs, with_tls
 from tests.helpers import require_tool
 
 # Scenarios also run with --tls: the cheapest with a control run that still goes fault ->
 # metric -> alert -> route (both runs in parallel with the rest: about +35 s in all).
 TLS_SCENARIOS = ("slow-disk",)
 TLS_RUNS = [with_tls(r) for name in TLS_SCENARIOS for r in SCENARIOS[name].runs]
+# The membership scenarios on etcd 3.4 (the lab's runs checked against real etcd) run
+# under `make test-long` (marked slow), on a stack of their own: in the shared session
+# they cost about 45 s of `make test`'s 20 minutes. Their raftmon runs stay here.
+ETCD_MEMBERSHIP_RUNS = ("replace-member-etcd", "grow-etcd")
 
 
-@pytest.fixture(scope="session")
-def lab_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunResult]]:
+def slow_on_etcd(runs: list[str]) -> list[object]:
+    """Test parameters: the etcd membership runs marked slow, the rest as they are."""
+    return [
+        pytest.param(r, marks=pytest.mark.slow) if r in ETCD_MEMBERSHIP_RUNS else r for r in runs
+    ]
+
+
+def _run_session(base: Path, specs: list[RunSpec]) -> Iterator[dict[str, RunResult]]:
     require_tool("prometheus")
     require_tool("prometheus-alertmanager")
     require_tool("etcd")
-    base: Path = tmp_path_factory.mktemp("lab")
     stack, authority = lab_stack(base, tls=True)
     stack.start()
     try:
         concurrency = int(os.environ.get("RAFTMON_LAB_CONCURRENCY", "3"))
-        # The TLS runs first: the pool then finishes on the long plain runs as before.
-        specs = [*TLS_RUNS, *all_runs()]
         results = run_specs(specs, stack, base, concurrency=concurrency, authority=authority)
         yield {r.run: r for r in results}
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def lab_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunResult]]:
+    # The TLS runs first: the pool then finishes on the long plain runs as before.
+    specs = [*TLS_RUNS, *(r for r in all_runs() if r.run not in ETCD_MEMBERSHIP_RUNS)]
+    yield from _run_session(tmp_path_factory.mktemp("lab"), specs)
+
+
+@pytest.fixture(scope="session")
+def etcd_membership_results(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, RunResult]]:
+    specs = [r for r in all_runs() if r.run in ETCD_MEMBERSHIP_RUNS]
+    yield from _run_session(tmp_path_factory.mktemp("lab-etcd-membership"), specs)
+
+
+@pytest.fixture(scope="session")
+def any_run(
+    lab_results: dict[str, RunResult], request: pytest.FixtureRequest
+) -> Callable[[str], RunResult]:
+    """A run's result, from the shared session or, for the slow etcd membership runs,
+    their own (started only when a slow test asks for one)."""
+
+    def get(run: str) -> RunResult:
+        if run in ETCD_MEMBERSHIP_RUNS:
+            results: dict[str, RunResult] = request.getfixturevalue("etcd_membership_results")
+            return results[run]
+        return lab_results[run]
+
+    return get
 
 
 def explain(result: RunResult) -> str:

@@ -12,6 +12,7 @@ names.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
 
@@ -19,7 +20,7 @@ from lab import panels
 from lab.runtime import RunResult
 from lab.scenarios import all_runs
 from tests.dashboards.test_live import FAULT_ONLY
-from tests.lab.conftest import explain
+from tests.lab.conftest import explain, slow_on_etcd
 
 pytestmark = [pytest.mark.cluster, pytest.mark.tools, pytest.mark.timeout(900)]
 
@@ -32,9 +33,11 @@ def _passed(result: RunResult) -> set[tuple[str, str]]:
     return {key for check in result.checks if check.ok for key in check.panels}
 
 
-@pytest.mark.parametrize("run", sorted(SPECS))
-def test_run_shows_its_fault_on_the_dashboards(run: str, lab_results: dict[str, RunResult]) -> None:
-    result = lab_results[run]
+@pytest.mark.parametrize("run", slow_on_etcd(sorted(SPECS)))
+def test_run_shows_its_fault_on_the_dashboards(
+    run: str, any_run: Callable[[str], RunResult]
+) -> None:
+    result = any_run(run)
     passed = _passed(result)
     for ref in SPECS[run].dashboards:
         missing = sorted(set(ref.keys()) - passed)

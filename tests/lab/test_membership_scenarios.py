@@ -6,30 +6,36 @@ test_scenarios.py checks their alerts and that every check passed. Values only, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from lab.runtime import RunResult
-from tests.lab.conftest import explain
+from tests.lab.conftest import explain, slow_on_etcd
 
 pytestmark = [pytest.mark.cluster, pytest.mark.tools, pytest.mark.timeout(900)]
 
 
-@pytest.mark.parametrize("run", ["replace-member", "replace-member-control", "replace-member-etcd"])
+@pytest.mark.parametrize(
+    "run", slow_on_etcd(["replace-member", "replace-member-control", "replace-member-etcd"])
+)
 def test_a_replacement_loses_no_acknowledged_write_and_catches_up_by_snapshot(
-    run: str, lab_results: dict[str, RunResult]
+    run: str, any_run: Callable[[str], RunResult]
 ) -> None:
-    m = lab_results[run].measurements
-    assert m.get("acknowledged_writes", 0) > 0, explain(lab_results[run])
-    assert m.get("missing_writes") == 0, explain(lab_results[run])
-    assert m.get("snapshots_sent", 0) >= 1, explain(lab_results[run])
-    assert len(m.get("member_list", [])) == 3, explain(lab_results[run])
+    result = any_run(run)
+    m = result.measurements
+    assert m.get("acknowledged_writes", 0) > 0, explain(result)
+    assert m.get("missing_writes") == 0, explain(result)
+    assert m.get("snapshots_sent", 0) >= 1, explain(result)
+    assert len(m.get("member_list", [])) == 3, explain(result)
 
 
-@pytest.mark.parametrize("run", ["grow", "grow-control", "grow-etcd"])
+@pytest.mark.parametrize("run", slow_on_etcd(["grow", "grow-control", "grow-etcd"]))
 def test_grow_prints_the_courses_quorum_table_from_the_metrics(
-    run: str, lab_results: dict[str, RunResult]
+    run: str, any_run: Callable[[str], RunResult]
 ) -> None:
-    rows = lab_results[run].measurements.get("membership_table", [])
+    result = any_run(run)
+    rows = result.measurements.get("membership_table", [])
     table = [(r["voters"], r["learners"], r["quorum"], r["failures_tolerated"]) for r in rows]
     assert table == [
         (3, 0, 2, 1),
@@ -37,14 +43,17 @@ def test_grow_prints_the_courses_quorum_table_from_the_metrics(
         (4, 0, 3, 1),  # 4 voters tolerate one failure, like 3
         (4, 1, 3, 1),
         (5, 0, 3, 2),
-    ], explain(lab_results[run])
+    ], explain(result)
 
 
-def test_grow_keeps_writing_with_two_of_five_down(lab_results: dict[str, RunResult]) -> None:
-    for run in ("grow", "grow-etcd"):
-        window = lab_results[run].measurements.get("two of five down", {})
-        assert window.get("ok", 0) > 0, explain(lab_results[run])
-        assert lab_results[run].measurements.get("missing_writes") == 0, explain(lab_results[run])
+@pytest.mark.parametrize("run", slow_on_etcd(["grow", "grow-etcd"]))
+def test_grow_keeps_writing_with_two_of_five_down(
+    run: str, any_run: Callable[[str], RunResult]
+) -> None:
+    result = any_run(run)
+    window = result.measurements.get("two of five down", {})
+    assert window.get("ok", 0) > 0, explain(result)
+    assert result.measurements.get("missing_writes") == 0, explain(result)
 
 
 def test_even_members_split_two_two_writes_nowhere(lab_results: dict[str, RunResult]) -> None:

@@ -6,11 +6,13 @@ The runs themselves happen once per session (conftest.lab_results); each test re
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from lab.runtime import RunResult
 from lab.scenarios import MEMBERSHIP_ALERTS, SCENARIOS
-from tests.lab.conftest import explain
+from tests.lab.conftest import explain, slow_on_etcd
 
 pytestmark = [pytest.mark.cluster, pytest.mark.tools, pytest.mark.timeout(900)]
 
@@ -54,9 +56,9 @@ def _routed(result: RunResult, alert: str, receiver: str) -> bool:
     )
 
 
-@pytest.mark.parametrize("run", sorted(ROUTED))
-def test_fault_fires_its_alert_and_routes_it(run: str, lab_results: dict[str, RunResult]) -> None:
-    result = lab_results[run]
+@pytest.mark.parametrize("run", slow_on_etcd(sorted(ROUTED)))
+def test_fault_fires_its_alert_and_routes_it(run: str, any_run: Callable[[str], RunResult]) -> None:
+    result = any_run(run)
     for alert, receiver in ROUTED[run]:
         assert _routed(result, alert, receiver), (
             f"{alert} never reached {receiver}\n{explain(result)}"
