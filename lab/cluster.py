@@ -83,20 +83,9 @@ class LocalCluster(MembershipOps, ProcessCluster[MemberProcess]):
             ca = authority or make_authority(self.base_dir / "tls")
             self.certs = ca.cluster_certs(self.base_dir / "tls", names)
         scheme = "https" if tls else "http"
-        self.members: list[MemberProcess] = []
-        for i, name in enumerate(names):
-            client, peer, metrics = ports[3 * i : 3 * i + 3]
-            self.members.append(
-                MemberProcess(
-                    name=name,
-                    client_url=f"{scheme}://127.0.0.1:{client}",
-                    peer_url=f"{scheme}://127.0.0.1:{peer}",
-                    metrics_url=f"{scheme}://127.0.0.1:{metrics}",
-                    data_dir=self.base_dir / f"{name}.etcd",
-                    log_path=self.base_dir / f"{name}.log",
-                    args=[],
-                )
-            )
+        self.members = [
+            self._process(name, scheme, ports[3 * i : 3 * i + 3]) for i, name in enumerate(names)
+        ]
         self._client_ssl = self.client_ssl  # built once: loading the CA costs a few ms
         initial = self.initial_cluster()
         for m in self.members:
@@ -116,6 +105,11 @@ class LocalCluster(MembershipOps, ProcessCluster[MemberProcess]):
         if self.certs is not None:
             folder = self.base_dir / "tls"
             self.certs.members[name] = issue(self.certs.ca, folder, name, name)
+        return self._process(name, scheme, [client, peer, metrics])
+
+    def _process(self, name: str, scheme: str, ports: list[int]) -> MemberProcess:
+        """A member (not started) on loopback: client, peer and metrics ports, in order."""
+        client, peer, metrics = ports
         return MemberProcess(
             name=name,
             client_url=f"{scheme}://127.0.0.1:{client}",

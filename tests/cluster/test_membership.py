@@ -50,16 +50,7 @@ def wait_for(what: str, check: Any, timeout: float = 30.0) -> Any:
 
 def new_member(cluster: LocalCluster, name: str) -> MemberProcess:
     """A member process (not started) with free ports and a fresh data dir."""
-    client, peer, metrics = free_ports(3)
-    return MemberProcess(
-        name=name,
-        client_url=f"http://127.0.0.1:{client}",
-        peer_url=f"http://127.0.0.1:{peer}",
-        metrics_url=f"http://127.0.0.1:{metrics}",
-        data_dir=cluster.base_dir / f"{name}.etcd",
-        log_path=cluster.base_dir / f"{name}.log",
-        args=[],
-    )
+    return cluster._new_member(name)
 
 
 def start_joining(cluster: LocalCluster, m: MemberProcess) -> None:
