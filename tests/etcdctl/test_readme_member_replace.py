@@ -91,6 +91,8 @@ def test_the_readme_member_replacement_works_as_written(tmp_path: Path) -> None:
         print(log.read_text()[-5000:] if log.exists() else "no m4.log")
         raise
     finally:
-        for pid in mentioning(str(tmp_path / "var" / "m4")):
+        # m4 was started by the block in the background, with a relative --data-dir:
+        # it is found by its own peer URL, whose port only this run used
+        for pid in mentioning(f"--listen-peer-urls http://127.0.0.1:{ports[1]}"):
             os.kill(pid, signal.SIGKILL)
         cmd.close()
