@@ -20,7 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.tools
-@pytest.mark.parametrize("tls", [False, True], ids=["http", "tls"])
+# The TLS demo (33 s) runs in make test-long: make test's lab session already drives a
+# scenario and its control over mTLS with Prometheus scraping them (tests/lab/test_tls.py).
+@pytest.mark.parametrize(
+    "tls", [pytest.param(False, id="http"), pytest.param(True, id="tls", marks=pytest.mark.slow)]
+)
 def test_demo_reports_load_fsync_and_the_routed_alert(tmp_path: Path, tls: bool) -> None:
     """`--tls`: members on https with mTLS; load, faults and Prometheus use the certificates."""
     require_tool("prometheus")
