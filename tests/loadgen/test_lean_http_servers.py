@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 
+from lab.certs import make_authority
 from lab.cluster import LocalCluster
 from lab.etcd_cluster import EtcdCluster
 from loadgen.client import EtcdClient
@@ -16,6 +18,9 @@ from loadgen.config import LoadConfig
 from loadgen.errors import OTHER, TOO_LARGE, EtcdError
 from loadgen.http_conn import HttpConn
 from loadgen.keyspace import KeySpace
+from tests.helpers import FAST, require_tool
+from tests.loadgen.conftest import run_load
+from tests.loadgen.runs import load_argv
 
 pytestmark = [pytest.mark.tools, pytest.mark.cluster]
 
@@ -96,3 +101,19 @@ async def test_etcds_error_bodies_are_counted_by_kind(endpoint: str) -> None:
         await conn.put(0)  # errors never cost the connection its next request
     finally:
         await conn.close()
+
+
+def test_http_load_over_tls_with_etcds_client_certificate_flags(tmp_path: Path) -> None:
+    authority = make_authority(tmp_path / "ca")
+    etcd = EtcdCluster(require_tool("etcd"), tmp_path / "etcd", 1, FAST, authority)
+    with etcd:
+        assert etcd.endpoints[0].startswith("https://")
+        c = authority.client
+        tls = {"cacert": authority.ca.cert_file, "cert": c.cert_file, "key": c.key_file}
+        reports = [
+            run_load(load_argv(etcd.endpoints, workload, "--total=60", clients=3, **tls))
+            for workload in ("put", "range")
+        ]
+    for code, report in reports:
+        assert code == 0
+        assert (report["succeeded"], report["failed"]) == (60, 0), report["errors"]
