@@ -35,6 +35,11 @@ if TYPE_CHECKING:
 #: Largest response head accepted (status line + headers); etcd's are ~150 bytes.
 MAX_HEAD = 64 * 1024
 _CRLF2 = b"\r\n\r\n"
+#: A socket idle longer than this is closed rather than reused (seconds). Servers close
+#: idle keep-alive sockets (aiohttp's after 75 s, so raftmon's gateway's); a request sent
+#: as the server closes would fail as `conn_lost` without the server ever seeing it, so
+#: the client retires them first, as aiohttp's client does after 15 s.
+IDLE_LIMIT = 15.0
 
 
 class HttpProtocolError(Exception):
@@ -115,6 +120,7 @@ class _Socket(asyncio.Protocol):
         self.open = True
         self.reusable = True
         self.until_close = False  # an answer framed by the end of the connection
+        self.idle_since = 0.0  # loop time it went back to the pool
 
     # -- asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -219,7 +225,9 @@ class LeanHttp:
         timeout: float,
         limit: int,
         ssl: SSLContext | None = None,
+        idle_limit: float = IDLE_LIMIT,
     ) -> None:
+        self.idle_limit = idle_limit
         url = urlsplit(endpoint if "://" in endpoint else "http://" + endpoint)
         self.https = url.scheme == "https"
         self.host = url.hostname or "127.0.0.1"
@@ -251,11 +259,9 @@ class LeanHttp:
     async def post(self, path: str, body: bytes) -> bytes:
         """POST `body` to `path`; the body of a 200 answer, else raise EtcdError."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        sock = self._idle.pop() if self._idle else None
-        while sock is not None and not sock.open:  # closed by the server while idle
-            self._count -= 1
-            sock = self._idle.pop() if self._idle else None
+        now = loop.time()
+        deadline = now + self.timeout
+        sock = self._idle_socket(now) if self._idle else None
         if sock is None:
             sock = await self._acquire(loop, deadline)
         waiter: asyncio.Future[tuple[int, bytes]] = loop.create_future()
@@ -280,12 +286,9 @@ class LeanHttp:
     async def _acquire(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Socket:
         """A socket for one request: a new one while under `limit`, else the next freed."""
         while True:
-            if self._idle:
-                sock = self._idle.pop()
-                if sock.open:
-                    return sock
-                self._count -= 1
-                continue
+            sock = self._idle_socket(loop.time())
+            if sock is not None:
+                return sock
             if self._count < self.limit:
                 self._count += 1
                 try:
@@ -327,9 +330,24 @@ class LeanHttp:
             raise EtcdError(CONN_REFUSED, f"{self.host}:{self.port}: {exc}") from exc
         return sock
 
+    def _idle_socket(self, now: float) -> _Socket | None:
+        """The most recently used idle socket still fit for a request, or None.
+
+        Sockets the server closed while idle, and sockets idle past `idle_limit`, go.
+        """
+        idle = self._idle
+        while idle:
+            sock = idle.pop()
+            if sock.open and now - sock.idle_since <= self.idle_limit:
+                return sock
+            sock.close()
+            self._count -= 1
+        return None
+
     def _release(self, sock: _Socket) -> None:
         """Back to the pool when it can carry another request; else one fewer socket."""
         if sock.reusable and sock.open and not self._closed:
+            sock.idle_since = asyncio.get_running_loop().time()
             self._idle.append(sock)
         else:
             sock.close()

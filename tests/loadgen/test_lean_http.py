@@ -128,8 +128,8 @@ Factory = Callable[..., LeanHttp]
 async def lean_factory() -> AsyncIterator[Factory]:
     made: list[LeanHttp] = []
 
-    def make(url: str, *, timeout: float = 5.0, limit: int = 4) -> LeanHttp:
-        client = LeanHttp(url, timeout=timeout, limit=limit)
+    def make(url: str, *, timeout: float = 5.0, limit: int = 4, idle_limit: float = 15) -> LeanHttp:
+        client = LeanHttp(url, timeout=timeout, limit=limit, idle_limit=idle_limit)
         made.append(client)
         return client
 
@@ -273,6 +273,20 @@ async def test_a_keep_alive_socket_the_server_closed_while_idle_is_not_reused(
         assert await client.post("/v3/kv/put", b"{}") == OK
         await wait_until(lambda: not client._idle or not client._idle[0].open)
         assert await client.post("/v3/kv/put", b"{}") == OK
+    assert server.connections == 2
+
+
+async def test_a_socket_idle_past_the_idle_limit_is_retired_by_the_client(
+    lean_factory: Factory,
+) -> None:
+    async with Scripted(lambda n: [answer()]) as server:
+        client = lean_factory(server.url, idle_limit=0.05)
+        assert await client.post("/v3/kv/put", b"{}") == OK
+        assert await client.post("/v3/kv/put", b"{}") == OK  # at once: the same socket
+        await asyncio.sleep(0.2)
+        assert await client.post("/v3/kv/put", b"{}") == OK
+        await wait_until(lambda: server.connections == 2)
+        assert client._count == 1
     assert server.connections == 2
 
 
