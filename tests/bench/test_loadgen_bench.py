@@ -148,6 +148,11 @@ def load_run(
     return report
 
 
+# Every run: its seconds plus ~5 s of start, set-up and pause; both sides, protocols, cases.
+RUNS_PER_ROUND = 2 * 2 * len(CASES) * (2 if BASELINE else 1)
+
+
+@pytest.mark.timeout(300 + ROUNDS * RUNS_PER_ROUND * (float(SECONDS) + 10))
 def test_bench_generator_cpu_per_request_against_real_clusters(tmp_path: Path) -> None:
     etcd = require_tool("etcd")
     versions = ["ours", *(["baseline"] if BASELINE else [])]
