@@ -321,6 +321,10 @@ _BY_MESSAGE: dict[str, type[EtcdError]] = {
         ErrCorrupt,
         ErrUndecodable,
         ErrBackendDamaged,
+        # a learner promotion's refusals, which a follower reads back from the leader
+        ErrMemberNotLearner,
+        ErrLearnerNotReady,
+        ErrMemberNotEnoughStarted,
     )
 }
 

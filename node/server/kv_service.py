@@ -14,6 +14,7 @@ import base64
 import concurrent.futures
 import contextlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -30,12 +31,38 @@ from node.server.watch_bridge import WatchBridge
 from node.transport.peerclient import ForwardFailed
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable
 
     from node.server.server import EtcdServer
 
 
 R = TypeVar("R")
+
+
+class _LeaderUnreachable(Exception):
+    """A forwarded call found no leader at the other end: try the next leader."""
+
+
+# The leader's answers that mean "ask the next leader" (etcd retries every answer but
+# a final one; these are the ones a member that lost or never had leadership gives).
+_RETRY_TEXT = re.compile(
+    "|".join(
+        re.escape(cls.message)
+        for cls in (E.ErrNoLeader, E.ErrNotLeader, E.ErrLeaderChanged, E.ErrStopped)
+    )
+)
+
+
+def _forwarded_answer(text: str) -> dict[str, Any]:
+    """The leader's JSON answer, or the etcd error it answered with, raised here."""
+    data: Any = json.loads(text.splitlines()[0]) if text.strip() else {}
+    if isinstance(data, dict) and "error" in data and "code" in data:
+        raise E.etcd_error(str(data["message"]))
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        err = data["error"]
+        raise E.etcd_error(str(err.get("message")))
+    return data if isinstance(data, dict) else {}
+
 
 LARGE_RANGE_LIMIT = 1000  # above this many keys (or no limit) a range may be large
 
@@ -191,55 +218,121 @@ class KVService:
 
     async def lease_keepalive(self, req: rq.LeaseKeepAliveRequest) -> rq.LeaseKeepAliveResponse:
         self.refuse_on_learner()
-        if self.server.is_leader:
-            resp = self.server.lessor.keepalive_response(req.id, time.monotonic())
-            if resp.ttl:
-                self.server.observer.on_lease_renewed()
-            return resp
-        body = await self._forward("/v3/lease/keepalive", {"ID": str(req.id)})
-        result = body.get("result", body)
-        return rq.LeaseKeepAliveResponse(
-            revision=self.kv.current_revision(),
-            id=int(result.get("ID", req.id)),
-            ttl=int(result.get("TTL", 0)),
-        )
+        deadline = self._deadline()
+        while True:
+            if self.server.is_leader:
+                resp = self.server.lessor.keepalive_response(req.id, time.monotonic())
+                if resp.ttl:
+                    self.server.observer.on_lease_renewed()
+                return resp
+            body = await self._forward("/v3/lease/keepalive", {"ID": str(req.id)}, deadline)
+            if body is None:
+                continue  # this member leads now: renewed here
+            result = body.get("result", body)
+            return rq.LeaseKeepAliveResponse(
+                revision=self.kv.current_revision(),
+                id=int(result.get("ID", req.id)),
+                ttl=int(result.get("TTL", 0)),
+            )
 
     async def lease_time_to_live(
         self, req: rq.LeaseTimeToLiveRequest
     ) -> rq.LeaseTimeToLiveResponse:
         self.refuse_on_learner()
-        if self.server.is_leader:
-            return self.server.lessor.time_to_live(req.id, time.monotonic(), req.keys)
-        body = await self._forward("/v3/lease/timetolive", {"ID": str(req.id), "keys": req.keys})
-        return rq.LeaseTimeToLiveResponse(
-            revision=self.kv.current_revision(),
-            id=int(body.get("ID", req.id)),
-            ttl=int(body.get("TTL", -1)),
-            granted_ttl=int(body.get("grantedTTL", 0)),
-            keys=[base64.b64decode(k) for k in body.get("keys", [])],  # the leader's own encoding
-        )
+        deadline = self._deadline()
+        while True:
+            if self.server.is_leader:
+                return self.server.lessor.time_to_live(req.id, time.monotonic(), req.keys)
+            body = await self._forward(
+                "/v3/lease/timetolive", {"ID": str(req.id), "keys": req.keys}, deadline
+            )
+            if body is None:
+                continue  # this member leads now: answered here
+            return rq.LeaseTimeToLiveResponse(
+                revision=self.kv.current_revision(),
+                id=int(body.get("ID", req.id)),
+                ttl=int(body.get("TTL", -1)),
+                granted_ttl=int(body.get("grantedTTL", 0)),
+                keys=[base64.b64decode(k) for k in body.get("keys", [])],  # the leader's encoding
+            )
 
     async def lease_leases(self) -> rq.LeaseLeasesResponse:
         self.refuse_on_learner()
         await self.server.read_barrier()
         return self.server.lessor.leases()
 
-    async def _forward(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Send a leader-only call to the leader's client URL; answer etcd's errors."""
-        url = await self.server.leader_client_url()
-        if url is None:
-            raise E.etcd_error(E.NO_LEADER)
+    def _deadline(self) -> float:
+        """When a call bound for the leader gives up (the event loop's clock): etcd's
+        request timeout from now."""
+        return asyncio.get_running_loop().time() + self.server.cfg.request_timeout_seconds
+
+    async def _forward(
+        self, path: str, body: dict[str, Any], deadline: float
+    ) -> dict[str, Any] | None:
+        """Send a leader-only call to the leader's client URL; its answer, or None when
+        this member became the leader meanwhile (the caller serves the call itself).
+
+        As etcd's LeaseRenew, leaseTimeToLive and PromoteMember: wait for a leader
+        ("no leader" if none is known by `deadline`), send, and while the leader cannot
+        be reached, is gone or answers that it no longer leads, wait for the next one
+        and send again, until "request timed out" at `deadline`. A call in flight to a
+        leader that this member stops following is abandoned and sent to the new one.
+        """
+        server = self.server
+        loop = asyncio.get_running_loop()
+        tick = server.cfg.tick_seconds
+        while True:
+            lead = await server.wait_leader(deadline)
+            if lead == server.member_id:
+                if server.is_leader:
+                    return None
+            else:
+                with contextlib.suppress(_LeaderUnreachable):
+                    text = await self._while_leader(lead, self._send(lead, path, body), deadline)
+                    return _forwarded_answer(text)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise E.ErrTimeout()
+            await asyncio.sleep(min(tick, remaining))
+
+    async def _send(self, lead: int, path: str, body: dict[str, Any]) -> str:
+        """One try: POST the call to `lead`'s client URL; the answer's text."""
         try:
-            text = await self.server.transport.client.forward(url, path, body)
+            urls = await self.server.client_urls_of(lead)
+        except Exception:  # its peer URL did not answer: it may be gone
+            raise _LeaderUnreachable() from None
+        if not urls:
+            raise _LeaderUnreachable()
+        try:
+            text = await self.server.transport.client.forward(urls[0], path, body)
         except ForwardFailed:
-            raise E.etcd_error(E.REQUEST_TIMEOUT) from None
-        data: Any = json.loads(text.splitlines()[0]) if text.strip() else {}
-        if isinstance(data, dict) and "error" in data and "code" in data:
-            raise E.etcd_error(str(data["message"]))
-        if isinstance(data, dict) and isinstance(data.get("error"), dict):
-            err = data["error"]
-            raise E.etcd_error(str(err.get("message")))
-        return data if isinstance(data, dict) else {}
+            raise _LeaderUnreachable() from None
+        if _RETRY_TEXT.search(text):  # a member that stopped leading, or knows no leader
+            raise _LeaderUnreachable()
+        return text
+
+    async def _while_leader(self, lead: int, work: Awaitable[str], deadline: float) -> str:
+        """`work`'s result, abandoned (_LeaderUnreachable) once this member follows
+        another leader than `lead` or none, or at `deadline` (ErrTimeout)."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise E.ErrTimeout()
+                done, _ = await asyncio.wait(
+                    {task}, timeout=min(self.server.cfg.tick_seconds, remaining)
+                )
+                if done:
+                    return task.result()
+                if self.server.lead != lead:
+                    raise _LeaderUnreachable()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     # ---- watch ----------------------------------------------------------------------------
     def open_watch_stream(self) -> WatchBridge:
@@ -350,9 +443,11 @@ class KVService:
         """etcd's MemberPromote: only the leader knows whether the learner caught up, so
         a follower forwards the call to it."""
         self.refuse_on_learner()
-        if not self.server.is_leader:
-            await self._forward("/v3/cluster/member/promote", {"ID": str(member_id)})
-            return
+        deadline = self._deadline()
+        while not self.server.is_leader:
+            path = "/v3/cluster/member/promote"
+            if await self._forward(path, {"ID": str(member_id)}, deadline) is not None:
+                return
         progress = {peer: p[0] for peer, p in self.server.status().progress.items()}
         await self.server.reconfig.promote(member_id, progress)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from node import errors as E
 from node.mvcc.codec import encode_request
 from node.raft import ProposalDropped
+from node.server.leader_wait import LeaderWait
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -75,6 +76,9 @@ class Proposals:
         self._ids = RequestIDs(cfg.member_id, time.time_ns() // 1_000_000)
         self.stopping = False
         self.leader_elected_at = 0.0  # monotonic time a new non-zero leader was last seen
+        # Calls bound for the leader (forwarded lease calls, conf changes) wait here for
+        # one; woken with the held proposals, looking again every tick meanwhile.
+        self.leader_wait = LeaderWait(ctx.leadership, cfg.tick_seconds)
 
     def next_request_id(self) -> int:
         return self._ids.next()
@@ -143,7 +147,9 @@ class Proposals:
         self._ctx.inbox.wake_loop()
 
     def leader_known(self) -> None:
-        """A leader was elected: the held proposals whose clients still wait go to the core."""
+        """A leader was elected: the held proposals whose clients still wait go to the core,
+        and the calls waiting for a leader look again."""
+        self.leader_wait.wake()
         if not self._held:
             return
         held, self._held = self._held, []

@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from node import errors as E
 from node.config import new_member_id
 from node.mvcc.members import MemberRecord
-from node.raft import NONE, ConfChange, ConfChangeType
+from node.raft import NONE, ConfChange, ConfChangeType, ProposalDropped
 from node.server.membership import ChangeContext
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from node.raft.messages import Entry
     from node.server.context import ServerContext
+    from node.server.leader_wait import LeaderWait
     from node.server.membership import Membership
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,10 @@ class Reconfig:
         ctx: ServerContext,
         membership: Membership,
         on_removed: Callable[[], None],
+        leader_wait: LeaderWait,
     ) -> None:
         self._ctx = ctx
+        self._leader_wait = leader_wait
         self.membership = membership
         self._on_removed = on_removed
         self._member_id = ctx.cfg.member_id
@@ -142,22 +145,80 @@ class Reconfig:
 
     async def _change(self, kind: ConfChangeType, member_id: int, ctx: ChangeContext) -> None:
         """Propose one change and wait until it is applied here (or refused on apply)."""
-        # Without a leader the core drops the proposal; the request timeout then answers.
         async with self._one_at_a_time:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._ctx.cfg.request_timeout_seconds
             self._next_id += 1
             cc = ConfChange(kind, member_id, self._next_id, ctx.encode())
-            done: asyncio.Future[E.EtcdError | None] = asyncio.get_running_loop().create_future()
+            done: asyncio.Future[E.EtcdError | None] = loop.create_future()
             self._waiters[cc.id] = done
-            node = self._ctx.opened.node
-            self._ctx.inbox.report(lambda: node.propose_conf_change(cc))
             try:
-                refused = await asyncio.wait_for(done, self._ctx.cfg.request_timeout_seconds)
-            except TimeoutError:
-                raise E.ErrTimeout() from None
+                refused = await self._propose_until_applied(cc, done, deadline)
             finally:
                 self._waiters.pop(cc.id, None)
         if refused is not None:
             raise refused
+
+    async def _propose_until_applied(
+        self, cc: ConfChange, done: asyncio.Future[E.EtcdError | None], deadline: float
+    ) -> E.EtcdError | None:
+        """Hand `cc` to the core once a leader is known; its apply's answer.
+
+        etcd's ProposeConfChange blocks while its raft node knows no leader, so a member
+        change sent during an election waits for the new leader instead of failing. A
+        change the core drops all the same (the leader went away between the look and
+        the proposal, or leadership is being handed over) is proposed again once a
+        leader is known. The request timeout ends every wait: "request timed out".
+        """
+        loop = asyncio.get_running_loop()
+        node = self._ctx.opened.node
+        while True:
+            try:
+                await self._leader_wait.leader(deadline)
+            except E.ErrNoLeader:
+                raise E.ErrTimeout() from None
+            if not self._leader_term_applied():
+                # A new leader ignores conf changes until it applied its first entry
+                # (the core's one-change-at-a-time guard): wait for that entry here.
+                await asyncio.sleep(
+                    min(self._ctx.cfg.tick_seconds, max(0.0, deadline - loop.time()))
+                )
+                if loop.time() >= deadline:
+                    raise E.ErrTimeout()
+                continue
+            accepted: asyncio.Future[bool] = loop.create_future()
+
+            def propose(accepted: asyncio.Future[bool] = accepted) -> None:
+                try:
+                    node.propose_conf_change(cc)
+                except ProposalDropped:
+                    accepted.set_result(False)
+                else:
+                    accepted.set_result(True)
+
+            self._ctx.inbox.report(propose)
+            either: set[asyncio.Future[Any]] = {accepted, done}
+            await asyncio.wait(either, timeout=max(0.0, deadline - loop.time()))
+            if done.done():
+                return done.result()
+            if not accepted.done():
+                raise E.ErrTimeout()
+            if accepted.result():
+                try:
+                    return await asyncio.wait_for(done, max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    raise E.ErrTimeout() from None
+            # Dropped: wait a tick before looking for a leader again (a handover is short).
+            await asyncio.sleep(min(self._ctx.cfg.tick_seconds, max(0.0, deadline - loop.time())))
+
+    def _leader_term_applied(self) -> bool:
+        """This member applied an entry of the current term: the leader's first entry,
+        which the leader committed (and so as good as applied) before this member heard
+        of it. Until then a new leader turns a conf change into an empty entry, and its
+        proposer would wait out the request timeout for nothing."""
+        node = self._ctx.opened.node
+        st = node.status()
+        return node.raft.raft_log.zero_term_on_err(st.applied) == st.term
 
     # ---- applying (on the Ready loop) -------------------------------------------------------
     def apply(self, entry: Entry) -> None:

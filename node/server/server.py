@@ -115,7 +115,9 @@ class EtcdServer:
         self.applier = Applier(ctx, self.proposals)
         self.snapshots = Snapshots(ctx, self.applier)
         self.snapshots.on_installed = self._membership_from_store
-        self.reconfig = Reconfig(ctx, self.membership, self._applied_own_removal)
+        self.reconfig = Reconfig(
+            ctx, self.membership, self._applied_own_removal, self.proposals.leader_wait
+        )
         self.applier.on_conf_change = self.reconfig.apply
         self.applier.on_member_attributes = self._member_published
         self.loop = RaftLoop(ctx, self.proposals, self.reads, self.applier, self.snapshots)
@@ -259,6 +261,11 @@ class EtcdServer:
         if member_id == self.member_id:
             return list(self.cfg.advertise_client_urls)
         return await self.transport.client.client_urls_of(member_id)
+
+    async def wait_leader(self, deadline: float) -> int:
+        """The leader's member id once one is known; ErrNoLeader when `deadline` (the
+        event loop's clock) passes first, as etcd's waitLeader."""
+        return await self.proposals.leader_wait.leader(deadline)
 
     async def leader_client_url(self) -> str | None:
         if self.lead == 0:
