@@ -267,12 +267,6 @@ class EtcdServer:
         event loop's clock) passes first, as etcd's waitLeader."""
         return await self.proposals.leader_wait.leader(deadline)
 
-    async def leader_client_url(self) -> str | None:
-        if self.lead == 0:
-            return None
-        urls = await self.client_urls_of(self.lead)
-        return urls[0] if urls else None
-
     # ---- membership ------------------------------------------------------------------------
     @property
     def peer_ids(self) -> tuple[int, ...]:
