@@ -382,7 +382,8 @@ _FLAGS: list[Flag] = [
     Flag(
         "experimental-peer-rtt-monitor-interval",
         "raftmon only: how often etcd_network_peer_round_trip_time_seconds observes a healthy "
-        "peer's smoothed RTT (etcd 3.4: a fixed 30s; 5s while unhealthy, never above this)",
+        "peer's smoothed RTT (etcd 3.4: a fixed 30s; 5s while unhealthy, never above this; "
+        "below 1s, peers are probed that often too)",
         "duration",
     ),
     Flag(

@@ -115,9 +115,12 @@ class PeerSender:
         # (prober.py); https links, and peers that do not upgrade probes, probe over HTTP.
         self.probe_helper: ProbeHelper | None = None
         self._probe_upgrades = self.url.startswith("http://")
-        # etcd's prober status of this peer: the SRTT the RTT histogram observes
+        # etcd's prober status of this peer: the SRTT the RTT histogram observes. A
+        # monitor interval below the probe interval (the compressed-time lab) probes that
+        # often too, so the SRTT follows a change within seconds.
         self._rtt_timing = MonitorTiming(self._opts.rtt_monitor_interval)
-        self.rtt = SmoothedRtt(self._rtt_timing.sample_every(self._opts.probe_interval))
+        self._probe_interval = min(self._opts.probe_interval, self._opts.rtt_monitor_interval)
+        self.rtt = SmoothedRtt(self._rtt_timing.sample_every(self._probe_interval))
 
     # ----------------------------------------------------------------------------- send side
 
@@ -472,7 +475,7 @@ class PeerSender:
     async def _probe_forever(self, session: aiohttp.ClientSession) -> None:
         while True:
             try:
-                async with asyncio.timeout(self._opts.probe_interval):
+                async with asyncio.timeout(self._probe_interval):
                     await self._probe_now.wait()
             except TimeoutError:
                 pass
