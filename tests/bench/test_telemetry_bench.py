@@ -165,7 +165,9 @@ def measure(name: str, urls: dict[str, str], endpoints: list[str]) -> dict[str, 
         "puts_per_second": load["requests_per_second"],
         "failed": load["failed"],
         "rtt_p99": quantile(0.99, total),
-        "rtt_mean": (c1[RTT_SUM] - c0[RTT_SUM]) / total[max(total)] if total else math.nan,
+        "rtt_mean": (c1[RTT_SUM] - c0[RTT_SUM]) / total[max(total)]
+        if total and total[max(total)]
+        else math.nan,  # a run shorter than the 30 s monitor interval may observe none
         "rtt_p99_worst": max((v for v in per_series if not math.isnan(v)), default=math.nan),
         "probes": total[max(total)] if total else 0.0,
         "heartbeat_failures": c1[HEARTBEAT_FAILURES] - c0[HEARTBEAT_FAILURES],
@@ -202,6 +204,14 @@ class AlertWatch:
             return
         members = [Member(name, url.split("://", 1)[1]) for name, url in targets.items()]
         prom.set_targets(cluster, members)
+        # Only once every member was scraped and the rules evaluated since: before that,
+        # etcdTargetAbsent (no target up yet) is pending for whichever cluster comes first.
+        for _ in range(60):
+            with contextlib.suppress(OSError, ValueError):
+                if len(prom.query(f'up{{cluster="{cluster}"}} == 1')) == len(members):
+                    break
+            time.sleep(1.0)
+        time.sleep(6.0)  # one 5 s evaluation with the targets up
         stop = threading.Event()
 
         def poll() -> None:
