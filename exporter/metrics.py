@@ -444,12 +444,17 @@ class MemberMetrics:
         (self.health_success if ok else self.health_failures).inc()
 
     def on_rtt(self, peer_id: int, seconds: float) -> None:
-        """A peer probe round trip (etcd_network_peer_round_trip_time_seconds{To})."""
+        """The peer's smoothed RTT at a monitor check, etcd 3.4's value and cadence: every
+        30 s while healthy, 5 s while not (etcd_network_peer_round_trip_time_seconds{To})."""
         child = self.peer_rtt.get(peer_id)
         if child is None:
             self.bind_peers((peer_id,))
             child = self.peer_rtt[peer_id]
         child.observe(seconds)
+
+    def on_probe(self, peer_id: int, seconds: float) -> None:
+        """One probe's own round trip: no family (etcd exports only the smoothed RTT)."""
+        return None
 
     def on_snapshot_sent(self, peer_id: int, seconds: float, ok: bool) -> None:
         """A snapshot send to `peer_id` finished (etcd_network_snapshot_send_*{To})."""

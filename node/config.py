@@ -114,6 +114,9 @@ class MemberConfig:
     initial_corrupt_check: bool = False  # etcd 3.4: off unless asked
     corrupt_check_time_seconds: float = 0.0  # 0: the periodic check is off, as etcd's default
     watch_progress_notify_interval_seconds: float = 600.0  # etcd's default, 10m
+    # raftmon only: how often the peer RTT histogram observes the smoothed RTT while the
+    # peer is healthy (etcd 3.4 fixes it at 30 s); the compressed-time lab shortens it.
+    peer_rtt_monitor_interval_seconds: float = 30.0
     enable_fault_injection: bool = False
     log_level: str = "info"
     # TLS, etcd's flags: the client side also serves https --listen-metrics-urls
@@ -237,6 +240,8 @@ class MemberConfig:
             raise ConfigError(f"--metrics must be 'basic' or 'extensive', not {self.metrics!r}")
         if self.watch_progress_notify_interval_seconds <= 0:
             raise ConfigError("--experimental-watch-progress-notify-interval must be > 0")
+        if not 0.0 < self.peer_rtt_monitor_interval_seconds <= 3600.0:
+            raise ConfigError("--experimental-peer-rtt-monitor-interval must be in (0, 1h]")
         if self.log_level not in ("debug", "info", "warn", "error"):
             raise ConfigError("--log-level must be one of debug, info, warn, error")
         if len(self.members) > 7:
@@ -372,6 +377,13 @@ _FLAGS: list[Flag] = [
     Flag(
         "experimental-watch-progress-notify-interval",
         "how often a quiet watcher created with progress_notify hears the current revision",
+        "duration",
+    ),
+    Flag(
+        "experimental-peer-rtt-monitor-interval",
+        "raftmon only: how often etcd_network_peer_round_trip_time_seconds observes a healthy "
+        "peer's smoothed RTT (etcd 3.4: a fixed 30s; 5s while unhealthy, never above this; "
+        "below 1s, peers are probed that often too)",
         "duration",
     ),
     Flag(

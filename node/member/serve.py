@@ -18,6 +18,7 @@ from exporter.metrics import MemberMetrics
 from node.api.grpc import GrpcEndpoint
 from node.errors import EtcdError
 from node.member.app import create_client_app, create_metrics_app, create_peer_app
+from node.member.gctune import tune_after_start
 from node.member.mux import MuxSite, router_factory
 from node.member.state import ServerStateSource
 from node.member.tls_site import TLSSite
@@ -135,6 +136,7 @@ async def serve(cfg: MemberConfig) -> None:
                 }
             },
         )
+        tune_after_start()  # the start-up heap is built: no full collection rescans it
         removed = asyncio.ensure_future(server.removed.wait())
         signalled = asyncio.ensure_future(stop.wait())
         await asyncio.wait((removed, signalled), return_when=asyncio.FIRST_COMPLETED)

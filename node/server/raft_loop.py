@@ -17,6 +17,14 @@ fsync runs, new proposals pile up in the inbox or the sockets and all of them go
 out in the next Ready's single fsync.
 Nothing is acknowledged to a client before the entry is committed (a majority
 fsynced it) and applied here.
+
+A snapshot (a full SQLite checkpoint with two fsyncs in a worker thread, 90-170 ms
+measured under load) does not hold the loop: it runs as a task of its own while the
+next Ready's messages (the heartbeats of the ticks meanwhile, appends to followers)
+go out; that Ready persists and applies only once the snapshot is done, so the
+snapshot still sees nothing applied after its index and the WAL has one user at a
+time. (Awaited inline it delayed every heartbeat of its duration: 2 of 3 heartbeat
+send failures of a loaded leader in issue 17's diagnosis.)
 """
 
 from __future__ import annotations
@@ -68,6 +76,9 @@ class RaftLoop:
         self._counted_leadership = (0, 0)
         # etcd's heartbeat timeout detector: when the last heartbeat to each peer left
         self._heartbeat_sent: dict[int, float] = {}
+        # A snapshot in flight (see the module docstring); the next Ready waits for it
+        # after sending its messages.
+        self._snapshot_task: asyncio.Task[None] | None = None
         # The WAL's fsyncs run one at a time in their own thread (no context copy per call,
         # as asyncio.to_thread makes, and never queued behind a snapshot or a defrag).
         self._fsync_thread = concurrent.futures.ThreadPoolExecutor(1, "wal-fsync")
@@ -95,13 +106,41 @@ class RaftLoop:
     # ---- the loop ----------------------------------------------------------------------
     async def run(self) -> None:
         wake, node = self._ctx.inbox.wake, self._ctx.opened.node
-        while True:
-            await wake.wait()
-            wake.clear()
-            self._feed_core()
-            while node.has_ready():
-                await self.handle_ready(node.ready())
+        try:
+            while True:
+                await wake.wait()
+                wake.clear()
                 self._feed_core()
+                while node.has_ready():
+                    await self.handle_ready(node.ready())
+                    self._feed_core()
+        finally:
+            # Stopping: a snapshot's worker thread still writes the WAL; let it finish
+            # before the caller closes the WAL.
+            task = self._snapshot_task
+            if task is not None and not task.done():
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(task)
+
+    def _start_snapshot(self) -> None:
+        """Start a snapshot task when one is due (the cheap part of maybe_snapshot's test)."""
+        applied = self._applier.applied_index
+        if applied - self._snapshots.snapshot_index < self._ctx.cfg.snapshot_count:
+            return
+        self._snapshot_task = asyncio.get_running_loop().create_task(
+            self._snapshots.maybe_snapshot(), name="raft-snapshot"
+        )
+
+    async def _snapshot_done(self) -> None:
+        """Wait for the snapshot in flight, if any; its failure stops the loop, as before."""
+        task = self._snapshot_task
+        if task is None:
+            return
+        try:
+            await asyncio.shield(task)  # our cancellation must not cancel the snapshot
+        finally:
+            if task.done():
+                self._snapshot_task = None
 
     def _feed_core(self) -> None:
         """Hand everything queued since the last iteration to the core, in arrival order."""
@@ -136,7 +175,14 @@ class RaftLoop:
         if rd.hard_state is not None:
             self._leadership.term = rd.hard_state.term
         snapshot = rd.snapshot if rd.snapshot is not None and not rd.snapshot.is_empty() else None
-        if rd.entries or snapshot is not None or rd.must_sync or not rd.committed_entries:
+        snapshotting = self._snapshot_task is not None
+        if (
+            rd.entries
+            or snapshot is not None
+            or rd.must_sync
+            or not rd.committed_entries
+            or snapshotting  # the messages leave now, the apply waits for the snapshot
+        ):
             # 1. requests may leave while we persist (leader appends in parallel with followers)
             self._send(rd.messages)
             later = None
@@ -146,6 +192,8 @@ class RaftLoop:
             # are written before the followers' messages and before their wake-ups
             # compete for the CPU. Sending later is always safe.
             later = rd.messages
+        if snapshotting:
+            await self._snapshot_done()  # nothing persisted or applied while it runs
         # 2. persist: one write, one fdatasync (on the loop while the disk is fast)
         if snapshot is not None:
             await self._snapshots.persist(snapshot)
@@ -191,7 +239,7 @@ class RaftLoop:
         self._reads.release(self._applier.applied_index)
         if later:
             self._send(later)
-        await self._snapshots.maybe_snapshot()
+        self._start_snapshot()
 
     def _fsync_on_loop(self) -> bool:
         """Fsync on the loop thread while the disk is fast and no lab delay is set.

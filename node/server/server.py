@@ -38,7 +38,7 @@ from node.server.reconfig import Reconfig
 from node.server.snapshots import Snapshots
 from node.server.watch_bridge import progress_notify_loop
 from node.tls import any_https, client_context
-from node.transport import Transport
+from node.transport import Transport, TransportOptions
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -98,6 +98,7 @@ class EtcdServer:
             election_timeout=cfg.election_timeout_ms / 1000.0,
             client_ssl_context=client_context(cfg.client_tls) if client_https else None,
             on_removed=self._removed_from_cluster,
+            options=TransportOptions(rtt_monitor_interval=cfg.peer_rtt_monitor_interval_seconds),
         )
         self.ctx = ctx = ServerContext(
             cfg=cfg,

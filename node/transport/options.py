@@ -27,6 +27,9 @@ class TransportOptions:
     # RTT probing, as etcd's prober: every second, and once right after each connect.
     probe_interval: float = 1.0
     probe_timeout: float = 2.0
+    # etcd_network_peer_round_trip_time_seconds observes a smoothed RTT this often while
+    # the peer is healthy (etcd 3.4's fixed 30 s; rttmonitor.py); the lab shortens it.
+    rtt_monitor_interval: float = 30.0
     # An idle stream gets a 4-byte keep-alive frame after this long (None: heartbeat
     # interval), so a broken connection is noticed by the writer, and the receiver can
     # close a stream that went silent for `idle_timeout` (None: max(5 s, 20 heartbeats),
@@ -58,7 +61,7 @@ class TransportOptions:
             raise ValueError("write_buffer_limit must be >= 0")
         if not 0 < self.backoff_initial <= self.backoff_max:
             raise ValueError("need 0 < backoff_initial <= backoff_max")
-        for name in ("dial_timeout", "probe_interval", "probe_timeout"):
+        for name in ("dial_timeout", "probe_interval", "probe_timeout", "rtt_monitor_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
         if self.snapshot_chunk_size < 1:

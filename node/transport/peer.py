@@ -1,5 +1,8 @@
 """The outbound side for one peer: bounded queue, one long-lived stream, RTT prober.
 
+The prober probes every `probe_interval` (the stuck-stream detector below counts its
+timeouts); the RTT metric gets etcd's smoothed RTT on etcd's cadence (rttmonitor.py).
+
 One HTTP request per peer opens the stream: a GET with `Upgrade: tcp` that the receiver
 answers 101, after which the connection carries nothing but frames. `Transport.send`
 queues a batch of messages and then calls `flush`, which writes everything queued to
@@ -36,6 +39,7 @@ from node.raft.messages import Message, MessageType
 from node.transport import wire
 from node.transport.codec import KEEPALIVE_FRAME, LENGTH_SIZE, CodecError, encode_into
 from node.transport.prober import ProbeHelper, ProbeOutcome
+from node.transport.rttmonitor import MonitorTiming, SmoothedRtt, run_monitor
 from node.transport.stats import NO_FAULT, PeerFault, PeerStats
 
 if TYPE_CHECKING:
@@ -111,6 +115,12 @@ class PeerSender:
         # (prober.py); https links, and peers that do not upgrade probes, probe over HTTP.
         self.probe_helper: ProbeHelper | None = None
         self._probe_upgrades = self.url.startswith("http://")
+        # etcd's prober status of this peer: the SRTT the RTT histogram observes. A
+        # monitor interval below the probe interval (the compressed-time lab) probes that
+        # often too, so the SRTT follows a change within seconds.
+        self._rtt_timing = MonitorTiming(self._opts.rtt_monitor_interval)
+        self._probe_interval = min(self._opts.probe_interval, self._opts.rtt_monitor_interval)
+        self.rtt = SmoothedRtt(self._rtt_timing.sample_every(self._probe_interval))
 
     # ----------------------------------------------------------------------------- send side
 
@@ -446,10 +456,26 @@ class PeerSender:
     # ------------------------------------------------------------------------ prober task
 
     async def run_prober(self, session: aiohttp.ClientSession) -> None:
-        """Measure the HTTP round trip to the peer every interval and right after connecting."""
+        """Probe the peer every interval and right after connecting, and observe the
+        smoothed RTT on etcd's cadence (both end when this task is cancelled)."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(
+                run_monitor(self.rtt, self._rtt_timing, self._observe_rtt, asyncio.sleep)
+            )
+            await self._probe_forever(session)
+
+    def _observe_rtt(self, srtt: float) -> None:
+        """A monitor check: the SRTT into etcd_network_peer_round_trip_time_seconds{To}."""
+        self.stats.srtt_seconds = srtt
+        try:
+            self._observer().on_rtt(self.peer_id, srtt)
+        except Exception:
+            log.exception("RTT observer failed remote-peer-id=%s", wire.id_hex(self.peer_id))
+
+    async def _probe_forever(self, session: aiohttp.ClientSession) -> None:
         while True:
             try:
-                async with asyncio.timeout(self._opts.probe_interval):
+                async with asyncio.timeout(self._probe_interval):
                     await self._probe_now.wait()
             except TimeoutError:
                 pass
@@ -474,6 +500,7 @@ class PeerSender:
         fault = self.fault
         if fault.drop:  # a partitioned peer answers no probe
             self.stats.probe_failures += 1
+            self.rtt.record(False)
             return
         helper = self.probe_helper
         if self._probe_upgrades and helper is not None and helper.running:
@@ -521,6 +548,7 @@ class PeerSender:
 
     def _record_probe(self, outcome: ProbeOutcome) -> None:
         """Count a probe's outcome; two timeouts in a row reset a stuck stream."""
+        self.rtt.record(outcome.ok, outcome.rtt)
         if not outcome.ok:
             if outcome.timed_out:
                 self._probe_timeouts += 1
@@ -542,6 +570,6 @@ class PeerSender:
         self.stats.probes_ok += 1
         self.stats.last_rtt_seconds = rtt
         try:
-            self._observer().on_rtt(self.peer_id, rtt)
+            self._observer().on_probe(self.peer_id, rtt)
         except Exception:
-            log.exception("RTT observer failed remote-peer-id=%s", wire.id_hex(self.peer_id))
+            log.exception("probe observer failed remote-peer-id=%s", wire.id_hex(self.peer_id))

@@ -39,7 +39,8 @@ class PeerStats:
     dropped_fault: int = 0  # drop fault active (subset of send_failures)
     probes_ok: int = 0
     probe_failures: int = 0
-    last_rtt_seconds: float | None = None
+    last_rtt_seconds: float | None = None  # the last answered probe's own round trip
+    srtt_seconds: float = 0.0  # the smoothed RTT the monitor observed last (rttmonitor.py)
     snapshot_send_success: int = 0  # -> etcd_network_snapshot_send_success{To}
     snapshot_send_failures: int = 0  # -> etcd_network_snapshot_send_failures{To}
     snapshot_send_inflight: int = 0  # -> etcd_network_snapshot_send_inflights_total{To}
@@ -91,7 +92,13 @@ class TransportObserver(Protocol):
     """
 
     def on_rtt(self, peer_id: int, seconds: float) -> None:
-        """A successful /raft/probing round trip (etcd_network_peer_round_trip_time_seconds)."""
+        """A monitor check's smoothed RTT to the peer, as etcd 3.4 observes it
+        (etcd_network_peer_round_trip_time_seconds; rttmonitor.py)."""
+        return None
+
+    def on_probe(self, peer_id: int, seconds: float) -> None:
+        """One answered probe's own round trip (no etcd family: the histogram gets the
+        smoothed RTT through on_rtt; tests and diagnostics watch single probes)."""
         return None
 
     def on_snapshot_sent(self, peer_id: int, seconds: float, ok: bool) -> None:

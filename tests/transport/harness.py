@@ -35,7 +35,8 @@ class Recorder:
     unreachable: list[int] = field(default_factory=list)
     snapshot_status: list[tuple[int, bool]] = field(default_factory=list)
     snapshots: list[tuple[Message, str, bytes]] = field(default_factory=list)
-    rtts: dict[int, list[float]] = field(default_factory=dict)
+    rtts: dict[int, list[float]] = field(default_factory=dict)  # every answered probe
+    srtts: dict[int, list[float]] = field(default_factory=dict)  # the monitor's observations
     refused: list[str] = field(default_factory=list)  # admission refusal reasons
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -58,6 +59,10 @@ class Recorder:
 
     # TransportObserver
     def on_rtt(self, peer_id: int, seconds: float) -> None:
+        self.srtts.setdefault(peer_id, []).append(seconds)
+        self.changed.set()
+
+    def on_probe(self, peer_id: int, seconds: float) -> None:
         self.rtts.setdefault(peer_id, []).append(seconds)
         self.changed.set()
 

@@ -1,4 +1,5 @@
-"""The RTT prober reports an observation for every peer, first right after connecting."""
+"""The RTT prober reports every probe (on_probe), first right after connecting, and the
+monitor observes each peer's smoothed RTT (on_rtt, the histogram's value; rttmonitor.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 from collections.abc import Callable
 
 from node.transport import TransportOptions
+from node.transport.rttmonitor import MonitorTiming
 from tests.transport.harness import Cluster, Member
 
 
@@ -27,6 +29,30 @@ async def test_rtt_observer_receives_observations_for_every_peer(
             stats = member.transport.stats()[peer]
             assert stats.probes_ok >= 1
             assert stats.last_rtt_seconds is not None
+
+
+async def test_the_monitor_observes_each_peers_smoothed_rtt(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    # A short monitor interval samples every probe: the SRTT follows the probes, 1/8 each.
+    options = TransportOptions(probe_interval=0.05, rtt_monitor_interval=0.05)
+    cluster = make_cluster(2, options=options)
+    await cluster.start_all()
+    a = cluster.members[1]
+    await a.rec.wait(lambda: len(a.rec.rtts.get(2, [])) >= 2, "two answered probes")
+    await a.rec.wait(lambda: any(v > 0 for v in a.rec.srtts.get(2, [])), "a smoothed RTT")
+    sender = a.transport._senders[2]
+    assert sender.rtt.every == 1
+    assert sender.rtt.healthy
+    # an average of probes weighted 1/8 from 0: below the largest probe seen so far
+    assert 0 < a.transport.stats()[2].srtt_seconds <= max(a.rec.rtts[2])
+
+
+def test_by_default_one_probe_in_four_feeds_the_srtt_as_etcds_prober() -> None:
+    defaults = TransportOptions()
+    timing = MonitorTiming(defaults.rtt_monitor_interval)
+    assert timing.sample_every(defaults.probe_interval) == 4
+    assert (timing.healthy, timing.unhealthy) == (30.0, 5.0)
 
 
 async def test_observer_bound_after_construction_receives_rtts(
