@@ -25,6 +25,7 @@ def main(argv: list[str]) -> int:
         print(f"raftmon node: {err}", file=sys.stderr)
         return 2
     configure(cfg.log_level, {"name": cfg.name})
+    log.info("process started")  # a restart's break-down: interpreter, imports, flags
     # NB: imported here so `raftmon node --help` works without the server's imports
     from node.member.serve import serve
     from node.mvcc.store import BackendCorruptError
