@@ -101,7 +101,7 @@ class PayloadError(ValueError):
     """A payload whose CRC is right but whose content is not what its type promises."""
 
 
-def decode_entry(payload: bytes) -> Entry:
+def decode_entry(payload: bytes | memoryview) -> Entry:
     if len(payload) < _ENTRY.size:
         raise PayloadError(f"entry payload too short ({len(payload)} bytes)")
     term, index, etype = _ENTRY.unpack_from(payload)
