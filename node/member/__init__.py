@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 
@@ -32,6 +33,11 @@ def main(argv: list[str]) -> int:
     # ~130 modules from source cost ~0.4 s of CPU per start, the largest part of a
     # restart's time to the first write (tests/bench/test_restart_bench.py).
     sys.dont_write_bytecode = False
+    # No cyclic garbage collection while the member starts: imports, the WAL replay and
+    # the key index allocate hundreds of thousands of objects that all stay, and the
+    # collector walked them again and again (~20% of the start's CPU). serve() freezes
+    # them once the server is built and turns collection back on.
+    gc.disable()
     # NB: imported here so `raftmon node --help` works without the server's imports
     from node.member.serve import serve
     from node.mvcc.store import BackendCorruptError
