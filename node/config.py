@@ -131,6 +131,8 @@ class MemberConfig:
     cipher_suites: tuple[str, ...] = ()  # Go names; empty = OpenSSL's defaults
     cors: tuple[str, ...] = ("*",)  # origins allowed by CORS; "*" or empty: every origin
     strict_reconfig_check: bool = True  # etcd's default: refuse changes that risk quorum
+    # etcd's default: once the peers answer at start, advance the election ticks
+    initial_election_tick_advance: bool = True
     # Who this member is when that is not what --initial-cluster hashes to: a member
     # added at run time (its id came from `member add`) or restarted from its WAL.
     # Set at start-up (node/server/identity.py), never by a flag.
@@ -389,6 +391,11 @@ _FLAGS: list[Flag] = [
     Flag(
         "strict-reconfig-check",
         "reject reconfiguration requests that would cause quorum loss",
+        "bool",
+    ),
+    Flag(
+        "initial-election-tick-advance",
+        "whether to fast-forward initial election ticks on boot for faster election",
         "bool",
     ),
     Flag("enable-fault-injection", "serve /raftmon/faults on the metrics listener", "bool"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 
@@ -25,6 +26,18 @@ def main(argv: list[str]) -> int:
         print(f"raftmon node: {err}", file=sys.stderr)
         return 2
     configure(cfg.log_level, {"name": cfg.name})
+    log.info("process started")  # a restart's break-down: interpreter, imports, flags
+    # A member is started again and again (every restart, every lab run): it keeps the
+    # bytecode of what it imports, as an installed package does, even where the
+    # environment asks Python not to write any (PYTHONDONTWRITEBYTECODE): compiling
+    # ~130 modules from source cost ~0.4 s of CPU per start, the largest part of a
+    # restart's time to the first write (tests/bench/test_restart_bench.py).
+    sys.dont_write_bytecode = False
+    # No cyclic garbage collection while the member starts: imports, the WAL replay and
+    # the key index allocate hundreds of thousands of objects that all stay, and the
+    # collector walked them again and again (~20% of the start's CPU). serve() freezes
+    # them once the server is built and turns collection back on.
+    gc.disable()
     # NB: imported here so `raftmon node --help` works without the server's imports
     from node.member.serve import serve
     from node.mvcc.store import BackendCorruptError

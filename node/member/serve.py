@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from typing import TYPE_CHECKING
@@ -96,6 +97,10 @@ async def serve(cfg: MemberConfig) -> None:
     metrics = MemberMetrics(extensive=cfg.metrics == "extensive")
     cfg = await resolve_identity(cfg)
     server = EtcdServer(cfg, observer=metrics)
+    # What start-up built lives as long as the process: out of the collector's sight
+    # (main() paused collection while it was built), then collection resumes.
+    gc.freeze()
+    gc.enable()
     metrics.attach_state(ServerStateSource(server))
     metrics.bind_peers(server.peer_ids)
     service = KVService(server)

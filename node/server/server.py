@@ -36,6 +36,7 @@ from node.server.raft_loop import RaftLoop
 from node.server.read_index import ReadIndex
 from node.server.reconfig import Reconfig
 from node.server.snapshots import Snapshots
+from node.server.tick_advance import advance_election_ticks
 from node.server.watch_bridge import progress_notify_loop
 from node.tls import any_https, client_context
 from node.transport import Transport, TransportOptions
@@ -151,6 +152,8 @@ class EtcdServer:
         )
         if self.cfg.corrupt_check_time_seconds > 0:
             jobs += (self.corruption.run(self.cfg.corrupt_check_time_seconds),)
+        if self.cfg.initial_election_tick_advance and len(self.peer_ids) > 0:
+            jobs += (self._advance_ticks(),)
         for coro in jobs:
             task = loop.create_task(coro)
             task.add_done_callback(self._task_died)
@@ -158,6 +161,14 @@ class EtcdServer:
         voters = self._node.status().conf_state.voters
         if voters == (self.member_id,) and not self.cfg.existing_members:
             self.ctx.inbox.report(self._node.campaign)
+
+    async def _advance_ticks(self) -> None:
+        """etcd's adjustTicks for a member with peers (tick_advance.py)."""
+        await advance_election_ticks(self.ctx.inbox, self.cfg.election_ticks, self._active_peers)
+
+    def _active_peers(self) -> int:
+        """Peers our stream to is established with (etcd's transport.ActivePeers)."""
+        return sum(1 for stats in self.transport.stats().values() if stats.active)
 
     def _task_died(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or self._stopping:

@@ -101,15 +101,18 @@ class PayloadError(ValueError):
     """A payload whose CRC is right but whose content is not what its type promises."""
 
 
-def decode_entry(payload: bytes) -> Entry:
+_ENTRY_TYPES = {int(t): t for t in EntryType}  # a dict lookup: EntryType(n) costs more
+
+
+def decode_entry(payload: bytes | memoryview) -> Entry:
+    """One ENTRY payload (run for every kept entry when a member restarts)."""
     if len(payload) < _ENTRY.size:
         raise PayloadError(f"entry payload too short ({len(payload)} bytes)")
     term, index, etype = _ENTRY.unpack_from(payload)
-    try:
-        kind = EntryType(etype)
-    except ValueError:
-        raise PayloadError(f"unknown entry type {etype}") from None
-    return Entry(term=term, index=index, type=kind, data=bytes(payload[_ENTRY.size :]))
+    kind = _ENTRY_TYPES.get(etype)
+    if kind is None:
+        raise PayloadError(f"unknown entry type {etype}")
+    return Entry(term, index, kind, bytes(payload[_ENTRY.size :]))
 
 
 def decode_hard_state(payload: bytes) -> HardState:

@@ -34,12 +34,18 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from node.fsutil import all_zero
+from node.raft.messages import EntryType
 from node.wal.errors import WALCorruptError, WALNotFoundError
 from node.wal.record import (
+    HEADER,
+    HEADER_CRC,
+    HEADER_SIZE,
     FrameStatus,
     PayloadError,
     RecordType,
@@ -97,9 +103,24 @@ class Scan:
     torn: TornTail | None
 
 
+# An ENTRY payload starts with term, index (u64 each) and the entry type (u8): replay
+# reads the index and the type there and decodes the entry only if it is kept. Most of a
+# restarted member's WAL is entries its snapshot already covers (up to a whole segment
+# of them), and building each one cost more than reading and checking its record.
+_ENTRY_INDEX = struct.Struct("<Q")
+_ENTRY_INDEX_OFFSET = 8
+_ENTRY_TYPE_OFFSET = 16
+_ENTRY_TYPES = frozenset(int(t) for t in EntryType)
+_ENTRY_HEAD = 17
+_ENTRY_RECORD = int(RecordType.ENTRY)
+
+
 @dataclass(slots=True)
 class _Positioned:
-    entry: Entry
+    """An entry record, checked (CRCs, length, type) but not decoded yet."""
+
+    index: int
+    payload: memoryview
     path: str
     offset: int
 
@@ -147,11 +168,34 @@ def scan(directory: str, start: WalSnapshot | None = None) -> Scan:
         path = os.path.join(directory, name.filename)
         with open(path, "rb") as fh:
             data = fh.read()
+        view = memoryview(data)
+        size = len(data)
         is_last = number == len(names) - 1
         max_index = 0
         offset = 0
         first = True
         while True:
+            # The common case first: a whole, well-formed entry record whose header and
+            # payload CRCs hold, read in place. Anything else (other record types, the end,
+            # a torn or damaged record) goes to read_frame below, as before.
+            body = offset + HEADER_SIZE
+            if not first and body <= size:
+                length, rtype, payload_crc = HEADER.unpack_from(data, offset)
+                end = body + length
+                if (
+                    rtype == _ENTRY_RECORD
+                    and length >= _ENTRY_HEAD
+                    and end <= size
+                    and HEADER_CRC.unpack_from(data, body - HEADER_CRC.size)[0]
+                    == zlib.crc32(view[offset : body - HEADER_CRC.size])
+                    and zlib.crc32(view[body:end]) == payload_crc
+                    and data[body + _ENTRY_TYPE_OFFSET] in _ENTRY_TYPES
+                ):
+                    (index,) = _ENTRY_INDEX.unpack_from(data, body + _ENTRY_INDEX_OFFSET)
+                    positioned.append(_Positioned(index, view[body:end], path, offset))
+                    max_index = max(max_index, index)
+                    offset = end
+                    continue
             fr = read_frame(data, offset)
             if fr.status is FrameStatus.END:
                 if not all_zero(data, offset):
@@ -185,7 +229,9 @@ def scan(directory: str, start: WalSnapshot | None = None) -> Scan:
                     first = False
                 elif fr.rtype == RecordType.ENTRY:
                     entry = decode_entry(fr.payload)
-                    positioned.append(_Positioned(entry, path, offset))
+                    positioned.append(
+                        _Positioned(entry.index, memoryview(fr.payload), path, offset)
+                    )
                     max_index = max(max_index, entry.index)
                 elif fr.rtype == RecordType.HARD_STATE:
                     hard_state = decode_hard_state(fr.payload)
@@ -228,21 +274,27 @@ def scan(directory: str, start: WalSnapshot | None = None) -> Scan:
 
 def _replay_entries(positioned: list[_Positioned], begin_index: int) -> list[Entry]:
     """Apply overwrite semantics and check contiguity from begin_index + 1."""
-    entries: list[Entry] = []
+    kept: list[_Positioned] = []
     for item in positioned:
-        entry = item.entry
-        if entry.index <= begin_index:
+        index = item.index
+        if index <= begin_index:
             continue  # covered by the snapshot the caller restores from
-        if entries and entry.index <= entries[-1].index:
+        if kept and index <= kept[-1].index:
             # Raft §5.3: a conflicting entry replaces it and everything after it.
-            del entries[entry.index - entries[0].index :]
-        expected = entries[-1].index + 1 if entries else begin_index + 1
-        if entry.index != expected:
+            del kept[index - kept[0].index :]
+        expected = kept[-1].index + 1 if kept else begin_index + 1
+        if index != expected:
             raise _corrupt(
                 item.path,
                 item.offset,
-                f"entry index {entry.index} leaves a gap: expected {expected} "
+                f"entry index {index} leaves a gap: expected {expected} "
                 f"(entries after snapshot index {begin_index} are missing)",
             )
-        entries.append(entry)
+        kept.append(item)
+    entries: list[Entry] = []
+    for item in kept:
+        try:
+            entries.append(decode_entry(item.payload))
+        except PayloadError as err:
+            raise _corrupt(item.path, item.offset, str(err)) from None
     return entries

@@ -179,3 +179,27 @@ def test_unfinished_segment_file_from_a_crashed_cut_is_removed(tmp_path):
     wal.close()
     assert not os.path.exists(leftover)
     assert rec.entries == entries(1, 3)
+
+
+def test_replay_after_a_snapshot_keeps_exactly_the_entries_after_it(tmp_path):
+    # Entries a snapshot covers are checked but not decoded; what is kept must be what a
+    # full decode keeps, including a conflicting tail a new leader rewrote after it.
+    wal_dir = str(tmp_path / "wal")
+    with WAL.create(wal_dir, META) as wal:
+        wal.save(hs(40), entries(1, 40), must_sync=True)
+        wal.save_snapshot(WalSnapshot(30, 1))
+        wal.save(None, entries(41, 45), must_sync=True)
+        wal.save(hs(43, term=2), entries(43, 44, term=2), must_sync=True)  # replaces 43..45
+    wal, rec = WAL.open(wal_dir, snapshot=WalSnapshot(30, 1))
+    wal.close()
+    assert rec.entries == entries(31, 42) + entries(43, 44, term=2)
+    assert rec.hard_state == hs(43, term=2)
+
+
+def test_flipped_byte_in_an_entry_the_snapshot_covers_is_still_corruption(tmp_path, caplog):
+    wal_dir = str(tmp_path / "wal")
+    offsets, path = _record_offsets(wal_dir)
+    _flip(path, offsets[1] + HEADER_SIZE + 20)  # entry 2, below the start snapshot at 4
+    with caplog.at_level(logging.ERROR, logger="node.wal"), pytest.raises(WALCorruptError) as info:
+        WAL.open(wal_dir, snapshot=WalSnapshot(4, 1))
+    assert (info.value.path, info.value.offset) == (path, offsets[1])

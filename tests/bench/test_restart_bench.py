@@ -1,0 +1,207 @@
+"""`make bench`, restart run: kill -9 of all three members, then the time to the first write.
+
+For each size (RAFTMON_RESTART_KEYS, "10000,100000" by default; add 500000 when
+asked), a 3-member raftmon cluster and a 3-member etcd 3.4 cluster are loaded once
+with that many keys of 1 KiB values (etcd's default flags, a quota large enough for
+them). Then, for RAFTMON_RESTART_ROUNDS rounds, each side in turn (the order
+alternates, the other side is down meanwhile): every member is killed with SIGKILL,
+all three are started again, and a client per endpoint retries a put every few ms;
+the time from the start to the first acknowledged put is the measure. Printed: each
+round, the medians and their ratio, and raftmon's own break-down of the restart from
+its members' logs (the "member started" line each member writes once it serves).
+
+A benchmark: it asserts only that the restarts completed, never a timing.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import statistics
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from lab.cluster import LocalCluster
+from lab.etcd_cluster import EtcdCluster
+from lab.members import ProcessCluster
+from lab.procs import wait_until
+from tests.bench.test_scale_bench import _put_keys
+from tests.cluster.etcdjson import b64
+from tests.helpers import require_tool
+
+pytestmark = [pytest.mark.bench, pytest.mark.timeout(7200)]
+
+SIZES = [int(s) for s in os.environ.get("RAFTMON_RESTART_KEYS", "10000,100000").split(",") if s]
+ROUNDS = int(os.environ.get("RAFTMON_RESTART_ROUNDS", "3"))
+FLAGS = ["--quota-backend-bytes=8589934592"]  # 8 GiB: 500k keys of 1 KiB fit
+RETRY_SECONDS = 0.005  # a client's pause between two attempts at one endpoint
+FIRST_WRITE_TIMEOUT = 120.0  # bound on one restart
+
+
+def _try_put(url: str, body: bytes) -> bool:
+    """One put over a fresh connection; True when it was acknowledged."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=2.0)
+    try:
+        conn.request("POST", "/v3/kv/put", body, {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        answer = resp.read()
+        return resp.status == 200 and b'"header"' in answer
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def first_write_seconds(endpoints: list[str], started: float) -> float:
+    """Seconds from `started` until one of the clients (one per endpoint, each retrying
+    every RETRY_SECONDS) has a put acknowledged."""
+    body = json.dumps({"key": b64("restart/probe"), "value": b64("x")}).encode()
+    done = threading.Event()
+    first: list[float] = []
+    lock = threading.Lock()
+
+    def client(url: str) -> None:
+        deadline = started + FIRST_WRITE_TIMEOUT
+        while not done.is_set() and time.monotonic() < deadline:
+            if _try_put(url, body):
+                with lock:
+                    first.append(time.monotonic() - started)
+                done.set()
+                return
+            time.sleep(RETRY_SECONDS)
+
+    threads = [threading.Thread(target=client, args=(u,), daemon=True) for u in endpoints]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(FIRST_WRITE_TIMEOUT + 5)
+    if not first:
+        raise AssertionError(f"no put acknowledged within {FIRST_WRITE_TIMEOUT} s")
+    return min(first)
+
+
+def _kill_all(cluster: ProcessCluster[Any]) -> None:
+    for m in cluster.members:
+        cluster.kill(m.name)
+
+
+def _wait_all_answer(cluster: ProcessCluster[Any]) -> None:
+    cluster.wait_leader(timeout=FIRST_WRITE_TIMEOUT)
+    wait_until(
+        "every member answers",
+        lambda: all(cluster.status(m.name) for m in cluster.members),
+        FIRST_WRITE_TIMEOUT,
+        interval=0.1,
+    )
+
+
+def restart_once(cluster: ProcessCluster[Any]) -> tuple[float, float, dict[str, int]]:
+    """Start every (killed) member; the seconds to the first write, the wall-clock time of
+    the start and each member's log size before it (where this start's lines begin)."""
+    os.sync()  # the previous run's dirty pages are not written during this one
+    time.sleep(0.5)
+    offsets = {m.name: m.log_path.stat().st_size if m.log_path.exists() else 0
+               for m in cluster.members}  # fmt: skip
+    wall = time.time()
+    started = time.monotonic()
+    for m in cluster.members:
+        cluster.restart(m.name, wait=False)  # type: ignore[attr-defined]
+    seconds = first_write_seconds(cluster.endpoints, started)
+    _wait_all_answer(cluster)
+    time.sleep(1.0)  # settled: the next kill hits an idle cluster
+    _kill_all(cluster)
+    return seconds, wall, offsets
+
+
+# The lines a raftmon member writes while it starts, in order, as break-down phases.
+PHASES = {
+    "process started": "imports",
+    "backend opened": "store open",
+    "wal replayed": "wal replay",
+    "bootstrapped": "raft node",
+    "leader changed": "election",
+    "published local member to cluster through raft": "publish",
+    "serving": "listening",
+}
+
+
+def breakdown(cluster: LocalCluster, wall: float, offsets: dict[str, int]) -> dict[str, float]:
+    """Seconds from the start (`wall`) to each phase line, the slowest member's, plus the
+    seconds each phase took (its line's time minus the previous line's), on the members'
+    logs since `offsets`."""
+    at: dict[str, float] = {}
+    for m in cluster.members:
+        with open(m.log_path, "rb") as f:
+            f.seek(offsets.get(m.name, 0))
+            lines = f.read().decode(errors="replace").splitlines()
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            phase = PHASES.get(str(rec.get("msg")))
+            if phase is None or (phase == "election" and rec.get("new-leader") in (None, "0")):
+                continue
+            ts = datetime.fromisoformat(str(rec["ts"]).replace("Z", "+00:00")).timestamp()
+            key = f"{m.name} {phase}"
+            at.setdefault(key, ts - wall)  # the first time each member got there
+    out: dict[str, float] = {}
+    for phase in PHASES.values():
+        times = [v for k, v in at.items() if k.endswith(" " + phase)]
+        if times:
+            out[phase] = max(times)
+    return out
+
+
+def _load(cluster: ProcessCluster[Any], keys: int) -> None:
+    report = _put_keys(cluster.endpoints, keys, "restart/", clients=32)
+    assert report["failed"] == 0, report
+    _wait_all_answer(cluster)
+    time.sleep(2.0)
+    _kill_all(cluster)
+
+
+@pytest.mark.parametrize("keys", SIZES)
+def test_restart_raftmon_against_real_etcd(tmp_path: Path, keys: int) -> None:
+    etcd = require_tool("etcd")
+    ours = LocalCluster(tmp_path / "raftmon", 3, extra_args=FLAGS, fault_injection=False)
+    theirs = EtcdCluster(etcd, tmp_path / "etcd", 3, extra_args=FLAGS)
+    sides: dict[str, ProcessCluster[Any]] = {"raftmon": ours, "etcd": theirs}
+    times: dict[str, list[float]] = {"raftmon": [], "etcd": []}
+    phases: list[dict[str, float]] = []
+    try:
+        for cluster in sides.values():
+            cluster.start()
+            cluster.wait_leader(timeout=60)
+            _load(cluster, keys)
+        for i in range(ROUNDS):
+            order = ["raftmon", "etcd"] if i % 2 == 0 else ["etcd", "raftmon"]
+            for name in order:
+                seconds, wall, offsets = restart_once(sides[name])
+                times[name].append(seconds)
+                if name == "raftmon":
+                    phases.append(breakdown(ours, wall, offsets))
+                print(f"\nround {i + 1} {name} at {keys} keys: first write after {seconds:.3f} s",
+                      flush=True)  # fmt: skip
+    finally:
+        for cluster in sides.values():
+            cluster.stop()
+    r, e = statistics.median(times["raftmon"]), statistics.median(times["etcd"])
+    print(f"\nrestart run: {keys} keys of 1024 B, 3 members each, kill -9 all, {ROUNDS} rounds")
+    print(f"first write after restart (median): raftmon {r:.3f} s, etcd {e:.3f} s, "
+          f"ratio {r / e:.2f}x")  # fmt: skip
+    print(f"load average: {os.getloadavg()}")
+    print("raftmon break-down, seconds from the start to each line (slowest member, median):")
+    for phase in PHASES.values():
+        values = [p[phase] for p in phases if phase in p]
+        if values:
+            print(f"  {phase:<12} {statistics.median(values):.3f}")
+    assert len(times["raftmon"]) == len(times["etcd"]) == ROUNDS

@@ -1,0 +1,54 @@
+"""etcd's initial election tick advance (node/server/tick_advance.py), against a fake inbox.
+
+The ticks are advanced once more than one peer is connected, by election_ticks - 2, and
+through the inbox (the Ready loop feeds them to the core like the timer's); with fewer
+connected peers nothing is advanced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from node.server.tick_advance import advance_election_ticks
+
+
+class FakeInbox:
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.wake = asyncio.Event()
+
+
+async def test_ticks_advance_by_election_ticks_minus_two_once_two_peers_are_connected() -> None:
+    inbox = FakeInbox()
+    answers = iter([0, 1, 2])
+    advanced = await advance_election_ticks(
+        inbox,  # type: ignore[arg-type]
+        10,
+        lambda: next(answers),
+        wait_seconds=5.0,
+        poll_seconds=0.001,
+    )
+    assert advanced == 8
+    assert inbox.ticks == 8
+    assert inbox.wake.is_set()
+
+
+async def test_nothing_is_advanced_while_at_most_one_peer_is_connected() -> None:
+    inbox = FakeInbox()
+    polls: list[int] = []
+
+    def one_peer() -> int:
+        polls.append(1)
+        return 1
+
+    advanced = await advance_election_ticks(
+        inbox,  # type: ignore[arg-type]
+        10,
+        one_peer,
+        wait_seconds=0.05,
+        poll_seconds=0.005,
+    )
+    assert advanced == 0
+    assert inbox.ticks == 0
+    assert not inbox.wake.is_set()
+    assert len(polls) == 10  # it gave up after wait_seconds, as etcd after ConnReadTimeout
