@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from node.config import MemberConfig
 from node.mvcc import requests as rq
 from node.raft import Ready
 from node.raft.messages import Entry, HardState, Message, MessageType
@@ -27,6 +26,7 @@ from node.server import server as server_module
 from node.server.apply import Applier
 from node.transport import Transport
 from node.wal import WAL
+from tests.server.configs import fast_m1
 
 TERM = 1
 TIMEOUT = 10.0  # seconds: bound on every wait
@@ -77,19 +77,7 @@ async def member(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[EtcdServer, Leader, list[Event]]]:
     events: list[Event] = []
-    peers: dict[str, tuple[str, ...]] = {
-        "m1": ("http://127.0.0.1:9",),
-        "m2": ("http://127.0.0.1:10",),
-        "m3": ("http://127.0.0.1:11",),
-    }
-    cfg = MemberConfig(
-        name="m1",
-        data_dir=str(tmp_path / "m1"),
-        initial_cluster=peers,
-        initial_advertise_peer_urls=peers["m1"],
-        heartbeat_interval_ms=10,
-        election_timeout_ms=100,
-    )
+    cfg = fast_m1(tmp_path)
     ids = {spec.name: spec.member_id for spec in cfg.members}
     leader = Leader(ids["m2"], ids["m1"])
 

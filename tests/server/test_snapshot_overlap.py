@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from node.config import MemberConfig
 from node.raft.messages import Entry, HardState, Message, MessageType
 from node.server import EtcdServer
 from node.server import bootstrap as bootstrap_module
@@ -23,6 +22,7 @@ from node.server import server as server_module
 from node.server.apply import Applier
 from node.transport import Transport
 from node.wal import WAL
+from tests.server.configs import fast_m1
 
 TERM = 1
 TIMEOUT = 10.0  # seconds: bound on every wait
@@ -34,20 +34,8 @@ async def member(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[EtcdServer, int, list[str]]]:
     events: list[str] = []
-    peers: dict[str, tuple[str, ...]] = {
-        "m1": ("http://127.0.0.1:9",),
-        "m2": ("http://127.0.0.1:10",),
-        "m3": ("http://127.0.0.1:11",),
-    }
-    cfg = MemberConfig(
-        name="m1",
-        data_dir=str(tmp_path / "m1"),
-        initial_cluster=peers,
-        initial_advertise_peer_urls=peers["m1"],
-        heartbeat_interval_ms=10,
-        election_timeout_ms=100,
-        snapshot_count=FIRST_INDEX,  # the leader's first entry makes a snapshot due
-    )
+    # the leader's first entry makes a snapshot due
+    cfg = fast_m1(tmp_path, snapshot_count=FIRST_INDEX)
 
     class RecordingWAL(WAL):
         def save(
