@@ -40,8 +40,11 @@ class ProcessMember:
         return tail(self.log_path, lines)
 
 
-def placement_flags(m: ProcessMember, initial_cluster: str, token: str) -> list[str]:
-    """etcd's flags that name a new member, its data dir, its URLs and its cluster."""
+def placement_flags(
+    m: ProcessMember, initial_cluster: str, token: str, state: str = "new"
+) -> list[str]:
+    """etcd's flags that name a member, its data dir, its URLs and its cluster (`state`:
+    "new" for a member of a new cluster, "existing" for one joining a running cluster)."""
     return [
         f"--name={m.name}",
         f"--data-dir={m.data_dir}",
@@ -51,7 +54,7 @@ def placement_flags(m: ProcessMember, initial_cluster: str, token: str) -> list[
         f"--initial-advertise-peer-urls={m.peer_url}",
         f"--initial-cluster={initial_cluster}",
         f"--initial-cluster-token={token}",
-        "--initial-cluster-state=new",
+        f"--initial-cluster-state={state}",
     ]
 
 

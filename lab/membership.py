@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from lab.certs import issue
 from lab.children import spawn
 from lab.etcd_cluster import EtcdCluster, EtcdMember
+from lab.members import placement_flags
 from lab.procs import WaitTimeout, free_ports, http_json, wait_until
 
 if TYPE_CHECKING:
@@ -224,17 +225,7 @@ def initial_cluster_for(new: Member, new_name: str, members: list[Member]) -> st
 
 def join_flags(m: ProcessMember, initial_cluster: str, token: str) -> list[str]:
     """etcd's flags for a member joining a running cluster (fresh data dir, same token)."""
-    return [
-        f"--name={m.name}",
-        f"--data-dir={m.data_dir}",
-        f"--listen-client-urls={m.client_url}",
-        f"--advertise-client-urls={m.client_url}",
-        f"--listen-peer-urls={m.peer_url}",
-        f"--initial-advertise-peer-urls={m.peer_url}",
-        f"--initial-cluster={initial_cluster}",
-        f"--initial-cluster-token={token}",
-        "--initial-cluster-state=existing",
-    ]
+    return placement_flags(m, initial_cluster, token, state="existing")
 
 
 # ---- the operator's procedures on a cluster of processes --------------------------------------
