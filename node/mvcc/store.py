@@ -57,6 +57,7 @@ from node.mvcc import compaction, schema
 from node.mvcc import members as members_table
 from node.mvcc import quota as q
 from node.mvcc import requests as rq
+from node.mvcc.checkpointer import BackgroundCheckpointer
 from node.mvcc.codec import decode_request
 from node.mvcc.kv import HistoryQuery, KVState, Reader, WriteTxn
 from node.mvcc.observer import NULL_BACKEND_OBSERVER, BackendObserver
@@ -231,6 +232,7 @@ class KVStore:
         # writers for as long as it runs) and by each compaction batch, which skips its
         # turn rather than wait: a batch that waited past busy_timeout would fail.
         self._checkpoint_gate = threading.Lock()
+        self._checkpointer = BackgroundCheckpointer(path)
         # Damage seen by a read (now or by a previous run, which left a mark): reads
         # then run outside the open batch (see `_reading`).
         self._damaged = os.path.exists(self._damage_mark)
@@ -292,6 +294,7 @@ class KVStore:
         return store
 
     def close(self) -> None:
+        self._checkpointer.close()
         with self._lock:
             if self._conn is not None:
                 self._commit_batch()
@@ -670,6 +673,7 @@ class KVStore:
         self._batch_entries = 0
         self.commits += 1
         self.hooks.on_commit(time.perf_counter() - started)
+        self._checkpointer.committed()
 
     def _apply_entry(
         self, conn: sqlite3.Connection, index: int, request_id: int, req: Any, fx: _Effects
@@ -1000,7 +1004,9 @@ class KVStore:
         VACUUM in WAL mode writes the new image through SQLite's WAL, so a
         TRUNCATE checkpoint follows to give the space back to the filesystem.
         """
-        with self._lock:
+        # The background checkpoint waits: SQLite runs one checkpoint at a time, and a
+        # TRUNCATE that found it running would leave the VACUUM's WAL on disk.
+        with self._lock, self._checkpointer.paused():
             conn = self._db()
             self._commit_batch()  # VACUUM cannot run inside a transaction
             started = time.perf_counter()
@@ -1022,7 +1028,7 @@ class KVStore:
         segments, after `commit()`: then entries up to applied_index() are needed
         nowhere else. (It waits for an open batch's commit: call `commit()` first.)
         """
-        with self._checkpoint_gate:
+        with self._checkpoint_gate, self._checkpointer.paused():  # one checkpoint at a time
             conn = sqlite3.connect(self.path, isolation_level=None)
             try:
                 conn.execute("PRAGMA busy_timeout=10000")
@@ -1091,10 +1097,11 @@ class KVStore:
                 src = self.path + ".restore"
                 shutil.copyfile(path, src)
                 fsync_file(src)
-            for suffix in ("-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(self.path + suffix)
-            os.replace(src, self.path)
+            with self._checkpointer.paused():  # no checkpoint has the files open
+                for suffix in ("-wal", "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(self.path + suffix)
+                os.replace(src, self.path)
             fsync_dir(os.path.dirname(os.path.abspath(self.path)))
             self._conn = schema.connect(self.path)
             self._page_size = int(self._conn.execute("PRAGMA page_size").fetchone()[0])

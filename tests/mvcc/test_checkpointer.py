@@ -1,0 +1,76 @@
+"""SQLite checkpoints leave the commit path: a thread of their own copies the WAL into
+the database file, and every explicit checkpoint, defrag and restore still completes."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from node.mvcc import requests as rq
+from node.mvcc.checkpointer import BackgroundCheckpointer
+from node.mvcc.store import KVStore
+from tests.mvcc.conftest import Log
+
+WAIT_SECONDS = 10.0  # bound on every wait for the thread
+
+
+def wal_frames_left(db_path: str) -> int:
+    """Frames of SQLite's WAL not yet copied into the database file (a PASSIVE look)."""
+    with sqlite3.connect(db_path) as conn:
+        _busy, log_frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(log_frames) - int(done)
+
+
+def test_a_commit_runs_no_checkpoint_itself(db_path: str) -> None:
+    store = KVStore.open(db_path)
+    try:
+        conn = store._db()
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    finally:
+        store.close()
+
+
+def test_the_thread_checkpoints_after_commits_and_stops_on_close(db_path: str) -> None:
+    store = KVStore.open(db_path)
+    raft = Log(store)
+    for i in range(50):
+        raft.apply(rq.PutRequest(b"k%d" % i, b"v" * 1000))  # batch_interval 0: a commit each
+    checkpointer = store._checkpointer
+    deadline = time.monotonic() + WAIT_SECONDS
+    while checkpointer.checkpoints == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert checkpointer.checkpoints >= 1
+    thread = checkpointer._thread
+    store.close()
+    assert thread is not None
+    assert not thread.is_alive()
+
+
+def test_close_while_a_checkpoint_is_due_returns(tmp_path: Path) -> None:
+    path = str(tmp_path / "db")
+    sqlite3.connect(path).close()
+    checkpointer = BackgroundCheckpointer(path, interval=0.0)
+    for _ in range(100):
+        checkpointer.committed()
+    checkpointer.close()
+    assert checkpointer._thread is None
+
+
+def test_explicit_checkpoint_defrag_and_restore_complete_beside_the_thread(
+    db_path: str, tmp_path: Path
+) -> None:
+    store = KVStore.open(db_path)
+    raft = Log(store)
+    for i in range(200):
+        raft.apply(rq.PutRequest(b"k%d" % (i % 20), b"v" * 2000))
+    store.checkpoint_durable()  # raises if a checkpoint found another running
+    assert wal_frames_left(db_path) == 0
+    raft.apply(rq.CompactionRequest(store.current_revision()))
+    store.defragment()
+    image = str(tmp_path / "image.db")
+    store.commit()
+    store.backup(image)
+    store.restore_from(image)
+    assert store.range(rq.RangeRequest(b"k", b"l", count_only=True)).count == 20
+    store.close()
