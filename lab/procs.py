@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -55,11 +56,38 @@ class Running:
         self.stop()
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """`count` distinct TCP ports that were free a moment ago (held together while chosen)."""
-    socks: list[socket.socket] = []
+def _ephemeral_low() -> int:
+    """The first port the kernel hands to outgoing connections (Linux: 32768)."""
     try:
-        for _ in range(count):
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct TCP ports that were free a moment ago (held together while chosen).
+
+    Chosen at random below the kernel's ephemeral range: a port the kernel picks for
+    bind(0) is one it may also give to any outgoing connection before our server binds
+    it (an etcd member once failed "bind: address already in use" that way); ports
+    below the range are never taken by a connect(). Falls back to bind(0).
+    """
+    socks: list[socket.socket] = []
+    low = _ephemeral_low()
+    candidates = random.sample(range(max(1024, low - 12_000), low), k=min(4 * count + 64, 4096))
+    try:
+        for port in candidates:
+            if len(socks) == count:
+                break
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                sock.close()
+                continue
+            socks.append(sock)
+        while len(socks) < count:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind((host, 0))
             socks.append(sock)
