@@ -56,26 +56,36 @@ class Running:
         self.stop()
 
 
-def _ephemeral_low() -> int:
-    """The first port the kernel hands to outgoing connections (Linux: 32768)."""
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel hands to outgoing connections (Linux default: 32768-60999)."""
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
+            low, high = (int(part) for part in f.read().split()[:2])
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _ports_outside_ephemeral_range() -> list[int]:
+    """Unprivileged ports no connect() is given: some below the range, all above it."""
+    low, high = _ephemeral_range()
+    below = range(max(1024, low - 12_000), max(1024, low))
+    above = range(min(high + 1, 65536), 65536)
+    return [*below, *above]
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     """`count` distinct TCP ports that were free a moment ago (held together while chosen).
 
-    Chosen at random below the kernel's ephemeral range: a port the kernel picks for
+    Chosen at random outside the kernel's ephemeral range: a port the kernel picks for
     bind(0) is one it may also give to any outgoing connection before our server binds
     it (an etcd member once failed "bind: address already in use" that way); ports
-    below the range are never taken by a connect(). Falls back to bind(0).
+    outside the range are never taken by a connect(). Falls back to bind(0) when the
+    range leaves too few ports outside it (a machine may hand out 1024-65535).
     """
     socks: list[socket.socket] = []
-    low = _ephemeral_low()
-    candidates = random.sample(range(max(1024, low - 12_000), low), k=min(4 * count + 64, 4096))
+    outside = _ports_outside_ephemeral_range()
+    candidates = random.sample(outside, k=min(4 * count + 64, len(outside)))
     try:
         for port in candidates:
             if len(socks) == count:

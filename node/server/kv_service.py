@@ -441,15 +441,24 @@ class KVService:
 
     async def member_promote(self, member_id: int) -> None:
         """etcd's MemberPromote: only the leader knows whether the learner caught up, so
-        a follower forwards the call to it."""
+        a follower forwards the call to it, then waits until it applied the promotion
+        itself: a member list asked of this member next shows the promoted member."""
         self.refuse_on_learner()
         deadline = self._deadline()
         while not self.server.is_leader:
             path = "/v3/cluster/member/promote"
             if await self._forward(path, {"ID": str(member_id)}, deadline) is not None:
+                await self._catch_up_with_leader(deadline)
                 return
         progress = {peer: p[0] for peer, p in self.server.status().progress.items()}
         await self.server.reconfig.promote(member_id, progress)
+
+    async def _catch_up_with_leader(self, deadline: float) -> None:
+        """Wait (until `deadline`) to apply what the leader committed. The change is
+        made whether or not this member catches up in time, so its answer stands."""
+        remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+        with contextlib.suppress(asyncio.TimeoutError, E.EtcdError):
+            await asyncio.wait_for(self.server.read_barrier(), remaining)
 
     def refuse_on_learner(self, *, serializable_read: bool = False) -> None:
         """etcd 3.4 serves a learner's clients Status, serializable ranges and the member
