@@ -357,10 +357,24 @@ class MembershipOps:
         return int(st.get("raftIndex", 0))
 
     def promote(self, name: str, timeout: float = 60.0) -> int:
-        """`member promote`, retried while the learner catches up; returns the refusals."""
+        """`member promote`, retried while the learner catches up; returns the refusals.
+
+        Returns once the member list read next lists it as a voter: the member that
+        answered the call may not have applied the promotion yet (etcd 3.4 forwards a
+        follower's promote to the leader and answers when the leader has).
+        """
+        started = time.monotonic()
+        member_id = self.member_id(name)
         _, refused = promote_member(
-            self.live_endpoints(), self.member_id(name), timeout=timeout, context=self._client_ssl
+            self.live_endpoints(), member_id, timeout=timeout, context=self._client_ssl
         )
+
+        def voter() -> bool | None:
+            listed = {m.id: m for m in self.member_list()}
+            return True if member_id in listed and not listed[member_id].is_learner else None
+
+        left = max(1.0, timeout - (time.monotonic() - started))
+        wait_until(f"{name} is listed as a voter", voter, left, interval=0.1)
         return refused
 
     def remove(self, name: str) -> None:
