@@ -673,6 +673,7 @@ class KVStore:
         self._batch_entries = 0
         self.commits += 1
         self.hooks.on_commit(time.perf_counter() - started)
+        self._checkpointer.finish_on_writer(conn)
         self._checkpointer.committed()
 
     def _apply_entry(
