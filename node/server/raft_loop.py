@@ -228,6 +228,7 @@ class RaftLoop:
                 # One turn of the loop: the answered handlers write their responses
                 # now, before the commit-index save and the sends below.
                 await asyncio.sleep(0)
+            self._applier.observe()  # the apply metrics, after the answers
         if not rd.must_sync and not rd.entries and rd.hard_state is not None:
             # Only the commit index moved: a small write with no fsync (etcd's MustSync
             # rule), after the apply, so the answers do not wait for it.
