@@ -3,6 +3,8 @@
 Entries are applied into the backend's open SQLite batch on the loop thread, after
 they are durable here (the Ready loop's order). Each result answers its proposal;
 the batch's time is reported once, and shared out per request under etcd's `op`.
+The reports wait for `observe`, which the Ready loop calls once the answers have left:
+the histograms are not on a client's path.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ class Applier:
         # Committed entries held back while a defragment holds the store (they are
         # durable in the WAL); applied in order by `resume`, before any newer ones.
         self._deferred: list[Entry] = []
+        # Applies not yet reported: (each batch's results and seconds), each apply's seconds.
+        self._unobserved_batches: list[tuple[list[ApplyResult], float]] = []
+        self._unobserved_applies: list[float] = []
 
     def refresh_db_size(self) -> None:
         """Re-read the database size if the backend committed since it was last read."""
@@ -102,6 +107,7 @@ class Applier:
         while self._deferred and not self._kv.defragmenting:
             batch, self._deferred = self._deferred[:chunk], self._deferred[chunk:]
             self._apply_now(batch)
+            self.observe()
             await asyncio.sleep(0)
 
     def _apply_now(self, committed: list[Entry]) -> None:
@@ -128,7 +134,17 @@ class Applier:
                 "apply request took too long",
                 extra={"fields": {"took": f"{took:.3f}s", "entries": len(batch)}},
             )
-        self._observer.on_apply(took)
+        self._unobserved_applies.append(took)
+
+    def observe(self) -> None:
+        """Report the applies since the last call (etcd_server_apply_duration_seconds, the
+        lease gauges, the apply histogram); the Ready loop calls it after the answers left."""
+        batches, self._unobserved_batches = self._unobserved_batches, []
+        for results, seconds in batches:
+            self._observe_applied(results, seconds)
+        applies, self._unobserved_applies = self._unobserved_applies, []
+        for took in applies:
+            self._observer.on_apply(took)
 
     def _apply_batch(self, batch: list[tuple[int, bytes]], started: float) -> None:
         if not batch:
@@ -138,7 +154,7 @@ class Applier:
         self.applied_index = batch[-1][0]
         self.refresh_db_size()
         if results:
-            self._observe_applied(results, time.perf_counter() - started)
+            self._unobserved_batches.append((results, time.perf_counter() - started))
             if self.on_member_attributes is not None:
                 for result in results:
                     if type(result.request) is rq.MemberAttrRequest and result.error is None:

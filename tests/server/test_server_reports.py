@@ -107,12 +107,36 @@ def test_a_failed_apply_is_timed_under_its_op_with_success_false(server: EtcdSer
         Entry(term=1, index=2, data=encode_request(2, rq.PutRequest(key=b"k", value=b"v"))),
     ]
     server.applier.apply(entries)
+    server.applier.observe()  # the Ready loop reports applies once the answers have left
     count = "etcd_server_apply_duration_seconds_count"
     assert sample(server, count, version="v3", op="LeaseRevoke", success="false") == 1
     assert sample(server, count, version="v3", op="LeaseRevoke", success="true") == 0
     assert sample(server, count, version="v3", op="Put", success="true") == 1
     # an unknown lease was not revoked: the revoke counter only counts real revokes
     assert sample(server, "etcd_debugging_lease_revoked_total") == 0
+
+
+async def test_an_apply_is_reported_only_after_its_client_was_answered(server: EtcdServer) -> None:
+    """The apply histograms are recorded by `observe`, after the waiting client's future is
+    resolved: the client's answer does not wait for the metrics."""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[object] = loop.create_future()
+    server.proposals.waiters[7] = waiter
+    assert isinstance(server.observer, MemberMetrics)
+    registry = server.observer.registry
+
+    def puts_timed() -> float:
+        labels = {"version": "v3", "op": "Put", "success": "true"}
+        return registry.get_sample_value("etcd_server_apply_duration_seconds_count", labels) or 0
+
+    put = encode_request(7, rq.PutRequest(b"k", b"v"))
+    server.applier.apply([Entry(term=1, index=1, data=put)])
+    assert waiter.done()
+    assert puts_timed() == 0
+    server.applier.observe()
+    assert puts_timed() == 1
+    server.applier.observe()  # reported once
+    assert puts_timed() == 1
 
 
 # ---- the request-timeout message (etcd's parseProposeCtxErr) ---------------------------

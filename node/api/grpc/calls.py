@@ -128,6 +128,7 @@ class Calls(Generic[RpcT, DurationT]):
                 metrics.request_started(rpc, request.ByteSize())
                 reply = await body(request)
                 sent = await stream.send_message(reply)
+                stream.finish()  # the answer leaves before its metrics are recorded
             except asyncio.CancelledError:
                 code = GrpcCode.CANCELED
                 raise

@@ -61,6 +61,7 @@ QUEUED_MESSAGES = 16  # a stream's unread messages before its window stops being
 MAX_STREAMS = 4096  # concurrent streams per connection (etcd's clients use a few)
 # the request metadata a handler may read: etcd's rpctypes keys (clientv3 WithRequireLeader)
 METADATA_KEPT = frozenset({b"hasleader"})
+DECODED_BLOCKS = 64  # distinct all-indexed header blocks remembered per connection
 
 
 class GrpcFailure(Exception):
@@ -239,6 +240,10 @@ class GrpcStream:
             raise StopAsyncIteration
         return message
 
+    def finish(self) -> None:
+        """End the call now with status OK: the reply and the trailers leave in one write."""
+        self._conn.finish(self)
+
     async def send_message(self, message: Any) -> int:
         """Send one reply; waits while the client's windows or the socket are full.
 
@@ -268,6 +273,8 @@ class GrpcConnection(asyncio.Protocol):
         self._inbox = bytearray()
         self._preface_seen = False
         self._decoder = Decoder()
+        # all-indexed header block -> its headers, valid while the dynamic table is unchanged
+        self._decoded: dict[bytes, list[Any]] = {}
         self._streams: dict[int, GrpcStream] = {}
         self._header_block: tuple[int, int, bytearray] | None = None  # (stream, flags, block)
         self._out: list[bytes] = []
@@ -416,9 +423,32 @@ class GrpcConnection(asyncio.Protocol):
             self._header_block = None
             self._on_header_block(stream_id, pending[1], bytes(pending[2]))
 
+    def _decode_headers(self, block: bytes) -> list[Any]:
+        """The header list of `block`, decoded once per distinct block while it means the same.
+
+        A client repeating a call sends, after its first, a block made only of indexed
+        fields (each byte >= 0x80, RFC 7541 6.1: a 1-byte index); such a block never
+        changes the decoder's dynamic table, so while the table is unchanged the same
+        bytes decode to the same list. Any other block may change the table, so it
+        empties the cache. Saves the decode (~20 µs, most of a call's parsing) per call.
+        """
+        cache = self._decoded
+        cached = cache.get(block)
+        if cached is not None:
+            return cached
+        all_indexed = min(block, default=0) > 0x80  # 0x80 alone is index 0: an error
+        if not all_indexed:
+            cache.clear()
+        headers = list(self._decoder.decode(block, raw=True))  # (name, value) pairs, as bytes
+        if all_indexed:
+            if len(cache) >= DECODED_BLOCKS:
+                cache.clear()
+            cache[block] = headers
+        return headers
+
     def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
         try:
-            headers = self._decoder.decode(block, raw=True)
+            headers = self._decode_headers(block)
         except HPACKError:
             self._fail(0x9)  # COMPRESSION_ERROR: the decoder's state is lost
             return
@@ -502,6 +532,14 @@ class GrpcConnection(asyncio.Protocol):
         except Exception:
             log.exception("gRPC handler failed")
             code, message = 13, "internal error"
+        self.finish(stream, code, message)
+
+    def finish(self, stream: GrpcStream, code: int = 0, message: str = "") -> None:
+        """End the call with its status and write it out now (once; later calls do nothing).
+
+        A unary handler ends its call as soon as its reply is queued, so the answer
+        leaves before the call's metrics are recorded; `_run` ends every other call.
+        """
         if self._closed or self._streams.get(stream.id) is not stream:
             return
         del self._streams[stream.id]
