@@ -37,7 +37,8 @@ def tune_after_start() -> None:
     # time); what start-up left as cyclic garbage is small and stays in the frozen heap.
     gc.freeze()  # O(1): the generations' lists are spliced onto the permanent one
     gc.set_threshold(YOUNG_THRESHOLD, *OLDER_THRESHOLDS)
-    log.debug(
-        "garbage collector tuned",
-        extra={"fields": {"frozen": gc.get_freeze_count(), "threshold": gc.get_threshold()}},
-    )
+    if log.isEnabledFor(logging.DEBUG):  # get_freeze_count walks every frozen object
+        log.debug(
+            "garbage collector tuned",
+            extra={"fields": {"frozen": gc.get_freeze_count(), "threshold": gc.get_threshold()}},
+        )

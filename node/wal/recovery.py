@@ -142,6 +142,52 @@ def _first_nonzero(data: bytes, start: int) -> int:
     return start + (len(tail) - len(tail.lstrip(b"\x00")))
 
 
+# The step of the backward search for a segment's zero tail, and the zeros it compares to.
+ZERO_TAIL_CHUNK = 1 << 20
+_ZEROS = bytes(ZERO_TAIL_CHUNK)
+
+
+def read_to_zero_tail(path: str) -> tuple[bytes, int]:
+    """A segment's bytes up to its zero tail, and the file's size: every byte of the file
+    at or after the returned bytes' end is zero.
+
+    A segment is preallocated (64 MB) and filled from the front, so most of the last one
+    is zeros. Reading all of it and counting its zeros was ~0.1 s of CPU on every start
+    (three members on two cores pay it at once); comparing it from the end, a chunk at a
+    time in one reused buffer, costs a few ms, and only the written part is read. The
+    zero check is the same as before: a non-zero byte anywhere is within what is returned.
+    """
+    with open(path, "rb", buffering=0) as fh:
+        fd = fh.fileno()
+        file_size = os.fstat(fd).st_size
+        buf = bytearray(ZERO_TAIL_CHUNK)
+        zeros = _ZEROS if len(_ZEROS) == ZERO_TAIL_CHUNK else bytes(ZERO_TAIL_CHUNK)
+        end = file_size
+        while end > 0:
+            lo = max(0, end - ZERO_TAIL_CHUNK)
+            want = end - lo
+            got = os.preadv(fd, [buf if want == len(buf) else memoryview(buf)[:want]], lo)
+            if got != want:
+                break  # a short read: take the file from here on as written bytes
+            if (buf != zeros) if want == len(buf) else (buf[:want] != zeros[:want]):
+                break  # written bytes in this chunk
+            end = lo
+        if end == file_size:
+            return fh.read(), file_size
+        data = os.pread(fd, end, 0) if end else b""
+        return data, file_size
+
+
+def _bytes_needed(data: bytes, offset: int, file_size: int) -> int:
+    """How far into the file the record at `offset` reads: its header, and the payload its
+    header's length claims (bounded by the file's size)."""
+    need = offset + HEADER_SIZE
+    if need <= len(data):
+        (length, _, _) = HEADER.unpack_from(data, offset)
+        need += length
+    return min(need, file_size)
+
+
 def scan(directory: str, start: WalSnapshot | None = None) -> Scan:
     """Read every segment in `directory`; raise WALCorruptError on anything but a torn tail.
 
@@ -166,8 +212,7 @@ def scan(directory: str, start: WalSnapshot | None = None) -> Scan:
 
     for number, name in enumerate(names):
         path = os.path.join(directory, name.filename)
-        with open(path, "rb") as fh:
-            data = fh.read()
+        data, file_size = read_to_zero_tail(path)
         view = memoryview(data)
         size = len(data)
         is_last = number == len(names) - 1
@@ -195,6 +240,15 @@ def scan(directory: str, start: WalSnapshot | None = None) -> Scan:
                     positioned.append(_Positioned(index, view[body:end], path, offset))
                     max_index = max(max_index, index)
                     offset = end
+                    continue
+            if size < file_size:
+                need = _bytes_needed(data, offset, file_size)
+                if need > size:
+                    # This record (or header) runs into the zero tail left unread: what
+                    # it reads there are the zeros the file holds (a rare path).
+                    data += bytes(need - size)
+                    view = memoryview(data)
+                    size = len(data)
                     continue
             fr = read_frame(data, offset)
             if fr.status is FrameStatus.END:
