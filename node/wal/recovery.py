@@ -113,6 +113,7 @@ _ENTRY_TYPE_OFFSET = 16
 _ENTRY_TYPES = frozenset(int(t) for t in EntryType)
 _ENTRY_HEAD = 17
 _ENTRY_RECORD = int(RecordType.ENTRY)
+_HEADER_AND_CRC = struct.Struct("<" + HEADER.format.lstrip("<") + HEADER_CRC.format.lstrip("<"))
 
 
 @dataclass(slots=True)
@@ -225,20 +226,20 @@ def scan(directory: str, start: WalSnapshot | None = None) -> Scan:
             # a torn or damaged record) goes to read_frame below, as before.
             body = offset + HEADER_SIZE
             if not first and body <= size:
-                length, rtype, payload_crc = HEADER.unpack_from(data, offset)
+                length, rtype, payload_crc, head_crc = _HEADER_AND_CRC.unpack_from(data, offset)
                 end = body + length
                 if (
                     rtype == _ENTRY_RECORD
                     and length >= _ENTRY_HEAD
                     and end <= size
-                    and HEADER_CRC.unpack_from(data, body - HEADER_CRC.size)[0]
-                    == zlib.crc32(view[offset : body - HEADER_CRC.size])
+                    and head_crc == zlib.crc32(view[offset : body - HEADER_CRC.size])
                     and zlib.crc32(view[body:end]) == payload_crc
                     and data[body + _ENTRY_TYPE_OFFSET] in _ENTRY_TYPES
                 ):
                     (index,) = _ENTRY_INDEX.unpack_from(data, body + _ENTRY_INDEX_OFFSET)
                     positioned.append(_Positioned(index, view[body:end], path, offset))
-                    max_index = max(max_index, index)
+                    if index > max_index:
+                        max_index = index
                     offset = end
                     continue
             if size < file_size:
