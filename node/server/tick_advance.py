@@ -28,7 +28,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WAIT_SECONDS = 5.0  # etcd's rafthttp.ConnReadTimeout
-POLL_SECONDS = 0.05
+# etcd looks every 50 ms; a look is one count of the peers' streams, so this looks every
+# 10 ms: after a restart of every member the advance (and so the first election) came
+# on average 25 ms after the last peer connected, now 5 ms.
+POLL_SECONDS = 0.01
 
 
 async def advance_election_ticks(
