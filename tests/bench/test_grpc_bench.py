@@ -23,8 +23,7 @@ from typing import Any
 
 import pytest
 
-from lab.cluster import LocalCluster
-from lab.etcd_cluster import EtcdCluster
+from tests.bench.sides import raftmon_and_etcd
 from tests.bench.test_cluster_bench import cpu_seconds, p
 from tests.helpers import require_tool
 
@@ -88,30 +87,20 @@ def test_raftmon_against_real_etcd_over_grpc(tmp_path: Path) -> None:
     runs: dict[tuple[str, str, int], list[dict[str, Any]]] = {
         (side, workload, clients): [] for side in "re" for workload, clients in CASES
     }
-    with LocalCluster(tmp_path / "raftmon", 3) as ours:
-        ours.wait_leader()
-        theirs = EtcdCluster(etcd, tmp_path / "etcd", 3)
-        theirs.start()
-        try:
-            theirs.wait_leader()
-            sides = {
-                "r": (ours.endpoints, [m.proc.pid for m in ours.members if m.proc is not None]),
-                "e": (theirs.endpoints, [m.proc.pid for m in theirs.members if m.proc]),
-            }
-            for endpoints, pids in sides.values():  # the gets' keys, written once, not timed
-                total = [f"--total={KEY_SPACE['range']}"]
-                grpc_load(endpoints, pids, "range", 16, total, ("--prefill=true",))
-            for i in range(ROUNDS):
-                # Alternate who goes first, so drift in machine load hits both sides alike.
-                order = "re" if i % 2 == 0 else "er"
-                for workload, clients in CASES:
-                    for side in order:
-                        endpoints, pids = sides[side]
-                        runs[side, workload, clients].append(
-                            measure(endpoints, pids, workload, clients)
-                        )
-        finally:
-            theirs.stop()
+    with raftmon_and_etcd(tmp_path, etcd) as named:
+        sides = {"r": named["raftmon"], "e": named["etcd"]}
+        for endpoints, pids in sides.values():  # the gets' keys, written once, not timed
+            total = [f"--total={KEY_SPACE['range']}"]
+            grpc_load(endpoints, pids, "range", 16, total, ("--prefill=true",))
+        for i in range(ROUNDS):
+            # Alternate who goes first, so drift in machine load hits both sides alike.
+            order = "re" if i % 2 == 0 else "er"
+            for workload, clients in CASES:
+                for side in order:
+                    endpoints, pids = sides[side]
+                    runs[side, workload, clients].append(
+                        measure(endpoints, pids, workload, clients)
+                    )
 
     print(f"\ngRPC, median of {ROUNDS} interleaved rounds of {DURATION} s each")
     print(

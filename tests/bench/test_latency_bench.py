@@ -7,7 +7,7 @@ cluster; `RAFTMON_LATENCY_BASELINE=<checkout>` adds a 3-member cluster of that c
 code (its `.venv`, started with its own `python -m lab cluster`), so a before/after
 comparison shares the box's load. Rounds rotate who goes first; medians are printed with
 the servers' CPU per put and the load average at each run. Numbers only: it asserts that
-the runs completed, never a timing. Run it under `flock /work/bench.lock` on a shared box.
+the runs completed, never a timing. On a shared box, run one benchmark at a time.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from typing import Any
 
 import pytest
 
-from lab.cluster import LocalCluster
-from lab.etcd_cluster import EtcdCluster
+from tests.bench.sides import raftmon_and_etcd
 from tests.bench.test_grpc_bench import grpc_load, median
 from tests.helpers import require_tool
 
@@ -80,25 +79,14 @@ RUNS = (ROUNDS + ROUNDS_64) * (3 if BASELINE else 2)
 @pytest.mark.timeout(300 + RUNS * (float(SECONDS) + 15))
 def test_single_client_put_latency_against_etcd(tmp_path: Path) -> None:
     etcd = require_tool("etcd")
-    with LocalCluster(tmp_path / "ours", 3) as ours:
-        ours.wait_leader()
-        theirs = EtcdCluster(etcd, tmp_path / "etcd", 3)
-        theirs.start()
-        try:
-            theirs.wait_leader()
-            sides = {
-                "raftmon": (ours.endpoints, [m.proc.pid for m in ours.members if m.proc]),
-                "etcd": (theirs.endpoints, [m.proc.pid for m in theirs.members if m.proc]),
-            }
-            if BASELINE:
-                with baseline_cluster(BASELINE, tmp_path / "baseline") as before:
-                    time.sleep(1.0)
-                    sides["baseline"] = before
-                    runs = _rounds(sides)
-            else:
+    with raftmon_and_etcd(tmp_path, etcd) as sides:
+        if BASELINE:
+            with baseline_cluster(BASELINE, tmp_path / "baseline") as before:
+                time.sleep(1.0)
+                sides["baseline"] = before
                 runs = _rounds(sides)
-        finally:
-            theirs.stop()
+        else:
+            runs = _rounds(sides)
     _print(runs)
     assert all(r["succeeded"] > 0 for v in runs.values() for r in v)
 

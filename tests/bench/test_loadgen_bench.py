@@ -38,8 +38,7 @@ from typing import Any
 import pytest
 
 from lab.children import spawn
-from lab.cluster import LocalCluster
-from lab.etcd_cluster import EtcdCluster
+from tests.bench.sides import raftmon_and_etcd
 from tests.bench.test_cluster_bench import cpu_seconds, p
 from tests.helpers import free_port, require_tool
 from tests.loadgen.conftest import run_load
@@ -157,33 +156,22 @@ def test_bench_generator_cpu_per_request_against_real_clusters(tmp_path: Path) -
     etcd = require_tool("etcd")
     versions = ["ours", *(["baseline"] if BASELINE else [])]
     runs: dict[tuple[str, str, str, str, int], list[dict[str, Any]]] = {}
-    with LocalCluster(tmp_path / "raftmon", 3) as ours:
-        ours.wait_leader()
-        theirs = EtcdCluster(etcd, tmp_path / "etcd", 3)
-        theirs.start()
-        try:
-            theirs.wait_leader()
-            sides = {
-                "raftmon": (ours.endpoints, [m.proc.pid for m in ours.members if m.proc]),
-                "etcd": (theirs.endpoints, [m.proc.pid for m in theirs.members if m.proc]),
-            }
-            for endpoints, pids in sides.values():  # the ranges' keys, written once
-                load_run("ours", endpoints, pids, "grpc", "range", 16, ("--total=1000",))
-            for i in range(ROUNDS):
-                for protocol in ("http", "grpc"):
-                    for workload, clients in CASES:
-                        # Alternate who goes first, so drift in load hits every side alike.
-                        order = list(sides) if i % 2 == 0 else list(reversed(sides))
-                        for side in order:
-                            for version in versions if i % 2 == 0 else reversed(versions):
-                                endpoints, pids = sides[side]
-                                runs.setdefault(
-                                    (version, side, protocol, workload, clients), []
-                                ).append(
-                                    load_run(version, endpoints, pids, protocol, workload, clients)
-                                )
-        finally:
-            theirs.stop()
+    with raftmon_and_etcd(tmp_path, etcd) as sides:
+        for endpoints, pids in sides.values():  # the ranges' keys, written once
+            load_run("ours", endpoints, pids, "grpc", "range", 16, ("--total=1000",))
+        for i in range(ROUNDS):
+            for protocol in ("http", "grpc"):
+                for workload, clients in CASES:
+                    # Alternate who goes first, so drift in load hits every side alike.
+                    order = list(sides) if i % 2 == 0 else list(reversed(sides))
+                    for side in order:
+                        for version in versions if i % 2 == 0 else reversed(versions):
+                            endpoints, pids = sides[side]
+                            runs.setdefault(
+                                (version, side, protocol, workload, clients), []
+                            ).append(
+                                load_run(version, endpoints, pids, protocol, workload, clients)
+                            )
 
     def med(v: list[dict[str, Any]], pick: str) -> float:
         figures = {

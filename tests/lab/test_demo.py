@@ -65,6 +65,11 @@ def test_demo_reports_load_fsync_and_the_routed_alert(tmp_path: Path, tls: bool)
     scheme = "https://" if tls else "http://"
     assert all(url.startswith(scheme) for url in report["cluster"]["endpoints"])
     assert Path(report["load"]["html_report"]).exists()
+    dashboards = Path(report["dashboards_html"])
+    assert f"Dashboards   {dashboards}" in out, out
+    page = dashboards.read_text()
+    for board in ("Cluster overview", "Disk", "Network", "Load test"):
+        assert f"raftmon / {board}" in page, board
     slow = [m for m in report["members"] if m["slow_disk"]]
     assert len(slow) == 1
     assert len(report["members"]) == 3
