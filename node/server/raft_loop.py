@@ -319,6 +319,18 @@ class RaftLoop:
         self._heartbeat_sent[to] = now
         if last is not None and now - last > 2 * self._tick_seconds:
             self._ctx.counters.heartbeat_send_failures += 1
+            log.warning(  # etcd's words and fields: where the loop's stalls show first
+                "leader failed to send out heartbeat on time; took too long, leader is "
+                "overloaded likely from slow disk",
+                extra={
+                    "fields": {
+                        "to": f"{to:x}",
+                        "heartbeat-interval": f"{self._tick_seconds:.3f}s",
+                        "expected-duration": f"{2 * self._tick_seconds:.3f}s",
+                        "exceeded-duration": f"{now - last - 2 * self._tick_seconds:.3f}s",
+                    }
+                },
+            )
 
     def _send(self, messages: list[Message]) -> None:
         if not messages:

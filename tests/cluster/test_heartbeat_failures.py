@@ -54,6 +54,8 @@ def test_a_stalled_leader_counts_a_late_heartbeat_per_peer(fresh_cluster) -> Non
             continue  # it lost its leadership: not the case under test, stall it again
         # one late heartbeat to each of its two peers (more if the box stalled it again)
         assert failures(leader) >= before + 2
+        # and says so in its log, in etcd's words
+        assert "leader failed to send out heartbeat on time" in leader.log_tail(400)
         # only a leader sends heartbeats
         assert [failures(m) for m in followers] == followers_before
         return
