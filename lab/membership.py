@@ -359,7 +359,7 @@ class MembershipOps:
     def promote(self, name: str, timeout: float = 60.0) -> int:
         """`member promote`, retried while the learner catches up; returns the refusals.
 
-        Returns once the member list read next lists it as a voter: the member that
+        Returns once every running member lists it as a voter: the member that
         answered the call may not have applied the promotion yet (etcd 3.4 forwards a
         follower's promote to the leader and answers when the leader has).
         """
@@ -370,8 +370,13 @@ class MembershipOps:
         )
 
         def voter() -> bool | None:
-            listed = {m.id: m for m in self.member_list()}
-            return True if member_id in listed and not listed[member_id].is_learner else None
+            """Every running member lists it as a voter (the promoted one included, which
+            refuses a learner's requests until it applied its own promotion)."""
+            for url in self.live_endpoints():
+                listed = {m.id: m for m in list_members([url], self._client_ssl)}
+                if member_id not in listed or listed[member_id].is_learner:
+                    return None
+            return True
 
         left = max(1.0, timeout - (time.monotonic() - started))
         wait_until(f"{name} is listed as a voter", voter, left, interval=0.1)

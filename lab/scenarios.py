@@ -744,9 +744,9 @@ def _quota(ctx: RunContext) -> None:
         "the load generator's puts failing with no_space",
         _has("outcome", "no_space"),
     )
-    ctx.observer.wait(
-        "etcdDatabaseQuotaLowSpace routed",
-        lambda: bool(ctx.observer.receivers("etcdDatabaseQuotaLowSpace")),
+    ctx.observer.wait(  # the warning tier routes first; the critical one 10 s after 85 %
+        "etcdDatabaseQuotaLowSpace routed to the page receiver",
+        lambda: PAGE in ctx.observer.receivers("etcdDatabaseQuotaLowSpace"),
         40,
     )
     ctx.check("etcdDatabaseQuotaLowSpace fired", ctx.observer.fired("etcdDatabaseQuotaLowSpace"))
