@@ -19,8 +19,8 @@ Replacing the database file (`KVStore.restore_from`) pauses the thread first.
 The WAL file must also start over now and then. SQLite restarts it from the beginning
 only at a write that finds every frame copied back, and under a steady load the loop
 appends frames while the thread copies: the thread never finishes first, and the WAL grew
-to 550 MB over a 61 MB database in a 60 s run (etcd_mvcc_db_total_size_in_bytes with it,
-so fragmentation and low-quota alerts went pending on a healthy cluster). So once the WAL
+to 550 MB over a 61 MB database in a 60 s run (the db size metric then counted it, so
+fragmentation and low-quota alerts went pending on a healthy cluster). So once the WAL
 is past `reset_bytes`, the thread asks the writer for a turn (`reset_wanted`): right after
 its next COMMIT the writer runs one PASSIVE checkpoint of its own, which copies only what
 was appended since the thread's (milliseconds), and the write after it restarts the WAL

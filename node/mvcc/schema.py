@@ -94,7 +94,7 @@ def connect(path: str) -> sqlite3.Connection:
     # No checkpoint inside a COMMIT on the event loop: node/mvcc/checkpointer.py runs
     # them in a thread (a connection's close still checkpoints, for tools).
     conn.execute("PRAGMA wal_autocheckpoint=0")
-    # Keep SQLite's WAL file from staying large after a burst (it counts in db size).
+    # Keep SQLite's WAL file from staying large on disk after a burst.
     conn.execute("PRAGMA journal_size_limit=8388608")
     conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
     conn.executescript(DDL)

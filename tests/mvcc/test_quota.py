@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -112,3 +114,28 @@ def test_quota_cost_follows_etcd() -> None:
     assert quota.cost(txn) == 2 * (256 + 2)
     assert quota.cost(rq.LeaseGrantRequest(ttl=5)) == 64
     assert quota.cost(rq.DeleteRangeRequest(b"a")) == 0
+
+
+def test_db_size_counts_each_page_once_while_the_wal_holds_them(db_path: str) -> None:
+    """SQLite's page_count already includes pages that so far live only in its WAL
+    file: the db size (metric and quota) is that count, not that plus the WAL file."""
+    store = KVStore.open(db_path)
+    try:
+        raft = Log(store)
+        for i in range(200):
+            raft.apply(rq.PutRequest(b"key/%04d" % i, b"v" * 1024))
+        store.commit()
+        wal = Path(db_path + "-wal")
+        assert wal.stat().st_size > 0  # frames not yet checkpointed
+        conn = sqlite3.connect(db_path)
+        try:
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            page_count = conn.execute("PRAGMA page_count").fetchone()[0]
+        finally:
+            conn.close()
+        assert store.db_total_size() == page_count * page_size
+        assert store.stats().db_total_size == page_count * page_size
+        # 200 KiB of values take more than 200 KiB of pages, and far less than twice that
+        assert 200 * 1024 < store.db_total_size() < 400 * 1024
+    finally:
+        store.close()
