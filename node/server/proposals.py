@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GRPC_OVERHEAD_BYTES = 512 * 1024  # etcd: max gRPC message = --max-request-bytes + 512 KiB
+# Held proposals whose clients gave up (timed out) are dropped when the list grows past
+# this: an unreachable leader under load must not grow it for as long as it lasts.
+HELD_PRUNE_AT = 4096
 
 
 class RequestIDs:
@@ -191,6 +194,9 @@ class Proposals:
         queue, self._queue = self._queue, []
         if not self._can_forward():  # the leader cannot be reached now: hold them
             self._held.extend(queue)
+            if len(self._held) > HELD_PRUNE_AT:  # a long outage: forget answered ones
+                waiters = self.waiters
+                self._held = [p for p in self._held if (f := waiters.get(p[1])) and not f.done()]
             return
         for data, request_id in queue:
             try:

@@ -19,8 +19,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from node.mvcc import requests as rq
 from node.raft import Config, Entry, MemoryStorage, Message, MessageType, RawNode, StateType
+from node.server import proposals as proposals_module
 from node.server.context import Leadership
 from node.server.counters import ServerCounters
 from node.server.proposals import Proposals
@@ -111,6 +114,27 @@ def test_held_proposals_go_to_a_new_leader_once(tmp_path: Path) -> None:
     assert asyncio.run(main()) == 2
 
 
+def test_held_proposals_whose_clients_gave_up_are_not_proposed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(proposals_module, "HELD_PRUNE_AT", 2)
+
+    async def main() -> int:
+        props, link, _ = _proposals(tmp_path, LEADER)
+        core = Core()
+        tasks = [await _started(props, k) for k in (b"a", b"b", b"c")]
+        for t in tasks[:2]:  # their clients went away while the leader was unreachable
+            t.cancel()
+        await asyncio.gather(*tasks[:2], return_exceptions=True)
+        props.drain_into(core)  # type: ignore[arg-type]
+        link.up.add(LEADER)
+        props.drain_into(core)  # type: ignore[arg-type]
+        tasks[2].cancel()
+        return len(core.proposed)
+
+    assert asyncio.run(main()) == 1
+
+
 def test_a_leader_hands_proposals_to_its_core_at_once(tmp_path: Path) -> None:
     async def main() -> int:
         props, _, leadership = _proposals(tmp_path, 0)
@@ -144,7 +168,8 @@ def _what_arrived_while_paused() -> list[Message]:
 def test_a_resumed_leader_forwards_proposals_that_arrived_with_a_higher_term() -> None:
     node = _resumed_leader()
     later = step_forwarded_proposals_last(node.step, _what_arrived_while_paused())
-    assert node.raft.state == StateType.StateFollower and node.raft.lead == 3
+    assert node.raft.state == StateType.StateFollower
+    assert node.raft.lead == 3
     for msg in later:
         node.step(msg)
     sent = node.ready().messages
