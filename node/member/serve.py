@@ -80,12 +80,12 @@ async def _listen(
             await web.TCPSite(runner, host, port, reuse_address=True).start()
 
 
-# The gRPC side (protobuf's runtime, etcd's stubs, HTTP/2: ~60 modules, ~75 ms of CPU)
-# is needed only once the client listener opens, which is after this member's first
-# leader is known. It is imported in a thread while the Raft loop runs, so that CPU
-# overlaps the election's randomized wait instead of delaying the peer listener and
-# the Raft node: three members restarted together share two cores, and a member that
-# joins the election later delays the first write (tests/bench/test_restart_bench.py).
+# The gRPC side (protobuf's runtime, etcd's stubs, HTTP/2: ~60 modules, ~21 ms of CPU)
+# is needed only once the client listener opens, after the Raft node runs (and, for a
+# new member, after its first leader). It is imported in a thread once the Raft loop
+# runs instead of before the peer listener: three members restarted together share two
+# cores, and the first election waits for the last of them to connect to its peers
+# (tests/bench/test_restart_bench.py).
 CLIENT_SIDE_MODULE = "node.api.grpc"
 
 
