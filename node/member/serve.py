@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import logging
 import signal
 from typing import TYPE_CHECKING
@@ -16,7 +17,6 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from exporter.metrics import MemberMetrics
-from node.api.grpc import GrpcEndpoint
 from node.errors import EtcdError
 from node.member.app import create_client_app, create_metrics_app, create_peer_app
 from node.member.gctune import tune_after_start
@@ -28,6 +28,7 @@ from node.server.identity import resolve_identity
 from node.tls import TLSInfo, server_context
 
 if TYPE_CHECKING:
+    from node.api.grpc import GrpcEndpoint
     from node.config import MemberConfig
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,21 @@ async def _listen(
             await web.TCPSite(runner, host, port, reuse_address=True).start()
 
 
+# The gRPC side (protobuf's runtime, etcd's stubs, HTTP/2: ~60 modules, ~21 ms of CPU)
+# is needed only once the client listener opens, after the Raft node runs (and, for a
+# new member, after its first leader). It is imported in a thread once the Raft loop
+# runs instead of before the peer listener: three members restarted together share two
+# cores, and the first election waits for the last of them to connect to its peers
+# (tests/bench/test_restart_bench.py).
+CLIENT_SIDE_MODULE = "node.api.grpc"
+
+
+def _import_client_side() -> type[GrpcEndpoint]:
+    module = importlib.import_module(CLIENT_SIDE_MODULE)
+    endpoint: type[GrpcEndpoint] = module.GrpcEndpoint
+    return endpoint
+
+
 async def _ready(server: EtcdServer, stop: asyncio.Event) -> bool:
     """Wait until the cluster lists this member as started (etcd's ReadyNotify: a member
     serves clients only once its attributes are published); False when stopped first."""
@@ -116,12 +132,15 @@ async def serve(cfg: MemberConfig) -> None:
         runners.append(peer_runner)
         await _listen(peer_runner, cfg.listen_peer_urls, cfg.peer_tls, "peer")
         await server.start()
+        client_side = asyncio.ensure_future(asyncio.to_thread(_import_client_side))
         if not await _ready(server, stop):
+            with contextlib.suppress(Exception):
+                await client_side  # the thread cannot be cancelled: let it finish
             return
         client_runner = web.AppRunner(create_client_app(server, service, metrics), access_log=None)
         await client_runner.setup()
         runners.append(client_runner)
-        grpc = GrpcEndpoint(service, metrics)
+        grpc = (await client_side)(service, metrics)
         await _listen(client_runner, cfg.listen_client_urls, cfg.client_tls, "client", grpc)
         if cfg.listen_metrics_urls:
             metrics_runner = web.AppRunner(create_metrics_app(server, metrics), access_log=None)

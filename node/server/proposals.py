@@ -8,6 +8,13 @@ While the member knows no leader, a proposal is held, as etcd's raft node holds 
 (its proposal channel is closed until a leader is known): it enters the core once a
 leader is elected, or fails "request timed out" when its request timeout ends first.
 So an election costs clients latency, not errors.
+
+A follower whose stream to its leader is down (the leader was killed, or the link is
+being redialled) holds new proposals as well instead of forwarding them: the transport
+would drop them, and each would cost its client a request timeout although a new leader
+(or the link) is back within an election timeout. Held proposals never left the member,
+so handing them to the core later proposes each exactly once. etcd forwards them into
+the broken stream and loses them (issue 17's faulted run).
 """
 
 from __future__ import annotations
@@ -32,6 +39,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GRPC_OVERHEAD_BYTES = 512 * 1024  # etcd: max gRPC message = --max-request-bytes + 512 KiB
+# Held proposals whose clients gave up (timed out) are dropped when the list grows past
+# this: an unreachable leader under load must not grow it for as long as it lasts.
+HELD_PRUNE_AT = 4096
 
 
 class RequestIDs:
@@ -146,10 +156,22 @@ class Proposals:
         self._queue.append((encode_request(self.next_request_id(), request), 0))
         self._ctx.inbox.wake_loop()
 
+    def _can_forward(self) -> bool:
+        """A proposal handed to the core now can reach a leader: this member leads, or
+        its stream to the leader it follows is up."""
+        ctx = self._ctx
+        lead = ctx.leadership.lead
+        return lead != 0 and (lead == ctx.cfg.member_id or ctx.transport.can_deliver(lead))
+
     def leader_known(self) -> None:
         """A leader was elected: the held proposals whose clients still wait go to the core,
         and the calls waiting for a leader look again."""
         self.leader_wait.wake()
+        self._release_held()
+
+    def _release_held(self) -> None:
+        """The held proposals whose clients still wait go back to the queue (drain_into
+        holds them again while the leader stays unreachable)."""
         if not self._held:
             return
         held, self._held = self._held, []
@@ -162,10 +184,20 @@ class Proposals:
 
         One the core drops for want of a leader is held until one is known; one dropped
         with a leader known (a leadership transfer in progress) fails at once, as etcd's.
+        While the leader cannot be reached (a follower's stream to it is down) they are
+        all held; each call looks again (the tick's call at least every tick).
         """
+        if self._held and self._can_forward():
+            self._release_held()
         if not self._queue:
             return
         queue, self._queue = self._queue, []
+        if not self._can_forward():  # the leader cannot be reached now: hold them
+            self._held.extend(queue)
+            if len(self._held) > HELD_PRUNE_AT:  # a long outage: forget answered ones
+                waiters = self.waiters
+                self._held = [p for p in self._held if (f := waiters.get(p[1])) and not f.done()]
+            return
         for data, request_id in queue:
             try:
                 node.propose(data)

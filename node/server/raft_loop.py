@@ -48,6 +48,8 @@ from node.raft import ProposalDropped, StateType
 from node.raft.messages import MessageType
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from node.raft import Ready
     from node.raft.messages import Message
     from node.server.apply import Applier
@@ -62,6 +64,31 @@ log = logging.getLogger(__name__)
 # longer than a write's round trip at one client (~1.2 ms), far below a heartbeat.
 COMMIT_HOLD_SECONDS = 0.002
 FSYNC_ON_LOOP_SECONDS = 0.002  # fsyncs faster than this block the loop less than a hop costs
+
+
+_MSG_PROP = MessageType.MsgProp
+
+
+def step_forwarded_proposals_last(
+    step: Callable[[Message], None], messages: list[Message]
+) -> list[Message]:
+    """Step every message but the proposals peers forwarded to us; return those, in order.
+
+    A leader resumed after a pause (SIGSTOP) reads in one turn what its peers sent
+    meanwhile: proposals they forwarded, then the new leader's messages of a higher term.
+    Stepped in arrival order, it would append the proposals as the deposed leader, and
+    they would be lost with its log's tail (each a client's request timeout). Stepped
+    after the higher term is known, they go on to the new leader. Raft does not order a
+    forwarded proposal against other messages (the network may reorder them), and each
+    is still stepped once.
+    """
+    forwarded: list[Message] = []
+    for msg in messages:
+        if msg.type == _MSG_PROP:
+            forwarded.append(msg)
+        else:
+            step(msg)
+    return forwarded
 
 
 class RaftLoop:
@@ -178,7 +205,8 @@ class RaftLoop:
                     report()
         if inbox.messages:
             messages, inbox.messages = inbox.messages, []
-            for msg in messages:
+            forwarded = step_forwarded_proposals_last(inbox.step, messages)
+            for msg in forwarded:
                 inbox.step(msg)
         self._proposals.drain_into(node)
         self._reads.drain_into(node, ticked)

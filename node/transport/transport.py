@@ -514,6 +514,12 @@ class Transport:
 
     # ------------------------------------------------------------------ stats and faults
 
+    def can_deliver(self, peer_id: int) -> bool:
+        """Whether our stream to `peer_id` is up now: a message sent to it is written,
+        not dropped (etcd_network_active_peers' notion of an active peer)."""
+        stats = self._stats.get(peer_id)
+        return stats is not None and stats.active
+
     def stats(self) -> dict[int, PeerStats]:
         """A copy of every peer's counters, for the exporter's scrape-time collector."""
         return {peer_id: copy.copy(s) for peer_id, s in self._stats.items()}

@@ -123,6 +123,7 @@ def _run_side(cluster: ProcessCluster[Any]) -> dict[str, Any]:
         raise
     reports = {"put": _report(puts), "lease-keepalive": _report(leases)}
     out: dict[str, Any] = {"faults": faults}
+    out["by_phase"] = {name: errors_by_phase(rep) for name, rep in reports.items()}
     for name, rep in reports.items():
         errors = rep["errors"]
         out[name] = {
@@ -133,6 +134,28 @@ def _run_side(cluster: ProcessCluster[Any]) -> dict[str, Any]:
             "refused_while_down": sum(errors.get(k, 0) for k in DOWN),
             "errors": {k: v for k, v in errors.items() if v},
         }
+    return out
+
+
+# The phases of a round, by their start (seconds into the round; see _faults), named for
+# the fault in force. A failure counts in the phase of the second it completed in: a
+# timeout completes a request timeout after it was sent, so late phases hold them.
+PHASES = (
+    (0.0, "steady"),
+    (4.0, "leader killed"),
+    (4.0 + DOWN_SECONDS, "killed leader restarted"),
+    (12.0, "leader stopped"),
+    (12.0 + DOWN_SECONDS, "stopped leader resumed"),
+)
+
+
+def errors_by_phase(report: dict[str, Any]) -> dict[str, int]:
+    """The load tool's failed completions per second, summed by round phase."""
+    out = {name: 0 for _, name in PHASES}
+    for row in report.get("timeseries", []):
+        offset = float(row["second"]) % ROUND_SECONDS
+        phase = [name for start, name in PHASES if start <= offset][-1]
+        out[phase] += int(row["errors"])
     return out
 
 
@@ -177,5 +200,6 @@ def test_faulted_run_raftmon_against_real_etcd(tmp_path: Path) -> None:
     for side, res in results.items():
         errors = {w: res[w]["errors"] for w in ("put", "lease-keepalive")}
         print(f"{side} errors by kind: {errors}")
+        print(f"{side} errors by phase: {res['by_phase']}")
     assert r["put"]["succeeded"] > 0
     assert e["put"]["succeeded"] > 0
