@@ -51,7 +51,8 @@ class Stall:
     runqueue_seconds: float  # the loop thread's time runnable but not running
     process_cpu_seconds: float  # every thread of the process meanwhile
     gc_seconds: float  # garbage collections that ran inside it
-    gc_collections: list[tuple[int, float, int]] = field(default_factory=list)
+    # (generation, wall seconds, CPU seconds of the collecting thread, objects collected)
+    gc_collections: list[tuple[int, float, float, int]] = field(default_factory=list)
     stacks: list[tuple[int, str]] = field(default_factory=list)  # (samples, stack)
     states: dict[str, int] = field(default_factory=dict)  # scheduler state: samples
 
@@ -96,11 +97,11 @@ class LoopWatchdog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._timer: asyncio.TimerHandle | None = None
-        # (monotonic end, generation, seconds, collected) of recent collections
-        self._collections: collections.deque[tuple[float, int, float, int]] = collections.deque(
-            maxlen=256
+        # (monotonic end, generation, wall and CPU seconds, collected) of recent collections
+        self._collections: collections.deque[tuple[float, int, float, float, int]] = (
+            collections.deque(maxlen=256)
         )
-        self._gc_started = 0.0
+        self._gc_started = (0.0, 0.0)
         self.stalls: collections.deque[Stall] = collections.deque(maxlen=1000)  # the latest
 
     # ---- life --------------------------------------------------------------------------
@@ -135,13 +136,13 @@ class LoopWatchdog:
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         """gc callback (whichever thread collects): time each collection."""
-        now = time.monotonic()
+        now, cpu = time.monotonic(), time.thread_time()
         if phase == "start":
-            self._gc_started = now
-        elif self._gc_started:
-            self._collections.append(
-                (now, info.get("generation", -1), now - self._gc_started, info.get("collected", 0))
-            )
+            self._gc_started = (now, cpu)
+        elif self._gc_started[0]:
+            wall, on_cpu = now - self._gc_started[0], cpu - self._gc_started[1]
+            generation, collected = info.get("generation", -1), info.get("collected", 0)
+            self._collections.append((now, generation, wall, on_cpu, collected))
 
     # ---- the watching thread -------------------------------------------------------------
     def _cpu(self) -> tuple[float, float, float]:
@@ -198,8 +199,8 @@ class LoopWatchdog:
             return
         loop_cpu, runqueue, process_cpu = self._cpu()
         collections_in = [
-            (gen, secs, collected)
-            for end, gen, secs, collected in list(self._collections)
+            (gen, wall, on_cpu, collected)
+            for end, gen, wall, on_cpu, collected in list(self._collections)
             if started < end <= turned
         ]
         stall = Stall(
@@ -208,7 +209,7 @@ class LoopWatchdog:
             loop_cpu_seconds=loop_cpu - cpu_at_start[0],
             runqueue_seconds=runqueue - cpu_at_start[1],
             process_cpu_seconds=process_cpu - cpu_at_start[2],
-            gc_seconds=sum(secs for _, secs, _ in collections_in),
+            gc_seconds=sum(wall for _, wall, _, _ in collections_in),
             gc_collections=collections_in,
             stacks=[(n, stack) for stack, n in samples.most_common(MAX_STACKS)],
             states=dict(states),
@@ -226,8 +227,8 @@ class LoopWatchdog:
                     "process-cpu": f"{stall.process_cpu_seconds * 1000:.0f}ms",
                     "gc": f"{stall.gc_seconds * 1000:.0f}ms",
                     "gc-collections": [
-                        f"gen{gen} {secs * 1000:.0f}ms collected={n}"
-                        for gen, secs, n in collections_in
+                        f"gen{gen} {wall * 1000:.0f}ms cpu={on_cpu * 1000:.0f}ms collected={n}"
+                        for gen, wall, on_cpu, n in collections_in
                     ],
                     "samples": sum(samples.values()),
                     "stacks": [f"{n}x {stack}" for n, stack in stall.stacks],

@@ -68,5 +68,5 @@ async def test_a_collection_inside_a_stall_is_named() -> None:
     finally:
         dog.stop()
     stall = max(dog.stalls, key=lambda s: s.seconds)
-    assert any(gen == 2 for gen, _, _ in stall.gc_collections)
+    assert any(gen == 2 for gen, _, _, _ in stall.gc_collections)
     assert dog._on_gc not in gc.callbacks  # stopped: the callback is gone
