@@ -36,11 +36,13 @@ from node.raft.messages import ConfState, Message, MessageType, Snapshot, Snapsh
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from node.raft.storage import MemoryStorage
     from node.server.apply import Applier
     from node.server.context import ServerContext
 
 log = logging.getLogger(__name__)
 
+COMPACT_STEP = 10_000  # Raft log entries dropped per loop turn after a snapshot
 OUTGOING_PREFIX = ".outgoing-"  # the leader's image for followers: .outgoing-<applied:016x>.db
 _RECEIVED_RE = re.compile(r"^([0-9a-f]{16})\.snap\.db$")  # node/transport/snapshot.py's name
 
@@ -58,6 +60,20 @@ def _remove_images(snap_dir: str, *, outgoing: bool, received_upto: int) -> int:
                 os.unlink(os.path.join(snap_dir, name))
                 removed += 1
     return removed
+
+
+async def compact_log(storage: MemoryStorage, compact_to: int, step: int = COMPACT_STEP) -> None:
+    """Drop the Raft log's entries before `compact_to`, `step` at a time, a loop turn apart.
+
+    The log keeps every entry since the last snapshot (--snapshot-count, 100,000 by
+    default); dropped at once, freeing them held the loop ~20 ms on the shared box.
+    Between steps the Ready loop may append (and a compaction target already passed,
+    by a snapshot installed meanwhile, ends it).
+    """
+    while compact_to > storage.first_index():
+        storage.compact(min(compact_to, storage.first_index() + step))
+        if compact_to > storage.first_index():
+            await asyncio.sleep(0)
 
 
 Image = tuple[str, int, "ConfState | None"]
@@ -128,9 +144,7 @@ class Snapshots:
         await applier.resume()  # what waited, in order (a Ready's apply may come first)
         await asyncio.to_thread(self._write, meta)
         storage.create_snapshot(index, conf, b"")
-        compact_to = index - self._ctx.cfg.snapshot_catchup_entries
-        if compact_to > storage.first_index():
-            storage.compact(compact_to)
+        await compact_log(storage, index - self._ctx.cfg.snapshot_catchup_entries)
         self.snapshot_index = index
         self._ctx.counters.snapshots_taken += 1
         done = time.perf_counter()
