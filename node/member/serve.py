@@ -23,6 +23,7 @@ from node.member.gctune import tune_after_start
 from node.member.mux import MuxSite, router_factory
 from node.member.state import ServerStateSource
 from node.member.tls_site import TLSSite
+from node.member.watchdog import start_from_env as start_watchdog
 from node.server import EtcdServer, KVService
 from node.server.identity import resolve_identity
 from node.tls import TLSInfo, server_context
@@ -161,11 +162,14 @@ async def serve(cfg: MemberConfig) -> None:
             },
         )
         tune_after_start()  # the start-up heap is built: no full collection rescans it
+        watchdog = start_watchdog()  # RAFTMON_STALL_WATCHDOG_MS: log the loop's stalls
         removed = asyncio.ensure_future(server.removed.wait())
         signalled = asyncio.ensure_future(stop.wait())
         await asyncio.wait((removed, signalled), return_when=asyncio.FIRST_COMPLETED)
         for waiting in (removed, signalled):
             waiting.cancel()
+        if watchdog is not None:
+            watchdog.stop()
         if server.removed.is_set():
             log.warning("stopping: the member has been permanently removed from the cluster")
         else:

@@ -57,7 +57,7 @@ from node.mvcc import compaction, schema
 from node.mvcc import members as members_table
 from node.mvcc import quota as q
 from node.mvcc import requests as rq
-from node.mvcc.checkpointer import BackgroundCheckpointer
+from node.mvcc.checkpointer import BackgroundCheckpointer, checkpoint_ahead
 from node.mvcc.codec import decode_request
 from node.mvcc.kv import HistoryQuery, KVState, Reader, WriteTxn
 from node.mvcc.observer import NULL_BACKEND_OBSERVER, BackendObserver
@@ -1037,6 +1037,12 @@ class KVStore:
                 conn.close()
         if busy:
             raise RuntimeError(f"checkpoint of {self.path} did not complete (database busy)")
+
+    def checkpoint_ahead(self) -> None:
+        """Most of `checkpoint_durable`'s copying and flushing, without holding writers
+        (checkpointer.checkpoint_ahead); a snapshot runs it first, in a worker thread."""
+        with self._checkpoint_gate, self._checkpointer.paused():  # one checkpoint at a time
+            checkpoint_ahead(self.path)
 
     def backup(self, path: str) -> BackupInfo:
         """Write a consistent copy of the database to `path` (SQLite backup API).

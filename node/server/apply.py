@@ -64,6 +64,9 @@ class Applier:
         # Committed entries held back while a defragment holds the store (they are
         # durable in the WAL); applied in order by `resume`, before any newer ones.
         self._deferred: list[Entry] = []
+        # Set while a snapshot's FULL checkpoint holds the store's writers: entries wait
+        # in `_deferred` as during a defragment (snapshots.py).
+        self.held = False
         # Applies not yet reported: (each batch's results and seconds), each apply's seconds.
         self._unobserved_batches: list[tuple[list[ApplyResult], float]] = []
         self._unobserved_applies: list[float] = []
@@ -95,7 +98,7 @@ class Applier:
         the entries wait in order instead, so the Ready loop never blocks on the store:
         heartbeats, WAL fsyncs and acks go on, and the answers come after `resume`.
         """
-        if self._kv.defragmenting:
+        if self._kv.defragmenting or self.held:
             self._deferred.extend(committed)
             return
         if self._deferred:  # `resume` did not finish (or was cancelled): keep the order
@@ -104,7 +107,7 @@ class Applier:
 
     async def resume(self, chunk: int = 1000) -> None:
         """Apply the entries held back during a defragment, `chunk` at a time, yielding."""
-        while self._deferred and not self._kv.defragmenting:
+        while self._deferred and not self._kv.defragmenting and not self.held:
             batch, self._deferred = self._deferred[:chunk], self._deferred[chunk:]
             self._apply_now(batch)
             self.observe()

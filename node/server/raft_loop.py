@@ -27,12 +27,16 @@ follow, a follower learns the commit index that much later; its linearizable rea
 not wait for it (the ReadIndex heartbeats carry the commit index).
 
 A snapshot (a full SQLite checkpoint with two fsyncs in a worker thread, 90-170 ms
-measured under load) does not hold the loop: it runs as a task of its own while the
-next Ready's messages (the heartbeats of the ticks meanwhile, appends to followers)
-go out; that Ready persists and applies only once the snapshot is done, so the
-snapshot still sees nothing applied after its index and the WAL has one user at a
-time. (Awaited inline it delayed every heartbeat of its duration: 2 of 3 heartbeat
-send failures of a loaded leader in issue 17's diagnosis.)
+measured under load) does not hold the loop: it runs as a task of its own
+(snapshots.py) while Readys go on being sent, persisted and advanced; only its FULL
+checkpoint holds the applies (the Applier defers them, as during a defragment), so
+the database is durable at exactly the snapshot's index. (Awaited inline it delayed
+every heartbeat of its duration: 2 of 3 heartbeat send failures of a loaded leader in
+issue 17's diagnosis; holding every Ready until it ended still cost a heartbeat when
+it outlasted one interval, as it did under load.) While one runs, the WAL's saves go
+through the fsync thread: the snapshot's thread writes the WAL's marker and releases
+segments under the WAL's lock, which the loop thread must never wait for. A Ready that
+installs a snapshot from the leader waits for ours to end.
 """
 
 from __future__ import annotations
@@ -114,8 +118,8 @@ class RaftLoop:
         self._counted_leadership = (0, 0)
         # etcd's heartbeat timeout detector: when the last heartbeat to each peer left
         self._heartbeat_sent: dict[int, float] = {}
-        # A snapshot in flight (see the module docstring); the next Ready waits for it
-        # after sending its messages.
+        # A snapshot in flight (see the module docstring); a Ready that installs one
+        # waits for it.
         self._snapshot_task: asyncio.Task[None] | None = None
         # The WAL's fsyncs run one at a time in their own thread (no context copy per call,
         # as asyncio.to_thread makes, and never queued behind a snapshot or a defrag).
@@ -169,6 +173,12 @@ class RaftLoop:
 
     def _start_snapshot(self) -> None:
         """Start a snapshot task when one is due (the cheap part of maybe_snapshot's test)."""
+        task = self._snapshot_task
+        if task is not None:
+            if not task.done():
+                return
+            self._snapshot_task = None
+            task.result()  # a failed snapshot stops the loop, as before
         applied = self._applier.applied_index
         if applied - self._snapshots.snapshot_index < self._ctx.cfg.snapshot_count:
             return
@@ -227,7 +237,7 @@ class RaftLoop:
             or snapshot is not None
             or rd.must_sync
             or not rd.committed_entries
-            or snapshotting  # the messages leave now, the apply waits for the snapshot
+            or self._applier.held  # the messages leave now, the apply waits
         ):
             # 1. requests may leave while we persist (leader appends in parallel with followers)
             self._send(rd.messages)
@@ -238,23 +248,19 @@ class RaftLoop:
             # are written before the followers' messages and before their wake-ups
             # compete for the CPU. Sending later is always safe.
             later = rd.messages
-        if snapshotting:
-            await self._snapshot_done()  # nothing persisted or applied while it runs
+        if snapshot is not None and snapshotting:
+            await self._snapshot_done()  # ours ends before the leader's replaces the store
         # 2. persist: one write, one fdatasync (on the loop while the disk is fast)
         if snapshot is not None:
             await self._snapshots.persist(snapshot)
-        if rd.must_sync and self._fsync_on_loop():
+        if snapshotting and (rd.must_sync or rd.entries):
+            await self._save_in_thread(rd, rd.must_sync)  # the WAL's lock may be taken
+        elif rd.must_sync and self._fsync_on_loop():
             # The appends are already on the wire (send writes to the sockets at once),
             # so followers persist while we do.
             wal.save(rd.hard_state, rd.entries, True)
         elif rd.must_sync:
-            self._ctx.inbox.persisting = True
-            try:
-                await asyncio.get_running_loop().run_in_executor(
-                    self._fsync_thread, wal.save, rd.hard_state, rd.entries, True
-                )
-            finally:
-                self._ctx.inbox.persisting = False
+            await self._save_in_thread(rd, True)
         elif rd.entries:
             wal.save(rd.hard_state, rd.entries, False)
         if rd.entries:
@@ -278,7 +284,10 @@ class RaftLoop:
         if not rd.must_sync and not rd.entries and rd.hard_state is not None:
             # Only the commit index moved: a small write with no fsync (etcd's MustSync
             # rule), after the apply, so the answers do not wait for it.
-            wal.save(rd.hard_state, rd.entries, False)
+            if self._snapshot_task is not None:
+                await self._save_in_thread(rd, False)
+            else:
+                wal.save(rd.hard_state, rd.entries, False)
         for rs in rd.read_states:
             self._reads.on_read_state(rs.index, rs.request_ctx)
         # 5. advance: the core may now count our own append and step local responses
@@ -287,6 +296,16 @@ class RaftLoop:
         if later:
             self._send(later)
         self._start_snapshot()
+
+    async def _save_in_thread(self, rd: Ready, must_sync: bool) -> None:
+        """The Ready's WAL save in the fsync thread, while the loop keeps serving."""
+        self._ctx.inbox.persisting = True
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                self._fsync_thread, self._ctx.opened.wal.save, rd.hard_state, rd.entries, must_sync
+            )
+        finally:
+            self._ctx.inbox.persisting = False
 
     def _fsync_on_loop(self) -> bool:
         """Fsync on the loop thread while the disk is fast and no lab delay is set.

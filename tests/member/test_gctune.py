@@ -1,4 +1,4 @@
-"""The member's collector settings: start-up heap frozen, a young threshold of 50,000."""
+"""The member's collector settings: start-up heap frozen, thresholds 10,000 / 5 / 100."""
 
 from __future__ import annotations
 
@@ -23,6 +23,6 @@ def test_tune_after_start_freezes_the_heap_and_raises_the_young_threshold() -> N
     kept = [[i] for i in range(1000)]  # live start-up objects
     gctune.tune_after_start()
     assert gc.get_freeze_count() >= len(kept)
-    assert gc.get_threshold() == (gctune.YOUNG_THRESHOLD, 10, 10)
+    assert gc.get_threshold() == (gctune.YOUNG_THRESHOLD, *gctune.OLDER_THRESHOLDS)
     gctune.tune_after_start()  # again: still the same settings
-    assert gc.get_threshold() == (gctune.YOUNG_THRESHOLD, 10, 10)
+    assert gc.get_threshold() == (gctune.YOUNG_THRESHOLD, *gctune.OLDER_THRESHOLDS)

@@ -1,15 +1,17 @@
-"""A snapshot does not hold the Ready loop: the next Ready's messages leave while it runs.
+"""A snapshot does not hold the Ready loop: Readys go on while it runs.
 
 One member (m1) runs its real server and Raft core in-process, as in
 test_durability_order.py; the test plays the leader (m2) and holds m1's snapshot open
-(a stand-in for the checkpoint's worker thread). While it is open, a heartbeat from m2
-is answered (the answer is one of a Ready's `messages`), and nothing is persisted or
-applied until the snapshot ends: it must see no entry applied past its index.
+in its FULL checkpoint (the worker thread waits for the test). While it is open,
+heartbeats from m2 are answered, Ready after Ready, and a new entry is persisted and
+acknowledged but not applied: the checkpoint must see no entry applied past its index.
+Once it ends, the entry is applied and the snapshot is at the first entry's index.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
@@ -81,63 +83,59 @@ async def _until(what: str, done: object) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def test_a_heartbeat_is_answered_while_a_snapshot_runs_and_nothing_is_applied(
+def _heartbeat(me: int, leader: int) -> Message:
+    return Message(type=MessageType.MsgHeartbeat, to=me, frm=leader, term=TERM, commit=FIRST_INDEX)
+
+
+def _append(me: int, leader: int, index: int) -> Message:
+    return Message(
+        type=MessageType.MsgApp,
+        to=me,
+        frm=leader,
+        term=TERM,
+        log_term=TERM,
+        index=index - 1,
+        entries=[Entry(term=TERM, index=index)],
+        commit=index,
+    )
+
+
+async def test_heartbeats_and_appends_go_on_while_a_snapshot_holds_the_applies(
     member: tuple[EtcdServer, int, list[str]],
 ) -> None:
     server, leader, events = member
     me = server.member_id
-    release = asyncio.Event()
+    kv = server.kv
+    holding, release = threading.Event(), threading.Event()
+    durable = kv.checkpoint_durable
 
-    async def held_snapshot() -> None:
-        events.append("snapshot start")
-        await release.wait()
-        server.snapshots.snapshot_index = server.applied_index
-        events.append("snapshot end")
+    def held_checkpoint() -> None:  # the worker thread: the FULL checkpoint, held open
+        holding.set()
+        release.wait(TIMEOUT)
+        durable()
 
-    server.snapshots.maybe_snapshot = held_snapshot  # type: ignore[method-assign]
-    server.ctx.inbox.on_peer_message(
-        Message(
-            type=MessageType.MsgApp,
-            to=me,
-            frm=leader,
-            term=TERM,
-            log_term=TERM,
-            index=FIRST_INDEX - 1,
-            entries=[Entry(term=TERM, index=FIRST_INDEX)],
-            commit=FIRST_INDEX,
-        )
-    )
-    await _until("the snapshot to start", lambda: "snapshot start" in events)
-    assert server.applied_index == FIRST_INDEX
-    started = events.index("snapshot start")
+    kv.checkpoint_durable = held_checkpoint  # type: ignore[method-assign]
+    try:
+        server.ctx.inbox.on_peer_message(_append(me, leader, FIRST_INDEX))
+        await _until("the snapshot's checkpoint", holding.is_set)
+        assert server.applied_index == FIRST_INDEX
+        started = len(events)
 
-    heartbeat = Message(
-        type=MessageType.MsgHeartbeat, to=me, frm=leader, term=TERM, commit=FIRST_INDEX
-    )
-    server.ctx.inbox.on_peer_message(heartbeat)
-    await _until("the heartbeat's answer", lambda: "send MsgHeartbeatResp" in events[started:])
-    # A new entry arrives while the snapshot is open: m1 must neither persist nor apply it.
-    server.ctx.inbox.on_peer_message(
-        Message(
-            type=MessageType.MsgApp,
-            to=me,
-            frm=leader,
-            term=TERM,
-            log_term=TERM,
-            index=FIRST_INDEX,
-            entries=[Entry(term=TERM, index=FIRST_INDEX + 1)],
-            commit=FIRST_INDEX + 1,
-        )
-    )
-    for _ in range(20):  # loop turns: whatever could run does
-        await asyncio.sleep(0.005)
-    during = events[started:]
-    assert "persist" not in during, during
-    assert "apply" not in during, during
-    assert server.applied_index == FIRST_INDEX
-
-    release.set()
+        for n in (1, 2):  # two Readys in a row: the loop is not waiting for the snapshot
+            server.ctx.inbox.on_peer_message(_heartbeat(me, leader))
+            await _until(
+                f"heartbeat answer {n}",
+                lambda n=n: events[started:].count("send MsgHeartbeatResp") >= n,
+            )
+        # A new entry while the applies are held: persisted and acknowledged, not applied.
+        server.ctx.inbox.on_peer_message(_append(me, leader, FIRST_INDEX + 1))
+        await _until("the entry's ack", lambda: "send MsgAppResp" in events[started:])
+        during = events[started:]
+        assert "persist" in during, during
+        for _ in range(20):  # loop turns: whatever could run does
+            await asyncio.sleep(0.005)
+        assert server.applied_index == FIRST_INDEX
+    finally:
+        release.set()
     await _until("the entry to be applied", lambda: server.applied_index == FIRST_INDEX + 1)
-    after = events[events.index("snapshot end") :]
-    assert "persist" in after
-    assert "apply" in after
+    await _until("the snapshot", lambda: server.snapshots.snapshot_index == FIRST_INDEX)
