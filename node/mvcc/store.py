@@ -223,6 +223,7 @@ class KVStore:
         # (commit: nothing to do; sizes: the last ones read; range: a read snapshot).
         self.defragmenting = False
         self._last_pages = (self._page_size, 0, 0)
+        self._last_total_size = 0  # the last db size read: answered during a VACUUM
         self._compact_done = 0  # finished_compact_rev: condemned rows below it are gone
         self._compact_job = 0  # the compact revision the cursor belongs to
         self._compact_cursor: compaction.Cursor = compaction.START
@@ -526,6 +527,7 @@ class KVStore:
             page_count = conn.execute("PRAGMA page_count").fetchone()[0]
             freelist = conn.execute("PRAGMA freelist_count").fetchone()[0]
         self._last_pages = (int(page_size), int(page_count), int(freelist))
+        self._last_total_size = int(page_count) * int(page_size)
         return self._last_pages
 
     def db_total_size(self) -> int:
@@ -540,10 +542,11 @@ class KVStore:
         PRAGMA: the page size never changes.
         """
         if self.defragmenting:
-            return self._last_pages[1] * self._page_size
+            return self._last_total_size
         with self._lock:
             page_count = self._db().execute("PRAGMA page_count").fetchone()[0]
-        return int(page_count) * self._page_size
+        self._last_total_size = int(page_count) * self._page_size
+        return self._last_total_size
 
     def db_in_use_size(self) -> int:
         """etcd_mvcc_db_total_size_in_use_in_bytes: pages not on the freelist."""
