@@ -1,4 +1,5 @@
-"""Proposals.resolve tells its listeners once per wake-up of clients, after the wake-ups.
+"""Proposals.resolve and ReadIndex.release tell their listeners once per wake-up of
+clients, after the wake-ups (EtcdServer.add_wake_listener registers with both).
 
 A front end (the gRPC server's AnswerBatch) listens so that the answers an apply batch
 wakes leave in one write per connection. The listener must run after the clients'
@@ -18,6 +19,7 @@ import pytest
 from node.mvcc import requests as rq
 from node.mvcc.store import ApplyResult
 from node.server import EtcdServer
+from node.server.read_index import _PendingRead
 from tests.server.configs import fast_m1
 
 
@@ -46,3 +48,19 @@ async def test_listeners_hear_once_per_resolve_that_woke_clients(server: EtcdSer
     proposals.resolve([ApplyResult(9, 999, rq.PutResponse(revision=9))])  # no waiter
     assert len(heard) == 1
     assert [f.result().revision for f in futures.values()] == [0, 1, 2]
+
+
+async def test_listeners_hear_once_per_release_that_woke_reads(server: EtcdServer) -> None:
+    reads = server.reads
+    loop = asyncio.get_running_loop()
+    futures = [loop.create_future(), loop.create_future()]
+    heard: list[list[bool]] = []
+    server.add_wake_listener(lambda: heard.append([f.done() for f in futures]))
+    reads._in_flight[b"r1"] = _PendingRead(list(futures))  # a read index in flight
+    reads.on_read_state(5, b"r1")  # answered: the reads wait for applied index 5
+    reads.release(4)
+    assert heard == []  # not applied far enough: nobody woken
+    reads.release(5)
+    assert heard == [[True, True]]
+    reads.release(6)
+    assert len(heard) == 1

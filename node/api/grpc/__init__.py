@@ -46,7 +46,7 @@ class GrpcEndpoint:
         self._connections: set[GrpcConnection] = set()
         # The answers an apply batch wakes leave one write per connection, not one per call.
         self._answers = AnswerBatch()
-        svc.server.proposals.answered_listeners.append(self._answers.open)
+        svc.server.add_wake_listener(self._answers.open)
 
     def _too_large(self, size: int) -> Exception:
         return ErrMessageTooLarge(size, self.limit)
