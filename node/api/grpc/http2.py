@@ -283,8 +283,12 @@ class AnswerBatch:
 
     def open(self) -> None:
         """Hold finished calls until the handlers woken so far have run."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # woken off the loop: nothing to gather, calls leave at once
+            return
         self._pending += 1
-        asyncio.get_running_loop().call_soon(self._close)
+        loop.call_soon(self._close)
 
     def hold(self, conn: GrpcConnection) -> None:
         self._dirty[conn] = None

@@ -142,3 +142,9 @@ async def test_a_call_finished_after_the_wakeup_ended_is_not_held() -> None:
     await _after_queued_callbacks()
     assert len(wire.writes) == 2
     assert not batch.opened
+
+
+def test_a_wakeup_off_the_loop_holds_nothing() -> None:
+    batch = AnswerBatch()
+    batch.open()  # no running loop here: nothing could close it, so it never opens
+    assert not batch.opened
