@@ -30,7 +30,7 @@ from node.raft import ProposalDropped
 from node.server.leader_wait import LeaderWait
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from node.mvcc.store import ApplyResult
     from node.raft import RawNode
@@ -89,6 +89,9 @@ class Proposals:
         # Calls bound for the leader (forwarded lease calls, conf changes) wait here for
         # one; woken with the held proposals, looking again every tick meanwhile.
         self.leader_wait = LeaderWait(ctx.leadership, cfg.tick_seconds)
+        # Called once after `resolve` woke at least one client, before those clients run:
+        # a front end may gather the answers of one wake-up into fewer writes.
+        self.answered_listeners: list[Callable[[], None]] = []
 
     def next_request_id(self) -> int:
         return self._ids.next()
@@ -214,13 +217,18 @@ class Proposals:
     def resolve(self, results: Iterable[ApplyResult]) -> None:
         """Answer the clients whose entries were just applied."""
         waiters = self.waiters
+        woken = False
         for result in results:
             fut = waiters.get(result.request_id)
             if fut is not None and not fut.done():
+                woken = True
                 if result.error is not None:
                     fut.set_exception(E.from_exception(result.error))
                 else:
                     fut.set_result(result.response)
+        if woken:
+            for listener in self.answered_listeners:
+                listener()
 
     def fail_all(self) -> None:
         """The member stops: every client still waiting gets etcd's "server stopped"."""

@@ -27,6 +27,8 @@ from node.raft import ProposalDropped
 from node.server.proposals import expire
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from node.raft import RawNode
     from node.server.context import ServerContext
 
@@ -52,6 +54,9 @@ class ReadIndex:
         # Invariant: sorted by (index, seq); entries wait for applied >= index.
         self._wait_index: list[tuple[int, int, _PendingRead]] = []
         self._seq = itertools.count()
+        # Called once after `release` woke at least one read, before those reads run
+        # (as Proposals.answered_listeners: a front end gathers their answers' writes).
+        self.released_listeners: list[Callable[[], None]] = []
 
     async def barrier(self) -> None:
         """Wait until a linearizable read may be served locally (ReadIndex, Raft §6.4).
@@ -116,6 +121,7 @@ class ReadIndex:
     def release(self, applied_index: int) -> None:
         """Let the reads whose index the apply has reached go."""
         waiting = self._wait_index
+        woken = False
         while waiting and waiting[0][0] <= applied_index:
             _, _, batch = waiting.pop(0)
             if time.monotonic() - batch.started > SLOW_READ_INDEX_SECONDS:
@@ -123,6 +129,10 @@ class ReadIndex:
             for fut in batch.futures:
                 if not fut.done():
                     fut.set_result(None)
+                    woken = True
+        if woken:
+            for listener in self.released_listeners:
+                listener()
 
     def leader_lost(self) -> None:
         """No leader: reads waiting for a read index are held until a leader is known.

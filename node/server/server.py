@@ -42,7 +42,7 @@ from node.tls import any_https, client_context
 from node.transport import Transport, TransportOptions
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
 
     from node.config import MemberConfig
     from node.raft import Status
@@ -214,6 +214,13 @@ class EtcdServer:
         """Wait until a linearizable read may be served locally."""
         await self.reads.barrier()
         await self._store_free.wait()  # a read during a defragment waits off the loop
+
+    def add_wake_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener` once each time an apply batch or a read index woke waiting clients,
+        after their wake-ups were queued and before they run: a front end may then write
+        the answers of one wake-up together (node.api.grpc.http2.AnswerBatch)."""
+        self.proposals.answered_listeners.append(listener)
+        self.reads.released_listeners.append(listener)
 
     def transfer_leadership(self, to: int) -> None:
         self.ctx.inbox.report(lambda: self._node.transfer_leader(to))

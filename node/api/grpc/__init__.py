@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from node.api.grpc import concurrency, services
 from node.api.grpc.calls import Calls
-from node.api.grpc.http2 import GrpcConnection
+from node.api.grpc.http2 import AnswerBatch, GrpcConnection
 from node.errors import ErrMessageTooLarge
 from node.server.proposals import GRPC_OVERHEAD_BYTES
 
@@ -44,6 +44,9 @@ class GrpcEndpoint:
         # grpc-go's receive limit in etcd: --max-request-bytes plus gRPC's overhead
         self.limit = svc.max_request_bytes + GRPC_OVERHEAD_BYTES
         self._connections: set[GrpcConnection] = set()
+        # The answers an apply batch wakes leave one write per connection, not one per call.
+        self._answers = AnswerBatch()
+        svc.server.add_wake_listener(self._answers.open)
 
     def _too_large(self, size: int) -> Exception:
         return ErrMessageTooLarge(size, self.limit)
@@ -51,7 +54,11 @@ class GrpcEndpoint:
     def protocol(self) -> GrpcConnection:
         """The protocol of one new HTTP/2 connection."""
         conn = GrpcConnection(
-            self.methods, self.limit, self._too_large, on_close=self._connections.discard
+            self.methods,
+            self.limit,
+            self._too_large,
+            on_close=self._connections.discard,
+            batch=self._answers,
         )
         self._connections.add(conn)
         return conn
