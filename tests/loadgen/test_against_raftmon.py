@@ -181,7 +181,11 @@ def test_partition_mid_run_is_counted_as_errors_not_a_crash(
 def test_frozen_leader_mid_run_is_counted_as_errors_not_a_crash(
     raftmon3: LocalCluster, tmp_path: Path
 ) -> None:
-    """SIGSTOP: unlike a partition, the leader's sockets stay open and nothing answers."""
+    """SIGSTOP: unlike a partition, the leader's sockets stay open and nothing answers.
+
+    The freeze shows as failed requests (timeouts, no leader) or as requests held through
+    the election: a follower whose stream to the frozen leader is down holds the puts it
+    was sent and hands them to the new leader, so they may all succeed, late."""
     leader = raftmon3.wait_leader(timeout=30)
     before = put_count(raftmon3.member(leader))
     thread, result = run_load_in_thread(
@@ -200,6 +204,7 @@ def test_frozen_leader_mid_run_is_counted_as_errors_not_a_crash(
     report = result["report"]
     errors = report["errors"]
     assert report["succeeded"] > 0
-    assert errors["timeout"] + errors["no_leader"] == report["failed"] > 0, errors
+    assert errors["timeout"] + errors["no_leader"] == report["failed"], errors
+    assert report["failed"] > 0 or report["latency_seconds"]["slowest"] > 0.3, report
     assert report["succeeded"] + report["failed"] == report["sent"]
     raftmon3.wait_leader(timeout=30)
