@@ -136,6 +136,11 @@ def test_a_serializable_read_on_a_cut_off_follower_answers_and_a_linearizable_on
         got = lonely.kv.Range(pb.RangeRequest(key=b"/course/cut", serializable=True), timeout=T)
         assert got.kvs[0].value == b"before"
         assert got.header.revision >= rev.header.revision
+        # Read once the follower knows it is cut off. Debian's etcd 3.4.23 can answer a
+        # linearizable read that races the pause from a read index it had in flight
+        # (etcd-io/etcd#20418, "Stale reads caused by process pausing", fixed upstream
+        # after that release): seen once in ~25 CI runs as "DID NOT RAISE".
+        _eventually(lambda: not _knows_leader(lonely), f"{lonely.name} lost its leader")
         with pytest.raises(grpc.RpcError) as refused:
             lonely.kv.Range(pb.RangeRequest(key=b"/course/cut"), timeout=CUT_OFF_ANSWER)
     # The server's own answer, before the client's deadline, Unavailable either way.
