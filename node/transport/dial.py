@@ -131,9 +131,10 @@ async def dial_stream(
     port = parts.port or (443 if parts.scheme == "https" else 80)
     loop = asyncio.get_running_loop()
     context = _tls_for(url, tls)
-    transport: asyncio.BaseTransport | None = None
+    transport: asyncio.Transport | None = None
     try:
         async with asyncio.timeout(timeout):
+            # NB: uvloop's transports are not asyncio.Transport subclasses; same interface
             transport, client = await loop.create_connection(
                 lambda: _StreamClient(loop),
                 parts.hostname,
@@ -141,7 +142,6 @@ async def dial_stream(
                 ssl=context,
                 server_hostname=parts.hostname if context is not None else None,
             )
-            assert isinstance(transport, asyncio.Transport)
             transport.write(httphead.request("GET", path, parts.netloc, headers))
             head, rest = await client.head
             if head.status == 101:
