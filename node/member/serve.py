@@ -90,9 +90,10 @@ async def _listen_peers(
 # The HTTP side: aiohttp (~0.19 s of CPU to import, its client side included), the JSON
 # gateway and the member's applications. Imported in a thread once the Raft node runs.
 HTTP_SIDE_MODULES = ("node.member.app", "node.member.sites")
-# Lab and tests: hold the HTTP side back this many seconds, to show that Raft runs, peers
-# connect and a leader is elected without it (tests/member/test_raft_first.py).
-HTTP_SIDE_DELAY_ENV = "RAFTMON_HTTP_SIDE_DELAY_SECONDS"
+# Lab and tests: hold the HTTP side back until a leader is known (at most this many
+# seconds), to show that Raft runs, peers connect and a leader is elected without it
+# (tests/member/test_raft_first.py).
+HTTP_SIDE_AFTER_LEADER_ENV = "RAFTMON_HTTP_SIDE_AFTER_LEADER_SECONDS"
 
 
 def _import_http_side() -> tuple[ModuleType, ...]:
@@ -100,10 +101,13 @@ def _import_http_side() -> tuple[ModuleType, ...]:
 
 
 async def _http_side(server: EtcdServer) -> tuple[Any, Any]:
-    """Import the HTTP side in a thread (after the delay the environment asks for)."""
-    delay = float(os.environ.get(HTTP_SIDE_DELAY_ENV, "0") or 0)
-    if delay > 0:
-        await asyncio.sleep(delay)
+    """Import the HTTP side in a thread (after a leader, if the environment asks so)."""
+    hold = float(os.environ.get(HTTP_SIDE_AFTER_LEADER_ENV, "0") or 0)
+    if hold > 0:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(hold):
+                while server.lead == 0:  # noqa: ASYNC110 - a lab knob: polling is enough
+                    await asyncio.sleep(0.01)
     before = "aiohttp" in sys.modules
     app, sites = await asyncio.to_thread(_import_http_side)
     log.info(

@@ -102,9 +102,10 @@ class _Router(asyncio.Protocol):
             else:
                 return  # a prefix of one of ours so far: wait for more
         end = seen.find(httphead.HEAD_END)
+        if end > httphead.MAX_HEAD_BYTES or (end < 0 and len(seen) > httphead.MAX_HEAD_BYTES):
+            self._answer(431, "request head too large")
+            return
         if end < 0:
-            if len(seen) > httphead.MAX_HEAD_BYTES:
-                self._answer(431, "request head too large")
             return
         try:
             head = httphead.parse_request(seen[:end])
