@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -28,12 +27,14 @@ class DialError(OSError):
     """The stream could not be dialled (refused, reset, TLS, a malformed answer)."""
 
 
-@dataclass(slots=True)
 class Refused:
     """The peer answered the stream request with something other than 101."""
 
-    status: int
-    reason: str
+    __slots__ = ("reason", "status")
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
 
 
 class _StreamClient(asyncio.Protocol):
@@ -94,12 +95,14 @@ class _StreamClient(asyncio.Protocol):
             self.closed.set_result(None)
 
 
-@dataclass(slots=True)
 class Stream:
     """An upgraded stream: write frames to `transport`; `closed` ends with the connection."""
 
-    transport: asyncio.Transport
-    closed: asyncio.Future[None]
+    __slots__ = ("closed", "transport")
+
+    def __init__(self, transport: asyncio.Transport, closed: asyncio.Future[None]) -> None:
+        self.transport = transport
+        self.closed = closed
 
 
 def _tls_for(url: str, context: ssl.SSLContext | bool) -> ssl.SSLContext | None:

@@ -54,13 +54,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
 class Refusal:
     """A refused peer request: the status and text to answer it with."""
 
-    status: int
-    text: str
-    headers: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("headers", "status", "text")
+
+    def __init__(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.text = text
+        self.headers = headers or {}
 
 
 def _as_response(refusal: Refusal) -> web.Response:
