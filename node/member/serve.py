@@ -101,13 +101,13 @@ def _import_http_side() -> tuple[ModuleType, ...]:
     return tuple(importlib.import_module(name) for name in HTTP_SIDE_MODULES)
 
 
-async def _http_side(server: EtcdServer) -> tuple[Any, Any]:
+async def _http_side(server: EtcdServer, stop: asyncio.Event) -> tuple[Any, Any]:
     """Import the HTTP side in a thread (after a leader, if the environment asks so)."""
     hold = float(os.environ.get(HTTP_SIDE_AFTER_LEADER_ENV, "0") or 0)
     if hold > 0:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(hold):
-                while server.lead == 0:  # noqa: ASYNC110 - a lab knob: polling is enough
+                while server.lead == 0 and not stop.is_set():  # noqa: ASYNC110 - a lab knob
                     await asyncio.sleep(0.01)
     before = "aiohttp" in sys.modules
     app, sites = await asyncio.to_thread(_import_http_side)
@@ -176,7 +176,7 @@ async def serve(cfg: MemberConfig) -> None:
     try:
         peer_listeners = await _listen_peers(peer_port, cfg.listen_peer_urls, cfg.peer_tls)
         await server.start()
-        app, sites = await _http_side(server)
+        app, sites = await _http_side(server, stop)
         peer_runner = app.create_peer_runner(server)
         await peer_runner.setup()
         runners.append(peer_runner)
