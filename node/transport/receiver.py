@@ -274,6 +274,15 @@ class Receiver:
         for task in list(self._snapshot_tasks):
             task.cancel()
 
+    async def streams_ended(self, seconds: float) -> None:
+        """Wait (at most `seconds`) for the streams accepted on plain asyncio to be
+        accounted for once closed: their tasks outlive no transport."""
+        tasks = list(self._raw_tasks)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=seconds)
+            for task in pending:
+                task.cancel()
+
     # ------------------------------------------------------------------------- admission
 
     def _refuse(

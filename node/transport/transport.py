@@ -264,6 +264,7 @@ class Transport:
             if streams:
                 await asyncio.wait(streams, timeout=self._opts.dial_timeout)
             self._receiver.close_all()
+            await self._receiver.streams_ended(self._opts.dial_timeout)
             self._probe_helper.close()
             tasks = list(self._tasks)
             for task in tasks:
