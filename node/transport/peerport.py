@@ -144,9 +144,14 @@ class _Router(asyncio.Protocol):
 
     def _timed_out(self) -> None:
         self._timer = None
-        if self._transport is not None and (self._ours or self._port.http_ready):
+        if self._transport is None:
+            return
+        if self._ours or self._port.http_ready:
             log.debug("peer connection sent no request head in %.0fs; closed", HEAD_TIMEOUT)
             self._transport.close()  # connection_lost cleans up
+            return
+        # Undecided while aiohttp is not there yet: look again later, never forget it.
+        self._timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT, self._timed_out)
 
     def _done(self) -> None:
         if self._timer is not None:
