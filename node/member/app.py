@@ -148,3 +148,19 @@ def create_peer_app(server: EtcdServer) -> web.Application:
     app.router.add_get(PEER_HASHKV_PATH, peer_hash_kv)
     app.router.add_get(MEMBERS_PATH, peer_members)
     return app
+
+
+# ---- runners (serve.py creates them without importing aiohttp itself) ------
+def create_peer_runner(server: EtcdServer) -> web.AppRunner:
+    """The peer application's runner; its server takes the peer port's non-stream requests."""
+    return web.AppRunner(create_peer_app(server), access_log=None, shutdown_timeout=2.0)
+
+
+def create_client_runner(
+    server: EtcdServer, service: KVService, metrics: MemberMetrics
+) -> web.AppRunner:
+    return web.AppRunner(create_client_app(server, service, metrics), access_log=None)
+
+
+def create_metrics_runner(server: EtcdServer, metrics: MemberMetrics) -> web.AppRunner:
+    return web.AppRunner(create_metrics_app(server, metrics), access_log=None)

@@ -1,5 +1,12 @@
 """Run one member: build its server and listeners, serve until a signal, shut down in order.
 
+Raft first, aiohttp later: the peer port listens on plain asyncio (node.transport.peerport),
+so the member starts its Raft node, connects its peers and can win an election while a
+thread imports aiohttp and the HTTP applications (~0.2 s of CPU: three members restarted
+together share two cores, and the first election waits for the last of them to connect).
+Requests on the peer port other than Raft streams wait for aiohttp; then the client
+listener opens once the member is published, as before.
+
 Shutdown is orderly: stop accepting, stop the server, close the WAL last.
 """
 
@@ -10,25 +17,30 @@ import contextlib
 import gc
 import importlib
 import logging
+import os
 import signal
-from typing import TYPE_CHECKING
+import sys
+import time
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from aiohttp import web
 
 from exporter.metrics import MemberMetrics
 from node.errors import EtcdError
-from node.member.app import create_client_app, create_metrics_app, create_peer_app
 from node.member.gctune import tune_after_start
-from node.member.mux import MuxSite, router_factory
 from node.member.state import ServerStateSource
-from node.member.tls_site import TLSSite
+from node.member.tls_accept import TLSAcceptor
 from node.member.watchdog import start_from_env as start_watchdog
 from node.server import EtcdServer, KVService
 from node.server.identity import resolve_identity
 from node.tls import TLSInfo, server_context
+from node.transport.peerport import PeerPort
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from types import ModuleType
+
+    from aiohttp import web
+
     from node.api.grpc import GrpcEndpoint
     from node.config import MemberConfig
 
@@ -42,43 +54,74 @@ def _host_port(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
-async def _listen(
-    runner: web.AppRunner,
-    urls: tuple[str, ...],
-    info: TLSInfo,
-    what: str,
-    grpc: GrpcEndpoint | None = None,
-) -> None:
-    """Start one site per URL: https URLs get TLS from `info`, http URLs ignore it (as etcd).
-
-    With `grpc`, each site serves gRPC and HTTP/1 on its one port (node.member.mux).
-    """
+async def _listen_peers(
+    port: PeerPort, urls: tuple[str, ...], info: TLSInfo
+) -> list[Callable[[], Awaitable[None]]]:
+    """One plain-asyncio listener per peer URL (https: TLS from `info`, as etcd); the
+    coroutine functions that close them."""
     context = server_context(info) if any(u.startswith("https://") for u in urls) else None
-    factory = router_factory(runner, grpc.protocol) if grpc is not None else None
-    if context is not None and grpc is not None:
-        # The server's order decides: a client offering both (curl, browsers: the JSON
-        # gateway) gets HTTP/1.1; gRPC clients offer only h2 (grpcio's C core refuses a
-        # TLS connection without it) and get h2, which the router hands to gRPC.
-        context.set_alpn_protocols(["http/1.1", "h2"])
+    loop = asyncio.get_running_loop()
+    closers: list[Callable[[], Awaitable[None]]] = []
     for url in urls:
-        host, port = _host_port(url)
+        host, number = _host_port(url)
         if url.startswith("https://"):
             assert context is not None
-            await TLSSite(
-                runner, host, port, ssl_context=context, listener=what, protocol_factory=factory
-            ).start()
+            acceptor = TLSAcceptor(
+                host, number, ssl_context=context, listener="peer", protocol_factory=port.protocol
+            )
+            await acceptor.start()
+            closers.append(acceptor.stop)
             continue
         if not info.empty:
             log.warning(
                 "the scheme of %s url %s is HTTP while key/cert files are presented; "
                 "ignored key/cert files",
-                what,
+                "peer",
                 url,
             )
-        if factory is not None:
-            await MuxSite(runner, host, port, factory).start()
-        else:
-            await web.TCPSite(runner, host, port, reuse_address=True).start()
+        server = await loop.create_server(port.protocol, host, number, reuse_address=True)
+
+        async def close(server: asyncio.AbstractServer = server) -> None:
+            server.close()
+
+        closers.append(close)
+    return closers
+
+
+# The HTTP side: aiohttp (~0.19 s of CPU to import, its client side included), the JSON
+# gateway and the member's applications. Imported in a thread once the Raft node runs.
+HTTP_SIDE_MODULES = ("node.member.app", "node.member.sites")
+# Lab and tests: hold the HTTP side back until a leader is known (at most this many
+# seconds), to show that Raft runs, peers connect and a leader is elected without it
+# (tests/member/test_raft_first.py).
+HTTP_SIDE_AFTER_LEADER_ENV = "RAFTMON_HTTP_SIDE_AFTER_LEADER_SECONDS"
+
+
+def _import_http_side() -> tuple[ModuleType, ...]:
+    return tuple(importlib.import_module(name) for name in HTTP_SIDE_MODULES)
+
+
+async def _http_side(server: EtcdServer, stop: asyncio.Event) -> tuple[Any, Any]:
+    """Import the HTTP side in a thread (after a leader, if the environment asks so)."""
+    hold = float(os.environ.get(HTTP_SIDE_AFTER_LEADER_ENV, "0") or 0)
+    if hold > 0:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(hold):
+                while server.lead == 0 and not stop.is_set():  # noqa: ASYNC110 - a lab knob
+                    await asyncio.sleep(0.01)
+    before = "aiohttp" in sys.modules
+    app, sites = await asyncio.to_thread(_import_http_side)
+    log.info(
+        "imported the HTTP side",
+        extra={
+            "fields": {
+                "aiohttp-imported-before": str(before).lower(),
+                "leader": f"{server.lead:x}",
+                "active-peers": str(sum(server.transport.can_deliver(p) for p in server.peer_ids)),
+            }
+        },
+    )
+    return app, sites
 
 
 # The gRPC side (protobuf's runtime, etcd's stubs, HTTP/2: ~60 modules, ~21 ms of CPU)
@@ -127,28 +170,31 @@ async def serve(cfg: MemberConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    peer_port = PeerPort(server.transport)
+    peer_listeners: list[Callable[[], Awaitable[None]]] = []
+    client_side: asyncio.Future[type[GrpcEndpoint]] | None = None
     try:
-        peer_runner = web.AppRunner(create_peer_app(server), access_log=None, shutdown_timeout=2.0)
+        peer_listeners = await _listen_peers(peer_port, cfg.listen_peer_urls, cfg.peer_tls)
+        await server.start()
+        app, sites = await _http_side(server, stop)
+        peer_runner = app.create_peer_runner(server)
         await peer_runner.setup()
         runners.append(peer_runner)
-        await _listen(peer_runner, cfg.listen_peer_urls, cfg.peer_tls, "peer")
-        await server.start()
+        peer_port.serve_http(peer_runner.server)
         client_side = asyncio.ensure_future(asyncio.to_thread(_import_client_side))
         if not await _ready(server, stop):
-            with contextlib.suppress(Exception):
-                await client_side  # the thread cannot be cancelled: let it finish
             return
-        client_runner = web.AppRunner(create_client_app(server, service, metrics), access_log=None)
+        client_runner = app.create_client_runner(server, service, metrics)
         await client_runner.setup()
         runners.append(client_runner)
         grpc = (await client_side)(service, metrics)
-        await _listen(client_runner, cfg.listen_client_urls, cfg.client_tls, "client", grpc)
+        await sites.listen(client_runner, cfg.listen_client_urls, cfg.client_tls, "client", grpc)
         if cfg.listen_metrics_urls:
-            metrics_runner = web.AppRunner(create_metrics_app(server, metrics), access_log=None)
+            metrics_runner = app.create_metrics_runner(server, metrics)
             await metrics_runner.setup()
             runners.append(metrics_runner)
             # etcd serves https metrics URLs with the client certificate and CA
-            await _listen(metrics_runner, cfg.listen_metrics_urls, cfg.client_tls, "metrics")
+            await sites.listen(metrics_runner, cfg.listen_metrics_urls, cfg.client_tls, "metrics")
         log.info(
             "serving",
             extra={
@@ -158,6 +204,8 @@ async def serve(cfg: MemberConfig) -> None:
                     "cluster-id": f"{cfg.cluster_id:x}",
                     "client-urls": list(cfg.listen_client_urls),
                     "peer-urls": list(cfg.listen_peer_urls),
+                    # CPU this process spent to get here (a restart's cost, on shared cores)
+                    "cpu-seconds": f"{time.process_time():.3f}",
                 }
             },
         )
@@ -175,9 +223,16 @@ async def serve(cfg: MemberConfig) -> None:
         else:
             log.info("received signal; shutting down")
     finally:
+        if client_side is not None and not client_side.done():
+            with contextlib.suppress(Exception):
+                await client_side  # the thread cannot be cancelled: let it finish
         if grpc is not None:
             with contextlib.suppress(Exception):
                 await grpc.close()
+        for close in peer_listeners:
+            with contextlib.suppress(Exception):
+                await close()
+        peer_port.close()
         for runner in reversed(runners):
             with contextlib.suppress(Exception):
                 await runner.cleanup()

@@ -1,52 +1,23 @@
-"""`TLSSite`: an aiohttp site for https URLs that behaves as etcd's Go listener does.
-
-aiohttp's own `TCPSite(ssl_context=...)` hands every accepted socket straight to the
-TLS handshake, which has two costs an operator feels:
-- a handshake that fails (unknown CA, expired or wrong-host certificate, no client
-  certificate under --client-cert-auth) is dropped silently on the server side; etcd
-  logs `rejected connection from "addr" (error "...")` for each one;
-- a plain-HTTP client gets a closed connection; Go's server answers
-  `HTTP/1.0 400 Bad Request` with "Client sent an HTTP request to an HTTPS server.".
-
-This site accepts sockets itself, peeks at the first byte (a TLS record starts with
-0x16, a handshake), answers plain HTTP as Go does, and runs the handshake through
-`loop.connect_accepted_socket`, which raises the handshake's error, so it can be logged
-with the remote address and the reason. Connections that succeed belong to aiohttp's
-server as usual (keep-alive, graceful shutdown, limits).
-"""
+"""`TLSSite`: an aiohttp site for https URLs on `TLSAcceptor` (tls_accept.py says why)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import socket
-import ssl
-import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from node.tls import describe_error
+from node.member.tls_accept import TLSAcceptor
 
 if TYPE_CHECKING:
+    import asyncio
+    import ssl
     from collections.abc import Callable
 
     from aiohttp.web_runner import BaseRunner
 
-log = logging.getLogger(__name__)
-
-TLS_HANDSHAKE_RECORD = 0x16
-# Go's net/http answer to an HTTP request on a TLS listener, byte for byte.
-GO_HTTP_ON_HTTPS = (
-    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
-)
-HANDSHAKE_TIMEOUT = 10.0  # seconds for the first byte and then the handshake
-REPEAT_SECONDS = 30.0  # the same refusal from the same host is logged once per this period
-
 
 class TLSSite(web.BaseSite):
-    """Serve `runner` on host:port over TLS, logging rejected handshakes (see module doc)."""
+    """Serve `runner` (or `protocol_factory`) on host:port over TLS, as etcd's listener."""
 
     def __init__(
         self,
@@ -64,10 +35,7 @@ class TLSSite(web.BaseSite):
         self._port = port
         self._listener = listener  # "client", "peer" or "metrics", for the log lines
         self._factory = protocol_factory  # None: aiohttp's own (no gRPC on this listener)
-        self._sock: socket.socket | None = None
-        self._accept_task: asyncio.Task[None] | None = None
-        self._pending: set[asyncio.Task[None]] = set()
-        self._warned: dict[tuple[str, str], float] = {}  # (remote host, reason) -> last WARNING
+        self._acceptor: TLSAcceptor | None = None
 
     @property
     def name(self) -> str:
@@ -75,125 +43,21 @@ class TLSSite(web.BaseSite):
 
     async def start(self) -> None:
         await super().start()
-        sock = socket.create_server((self._host, self._port), backlog=self._backlog)
-        sock.setblocking(False)
-        self._sock = sock
-        self._accept_task = asyncio.create_task(self._accept_loop(sock), name=f"accept {self.name}")
+        factory = self._factory or self._runner.server
+        assert factory is not None
+        assert self._ssl_context is not None
+        self._acceptor = TLSAcceptor(
+            self._host,
+            self._port,
+            ssl_context=self._ssl_context,
+            listener=self._listener,
+            protocol_factory=factory,
+            backlog=self._backlog,
+        )
+        await self._acceptor.start()
 
     async def stop(self) -> None:
         self._runner._check_site(self)
-        if self._accept_task is not None:
-            self._accept_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._accept_task
-        for task in list(self._pending):
-            task.cancel()
-        await asyncio.gather(*self._pending, return_exceptions=True)
-        if self._sock is not None:
-            self._sock.close()
+        if self._acceptor is not None:
+            await self._acceptor.stop()
         self._runner._unreg_site(self)
-
-    async def _accept_loop(self, sock: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                conn, addr = await loop.sock_accept(sock)
-            except OSError as err:  # EMFILE and friends: back off, keep the listener
-                log.warning("accept failed listener=%s error=%s", self._listener, err)
-                await asyncio.sleep(0.1)
-                continue
-            task = asyncio.create_task(self._serve(conn, addr))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
-
-    async def _serve(self, conn: socket.socket, addr: tuple[str, int]) -> None:
-        loop = asyncio.get_running_loop()
-        remote = f"{addr[0]}:{addr[1]}"
-        handed_over = False
-        try:
-            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-                first = await _peek(loop, conn)
-            if not first:
-                return
-            if first[0] != TLS_HANDSHAKE_RECORD:
-                if first.isalpha():  # an HTTP method: Go answers, anything else is dropped
-                    await _answer_plain_http(loop, conn)
-                self._rejected(remote, "first record does not look like a TLS handshake")
-                return
-            server = self._factory or self._runner.server
-            assert server is not None
-            assert self._ssl_context is not None
-            handed_over = True
-            await loop.connect_accepted_socket(
-                server,
-                conn,
-                ssl=self._ssl_context,
-                ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
-            )
-        except (ssl.SSLError, OSError, TimeoutError) as err:
-            why = "timeout" if isinstance(err, TimeoutError) else describe_error(err)
-            self._rejected(remote, why)
-        finally:
-            # NB: once handed over, the loop's transport owns the socket and closes it on
-            # a failed handshake; closing it here too could close a reused descriptor.
-            if not handed_over:
-                conn.close()
-
-    def _rejected(self, remote: str, reason: str) -> None:
-        """etcd's `rejected connection from "addr" (error "...")`, as a key=value WARNING.
-
-        A peer with a bad certificate redials about once a second: the first refusal
-        per remote host and reason is a WARNING, repeats within REPEAT_SECONDS are DEBUG.
-        """
-        now = time.monotonic()
-        key = (remote.rpartition(":")[0], reason)
-        last = self._warned.get(key)
-        repeated = last is not None and now - last < REPEAT_SECONDS
-        level = logging.DEBUG if repeated else logging.WARNING
-        if level == logging.WARNING:
-            if len(self._warned) > 1024:  # bounded: forget the oldest half
-                for old in sorted(self._warned, key=self._warned.__getitem__)[:512]:
-                    del self._warned[old]
-            self._warned[key] = now
-        log.log(
-            level,
-            "rejected connection listener=%s remote-addr=%s error=%r",
-            self._listener,
-            remote,
-            reason,
-            extra={"fields": {"listener": self._listener, "remote-addr": remote, "error": reason}},
-        )
-
-
-async def _answer_plain_http(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
-    """Go's 400, then a clean close: read what the client sent (bounded) so no RST eats it."""
-    with contextlib.suppress(OSError, TimeoutError):
-        await loop.sock_sendall(conn, GO_HTTP_ON_HTTPS)
-        conn.shutdown(socket.SHUT_WR)
-        async with asyncio.timeout(1.0):
-            drained = 0
-            while drained < 1 << 20:
-                chunk = await loop.sock_recv(conn, 65536)
-                if not chunk:
-                    break
-                drained += len(chunk)
-
-
-async def _peek(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> bytes:
-    """The first byte the client sends, left in the socket for the TLS handshake."""
-    fd = conn.fileno()
-    ready: asyncio.Future[None] = loop.create_future()
-
-    def on_readable() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_reader(fd, on_readable)
-    try:
-        await ready
-    finally:
-        loop.remove_reader(fd)
-    try:
-        return conn.recv(1, socket.MSG_PEEK)
-    except BlockingIOError:
-        return b"\x00"  # spurious wake-up: treat as garbage, the client may retry

@@ -1,9 +1,14 @@
-"""Peer transport over aiohttp: long-lived batched streams, reconnect, RTT probes, snapshots.
+"""Peer transport: long-lived batched streams, reconnect, RTT probes, snapshots.
+
+Streams run on plain asyncio, so a member connects its peers before it imports aiohttp
+(`httphead`); snapshots, plain probes and member info use aiohttp once it is there.
 
 Modules, one job each: `codec` (binary frames), `peer` (one peer's outbound stream and
-prober), `receiver` (the inbound HTTP handlers), `snapshot` (streamed db images),
-`stats` (counters, faults, the metrics observer seam), `options` (tunables), `wire`
-(paths and headers), `transport` (the `Transport` facade the driver uses).
+prober), `dial` (a stream's dial), `peerport` (the peer listener's first bytes: streams
+here, the rest to aiohttp), `receiver` (the inbound side), `snapshot` (streamed db
+images), `stats` (counters, faults, the metrics observer seam), `options` (tunables),
+`wire` (paths and headers), `httphead` (the HTTP/1.1 heads a stream needs), `transport`
+(the `Transport` facade the driver uses).
 
 Nothing here imports prometheus_client or the Raft core's logic; only its message types.
 """

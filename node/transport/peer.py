@@ -33,18 +33,21 @@ import time
 from enum import Enum
 from typing import TYPE_CHECKING
 
-import aiohttp
-
 from node.raft.messages import Message, MessageType
 from node.transport import wire
 from node.transport.codec import KEEPALIVE_FRAME, LENGTH_SIZE, CodecError, encode_into
+from node.transport.dial import Refused, dial_stream
 from node.transport.prober import ProbeHelper, ProbeOutcome
 from node.transport.rttmonitor import MonitorTiming, SmoothedRtt, run_monitor
 from node.transport.stats import NO_FAULT, PeerFault, PeerStats
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Callable
 
+    import aiohttp
+
+    from node.transport.dial import Stream
     from node.transport.local import LocalMember
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,11 @@ log = logging.getLogger(__name__)
 # or wedged peer whose kernel still accepts our bytes) and is torn down: with the default
 # probe interval and timeout that is ~3-5 s, close to etcd's 5 s connection read timeout.
 STUCK_PROBE_TIMEOUTS = 2
+
+# A peer that answered a probe upgrade with a plain answer is probed over HTTP; it is
+# asked to upgrade again after this long: its answer may only mean that its probe side
+# was not up yet (a member's peer port opens before its transport starts).
+PROBE_UPGRADE_RETRY_SECONDS = 30.0
 
 # Losing one of these means the follower's Progress is wrong until the core re-probes.
 _CRITICAL = frozenset({MessageType.MsgApp, MessageType.MsgSnap})
@@ -105,7 +113,7 @@ class PeerSender:
         self._dial_error = ""  # ... or when the reason changes (refused -> TLS certificate)
         self._probe_failing = False
         self._probe_timeouts = 0  # consecutive, reset by any answered probe
-        self._resp: aiohttp.ClientResponse | None = None  # the live stream, while connected
+        self._stream: Stream | None = None  # the live stream, while connected
         # The upgraded connection's socket, while connected and writable: flush writes here.
         self._socket: asyncio.WriteTransport | None = None
         self._last_write = 0.0  # loop time of the last write, for keep-alives
@@ -115,6 +123,7 @@ class PeerSender:
         # (prober.py); https links, and peers that do not upgrade probes, probe over HTTP.
         self.probe_helper: ProbeHelper | None = None
         self._probe_upgrades = self.url.startswith("http://")
+        self._probe_upgrade_retry_at = math.inf  # loop time to ask for upgrades again
         # etcd's prober status of this peer: the SRTT the RTT histogram observes. A
         # monitor interval below the probe interval (the compressed-time lab) probes that
         # often too, so the SRTT follows a change within seconds.
@@ -296,12 +305,15 @@ class PeerSender:
 
     # ------------------------------------------------------------------------ stream task
 
-    async def run_stream(self, session: aiohttp.ClientSession) -> None:
-        """Keep one stream to the peer open for the transport's life, redialling with backoff."""
+    async def run_stream(self, tls: ssl.SSLContext | bool) -> None:
+        """Keep one stream to the peer open for the transport's life, redialling with backoff.
+
+        `tls` verifies an https peer (dial.py).
+        """
         backoff = self._opts.backoff_initial
         while True:
             self.state = StreamState.CONNECTING
-            connected_for = await self._stream_once(session)
+            connected_for = await self._stream_once(tls)
             if self._closing:
                 return
             self.state = StreamState.DISCONNECTED
@@ -330,50 +342,41 @@ class PeerSender:
         if self.state is StreamState.DISCONNECTED:
             self._redial.set()
 
-    async def _stream_once(self, session: aiohttp.ClientSession) -> float | None:
+    async def _stream_once(self, tls: ssl.SSLContext | bool) -> float | None:
         """One dial and, if accepted, the stream's life. Returns seconds connected, or None."""
         loop = asyncio.get_running_loop()
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self._opts.dial_timeout, sock_read=None
-        )
         try:
-            async with asyncio.timeout(self._opts.dial_timeout):
-                resp = await session.get(
-                    self.url + wire.STREAM_PATH,
-                    headers=self._stream_headers,
-                    timeout=timeout,
-                )
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            dialled = await dial_stream(
+                self.url,
+                wire.STREAM_PATH,
+                self._stream_headers,
+                tls=tls,
+                timeout=self._opts.dial_timeout,
+            )
+        except (OSError, TimeoutError) as exc:
             self._dial_failed(f"{type(exc).__name__}: {exc}")
             return None
+        if isinstance(dialled, Refused):
+            self._refused(dialled.status, dialled.reason)
+            return None
+        sock = dialled.transport
         try:
-            conn = resp.connection
-            if resp.status != 101 or conn is None or conn.transport is None:
-                try:
-                    async with asyncio.timeout(self._opts.dial_timeout):
-                        reason = (await resp.text()).strip()[:200]
-                except (aiohttp.ClientError, OSError, TimeoutError):
-                    reason = ""
-                self._refused(resp.status, reason)
-                return None
-            closed = conn.protocol.closed if conn.protocol is not None else None
-            self._socket = conn.transport
+            self._socket = sock
             self._last_write = loop.time()
-            self._resp = resp
+            self._stream = dialled
             self._connected()
             started = loop.time()
             self.flush()  # what was queued while dialling
-            pump = asyncio.create_task(self._pump(conn.transport), name=f"{self.url}-pump")
+            pump = asyncio.create_task(self._pump(sock), name=f"{self.url}-pump")
             try:
-                if closed is not None:
-                    # The receiver sends nothing after its 101: the future ends with the
-                    # connection (EOF, reset, or our own close of a stuck stream).
-                    await asyncio.wait([pump, closed], return_when=asyncio.FIRST_EXCEPTION)
-                    if pump.done() and not pump.cancelled():
-                        pump.result()  # a pump that failed fails the stream task, loudly
-                    await closed
+                # The receiver sends nothing after its 101: the future ends with the
+                # connection (EOF, reset, or our own close of a stuck stream).
+                await asyncio.wait([pump, dialled.closed], return_when=asyncio.FIRST_EXCEPTION)
+                if pump.done() and not pump.cancelled():
+                    pump.result()  # a pump that failed fails the stream task, loudly
+                await dialled.closed
                 why = "peer closed the stream"
-            except (aiohttp.ClientError, OSError) as exc:
+            except OSError as exc:
                 why = f"{type(exc).__name__}: {exc}"
             finally:
                 self._socket = None
@@ -384,9 +387,10 @@ class PeerSender:
             return loop.time() - started
         finally:
             self._socket = None
-            self._resp = None
+            self._stream = None
             self._reset_reason = ""
-            resp.close()
+            if not sock.is_closing():
+                sock.close()
 
     def _connected(self) -> None:
         self.state = StreamState.CONNECTED
@@ -455,7 +459,7 @@ class PeerSender:
 
     # ------------------------------------------------------------------------ prober task
 
-    async def run_prober(self, session: aiohttp.ClientSession) -> None:
+    async def run_prober(self, session: Callable[[], aiohttp.ClientSession]) -> None:
         """Probe the peer every interval and right after connecting, and observe the
         smoothed RTT on etcd's cadence (both end when this task is cancelled)."""
         async with asyncio.TaskGroup() as tasks:
@@ -472,7 +476,7 @@ class PeerSender:
         except Exception:
             log.exception("RTT observer failed remote-peer-id=%s", wire.id_hex(self.peer_id))
 
-    async def _probe_forever(self, session: aiohttp.ClientSession) -> None:
+    async def _probe_forever(self, session: Callable[[], aiohttp.ClientSession]) -> None:
         while True:
             try:
                 async with asyncio.timeout(self._probe_interval):
@@ -484,8 +488,8 @@ class PeerSender:
 
     def _reset_stuck_stream(self) -> None:
         """Tear down a stream whose peer stopped answering: its writes only fill buffers."""
-        resp = self._resp
-        if resp is None or self._reset_reason:
+        stream = self._stream
+        if stream is None or self._reset_reason:
             return
         self._reset_reason = f"peer answered no probe {self._probe_timeouts} times in a row"
         log.warning(
@@ -494,15 +498,22 @@ class PeerSender:
             self._reset_reason,
             extra={"fields": self._log_fields},
         )
-        resp.close()  # the stream task's read fails at once and it redials with backoff
+        # abort, not close: a stopped peer reads nothing, so a close would wait for our
+        # buffered writes to drain; the stream task sees the end at once and redials
+        stream.transport.abort()
 
-    async def _probe_once(self, session: aiohttp.ClientSession) -> None:
+    async def _probe_once(self, session: Callable[[], aiohttp.ClientSession]) -> None:
+        """`session`: the aiohttp session for probes over HTTP, made on first use."""
         fault = self.fault
         if fault.drop:  # a partitioned peer answers no probe
             self.stats.probe_failures += 1
             self.rtt.record(False)
             return
         helper = self.probe_helper
+        loop = asyncio.get_running_loop()
+        if not self._probe_upgrades and loop.time() >= self._probe_upgrade_retry_at:
+            self._probe_upgrades = True
+            self._probe_upgrade_retry_at = math.inf
         if self._probe_upgrades and helper is not None and helper.running:
             outcome = await helper.probe(
                 self.peer_id,
@@ -513,6 +524,7 @@ class PeerSender:
             )
             if outcome is not None and outcome.unsupported:
                 self._probe_upgrades = False
+                self._probe_upgrade_retry_at = loop.time() + PROBE_UPGRADE_RETRY_SECONDS
                 log.info(
                     "peer does not upgrade probes; probing over HTTP remote-peer-id=%s why=%r",
                     wire.id_hex(self.peer_id),
@@ -522,10 +534,12 @@ class PeerSender:
             elif outcome is not None:
                 self._record_probe(outcome)
                 return
-        await self._probe_over_http(session, fault)
+        await self._probe_over_http(session(), fault)
 
     async def _probe_over_http(self, session: aiohttp.ClientSession, fault: PeerFault) -> None:
         """The probe on the event loop (TLS links): its RTT includes both loops' queues."""
+        import aiohttp  # imported once the peers are up (httphead.py)
+
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
 if TYPE_CHECKING:
     import ssl
     from collections.abc import Mapping
+
+    import aiohttp
 
 MEMBER_INFO_PATH = "/raftmon/member"  # on the peer listener: name, id, client URLs
 MEMBER_INFO_TIMEOUT_SECONDS = 2.0
@@ -66,6 +66,8 @@ class PeerClient:
 
     async def client_urls_of(self, member_id: int) -> list[str]:
         """Client URLs `member_id` advertises (asked over its peer URL once, then cached)."""
+        import aiohttp  # imported once the peers are up (httphead.py)
+
         cached = self._client_urls.get(member_id)
         if cached is not None:
             return cached
@@ -88,6 +90,8 @@ class PeerClient:
         """Ask `member_id`'s peer URL for its HashKV at `revision`, as etcd's corruption
         check does (GET /members/hashkv, body {"revision": N}), waiting at most `seconds`:
         (HTTP status, body text)."""
+        import aiohttp  # imported once the peers are up (httphead.py)
+
         url = self._peer_urls.get(member_id)
         if url is None:
             raise PeerRequestFailed(f"no peer URL for member {member_id:x}")
@@ -110,6 +114,8 @@ class PeerClient:
 
     async def forward(self, url: str, path: str, body: dict[str, Any]) -> str:
         """POST `body` as JSON to `url + path` (the leader's client URL); the answer's text."""
+        import aiohttp  # imported once the peers are up (httphead.py)
+
         if self._forward_session is None:
             self._forward_session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_SECONDS),
@@ -138,6 +144,8 @@ async def fetch_members(
 
     Raises PeerRequestFailed naming every URL tried when none answered.
     """
+    import aiohttp  # imported once the peers are up (httphead.py)
+
     failures: list[str] = []
     timeout = aiohttp.ClientTimeout(total=seconds)
     async with aiohttp.ClientSession(

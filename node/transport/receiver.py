@@ -1,4 +1,9 @@
-"""The inbound side: aiohttp handlers for peer streams, RTT probes and snapshot uploads.
+"""The inbound side: peer streams, RTT probes and snapshot uploads.
+
+A member's peer port hands stream requests and upgraded probes to this receiver on plain
+asyncio (`open_raw_stream`, `answer_raw_probe`; see httphead.py for why), and everything
+else to aiohttp, whose handlers are here too (`add_routes`; a stream request that reaches
+aiohttp, e.g. on a kept-alive connection, is served the same way).
 
 A stream handler admits the sender, answers 101 Switching Protocols, and gives the
 upgraded connection a `_StreamParser`, the way aiohttp hands a WebSocket to its frame
@@ -24,9 +29,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from aiohttp import web
-
-from node.transport import screen, wire
+from node.transport import httphead, screen, wire
 from node.transport.codec import CodecError, FrameDecoder
 from node.transport.prober import ProbeHelper, plain_socket
 from node.transport.snapshot import SnapshotRefused, receive_snapshot
@@ -40,7 +43,9 @@ from node.transport.stats import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Mapping
+
+    from aiohttp import web
 
     from node.raft.messages import Message
     from node.transport.local import LocalMember
@@ -49,15 +54,40 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class Refusal:
+    """A refused peer request: the status and text to answer it with."""
+
+    __slots__ = ("headers", "status", "text")
+
+    def __init__(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.text = text
+        self.headers = headers or {}
+
+
+def _as_response(refusal: Refusal) -> web.Response:
+    from aiohttp import web  # only once aiohttp serves (module doc)
+
+    return web.Response(status=refusal.status, text=refusal.text, headers=refusal.headers or None)
+
+
+def remote_host(transport: asyncio.BaseTransport) -> str | None:
+    """The peer's IP, as aiohttp's `request.remote` gives it."""
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, (tuple, list)) and peer else None
+
+
 class _Inbound:
     """One open inbound stream; `closing` marks a close we asked for (not a failure)."""
 
-    __slots__ = ("closing", "remote", "request", "stream")
+    __slots__ = ("closing", "remote", "stream", "transport")
 
-    def __init__(self, request: web.Request, stream: _StreamParser) -> None:
-        self.request = request
+    def __init__(
+        self, transport: asyncio.BaseTransport | None, remote: str | None, stream: _StreamParser
+    ) -> None:
+        self.transport = transport
         self.stream = stream
-        self.remote = request.remote  # the peer's IP: a snapshot claiming it must match
+        self.remote = remote  # the peer's IP: a snapshot claiming it must match
         self.closing = False
 
     def live(self, now: float, window: float) -> bool:
@@ -66,7 +96,7 @@ class _Inbound:
 
     def close(self) -> None:
         self.closing = True
-        transport = self.request.transport
+        transport = self.transport
         if transport is not None:
             # Ends the body read in the handler (connection_lost), which then returns.
             transport.close()
@@ -149,6 +179,27 @@ class _StreamParser:
             self.finish("peer closed the stream", failed=False)
 
 
+class _RawStream(asyncio.Protocol):
+    """An upgraded inbound stream on plain asyncio: every chunk straight to its parser."""
+
+    __slots__ = ("_parser", "_transport")
+
+    def __init__(self, parser: _StreamParser, transport: asyncio.BaseTransport) -> None:
+        self._parser = parser
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        close, _ = self._parser.feed_data(data)
+        if close:
+            self._transport.close()
+
+    def eof_received(self) -> bool | None:
+        return None  # the sender finished: close our side too (connection_lost follows)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._parser.feed_eof()
+
+
 class Receiver:
     """Serves /raft/stream, /raft/probing and /raft/snapshot for one member."""
 
@@ -184,12 +235,19 @@ class Receiver:
         self._outbound_fault = outbound_fault
         self._inbound: dict[int, _Inbound] = {}
         self._snapshot_tasks: set[asyncio.Task[object]] = set()
+        self._raw_tasks: set[asyncio.Task[None]] = set()  # streams accepted on plain asyncio
+        self._upgraded = {
+            "Connection": "Upgrade",
+            "Upgrade": wire.STREAM_UPGRADE,
+            wire.HDR_FROM: wire.id_hex(local.member_id),
+        }
         self.probe_helper: ProbeHelper | None = None  # answers upgraded probes (prober.py)
         self.running = False
         self.removed: set[int] = set()  # members removed from the cluster: refused with 410
         self._log_fields = {"local-member-id": wire.id_hex(local.member_id)}
 
     def add_routes(self, app: web.Application) -> None:
+        """The aiohttp side: every peer request the peer port does not take itself."""
         app.router.add_get(wire.STREAM_PATH, self._handle_stream)
         app.router.add_get(wire.PROBING_PATH, self._handle_probing)
         app.router.add_post(wire.SNAPSHOT_PATH, self._handle_snapshot)
@@ -216,16 +274,32 @@ class Receiver:
         for task in list(self._snapshot_tasks):
             task.cancel()
 
+    async def streams_ended(self, seconds: float) -> None:
+        """Wait (at most `seconds`) for the streams accepted on plain asyncio to be
+        accounted for once closed: their tasks outlive no transport."""
+        tasks = list(self._raw_tasks)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=seconds)
+            for task in pending:
+                task.cancel()
+
     # ------------------------------------------------------------------------- admission
 
     def _refuse(
-        self, request: web.Request, what: str, reason: str, status: int, text: str, **fields: str
-    ) -> web.Response:
+        self,
+        headers: Mapping[str, str],
+        remote: str | None,
+        what: str,
+        reason: str,
+        status: int,
+        text: str,
+        **fields: str,
+    ) -> Refusal:
         """Log (key=value fields), count (observer) and answer one refused peer request."""
         fields = {
             **self._log_fields,
-            "remote-peer-id": request.headers.get(wire.HDR_FROM, "?"),
-            "remote-addr": str(request.remote),
+            "remote-peer-id": headers.get(wire.HDR_FROM, "?"),
+            "remote-addr": str(remote),
             "reason": reason,
             **fields,
         }
@@ -241,9 +315,11 @@ class Receiver:
             self._observer().on_peer_refused(reason)
         except Exception:
             log.exception("peer refusal observer failed")
-        return web.Response(status=status, text=text)
+        return Refusal(status, text)
 
-    def _admit(self, request: web.Request, what: str) -> tuple[int, web.Response | None]:
+    def _admit(
+        self, headers: Mapping[str, str], remote: str | None, what: str
+    ) -> tuple[int, Refusal | None]:
         """The sender's id, or an error response refusing the request (logged, counted).
 
         As etcd's rafthttp: another protocol version, another cluster id or another
@@ -251,22 +327,24 @@ class Receiver:
         a member of this cluster is a 404 ("error sender not found").
         """
         if not self.running:
-            return 0, web.Response(status=503, text="peer transport is not running")
-        protocol = request.headers.get(wire.HDR_PROTOCOL)
+            return 0, Refusal(503, "peer transport is not running")
+        protocol = headers.get(wire.HDR_PROTOCOL)
         if protocol != wire.PROTOCOL_VERSION:
             return 0, self._refuse(
-                request,
+                headers,
+                remote,
                 what,
                 REFUSED_PROTOCOL,
                 412,
                 "incompatible transport protocol version",
                 **{"local-protocol": wire.PROTOCOL_VERSION, "remote-protocol": str(protocol)},
             )
-        cluster_id = wire.parse_id(request.headers.get(wire.HDR_CLUSTER_ID))
+        cluster_id = wire.parse_id(headers.get(wire.HDR_CLUSTER_ID))
         if cluster_id != self._cluster_id:
-            got = str(request.headers.get(wire.HDR_CLUSTER_ID))
+            got = str(headers.get(wire.HDR_CLUSTER_ID))
             return 0, self._refuse(
-                request,
+                headers,
+                remote,
                 what,
                 REFUSED_CLUSTER,
                 412,
@@ -277,22 +355,24 @@ class Receiver:
                     "remote-cluster-id": got,
                 },
             )
-        to = wire.parse_id(request.headers.get(wire.HDR_TO))
+        to = wire.parse_id(headers.get(wire.HDR_TO))
         if to != self._local_id:
             return 0, self._refuse(
-                request,
+                headers,
+                remote,
                 what,
                 REFUSED_RECIPIENT,
                 412,
-                f"request for member {request.headers.get(wire.HDR_TO)}, "
+                f"request for member {headers.get(wire.HDR_TO)}, "
                 f"this is {wire.id_hex(self._local_id)}",
-                to=str(request.headers.get(wire.HDR_TO)),
+                to=str(headers.get(wire.HDR_TO)),
             )
-        frm = wire.parse_id(request.headers.get(wire.HDR_FROM))
+        frm = wire.parse_id(headers.get(wire.HDR_FROM))
         if frm is not None and frm in self.removed:
             # etcd's rafthttp answers a removed member 410, which stops it for good.
             return 0, self._refuse(
-                request,
+                headers,
+                remote,
                 what,
                 REFUSED_SENDER,
                 410,
@@ -300,16 +380,19 @@ class Receiver:
             )
         if frm is None or frm not in self._stats:
             return 0, self._refuse(
-                request,
+                headers,
+                remote,
                 what,
                 REFUSED_SENDER,
                 404,
-                f"error sender not found: {request.headers.get(wire.HDR_FROM)} is not a "
+                f"error sender not found: {headers.get(wire.HDR_FROM)} is not a "
                 f"member of cluster {wire.id_hex(self._cluster_id)}",
             )
         return frm, None
 
-    def _stream_in_use(self, request: web.Request, what: str, peer_id: int) -> web.Response | None:
+    def _stream_in_use(
+        self, headers: Mapping[str, str], remote: str | None, what: str, peer_id: int
+    ) -> Refusal | None:
         """409 if `peer_id` has a live inbound stream that this request must not displace.
 
         A stream: any live one (the real member redials only once its old connection is
@@ -322,11 +405,12 @@ class Receiver:
         now = asyncio.get_running_loop().time()
         if not inbound.live(now, self._takeover_after):
             return None
-        if what == "snapshot" and inbound.remote == request.remote:
+        if what == "snapshot" and inbound.remote == remote:
             return None
         silent = now - inbound.stream.last_data
         return self._refuse(
-            request,
+            headers,
+            remote,
             what,
             REFUSED_IN_USE,
             409,
@@ -339,6 +423,8 @@ class Receiver:
     # ---------------------------------------------------------------------------- handlers
 
     async def _handle_probing(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web  # only once aiohttp serves (module doc)
+
         # The answer travels back over this member's link to the prober, so this member's
         # lab fault toward it applies, as a slow or cut cable would in both directions:
         # with a delay on both sides the measured round trip is two one-way delays.
@@ -360,6 +446,8 @@ class Receiver:
         None when it cannot leave the loop (TLS, no probe process): the caller answers the
         plain GET, and the prober falls back to plain GETs.
         """
+        from aiohttp import web  # only once aiohttp serves (module doc)
+
         helper = self.probe_helper
         conn = plain_socket(request.transport)
         if request.transport is None or conn is None or helper is None or not helper.running:
@@ -373,58 +461,123 @@ class Receiver:
         request.transport.close()  # the loop lets go; the process's copy keeps it open
         return resp
 
-    async def _handle_stream(self, request: web.Request) -> web.StreamResponse:
-        peer_id, refusal = self._admit(request, "stream")
+    def answer_raw_probe(self, headers: Mapping[str, str], transport: asyncio.Transport) -> bool:
+        """`_echo_probes` on plain asyncio: True when the connection went to the probe
+        process; False leaves it to the caller (aiohttp answers the plain GET)."""
+        helper = self.probe_helper
+        prober = wire.parse_id(headers.get(wire.HDR_FROM))
+        conn = plain_socket(transport)
+        if prober is None or not wire.asks_for_upgrade(headers):
+            return False
+        if conn is None or helper is None or not helper.running:
+            return False
+        transport.write(
+            httphead.response(101, {"Connection": "Upgrade", "Upgrade": wire.STREAM_UPGRADE})
+        )
+        if transport.get_write_buffer_size() == 0:  # all of the 101 is in the kernel
+            helper.echo(prober, conn)  # the process gets its own descriptor
+        transport.close()  # the loop lets go; the process's copy keeps it open
+        return True
+
+    def _check_stream(
+        self, headers: Mapping[str, str], remote: str | None
+    ) -> tuple[int, Refusal | None]:
+        """Admission of a stream request: the sender's id, or why it is refused."""
+        peer_id, refusal = self._admit(headers, remote, "stream")
         if refusal is not None:
-            return refusal
-        if not wire.asks_for_upgrade(request.headers):
-            return web.Response(
-                status=426,
-                text=f"a peer stream must ask for Upgrade: {wire.STREAM_UPGRADE}",
-                headers={"Upgrade": wire.STREAM_UPGRADE, "Connection": "Upgrade"},
+            return 0, refusal
+        if not wire.asks_for_upgrade(headers):
+            return 0, Refusal(
+                426,
+                f"a peer stream must ask for Upgrade: {wire.STREAM_UPGRADE}",
+                {"Upgrade": wire.STREAM_UPGRADE, "Connection": "Upgrade"},
             )
-        protocol = request.protocol
-        if protocol is None or request.transport is None:
-            return web.Response(status=400, text="connection already closed")
-        in_use = self._stream_in_use(request, "stream", peer_id)
-        if in_use is not None:
-            return in_use
-        stats = self._stats[peer_id]
-        loop = asyncio.get_running_loop()
-        fields = {**self._log_fields, "remote-peer-id": wire.id_hex(peer_id)}
+        return peer_id, self._stream_in_use(headers, remote, "stream", peer_id)
+
+    def _register(
+        self, peer_id: int, transport: asyncio.BaseTransport | None, remote: str | None
+    ) -> _Inbound:
+        """The new stream of `peer_id` replaces the one it had (screened, counted)."""
         local_id = self._local_id
 
         def screen_message(msg: Message) -> str | None:
             return screen.refusal(msg, peer_id, local_id)
 
+        fields = {**self._log_fields, "remote-peer-id": wire.id_hex(peer_id)}
         stream = _StreamParser(
-            FrameDecoder(self._opts.max_frame), self._deliver, screen_message, stats, loop, fields
+            FrameDecoder(self._opts.max_frame),
+            self._deliver,
+            screen_message,
+            self._stats[peer_id],
+            asyncio.get_running_loop(),
+            fields,
         )
-        inbound = _Inbound(request, stream)
+        inbound = _Inbound(transport, remote, stream)
         previous = self._inbound.get(peer_id)
         self._inbound[peer_id] = inbound
         if previous is not None:
             previous.close()  # silent past the takeover window: dead, or the peer restarted
-        resp = web.StreamResponse(
-            status=101,
-            headers={
-                "Connection": "Upgrade",
-                "Upgrade": wire.STREAM_UPGRADE,
-                wire.HDR_FROM: wire.id_hex(self._local_id),
-            },
+        return inbound
+
+    def open_raw_stream(
+        self, headers: Mapping[str, str], transport: asyncio.Transport
+    ) -> asyncio.Protocol | None:
+        """Admit a stream request read on plain asyncio and answer it.
+
+        Returns the protocol the connection must carry from now on (fed the bytes that
+        came behind the head by the caller), or None when refused (the answer is written
+        and the connection closes).
+        """
+        remote = remote_host(transport)
+        peer_id, refusal = self._check_stream(headers, remote)
+        if refusal is not None:
+            transport.write(httphead.text_response(refusal.status, refusal.text, refusal.headers))
+            transport.close()
+            return None
+        inbound = self._register(peer_id, transport, remote)
+        transport.write(httphead.response(101, self._upgraded))
+        task = asyncio.get_running_loop().create_task(
+            self._serve_stream(peer_id, inbound), name=f"raft-inbound-{wire.id_hex(peer_id)}"
         )
+        self._raw_tasks.add(task)
+        task.add_done_callback(self._raw_tasks.discard)
+        return _RawStream(inbound.stream, transport)
+
+    async def _handle_stream(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web  # only once aiohttp serves (module doc)
+
+        peer_id, refusal = self._check_stream(request.headers, request.remote)
+        if refusal is not None:
+            return _as_response(refusal)
+        protocol = request.protocol
+        if protocol is None or request.transport is None:
+            return web.Response(status=400, text="connection already closed")
+        inbound = self._register(peer_id, request.transport, request.remote)
+        resp = web.StreamResponse(status=101, headers=self._upgraded)
         try:
             await resp.prepare(request)
             await resp.write_eof()  # the 101 goes out now; the connection stays open
             # Bytes that came right behind the request are fed to the parser at once.
-            cast("Any", protocol).set_parser(stream)
-            log.info(
-                "accepted peer stream remote-peer-id=%s",
-                wire.id_hex(peer_id),
-                extra={"fields": {**self._log_fields, "remote-peer-id": wire.id_hex(peer_id)}},
-            )
-            if self._on_stream_accepted is not None:
-                self._on_stream_accepted(peer_id)
+            cast("Any", protocol).set_parser(inbound.stream)
+        except Exception as exc:  # the connection broke during the handshake
+            inbound.stream.finish(f"{type(exc).__name__}: {exc}", failed=True)
+        await self._serve_stream(peer_id, inbound)
+        return resp
+
+    async def _serve_stream(self, peer_id: int, inbound: _Inbound) -> None:
+        """An accepted stream's life: wait for its end or its silence, then account for it."""
+        stream = inbound.stream
+        loop = asyncio.get_running_loop()
+        fields = {**self._log_fields, "remote-peer-id": wire.id_hex(peer_id)}
+        try:
+            if not stream.done.done():
+                log.info(
+                    "accepted peer stream remote-peer-id=%s",
+                    wire.id_hex(peer_id),
+                    extra={"fields": fields},
+                )
+                if self._on_stream_accepted is not None:
+                    self._on_stream_accepted(peer_id)
             idle = self._idle_timeout
             while not stream.done.done():
                 remaining = stream.last_data + idle - loop.time()
@@ -432,35 +585,35 @@ class Receiver:
                     stream.finish(f"no data for {idle:.1f}s", failed=True)
                     break
                 await asyncio.wait([stream.done], timeout=remaining)
-        except Exception as exc:  # the connection broke during the handshake
-            stream.finish(f"{type(exc).__name__}: {exc}", failed=True)
+        except asyncio.CancelledError:
+            stream.finish("closed by this member", failed=False)
+            raise
         finally:
             if self._inbound.get(peer_id) is inbound:
                 del self._inbound[peer_id]
-            if request.transport is not None:
-                request.transport.close()
-        why, failed = stream.why, stream.failed
-        if inbound.closing:
-            why, failed = "closed by this member", False
-        if failed:
-            stats.receive_failures += 1
-        log.log(
-            logging.WARNING if failed or stream.refused else logging.INFO,
-            "peer stream ended remote-peer-id=%s reason=%r refused-messages=%d",
-            wire.id_hex(peer_id),
-            why,
-            stream.refused,
-            extra={"fields": {**fields, "refused-messages": str(stream.refused)}},
-        )
-        return resp
+            if inbound.transport is not None:
+                inbound.transport.close()
+            why, failed = stream.why, stream.failed
+            if inbound.closing:
+                why, failed = "closed by this member", False
+            if failed:
+                self._stats[peer_id].receive_failures += 1
+            log.log(
+                logging.WARNING if failed or stream.refused else logging.INFO,
+                "peer stream ended remote-peer-id=%s reason=%r refused-messages=%d",
+                wire.id_hex(peer_id),
+                why,
+                stream.refused,
+                extra={"fields": {**fields, "refused-messages": str(stream.refused)}},
+            )
 
     async def _handle_snapshot(self, request: web.Request) -> web.Response:
-        peer_id, refusal = self._admit(request, "snapshot")
+        peer_id, refusal = self._admit(request.headers, request.remote, "snapshot")
         if refusal is not None:
-            return refusal
-        in_use = self._stream_in_use(request, "snapshot", peer_id)
+            return _as_response(refusal)
+        in_use = self._stream_in_use(request.headers, request.remote, "snapshot", peer_id)
         if in_use is not None:
-            return in_use
+            return _as_response(in_use)
         task = asyncio.current_task()
         if task is not None:
             self._snapshot_tasks.add(task)
@@ -471,6 +624,8 @@ class Receiver:
                 self._snapshot_tasks.discard(task)
 
     async def _receive_snapshot(self, request: web.Request, peer_id: int) -> web.Response:
+        from aiohttp import web  # only once aiohttp serves (module doc)
+
         loop = asyncio.get_running_loop()
         stats = self._stats[peer_id]
         started = loop.time()

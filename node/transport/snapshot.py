@@ -21,8 +21,6 @@ import uuid
 import zlib
 from typing import TYPE_CHECKING, BinaryIO
 
-import aiohttp
-
 from node.raft.messages import Message, MessageType
 from node.transport import wire
 from node.transport.codec import LENGTH_SIZE, CodecError, decode_body, encode
@@ -30,6 +28,7 @@ from node.transport.codec import LENGTH_SIZE, CodecError, decode_body, encode
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
+    import aiohttp
     from aiohttp import web
 
 _CRC = struct.Struct("<I")
@@ -84,6 +83,8 @@ async def send_snapshot(
     response_timeout: float,
 ) -> int:
     """Upload one snapshot; return the body bytes sent. Raises SnapshotError on any failure."""
+    import aiohttp  # not needed before a snapshot is sent (httphead.py)
+
     if isinstance(source, bytes):
         size = len(source)
     else:

@@ -17,9 +17,6 @@ import copy
 import logging
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-from aiohttp import web
-
 from node.raft.messages import Message, MessageType, Snapshot
 from node.transport import wire
 from node.transport.local import LocalMember
@@ -33,7 +30,10 @@ from node.transport.stats import NO_FAULT, NullObserver, PeerFault, PeerStats, T
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Callable, Coroutine, Iterable
+    from collections.abc import Callable, Coroutine, Iterable, Mapping
+
+    import aiohttp
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,9 @@ class Transport:
             client_ssl=client_ssl_context,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._session: aiohttp.ClientSession | None = None  # probes and snapshots
-        self._stream_session: aiohttp.ClientSession | None = None  # streams only
+        # Probes over HTTP and snapshots; made on first use, so aiohttp is not imported
+        # before the streams are up (streams dial on plain asyncio: dial.py).
+        self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._snapshots: dict[int, asyncio.Task[None]] = {}
         self._snapshot_done_calls: dict[int, list[Callable[[], None]]] = {}  # send_snapshot's
@@ -135,24 +136,33 @@ class Transport:
         """Register the receiver endpoints on the member's peer listener (before it starts)."""
         self._receiver.add_routes(app)
 
+    def open_raw_stream(
+        self, headers: Mapping[str, str], transport: asyncio.Transport
+    ) -> asyncio.Protocol | None:
+        """A stream request read on plain asyncio by the peer port (receiver.py)."""
+        return self._receiver.open_raw_stream(headers, transport)
+
+    def answer_raw_probe(self, headers: Mapping[str, str], transport: asyncio.Transport) -> bool:
+        """An upgraded probe read on plain asyncio by the peer port (receiver.py)."""
+        return self._receiver.answer_raw_probe(headers, transport)
+
+    def _http_session(self) -> aiohttp.ClientSession:
+        """The session for probes over HTTP and snapshot uploads, made on first use."""
+        if self._session is None:
+            import aiohttp  # after the streams are up (httphead.py)
+
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ssl=self._ssl),
+                timeout=aiohttp.ClientTimeout(total=None),
+                auto_decompress=False,
+            )
+        return self._session
+
     async def start(self) -> None:
-        """Open the client session and start a stream and a prober per peer. Idempotent."""
+        """Start a stream and a prober per peer. Idempotent."""
         if self._running or self._stopped:
             return
         self._loop = asyncio.get_running_loop()
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ssl=self._ssl),
-            timeout=aiohttp.ClientTimeout(total=None),
-            auto_decompress=False,
-        )
-        # Streams get a fresh TCP connection each, never a pooled keep-alive one: a dial
-        # must fail fast once the peer's listener is closed, instead of landing on an old
-        # connection of a server that is draining and would hold it until we time out.
-        self._stream_session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, force_close=True, ssl=self._ssl),
-            timeout=aiohttp.ClientTimeout(total=None),
-            auto_decompress=False,
-        )
         self._running = True
         self._receiver.running = True
         for peer_id, fault in self.faults().items():
@@ -176,15 +186,13 @@ class Transport:
         )
 
     def _start_peer(self, peer_id: int) -> None:
-        assert self._session is not None
-        assert self._stream_session is not None
         sender, name = self._senders[peer_id], wire.id_hex(peer_id)
         self._attach_prober(sender)
         self._stream_tasks[peer_id] = self._spawn(
-            sender.run_stream(self._stream_session), f"raft-stream-{name}"
+            sender.run_stream(self._ssl), f"raft-stream-{name}"
         )
         self._prober_tasks[peer_id] = self._spawn(
-            sender.run_prober(self._session), f"raft-prober-{name}"
+            sender.run_prober(self._http_session), f"raft-prober-{name}"
         )
 
     # --------------------------------------------------------------------------- membership
@@ -256,14 +264,14 @@ class Transport:
             if streams:
                 await asyncio.wait(streams, timeout=self._opts.dial_timeout)
             self._receiver.close_all()
+            await self._receiver.streams_ended(self._opts.dial_timeout)
             self._probe_helper.close()
             tasks = list(self._tasks)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for session in (self._session, self._stream_session):
-                if session is not None:
-                    await session.close()
+            if self._session is not None:
+                await self._session.close()
             await self.client.close()
             log.info(
                 "stopped peer transport local-member-id=%s",
@@ -384,7 +392,6 @@ class Transport:
 
     async def _run_snapshot(self, sender: PeerSender, msg: Message, source: str | bytes) -> None:
         assert self._loop is not None
-        assert self._session is not None
         peer_id = sender.peer_id
         stats = sender.stats
         started = self._loop.time()
@@ -397,7 +404,7 @@ class Transport:
             if fault.delay_seconds > 0.0:
                 await asyncio.sleep(fault.delay_seconds)
             nbytes = await send_snapshot(
-                self._session,
+                self._http_session(),
                 sender.url,
                 wire.stream_headers(self.local_id, peer_id, self.cluster_id),
                 msg,

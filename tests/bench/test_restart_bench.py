@@ -19,6 +19,8 @@ import http.client
 import json
 import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime
@@ -28,6 +30,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from lab.children import spawn
 from lab.cluster import LocalCluster
 from lab.etcd_cluster import EtcdCluster
 from lab.members import ProcessCluster
@@ -43,6 +46,32 @@ ROUNDS = int(os.environ.get("RAFTMON_RESTART_ROUNDS", "3"))
 FLAGS = ["--quota-backend-bytes=8589934592"]  # 8 GiB: 500k keys of 1 KiB fit
 RETRY_SECONDS = 0.005  # a client's pause between two attempts at one endpoint
 FIRST_WRITE_TIMEOUT = 120.0  # bound on one restart
+# Another checkout of raftmon's code ("before"): a third cluster, restarted in the same run.
+BASELINE = os.environ.get("RAFTMON_RESTART_BASELINE", "")
+
+
+class BaselineCluster(LocalCluster):
+    """A LocalCluster whose members run `checkout`'s code with this interpreter (the
+    checkout's `node` package comes first on the path: the members start in it)."""
+
+    def __init__(self, checkout: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.checkout = checkout
+
+    def _spawn(self, m: Any) -> None:
+        cmd = [sys.executable, "-m", "node", *m.args]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        log_file = open(m.log_path, "ab")  # closed by the log pump
+        m.proc = spawn(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+            start_new_session=True, cwd=self.checkout,
+        )  # fmt: skip
+        m.paused = False
+        assert m.proc.stdout is not None
+        m._log_thread = threading.Thread(
+            target=self._pump_log, args=(m.name, m.proc.stdout, log_file), daemon=True
+        )
+        m._log_thread.start()
 
 
 def _try_put(url: str, body: bytes) -> bool:
@@ -131,6 +160,40 @@ PHASES = {
     "published local member to cluster through raft": "publish",
     "serving": "listening",
 }
+PEERS_UP = "established peer stream"  # each member's last one before it serves: peers up
+
+
+def member_lines(cluster: LocalCluster, offsets: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
+    """Each member's JSON log lines since `offsets`."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for m in cluster.members:
+        with open(m.log_path, "rb") as f:
+            f.seek(offsets.get(m.name, 0))
+            text = f.read().decode(errors="replace")
+        out[m.name] = []
+        for line in text.splitlines():
+            try:
+                out[m.name].append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+def per_member(cluster: LocalCluster, wall: float, offsets: dict[str, int]) -> dict[str, Any]:
+    """Per member: seconds from the start to its peers being connected (its last stream
+    established before it serves) and the CPU it spent until serving (its "serving" line)."""
+    out: dict[str, Any] = {}
+    for name, lines in member_lines(cluster, offsets).items():
+        peers_up = cpu = None
+        for rec in lines:
+            ts = datetime.fromisoformat(str(rec["ts"]).replace("Z", "+00:00")).timestamp()
+            if rec.get("msg", "").startswith(PEERS_UP):
+                peers_up = ts - wall
+            if rec.get("msg") == "serving":
+                cpu = float(rec["cpu-seconds"]) if "cpu-seconds" in rec else None
+                break
+        out[name] = {"peers_up": peers_up, "cpu": cpu}
+    return out
 
 
 def breakdown(cluster: LocalCluster, wall: float, offsets: dict[str, int]) -> dict[str, float]:
@@ -175,20 +238,30 @@ def test_restart_raftmon_against_real_etcd(tmp_path: Path, keys: int) -> None:
     ours = LocalCluster(tmp_path / "raftmon", 3, extra_args=FLAGS, fault_injection=False)
     theirs = EtcdCluster(etcd, tmp_path / "etcd", 3, extra_args=FLAGS)
     sides: dict[str, ProcessCluster[Any]] = {"raftmon": ours, "etcd": theirs}
-    times: dict[str, list[float]] = {"raftmon": [], "etcd": []}
+    if BASELINE:
+        sides["before"] = BaselineCluster(
+            BASELINE, tmp_path / "before", 3, extra_args=FLAGS, fault_injection=False
+        )
+    times: dict[str, list[float]] = {name: [] for name in sides}
     phases: list[dict[str, float]] = []
+    members: dict[str, list[dict[str, Any]]] = {"raftmon": [], "before": []}
     try:
         for cluster in sides.values():
             cluster.start()
             cluster.wait_leader(timeout=60)
             _load(cluster, keys)
         for i in range(ROUNDS):
-            order = ["raftmon", "etcd"] if i % 2 == 0 else ["etcd", "raftmon"]
+            names = list(sides)
+            order = names[i % len(names) :] + names[: i % len(names)]
             for name in order:
                 seconds, wall, offsets = restart_once(sides[name])
                 times[name].append(seconds)
                 if name == "raftmon":
                     phases.append(breakdown(ours, wall, offsets))
+                if name in members:
+                    side = sides[name]
+                    assert isinstance(side, LocalCluster)
+                    members[name].append(per_member(side, wall, offsets))
                 print(f"\nround {i + 1} {name} at {keys} keys: first write after {seconds:.3f} s",
                       flush=True)  # fmt: skip
     finally:
@@ -198,10 +271,22 @@ def test_restart_raftmon_against_real_etcd(tmp_path: Path, keys: int) -> None:
     print(f"\nrestart run: {keys} keys of 1024 B, 3 members each, kill -9 all, {ROUNDS} rounds")
     print(f"first write after restart (median): raftmon {r:.3f} s, etcd {e:.3f} s, "
           f"ratio {r / e:.2f}x")  # fmt: skip
+    if BASELINE:
+        b = statistics.median(times["before"])
+        print(f"before ({BASELINE}): {b:.3f} s, ratio {b / e:.2f}x; after/before {r / b:.2f}")
     print(f"load average: {os.getloadavg()}")
+    for side, rounds in members.items():
+        ups = [v["peers_up"] for rnd in rounds for v in rnd.values() if v["peers_up"] is not None]
+        cpus = [v["cpu"] for rnd in rounds for v in rnd.values() if v["cpu"] is not None]
+        if ups:
+            print(f"{side}: a member's peers connected after {statistics.median(ups):.3f} s "
+                  f"(median of {len(ups)}, max {max(ups):.3f})")  # fmt: skip
+        if cpus:
+            print(f"{side}: a member's CPU until serving {statistics.median(cpus):.3f} s "
+                  f"(median of {len(cpus)})")  # fmt: skip
     print("raftmon break-down, seconds from the start to each line (slowest member, median):")
     for phase in PHASES.values():
         values = [p[phase] for p in phases if phase in p]
         if values:
             print(f"  {phase:<12} {statistics.median(values):.3f}")
-    assert len(times["raftmon"]) == len(times["etcd"]) == ROUNDS
+    assert all(len(t) == ROUNDS for t in times.values())

@@ -1,4 +1,10 @@
-"""Real transports on real aiohttp servers on loopback, and a recorder to await their events."""
+"""Real transports on real peer ports on loopback, and a recorder to await their events.
+
+A member's peer port is served as `raftmon node` serves it (node.transport.peerport:
+streams and upgraded probes on plain asyncio, everything else handed to aiohttp); with
+`inbound="aiohttp"` aiohttp alone serves it (a stream request reaching aiohttp, e.g. on a
+kept-alive connection, is served by the receiver's aiohttp handlers).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from aiohttp import web
 
 from node.raft.messages import Message
 from node.transport import Transport, TransportOptions
+from node.transport.peerport import PeerPort
 from tests.helpers import free_port
 
 CLUSTER_ID = 0x5EED_C1A5_7E12
@@ -99,6 +106,7 @@ class Member:
     rec: Recorder
     transport: Transport
     runner: web.AppRunner | None = None
+    listener: asyncio.AbstractServer | None = None
 
     @property
     def url(self) -> str:
@@ -106,6 +114,9 @@ class Member:
 
     async def stop(self) -> None:
         """Stop as a member does: listener shutdown (closes inbound streams), then transport."""
+        if self.listener is not None:
+            listener, self.listener = self.listener, None
+            listener.close()
         if self.runner is not None:
             runner, self.runner = self.runner, None
             await runner.cleanup()
@@ -122,7 +133,9 @@ class Cluster:
         options: TransportOptions = FAST,
         heartbeat_interval: float = 0.1,
         cluster_id: int = CLUSTER_ID,
+        inbound: str = "raw",
     ) -> None:
+        self.inbound = inbound  # "raw": the member's peer port; "aiohttp": aiohttp alone
         self.ports = {i: free_port() for i in range(1, n + 1)}
         self.urls = {i: f"http://127.0.0.1:{p}" for i, p in self.ports.items()}
         self.options = options
@@ -159,7 +172,15 @@ class Cluster:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
-            await web.TCPSite(runner, "127.0.0.1", member.port).start()
+            if self.inbound == "aiohttp":
+                await web.TCPSite(runner, "127.0.0.1", member.port).start()
+            else:
+                port = PeerPort(member.transport)
+                assert runner.server is not None
+                port.serve_http(runner.server)
+                member.listener = await asyncio.get_running_loop().create_server(
+                    port.protocol, "127.0.0.1", member.port, reuse_address=True
+                )
         except BaseException:
             await runner.cleanup()
             raise

@@ -11,7 +11,10 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from node.transport import TransportOptions
+from node.transport import peer as peer_module
 from tests.transport.harness import Cluster, eventually
 
 BLOCK_SECONDS = 1.0  # under the probe process's 1.5 s alive window
@@ -79,3 +82,26 @@ async def test_the_probe_process_ends_with_the_transport(
     await a.stop()
     del cluster.members[1]
     assert proc.poll() is not None
+
+
+async def test_a_peer_whose_probe_side_was_late_is_asked_to_upgrade_again(
+    make_cluster: Callable[..., Cluster], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A member's peer port opens before its transport (and probe process) starts: a probe
+    # answered in that window falls back to HTTP, but not for good.
+    monkeypatch.setattr(peer_module, "PROBE_UPGRADE_RETRY_SECONDS", 0.3)
+    cluster = make_cluster(2, options=TransportOptions(probe_interval=0.1))
+    b = cluster.build(2)
+    start = b.transport._probe_helper.start
+    b.transport._probe_helper.start = lambda: None  # type: ignore[method-assign]
+    await cluster.serve(b)
+    a = await cluster.start(1)
+    await cluster.wait_connected()
+    sender = a.transport._senders[2]
+    await eventually(lambda: not sender._probe_upgrades, "a falls back to HTTP probes")
+    start()  # b's probe side is up now
+    assert b.transport._probe_helper.running
+    await eventually(lambda: sender._probe_upgrades, "a asks b to upgrade again", within=10)
+    ok = a.transport.stats()[2].probes_ok
+    await eventually(lambda: a.transport.stats()[2].probes_ok > ok + 2, "upgraded probes")
+    assert sender._probe_upgrades
