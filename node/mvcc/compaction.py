@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from node.mvcc.schema import first_id_sql, row_id
+
 if TYPE_CHECKING:
     import sqlite3
 
@@ -32,14 +34,17 @@ BATCH_LIMIT = 1000  # etcd's --experimental-compaction-batch-limit default
 PAUSE_SECONDS = 0.01  # etcd's pause between batches (10 ms)
 FINISHED_META = "finished_compact_rev"  # etcd's finishedCompactRev, in the meta table
 
-# The condemned rows of `kv` for compact revision :c (SQL on a table aliased `kv`).
+# The condemned rows of `kv` for compact revision :c (SQL on a table aliased `kv`). Row ids
+# order revisions (node/mvcc/schema.py), and a key has at most one row per revision, so
+# "a newer row of the key at or before C" is a row of the key with a larger id below C+1.
 CONDEMNED = (
-    "(kv.rev < :c AND (kv.version = 0 OR EXISTS ("
-    "SELECT 1 FROM kv AS n WHERE n.key = kv.key AND n.rev > kv.rev AND n.rev <= :c)))"
+    f"(kv.id < {first_id_sql(':c')} AND (kv.version = 0 OR EXISTS ("
+    "SELECT 1 FROM kv AS n WHERE n.key = kv.key AND n.id > kv.id "
+    f"AND n.id < {first_id_sql(':c + 1')})))"
 )
 
-Cursor = tuple[int, int]  # (rev, sub) of the last stored revision a batch examined
-START: Cursor = (0, -1)  # before every stored revision
+Cursor = int  # the row id (revision, sub-revision) of the last stored revision examined
+START: Cursor = -1  # before every stored revision
 
 
 def delete_all(conn: sqlite3.Connection, compact_rev: int) -> int:
@@ -57,21 +62,20 @@ def delete_batch(
     continue from, or None when no stored revision below `compact_rev` is left).
     Cost is bounded by `limit` rows plus one index probe per examined row.
     """
-    params = {"c": compact_rev, "lr": after[0], "ls": after[1]}
+    params = {"c": compact_rev, "after": after}
     bound = conn.execute(
-        "SELECT rev, sub FROM kv WHERE (rev, sub) > (:lr, :ls) AND rev < :c "
-        "ORDER BY rev, sub LIMIT 1 OFFSET :skip",
+        f"SELECT id FROM kv WHERE id > :after AND id < {first_id_sql(':c')} "
+        "ORDER BY id LIMIT 1 OFFSET :skip",
         {**params, "skip": max(0, limit - 1)},
     ).fetchone()
     if bound is None:  # the last (short) batch: everything below the compact revision
-        upper: Cursor = (compact_rev, -1)
+        upper: Cursor = row_id(compact_rev, 0) - 1
         done = True
     else:
-        upper = (int(bound[0]), int(bound[1]))
+        upper = int(bound[0])
         done = False
     cur = conn.execute(
-        "DELETE FROM kv WHERE (rev, sub) > (:lr, :ls) AND (rev, sub) <= (:ur, :us) "
-        f"AND {CONDEMNED}",
-        {**params, "ur": upper[0], "us": upper[1]},
+        f"DELETE FROM kv WHERE id > :after AND id <= :upper AND {CONDEMNED}",
+        {**params, "upper": upper},
     )
     return max(cur.rowcount, 0), None if done else upper

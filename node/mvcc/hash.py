@@ -53,6 +53,7 @@ from node.errors import ErrBackendDamaged, ErrCompacted, ErrFutureRev
 from node.mvcc import requests as rq
 from node.mvcc.compaction import CONDEMNED, FINISHED_META
 from node.mvcc.observer import NULL_BACKEND_OBSERVER, BackendObserver
+from node.mvcc.schema import first_id_sql, split_id
 
 R = TypeVar("R")
 Checksum = Callable[[bytes, int], int]  # (data, running value) -> running value, as zlib.crc32
@@ -127,14 +128,16 @@ def _chunked(pieces: Iterable[bytes]) -> Iterator[bytes]:
 
 # ---- HashKV ---------------------------------------------------------------------------
 _LATEST = (
-    "NOT EXISTS (SELECT 1 FROM kv AS n WHERE n.key = kv.key AND n.rev > kv.rev AND n.rev <= :r)"
+    "NOT EXISTS (SELECT 1 FROM kv AS n WHERE n.key = kv.key AND n.id > kv.id "
+    f"AND n.id < {first_id_sql(':r + 1')})"
 )
+_AT_OR_BELOW_R = f"id < {first_id_sql(':r + 1')}"  # rows of revisions <= :r
 
 
 def _any_key_live(conn: sqlite3.Connection, revision: int) -> bool:
     """etcd's `len(keep) > 0`: some key's latest revision at or before `revision` is a put."""
     row = conn.execute(
-        f"SELECT 1 FROM kv WHERE rev <= :r AND version != 0 AND {_LATEST} LIMIT 1",
+        f"SELECT 1 FROM kv WHERE {_AT_OR_BELOW_R} AND version != 0 AND {_LATEST} LIMIT 1",
         {"r": revision},
     ).fetchone()
     return row is not None
@@ -145,28 +148,28 @@ def _kv_rows(conn: sqlite3.Connection, revision: int, compact: int) -> Iterator[
     yield KEY_BUCKET
     keep_filters: bool | None = None  # etcd's len(keep) > 0, asked once, when it matters
     cursor = conn.execute(
-        "SELECT rev, sub, key, create_rev, version, lease, value, "
-        f"CASE WHEN rev <= :c THEN {_LATEST} ELSE 1 END "
-        "FROM kv WHERE rev <= :r ORDER BY rev, sub",
+        "SELECT id, key, create_rev, version, lease, value, "
+        f"CASE WHEN id < {first_id_sql(':c + 1')} THEN {_LATEST} ELSE 1 END "
+        f"FROM kv WHERE {_AT_OR_BELOW_R} ORDER BY id",
         {"r": revision, "c": compact},
     )
-    for rev, sub, key, create, version, lease, value, latest in cursor:
+    for row_id, key, create, version, lease, value, latest in cursor:
+        rev, sub = split_id(row_id)
         if rev <= compact:
             if version == 0:
                 continue  # a tombstone is never kept (and etcd has none left below here)
             if not latest:
                 if keep_filters is None:
                     keep_filters = _any_key_live(conn, revision)
-                if keep_filters or _condemned(conn, rev, sub, compact):
+                if keep_filters or _condemned(conn, row_id, compact):
                     continue  # (condemned: deleted on members whose compaction got there)
         yield revision_row_bytes((rev, sub, bytes(key), create, version, lease, value))
 
 
-def _condemned(conn: sqlite3.Connection, rev: int, sub: int, compact: int) -> bool:
+def _condemned(conn: sqlite3.Connection, row_id: int, compact: int) -> bool:
     """A row the compaction at `compact` deletes, whether or not its batch has run yet."""
     row = conn.execute(
-        f"SELECT {CONDEMNED} FROM kv WHERE rev = :r AND sub = :s",
-        {"r": rev, "s": sub, "c": compact},
+        f"SELECT {CONDEMNED} FROM kv WHERE id = :id", {"id": row_id, "c": compact}
     ).fetchone()
     return bool(row and row[0])
 
@@ -206,11 +209,12 @@ def _store_rows(conn: sqlite3.Connection) -> Iterator[bytes]:
     # Rows a compaction condemned but has not deleted yet are left out: members delete
     # them in batches at their own pace (node/mvcc/compaction.py).
     for row in conn.execute(
-        "SELECT rev, sub, key, create_rev, version, lease, value FROM kv "
-        f"WHERE NOT {CONDEMNED} ORDER BY rev, sub",
+        "SELECT id, key, create_rev, version, lease, value FROM kv "
+        f"WHERE NOT {CONDEMNED} ORDER BY id",
         {"c": _meta(conn)["compact_rev"]},
     ):
-        rev, sub, key, create, version, lease, value = row
+        row_id, key, create, version, lease, value = row
+        rev, sub = split_id(row_id)
         yield revision_row_bytes((rev, sub, bytes(key), create, version, lease, value))
     yield b"live"
     for key, create, mod, version, lease in conn.execute(

@@ -4,8 +4,12 @@ Tables
 ------
 kv     every version of every key: one row per (revision, sub-revision), the
        "history" etcd keeps in bbolt's key bucket. A tombstone (delete) is a row
-       with version 0 and value NULL. Indexed by (key, rev) for reads at a past
-       revision and by its primary key (rev, sub) for watch replay and compaction.
+       with version 0 and value NULL. The row id IS the revision: `id` holds
+       revision << SUB_BITS | sub-revision, so the table's own B-tree is ordered as
+       etcd's bbolt keys are (watch replay, compaction, hashes walk it in order) and
+       a put writes no separate (rev, sub) index, as schema version 1 did. One
+       secondary index, kv_key on (key) - SQLite appends the row id, so it is
+       ordered by (key, revision) - serves reads at a past revision and prev_kv.
 live   the current version of every existing key, pointing at its kv row
        (mod_rev); etcd keeps this in memory (the treeIndex). We keep it on disk for
        range reads and load it into memory at open (KVState.live), so a put needs
@@ -36,20 +40,26 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SUB_BITS = 24  # sub-revisions per revision: 16.7M changes; revisions up to 2**39
+SUB_LIMIT = 1 << SUB_BITS
+SUB_MASK = SUB_LIMIT - 1
 
-DDL = """
-CREATE TABLE IF NOT EXISTS kv (
-    rev        INTEGER NOT NULL,
-    sub        INTEGER NOT NULL,
+# The kv table of schema 2, named by the caller (the migration builds it beside v1's).
+KV_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
+    id         INTEGER PRIMARY KEY,  -- revision << SUB_BITS | sub-revision
     key        BLOB    NOT NULL,
     create_rev INTEGER NOT NULL,
     version    INTEGER NOT NULL,  -- 0 = tombstone
     lease      INTEGER NOT NULL,
-    value      BLOB,
-    PRIMARY KEY (rev, sub)
-);
-CREATE INDEX IF NOT EXISTS kv_key ON kv (key, rev);
+    value      BLOB
+)"""
+KV_INDEX = "CREATE INDEX IF NOT EXISTS kv_key ON kv (key)"
+
+DDL = f"""
+{KV_TABLE.format(name="kv")};
+{KV_INDEX};
 CREATE TABLE IF NOT EXISTS live (
     key        BLOB PRIMARY KEY,
     create_rev INTEGER NOT NULL,
@@ -68,6 +78,27 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) 
 CREATE TABLE IF NOT EXISTS member (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS member_removed (id INTEGER PRIMARY KEY);
 """
+
+# A revision R's kv rows have ids in [R << SUB_BITS, (R + 1) << SUB_BITS): so in SQL,
+# "rev <= R" is "id < first_id(R + 1)" and a row's revision is `id >> SUB_BITS`. Queries
+# bound on id ranges walk the table's own B-tree (or kv_key's trailing row id).
+REV = f"(id >> {SUB_BITS})"
+
+
+def first_id_sql(expr: str) -> str:
+    """SQL for the first row id of the revision `expr` (a bound parameter or column)."""
+    return f"(({expr}) << {SUB_BITS})"
+
+
+def row_id(rev: int, sub: int) -> int:
+    """The kv row id of (revision, sub-revision)."""
+    return rev << SUB_BITS | sub
+
+
+def split_id(row_id: int) -> tuple[int, int]:
+    """(revision, sub-revision) of a kv row id."""
+    return row_id >> SUB_BITS, row_id & SUB_MASK
+
 
 # etcd's first revision is 1: an empty store answers revision 1 and the first
 # write gets revision 2 (see the reference transcript).
@@ -97,10 +128,64 @@ def connect(path: str) -> sqlite3.Connection:
     # Keep SQLite's WAL file from staying large on disk after a burst.
     conn.execute("PRAGMA journal_size_limit=8388608")
     conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
+    migrate(conn)
     conn.executescript(DDL)
     for name, value in INITIAL_META.items():
         conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)", (name, value))
     return conn
+
+
+class SchemaError(Exception):
+    """The file's schema version is one this raftmon cannot read or upgrade."""
+
+
+def stored_version(conn: sqlite3.Connection) -> int | None:
+    """The file's schema version; None for a new, empty database."""
+    has_meta = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
+    if has_meta is None:
+        return None
+    row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+    return None if row is None else int(row[0])
+
+
+def migrate(conn: sqlite3.Connection) -> bool:
+    """Bring a database written by an older raftmon up to SCHEMA_VERSION; True if it ran.
+
+    Version 1 -> 2: `kv` was keyed by a composite PRIMARY KEY (rev, sub) (a rowid table
+    plus an automatic index) and indexed by (key, rev); version 2 makes the revision the
+    row id. The rows are copied in revision order into the new table, the old table and
+    its indexes dropped: one transaction, so a crash leaves either file, never a mix.
+    Every value, tombstone, revision and sub-revision is kept (HashKV answers the same).
+    A member's data dir, a snapshot image received from an older leader
+    (`KVStore.restore_from`) and a file given to `raftmon snapshot restore` all pass here.
+    """
+    version = stored_version(conn)
+    if version is None or version == SCHEMA_VERSION:
+        return False
+    if version != 1:
+        raise SchemaError(
+            f"database has schema version {version}, this raftmon reads "
+            f"versions 1 and {SCHEMA_VERSION}"
+        )
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(KV_TABLE.format(name="kv_v2"))
+        conn.execute(
+            "INSERT INTO kv_v2 (id, key, create_rev, version, lease, value) "
+            f"SELECT rev << {SUB_BITS} | sub, key, create_rev, version, lease, value "
+            "FROM kv ORDER BY rev, sub"
+        )
+        conn.execute("DROP TABLE kv")  # its indexes (kv_key, the automatic one) go with it
+        conn.execute("ALTER TABLE kv_v2 RENAME TO kv")
+        conn.execute(KV_INDEX)
+        conn.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (SCHEMA_VERSION,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return True
 
 
 def to_i64(u: int) -> int:

@@ -112,7 +112,7 @@ def _state(store: KVStore) -> str:
     conn = store._db()
     h = hashlib.sha256()
     for table, order in (
-        ("kv", "rev, sub"),
+        ("kv", "id"),
         ("live", "key"),
         ("lease", "id"),
         ("alarm", "member_id, type"),
