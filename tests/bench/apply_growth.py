@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 
@@ -34,7 +35,7 @@ from node.mvcc.store import KVStore
 BATCH = 16
 KEYS = 10_000
 VALUE = b"v" * 1024
-WINDOW = 20_000  # puts per measured window
+WINDOW = 10_000  # puts per measured window
 
 
 def _size_mb(path: str) -> float:
@@ -71,8 +72,23 @@ def use_variant(variant: str) -> None:
     schema.DDL = ddl
 
 
-def run(marks_mb: list[float], directory: str) -> list[str]:
-    """Fill a fresh store until past the largest mark; one line per mark crossed."""
+def _window(store: KVStore, first: int) -> tuple[float, float, float]:
+    """WINDOW puts from index `first`: (wall, applying thread CPU, other threads' CPU) s."""
+    wall0, cpu0, thread0 = time.perf_counter(), time.process_time(), time.thread_time()
+    index = first
+    for _ in range(WINDOW // BATCH):
+        entries = []
+        for _ in range(BATCH):
+            index += 1
+            put = rq.PutRequest(b"key%06d" % (index % KEYS), VALUE)
+            entries.append((index, codec.encode_request(index, put)))
+        store.apply_batch(entries)
+    thread = time.thread_time() - thread0
+    return time.perf_counter() - wall0, thread, time.process_time() - cpu0 - thread
+
+
+def run(marks_mb: list[float], directory: str, repeat: int = 5) -> list[str]:
+    """Fill a fresh store; past each mark, `repeat` windows, their medians on one line."""
     path = os.path.join(directory, "db")
     store = KVStore.open(path)
     lines: list[str] = []
@@ -80,27 +96,26 @@ def run(marks_mb: list[float], directory: str) -> list[str]:
     index = 0
     try:
         while marks:
-            wall0, cpu0, thread0 = time.perf_counter(), time.process_time(), time.thread_time()
-            for _ in range(WINDOW // BATCH):
-                entries = []
-                for _ in range(BATCH):
-                    index += 1
-                    put = rq.PutRequest(b"key%06d" % (index % KEYS), VALUE)
-                    entries.append((index, codec.encode_request(index, put)))
-                store.apply_batch(entries)
-            wall = time.perf_counter() - wall0
-            thread = time.thread_time() - thread0
-            others = time.process_time() - cpu0 - thread
+            _window(store, index)
+            index += WINDOW
             size = _size_mb(path)
-            if size >= marks[0]:
-                while marks and size >= marks[0]:
-                    marks.pop(0)
-                lines.append(
-                    f"{size:7.0f} MB  wall {wall / WINDOW * 1e6:6.1f} µs/put  "
-                    f"apply thread {thread / WINDOW * 1e6:6.1f} µs/put  "
-                    f"other threads {others / WINDOW * 1e6:6.1f} µs/put  ({index} puts)"
-                )
-                print(lines[-1], flush=True)
+            if size < marks[0]:
+                continue
+            while marks and size >= marks[0]:
+                marks.pop(0)
+            samples = []
+            for _ in range(repeat):
+                samples.append(_window(store, index))
+                index += WINDOW
+            wall, thread, others = (
+                statistics.median(s[i] for s in samples) / WINDOW * 1e6 for i in range(3)
+            )
+            lines.append(
+                f"{size:7.0f} MB  wall {wall:6.1f} µs/put  apply thread {thread:6.1f} µs/put  "
+                f"other threads {others:6.1f} µs/put  (medians of {repeat} x {WINDOW} puts; "
+                f"{index} puts)"
+            )
+            print(lines[-1], flush=True)
     finally:
         store.close()
     return lines
@@ -111,13 +126,14 @@ def main() -> None:
     parser.add_argument("--mb", type=float, nargs="+", default=[50.0, 800.0])
     parser.add_argument("--dir", default=None, help="where the db goes (default: a temp dir)")
     parser.add_argument("--variant", choices=VARIANTS, default="v2")
+    parser.add_argument("--repeat", type=int, default=5, help="windows measured per mark")
     args = parser.parse_args()
     if args.variant != "v2":
         use_variant(args.variant)
     code = os.path.dirname(os.path.dirname(node.__file__))
     print(f"code: {code} variant: {args.variant}", flush=True)
     with tempfile.TemporaryDirectory(dir=args.dir) as directory:
-        run(args.mb, directory)
+        run(args.mb, directory, args.repeat)
 
 
 if __name__ == "__main__":
