@@ -15,7 +15,6 @@ from pathlib import Path
 
 from node.mvcc import schema
 
-
 # A file of an older schema is read as it is (status) and upgraded when adopted
 # (schema.migrate), so a snapshot saved from an older raftmon still restores.
 READABLE_VERSIONS = (1, schema.SCHEMA_VERSION)

@@ -5,13 +5,17 @@ Tables
 kv     every version of every key: one row per (revision, sub-revision), the
        "history" etcd keeps in bbolt's key bucket. A tombstone (delete) is a row
        with version 0 and value NULL. The row id IS the revision: `id` holds
-       revision << SUB_BITS | sub-revision, so the table's own B-tree is ordered as
-       etcd's bbolt keys are (watch replay, compaction, hashes walk it in order) and
-       a put writes no separate (rev, sub) index, as schema version 1 did. One
-       secondary index, kv_key on (key) - SQLite appends the row id, so it is
-       ordered by (key, revision) - serves reads at a past revision and prev_kv.
+       revision << SUB_BITS | sub-revision, so the table's B-tree is ordered as
+       etcd's bbolt keys are and a put appends to it. Like bbolt's key bucket, kv has
+       no index by key (schema 1 had two indexes besides the table: every put dirtied
+       a page at a random place of a (key, rev) index that grew with the history).
+       Instead each row links to its key's previous version: `prev_id`, the row id
+       of the version it replaced (0 when the key did not exist just before, as
+       after a delete). That link is what a key index served: prev_kv, reads at a
+       past revision (the current keys from `live`, rows after the revision undone
+       newest first), and compaction (a row is superseded by the row linking to it).
 live   the current version of every existing key, pointing at its kv row
-       (mod_rev); etcd keeps this in memory (the treeIndex). We keep it on disk for
+       (mod_rev, mod_sub); etcd keeps this in memory (the treeIndex). We keep it on disk for
        range reads and load it into memory at open (KVState.live), so a put needs
        no lookup. The `lease` column doubles as the lease -> keys attachment
        (partial index live_lease).
@@ -53,19 +57,19 @@ CREATE TABLE IF NOT EXISTS {name} (
     create_rev INTEGER NOT NULL,
     version    INTEGER NOT NULL,  -- 0 = tombstone
     lease      INTEGER NOT NULL,
+    prev_id    INTEGER NOT NULL,  -- the key's version this row replaced; 0 = none
     value      BLOB
 )"""
-KV_INDEX = "CREATE INDEX IF NOT EXISTS kv_key ON kv (key)"
 
 DDL = f"""
 {KV_TABLE.format(name="kv")};
-{KV_INDEX};
 CREATE TABLE IF NOT EXISTS live (
     key        BLOB PRIMARY KEY,
     create_rev INTEGER NOT NULL,
     mod_rev    INTEGER NOT NULL,
     version    INTEGER NOT NULL,
-    lease      INTEGER NOT NULL
+    lease      INTEGER NOT NULL,
+    mod_sub    INTEGER NOT NULL DEFAULT 0  -- with mod_rev, the kv row id of the version
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS live_lease ON live (lease) WHERE lease != 0;
 CREATE TABLE IF NOT EXISTS lease (id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL);
@@ -81,7 +85,7 @@ CREATE TABLE IF NOT EXISTS member_removed (id INTEGER PRIMARY KEY);
 
 # A revision R's kv rows have ids in [R << SUB_BITS, (R + 1) << SUB_BITS): so in SQL,
 # "rev <= R" is "id < first_id(R + 1)" and a row's revision is `id >> SUB_BITS`. Queries
-# bound on id ranges walk the table's own B-tree (or kv_key's trailing row id).
+# bound on id ranges walk the table's own B-tree.
 REV = f"(id >> {SUB_BITS})"
 
 
@@ -155,8 +159,10 @@ def migrate(conn: sqlite3.Connection) -> bool:
 
     Version 1 -> 2: `kv` was keyed by a composite PRIMARY KEY (rev, sub) (a rowid table
     plus an automatic index) and indexed by (key, rev); version 2 makes the revision the
-    row id. The rows are copied in revision order into the new table, the old table and
-    its indexes dropped: one transaction, so a crash leaves either file, never a mix.
+    row id and links each row to its key's previous version instead of indexing keys.
+    The rows are copied in revision order into the new table (v1's key index finds each
+    row's previous version), the old table and its indexes dropped: one transaction, so
+    a crash leaves either file, never a mix.
     Every value, tombstone, revision and sub-revision is kept (HashKV answers the same).
     A member's data dir, a snapshot image received from an older leader
     (`KVStore.restore_from`) and a file given to `raftmon snapshot restore` all pass here.
@@ -172,14 +178,21 @@ def migrate(conn: sqlite3.Connection) -> bool:
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(KV_TABLE.format(name="kv_v2"))
+        conn.execute("ALTER TABLE live ADD COLUMN mod_sub INTEGER NOT NULL DEFAULT 0")
         conn.execute(
-            "INSERT INTO kv_v2 (id, key, create_rev, version, lease, value) "
-            f"SELECT rev << {SUB_BITS} | sub, key, create_rev, version, lease, value "
-            "FROM kv ORDER BY rev, sub"
+            "UPDATE live SET mod_sub = (SELECT sub FROM kv WHERE kv.key = live.key "
+            "AND kv.rev = live.mod_rev)"
+        )
+        # prev_id: the key's row just before, unless that is a tombstone (as a put writes it)
+        conn.execute(
+            "INSERT INTO kv_v2 (id, key, create_rev, version, lease, prev_id, value) "
+            f"SELECT rev << {SUB_BITS} | sub, key, create_rev, version, lease, coalesce(("
+            f"SELECT CASE WHEN p.version = 0 THEN 0 ELSE p.rev << {SUB_BITS} | p.sub END "
+            "FROM kv AS p WHERE p.key = kv.key AND p.rev < kv.rev ORDER BY p.rev DESC LIMIT 1"
+            "), 0), value FROM kv ORDER BY rev, sub"
         )
         conn.execute("DROP TABLE kv")  # its indexes (kv_key, the automatic one) go with it
         conn.execute("ALTER TABLE kv_v2 RENAME TO kv")
-        conn.execute(KV_INDEX)
         conn.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (SCHEMA_VERSION,))
         conn.execute("COMMIT")
     except BaseException:

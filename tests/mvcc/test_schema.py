@@ -32,7 +32,16 @@ CREATE TABLE kv (
     PRIMARY KEY (rev, sub)
 );
 CREATE INDEX kv_key ON kv (key, rev);
+CREATE TABLE live (
+    key        BLOB PRIMARY KEY,
+    create_rev INTEGER NOT NULL,
+    mod_rev    INTEGER NOT NULL,
+    version    INTEGER NOT NULL,
+    lease      INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX live_lease ON live (lease) WHERE lease != 0;
 """
+V1_TABLES = ("kv", "kv_key", "live", "live_lease")
 
 WRITES: list[object] = [
     rq.PutRequest(b"a", b"1"),
@@ -62,7 +71,8 @@ def _written(path: Path) -> KVStore:
 
 
 def _to_v1(src: str, dst: Path) -> None:
-    """The same content in schema 1's layout: every table copied, kv split into rev/sub."""
+    """The same content in schema 1's layout: every table copied, kv split into rev/sub
+    (without its links to previous versions), live without mod_sub."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(dst, isolation_level=None)
     try:
@@ -72,13 +82,17 @@ def _to_v1(src: str, dst: Path) -> None:
             "INSERT INTO kv SELECT id >> 24, id & 16777215, key, create_rev, version, lease, "
             "value FROM src.kv ORDER BY id"
         )
+        conn.execute(
+            "INSERT INTO live SELECT key, create_rev, mod_rev, version, lease FROM src.live"
+        )
+        others = f"name NOT IN {V1_TABLES}"
         for (sql,) in conn.execute(
-            "SELECT sql FROM src.sqlite_master WHERE name != 'kv' AND name != 'kv_key' "
+            f"SELECT sql FROM src.sqlite_master WHERE {others} "
             "AND sql IS NOT NULL ORDER BY type DESC"  # tables before indexes
         ).fetchall():
             conn.execute(sql)
         for (table,) in conn.execute(
-            "SELECT name FROM src.sqlite_master WHERE type = 'table' AND name != 'kv'"
+            f"SELECT name FROM src.sqlite_master WHERE type = 'table' AND {others}"
         ).fetchall():
             conn.execute(f"INSERT INTO main.{table} SELECT * FROM src.{table}")
         conn.execute("UPDATE meta SET value = 1 WHERE name = 'schema_version'")
@@ -97,6 +111,16 @@ def _answers(store: KVStore) -> list[object]:
     return out
 
 
+def _rows(conn: sqlite3.Connection) -> list[object]:
+    """kv and live; a link to a row compaction deleted counts as none (a v1 file lost it)."""
+    kv_rows = conn.execute(
+        "SELECT id, key, create_rev, version, lease, "
+        "CASE WHEN prev_id IN (SELECT id FROM kv) THEN prev_id ELSE 0 END, value "
+        "FROM kv ORDER BY id"
+    ).fetchall()
+    return [kv_rows, conn.execute("SELECT * FROM live ORDER BY key").fetchall()]
+
+
 def _index_columns(conn: sqlite3.Connection) -> dict[str, list[str]]:
     return {
         str(name): [str(r[2]) for r in conn.execute(f"PRAGMA index_info('{name}')")]
@@ -104,12 +128,12 @@ def _index_columns(conn: sqlite3.Connection) -> dict[str, list[str]]:
     }
 
 
-def test_the_store_writes_one_b_tree_per_revision_and_no_rev_sub_index(store: KVStore) -> None:
+def test_the_store_writes_one_b_tree_per_revision_and_no_index_of_it(store: KVStore) -> None:
     Log(store).apply(rq.PutRequest(b"k", b"v"))
     conn = store._db()
-    assert _index_columns(conn) == {"kv_key": ["key"]}  # no automatic (rev, sub) index
+    assert _index_columns(conn) == {}  # no (rev, sub) index, no (key, rev) index
     columns = [r[1] for r in conn.execute("PRAGMA table_info('kv')")]
-    assert columns == ["id", "key", "create_rev", "version", "lease", "value"]
+    assert columns == ["id", "key", "create_rev", "version", "lease", "prev_id", "value"]
     (row_id,) = conn.execute("SELECT id FROM kv").fetchone()
     assert schema.split_id(row_id) == (2, 0)  # the row id is the revision
 
@@ -121,6 +145,7 @@ def test_a_v1_file_opens_as_v2_with_every_revision_and_the_same_hashes(tmp_path:
         compact, current = original.compact_revision(), original.current_revision()
         hashes = [hash_kv_file(original.path, rev) for rev in range(compact + 1, current + 1)]
         whole = hash_file(original.path)
+        tables = _rows(original._db())
     finally:
         original.close()
     v1 = tmp_path / "v1" / "db"
@@ -141,8 +166,9 @@ def test_a_v1_file_opens_as_v2_with_every_revision_and_the_same_hashes(tmp_path:
         assert [hash_kv_file(str(v1), r) for r in range(compact + 1, current + 1)] == hashes
         assert hash_file(str(v1)) == whole
         conn = upgraded._db()
+        assert _rows(conn) == tables  # each row's link to its previous version rebuilt
         assert schema.stored_version(conn) == schema.SCHEMA_VERSION
-        assert _index_columns(conn) == {"kv_key": ["key"]}
+        assert _index_columns(conn) == {}
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         assert "kv_v2" not in tables
         Log(upgraded).apply(rq.PutRequest(b"a", b"5"))  # and it takes writes
