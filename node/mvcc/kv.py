@@ -45,6 +45,7 @@ _SORTING = frozenset((rq.SortOrder.ASCEND, rq.SortOrder.DESCEND))
 # The kv row of a live key's current version: one lookup of the table's own key.
 _LIVE_ROW = f"k.id = ({first_id_sql('l.mod_rev')} | l.mod_sub)"
 _ROW_BY_ID = f"SELECT key, create_rev, {REV}, version, lease, value FROM kv WHERE id = ?"
+_ROW_BY_ID_NO_VALUE = f"SELECT key, create_rev, {REV}, version, lease, NULL FROM kv WHERE id = ?"
 
 
 def key_cond(column: str, key: bytes, range_end: bytes) -> tuple[str, tuple[bytes, ...]]:
@@ -139,7 +140,7 @@ class Reader:
                 )
             return self.conn.execute(sql, params).fetchall()
         ids = self._ids_at(key, range_end, at)
-        sql = _ROW_BY_ID if with_value else _ROW_BY_ID.replace("value FROM", "NULL FROM")
+        sql = _ROW_BY_ID if with_value else _ROW_BY_ID_NO_VALUE
         rows: list[_Row] = []
         for k in sorted((k for k, i in ids.items() if i), reverse=descending):
             row = self.conn.execute(sql, (ids[k],)).fetchone()
