@@ -19,33 +19,52 @@ newer row of the same key at or before C supersedes it. Rows AT C are all kept, 
 watch starting at C still sees that revision's events. Reads at or above C give the
 same answers with or without the condemned rows (each key's latest row at or before
 any revision >= C is never condemned), which is why the deletion can lag behind.
+
+`kv` has no index by key (node/mvcc/schema.py); the row that supersedes a version
+links to it (`prev_id`). So the condemned rows are the tombstones below C and the rows
+linked from a row at or before C: a batch examines rows in revision order and deletes
+the tombstones among them and the rows they link to, one primary-key probe each.
+`superseded_at` gives the same verdicts to readers that walk the table (the hashes).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from node.mvcc.schema import first_id_sql, row_id
+
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Iterable
 
 BATCH_LIMIT = 1000  # etcd's --experimental-compaction-batch-limit default
 PAUSE_SECONDS = 0.01  # etcd's pause between batches (10 ms)
 FINISHED_META = "finished_compact_rev"  # etcd's finishedCompactRev, in the meta table
 
-# The condemned rows of `kv` for compact revision :c (SQL on a table aliased `kv`).
-CONDEMNED = (
-    "(kv.rev < :c AND (kv.version = 0 OR EXISTS ("
-    "SELECT 1 FROM kv AS n WHERE n.key = kv.key AND n.rev > kv.rev AND n.rev <= :c)))"
-)
+Cursor = int  # the row id (revision, sub-revision) of the last stored revision examined
+START: Cursor = -1  # before every stored revision
 
-Cursor = tuple[int, int]  # (rev, sub) of the last stored revision a batch examined
-START: Cursor = (0, -1)  # before every stored revision
+# Rows that condemn: every row at or before :c (their tombstone-ness or their link).
+_EXAMINED = f"id > :after AND id <= :upper AND id < {first_id_sql(':c + 1')}"
+
+
+def _delete(conn: sqlite3.Connection, compact_rev: int, after: int, upper: int) -> int:
+    """Delete what the rows in (after, upper] (those at or before compact_rev) condemn."""
+    params = {"c": compact_rev, "after": after, "upper": upper}
+    linked = conn.execute(
+        f"DELETE FROM kv WHERE id IN (SELECT prev_id FROM kv WHERE {_EXAMINED} AND prev_id > 0)",
+        params,
+    ).rowcount
+    tombstones = conn.execute(
+        f"DELETE FROM kv WHERE {_EXAMINED} AND id < {first_id_sql(':c')} AND version = 0",
+        params,
+    ).rowcount
+    return max(linked, 0) + max(tombstones, 0)
 
 
 def delete_all(conn: sqlite3.Connection, compact_rev: int) -> int:
-    """Delete every row condemned by `compact_rev` in one statement; rows removed."""
-    cur = conn.execute(f"DELETE FROM kv WHERE {CONDEMNED}", {"c": compact_rev})
-    return max(cur.rowcount, 0)
+    """Delete every row condemned by `compact_rev` in one go; rows removed."""
+    return _delete(conn, compact_rev, START, row_id(compact_rev + 1, 0) - 1)
 
 
 def delete_batch(
@@ -53,25 +72,27 @@ def delete_batch(
 ) -> tuple[int, Cursor | None]:
     """Examine the next `limit` stored revisions after `after` (up to `compact_rev`).
 
-    Deletes the condemned ones among them; returns (rows removed, the cursor to
-    continue from, or None when no stored revision below `compact_rev` is left).
-    Cost is bounded by `limit` rows plus one index probe per examined row.
+    Deletes the condemned ones they show; returns (rows removed, the cursor to continue
+    from, or None when no stored revision at or below `compact_rev` is left). Cost is
+    bounded by `limit` rows plus one primary-key probe per examined row.
     """
-    params = {"c": compact_rev, "lr": after[0], "ls": after[1]}
     bound = conn.execute(
-        "SELECT rev, sub FROM kv WHERE (rev, sub) > (:lr, :ls) AND rev < :c "
-        "ORDER BY rev, sub LIMIT 1 OFFSET :skip",
-        {**params, "skip": max(0, limit - 1)},
+        f"SELECT id FROM kv WHERE id > :after AND id < {first_id_sql(':c + 1')} "
+        "ORDER BY id LIMIT 1 OFFSET :skip",
+        {"c": compact_rev, "after": after, "skip": max(0, limit - 1)},
     ).fetchone()
-    if bound is None:  # the last (short) batch: everything below the compact revision
-        upper: Cursor = (compact_rev, -1)
-        done = True
-    else:
-        upper = (int(bound[0]), int(bound[1]))
-        done = False
-    cur = conn.execute(
-        "DELETE FROM kv WHERE (rev, sub) > (:lr, :ls) AND (rev, sub) <= (:ur, :us) "
-        f"AND {CONDEMNED}",
-        {**params, "ur": upper[0], "us": upper[1]},
-    )
-    return max(cur.rowcount, 0), None if done else upper
+    if bound is None:  # the last (short) batch: everything up to the compact revision
+        return _delete(conn, compact_rev, after, row_id(compact_rev + 1, 0) - 1), None
+    upper = int(bound[0])
+    return _delete(conn, compact_rev, after, upper), upper
+
+
+def superseded_at(rows: Iterable[tuple[int, int]], revision: int) -> set[int]:
+    """Of `rows` ((id, prev_id) in any order), the ids replaced at or before `revision`.
+
+    A version is superseded at R when the key's next row (a put or a tombstone, linking
+    to it) is at or before R; the hashes ask it of rows they walk, for R = the compact
+    revision (condemned) and R = the hashed revision (not the latest).
+    """
+    last = row_id(revision + 1, 0)
+    return {prev for rid, prev in rows if prev and rid < last}

@@ -15,6 +15,10 @@ from pathlib import Path
 
 from node.mvcc import schema
 
+# A file of an older schema is read as it is (status) and upgraded when adopted
+# (schema.migrate), so a snapshot saved from an older raftmon still restores.
+READABLE_VERSIONS = (1, schema.SCHEMA_VERSION)
+
 
 class DBFileError(Exception):
     """The file is not a usable raftmon database; the message says why."""
@@ -54,10 +58,10 @@ def _check(conn: sqlite3.Connection) -> dict[str, int]:
     except sqlite3.DatabaseError as err:
         raise DBFileError(f"snapshot file is not a raftmon database: {err}") from None
     version = meta.get("schema_version")
-    if version != schema.SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise DBFileError(
             f"snapshot file has schema version {version}, this raftmon reads "
-            f"version {schema.SCHEMA_VERSION}"
+            f"versions {', '.join(map(str, READABLE_VERSIONS))}"
         )
     return meta
 
@@ -123,11 +127,13 @@ def adopt_for_new_cluster(path: str) -> DBStatus:
     the member would skip the new log's first entries as already applied. Keys,
     revisions, leases and alarms stay as they are, as etcd's restore keeps them.
     The old cluster's members go: the new cluster's log adds its own, from the flags.
+    A file of an older schema is upgraded to this raftmon's (schema.migrate).
     """
     conn = _connect(path, read_only=False)
     try:
         _check(conn)
         conn.execute("PRAGMA journal_mode=DELETE")
+        schema.migrate(conn)
         conn.execute("UPDATE meta SET value = 0 WHERE name = 'applied_index'")
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         for table in ("member", "member_removed"):

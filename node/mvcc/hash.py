@@ -51,8 +51,9 @@ from typing import TypeVar
 
 from node.errors import ErrBackendDamaged, ErrCompacted, ErrFutureRev
 from node.mvcc import requests as rq
-from node.mvcc.compaction import CONDEMNED, FINISHED_META
+from node.mvcc.compaction import FINISHED_META, superseded_at
 from node.mvcc.observer import NULL_BACKEND_OBSERVER, BackendObserver
+from node.mvcc.schema import first_id_sql, row_id, split_id
 
 R = TypeVar("R")
 Checksum = Callable[[bytes, int], int]  # (data, running value) -> running value, as zlib.crc32
@@ -126,49 +127,62 @@ def _chunked(pieces: Iterable[bytes]) -> Iterator[bytes]:
 
 
 # ---- HashKV ---------------------------------------------------------------------------
-_LATEST = (
-    "NOT EXISTS (SELECT 1 FROM kv AS n WHERE n.key = kv.key AND n.rev > kv.rev AND n.rev <= :r)"
-)
+_AT_OR_BELOW_R = f"id < {first_id_sql(':r + 1')}"  # rows of revisions <= :r
 
 
-def _any_key_live(conn: sqlite3.Connection, revision: int) -> bool:
-    """etcd's `len(keep) > 0`: some key's latest revision at or before `revision` is a put."""
-    row = conn.execute(
-        f"SELECT 1 FROM kv WHERE rev <= :r AND version != 0 AND {_LATEST} LIMIT 1",
-        {"r": revision},
-    ).fetchone()
-    return row is not None
+def _superseded(conn: sqlite3.Connection, revision: int, below: int) -> set[int]:
+    """Ids under `below` that a row at or before `revision` replaced (it links to them).
+
+    Only rows at or below the compact revision ask (node/mvcc/compaction.py), so only
+    those ids are kept: about one per key after a compaction, plus rows still pending.
+    """
+    return superseded_at(
+        conn.execute(
+            f"SELECT id, prev_id FROM kv WHERE {_AT_OR_BELOW_R} AND prev_id > 0 "
+            "AND prev_id < :below",
+            {"r": revision, "below": below},
+        ),
+        revision,
+    )
+
+
+def _any_key_live(conn: sqlite3.Connection, revision: int, replaced: set[int]) -> bool:
+    """etcd's `len(keep) > 0`: some key's latest revision at or before `revision` is a put.
+
+    `replaced`: every id a row at or before `revision` replaced (a put's latest version
+    is one no such row replaced).
+    """
+    rows = conn.execute(
+        f"SELECT id FROM kv WHERE {_AT_OR_BELOW_R} AND version != 0", {"r": revision}
+    )
+    return any(rid not in replaced for (rid,) in rows)
 
 
 def _kv_rows(conn: sqlite3.Connection, revision: int, compact: int) -> Iterator[bytes]:
     """The key bucket's hashed content at `revision` (already checked), in etcd's order."""
     yield KEY_BUCKET
     keep_filters: bool | None = None  # etcd's len(keep) > 0, asked once, when it matters
+    below = row_id(compact + 1, 0)
+    not_latest = _superseded(conn, revision, below)  # of the rows at or below `compact`
+    condemned = _superseded(conn, compact, below)
     cursor = conn.execute(
-        "SELECT rev, sub, key, create_rev, version, lease, value, "
-        f"CASE WHEN rev <= :c THEN {_LATEST} ELSE 1 END "
-        "FROM kv WHERE rev <= :r ORDER BY rev, sub",
-        {"r": revision, "c": compact},
+        "SELECT id, key, create_rev, version, lease, value "
+        f"FROM kv WHERE {_AT_OR_BELOW_R} ORDER BY id",
+        {"r": revision},
     )
-    for rev, sub, key, create, version, lease, value, latest in cursor:
+    for rid, key, create, version, lease, value in cursor:
+        rev, sub = split_id(rid)
         if rev <= compact:
             if version == 0:
                 continue  # a tombstone is never kept (and etcd has none left below here)
-            if not latest:
+            if rid in not_latest:
                 if keep_filters is None:
-                    keep_filters = _any_key_live(conn, revision)
-                if keep_filters or _condemned(conn, rev, sub, compact):
+                    keep_filters = _any_key_live(
+                        conn, revision, _superseded(conn, revision, row_id(revision + 1, 0))
+                    )
+                if keep_filters or (rev < compact and rid in condemned):
                     continue  # (condemned: deleted on members whose compaction got there)
         yield revision_row_bytes((rev, sub, bytes(key), create, version, lease, value))
-
-
-def _condemned(conn: sqlite3.Connection, rev: int, sub: int, compact: int) -> bool:
-    """A row the compaction at `compact` deletes, whether or not its batch has run yet."""
-    row = conn.execute(
-        f"SELECT {CONDEMNED} FROM kv WHERE rev = :r AND sub = :s",
-        {"r": rev, "s": sub, "c": compact},
-    ).fetchone()
-    return bool(row and row[0])
 
 
 def _meta(conn: sqlite3.Connection) -> dict[str, int]:
@@ -205,12 +219,14 @@ def _store_rows(conn: sqlite3.Connection) -> Iterator[bytes]:
     yield KEY_BUCKET
     # Rows a compaction condemned but has not deleted yet are left out: members delete
     # them in batches at their own pace (node/mvcc/compaction.py).
-    for row in conn.execute(
-        "SELECT rev, sub, key, create_rev, version, lease, value FROM kv "
-        f"WHERE NOT {CONDEMNED} ORDER BY rev, sub",
-        {"c": _meta(conn)["compact_rev"]},
+    compact = _meta(conn)["compact_rev"]
+    condemned = _superseded(conn, compact, row_id(compact, 0))
+    for rid, key, create, version, lease, value in conn.execute(
+        "SELECT id, key, create_rev, version, lease, value FROM kv ORDER BY id"
     ):
-        rev, sub, key, create, version, lease, value = row
+        rev, sub = split_id(rid)
+        if rev < compact and (version == 0 or rid in condemned):
+            continue
         yield revision_row_bytes((rev, sub, bytes(key), create, version, lease, value))
     yield b"live"
     for key, create, mod, version, lease in conn.execute(

@@ -20,8 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from node.errors import ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNotFound
+from node.errors import ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNotFound, ErrTooManyOps
 from node.mvcc import requests as rq
+from node.mvcc.schema import REV, SUB_BITS, SUB_LIMIT, first_id_sql, row_id
 
 if TYPE_CHECKING:
     import sqlite3
@@ -41,6 +42,10 @@ _SORT_KEYS: dict[int, Callable[[rq.KeyValue], Any]] = {
 _MAX_SQL_INT = 2**63 - 1
 # etcd sorts only for these two orders; any other number leaves the key order (as 3.4 does)
 _SORTING = frozenset((rq.SortOrder.ASCEND, rq.SortOrder.DESCEND))
+# The kv row of a live key's current version: one lookup of the table's own key.
+_LIVE_ROW = f"k.id = ({first_id_sql('l.mod_rev')} | l.mod_sub)"
+_ROW_BY_ID = f"SELECT key, create_rev, {REV}, version, lease, value FROM kv WHERE id = ?"
+_ROW_BY_ID_NO_VALUE = f"SELECT key, create_rev, {REV}, version, lease, NULL FROM kv WHERE id = ?"
 
 
 def key_cond(column: str, key: bytes, range_end: bytes) -> tuple[str, tuple[bytes, ...]]:
@@ -85,9 +90,10 @@ class KVState:
     compact_rev: int = 0
     keys_total: int = 0
     leases: dict[int, int] = field(default_factory=dict)  # id -> granted ttl
-    # key -> (create_rev, mod_rev, version, lease) of every live key: the `live` table's
-    # rows in memory (etcd keeps its key index in memory too), so a put needs no SELECT
-    live: dict[bytes, tuple[int, int, int, int]] = field(default_factory=dict)
+    # key -> (create_rev, mod_rev, version, lease, mod_sub) of every live key: the `live`
+    # table's rows in memory (etcd keeps its key index in memory too), so a put needs no
+    # SELECT; (mod_rev, mod_sub) is the row id of the key's current version
+    live: dict[bytes, tuple[int, int, int, int, int]] = field(default_factory=dict)
     # counters for metrics (etcd_mvcc_*_total and friends); not persisted
     put_total: int = 0
     range_total: int = 0
@@ -124,7 +130,7 @@ class Reader:
             if with_value:
                 sql = (
                     "SELECT l.key, l.create_rev, l.mod_rev, l.version, l.lease, k.value "
-                    "FROM live l JOIN kv k ON k.key = l.key AND k.rev = l.mod_rev "
+                    f"FROM live l JOIN kv k ON {_LIVE_ROW} "
                     f"WHERE {cond} ORDER BY l.key {order}{lim}"
                 )
             else:
@@ -133,35 +139,53 @@ class Reader:
                     f"FROM live l WHERE {cond} ORDER BY l.key {order}{lim}"
                 )
             return self.conn.execute(sql, params).fetchall()
+        ids = self._ids_at(key, range_end, at)
+        sql = _ROW_BY_ID if with_value else _ROW_BY_ID_NO_VALUE
+        rows: list[_Row] = []
+        for k in sorted((k for k, i in ids.items() if i), reverse=descending):
+            row = self.conn.execute(sql, (ids[k],)).fetchone()
+            if row is not None and row[3] > 0:  # (a row at or after `at` is never compacted)
+                rows.append(row)
+                if limit > 0 and len(rows) >= limit:
+                    break
+        return rows
+
+    def _ids_at(self, key: bytes, range_end: bytes, at: int) -> dict[bytes, int]:
+        """Each key in range -> the kv row id of its version at revision `at`; 0 = none.
+
+        There is no index by key (node/mvcc/schema.py): start from the current versions
+        (`live`) and undo every row after `at`, newest first, each putting back the
+        version it replaced (`prev_id`). Cost: the keys in range plus the rows written
+        after `at` (compaction bounds those), as a rollback of the newer revisions.
+        """
         cond, params = key_cond("key", key, range_end)
-        value = "value" if with_value else "NULL"
-        # SQLite returns the bare columns of the row holding max(rev) in each group.
-        sql = (
-            "SELECT key, create_rev, rev, version, lease, v FROM ("
-            f"SELECT key, max(rev) AS rev, create_rev, version, lease, {value} AS v "
-            f"FROM kv WHERE {cond} AND rev <= ? GROUP BY key) "
-            f"WHERE version > 0 ORDER BY key {order}{lim}"
-        )
-        return self.conn.execute(sql, (*params, at)).fetchall()
+        ids = {
+            bytes(k): m << SUB_BITS | s
+            for k, m, s in self.conn.execute(
+                f"SELECT key, mod_rev, mod_sub FROM live WHERE {cond}", params
+            )
+        }
+        for k, prev in self.conn.execute(
+            f"SELECT key, prev_id FROM kv WHERE id >= {first_id_sql('? + 1')} AND {cond} "
+            "ORDER BY id DESC",
+            (at, *params),
+        ):
+            ids[bytes(k)] = prev
+        return ids
 
     def count(self, key: bytes, range_end: bytes, at: int, cur: int) -> int:
         if at >= cur:
             cond, params = key_cond("key", key, range_end)
             row = self.conn.execute(f"SELECT count(*) FROM live WHERE {cond}", params).fetchone()
-        else:
-            cond, params = key_cond("key", key, range_end)
-            row = self.conn.execute(
-                "SELECT count(*) FROM (SELECT max(rev), version FROM kv "
-                f"WHERE {cond} AND rev <= ? GROUP BY key) WHERE version > 0",
-                (*params, at),
-            ).fetchone()
-        return int(row[0])
+            return int(row[0])
+        # prev_id never names a tombstone: a key deleted before `at` has 0 there
+        return sum(1 for i in self._ids_at(key, range_end, at).values() if i)
 
     def get(self, key: bytes) -> rq.KeyValue | None:
         """The current version of one key."""
         row = self.conn.execute(
             "SELECT l.key, l.create_rev, l.mod_rev, l.version, l.lease, k.value "
-            "FROM live l JOIN kv k ON k.key = l.key AND k.rev = l.mod_rev WHERE l.key = ?",
+            f"FROM live l JOIN kv k ON {_LIVE_ROW} WHERE l.key = ?",
             (key,),
         ).fetchone()
         return _kv(row) if row is not None else None
@@ -231,7 +255,7 @@ class Reader:
         return resp
 
     def history(self, q: HistoryQuery) -> list[rq.Event]:
-        """Events with start <= revision <= end on the key range, in (rev, sub) order.
+        """Events with start <= revision <= end on the key range, in revision order.
 
         With `max_bytes`, reading stops at the first revision boundary past that many
         bytes (`event_size`), rows read one at a time: a slow watcher's catch-up over
@@ -240,8 +264,9 @@ class Reader:
         start, end, limit, prev_kv, max_bytes = q.start, q.end, q.limit, q.prev_kv, q.max_bytes
         cond, params = key_cond("key", q.key, q.range_end)
         cursor = self.conn.execute(
-            "SELECT key, create_rev, rev, version, lease, value FROM kv "
-            f"WHERE rev >= ? AND rev <= ? AND {cond} ORDER BY rev, sub LIMIT ?",
+            f"SELECT key, create_rev, {REV}, version, lease, value, prev_id FROM kv "
+            f"WHERE id >= {first_id_sql('?')} AND id < {first_id_sql('? + 1')} AND {cond} "
+            "ORDER BY id LIMIT ?",
             (start, end, *params, limit),
         )
         events: list[rq.Event] = []
@@ -254,12 +279,8 @@ class Reader:
                     ev = rq.Event(rq.EventType.DELETE, rq.KeyValue(row[0], mod_revision=row[2]))
                 else:
                     ev = rq.Event(rq.EventType.PUT, _kv(row))
-                if prev_kv:
-                    prev = self.conn.execute(
-                        "SELECT key, create_rev, rev, version, lease, value FROM kv "
-                        "WHERE key = ? AND rev < ? ORDER BY rev DESC LIMIT 1",
-                        (row[0], row[2]),
-                    ).fetchone()
+                if prev_kv and row[6]:  # the version this row replaced, if it is still kept
+                    prev = self.conn.execute(_ROW_BY_ID, (row[6],)).fetchone()
                     if prev is not None and prev[3] > 0:
                         ev.prev_kv = _kv(prev)
                 events.append(ev)
@@ -356,7 +377,7 @@ class WriteTxn:
             if prev is None:
                 raise ErrKeyNotFound
             if req.ignore_value:
-                prev_value = self._value(key, prev[1])
+                prev_value = self._value(prev)
                 value = prev_value
             if req.ignore_lease:
                 lease = prev[3]
@@ -367,26 +388,28 @@ class WriteTxn:
         prev_kv = None
         if prev is not None and (req.prev_kv or (self.want_events and self.want_prev)):
             if prev_value is None:
-                prev_value = self._value(key, prev[1])
+                prev_value = self._value(prev)
             prev_kv = rq.KeyValue(key, prev[0], prev[1], prev[2], prev_value, prev[3])
             if req.prev_kv:
                 resp.prev_kv = prev_kv
         if prev is None:
-            create_rev, version = rev, 1
+            create_rev, version, prev_id = rev, 1, 0
             self.keys_delta += 1
         else:
-            create_rev, version = prev[0], prev[2] + 1
+            create_rev, version, prev_id = prev[0], prev[2] + 1, row_id(prev[1], prev[4])
+        self._check_room(1)
+        sub = self.changes
         conn.execute(
-            "INSERT INTO kv (rev, sub, key, create_rev, version, lease, value) "
+            "INSERT INTO kv (id, key, create_rev, version, lease, prev_id, value) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (rev, self.changes, key, create_rev, version, lease, value),
+            (row_id(rev, sub), key, create_rev, version, lease, prev_id, value),
         )
         conn.execute(
-            "INSERT OR REPLACE INTO live (key, create_rev, mod_rev, version, lease) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (key, create_rev, rev, version, lease),
+            "INSERT OR REPLACE INTO live (key, create_rev, mod_rev, version, lease, mod_sub) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (key, create_rev, rev, version, lease, sub),
         )
-        st.live[key] = (create_rev, rev, version, lease)
+        st.live[key] = (create_rev, rev, version, lease, sub)
         self.changes += 1
         st.put_total += 1
         st.total_put_size += len(key) + len(value)
@@ -432,14 +455,19 @@ class WriteTxn:
             return
         conn = self.reader.conn
         rev = self.begin_rev + 1
-        sub = self.changes
+        self._check_room(len(rows))
+        first = row_id(rev, self.changes)
+        live = self.reader.state.live
+        # each tombstone links to the version it deletes (the key is live: rows came from it)
         conn.executemany(
-            "INSERT INTO kv (rev, sub, key, create_rev, version, lease, value) "
-            "VALUES (?, ?, ?, 0, 0, 0, NULL)",
-            [(rev, sub + i, row[0]) for i, row in enumerate(rows)],
+            "INSERT INTO kv (id, key, create_rev, version, lease, prev_id, value) "
+            "VALUES (?, ?, 0, 0, 0, ?, NULL)",
+            [
+                (first + i, row[0], row_id(live[row[0]][1], live[row[0]][4]))
+                for i, row in enumerate(rows)
+            ],
         )
         conn.executemany("DELETE FROM live WHERE key = ?", [(row[0],) for row in rows])
-        live = self.reader.state.live
         for row in rows:
             live.pop(row[0], None)
         self.changes += len(rows)
@@ -458,8 +486,18 @@ class WriteTxn:
         cur = self.read_rev()
         return self.reader.range(req, cur)
 
-    def _value(self, key: bytes, rev: int) -> bytes:
+    def _check_room(self, more: int) -> None:
+        """A revision holds at most SUB_LIMIT changes (its row ids); refuse more, unwritten.
+
+        etcd has no such bound, but 16.7M keys deleted by one request is far past its
+        request and quota limits; the refusal is the same on every member.
+        """
+        if self.changes + more > SUB_LIMIT:
+            raise ErrTooManyOps
+
+    def _value(self, live: tuple[int, int, int, int, int]) -> bytes:
+        """The value of a live key's current version (its `KVState.live` entry)."""
         row = self.reader.conn.execute(
-            "SELECT value FROM kv WHERE key = ? AND rev = ?", (key, rev)
+            "SELECT value FROM kv WHERE id = ?", (row_id(live[1], live[4]),)
         ).fetchone()
         return bytes(row[0]) if row is not None and row[0] is not None else b""

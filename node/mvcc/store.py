@@ -333,9 +333,9 @@ class KVStore:
     def _load_key_index(self) -> None:
         """The `live` table into memory, as the current transaction sees it."""
         self._state.live = {
-            bytes(key): (create_rev, mod_rev, version, lease)
-            for key, create_rev, mod_rev, version, lease in self._db().execute(
-                "SELECT key, create_rev, mod_rev, version, lease FROM live"
+            bytes(key): (create_rev, mod_rev, version, lease, mod_sub)
+            for key, create_rev, mod_rev, version, lease, mod_sub in self._db().execute(
+                "SELECT key, create_rev, mod_rev, version, lease, mod_sub FROM live"
             )
         }
 

@@ -30,7 +30,7 @@ def page_that_breaks_some_reads(db: Path, scratch: Path, keys: int) -> int:
                 try:
                     conn.execute(
                         "SELECT k.value FROM live l JOIN kv k "
-                        "ON k.key = l.key AND k.rev = l.mod_rev WHERE l.key = ?",
+                        "ON k.id = (l.mod_rev << 24 | l.mod_sub) WHERE l.key = ?",
                         (f"k{i:03d}".encode(),),
                     ).fetchall()
                 except sqlite3.DatabaseError:

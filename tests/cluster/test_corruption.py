@@ -48,7 +48,7 @@ def change_one_value(db: str, key: bytes, value: bytes) -> None:
     try:
         with conn:
             changed = conn.execute(
-                "UPDATE kv SET value = ? WHERE key = ? AND rev = (SELECT MAX(rev) FROM kv WHERE "
+                "UPDATE kv SET value = ? WHERE key = ? AND id = (SELECT MAX(id) FROM kv WHERE "
                 "key = ?)",
                 (value, key, key),
             ).rowcount

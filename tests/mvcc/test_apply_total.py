@@ -112,7 +112,7 @@ def _state(store: KVStore) -> str:
     conn = store._db()
     h = hashlib.sha256()
     for table, order in (
-        ("kv", "rev, sub"),
+        ("kv", "id"),
         ("live", "key"),
         ("lease", "id"),
         ("alarm", "member_id, type"),
@@ -130,9 +130,9 @@ def _state(store: KVStore) -> str:
 def _mirror_matches_tables(store: KVStore) -> None:
     conn = store._db()
     live = {
-        bytes(k): (c, m, v, lease)
-        for k, c, m, v, lease in conn.execute(
-            "SELECT key, create_rev, mod_rev, version, lease FROM live"
+        bytes(k): (c, m, v, lease, sub)
+        for k, c, m, v, lease, sub in conn.execute(
+            "SELECT key, create_rev, mod_rev, version, lease, mod_sub FROM live"
         )
     }
     assert store._state.live == live
