@@ -68,7 +68,12 @@ LARGE_RANGE_LIMIT = 1000  # above this many keys (or no limit) a range may be la
 
 
 def _may_be_large(req: rq.RangeRequest) -> bool:
-    """A key range (not one key) without a small limit, and not count_only."""
+    """A key range (not one key) without a small limit and not count_only, or any read
+    at a past revision: schema 2 keeps no index by key, so such a read undoes every row
+    written since that revision (node/mvcc/kv.py), a cost that grows with the history
+    kept (until a compaction), not with the answer."""
+    if req.revision > 0:
+        return True
     return (
         bool(req.range_end)
         and not req.count_only

@@ -19,6 +19,7 @@ from node.api import codec
 from node.api.gateway import _encode_range
 from node.fairness import TurnShare
 from node.mvcc import requests as rq
+from node.server.kv_service import _may_be_large
 from tests.cluster.etcdjson import b64, call, put
 
 pytestmark = pytest.mark.cluster
@@ -88,3 +89,26 @@ async def test_the_sliced_encoding_is_byte_for_byte_the_plain_one() -> None:
         plain = codec.dumps(codec.range_json(rq.RangeResponse(9, list(kvs), more, count), header))
         assert await _encode_range(TurnShare(), resp, header) == plain
     await asyncio.sleep(0)
+
+
+def test_every_read_at_a_past_revision_goes_off_the_loop() -> None:
+    """Schema 2 has no index by key: a read at a past revision undoes every row written
+    since, so even one key (or a count) at a past revision is read in the worker thread."""
+    assert _may_be_large(rq.RangeRequest(key=b"k", revision=5))
+    assert _may_be_large(rq.RangeRequest(key=b"k", range_end=b"l", count_only=True, revision=5))
+    assert _may_be_large(rq.RangeRequest(key=b"k", range_end=b"l", limit=10, revision=5))
+    assert not _may_be_large(rq.RangeRequest(key=b"k"))
+    assert not _may_be_large(rq.RangeRequest(key=b"k", range_end=b"l", limit=10))
+
+
+def test_one_key_at_a_past_revision_answers_its_version_then(raftmon1: Any) -> None:
+    url = raftmon1.endpoints[0]
+    first = int(put(url, "lk/a", "one")["header"]["revision"])
+    fill(url, "lk/fill/", 300)
+    put(url, "lk/a", "two")
+    call(url, "/v3/kv/deleterange", {"key": b64("lk/a")})
+    then = call(url, "/v3/kv/range", {"key": b64("lk/a"), "revision": first})
+    assert [kv["value"] for kv in then["kvs"]] == [b64("one")]
+    counted = call(url, "/v3/kv/range", {"key": b64("lk/a"), "revision": first, "count_only": True})
+    assert counted["count"] == "1"
+    assert "kvs" not in call(url, "/v3/kv/range", {"key": b64("lk/a")})
