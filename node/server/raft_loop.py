@@ -5,8 +5,8 @@ transport, the tick timer) puts work into the `Inbox` (inbox.py) and wakes the l
 feeds the inbox to the core, then handles each `Ready` in etcd raftexample's order:
 
     send requests  ->  persist (WAL write + ONE fdatasync)  ->  send
-    messages_after_persist  ->  apply committed entries (into the backend's
-    open SQLite batch)  ->  advance
+    messages_after_persist (before the in-memory log takes the entries)  ->  apply
+    committed entries (into the backend's open SQLite batch)  ->  advance
 
 The fdatasync runs on the loop thread while the disk is fast (a hop to a worker
 thread and back costs more than a fast fsync) and in a worker thread when the
@@ -263,14 +263,16 @@ class RaftLoop:
             await self._save_in_thread(rd, True)
         elif rd.entries:
             wal.save(rd.hard_state, rd.entries, False)
+        # 3. responses that promise durability leave only now (Raft thesis §3.8), and
+        # first: the fsync is all they wait for. The in-memory log's copy below changes
+        # nothing they promise, and nothing runs between them and it (no await).
+        acks = [m for m in rd.messages_after_persist if m.to != self._member_id]
+        if acks:
+            self._send(acks)  # written at once: the leader is not waiting for our apply
         if rd.entries:
             opened.storage.append(rd.entries)
         if rd.hard_state is not None:
             opened.storage.set_hard_state(rd.hard_state)
-        # 3. responses that promise durability leave only now (Raft thesis §3.8)
-        acks = [m for m in rd.messages_after_persist if m.to != self._member_id]
-        if acks:
-            self._send(acks)  # written at once: the leader is not waiting for our apply
         # 4. apply
         if snapshot is not None:
             await self._snapshots.install(snapshot)

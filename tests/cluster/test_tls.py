@@ -446,7 +446,13 @@ def test_m3_with_its_valid_certificate_catches_up_by_a_snapshot_over_tls(
         return bool(answer.get("kvs"))
 
     wait_until("m3 catches up", caught_up, timeout=30, detail=m3.log_tail)
-    assert "applied snapshot from leader" in m3.log_path.read_text()
+    # The install logs its line one thread hop after the data is readable: wait for it.
+    wait_until(
+        "m3 logs the snapshot it applied",
+        lambda: "applied snapshot from leader" in m3.log_path.read_text(),
+        timeout=30,
+        detail=m3.log_tail,
+    )
 
 
 # ---- etcd's own client over gRPC --------------------------------------------------------

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -213,3 +214,43 @@ async def test_each_ready_sends_requests_then_persists_once_then_acks_then_appli
             if rd.committed_entries and "messages" in order:
                 # nothing to persist: the answers go first, the messages after the apply
                 assert order.index("apply") < order.index("messages"), order
+
+
+async def test_the_ack_leaves_right_after_the_fsync_before_the_in_memory_log(
+    member: tuple[EtcdServer, Leader, list[Event]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A follower's ack waits for its fsync and nothing else: the in-memory log takes the
+    entries after the ack left (the leader's commit, and its client's answer, wait for
+    that ack), and the apply comes after both."""
+    server, leader, events = member
+    storage_type = type(server.ctx.opened.storage)
+    append = storage_type.append
+
+    def recorded_append(self: Any, entries: list[Entry]) -> None:
+        events.append(Event("log"))
+        append(self, entries)
+
+    monkeypatch.setattr(storage_type, "append", recorded_append)
+    inbox = server.ctx.inbox
+    inbox.on_peer_message(leader.append([b""]))  # m2's empty entry of its term
+    for _ in range(int(TIMEOUT / 0.01)):
+        if server.lead == leader.id and server.applied_index == 4:
+            break
+        await asyncio.sleep(0.01)
+    assert server.applied_index == 4
+
+    inbox.on_peer_message(leader.append([b"", b""]))  # two entries, committed with them
+    for _ in range(int(TIMEOUT / 0.01)):
+        if server.applied_index == 6:
+            break
+        await asyncio.sleep(0.01)
+    assert server.applied_index == 6
+
+    orders = [
+        order_of(rd, group)
+        for rd, group in by_ready(events)
+        if rd.entries and rd.messages_after_persist and rd.committed_entries
+    ]
+    assert orders, "no Ready persisted, acked and applied entries"
+    for order in orders:
+        assert order == ["persist", "after_persist", "log", "apply"], order
