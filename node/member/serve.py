@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _host_port(url: str) -> tuple[str, int]:
+def host_port(url: str) -> tuple[str, int]:
+    """(host, port) of a listen URL; the peer and the aiohttp listeners both use it."""
     parts = urlsplit(url)
     if parts.hostname is None or parts.port is None:
         raise ValueError(f"URL {url!r} needs a host and a port")
@@ -63,7 +64,7 @@ async def _listen_peers(
     loop = asyncio.get_running_loop()
     closers: list[Callable[[], Awaitable[None]]] = []
     for url in urls:
-        host, number = _host_port(url)
+        host, number = host_port(url)
         if url.startswith("https://"):
             assert context is not None
             acceptor = TLSAcceptor(

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from node.member.mux import MuxSite, router_factory
+from node.member.serve import host_port
 from node.member.tls_site import TLSSite
 from node.tls import TLSInfo, server_context
 
@@ -20,13 +20,6 @@ if TYPE_CHECKING:
     from node.api.grpc import GrpcEndpoint
 
 log = logging.getLogger("node.member.serve")  # the name operators' log filters know
-
-
-def host_port(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    if parts.hostname is None or parts.port is None:
-        raise ValueError(f"URL {url!r} needs a host and a port")
-    return parts.hostname, parts.port
 
 
 async def listen(

@@ -165,16 +165,21 @@ async def deliver_all(server: EtcdServer, leader: Leader) -> None:
         await asyncio.sleep(0)
 
 
+async def _follow(server: EtcdServer, leader: Leader) -> None:
+    """Hand m1 m2's empty entry of its term; wait (bounded) until m1 follows and applied it."""
+    server.ctx.inbox.on_peer_message(leader.append([b""]))
+    for _ in range(int(TIMEOUT / 0.01)):
+        if server.lead == leader.id and server.applied_index == 4:
+            break
+        await asyncio.sleep(0.01)
+
+
 async def test_each_ready_sends_requests_then_persists_once_then_acks_then_applies(
     member: tuple[EtcdServer, Leader, list[Event]],
 ) -> None:
     server, leader, events = member
     inbox = server.ctx.inbox
-    inbox.on_peer_message(leader.append([b""]))  # m2's empty entry of its term
-    for _ in range(int(TIMEOUT / 0.01)):
-        if server.lead == leader.id and server.applied_index == 4:
-            break
-        await asyncio.sleep(0.01)
+    await _follow(server, leader)
     assert server.lead == leader.id
 
     # In one loop turn: a client proposal on m1 (forwarded to m2: a request in
@@ -232,11 +237,7 @@ async def test_the_ack_leaves_right_after_the_fsync_before_the_in_memory_log(
 
     monkeypatch.setattr(storage_type, "append", recorded_append)
     inbox = server.ctx.inbox
-    inbox.on_peer_message(leader.append([b""]))  # m2's empty entry of its term
-    for _ in range(int(TIMEOUT / 0.01)):
-        if server.lead == leader.id and server.applied_index == 4:
-            break
-        await asyncio.sleep(0.01)
+    await _follow(server, leader)
     assert server.applied_index == 4
 
     inbox.on_peer_message(leader.append([b"", b""]))  # two entries, committed with them
