@@ -37,6 +37,17 @@ async def servers() -> AsyncIterator[list[asyncio.AbstractServer]]:
             server.close()
 
 
+async def one_member_without_aiohttp(
+    make_cluster: Callable[..., Cluster], servers: list[asyncio.AbstractServer]
+) -> tuple[Cluster, Member, PeerPort]:
+    """A one-member cluster whose member listens on its peer port, aiohttp not yet there."""
+    cluster = make_cluster(1)
+    member = cluster.build(1)
+    port, server = await listen_without_aiohttp(member)
+    servers.append(server)
+    return cluster, member, port
+
+
 async def ask(member: Member, request: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection("127.0.0.1", member.port)
     writer.write(request)
@@ -66,10 +77,7 @@ async def test_streams_connect_and_carry_messages_before_aiohttp_serves(
 async def test_a_request_before_aiohttp_waits_and_is_answered_once_it_serves(
     make_cluster: Callable[..., Cluster], servers: list[asyncio.AbstractServer]
 ) -> None:
-    cluster = make_cluster(1)
-    member = cluster.build(1)
-    port, server = await listen_without_aiohttp(member)
-    servers.append(server)
+    cluster, member, port = await one_member_without_aiohttp(make_cluster, servers)
     await member.transport.start()
     cluster.members[1] = member
     reader, writer = await ask(member, b"GET /raft/probing HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -92,10 +100,7 @@ async def test_a_request_before_aiohttp_waits_and_is_answered_once_it_serves(
 async def test_a_member_stopping_before_aiohttp_closes_the_waiting_requests(
     make_cluster: Callable[..., Cluster], servers: list[asyncio.AbstractServer]
 ) -> None:
-    cluster = make_cluster(1)
-    member = cluster.build(1)
-    port, server = await listen_without_aiohttp(member)
-    servers.append(server)
+    _, member, port = await one_member_without_aiohttp(make_cluster, servers)
     reader, writer = await ask(member, b"GET /raftmon/member HTTP/1.1\r\nHost: x\r\n\r\n")
     await eventually(lambda: bool(port._waiting), "the request waits for aiohttp")
     port.close()
