@@ -10,6 +10,12 @@ if sys.argv[1:2] == ["snapshot"]:
 
     sys.exit(snapshot_main(sys.argv[2:]))
 
+# Before the first dataclass is defined: their generated methods come compiled from a
+# cache next to the bytecode (node.dataclass_cache says why).
+from node.dataclass_cache import install  # noqa: E402
+
+install()
+
 from node.member import main  # noqa: E402 - after the bytecode setting above
 
 sys.exit(main(sys.argv[1:]))

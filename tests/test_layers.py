@@ -25,7 +25,15 @@ ROOT = Path(__file__).parents[1]
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "base",
-        ("node.errors", "node.duration", "node.fsutil", "node.fairness", "node.tls", "node.logfmt"),
+        (
+            "node.errors",
+            "node.duration",
+            "node.fsutil",
+            "node.fairness",
+            "node.tls",
+            "node.logfmt",
+            "node.dataclass_cache",
+        ),
     ),
     ("raft", ("node.raft",)),
     ("storage", ("node.wal", "node.mvcc", "node.transport")),

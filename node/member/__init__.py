@@ -8,6 +8,7 @@ import logging
 import sys
 
 from node.config import ConfigError, parse_config
+from node.dataclass_cache import save_installed
 from node.logfmt import configure
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def main(argv: list[str]) -> int:
     from node.server.corruption import CorruptionError
     from node.wal import WALCorruptError
 
+    save_installed()  # the dataclass methods compiled for these imports, for the next start
     try:
         import uvloop  # a faster event loop: fewer µs per request and per peer message
 

@@ -90,8 +90,13 @@ async def _listen_peers(
 
 
 # The HTTP side: aiohttp (~0.19 s of CPU to import, its client side included), the JSON
-# gateway and the member's applications. Imported in a thread once the Raft node runs.
+# gateway and the member's applications. Imported in a thread once the member's peers are
+# connected (or a leader is known, or START_SETTLE_SECONDS passed): three members restarted
+# together share two cores, the first election waits for the last of them to connect to
+# its peers, and an import in the first two delayed the third (issue 17's restart run).
 HTTP_SIDE_MODULES = ("node.member.app", "node.member.sites")
+START_SETTLE_SECONDS = 1.0  # at most this long a member waits for its peers before serving
+START_SETTLE_POLL_SECONDS = 0.005
 # Lab and tests: hold the HTTP side back until a leader is known (at most this many
 # seconds), to show that Raft runs, peers connect and a leader is elected without it
 # (tests/member/test_raft_first.py).
@@ -102,14 +107,28 @@ def _import_http_side() -> tuple[ModuleType, ...]:
     return tuple(importlib.import_module(name) for name in HTTP_SIDE_MODULES)
 
 
+def _settled(server: EtcdServer) -> bool:
+    """Every peer connected, or a leader known: the start's critical part is over."""
+    if server.lead != 0:
+        return True
+    return all(server.transport.can_deliver(p) for p in server.peer_ids)
+
+
+async def _wait_for(done: Callable[[], bool], seconds: float, stop: asyncio.Event) -> None:
+    """Poll `done` until it holds, `stop` is set or `seconds` passed (no error)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            while not done() and not stop.is_set():  # noqa: ASYNC110 - a bounded poll
+                await asyncio.sleep(START_SETTLE_POLL_SECONDS)
+
+
 async def _http_side(server: EtcdServer, stop: asyncio.Event) -> tuple[Any, Any]:
-    """Import the HTTP side in a thread (after a leader, if the environment asks so)."""
+    """Import the HTTP side in a thread once the start settled (after a leader, if the
+    environment asks so)."""
+    await _wait_for(lambda: _settled(server), START_SETTLE_SECONDS, stop)
     hold = float(os.environ.get(HTTP_SIDE_AFTER_LEADER_ENV, "0") or 0)
     if hold > 0:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(hold):
-                while server.lead == 0 and not stop.is_set():  # noqa: ASYNC110 - a lab knob
-                    await asyncio.sleep(0.01)
+        await _wait_for(lambda: server.lead != 0, hold, stop)
     before = "aiohttp" in sys.modules
     app, sites = await asyncio.to_thread(_import_http_side)
     log.info(

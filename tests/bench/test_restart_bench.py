@@ -42,7 +42,7 @@ from tests.helpers import require_tool
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(7200)]
 
 SIZES = [int(s) for s in os.environ.get("RAFTMON_RESTART_KEYS", "10000,100000").split(",") if s]
-ROUNDS = int(os.environ.get("RAFTMON_RESTART_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("RAFTMON_RESTART_ROUNDS", "5"))  # a median of 3 moved ±30 %
 FLAGS = ["--quota-backend-bytes=8589934592"]  # 8 GiB: 500k keys of 1 KiB fit
 RETRY_SECONDS = 0.005  # a client's pause between two attempts at one endpoint
 FIRST_WRITE_TIMEOUT = 120.0  # bound on one restart
