@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # uPlot (package.json, locked): dashboards.html inlines it; never copied into the repo.
 NODE_STAMP := node_modules/.installed
 
-.PHONY: venv tools node js demo test test-long lint bench mixin dashboards clean screenshot
+.PHONY: venv tools node js demo test test-long lint bench bench-goals mixin dashboards clean screenshot
 
 venv: $(STAMP)
 
@@ -67,6 +67,13 @@ lint: venv tools
 
 bench: venv tools
 	$(PY) -m pytest -m bench -s -p no:cacheprovider $(PYTEST_ARGS)
+
+# `make bench` at issue 17's goal sizes (about two hours on 2 cores): the scale run at 10k,
+# 100k and 500k keys with a 10-minute soak, a 10-minute telemetry run, restarts at every size.
+BENCH_GOAL_SIZES := RAFTMON_SCALE_KEYS=10000,100000,500000 RAFTMON_SCALE_SOAK_SECONDS=600 \
+                    RAFTMON_TELEMETRY_SECONDS=600 RAFTMON_RESTART_KEYS=10000,100000,500000
+bench-goals: venv tools
+	$(BENCH_GOAL_SIZES) $(PY) -m pytest -m bench -s -p no:cacheprovider $(PYTEST_ARGS)
 
 mixin: venv
 	$(VENV)/bin/raftmon mixin
