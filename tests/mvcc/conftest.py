@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 from lab.children import spawn
 from node.errors import MvccError
 from node.mvcc import codec
+from node.mvcc.observer import NullBackendObserver
 from node.mvcc.store import ApplyResult, KVStore
 
 
@@ -46,6 +47,17 @@ class Log:
         (result,) = self.batch(req)
         assert result.error is not None, f"expected an error, got {result.response}"
         return result.error
+
+
+class OnCommit(NullBackendObserver):
+    """A store observer that hands each commit's duration to `hook`; a test sets it as
+    `store.hooks` (patching the shared default observer would reach every later store)."""
+
+    def __init__(self, hook: Callable[[float], None]) -> None:
+        self._hook = hook
+
+    def on_commit(self, seconds: float) -> None:
+        self._hook(seconds)
 
 
 def sigkill_when_ready(code: str, *args: str) -> None:

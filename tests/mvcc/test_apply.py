@@ -9,8 +9,10 @@ import pytest
 
 from node.errors import ErrApplyFailed, ErrLeaseNotFound, ErrUndecodable
 from node.mvcc import requests as rq
+from node.mvcc.kv import WriteTxn
+from node.mvcc.observer import NULL_BACKEND_OBSERVER
 from node.mvcc.store import KVStore
-from tests.mvcc.conftest import Log
+from tests.mvcc.conftest import Log, OnCommit
 
 
 def dump(store: KVStore) -> list[rq.KeyValue]:
@@ -81,12 +83,12 @@ def test_an_observer_failing_after_commit_leaves_state_consistent(
         raise Boom
 
     entries = [raft.entry(rq.PutRequest(b"b", b"2"))]
-    store.hooks.on_commit = explode  # raised after COMMIT
+    store.hooks = OnCommit(explode)  # raised after COMMIT
     try:
         store.apply_batch(entries)
     except Boom:
         pass
-    store.hooks.on_commit = lambda _s: None
+    store.hooks = NULL_BACKEND_OBSERVER
     # the commit itself succeeded, so the reload shows the new state
     assert store.current_revision() == 3
     assert store.applied_index() == entries[0][0]
@@ -153,15 +155,22 @@ def test_stats_report_sizes_and_counters(store: KVStore, raft: Log) -> None:
 
 
 def test_the_key_index_in_memory_follows_rollbacks_restores_and_restarts(
-    store: KVStore, raft: Log, db_path: str, tmp_path: os.PathLike[str], monkeypatch
+    store: KVStore,
+    raft: Log,
+    db_path: str,
+    tmp_path: os.PathLike[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Puts read a key's versions from memory; it must agree with the `live` table."""
     import node.mvcc.store as store_module
+    import node.mvcc.txn as txn_module
 
     raft.apply(rq.PutRequest(b"k", b"v1"))
-    real_execute = store_module.execute
+    real_execute = txn_module.execute
 
-    def put_then_fail(wt, req, path):  # a bug half-way through a txn
+    def put_then_fail(  # a bug half-way through a txn
+        wt: WriteTxn, req: rq.TxnRequest, path: dict[int, bool]
+    ) -> rq.TxnResponse:
         real_execute(wt, req, path)
         raise RuntimeError("boom")
 
@@ -193,14 +202,14 @@ def test_the_key_index_in_memory_follows_rollbacks_restores_and_restarts(
 
 
 def test_a_fault_of_the_disk_while_applying_stops_the_member_and_keeps_nothing_of_the_batch(
-    store: KVStore, raft: Log, monkeypatch
+    store: KVStore, raft: Log, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An I/O error is not the entry's doing: answering it would make this member diverge."""
     import node.mvcc.store as store_module
 
     raft.apply(rq.PutRequest(b"k", b"v1"))
 
-    def disk_fails(wt, req, path):
+    def disk_fails(wt: WriteTxn, req: rq.TxnRequest, path: dict[int, bool]) -> rq.TxnResponse:
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(store_module, "execute", disk_fails)

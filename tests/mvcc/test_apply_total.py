@@ -19,7 +19,7 @@ import hashlib
 import os
 import struct
 import tempfile
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,6 +27,9 @@ from hypothesis import strategies as st
 from node.mvcc import codec
 from node.mvcc import requests as rq
 from node.mvcc.store import ApplyResult, KVStore
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 I64 = st.one_of(
     st.integers(-3, 12),
@@ -36,7 +39,7 @@ I64 = st.one_of(
 U64 = st.one_of(st.integers(0, 3), st.integers(0, 2**64 - 1))
 ENUM = st.one_of(st.integers(-2, 6), st.sampled_from([99, -(2**63), 2**63 - 1]))
 KEYS = st.one_of(st.sampled_from([b"", b"a", b"b", b"k", b"\0", b"\xff"]), st.binary(max_size=6))
-R = TypeVar("R")
+R = TypeVar("R", bound="DataclassInstance")  # a request dataclass
 
 
 def _request(cls: type[R], **given: st.SearchStrategy[Any]) -> st.SearchStrategy[R]:

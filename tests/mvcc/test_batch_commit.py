@@ -14,7 +14,7 @@ import pytest
 
 from node.mvcc import requests as rq
 from node.mvcc.store import KVStore
-from tests.mvcc.conftest import Log, sigkill_when_ready
+from tests.mvcc.conftest import Log, OnCommit, sigkill_when_ready
 
 HOUR = 3600.0  # an interval that never runs out during a test
 
@@ -43,8 +43,8 @@ def test_applied_entries_are_readable_before_their_batch_commits(
     assert batched.applied_index() == 2
     assert batched.range(rq.RangeRequest(b"k")).kvs[0].value == b"v2"
     assert committed_applied_index(db_path) == 0
-    commits = []
-    batched.hooks.on_commit = commits.append  # etcd_disk_backend_commit_duration_seconds
+    commits: list[float] = []
+    batched.hooks = OnCommit(commits.append)  # etcd_disk_backend_commit_duration_seconds
     batched.commit()
     assert committed_applied_index(db_path) == 2
     assert len(commits) == 1
@@ -146,7 +146,7 @@ def test_a_fault_of_the_machine_rolls_back_the_whole_open_batch(
         class Boom(OSError):  # an I/O error: the member stops (a bug of ours would not)
             pass
 
-        def explode(*_args: object) -> None:
+        def explode(*_args: object, **_kwargs: object) -> None:
             raise Boom
 
         batched._apply_one = explode  # type: ignore[method-assign]

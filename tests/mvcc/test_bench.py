@@ -11,6 +11,7 @@ import pytest
 from node.mvcc import codec
 from node.mvcc import requests as rq
 from node.mvcc.store import KVStore
+from tests.mvcc.conftest import OnCommit
 
 pytestmark = pytest.mark.bench
 
@@ -29,7 +30,7 @@ def test_codec_round_trips_per_second() -> None:
 def test_apply_puts_per_second(tmp_path: Path, batch: int) -> None:
     store = KVStore.open(str(tmp_path / "db"))
     commits: list[float] = []
-    store.hooks.on_commit = commits.append
+    store.hooks = OnCommit(commits.append)
     try:
         n = 20_000 if batch > 1 else 5_000
         entries = [

@@ -169,8 +169,8 @@ def test_a_v1_file_opens_as_v2_with_every_revision_and_the_same_hashes(tmp_path:
         assert _rows(conn) == tables  # each row's link to its previous version rebuilt
         assert schema.stored_version(conn) == schema.SCHEMA_VERSION
         assert _index_columns(conn) == {}
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-        assert "kv_v2" not in tables
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert "kv_v2" not in names
         Log(upgraded).apply(rq.PutRequest(b"a", b"5"))  # and it takes writes
         assert upgraded.range(rq.RangeRequest(b"a")).kvs[0].version == 4
     finally:

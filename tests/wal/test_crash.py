@@ -36,7 +36,7 @@ def _read_line(proc: subprocess.Popen[bytes], sel: selectors.BaseSelector, deadl
             return line.decode().strip()
 
 
-def test_every_acknowledged_entry_survives_kill_9(tmp_path):
+def test_every_acknowledged_entry_survives_kill_9(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     wal_dir = str(tmp_path / "wal")
     acked: dict[int, int] = {}  # index -> term of the last acknowledged write at it
@@ -52,7 +52,7 @@ def test_every_acknowledged_entry_survives_kill_9(tmp_path):
             assert proc.stdout is not None
             sel.register(proc.stdout, selectors.EVENT_READ)
             deadline = time.monotonic() + LINE_TIMEOUT
-            _ready, start_last, term = _read_line(proc, sel, deadline).split()
+            _ready, start_last, _term = _read_line(proc, sel, deadline).split()
             assert int(start_last) >= max(acked, default=0), f"round {round_no}: acked data lost"
             last = int(start_last)
             for _ in range(rng.randint(1, 120)):

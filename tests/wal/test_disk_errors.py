@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+from pathlib import Path
 
 import pytest
 
@@ -14,8 +15,8 @@ from tests.wal.walutil import META, SMALL_SEGMENT, entries, entry, hs
 
 
 def test_enospc_mid_write_raises_and_reopen_truncates_the_partial_record(
-    tmp_path, monkeypatch, caplog
-):
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     wal_dir = str(tmp_path / "wal")
     wal = WAL.create(wal_dir, META, segment_size=SMALL_SEGMENT)
     wal.save(hs(3), entries(1, 3), must_sync=True)
@@ -48,7 +49,9 @@ def test_enospc_mid_write_raises_and_reopen_truncates_the_partial_record(
     assert rec.entries == entries(1, 9)
 
 
-def test_enospc_when_cutting_a_segment_keeps_the_log_consistent(tmp_path, monkeypatch):
+def test_enospc_when_cutting_a_segment_keeps_the_log_consistent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     wal_dir = str(tmp_path / "wal")
     wal = WAL.create(wal_dir, META, segment_size=4096)
     index = 0
@@ -69,7 +72,9 @@ def test_enospc_when_cutting_a_segment_keeps_the_log_consistent(tmp_path, monkey
     assert rec.entries == entries(1, index)
 
 
-def test_failed_fdatasync_is_fatal_for_the_wal(tmp_path, monkeypatch):
+def test_failed_fdatasync_is_fatal_for_the_wal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     wal = WAL.create(str(tmp_path / "wal"), META, segment_size=SMALL_SEGMENT)
 
     def eio(fd: int) -> None:

@@ -6,6 +6,7 @@ import logging
 import os
 import random
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -41,7 +42,9 @@ def _flip(path: str, offset: int) -> None:
         fh.write(bytes([byte ^ 0x40]))
 
 
-def test_torn_tail_at_random_offsets_recovers_everything_before_it(tmp_path, caplog):
+def test_torn_tail_at_random_offsets_recovers_everything_before_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     rng = random.Random(SEED)
     pristine = str(tmp_path / "pristine")
     start, end, active = _write_log(pristine)
@@ -72,7 +75,7 @@ def test_torn_tail_at_random_offsets_recovers_everything_before_it(tmp_path, cap
             assert rec.entries == [*entries(1, 19), entry(20, term=2)]
 
 
-def test_torn_multi_record_batch_keeps_its_complete_prefix(tmp_path):
+def test_torn_multi_record_batch_keeps_its_complete_prefix(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META, segment_size=SMALL_SEGMENT) as wal:
         wal.save(None, entries(1, 5), must_sync=True)
@@ -87,7 +90,9 @@ def test_torn_multi_record_batch_keeps_its_complete_prefix(tmp_path):
     assert rec.hard_state is None  # the hard state was the batch's last record
 
 
-def _expect_corrupt(wal_dir: str, path: str, offset: int, caplog) -> WALCorruptError:
+def _expect_corrupt(
+    wal_dir: str, path: str, offset: int, caplog: pytest.LogCaptureFixture
+) -> WALCorruptError:
     with caplog.at_level(logging.ERROR, logger="node.wal"), pytest.raises(WALCorruptError) as info:
         WAL.open(wal_dir, segment_size=SMALL_SEGMENT)
     err = info.value
@@ -110,28 +115,36 @@ def _record_offsets(wal_dir: str) -> tuple[list[int], str]:
         return offsets, wal.active_segment
 
 
-def test_flipped_payload_byte_in_an_early_record_is_corruption(tmp_path, caplog):
+def test_flipped_payload_byte_in_an_early_record_is_corruption(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     wal_dir = str(tmp_path / "wal")
     offsets, path = _record_offsets(wal_dir)
     _flip(path, offsets[1] + HEADER_SIZE + 20)
     _expect_corrupt(wal_dir, path, offsets[1], caplog)
 
 
-def test_flipped_header_byte_in_an_early_record_is_corruption(tmp_path, caplog):
+def test_flipped_header_byte_in_an_early_record_is_corruption(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     wal_dir = str(tmp_path / "wal")
     offsets, path = _record_offsets(wal_dir)
     _flip(path, offsets[2] + 1)  # the length field: must not be trusted
     _expect_corrupt(wal_dir, path, offsets[2], caplog)
 
 
-def test_zeroed_record_followed_by_data_is_corruption(tmp_path, caplog):
+def test_zeroed_record_followed_by_data_is_corruption(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     wal_dir = str(tmp_path / "wal")
     offsets, path = _record_offsets(wal_dir)
     _zero(path, offsets[1], offsets[2])
     _expect_corrupt(wal_dir, path, offsets[2], caplog)  # names where the data resumes
 
 
-def test_damage_in_an_older_segment_is_corruption_even_at_its_end(tmp_path, caplog):
+def test_damage_in_an_older_segment_is_corruption_even_at_its_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META, segment_size=4096) as wal:
         for i in range(1, 101):
@@ -145,7 +158,7 @@ def test_damage_in_an_older_segment_is_corruption_even_at_its_end(tmp_path, capl
     assert info.value.path == first
 
 
-def test_missing_middle_segment_is_corruption(tmp_path):
+def test_missing_middle_segment_is_corruption(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META, segment_size=4096) as wal:
         for i in range(1, 201):
@@ -157,7 +170,7 @@ def test_missing_middle_segment_is_corruption(tmp_path):
         WAL.open(wal_dir, segment_size=4096)
 
 
-def test_gap_after_the_start_snapshot_is_refused(tmp_path):
+def test_gap_after_the_start_snapshot_is_refused(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META) as wal:
         wal.save(hs(5), entries(1, 5), must_sync=True)
@@ -168,7 +181,7 @@ def test_gap_after_the_start_snapshot_is_refused(tmp_path):
         WAL.open(wal_dir, snapshot=WalSnapshot(3, 1))
 
 
-def test_unfinished_segment_file_from_a_crashed_cut_is_removed(tmp_path):
+def test_unfinished_segment_file_from_a_crashed_cut_is_removed(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META) as wal:
         wal.save(None, entries(1, 3), must_sync=True)
@@ -181,7 +194,7 @@ def test_unfinished_segment_file_from_a_crashed_cut_is_removed(tmp_path):
     assert rec.entries == entries(1, 3)
 
 
-def test_replay_after_a_snapshot_keeps_exactly_the_entries_after_it(tmp_path):
+def test_replay_after_a_snapshot_keeps_exactly_the_entries_after_it(tmp_path: Path) -> None:
     # Entries a snapshot covers are checked but not decoded; what is kept must be what a
     # full decode keeps, including a conflicting tail a new leader rewrote after it.
     wal_dir = str(tmp_path / "wal")
@@ -196,7 +209,9 @@ def test_replay_after_a_snapshot_keeps_exactly_the_entries_after_it(tmp_path):
     assert rec.hard_state == hs(43, term=2)
 
 
-def test_flipped_byte_in_an_entry_the_snapshot_covers_is_still_corruption(tmp_path, caplog):
+def test_flipped_byte_in_an_entry_the_snapshot_covers_is_still_corruption(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     wal_dir = str(tmp_path / "wal")
     offsets, path = _record_offsets(wal_dir)
     _flip(path, offsets[1] + HEADER_SIZE + 20)  # entry 2, below the start snapshot at 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from node.raft.messages import ConfState, SnapshotMetadata
 from node.wal import WAL, Snapshotter, WalSnapshot
@@ -17,7 +18,7 @@ def _wal_files(wal_dir: str) -> list[str]:
     return sorted(n for n in os.listdir(wal_dir) if n.endswith(".wal"))
 
 
-def test_release_each_snapshot_interval_keeps_disk_bounded(tmp_path):
+def test_release_each_snapshot_interval_keeps_disk_bounded(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "member" / "wal")
     snapper = Snapshotter(str(tmp_path / "member" / "snap"))
     most_files = 0
@@ -43,8 +44,9 @@ def test_release_each_snapshot_interval_keeps_disk_bounded(tmp_path):
     assert len([n for n in snaps if n.endswith(".snap")]) == 2
     assert len([n for n in snaps if n.endswith(".snap.db")]) == 2
 
-    meta, _ = snapper.load_newest() or (None, None)
-    assert meta is not None
+    newest = snapper.load_newest()
+    assert newest is not None
+    meta, _ = newest
     assert meta.index == 1000
     wal, rec = WAL.open(wal_dir, snapshot=meta, segment_size=SEGMENT)
     wal.close()
@@ -54,7 +56,7 @@ def test_release_each_snapshot_interval_keeps_disk_bounded(tmp_path):
     assert rec.entries == []
 
 
-def test_release_keeps_entries_after_the_snapshot(tmp_path):
+def test_release_keeps_entries_after_the_snapshot(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META, segment_size=SEGMENT) as wal:
         for i in range(1, 301, BATCH):
@@ -71,7 +73,7 @@ def test_release_keeps_entries_after_the_snapshot(tmp_path):
     assert rec.entries == entries(251, 300)
 
 
-def test_release_never_goes_past_the_latest_snapshot_marker(tmp_path):
+def test_release_never_goes_past_the_latest_snapshot_marker(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META, segment_size=SEGMENT) as wal:
         for i in range(1, 301, BATCH):
@@ -84,7 +86,7 @@ def test_release_never_goes_past_the_latest_snapshot_marker(tmp_path):
     assert rec.entries == entries(101, 300)
 
 
-def test_snapshot_hooks_are_called(tmp_path):
+def test_snapshot_hooks_are_called(tmp_path: Path) -> None:
     obs = Recorder()
     snapper = Snapshotter(str(tmp_path / "snap"), observer=obs)
     snapper.save(SnapshotMetadata(index=5, term=1), b"image")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,7 @@ def _meta(index: int, term: int = 2) -> SnapshotMetadata:
     return SnapshotMetadata(index=index, term=term, conf_state=ConfState(voters=(1, 2, 3)))
 
 
-def test_save_moves_the_image_and_load_newest_returns_it(tmp_path):
+def test_save_moves_the_image_and_load_newest_returns_it(tmp_path: Path) -> None:
     snapper = Snapshotter(str(tmp_path / "snap"))
     image = tmp_path / "snap" / ".0000000000000010.db.tmp"
     image.write_bytes(b"sqlite image" * 1000)
@@ -29,7 +30,7 @@ def test_save_moves_the_image_and_load_newest_returns_it(tmp_path):
         assert fh.read() == b"sqlite image" * 1000
 
 
-def test_image_from_another_directory_and_from_bytes(tmp_path):
+def test_image_from_another_directory_and_from_bytes(tmp_path: Path) -> None:
     snapper = Snapshotter(str(tmp_path / "snap"))
     elsewhere = tmp_path / "incoming.db"
     elsewhere.write_bytes(b"received")
@@ -38,16 +39,19 @@ def test_image_from_another_directory_and_from_bytes(tmp_path):
     meta, db_path = snapper.load_newest() or (None, "")
     assert meta is not None
     assert meta.index == 9
+    assert db_path is not None  # the image was saved beside the .snap
     with open(db_path, "rb") as fh:
         assert fh.read() == b"in memory"
 
 
-def test_load_newest_is_none_when_empty(tmp_path):
+def test_load_newest_is_none_when_empty(tmp_path: Path) -> None:
     assert Snapshotter(str(tmp_path / "snap")).load_newest() is None
 
 
 @pytest.mark.parametrize("damage", ["meta-flip", "meta-truncated", "db-flip", "db-missing"])
-def test_corrupt_newest_snapshot_is_skipped_with_a_warning(tmp_path, caplog, damage):
+def test_corrupt_newest_snapshot_is_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
     snapper = Snapshotter(str(tmp_path / "snap"))
     snapper.save(_meta(10), b"older image")
     newest = snapper.save(_meta(20), b"newer image")
@@ -68,7 +72,7 @@ def test_corrupt_newest_snapshot_is_skipped_with_a_warning(tmp_path, caplog, dam
     assert any(newest in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
 
 
-def test_purge_keeps_the_newest_two_and_leaves_foreign_files_alone(tmp_path):
+def test_purge_keeps_the_newest_two_and_leaves_foreign_files_alone(tmp_path: Path) -> None:
     snapper = Snapshotter(str(tmp_path / "snap"))
     live_db = tmp_path / "snap" / "db"
     live_db.write_bytes(b"the live mvcc database")

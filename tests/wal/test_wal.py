@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ from node.wal import (
 from tests.wal.walutil import META, SMALL_SEGMENT, Recorder, entries, entry, hs
 
 
-def test_round_trip_returns_metadata_hard_state_and_entries(tmp_path):
+def test_round_trip_returns_metadata_hard_state_and_entries(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META, segment_size=SMALL_SEGMENT) as wal:
         wal.save(hs(0), entries(1, 3), must_sync=True)
@@ -32,7 +33,7 @@ def test_round_trip_returns_metadata_hard_state_and_entries(tmp_path):
         assert rec.entries == entries(1, 3)
 
 
-def test_entry_type_and_empty_data_survive(tmp_path):
+def test_entry_type_and_empty_data_survive(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     noop = entry(1)
     noop.data = b""
@@ -46,7 +47,7 @@ def test_entry_type_and_empty_data_survive(tmp_path):
     assert rec.hard_state is None
 
 
-def test_save_is_one_write_and_one_fsync(tmp_path):
+def test_save_is_one_write_and_one_fsync(tmp_path: Path) -> None:
     obs = Recorder()
     with WAL.create(str(tmp_path / "wal"), META, observer=obs) as wal:
         wal.save(hs(5), entries(1, 100), must_sync=True)
@@ -57,7 +58,7 @@ def test_save_is_one_write_and_one_fsync(tmp_path):
         assert obs.writes[0][0] == wal.bytes_written
 
 
-def test_must_sync_false_writes_without_fsync_and_close_flushes(tmp_path):
+def test_must_sync_false_writes_without_fsync_and_close_flushes(tmp_path: Path) -> None:
     obs = Recorder()
     wal_dir = str(tmp_path / "wal")
     wal = WAL.create(wal_dir, META, observer=obs)
@@ -74,7 +75,7 @@ def test_must_sync_false_writes_without_fsync_and_close_flushes(tmp_path):
         wal.save(hs(2), [], must_sync=True)
 
 
-def test_segments_cut_when_full_and_reopen_after_many_saves(tmp_path):
+def test_segments_cut_when_full_and_reopen_after_many_saves(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META, segment_size=SMALL_SEGMENT) as wal:
         for i in range(1, 601):
@@ -96,7 +97,7 @@ def test_segments_cut_when_full_and_reopen_after_many_saves(tmp_path):
     assert rec.hard_state == hs(600)
 
 
-def test_segment_names_carry_seq_and_first_index(tmp_path):
+def test_segment_names_carry_seq_and_first_index(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META, segment_size=4096) as wal:
         for i in range(1, 200, 10):
@@ -109,7 +110,7 @@ def test_segment_names_carry_seq_and_first_index(tmp_path):
             assert (int(first_hex, 16) - 1) % 10 == 0  # cut happens between saves
 
 
-def test_batch_larger_than_a_segment_goes_whole_into_a_fresh_one(tmp_path):
+def test_batch_larger_than_a_segment_goes_whole_into_a_fresh_one(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META, segment_size=2048) as wal:
         wal.save(None, entries(1, 2), must_sync=True)
@@ -120,7 +121,7 @@ def test_batch_larger_than_a_segment_goes_whole_into_a_fresh_one(tmp_path):
     assert rec.entries == entries(1, 101)
 
 
-def test_new_entry_truncates_the_uncommitted_tail(tmp_path):
+def test_new_entry_truncates_the_uncommitted_tail(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META, segment_size=SMALL_SEGMENT) as wal:
         wal.save(hs(3, term=1), entries(1, 10, term=1), must_sync=True)
@@ -132,7 +133,7 @@ def test_new_entry_truncates_the_uncommitted_tail(tmp_path):
     assert rec.hard_state == hs(3, term=2)
 
 
-def test_truncation_across_a_segment_cut(tmp_path):
+def test_truncation_across_a_segment_cut(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META, segment_size=4096) as wal:
         for i in range(1, 81, 10):
@@ -144,7 +145,7 @@ def test_truncation_across_a_segment_cut(tmp_path):
     assert rec.entries == entries(1, 2, term=1) + entries(3, 4, term=3)
 
 
-def test_open_from_snapshot_returns_only_later_entries(tmp_path):
+def test_open_from_snapshot_returns_only_later_entries(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META) as wal:
         wal.save(hs(20), entries(1, 30), must_sync=True)
@@ -158,7 +159,7 @@ def test_open_from_snapshot_returns_only_later_entries(tmp_path):
     assert rec.entries == entries(11, 30)
 
 
-def test_commit_is_raised_to_the_start_snapshot(tmp_path):
+def test_commit_is_raised_to_the_start_snapshot(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META) as wal:
         wal.save(hs(2), entries(1, 3), must_sync=True)
@@ -168,7 +169,7 @@ def test_commit_is_raised_to_the_start_snapshot(tmp_path):
     assert rec.hard_state == hs(50)
 
 
-def test_follower_snapshot_install_then_entries_after_it(tmp_path):
+def test_follower_snapshot_install_then_entries_after_it(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META) as wal:
         wal.save(hs(5), entries(1, 5), must_sync=True)
@@ -180,7 +181,7 @@ def test_follower_snapshot_install_then_entries_after_it(tmp_path):
     assert rec.entries == entries(101, 102, term=3)
 
 
-def test_create_refuses_existing_wal_and_open_refuses_missing(tmp_path):
+def test_create_refuses_existing_wal_and_open_refuses_missing(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     assert not WAL.exists(wal_dir)
     os.makedirs(wal_dir)
@@ -192,7 +193,7 @@ def test_create_refuses_existing_wal_and_open_refuses_missing(tmp_path):
         WAL.create(wal_dir, META)
 
 
-def test_directory_lock_allows_one_writer(tmp_path):
+def test_directory_lock_allows_one_writer(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META), pytest.raises(WALLockedError):
         WAL.open(wal_dir)
@@ -200,7 +201,7 @@ def test_directory_lock_allows_one_writer(tmp_path):
     wal.close()
 
 
-def test_concurrent_saves_from_threads_are_serialised(tmp_path):
+def test_concurrent_saves_from_threads_are_serialised(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META, segment_size=SMALL_SEGMENT) as wal:
         lock = threading.Lock()
@@ -223,7 +224,7 @@ def test_concurrent_saves_from_threads_are_serialised(tmp_path):
     assert rec.entries == entries(1, 200)
 
 
-def test_fsync_delay_shows_in_the_reported_fsync_duration(tmp_path):
+def test_fsync_delay_shows_in_the_reported_fsync_duration(tmp_path: Path) -> None:
     obs = Recorder()
     with WAL.create(str(tmp_path / "wal"), META, observer=obs) as wal:
         wal.fsync_delay_seconds = 0.030
@@ -236,7 +237,7 @@ def test_fsync_delay_shows_in_the_reported_fsync_duration(tmp_path):
     assert wal.last_fsync_seconds == obs.fsyncs[-1]
 
 
-def test_fsync_delay_can_be_set_from_another_thread_while_saving(tmp_path):
+def test_fsync_delay_can_be_set_from_another_thread_while_saving(tmp_path: Path) -> None:
     obs = Recorder()
     with WAL.create(str(tmp_path / "wal"), META, observer=obs) as wal:
         setter = threading.Thread(target=setattr, args=(wal, "fsync_delay_seconds", 0.03))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import pytest
 
@@ -32,7 +33,7 @@ def small_chunks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     return int(request.param)
 
 
-def test_only_the_written_part_of_a_preallocated_segment_is_read(tmp_path):
+def test_only_the_written_part_of_a_preallocated_segment_is_read(tmp_path: Path) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META, segment_size=SMALL_SEGMENT) as wal:
         wal.save(hs(3), entries(1, 3), must_sync=True)
@@ -46,7 +47,7 @@ def test_only_the_written_part_of_a_preallocated_segment_is_read(tmp_path):
     assert whole[len(data) :] == bytes(size - len(data))
 
 
-def test_entries_ending_in_zero_bytes_reach_into_the_unread_tail(tmp_path):
+def test_entries_ending_in_zero_bytes_reach_into_the_unread_tail(tmp_path: Path) -> None:
     # Each entry's data ends in more zeros than a chunk holds: the last one's record ends
     # past the last non-zero chunk and must be read as the zeros the file holds.
     wal_dir = str(tmp_path / "wal")
@@ -64,7 +65,9 @@ def test_entries_ending_in_zero_bytes_reach_into_the_unread_tail(tmp_path):
     assert rec.entries == [*zeroed, Entry(term=1, index=4, data=b"after")]
 
 
-def test_data_far_after_a_zero_gap_is_corruption(tmp_path, caplog):
+def test_data_far_after_a_zero_gap_is_corruption(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     wal_dir = str(tmp_path / "wal")
     with WAL.create(wal_dir, META, segment_size=SMALL_SEGMENT) as wal:
         wal.save(hs(3), entries(1, 3), must_sync=True)
