@@ -76,7 +76,7 @@ def extensive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster
 def kv(extensive: LocalCluster) -> Iterator[rpc_pb2_grpc.KVStub]:
     with grpc.insecure_channel(urlsplit(extensive.endpoints[0]).netloc) as channel:
         grpc.channel_ready_future(channel).result(timeout=30)
-        yield rpc_pb2_grpc.KVStub(channel)  # type: ignore[no-untyped-call]
+        yield rpc_pb2_grpc.KVStub(channel)
 
 
 def samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -145,7 +145,7 @@ def test_streams_are_observed_once_when_they_end(extensive: LocalCluster) -> Non
         done.wait(30)
 
     with grpc.insecure_channel(urlsplit(member.client_url).netloc) as channel:
-        stub = rpc_pb2_grpc.WatchStub(channel)  # type: ignore[no-untyped-call]
+        stub = rpc_pb2_grpc.WatchStub(channel)
         stream = stub.Watch(requests(), timeout=30)
         try:
             assert next(stream).created
@@ -164,7 +164,7 @@ def test_a_snapshot_stream_is_observed_once_per_front_end(extensive: LocalCluste
     member = extensive.members[0]
     before = count(member.metrics_url, SNAPSHOT)
     with grpc.insecure_channel(urlsplit(member.client_url).netloc) as channel:
-        stub = rpc_pb2_grpc.MaintenanceStub(channel)  # type: ignore[no-untyped-call]
+        stub = rpc_pb2_grpc.MaintenanceStub(channel)
         chunks = list(stub.Snapshot(pb.SnapshotRequest(), timeout=30))
     assert chunks
     status, text = http_text(member.client_url + "/v3/maintenance/snapshot", "POST", b"{}")
