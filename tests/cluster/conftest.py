@@ -7,7 +7,7 @@ A failing test prints the tail of every member's log.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,9 @@ __all__ = ["FAST", "start_cluster"]  # the cluster tests import them from here
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.when == "call" and report.failed:
         item.stash[FAILED] = True
@@ -39,7 +41,7 @@ def cluster3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]
 @pytest.fixture
 def fresh_cluster(
     request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[callable[..., LocalCluster]]:  # type: ignore[valid-type]
+) -> Iterator[Callable[..., LocalCluster]]:
     """Factory for a cluster owned by one test (tests that kill, pause or partition)."""
     started: list[LocalCluster] = []
 

@@ -91,6 +91,7 @@ def wait_until(check: Any, timeout: float = 15.0, interval: float = 0.05, what: 
 def watch_lines(url: str, body: dict[str, Any], timeout: float = 10.0) -> Iterator[dict[str, Any]]:
     """POST /v3/watch and yield each streamed JSON object until the caller stops."""
     parts = urlsplit(url)
+    assert parts.hostname is not None
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
         conn.request("POST", "/v3/watch", body=json.dumps(body))

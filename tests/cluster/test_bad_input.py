@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from lab.cluster import LocalCluster
 from tests.cluster.etcdjson import b64, call, post_status, revision
 
 pytestmark = pytest.mark.cluster
@@ -96,7 +97,13 @@ CASES = [
     ("title", "path", "body", "status", "code", "message"), CASES, ids=[c[0] for c in CASES]
 )
 def test_bad_input_answers_etcds_error_and_changes_nothing(
-    cluster3, title, path, body, status, code, message
+    cluster3: LocalCluster,
+    title: str,
+    path: str,
+    body: bytes,
+    status: int,
+    code: int,
+    message: str | None,
 ) -> None:
     url = cluster3.members[0].client_url
     before = revision(url)

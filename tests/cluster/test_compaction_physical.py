@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import urllib.request
+from collections.abc import Callable
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from lab.cluster import LocalCluster
 from tests.cluster.etcdjson import call, put, revision
 
 pytestmark = pytest.mark.cluster
@@ -24,7 +26,9 @@ def _metric(url: str, name: str) -> float:
     return 0.0
 
 
-def test_a_physical_compaction_answers_after_the_old_revisions_are_deleted(fresh_cluster) -> None:
+def test_a_physical_compaction_answers_after_the_old_revisions_are_deleted(
+    fresh_cluster: Callable[..., LocalCluster],
+) -> None:
     cluster = fresh_cluster(1)
     m = cluster.members[0]
     for i in range(1500):  # 3 revisions of 500 keys: 1000 condemned, over a batch's 1000

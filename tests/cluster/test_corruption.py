@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -57,7 +58,9 @@ def change_one_value(db: str, key: bytes, value: bytes) -> None:
         conn.close()
 
 
-def test_a_corrupted_member_is_found_and_the_corrupt_alarm_raised(fresh_cluster) -> None:
+def test_a_corrupted_member_is_found_and_the_corrupt_alarm_raised(
+    fresh_cluster: Callable[..., LocalCluster],
+) -> None:
     cluster: LocalCluster = fresh_cluster(3, [CHECK])
     leader = cluster.wait_leader()
     urls = {m.name: m.client_url for m in cluster.members}

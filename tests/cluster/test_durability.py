@@ -10,10 +10,12 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from lab.cluster import LocalCluster
 from tests.cluster.etcdjson import b64, call, put
 
 pytestmark = pytest.mark.cluster
@@ -35,7 +37,9 @@ def write_until_stopped(url: str, acked: dict[str, int], stop: threading.Event, 
 
 
 @pytest.mark.parametrize("size", [1, 3])
-def test_acknowledged_writes_survive_kill_9_at_random_points(fresh_cluster, size: int) -> None:
+def test_acknowledged_writes_survive_kill_9_at_random_points(
+    fresh_cluster: Callable[..., LocalCluster], size: int
+) -> None:
     cluster = fresh_cluster(
         size, ["--snapshot-count=150", "--experimental-snapshot-catchup-entries=20"]
     )
@@ -73,7 +77,9 @@ def test_acknowledged_writes_survive_kill_9_at_random_points(fresh_cluster, size
     assert len(acked) > 20, "the writers barely wrote: the test proved little"
 
 
-def test_disk_stays_bounded_under_ten_times_the_snapshot_count(fresh_cluster) -> None:
+def test_disk_stays_bounded_under_ten_times_the_snapshot_count(
+    fresh_cluster: Callable[..., LocalCluster],
+) -> None:
     snapshot_count = 100
     cluster = fresh_cluster(
         1,

@@ -14,11 +14,13 @@ import json
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lab.cluster import LocalCluster
 from tests.cluster.etcdjson import http_text
 
 pytestmark = pytest.mark.cluster
@@ -92,7 +94,9 @@ def same_shape(ours: Any, theirs: Any, path: str = "") -> list[str]:
     return problems
 
 
-def test_every_captured_etcd_response_is_reproduced(fresh_cluster) -> None:
+def test_every_captured_etcd_response_is_reproduced(
+    fresh_cluster: Callable[..., LocalCluster],
+) -> None:
     cluster = fresh_cluster(1)
     url = cluster.members[0].client_url
     cases = examples()
@@ -108,7 +112,7 @@ def test_every_captured_etcd_response_is_reproduced(fresh_cluster) -> None:
     assert not failures, "\n".join(failures)
 
 
-def test_plain_text_answers_match_etcds(cluster3) -> None:
+def test_plain_text_answers_match_etcds(cluster3: LocalCluster) -> None:
     # The reference's plain-text blocks: /v3alpha is gone in 3.4 (Go's mux answers), a GET
     # on a POST-only path gets grpc-gateway's 405. The gateway's own unknown paths answer
     # etcd's JSON error (test_bad_input).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import urllib.request
+from collections.abc import Callable
 
 import pytest
 
@@ -35,7 +36,9 @@ def term_of(cluster: LocalCluster, name: str) -> int:
     return int(status["header"]["raft_term"])
 
 
-def test_a_stalled_leader_counts_a_late_heartbeat_per_peer(fresh_cluster) -> None:
+def test_a_stalled_leader_counts_a_late_heartbeat_per_peer(
+    fresh_cluster: Callable[..., LocalCluster],
+) -> None:
     cluster: LocalCluster = fresh_cluster(3)
     for _attempt in range(3):  # a loaded box may stretch the stall past an election
         leader_name = cluster.wait_leader()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +19,7 @@ from tests.cluster.etcdjson import b64, call, http_text, post_status, put, value
 pytestmark = pytest.mark.cluster
 
 
-def test_health_version_and_v3beta_answer_as_etcd(cluster3) -> None:
+def test_health_version_and_v3beta_answer_as_etcd(cluster3: LocalCluster) -> None:
     url = cluster3.members[1].client_url
     status, body = http_text(url + "/health")
     assert status == 200
@@ -33,7 +35,7 @@ def test_health_version_and_v3beta_answer_as_etcd(cluster3) -> None:
     assert value_of(url, "beta/k") == "v"
 
 
-def test_an_expired_lease_deletes_its_keys_on_every_member(cluster3) -> None:
+def test_an_expired_lease_deletes_its_keys_on_every_member(cluster3: LocalCluster) -> None:
     leader = cluster3.member(cluster3.wait_leader())
     lease = call(leader.client_url, "/v3/lease/grant", {"TTL": 2})["ID"]
     assert "error" not in put(leader.client_url, "lease/k", "v", lease=lease)
@@ -50,7 +52,9 @@ def test_an_expired_lease_deletes_its_keys_on_every_member(cluster3) -> None:
     assert ttl["TTL"] == "-1"  # etcd: an expired (revoked) lease reports TTL -1
 
 
-def test_periodic_auto_compaction_compacts_old_revisions(fresh_cluster) -> None:
+def test_periodic_auto_compaction_compacts_old_revisions(
+    fresh_cluster: Callable[..., LocalCluster],
+) -> None:
     cluster = fresh_cluster(
         1, ["--auto-compaction-mode=periodic", "--auto-compaction-retention=2s"]
     )
@@ -66,7 +70,7 @@ def test_periodic_auto_compaction_compacts_old_revisions(fresh_cluster) -> None:
     assert value_of(url, "ac/k") is not None  # the current value is kept
 
 
-def test_fault_endpoints_exist_only_with_the_flag(tmp_path) -> None:
+def test_fault_endpoints_exist_only_with_the_flag(tmp_path: Path) -> None:
     cluster = LocalCluster(tmp_path / "nofaults", 1, extra_args=FAST, fault_injection=False)
     cluster.start()
     try:
@@ -79,7 +83,9 @@ def test_fault_endpoints_exist_only_with_the_flag(tmp_path) -> None:
         cluster.stop()
 
 
-def test_paused_ticks_on_the_leader_let_the_others_elect_a_new_one(fresh_cluster) -> None:
+def test_paused_ticks_on_the_leader_let_the_others_elect_a_new_one(
+    fresh_cluster: Callable[..., LocalCluster],
+) -> None:
     cluster = fresh_cluster(3)
     old = cluster.wait_leader()
     frozen = cluster.member(old)

@@ -170,7 +170,7 @@ def test_refusals_answer_etcds_errors_and_change_nothing(cluster: LocalCluster) 
     listed = by_id(url)
     some_id = next(iter(listed))
     some_peer = listed[some_id]["peerURLs"][0]
-    cases = [
+    cases: list[tuple[str, dict[str, Any], str]] = [  # (call, JSON body, etcd's error)
         ("add", {"peerURLs": [some_peer]}, "etcdserver: Peer URLs already exists"),
         ("add", {"peerURLs": ["not-a-url"]}, "etcdserver: given member URLs are invalid"),
         ("add", {"peerURLs": []}, "etcdserver: given member URLs are invalid"),

@@ -16,6 +16,7 @@ import subprocess
 import threading
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.catalog import CATALOG, Kind, MetricSpec
 from lab.children import spawn
+from lab.cluster import LocalCluster
 from tests.cluster.etcdjson import b64, call, get, put, wait_until
 from tests.exporter.test_promtool import REFERENCE, _allowed_new_problem, promtool_problems
 from tests.helpers import free_port, require_tool
@@ -32,21 +34,24 @@ from tests.helpers import free_port, require_tool
 pytestmark = pytest.mark.cluster
 
 
-def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]  # (name, labels) -> value
+
+
+def scrape(url: str) -> Samples:
     with urllib.request.urlopen(url + "/metrics", timeout=5) as resp:
         text = resp.read().decode()
-    out = {}
+    out: Samples = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out
 
 
-def value(samples: dict, name: str, **labels: str) -> float:
+def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), float("nan"))
 
 
-def test_committed_and_applied_advance_by_at_least_the_puts(cluster3) -> None:
+def test_committed_and_applied_advance_by_at_least_the_puts(cluster3: LocalCluster) -> None:
     before = {m.name: scrape(m.metrics_url) for m in cluster3.members}
     n = 50
     for i in range(n):
@@ -68,7 +73,7 @@ def test_committed_and_applied_advance_by_at_least_the_puts(cluster3) -> None:
         assert puts - value(before[m.name], "etcd_mvcc_put_total") >= n
 
 
-def test_peer_round_trip_time_has_a_series_for_every_peer(cluster3) -> None:
+def test_peer_round_trip_time_has_a_series_for_every_peer(cluster3: LocalCluster) -> None:
     ids = {}
     for m in cluster3.members:
         with urllib.request.urlopen(m.client_url + "/v3/maintenance/status", data=b"{}") as r:
@@ -86,7 +91,9 @@ def test_peer_round_trip_time_has_a_series_for_every_peer(cluster3) -> None:
         wait_until(has_rtt, timeout=15, what=f"RTT series for every peer of {m.name}")
 
 
-def test_leader_loss_moves_has_leader_and_leader_changes(fresh_cluster) -> None:
+def test_leader_loss_moves_has_leader_and_leader_changes(
+    fresh_cluster: Callable[..., LocalCluster],
+) -> None:
     cluster = fresh_cluster(3)
     old = cluster.wait_leader()
     survivors = [m for m in cluster.members if m.name != old]
@@ -116,7 +123,9 @@ def test_leader_loss_moves_has_leader_and_leader_changes(fresh_cluster) -> None:
     assert all(after[n] >= before[n] + 1 for n in before), (before, after)
 
 
-def test_a_30ms_fsync_fault_shows_in_the_fsync_average(fresh_cluster) -> None:
+def test_a_30ms_fsync_fault_shows_in_the_fsync_average(
+    fresh_cluster: Callable[..., LocalCluster],
+) -> None:
     cluster = fresh_cluster(3, ["--experimental-wal-fsync-delay=30ms"])
     cluster.wait_leader()
     m = cluster.members[0]
@@ -135,7 +144,9 @@ def test_a_30ms_fsync_fault_shows_in_the_fsync_average(fresh_cluster) -> None:
     assert value(after, "raftmon_fault_wal_fsync_delay_seconds") == pytest.approx(0.03)
 
 
-def test_promtool_check_metrics_finds_nothing_beyond_etcds_own_names(cluster3) -> None:
+def test_promtool_check_metrics_finds_nothing_beyond_etcds_own_names(
+    cluster3: LocalCluster,
+) -> None:
     promtool = require_tool("promtool")
     with urllib.request.urlopen(cluster3.members[0].metrics_url + "/metrics") as resp:
         text = resp.read().decode()
@@ -151,6 +162,7 @@ class OpenWatch:
 
     def __init__(self, url: str, body: bytes) -> None:
         parts = urlsplit(url)
+        assert parts.hostname is not None
         self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
         self.conn.request("POST", "/v3/watch", body=body)
         self.resp = self.conn.getresponse()
@@ -182,6 +194,7 @@ class OpenWatch:
 def keepalive(url: str, body: bytes) -> list[bytes]:
     """POST one streamed keep-alive body; return the raw lines answered."""
     parts = urlsplit(url)
+    assert parts.hostname is not None
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     try:
         conn.request("POST", "/v3/lease/keepalive", body=body)
@@ -200,7 +213,7 @@ WATCH = grpc("Watch", "etcdserverpb.Watch")
 KEEPALIVE = grpc("LeaseKeepAlive", "etcdserverpb.Lease")
 
 
-def test_watch_and_keepalive_messages_and_bytes_are_counted_exactly(cluster3) -> None:
+def test_watch_and_keepalive_messages_and_bytes_are_counted_exactly(cluster3: LocalCluster) -> None:
     # Only stream traffic reaches `m`'s client listener between the two scrapes (the
     # writes go to another member, scrapes to the metrics listener), so every message
     # and byte `m` counts is one this test sent or received.
@@ -237,7 +250,9 @@ def test_watch_and_keepalive_messages_and_bytes_are_counted_exactly(cluster3) ->
     assert deltas() == expected
 
 
-def test_client_listener_and_metrics_listener_serve_the_same_families(cluster3) -> None:
+def test_client_listener_and_metrics_listener_serve_the_same_families(
+    cluster3: LocalCluster,
+) -> None:
     m = cluster3.member(cluster3.wait_leader())  # raftmon_raft_follower_match_index: leader only
     assert m.client_url != m.metrics_url
     families = {}
@@ -347,7 +362,7 @@ def load_the_cluster(cluster: Any, watch_key: str) -> None:
 
 @pytest.mark.tools
 def test_a_real_prometheus_sees_live_nonzero_series_for_every_fed_family(
-    cluster3, tmp_path: Path
+    cluster3: LocalCluster, tmp_path: Path
 ) -> None:
     prometheus = require_tool("prometheus")
     port = free_port()

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
+from lab.cluster import LocalCluster
 from lab.procs import http_json
 from tests.cluster.etcdjson import put, value_of, wait_until
 
 pytestmark = pytest.mark.cluster
 
 
-def isolate(cluster, name: str, on: bool) -> None:
+def isolate(cluster: LocalCluster, name: str, on: bool) -> None:
     """Drop traffic both ways between `name` and every other member."""
     victim = cluster.member(name)
     others = [m for m in cluster.members if m.name != name]
@@ -23,7 +25,9 @@ def isolate(cluster, name: str, on: bool) -> None:
         assert "error" not in out, out
 
 
-def test_minority_side_cannot_write_and_majority_continues_then_converges(fresh_cluster) -> None:
+def test_minority_side_cannot_write_and_majority_continues_then_converges(
+    fresh_cluster: Callable[..., LocalCluster],
+) -> None:
     cluster = fresh_cluster(3)
     leader = cluster.wait_leader()
     minority = leader  # the hardest case: the old leader ends up alone
@@ -55,7 +59,9 @@ def test_minority_side_cannot_write_and_majority_continues_then_converges(fresh_
     assert value_of(cluster.member(minority).client_url, "part/minority") is None
 
 
-def test_four_members_split_two_two_write_nowhere(fresh_cluster) -> None:
+def test_four_members_split_two_two_write_nowhere(
+    fresh_cluster: Callable[..., LocalCluster],
+) -> None:
     cluster = fresh_cluster(4)
     cluster.wait_leader()
     left, right = cluster.members[:2], cluster.members[2:]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 
 import pytest
 
+from lab.cluster import LocalCluster
 from tests.cluster.etcdjson import b64, call, post_status, revision, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -46,7 +48,7 @@ def _contents(url: str) -> tuple[int, list[tuple[str, str]]]:
 
 @pytest.mark.parametrize("size", [1, 3])
 def test_the_poison_txns_are_answered_and_every_member_survives_them_and_their_replay(
-    fresh_cluster, size: int
+    fresh_cluster: Callable[..., LocalCluster], size: int
 ) -> None:
     cluster = fresh_cluster(size)
     url = cluster.members[0].client_url
@@ -89,7 +91,7 @@ def test_the_poison_txns_are_answered_and_every_member_survives_them_and_their_r
     ids=["1e308", "-1", "nan", "str", "bool", "null"],
 )
 def test_lab_delays_outside_0_to_60_seconds_are_refused_and_the_member_keeps_writing(
-    cluster3, delay
+    cluster3: LocalCluster, delay: object
 ) -> None:
     m = cluster3.members[0]
     body = json.dumps({"wal_fsync_delay_seconds": delay}).encode()  # NaN as JSON's NaN

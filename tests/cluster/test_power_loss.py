@@ -9,11 +9,13 @@ start, keep every applied write, and neither re-apply nor lose any of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from lab.cluster import LocalCluster
 from node.wal import WAL
 from tests.cluster.etcdjson import put, revision, value_of
 
@@ -34,7 +36,9 @@ def rewind_commit(wal_dir: Path, by: int) -> tuple[int, int]:
     return hs.commit, lowered.commit
 
 
-def test_member_restarts_when_the_db_applied_past_the_walls_commit(fresh_cluster) -> None:
+def test_member_restarts_when_the_db_applied_past_the_walls_commit(
+    fresh_cluster: Callable[..., LocalCluster],
+) -> None:
     cluster = fresh_cluster(1)
     member = cluster.members[0]
     url = member.client_url

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from lab.cluster import LocalCluster
 from tests.cluster.etcdjson import (
     b64,
     call,
@@ -27,10 +30,13 @@ pytestmark = pytest.mark.cluster
 
 def no_leader(url: str) -> bool:
     status = call(url, "/v3/maintenance/status", {}, timeout=2)
-    return status.get("leader", "0") == "0"
+    leader: str = status.get("leader", "0")  # a uint64 as a JSON string
+    return leader == "0"
 
 
-def test_a_write_without_a_leader_is_held_then_times_out_and_never_lands(fresh_cluster) -> None:
+def test_a_write_without_a_leader_is_held_then_times_out_and_never_lands(
+    fresh_cluster: Callable[..., LocalCluster],
+) -> None:
     """As etcd 3.4: no immediate "no leader"; the proposal waits for a leader until its
     request timeout (5 s + two election timeouts) and fails "request timed out"."""
     cluster = fresh_cluster(3)
@@ -60,7 +66,7 @@ def test_a_write_without_a_leader_is_held_then_times_out_and_never_lands(fresh_c
 
 
 def test_a_write_sent_without_quorum_is_answered_once_a_leader_is_elected(
-    fresh_cluster,
+    fresh_cluster: Callable[..., LocalCluster],
 ) -> None:
     """The write that arrives while no leader is known succeeds when quorum returns in time."""
     cluster = fresh_cluster(3)
@@ -87,7 +93,9 @@ def test_a_write_sent_without_quorum_is_answered_once_a_leader_is_elected(
     assert value_of(url, "held/until-elected") == "y"
 
 
-def test_a_linearizable_read_without_a_leader_is_held_then_times_out(fresh_cluster) -> None:
+def test_a_linearizable_read_without_a_leader_is_held_then_times_out(
+    fresh_cluster: Callable[..., LocalCluster],
+) -> None:
     """As etcd 3.4: no "no leader" after a second; the read waits for a leader until its
     request timeout and fails "request timed out"; a serializable read is served."""
     cluster = fresh_cluster(3)
@@ -111,7 +119,7 @@ def test_a_linearizable_read_without_a_leader_is_held_then_times_out(fresh_clust
 
 
 def test_a_linearizable_read_sent_without_quorum_is_answered_once_a_leader_is_elected(
-    fresh_cluster,
+    fresh_cluster: Callable[..., LocalCluster],
 ) -> None:
     """The read that arrives while no leader is known is served when quorum returns in time."""
     cluster = fresh_cluster(3)
@@ -142,7 +150,9 @@ def test_a_linearizable_read_sent_without_quorum_is_answered_once_a_leader_is_el
     assert [unb64(kv["value"]) for kv in body["kvs"]] == ["w"]
 
 
-def test_a_compacted_revision_is_refused_and_the_newer_ones_still_read(fresh_cluster) -> None:
+def test_a_compacted_revision_is_refused_and_the_newer_ones_still_read(
+    fresh_cluster: Callable[..., LocalCluster],
+) -> None:
     cluster = fresh_cluster(1)
     url = cluster.members[0].client_url
     revs = [
@@ -162,12 +172,14 @@ def test_a_compacted_revision_is_refused_and_the_newer_ones_still_read(fresh_clu
     assert (status, body["code"], body["error"]) == (400, 11, message)
 
 
-def test_a_full_quota_refuses_writes_but_serves_reads_and_deletes(fresh_cluster) -> None:
+def test_a_full_quota_refuses_writes_but_serves_reads_and_deletes(
+    fresh_cluster: Callable[..., LocalCluster],
+) -> None:
     quota = 2 * 1024 * 1024
     cluster = fresh_cluster(1, [f"--quota-backend-bytes={quota}"])
     url = cluster.members[0].client_url
     big = b64("x" * 64 * 1024)
-    refused: tuple[int, dict] | None = None
+    refused: tuple[int, dict[str, Any]] | None = None
     for i in range(200):  # bounded: 2 MiB of 64 KiB values is ~30 puts
         status, body = post_status(url + "/v3/kv/put", {"key": b64(f"fill/{i}"), "value": big})
         if status != 200:

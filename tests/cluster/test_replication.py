@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
+from lab.cluster import LocalCluster
 from tests.cluster.etcdjson import b64, call, get, put, revision, value_of, wait_until
 
 pytestmark = pytest.mark.cluster
 
 
-def test_put_through_any_member_is_seen_by_a_linearizable_get_on_every_member(cluster3) -> None:
+def test_put_through_any_member_is_seen_by_a_linearizable_get_on_every_member(
+    cluster3: LocalCluster,
+) -> None:
     for writer in cluster3.members:
         key = f"any-member/{writer.name}"
         resp = put(writer.client_url, key, f"written-via-{writer.name}")
@@ -19,7 +24,7 @@ def test_put_through_any_member_is_seen_by_a_linearizable_get_on_every_member(cl
             assert value_of(reader.client_url, key) == f"written-via-{writer.name}"
 
 
-def test_serializable_get_catches_up_on_every_member(cluster3) -> None:
+def test_serializable_get_catches_up_on_every_member(cluster3: LocalCluster) -> None:
     leader = cluster3.member(cluster3.wait_leader())
     rev = int(put(leader.client_url, "serial/key", "v1")["header"]["revision"])
     for m in cluster3.members:
@@ -31,7 +36,7 @@ def test_serializable_get_catches_up_on_every_member(cluster3) -> None:
 
 
 def test_killing_the_leader_elects_a_new_one_and_keeps_every_acknowledged_write(
-    fresh_cluster,
+    fresh_cluster: Callable[..., LocalCluster],
 ) -> None:
     # small snapshot interval and catch-up window: the old leader must come back by snapshot
     cluster = fresh_cluster(
@@ -68,7 +73,9 @@ def test_killing_the_leader_elects_a_new_one_and_keeps_every_acknowledged_write(
     assert "applied snapshot from leader" in cluster.member(old).log_path.read_text()
 
 
-def test_acknowledged_writes_survive_kill_9_of_the_whole_cluster(fresh_cluster) -> None:
+def test_acknowledged_writes_survive_kill_9_of_the_whole_cluster(
+    fresh_cluster: Callable[..., LocalCluster],
+) -> None:
     cluster = fresh_cluster(3)
     cluster.wait_leader()
     acked = {}
@@ -87,7 +94,7 @@ def test_acknowledged_writes_survive_kill_9_of_the_whole_cluster(fresh_cluster) 
     assert got == {b64(k): b64(v) for k, v in acked.items()}
 
 
-def test_a_stale_follower_read_is_never_returned_by_default(cluster3) -> None:
+def test_a_stale_follower_read_is_never_returned_by_default(cluster3: LocalCluster) -> None:
     """Linearizable read right after a write through a different member sees the write."""
     a, b = cluster3.members[0].client_url, cluster3.members[2].client_url
     for i in range(20):

@@ -8,9 +8,11 @@ restart is the one the store holds: every key written before the kill reads back
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
+from lab.cluster import LocalCluster
 from tests.cluster.etcdjson import b64, call, put
 
 pytestmark = pytest.mark.cluster
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.cluster
 KEYS = 50
 
 
-def _log_messages(cluster, name: str, since: int) -> list[str]:
+def _log_messages(cluster: LocalCluster, name: str, since: int) -> list[str]:
     with open(cluster.member(name).log_path, "rb") as f:
         f.seek(since)
         lines = f.read().decode(errors="replace").splitlines()
@@ -31,7 +33,7 @@ def _log_messages(cluster, name: str, since: int) -> list[str]:
     return out
 
 
-def _kill_all_and_restart(cluster) -> dict[str, int]:
+def _kill_all_and_restart(cluster: LocalCluster) -> dict[str, int]:
     for m in cluster.members:
         cluster.kill(m.name)
     offsets = {m.name: m.log_path.stat().st_size for m in cluster.members}
@@ -43,7 +45,7 @@ def _kill_all_and_restart(cluster) -> dict[str, int]:
 
 @pytest.mark.parametrize("advance", [True, False])
 def test_a_cluster_killed_and_restarted_elects_serves_and_keeps_its_keys(
-    fresh_cluster, advance: bool
+    fresh_cluster: Callable[..., LocalCluster], advance: bool
 ) -> None:
     flags = [] if advance else ["--initial-election-tick-advance=false"]
     cluster = fresh_cluster(3, flags)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from lab.cluster import LocalCluster
 from tests.cluster.etcdjson import put, value_of, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -34,7 +36,7 @@ def _images(snap_dir: Path) -> list[str]:
 
 
 def test_a_lagging_follower_catches_up_with_at_most_one_image_on_disk_and_none_kept(
-    fresh_cluster,
+    fresh_cluster: Callable[..., LocalCluster],
 ) -> None:
     cluster = fresh_cluster(
         3, ["--snapshot-count=100", "--experimental-snapshot-catchup-entries=20"]

@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def _everything(url: str) -> dict[str, Any]:
 
 
 def test_snapshot_restores_into_a_new_cluster_with_every_key_and_the_revision(
-    fresh_cluster, tmp_path: Path
+    fresh_cluster: Callable[..., LocalCluster], tmp_path: Path
 ) -> None:
     old = fresh_cluster(3)
     leader = old.member(old.wait_leader()).client_url

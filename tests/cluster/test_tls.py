@@ -29,7 +29,7 @@ import aiohttp
 import pytest
 
 from lab.certs import issue, make_ca
-from lab.cluster import LocalCluster
+from lab.cluster import LocalCluster, MemberProcess
 from lab.procs import hostport, http_json, wait_until
 from lab.prom import Member, Prometheus
 from loadgen.client import EtcdClient
@@ -63,7 +63,8 @@ def _ctx(cluster: LocalCluster) -> ssl.SSLContext:
 
 
 def _log(cluster: LocalCluster, name: str) -> str:
-    return cluster.member(name).log_path.read_text(errors="replace")
+    m: MemberProcess = cluster.member(name)
+    return m.log_path.read_text(errors="replace")
 
 
 # ---- clients with the client certificate -------------------------------------------------

@@ -5,15 +5,23 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from lab.cluster import LocalCluster
 from tests.cluster.etcdjson import b64, call, put, unb64, watch_lines
 
 pytestmark = pytest.mark.cluster
 
 
-def collect(url: str, body: dict, want: int, out: list, ready: threading.Event) -> None:
+WatchEvent = tuple[str, str, int]  # (type, key, mod_revision)
+
+
+def collect(
+    url: str, body: dict[str, Any], want: int, out: list[WatchEvent], ready: threading.Event
+) -> None:
     for obj in watch_lines(url, body, timeout=15):
         result = obj["result"]
         if result.get("created"):
@@ -26,10 +34,12 @@ def collect(url: str, body: dict, want: int, out: list, ready: threading.Event) 
             return
 
 
-def test_watch_receives_puts_and_deletes_in_order_and_resumes_from_a_revision(cluster3) -> None:
+def test_watch_receives_puts_and_deletes_in_order_and_resumes_from_a_revision(
+    cluster3: LocalCluster,
+) -> None:
     watcher_url = cluster3.members[1].client_url
     writer_url = cluster3.members[0].client_url
-    events: list = []
+    events: list[WatchEvent] = []
     ready = threading.Event()
     body = {"create_request": {"key": b64("w/"), "range_end": b64("w0")}}
     thread = threading.Thread(
@@ -45,7 +55,7 @@ def test_watch_receives_puts_and_deletes_in_order_and_resumes_from_a_revision(cl
     assert [e[1] for e in events] == ["w/0", "w/1", "w/2", "w/3", "w/1"]
     assert [e[2] for e in events] == revs
     # resume from the third event's revision: history is replayed from there
-    resumed: list = []
+    resumed: list[WatchEvent] = []
     ready2 = threading.Event()
     body2 = {
         "create_request": {"key": b64("w/"), "range_end": b64("w0"), "start_revision": str(revs[2])}
@@ -54,7 +64,9 @@ def test_watch_receives_puts_and_deletes_in_order_and_resumes_from_a_revision(cl
     assert [(e[0], e[1]) for e in resumed] == [("PUT", "w/2"), ("PUT", "w/3"), ("DELETE", "w/1")]
 
 
-def test_watch_from_a_compacted_revision_is_canceled_with_the_compact_revision(cluster3) -> None:
+def test_watch_from_a_compacted_revision_is_canceled_with_the_compact_revision(
+    cluster3: LocalCluster,
+) -> None:
     url = cluster3.members[0].client_url
     first = int(put(url, "wc/a", "1")["header"]["revision"])
     last = int(put(url, "wc/a", "2")["header"]["revision"])
@@ -67,7 +79,9 @@ def test_watch_from_a_compacted_revision_is_canceled_with_the_compact_revision(c
             break
 
 
-def test_open_watch_and_keepalive_streams_do_not_hold_a_stopping_member(fresh_cluster) -> None:
+def test_open_watch_and_keepalive_streams_do_not_hold_a_stopping_member(
+    fresh_cluster: Callable[..., LocalCluster],
+) -> None:
     # aiohttp waits for running handlers on shutdown; a watch waiting for its next event
     # once held a SIGTERM'd member until it was SIGKILLed. It must exit by itself, 0.
     cluster = fresh_cluster(1)
