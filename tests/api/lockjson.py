@@ -49,6 +49,7 @@ class Stream:
 
     def __init__(self, url: str, path: str, body: dict[str, Any]) -> None:
         parts = urlsplit(url)
+        assert parts.hostname is not None
         self._conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT)
         self._conn.request("POST", path, body=json.dumps(body))
         self._sock = self._conn.sock  # the response may take the connection over

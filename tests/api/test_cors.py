@@ -43,6 +43,7 @@ def answer(url: str, req: Request) -> tuple[int, dict[str, str], bytes | None]:
     """(status, the Access-Control-* headers, and for a preflight its whole answer)."""
     method, path, body, origin = req
     parts = urlsplit(url)
+    assert parts.hostname is not None
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     try:
         headers = {"Origin": origin} if origin else {}

@@ -120,5 +120,5 @@ def test_raftmon_against_real_etcd_puts(tmp_path: Path) -> None:
     print(f"throughput ratio raftmon/etcd, 64 clients: {s['r64']['rps'] / s['e64']['rps']:.2f}x")
     print(f"single-client p50 ratio raftmon/etcd: {s['r1']['p50'] / s['e1']['p50']:.2f}x")
     print(f"server CPU per put ratio raftmon/etcd: {s['r64']['cpu'] / s['e64']['cpu']:.2f}x")
-    for v in runs.values():
-        assert all(r["succeeded"] > 0 for r in v)
+    for reports in runs.values():
+        assert all(r["succeeded"] > 0 for r in reports)

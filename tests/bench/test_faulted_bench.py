@@ -171,7 +171,7 @@ def test_faulted_run_raftmon_against_real_etcd(tmp_path: Path) -> None:
     }
     results: dict[str, dict[str, Any]] = {}
     for name, cluster in sides.items():
-        cluster.start()  # type: ignore[attr-defined]
+        cluster.start()
         try:
             results[name] = _run_side(cluster)
             print(f"\n{name}: {json.dumps(results[name])}", flush=True)
@@ -179,7 +179,7 @@ def test_faulted_run_raftmon_against_real_etcd(tmp_path: Path) -> None:
             for m in cluster.members:
                 if m.paused:
                     _signal(cluster, m.name, signal.SIGCONT)
-            cluster.stop()  # type: ignore[attr-defined]
+            cluster.stop()
     r, e = results["raftmon"], results["etcd"]
     print(
         f"\nfaulted run: {ROUNDS} rounds of kill -9 + restart and SIGSTOP + SIGCONT of the "

@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +73,14 @@ def measure(endpoints: list[str], pids: list[int], workload: str, clients: int) 
 
 
 def median(runs: list[dict[str, Any]], figure: str) -> float:
-    pick = {
+    picks: dict[str, Callable[[dict[str, Any]], float]] = {
         "rps": lambda r: r["requests_per_second"],
         "p50": lambda r: p(r, 50.0),
         "p99": lambda r: p(r, 99.0),
         "server_cpu": lambda r: r["server_cpu_us"],
         "client_cpu": lambda r: r["client_cpu_us_per_request"],
-    }[figure]
+    }
+    pick = picks[figure]
     return float(statistics.median(pick(r) for r in runs))
 
 

@@ -275,14 +275,14 @@ def test_restart_raftmon_against_real_etcd(tmp_path: Path, keys: int) -> None:
         b = statistics.median(times["before"])
         print(f"before ({BASELINE}): {b:.3f} s, ratio {b / e:.2f}x; after/before {r / b:.2f}")
     print(f"load average: {os.getloadavg()}")
-    for side, rounds in members.items():
+    for side_name, rounds in members.items():
         ups = [v["peers_up"] for rnd in rounds for v in rnd.values() if v["peers_up"] is not None]
         cpus = [v["cpu"] for rnd in rounds for v in rnd.values() if v["cpu"] is not None]
         if ups:
-            print(f"{side}: a member's peers connected after {statistics.median(ups):.3f} s "
+            print(f"{side_name}: a member's peers connected after {statistics.median(ups):.3f} s "
                   f"(median of {len(ups)}, max {max(ups):.3f})")  # fmt: skip
         if cpus:
-            print(f"{side}: a member's CPU until serving {statistics.median(cpus):.3f} s "
+            print(f"{side_name}: a member's CPU until serving {statistics.median(cpus):.3f} s "
                   f"(median of {len(cpus)})")  # fmt: skip
     print("raftmon break-down, seconds from the start to each line (slowest member, median):")
     for phase in PHASES.values():

@@ -32,7 +32,6 @@ import sys
 import threading
 import time
 import urllib.request
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +125,7 @@ def _leader_url(cluster: ProcessCluster[Any]) -> tuple[str, str]:
     return name, cluster.member(name).client_url
 
 
-def _run_side(cluster: ProcessCluster[Any], keys: int) -> dict[str, float]:
+def _run_side(cluster: LocalCluster | EtcdCluster, keys: int) -> dict[str, float]:
     out: dict[str, float] = {}
     endpoints = cluster.endpoints
     metrics = _metrics_urls(cluster)
@@ -214,15 +213,14 @@ def _ratio(a: float, b: float) -> str:
 def test_scale_raftmon_against_real_etcd(tmp_path: Path, keys: int) -> None:
     etcd = require_tool("etcd")
     results: dict[str, dict[str, float]] = {}
-    sides: dict[str, AbstractContextManager[Any]] = {}
     ours = LocalCluster(tmp_path / "raftmon", 3, extra_args=FLAGS, fault_injection=False)
     theirs = EtcdCluster(etcd, tmp_path / "etcd", 3, extra_args=FLAGS)
-    sides = {"raftmon": ours, "etcd": theirs}
+    sides: dict[str, LocalCluster | EtcdCluster] = {"raftmon": ours, "etcd": theirs}
     for name, cluster in sides.items():
         cluster.start()
         try:
             cluster.wait_leader(timeout=60)
-            results[name] = _run_side(cluster, keys)  # type: ignore[arg-type]
+            results[name] = _run_side(cluster, keys)
             print(f"\n{name} at {keys} keys: {results[name]}", flush=True)
         finally:
             cluster.stop()

@@ -119,7 +119,7 @@ def _filesystem(path: Path) -> str:
 
 
 @pytest.mark.bench
-def test_wal_group_commit_benchmark():
+def test_wal_group_commit_benchmark() -> None:
     base = ROOT / "var"
     base.mkdir(exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="walbench-", dir=base))

@@ -153,7 +153,7 @@ def test_a_rejected_query_becomes_the_panels_error() -> None:
 
 
 def _rendered(title_label: str = "m1") -> str:
-    data = {
+    data: dict[str, Any] = {  # the JSON the page embeds
         "cluster": "c",
         "range": {"from": 0.0, "to": 60.0, "scrapeInterval": 1.0},
         "events": [{"t": 30.0, "kind": "fault", "text": "slow disk </script><b>"}],

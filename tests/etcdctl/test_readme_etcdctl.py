@@ -62,8 +62,8 @@ def loosen(text: str) -> str:
     text = re.sub(r"\b(Member|cluster) +(?=<id>)", r"\1 ", text)
     text = re.sub(r"\b\d+(\.\d+)? [kMG]?B\b", "<size>", text)
     text = re.sub(r"took = [0-9.]+[µnm]?s", "took = <time>", text)
-    rows = []
-    table = []  # indexes of table rows
+    rows: list[str] = []
+    table: list[int] = []  # indexes of table rows
     for line in text.splitlines():
         if line.startswith("|"):
             cells = [c.strip() for c in line.strip("|").split("|")]

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from lab.procs import free_ports
 from tests.cluster.test_cluster_cli import ClusterCommand
 from tests.etcdctl.test_readme_etcdctl import MARK, README, console_steps, loosen, transcript
-from tests.helpers import free_ports, mentioning, require_tool
+from tests.helpers import mentioning, require_tool
 
 pytestmark = [pytest.mark.cluster, pytest.mark.tools, pytest.mark.timeout(300)]
 

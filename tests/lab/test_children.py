@@ -144,7 +144,12 @@ def test_a_test_style_parent_stopped_with_sigterm_leaves_nothing(tmp_path: Path,
     lines: queue.Queue[str] = queue.Queue()
     assert parent.stdout is not None
     out = parent.stdout
-    threading.Thread(target=lambda: [lines.put(x) for x in out], daemon=True).start()
+
+    def pump() -> None:
+        for line in out:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     try:
         seen = []
         while "ready\n" not in seen:  # bounded: each line within the start-up budget

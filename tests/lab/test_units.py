@@ -31,7 +31,7 @@ def test_quantile_interpolates_inside_the_bucket_like_histogram_quantile() -> No
 def test_fsync_between_uses_only_the_stretch_between_snapshots() -> None:
     # Cumulative counters, as scraped: 100 fsyncs all under 32 ms, then 100 more in (32, 64].
     def scraped(total: float, count: int, le_32ms: int) -> MemberSnapshot:
-        buckets = {0.032: le_32ms, 0.064: count, math.inf: count}
+        buckets: dict[float, float] = {0.032: le_32ms, 0.064: count, math.inf: count}
         return MemberSnapshot("m1", True, fsync_sum=total, fsync_count=count, fsync_buckets=buckets)
 
     a = scraped(1.0, 100, 100)

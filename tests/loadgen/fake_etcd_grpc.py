@@ -18,7 +18,7 @@ import grpc
 from etcdproto.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 
 
-class FixedKV(rpc_pb2_grpc.KVServicer):  # type: ignore[misc]
+class FixedKV(rpc_pb2_grpc.KVServicer):
     """Every Put succeeds with the next revision; nothing is stored."""
 
     def __init__(self) -> None:

@@ -109,7 +109,11 @@ def test_http_load_over_tls_with_etcds_client_certificate_flags(tmp_path: Path) 
     with etcd:
         assert etcd.endpoints[0].startswith("https://")
         c = authority.client
-        tls = {"cacert": authority.ca.cert_file, "cert": c.cert_file, "key": c.key_file}
+        tls = {
+            "cacert": str(authority.ca.cert_file),
+            "cert": str(c.cert_file),
+            "key": str(c.key_file),
+        }
         reports = [
             run_load(load_argv(etcd.endpoints, workload, "--total=60", clients=3, **tls))
             for workload in ("put", "range")

@@ -26,7 +26,11 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that reads a bare `=` (a matchType enum value) as the string YAML 1.2 sees."""
 
 
-_Loader.add_constructor("tag:yaml.org,2002:value", _Loader.construct_yaml_str)
+def _value_as_str(loader: _Loader, node: yaml.Node) -> str:
+    return loader.construct_yaml_str(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:value", _value_as_str)
 
 
 def _strip_descriptions(node: Any) -> Any:

@@ -68,7 +68,7 @@ def test_range_options_answer_as_etcd(raftmon_grpc: Etcd, etcd_grpc: Etcd) -> No
 
     def scenario(s: Etcd) -> list[Message]:
         out = _seed(s, p, 6)
-        first = out[0].header.revision  # type: ignore[attr-defined]
+        first = out[0].header.revision
         end = b"/sbs-range0"
         ranges = [
             pb.RangeRequest(key=p, range_end=end),
@@ -118,7 +118,7 @@ def test_txn_with_every_compare_target_and_nested_ops_answers_as_etcd(
 
     def scenario(s: Etcd) -> list[Message]:
         out = _seed(s, p, 4)
-        first = out[0].header.revision  # type: ignore[attr-defined]
+        first = out[0].header.revision
         lease = s.lease.LeaseGrant(pb.LeaseGrantRequest(TTL=300), timeout=T).ID
         out.append(s.kv.Put(pb.PutRequest(key=p + b"leased", value=b"l", lease=lease), timeout=T))
         k0, k2 = p + b"k0", p + b"k2"

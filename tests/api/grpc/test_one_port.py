@@ -71,7 +71,7 @@ def test_grpc_and_the_gateway_answer_on_one_port_at_once(
         except BaseException as err:  # reported by the main thread
             failures.append(err)
 
-    with Session(raftmon_grpc.watch.Watch) as stream:
+    with Session[pb.WatchRequest, pb.WatchResponse](raftmon_grpc.watch.Watch) as stream:
         create = pb.WatchCreateRequest(key=b"/port/", range_end=b"/port0")
         stream.send(pb.WatchRequest(create_request=create))
         assert stream.recv().created
@@ -142,7 +142,7 @@ def test_a_watch_stream_counts_as_a_bidi_stream(member: Member) -> None:
     labels = {"grpc_service": "etcdserverpb.Watch", "grpc_method": "Watch"}
     stream_labels = {**labels, "grpc_type": "bidi_stream"}
     before = _count(_samples(member), "grpc_server_started_total", **stream_labels)
-    with Session(member.grpc.watch.Watch) as stream:
+    with Session[pb.WatchRequest, pb.WatchResponse](member.grpc.watch.Watch) as stream:
         stream.send(pb.WatchRequest(create_request=pb.WatchCreateRequest(key=b"/metrics/w")))
         assert stream.recv().created
         after = _samples(member)

@@ -9,6 +9,7 @@ alone, which refuses them instead.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeAlias
 
 import grpc
 import pytest
@@ -19,7 +20,7 @@ from tests.api.grpc.wire import T, refusal
 
 pytestmark = [pytest.mark.tools]
 
-Code = grpc.StatusCode
+Code: TypeAlias = grpc.StatusCode
 UNKNOWN_LEASE = 0x7A7A7B  # no test grants it
 MAX_REQUEST_BYTES = int(1.5 * 1024 * 1024)  # both fixtures run with etcd's default
 GRPC_LIMIT = MAX_REQUEST_BYTES + 512 * 1024  # grpc-go's receive limit in etcd

@@ -24,8 +24,13 @@ pytestmark = [pytest.mark.tools]
 T = 10.0  # seconds: every call is bounded
 
 
-def _put(etcd: Etcd, key: bytes, value: bytes, **kw: int | bool) -> pb.PutResponse:
-    return etcd.kv.Put(pb.PutRequest(key=key, value=value, **kw), timeout=T)
+def _put(
+    etcd: Etcd, key: bytes, value: bytes, *, lease: int = 0, prev_kv: bool = False
+) -> pb.PutResponse:
+    # proto3 scalars: 0 and false are the unset fields, so the defaults send nothing extra
+    req = pb.PutRequest(key=key, value=value, lease=lease, prev_kv=prev_kv)
+    resp: pb.PutResponse = etcd.kv.Put(req, timeout=T)
+    return resp
 
 
 def test_put_then_range_decodes_value_revisions_and_count(etcd_grpc: Etcd) -> None:
