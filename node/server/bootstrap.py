@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from node.server.observer import MemberObserver
 
 log = logging.getLogger(__name__)
+RAFT_LOGGER = "node.raft"
 
 
 @dataclass(slots=True)
@@ -90,6 +91,9 @@ def bootstrap(cfg: MemberConfig, observer: MemberObserver) -> Bootstrapped:
             rng=random.Random(cfg.member_id ^ time.time_ns()),
             check_quorum=True,
             pre_vote=True,
+            # The core's own lines (pre-votes, votes, "became leader at term 5"), as etcd
+            # logs its raft package's: how an operator reads an election after the fact.
+            logger=logging.getLogger(RAFT_LOGGER),
             applied=applied_index,
             conf_state=conf_state,
         ),

@@ -28,6 +28,14 @@ def imported_lines(log: Path) -> list[dict[str, str]]:
     return [json.loads(x) for x in lines if '"imported the HTTP side"' in x]
 
 
+def raft_core_lines(log: Path) -> list[str]:
+    lines = log.read_text(errors="replace").splitlines()
+    records = [json.loads(x) for x in lines if x.startswith("{")]
+    return [
+        str(r.get("msg", "")) for r in records if str(r.get("caller", "")).startswith("core.py")
+    ]
+
+
 def test_members_elect_a_leader_before_aiohttp_and_answer_early_peer_requests(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -57,6 +65,7 @@ def test_members_elect_a_leader_before_aiohttp_and_answer_early_peer_requests(
         cluster.wait_healthy(timeout=60)
         asker.join(timeout=35)
         lines = {m.name: imported_lines(m.log_path) for m in cluster.members}
+        raft_lines = {m.name: raft_core_lines(m.log_path) for m in cluster.members}
     except BaseException:
         print(cluster.logs_tail())
         raise
@@ -70,3 +79,9 @@ def test_members_elect_a_leader_before_aiohttp_and_answer_early_peer_requests(
         assert found[0]["leader"] != "0", f"{name} imported the HTTP side without a leader"
         leaders.add(found[0]["leader"])
     assert len(leaders) == 1
+    # The Raft core's own lines reach each member's log, as etcd's raft package's do.
+    elected = [
+        n for n, msgs in raft_lines.items() if any("became leader at term" in x for x in msgs)
+    ]
+    assert len(elected) == 1, raft_lines
+    assert all(any("became follower at term" in x for x in msgs) for msgs in raft_lines.values())
