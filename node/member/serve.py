@@ -91,9 +91,10 @@ async def _listen_peers(
 
 # The HTTP side: aiohttp (~0.19 s of CPU to import, its client side included), the JSON
 # gateway and the member's applications. Imported in a thread once the member's peers are
-# connected (or a leader is known, or START_SETTLE_SECONDS passed): three members restarted
-# together share two cores, the first election waits for the last of them to connect to
-# its peers, and an import in the first two delayed the third (issue 17's restart run).
+# connected (or a leader is known, or START_SETTLE_SECONDS passed), when the RTT probe
+# process starts too: three members restarted together share two cores, the first
+# election waits for the last of them to connect to its peers, and this work in the first
+# two delayed the third (issue 17's restart run).
 HTTP_SIDE_MODULES = ("node.member.app", "node.member.sites")
 START_SETTLE_SECONDS = 1.0  # at most this long a member waits for its peers before serving
 START_SETTLE_POLL_SECONDS = 0.005
@@ -126,6 +127,7 @@ async def _http_side(server: EtcdServer, stop: asyncio.Event) -> tuple[Any, Any]
     """Import the HTTP side in a thread once the start settled (after a leader, if the
     environment asks so)."""
     await _wait_for(lambda: _settled(server), START_SETTLE_SECONDS, stop)
+    server.transport.start_probing()
     hold = float(os.environ.get(HTTP_SIDE_AFTER_LEADER_ENV, "0") or 0)
     if hold > 0:
         await _wait_for(lambda: server.lead != 0, hold, stop)
@@ -195,6 +197,7 @@ async def serve(cfg: MemberConfig) -> None:
     client_side: asyncio.Future[type[GrpcEndpoint]] | None = None
     try:
         peer_listeners = await _listen_peers(peer_port, cfg.listen_peer_urls, cfg.peer_tls)
+        server.transport.defer_probing()  # started once the start settled (_http_side)
         await server.start()
         app, sites = await _http_side(server, stop)
         peer_runner = app.create_peer_runner(server)

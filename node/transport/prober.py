@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 from node.transport import wire
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from node.transport.stats import PeerFault
 
 log = logging.getLogger(__name__)
@@ -63,10 +65,29 @@ class ProbeHelper:
         self._alive: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_once = False
+        # Deferred (`defer`): the process starts later; peers' upgraded probes that arrive
+        # meanwhile wait here to be answered by it (`hold`), not plainly.
+        self._deferred = False
+        self._held: list[Callable[[bool], None]] = []
 
     @property
     def running(self) -> bool:
         return self._ctl is not None
+
+    @property
+    def pending(self) -> bool:
+        """Deferred and not started yet: a probe connection can wait for the process."""
+        return self._deferred and not self._started_once
+
+    def defer(self) -> None:
+        """Start the process only when `start` is next called (a member's start: its
+        ~40 ms of CPU waits until the member's peers are connected)."""
+        if not self._started_once:
+            self._deferred = True
+
+    def hold(self, answer: Callable[[bool], None]) -> None:
+        """Call `answer(True)` once the process runs (False if it cannot start)."""
+        self._held.append(answer)
 
     def start(self) -> None:
         """Start the process (on the running loop); on failure probes stay on the loop.
@@ -75,6 +96,16 @@ class ProbeHelper:
         """
         if self._ctl is not None or self._started_once:
             return
+        try:
+            self._start()
+        finally:
+            self._deferred = False
+            held, self._held = self._held, []
+            for answer in held:
+                with contextlib.suppress(Exception):
+                    answer(self.running)
+
+    def _start(self) -> None:
         self._started_once = True  # one start per transport: a lost process stays lost
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
@@ -191,6 +222,11 @@ class ProbeHelper:
 
     def close(self) -> None:
         """Stop the process (it exits when its control socket closes)."""
+        self._deferred = False
+        held, self._held = self._held, []
+        for answer in held:
+            with contextlib.suppress(Exception):
+                answer(False)
         ctl, self._ctl = self._ctl, None
         if self._alive is not None:
             self._alive.cancel()

@@ -469,14 +469,18 @@ class Receiver:
         conn = plain_socket(transport)
         if prober is None or not wire.asks_for_upgrade(headers):
             return False
-        if conn is None or helper is None or not helper.running:
+        if conn is None or helper is None:
             return False
-        transport.write(
-            httphead.response(101, {"Connection": "Upgrade", "Upgrade": wire.STREAM_UPGRADE})
-        )
-        if transport.get_write_buffer_size() == 0:  # all of the 101 is in the kernel
-            helper.echo(prober, conn)  # the process gets its own descriptor
-        transport.close()  # the loop lets go; the process's copy keeps it open
+        if helper.pending:
+            # Our probe process starts once our peers are connected: the probe waits for
+            # it (well within the prober's timeout), rather than being answered plainly,
+            # which would move the peer's probes of us onto its loop for a while.
+            transport.pause_reading()
+            helper.hold(lambda ok: _hand_over(helper, prober, transport, conn, ok))
+            return True
+        if not helper.running:
+            return False
+        _hand_over(helper, prober, transport, conn, True)
         return True
 
     def _check_stream(
@@ -681,3 +685,19 @@ class Receiver:
             self._observer().on_snapshot_received(peer_id, seconds, ok)
         except Exception:
             log.exception("snapshot observer failed")
+
+
+def _hand_over(
+    helper: ProbeHelper, prober: int, transport: asyncio.Transport, conn: Any, running: bool
+) -> None:
+    """Answer an upgraded probe connection with 101 and pass it to the probe process (or
+    close it when the process is not running: the prober counts one failed probe)."""
+    if transport.is_closing():
+        return
+    if running:
+        transport.write(
+            httphead.response(101, {"Connection": "Upgrade", "Upgrade": wire.STREAM_UPGRADE})
+        )
+        if transport.get_write_buffer_size() == 0:  # all of the 101 is in the kernel
+            helper.echo(prober, conn)  # the process gets its own descriptor
+    transport.close()  # the loop lets go; the process's copy keeps it open

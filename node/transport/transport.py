@@ -125,6 +125,10 @@ class Transport:
         self._running = False
         self._stopped = False
         self._stop_done: asyncio.Event | None = None
+        # Probing starts with the transport unless deferred (`defer_probing`) to a member's
+        # `start_probing`, once its start-up's critical part is over.
+        self._probing = asyncio.Event()
+        self._probing_deferred = False
         self._fields = {
             "local-member-id": wire.id_hex(local_id),
             "cluster-id": wire.id_hex(cluster_id),
@@ -158,12 +162,30 @@ class Transport:
             )
         return self._session
 
+    def defer_probing(self) -> None:
+        """Hold RTT probes and the probe process back until `start_probing` (call before
+        `start`): three members restarted together share two cores, and the first
+        election waits for the last of them to connect; the process's start (~40 ms of
+        CPU) and the first probes can wait until then. Streams start as before."""
+        if not self._running:
+            self._probing_deferred = True
+            self._probe_helper.defer()
+
+    def start_probing(self) -> None:
+        """Start the probe process and let every peer's prober run (idempotent)."""
+        self._probing_deferred = False
+        if self._running and any(s.url.startswith("http://") for s in self._senders.values()):
+            self._probe_helper.start()
+        self._probing.set()
+
     async def start(self) -> None:
         """Start a stream and a prober per peer. Idempotent."""
         if self._running or self._stopped:
             return
         self._loop = asyncio.get_running_loop()
         self._running = True
+        if not self._probing_deferred:
+            self._probing.set()
         self._receiver.running = True
         for peer_id, fault in self.faults().items():
             self._probe_helper.set_fault(peer_id, fault)
@@ -191,9 +213,11 @@ class Transport:
         self._stream_tasks[peer_id] = self._spawn(
             sender.run_stream(self._ssl), f"raft-stream-{name}"
         )
-        self._prober_tasks[peer_id] = self._spawn(
-            sender.run_prober(self._http_session), f"raft-prober-{name}"
-        )
+        self._prober_tasks[peer_id] = self._spawn(self._run_prober(sender), f"raft-prober-{name}")
+
+    async def _run_prober(self, sender: PeerSender) -> None:
+        await self._probing.wait()  # at once unless probing is deferred
+        await sender.run_prober(self._http_session)
 
     # --------------------------------------------------------------------------- membership
 
@@ -472,7 +496,7 @@ class Transport:
         """Give a peer link the probe process, started with the first plain-http link
         once the transport runs (a peer added later goes through here too)."""
         sender.probe_helper = self._probe_helper
-        if self._running and sender.url.startswith("http://"):
+        if self._running and not self._probing_deferred and sender.url.startswith("http://"):
             self._probe_helper.start()
 
     def _peer_is_back(self, peer_id: int) -> None:

@@ -105,3 +105,49 @@ async def test_a_peer_whose_probe_side_was_late_is_asked_to_upgrade_again(
     ok = a.transport.stats()[2].probes_ok
     await eventually(lambda: a.transport.stats()[2].probes_ok > ok + 2, "upgraded probes")
     assert sender._probe_upgrades
+
+
+async def test_deferred_probing_holds_a_peers_probe_until_the_process_runs(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    # A restarted member starts its probe process and probes only once its peers are
+    # connected (node/member/serve.py); a peer's probe that arrives before then waits for
+    # the process instead of being answered plainly (which would move that peer's probes
+    # of us onto its loop).
+    cluster = make_cluster(2, options=TransportOptions(probe_interval=0.1))
+    b = cluster.build(2)
+    b.transport.defer_probing()
+    await cluster.serve(b)
+    a = await cluster.start(1)
+    await cluster.wait_connected()
+    helper = b.transport._probe_helper
+    await eventually(lambda: bool(helper._held), "a's probe of b waits for b's process")
+    assert not helper.running
+    assert b.transport.stats()[1].probes_ok == 0  # b's own prober has not probed yet
+    b.transport.start_probing()
+    assert helper.running
+    await a.rec.wait(lambda: bool(a.rec.rtts.get(2)), "a's held probe answered by b's process")
+    await b.rec.wait(lambda: bool(b.rec.rtts.get(1)), "b probes a once it may")
+    assert a.transport._senders[2]._probe_upgrades  # never fell back to plain probes
+    assert not helper._held
+
+
+async def test_a_held_probe_is_closed_when_the_transport_stops_first(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    cluster = make_cluster(2, options=TransportOptions(probe_interval=0.1))
+    b = cluster.build(2)
+    b.transport.defer_probing()
+    await cluster.serve(b)
+    a = await cluster.start(1)
+    await cluster.wait_connected()
+    helper = b.transport._probe_helper
+    await eventually(lambda: bool(helper._held), "a's probe of b waits for b's process")
+    failures = a.transport.stats()[2].probe_failures
+    await b.stop()
+    del cluster.members[2]
+    assert not helper._held
+    assert helper._proc is None  # stopped before it ever started: no process was spawned
+    await eventually(
+        lambda: a.transport.stats()[2].probe_failures > failures, "a's probe of b fails"
+    )
