@@ -15,7 +15,7 @@ import pytest
 
 from node.transport import TransportOptions
 from node.transport import peer as peer_module
-from tests.transport.harness import Cluster, eventually
+from tests.transport.harness import Cluster, Member, eventually
 
 BLOCK_SECONDS = 1.0  # under the probe process's 1.5 s alive window
 
@@ -107,13 +107,8 @@ async def test_a_peer_whose_probe_side_was_late_is_asked_to_upgrade_again(
     assert sender._probe_upgrades
 
 
-async def test_deferred_probing_holds_a_peers_probe_until_the_process_runs(
-    make_cluster: Callable[..., Cluster],
-) -> None:
-    # A restarted member starts its probe process and probes only once its peers are
-    # connected (node/member/serve.py); a peer's probe that arrives before then waits for
-    # the process instead of being answered plainly (which would move that peer's probes
-    # of us onto its loop).
+async def _a_probe_held_by_b(make_cluster: Callable[..., Cluster]) -> tuple[Member, Member]:
+    """Members 1 and 2 connected, 2 with its probing deferred and 1's probe of it held."""
     cluster = make_cluster(2, options=TransportOptions(probe_interval=0.1))
     b = cluster.build(2)
     b.transport.defer_probing()
@@ -122,6 +117,18 @@ async def test_deferred_probing_holds_a_peers_probe_until_the_process_runs(
     await cluster.wait_connected()
     helper = b.transport._probe_helper
     await eventually(lambda: bool(helper._held), "a's probe of b waits for b's process")
+    return a, b
+
+
+async def test_deferred_probing_holds_a_peers_probe_until_the_process_runs(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    # A restarted member starts its probe process and probes only once its peers are
+    # connected (node/member/serve.py); a peer's probe that arrives before then waits for
+    # the process instead of being answered plainly (which would move that peer's probes
+    # of us onto its loop).
+    a, b = await _a_probe_held_by_b(make_cluster)
+    helper = b.transport._probe_helper
     assert not helper.running
     assert b.transport.stats()[1].probes_ok == 0  # b's own prober has not probed yet
     b.transport.start_probing()
@@ -135,17 +142,10 @@ async def test_deferred_probing_holds_a_peers_probe_until_the_process_runs(
 async def test_a_held_probe_is_closed_when_the_transport_stops_first(
     make_cluster: Callable[..., Cluster],
 ) -> None:
-    cluster = make_cluster(2, options=TransportOptions(probe_interval=0.1))
-    b = cluster.build(2)
-    b.transport.defer_probing()
-    await cluster.serve(b)
-    a = await cluster.start(1)
-    await cluster.wait_connected()
+    a, b = await _a_probe_held_by_b(make_cluster)
     helper = b.transport._probe_helper
-    await eventually(lambda: bool(helper._held), "a's probe of b waits for b's process")
     failures = a.transport.stats()[2].probe_failures
-    await b.stop()
-    del cluster.members[2]
+    await b.transport.stop()
     assert not helper._held
     assert helper._proc is None  # stopped before it ever started: no process was spawned
     await eventually(
