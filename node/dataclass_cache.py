@@ -40,6 +40,7 @@ class MethodCodeCache:
         self.path = path
         self.codes: dict[str, Any] = {}
         self.added = 0  # texts compiled in this process, not yet in the file
+        self.used: set[str] = set()  # texts this process asked for: what a save keeps
         with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
             with open(path, "rb") as f:
                 loaded = marshal.loads(f.read())
@@ -47,6 +48,7 @@ class MethodCodeCache:
                 self.codes = loaded
 
     def code(self, text: str) -> Any:
+        self.used.add(text)
         found = self.codes.get(text)
         if found is None:
             found = compile(text, "<string>", "exec")
@@ -55,7 +57,11 @@ class MethodCodeCache:
         return found
 
     def save(self) -> bool:
-        """Write the file if this process compiled anything new; False if it could not."""
+        """Write the file if this process compiled anything new; False if it could not.
+
+        Only the texts this process used are kept: the ones an edited class no longer
+        produces leave the file at the next start that compiles anything.
+        """
         if not self.added:
             return True
         import tempfile  # only when writing: its imports cost the start ~4 ms
@@ -64,7 +70,7 @@ class MethodCodeCache:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".dc-")
             with os.fdopen(fd, "wb") as f:
-                f.write(marshal.dumps(self.codes))
+                f.write(marshal.dumps({t: c for t, c in self.codes.items() if t in self.used}))
             os.chmod(tmp, 0o644)  # as the bytecode beside it
             os.replace(tmp, self.path)  # a reader sees the old file or the new one
         except OSError:
@@ -95,7 +101,7 @@ def install(cache: MethodCodeCache | None = None) -> MethodCodeCache | None:
         args: list[str],
         body: list[str],
         *,
-        globals: dict[str, Any] | None = None,  # dataclasses own names
+        globals: dict[str, Any] | None = None,  # the keyword names dataclasses passes
         locals: dict[str, Any] | None = None,
         return_type: Any = missing,
     ) -> Any:

@@ -116,3 +116,20 @@ def test_another_dataclasses_implementation_is_left_as_it_was() -> None:
         [sys.executable, "-c", program], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert out.stdout.split() == ["True", "True"], out.stderr
+
+
+def test_a_save_keeps_only_the_methods_this_process_used(tmp_path: Path) -> None:
+    from node.dataclass_cache import MethodCodeCache
+
+    cache_file = tmp_path / "methods.marshal"
+    first = MethodCodeCache(str(cache_file))
+    first.code("def __create_fn__():\n def old(self):\n  pass\n return old")
+    first.code("def __create_fn__():\n def kept(self):\n  pass\n return kept")
+    assert first.save()
+    second = MethodCodeCache(str(cache_file))
+    assert len(second.codes) == 2
+    second.code("def __create_fn__():\n def kept(self):\n  pass\n return kept")
+    second.code("def __create_fn__():\n def new(self):\n  pass\n return new")
+    assert second.save()
+    texts = MethodCodeCache(str(cache_file)).codes
+    assert sorted(t.split("def ")[2].split("(")[0] for t in texts) == ["kept", "new"]
