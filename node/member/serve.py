@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from exporter.metrics import MemberMetrics
+from node.dataclass_cache import save_installed
 from node.errors import EtcdError
 from node.member.gctune import tune_after_start
 from node.member.state import ServerStateSource
@@ -211,6 +212,7 @@ async def serve(cfg: MemberConfig) -> None:
         await client_runner.setup()
         runners.append(client_runner)
         grpc = (await client_side)(service, metrics)
+        save_installed()  # the HTTP and gRPC sides' dataclass methods too, for the next start
         await sites.listen(client_runner, cfg.listen_client_urls, cfg.client_tls, "client", grpc)
         if cfg.listen_metrics_urls:
             metrics_runner = app.create_metrics_runner(server, metrics)
