@@ -29,6 +29,7 @@ from node.dataclass_cache import save_installed
 from node.errors import EtcdError
 from node.member.gctune import tune_after_start
 from node.member.state import ServerStateSource
+from node.member.system_roots import DeferredRootLoads, all_plain_http
 from node.member.tls_accept import TLSAcceptor
 from node.member.watchdog import start_from_env as start_watchdog
 from node.server import EtcdServer, KVService
@@ -105,8 +106,30 @@ START_SETTLE_POLL_SECONDS = 0.005
 HTTP_SIDE_AFTER_LEADER_ENV = "RAFTMON_HTTP_SIDE_AFTER_LEADER_SECONDS"
 
 
-def _import_http_side() -> tuple[ModuleType, ...]:
-    return tuple(importlib.import_module(name) for name in HTTP_SIDE_MODULES)
+# After the member serves, the system CA bundle's loads its import deferred run in a
+# thread (node.member.system_roots says why): later than a restart's first write.
+ROOT_LOADS_DELAY_SECONDS = 2.0
+
+
+def _import_http_side(roots: DeferredRootLoads | None) -> tuple[ModuleType, ...]:
+    if roots is None:
+        return tuple(importlib.import_module(name) for name in HTTP_SIDE_MODULES)
+    with roots.recording():
+        return tuple(importlib.import_module(name) for name in HTTP_SIDE_MODULES)
+
+
+def _known_urls(cfg: MemberConfig) -> list[str]:
+    """Every URL the member knows at start: its own and its initial peers'."""
+    own = (*cfg.listen_client_urls, *cfg.advertise_client_urls, *cfg.listen_peer_urls)
+    return [*own, *cfg.initial_advertise_peer_urls, *(u for m in cfg.members for u in m.peer_urls)]
+
+
+async def _load_roots_later(roots: DeferredRootLoads, stop: asyncio.Event) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), ROOT_LOADS_DELAY_SECONDS)
+    if not stop.is_set():
+        loaded = await asyncio.to_thread(roots.load)
+        log.debug("loaded the system CA bundle", extra={"fields": {"contexts": loaded}})
 
 
 def _settled(server: EtcdServer) -> bool:
@@ -124,16 +147,18 @@ async def _wait_for(done: Callable[[], bool], seconds: float, stop: asyncio.Even
                 await asyncio.sleep(START_SETTLE_POLL_SECONDS)
 
 
-async def _http_side(server: EtcdServer, stop: asyncio.Event) -> tuple[Any, Any]:
+async def _http_side(
+    server: EtcdServer, stop: asyncio.Event, roots: DeferredRootLoads | None
+) -> tuple[Any, Any]:
     """Import the HTTP side in a thread once the start settled (after a leader, if the
-    environment asks so)."""
+    environment asks so); with `roots`, its CA bundle loads are deferred there."""
     await _wait_for(lambda: _settled(server), START_SETTLE_SECONDS, stop)
     server.transport.start_probing()
     hold = float(os.environ.get(HTTP_SIDE_AFTER_LEADER_ENV, "0") or 0)
     if hold > 0:
         await _wait_for(lambda: server.lead != 0, hold, stop)
     before = "aiohttp" in sys.modules
-    app, sites = await asyncio.to_thread(_import_http_side)
+    app, sites = await asyncio.to_thread(_import_http_side, roots)
     log.info(
         "imported the HTTP side",
         extra={
@@ -196,11 +221,13 @@ async def serve(cfg: MemberConfig) -> None:
     peer_port = PeerPort(server.transport)
     peer_listeners: list[Callable[[], Awaitable[None]]] = []
     client_side: asyncio.Future[type[GrpcEndpoint]] | None = None
+    roots = DeferredRootLoads() if all_plain_http(_known_urls(cfg)) else None
+    roots_loaded: asyncio.Future[None] | None = None
     try:
         peer_listeners = await _listen_peers(peer_port, cfg.listen_peer_urls, cfg.peer_tls)
         server.transport.defer_probing()  # started once the start settled (_http_side)
         await server.start()
-        app, sites = await _http_side(server, stop)
+        app, sites = await _http_side(server, stop, roots)
         peer_runner = app.create_peer_runner(server)
         await peer_runner.setup()
         runners.append(peer_runner)
@@ -235,6 +262,8 @@ async def serve(cfg: MemberConfig) -> None:
             },
         )
         tune_after_start()  # the start-up heap is built: no full collection rescans it
+        if roots is not None:
+            roots_loaded = asyncio.ensure_future(_load_roots_later(roots, stop))
         watchdog = start_watchdog()  # RAFTMON_STALL_WATCHDOG_MS: log the loop's stalls
         removed = asyncio.ensure_future(server.removed.wait())
         signalled = asyncio.ensure_future(stop.wait())
@@ -248,6 +277,8 @@ async def serve(cfg: MemberConfig) -> None:
         else:
             log.info("received signal; shutting down")
     finally:
+        if roots_loaded is not None:
+            roots_loaded.cancel()
         if client_side is not None and not client_side.done():
             with contextlib.suppress(Exception):
                 await client_side  # the thread cannot be cancelled: let it finish

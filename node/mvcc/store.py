@@ -1047,7 +1047,7 @@ class KVStore:
         with self._checkpoint_gate, self._checkpointer.paused():  # one checkpoint at a time
             checkpoint_ahead(self.path)
 
-    def backup(self, path: str) -> BackupInfo:
+    def backup(self, path: str, *, durable: bool = True) -> BackupInfo:
         """Write a consistent copy of the database to `path` (SQLite backup API).
 
         The copy holds committed batches only: call `commit()` first for an image at
@@ -1056,7 +1056,11 @@ class KVStore:
         Used as the member's snapshot image and as the image streamed to a
         lagging follower. Reads through its own connection, so the event loop
         keeps serving while this runs in a worker thread. The copy is written
-        to a temporary file, fsynced and renamed, so `path` is never partial.
+        to a temporary file and renamed, so `path` is never partial; `durable`
+        fsyncs both first. An image that only travels (to a follower, whose copy is
+        the durable one, or to a client) and is deleted after, needs no fsync: at 51 MB
+        it took 75-130 ms with them and 41-44 ms without, and the fsync's writes
+        compete with the leader's WAL fsyncs for the disk.
         """
         started = time.perf_counter()
         tmp = path + ".partial"
@@ -1066,6 +1070,9 @@ class KVStore:
         try:
             dst = sqlite3.connect(tmp, isolation_level=None)
             try:
+                if not durable:  # no journal and no sync of the copy's own writes
+                    dst.execute("PRAGMA synchronous=OFF")
+                    dst.execute("PRAGMA journal_mode=OFF")
                 src.backup(dst)
                 meta = dict(dst.execute("SELECT name, value FROM meta").fetchall())
                 dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
@@ -1073,9 +1080,11 @@ class KVStore:
                 dst.close()
         finally:
             src.close()
-        fsync_file(tmp)
+        if durable:
+            fsync_file(tmp)
         os.replace(tmp, path)
-        fsync_dir(os.path.dirname(os.path.abspath(path)))
+        if durable:
+            fsync_dir(os.path.dirname(os.path.abspath(path)))
         took = time.perf_counter() - started
         self.hooks.on_backend_snapshot(took)
         return BackupInfo(

@@ -53,7 +53,7 @@ def _image(kv: KVStore, directory: str) -> BinaryIO:
     fd, path = tempfile.mkstemp(prefix=".client-snapshot-", suffix=".db", dir=directory)
     os.close(fd)
     try:
-        kv.backup(path)
+        kv.backup(path, durable=False)  # read once and gone: no fsync
         return open(path, "rb")  # the stream closes it
     finally:
         for leftover in (path, path + ".partial"):

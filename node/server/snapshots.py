@@ -247,8 +247,10 @@ class Snapshots:
 
     def _build_image(self, path: str) -> Image:
         """Worker thread: a consistent copy of the committed database (SQLite backup API),
-        its applied index and the configuration its member table holds (None: no table)."""
-        info = self._opened.kv.backup(path)
+        its applied index and the configuration its member table holds (None: no table).
+        Not fsynced: it only travels (the follower's copy is made durable) and a leader
+        that restarts deletes it."""
+        info = self._opened.kv.backup(path, durable=False)
         log.info(
             "built snapshot image for a follower",
             extra={"fields": {"applied-index": info.applied_index, "bytes": info.size}},

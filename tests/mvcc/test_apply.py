@@ -94,19 +94,22 @@ def test_an_observer_failing_after_commit_leaves_state_consistent(
     assert store.applied_index() == entries[0][0]
 
 
+@pytest.mark.parametrize("durable", [True, False], ids=["durable", "travelling"])
 def test_backup_and_restore_carry_state_and_applied_index(
-    store: KVStore, raft: Log, tmp_path: os.PathLike[str]
+    store: KVStore, raft: Log, tmp_path: os.PathLike[str], durable: bool
 ) -> None:
     raft.apply(rq.LeaseGrantRequest(ttl=100, id=1))
     raft.apply(rq.PutRequest(b"k", b"v", lease=1))
     image = os.path.join(tmp_path, "snap.db")
-    info = store.backup(image)
+    info = store.backup(image, durable=durable)
     assert info.applied_index == 2
     assert info.revision == 2
     assert info.size > 0
-    # the image is a self-contained SQLite file
+    # the image is a self-contained SQLite file (rollback journal mode, nothing beside it)
+    assert [n for n in os.listdir(tmp_path) if n.startswith("snap.db")] == ["snap.db"]
     with sqlite3.connect(image) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     # the store moves on; a follower restores the older image
     raft.apply(rq.PutRequest(b"k", b"w"))
     other = KVStore.open(os.path.join(tmp_path, "other", "db"))
