@@ -24,11 +24,10 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from exporter.metrics import MemberMetrics
 from node.dataclass_cache import save_installed
 from node.errors import EtcdError
+from node.member.deferred_observer import DeferredObserver
 from node.member.gctune import tune_after_start
-from node.member.state import ServerStateSource
 from node.member.system_roots import DeferredRootLoads, all_plain_http
 from node.member.tls_accept import TLSAcceptor
 from node.member.watchdog import start_from_env as start_watchdog
@@ -43,6 +42,7 @@ if TYPE_CHECKING:
 
     from aiohttp import web
 
+    from exporter.metrics import MemberMetrics
     from node.api.grpc import GrpcEndpoint
     from node.config import MemberConfig
 
@@ -97,7 +97,13 @@ async def _listen_peers(
 # process starts too: three members restarted together share two cores, the first
 # election waits for the last of them to connect to its peers, and this work in the first
 # two delayed the third (issue 17's restart run).
-HTTP_SIDE_MODULES = ("node.member.app", "node.member.sites")
+# The exporter comes with it (node.member.deferred_observer says why).
+HTTP_SIDE_MODULES = (
+    "node.member.app",
+    "node.member.sites",
+    "exporter.metrics",
+    "node.member.state",
+)
 START_SETTLE_SECONDS = 1.0  # at most this long a member waits for its peers before serving
 START_SETTLE_POLL_SECONDS = 0.005
 # Lab and tests: hold the HTTP side back until a leader is known (at most this many
@@ -116,6 +122,22 @@ def _import_http_side(roots: DeferredRootLoads | None) -> tuple[ModuleType, ...]
         return tuple(importlib.import_module(name) for name in HTTP_SIDE_MODULES)
     with roots.recording():
         return tuple(importlib.import_module(name) for name in HTTP_SIDE_MODULES)
+
+
+def _build_metrics(
+    cfg: MemberConfig, server: EtcdServer, observer: DeferredObserver
+) -> MemberMetrics:
+    """The exporter (its modules imported with the HTTP side), fed what the member
+    reported so far and from then on everything."""
+    from exporter.metrics import MemberMetrics
+    from node.member.state import ServerStateSource
+
+    metrics = MemberMetrics(extensive=cfg.metrics == "extensive")
+    replayed = observer.attach(metrics)
+    metrics.attach_state(ServerStateSource(server))
+    metrics.bind_peers(server.peer_ids)
+    log.debug("exporter attached", extra={"fields": {"replayed-events": replayed}})
+    return metrics
 
 
 def _known_urls(cfg: MemberConfig) -> list[str]:
@@ -150,15 +172,16 @@ async def _wait_for(done: Callable[[], bool], seconds: float, stop: asyncio.Even
 async def _http_side(
     server: EtcdServer, stop: asyncio.Event, roots: DeferredRootLoads | None
 ) -> tuple[Any, Any]:
-    """Import the HTTP side in a thread once the start settled (after a leader, if the
-    environment asks so); with `roots`, its CA bundle loads are deferred there."""
+    """Import the HTTP side and the exporter in a thread once the start settled (after a
+    leader, if the environment asks so); with `roots`, its CA bundle loads are deferred
+    there."""
     await _wait_for(lambda: _settled(server), START_SETTLE_SECONDS, stop)
     server.transport.start_probing()
     hold = float(os.environ.get(HTTP_SIDE_AFTER_LEADER_ENV, "0") or 0)
     if hold > 0:
         await _wait_for(lambda: server.lead != 0, hold, stop)
     before = "aiohttp" in sys.modules
-    app, sites = await asyncio.to_thread(_import_http_side, roots)
+    app, sites, *_ = await asyncio.to_thread(_import_http_side, roots)
     log.info(
         "imported the HTTP side",
         extra={
@@ -202,15 +225,13 @@ async def _ready(server: EtcdServer, stop: asyncio.Event) -> bool:
 
 async def serve(cfg: MemberConfig) -> None:
     """Run one member until SIGINT/SIGTERM."""
-    metrics = MemberMetrics(extensive=cfg.metrics == "extensive")
+    observer = DeferredObserver()  # until the exporter is built (after Raft runs)
     cfg = await resolve_identity(cfg)
-    server = EtcdServer(cfg, observer=metrics)
+    server = EtcdServer(cfg, observer=observer)
     # What start-up built lives as long as the process: out of the collector's sight
     # (main() paused collection while it was built), then collection resumes.
     gc.freeze()
     gc.enable()
-    metrics.attach_state(ServerStateSource(server))
-    metrics.bind_peers(server.peer_ids)
     service = KVService(server)
     runners: list[web.AppRunner] = []
     grpc: GrpcEndpoint | None = None
@@ -228,6 +249,7 @@ async def serve(cfg: MemberConfig) -> None:
         server.transport.defer_probing()  # started once the start settled (_http_side)
         await server.start()
         app, sites = await _http_side(server, stop, roots)
+        metrics = _build_metrics(cfg, server, observer)
         peer_runner = app.create_peer_runner(server)
         await peer_runner.setup()
         runners.append(peer_runner)
