@@ -1053,7 +1053,12 @@ class KVStore:
                 conn = self._db()
                 self._commit_batch()  # the open batch first, with its applied index
                 # executescript steps the pragma to its end (execute stops after 1 page).
-                conn.executescript(f"BEGIN; PRAGMA incremental_vacuum({int(pages)}); COMMIT;")
+                try:
+                    conn.executescript(f"BEGIN; PRAGMA incremental_vacuum({int(pages)}); COMMIT;")
+                except sqlite3.Error:
+                    if conn.in_transaction:  # never left open for the next apply batch
+                        conn.execute("ROLLBACK")
+                    raise
                 self._committed()
                 return int(conn.execute("PRAGMA freelist_count").fetchone()[0])
         finally:
