@@ -221,9 +221,10 @@ class KVStore:
         # runs `compact_step` batches off the apply path, as etcd's compaction goroutine.
         self.compact_in_background = False
         # Set by the server, on the loop, while a worker thread runs `defragment` (which
-        # holds the lock for the whole VACUUM): the batch was committed first and nothing
-        # is applied meanwhile, so the loop-side calls below answer without the lock
-        # (commit: nothing to do; sizes: the last ones read; range: a read snapshot).
+        # holds the lock for the whole VACUUM) or one `defrag_step`: the batch was committed
+        # first and nothing is applied meanwhile, so the loop-side calls below answer
+        # without the lock (commit: nothing to do; sizes: the last ones read; range: a read
+        # snapshot).
         self.defragmenting = False
         self._last_pages = (self._page_size, 0, 0)
         self._last_total_size = 0  # the last db size read: answered during a VACUUM

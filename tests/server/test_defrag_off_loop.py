@@ -1,12 +1,12 @@
 """A defragment never makes the member's loop wait for the store.
 
 In-process and never started (as test_server_reports.py). A store that gives free pages
-back in steps applies, and answers, a put between two steps: the test holds the
-defragment after its first step. A file made before steps existed gets one whole VACUUM,
-held open by the test while the loop applies, commits, reads sizes and serves a
-serializable read. Had any of those taken the store's lock, the loop would have stalled
-until the safety valve released the VACUUM, and the test checks that the valve never fired.
-"""
+back in steps applies, and answers, a put sent during a step once that step ends, not
+once the defragment ends: the test holds the first step and the start of the second. A
+file made before steps existed gets one whole VACUUM, held open by the test while the
+loop applies, commits, reads sizes and serves a serializable read. Had any of those
+taken the store's lock, the loop would have stalled until the safety valve released the
+VACUUM, and the test checks that the valve never fired."""
 
 from __future__ import annotations
 
@@ -66,39 +66,53 @@ def _free_pages(server: EtcdServer) -> int:
     return kv.stats().db_total_size - kv.stats().db_in_use_size
 
 
-async def test_a_put_applied_between_defragment_steps_is_answered_at_once(
+async def test_a_put_during_a_defragment_step_is_answered_after_that_step(
     server: EtcdServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kv = server.kv
     assert _free_pages(server) > 0
     size_before = kv.db_total_size()
-    first_done, release = threading.Event(), threading.Event()
+    inside, release = threading.Event(), threading.Event()  # within the first step
+    between, go_on = threading.Event(), threading.Event()  # before the second
     step = kv.defrag_step
+    calls = 0
 
     def held_step(pages: int = 1) -> int | None:
-        left = step(pages=1)  # one page a step: many steps
-        if not first_done.is_set():
-            first_done.set()  # the store is free here: the test applies meanwhile
-            assert release.wait(VALVE_SECONDS)
-        return left
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            with kv._lock:  # as a real step: the store's lock throughout
+                inside.set()
+                assert release.wait(VALVE_SECONDS)
+                return step(pages=1)  # one page a step: many steps
+        if calls == 2:
+            between.set()
+            assert go_on.wait(VALVE_SECONDS)
+        return step(pages=1)
 
     monkeypatch.setattr(kv, "defrag_step", held_step)
     task = asyncio.create_task(server.defragment())
     try:
-        assert await asyncio.to_thread(first_done.wait, 10)
-        assert server.defrag_inflight
+        assert await asyncio.to_thread(inside.wait, 10)
         index = server.applied_index + 1
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         server.proposals.waiters[index] = answer  # the client that proposed the put
-        server.applier.apply([_put(index, b"during")])
-        assert answer.done()  # answered before the defragment ends
+        server.applier.apply([_put(index, b"during")])  # the loop does not wait for the step
+        assert server.applier.deferred == 1
+        assert not answer.done()
+        release.set()
+        assert await asyncio.to_thread(between.wait, 10)
+        # The step ended: the put was applied and answered, the defragment goes on.
+        assert answer.done()
         assert answer.result().revision == kv.current_revision()
         assert server.applier.deferred == 0
         assert server.applied_index == index
-        release.set()
+        assert server.defrag_inflight
+        go_on.set()
         await asyncio.wait_for(task, 30)
     finally:
         release.set()
+        go_on.set()
         await asyncio.gather(task, return_exceptions=True)
     assert not server.defrag_inflight
     assert kv.db_total_size() < size_before
