@@ -159,7 +159,7 @@ BACKEND_DEFRAG = _h(
     "etcd_disk_backend_defrag_duration_seconds",
     "The latency distribution of backend defragmentation.",
     exponential_buckets(0.1, 2, 13),
-    note="SQLite VACUUM",
+    note="SQLite incremental vacuum, in steps; one whole VACUUM for an older file",
 )
 BACKEND_SNAPSHOT = _h(
     "etcd_disk_backend_snapshot_duration_seconds",
@@ -171,7 +171,7 @@ DEFRAG_INFLIGHT = _g(
     "etcd_disk_defrag_inflight",
     "Whether or not defrag is active on the member. 1 means active, 0 means not.",
     feed=STATE,
-    note="1 from the start of a Defragment call (SQLite VACUUM) until it ends, failed or not",
+    note="1 from the start of a Defragment call until it ends, failed or not",
 )
 SNAP_FSYNC = _h(
     "etcd_snap_fsync_duration_seconds",

@@ -114,6 +114,9 @@ INITIAL_META = {
 }
 
 
+AUTO_VACUUM_INCREMENTAL = 2  # SQLite's PRAGMA auto_vacuum value for INCREMENTAL
+
+
 def connect(path: str) -> sqlite3.Connection:
     """Open (creating if needed) the database with the store's durability settings.
 
@@ -123,6 +126,10 @@ def connect(path: str) -> sqlite3.Connection:
     own lock.
     """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    # Free pages can then be given back in short steps (`KVStore.defrag_step`), so a
+    # defragment never holds the store for as long as a whole-file VACUUM does. Takes
+    # effect on a new file only; an older one is converted by its first defragment.
+    conn.execute(f"PRAGMA auto_vacuum={AUTO_VACUUM_INCREMENTAL}")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=5000")

@@ -70,6 +70,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_LIMIT = 10_000  # etcd's --backend-batch-limit default
+# Free pages a defragment step gives back (4 MiB of 4 KiB pages): milliseconds of work,
+# so the store is never held much longer than by one compaction batch.
+DEFRAG_STEP_PAGES = 1024
 MAX_LEASE_TTL = 9_000_000_000  # etcd's MaxLeaseTTL (seconds)
 # etcd's minimum lease TTL is ceil(1.5 * election timeout); 2 s with etcd's
 # default 100 ms heartbeat / 1 s election. The driver passes its own.
@@ -218,9 +221,10 @@ class KVStore:
         # runs `compact_step` batches off the apply path, as etcd's compaction goroutine.
         self.compact_in_background = False
         # Set by the server, on the loop, while a worker thread runs `defragment` (which
-        # holds the lock for the whole VACUUM): the batch was committed first and nothing
-        # is applied meanwhile, so the loop-side calls below answer without the lock
-        # (commit: nothing to do; sizes: the last ones read; range: a read snapshot).
+        # holds the lock for the whole VACUUM) or one `defrag_step`: the batch was committed
+        # first and nothing is applied meanwhile, so the loop-side calls below answer
+        # without the lock (commit: nothing to do; sizes: the last ones read; range: a read
+        # snapshot).
         self.defragmenting = False
         self._last_pages = (self._page_size, 0, 0)
         self._last_total_size = 0  # the last db size read: answered during a VACUUM
@@ -673,9 +677,13 @@ class KVStore:
         started = time.perf_counter()
         conn.execute("COMMIT")
         self._batch_entries = 0
-        self.commits += 1
         self.hooks.on_commit(time.perf_counter() - started)
-        self._checkpointer.finish_on_writer(conn)
+        self._committed()
+
+    def _committed(self) -> None:
+        """After any write transaction's COMMIT: the size is re-read, the WAL checkpointed."""
+        self.commits += 1
+        self._checkpointer.finish_on_writer(self._db())
         self._checkpointer.committed()
 
     def _apply_entry(
@@ -1004,6 +1012,9 @@ class KVStore:
     def defragment(self) -> float:
         """VACUUM (etcd's defrag): rebuild the file without free pages; returns seconds.
 
+        Holds the store for the whole rewrite: the server uses it only for a file made
+        before free pages could be given back in steps (`defrag_in_steps`), which this
+        VACUUM converts, so that member's next defragments take the short steps.
         VACUUM in WAL mode writes the new image through SQLite's WAL, so a
         TRUNCATE checkpoint follows to give the space back to the filesystem.
         """
@@ -1013,15 +1024,59 @@ class KVStore:
             conn = self._db()
             self._commit_batch()  # VACUUM cannot run inside a transaction
             started = time.perf_counter()
+            conn.execute(f"PRAGMA auto_vacuum={schema.AUTO_VACUUM_INCREMENTAL}")
             conn.execute("VACUUM")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             took = time.perf_counter() - started
+        self._defragmented(took)
+        return took
+
+    @property
+    def defrag_in_steps(self) -> bool:
+        """The file gives free pages back in steps (auto_vacuum=INCREMENTAL)."""
+        with self._lock:
+            mode = self._db().execute("PRAGMA auto_vacuum").fetchone()[0]
+        return int(mode) == schema.AUTO_VACUUM_INCREMENTAL
+
+    def defrag_step(self, pages: int = DEFRAG_STEP_PAGES) -> int | None:
+        """Give up to `pages` free pages back to the filesystem and commit; free pages left.
+
+        SQLite's incremental vacuum moves pages from the end of the file into free
+        slots and truncates it: one short write transaction, after which applies and
+        compaction batches run as usual, so a put to a member that defragments waits for
+        one step, not for a rewrite of the whole file (etcd's defrag blocks its backend
+        for all of it). None: a snapshot's FULL checkpoint holds the writers; try later.
+        """
+        if not self._checkpoint_gate.acquire(blocking=False):
+            return None
+        try:
+            with self._lock:
+                conn = self._db()
+                self._commit_batch()  # the open batch first, with its applied index
+                # executescript steps the pragma to its end (execute stops after 1 page).
+                try:
+                    conn.executescript(f"BEGIN; PRAGMA incremental_vacuum({int(pages)}); COMMIT;")
+                except sqlite3.Error:
+                    if conn.in_transaction:  # never left open for the next apply batch
+                        conn.execute("ROLLBACK")
+                    raise
+                self._committed()
+                return int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+        finally:
+            self._checkpoint_gate.release()
+
+    def finish_defrag(self, seconds: float) -> None:
+        """After the last step: copy SQLite's WAL back (the file shrinks), report `seconds`."""
+        with self._checkpoint_gate, self._checkpointer.paused():
+            checkpoint_ahead(self.path)
+        self._defragmented(seconds)
+
+    def _defragmented(self, took: float) -> None:
         self.hooks.on_defrag(took)
         log.info(
             "finished defragmenting directory",
             extra={"fields": {"path": self.path, "took": f"{took:.3f}s"}},
         )
-        return took
 
     def checkpoint_durable(self) -> None:
         """Make every committed batch durable in the database file (fsynced).

@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+import time
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from node.mvcc import requests as rq
 from node.mvcc.compactor import make_compactor
@@ -40,6 +41,12 @@ from node.server.tick_advance import advance_election_ticks
 from node.server.watch_bridge import progress_notify_loop
 from node.tls import any_https, client_context
 from node.transport import Transport, TransportOptions
+
+# A defragment's steps (KVStore.defrag_step, 4 MiB each): enough for any quota, a bound.
+DEFRAG_MAX_STEPS = 100_000
+DEFRAG_RETRY_SECONDS = 0.01  # after a step skipped for a snapshot's checkpoint
+
+_T = TypeVar("_T")
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -239,28 +246,56 @@ class EtcdServer:
     async def defragment(self) -> None:
         """Defragment the backend; etcd_disk_defrag_inflight is 1 until it ends, even badly.
 
-        The VACUUM holds the store in a worker thread. The loop goes on ticking,
-        heartbeating, fsyncing the WAL and acking; committed entries wait in the applier
-        and linearizable reads in `read_barrier` (etcd's defrag also blocks its backend,
-        never its raft loop). The open batch is committed first, on the loop, so the
-        committed state is the applied state for as long as the VACUUM runs.
+        Free pages go back in short steps, each a worker thread's write transaction, with
+        applies, reads and compaction batches running between them: a put sent to this
+        member waits for one step at most (etcd's defrag holds its backend, and so every
+        apply of the member, for the whole rewrite). A file made before it could do that
+        gets one whole VACUUM instead, which converts it.
         """
         self._defrags_running += 1
         try:
             async with self._defrag_lock:
-                kv = self.kv
-                kv.commit()
-                kv.defragmenting = True
-                self._store_free.clear()
-                try:
-                    await asyncio.to_thread(kv.defragment)  # the store reports its duration
-                finally:
-                    kv.defragmenting = False
-                    self._store_free.set()
-                self.applier.db_size = kv.db_total_size()
-                await self.applier.resume()
+                if self.kv.defrag_in_steps:
+                    await self._defragment_in_steps()
+                else:
+                    self._store_free.clear()  # linearizable reads wait off the loop
+                    try:
+                        await self._holding_store(self.kv.defragment)
+                    finally:
+                        self._store_free.set()
+                self.applier.db_size = self.kv.db_total_size()
         finally:
             self._defrags_running -= 1
+
+    async def _defragment_in_steps(self) -> None:
+        """`KVStore.defrag_step` until no free page is left (bounded in count)."""
+        kv = self.kv
+        started = time.perf_counter()
+        for _ in range(DEFRAG_MAX_STEPS):
+            left = await self._holding_store(kv.defrag_step)
+            if left == 0:
+                break
+            # A skipped turn (a snapshot's checkpoint holds the writers) waits a little;
+            # after a step the loop's own turn at the store comes before the next one.
+            await asyncio.sleep(DEFRAG_RETRY_SECONDS if left is None else 0)
+        await asyncio.to_thread(kv.finish_defrag, time.perf_counter() - started)
+
+    async def _holding_store(self, work: Callable[[], _T]) -> _T:
+        """Run `work` (a VACUUM, or one step) in a worker thread that holds the store.
+
+        The loop never waits for the store meanwhile: it goes on ticking, heartbeating,
+        fsyncing the WAL and acking; committed entries wait in the applier and are applied,
+        in order, right after. The open batch is committed first, on the loop, so the
+        committed state is the applied state while `work` runs (reads answer from it).
+        """
+        kv = self.kv
+        kv.commit()
+        kv.defragmenting = True
+        try:
+            return await asyncio.to_thread(work)
+        finally:
+            kv.defragmenting = False
+            await self.applier.resume()
 
     async def hash_kv(self, revision: int) -> rq.HashKVResponse:
         """etcd's HashKV of this member's store, in a worker thread (node/mvcc/hash.py).

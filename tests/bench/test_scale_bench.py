@@ -125,32 +125,59 @@ def _leader_url(cluster: ProcessCluster[Any]) -> tuple[str, str]:
     return name, cluster.member(name).client_url
 
 
-def _run_side(cluster: LocalCluster | EtcdCluster, keys: int) -> dict[str, float]:
-    out: dict[str, float] = {}
-    endpoints = cluster.endpoints
-    metrics = _metrics_urls(cluster)
-    # 1. load, twice over the key space
-    started = time.monotonic()
-    first = _put_keys(endpoints, keys, "scale/")
-    second = _put_keys(endpoints, keys, "scale/")
-    out["load_puts_per_s"] = 2 * keys / (time.monotonic() - started)
-    out["load_failed"] = float(first["failed"] + second["failed"])
-    # 2. compaction + defrag while one client keeps putting (its failures are counted)
-    changes_before = _metric_sum(metrics, "etcd_server_leader_changes_seen_total")
-    stop = threading.Event()
-    tally = {"ok": 0, "failed": 0}
+class Trickle:
+    """One client putting in a loop to the members round-robin (timeout 10 s each).
 
-    def trickle() -> None:
+    Each failure keeps its kind and text: an error answer (its message), or an exception
+    (its class and the seconds the put had taken), so a failed put in the window says
+    whether a member refused it or did not answer in time. The slowest put is kept too.
+    """
+
+    def __init__(self, endpoints: list[str]) -> None:
+        self.endpoints = endpoints
+        self.ok = 0
+        self.failures: list[str] = []
+        self.slowest = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
         for i in range(10_000_000):  # bounded; stopped by `stop` long before
-            if stop.is_set():
+            if self._stop.is_set():
                 return
-            try:
-                resp = put(endpoints[i % len(endpoints)], f"trickle/{i % 1000}", "x", timeout=10)
-                tally["failed" if "error" in resp else "ok"] += 1
-            except (OSError, ValueError):
-                tally["failed"] += 1
+            url = self.endpoints[i % len(self.endpoints)]
+            self._put_once(url, f"trickle/{i % 1000}")
 
-    writer = threading.Thread(target=trickle, daemon=True)
+    def _put_once(self, url: str, key: str) -> None:
+        started = time.monotonic()
+        failure = ""
+        try:
+            resp = put(url, key, "x", timeout=10)
+            if "error" in resp:
+                failure = f"error answer from {url}: {resp.get('error') or resp.get('message')}"
+        except (OSError, ValueError) as err:
+            failure = f"{type(err).__name__} from {url}: {err}"
+        took = time.monotonic() - started
+        self.slowest = max(self.slowest, took)
+        if failure:
+            self.failures.append(f"{failure} after {took:.2f} s")
+        else:
+            self.ok += 1
+
+
+def _compact_defrag(cluster: LocalCluster | EtcdCluster, out: dict[str, float]) -> list[str]:
+    """Step 2: compact to the current revision (physically), then defragment every member
+    in turn, while a `Trickle` writes; fills `out` and returns the failed puts' texts."""
+    metrics = _metrics_urls(cluster)
+    changes_before = _metric_sum(metrics, "etcd_server_leader_changes_seen_total")
+    writer = Trickle(cluster.endpoints)
     window_started = time.monotonic()
     writer.start()
     try:
@@ -163,14 +190,29 @@ def _run_side(cluster: LocalCluster | EtcdCluster, keys: int) -> dict[str, float
             call(m.client_url, "/v3/maintenance/defragment", {}, STEP_TIMEOUT)
         time.sleep(2.0)
     finally:
-        stop.set()
-        writer.join(30)
+        writer.stop()
     out["compact_defrag_seconds"] = time.monotonic() - window_started
     out["compact_defrag_leader_changes"] = (
         _metric_sum(metrics, "etcd_server_leader_changes_seen_total") - changes_before
     )
-    out["compact_defrag_puts_ok"] = float(tally["ok"])
-    out["compact_defrag_puts_failed"] = float(tally["failed"])
+    out["compact_defrag_puts_ok"] = float(writer.ok)
+    out["compact_defrag_puts_failed"] = float(len(writer.failures))
+    out["compact_defrag_put_max_seconds"] = writer.slowest
+    return writer.failures
+
+
+def _run_side(cluster: LocalCluster | EtcdCluster, keys: int) -> tuple[dict[str, float], list[str]]:
+    out: dict[str, float] = {}
+    endpoints = cluster.endpoints
+    metrics = _metrics_urls(cluster)
+    # 1. load, twice over the key space
+    started = time.monotonic()
+    first = _put_keys(endpoints, keys, "scale/")
+    second = _put_keys(endpoints, keys, "scale/")
+    out["load_puts_per_s"] = 2 * keys / (time.monotonic() - started)
+    out["load_failed"] = float(first["failed"] + second["failed"])
+    # 2. compaction + defrag while one client keeps putting (its failures are counted)
+    failures = _compact_defrag(cluster, out)
     # 3. catch-up of a lagging follower, by snapshot
     leader, leader_url = _leader_url(cluster)
     follower = next(m.name for m in cluster.members if m.name != leader)
@@ -202,7 +244,7 @@ def _run_side(cluster: LocalCluster | EtcdCluster, keys: int) -> dict[str, float
         _metric_sum(metrics, "etcd_server_leader_changes_seen_total") - changes_before
     )
     out["snap_dir_bytes"] = float(_snap_bytes(cluster))
-    return out
+    return out, failures
 
 
 def _ratio(a: float, b: float) -> str:
@@ -213,6 +255,7 @@ def _ratio(a: float, b: float) -> str:
 def test_scale_raftmon_against_real_etcd(tmp_path: Path, keys: int) -> None:
     etcd = require_tool("etcd")
     results: dict[str, dict[str, float]] = {}
+    failures: dict[str, list[str]] = {}
     ours = LocalCluster(tmp_path / "raftmon", 3, extra_args=FLAGS, fault_injection=False)
     theirs = EtcdCluster(etcd, tmp_path / "etcd", 3, extra_args=FLAGS)
     sides: dict[str, LocalCluster | EtcdCluster] = {"raftmon": ours, "etcd": theirs}
@@ -220,7 +263,7 @@ def test_scale_raftmon_against_real_etcd(tmp_path: Path, keys: int) -> None:
         cluster.start()
         try:
             cluster.wait_leader(timeout=60)
-            results[name] = _run_side(cluster, keys)
+            results[name], failures[name] = _run_side(cluster, keys)
             print(f"\n{name} at {keys} keys: {results[name]}", flush=True)
         finally:
             cluster.stop()
@@ -229,5 +272,9 @@ def test_scale_raftmon_against_real_etcd(tmp_path: Path, keys: int) -> None:
     print(f"{'measure':<32} {'raftmon':>12} {'etcd':>12} {'ratio':>8}")
     for key in r:
         print(f"{key:<32} {r[key]:>12.2f} {e[key]:>12.2f} {_ratio(r[key], e[key]):>8}")
+    for name, texts in failures.items():
+        print(f"{name}: {len(texts)} failed puts during compaction + defrag")
+        for text in texts:
+            print(f"  {text}")
     assert r["load_puts_per_s"] > 0
     assert e["load_puts_per_s"] > 0

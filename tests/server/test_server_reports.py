@@ -68,14 +68,14 @@ async def test_defrag_inflight_is_1_while_a_defragmentation_runs_and_0_after(
     server: EtcdServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     running, release = threading.Event(), threading.Event()
-    vacuum = server.kv.defragment
+    step = server.kv.defrag_step
 
-    def slow_defragment() -> float:
+    def slow_step(pages: int = 1) -> int | None:
         running.set()
         assert release.wait(10)
-        return vacuum()
+        return step(pages)
 
-    monkeypatch.setattr(server.kv, "defragment", slow_defragment)
+    monkeypatch.setattr(server.kv, "defrag_step", slow_step)
     assert sample(server, "etcd_disk_defrag_inflight") == 0
     task = asyncio.create_task(server.defragment())
     assert await asyncio.to_thread(running.wait, 10)
@@ -89,10 +89,10 @@ async def test_defrag_inflight_is_1_while_a_defragmentation_runs_and_0_after(
 async def test_defrag_inflight_goes_back_to_0_when_the_defragmentation_fails(
     server: EtcdServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken_defragment() -> float:
+    def broken_step(pages: int = 1) -> int | None:
         raise OSError("disk I/O error")
 
-    monkeypatch.setattr(server.kv, "defragment", broken_defragment)
+    monkeypatch.setattr(server.kv, "defrag_step", broken_step)
     with pytest.raises(OSError, match="disk I/O error"):
         await server.defragment()
     assert sample(server, "etcd_disk_defrag_inflight") == 0
