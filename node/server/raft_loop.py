@@ -131,6 +131,8 @@ class RaftLoop:
         self._held_timer: asyncio.TimerHandle | None = None
         # Ticks fed to the core while a save ran in the fsync thread (_tick_while_persisting)
         self._ticked_while_persisting = False
+        self._ticks_this_save = 0
+        self._persist_tick_limit = max(1, ctx.cfg.election_ticks // 2)
 
     def close(self) -> None:
         """After the loop's task ended: a save in flight finishes before the WAL closes."""
@@ -152,7 +154,7 @@ class RaftLoop:
                 next_at = now + interval
             if not faults.ticks_paused:
                 inbox.ticks += 1
-                if inbox.persisting and self._leadership.role == StateType.StateLeader:
+                if self._may_tick_while_persisting():
                     self._tick_while_persisting()
                 inbox.wake.set()
             observer.on_loop_lag(max(0.0, now - (next_at - interval)))
@@ -202,6 +204,19 @@ class RaftLoop:
             if task.done():
                 self._snapshot_task = None
 
+    def _may_tick_while_persisting(self) -> bool:
+        """A leader whose save runs in the fsync thread, for less than half an election timeout.
+
+        Past that bound the disk is not slow but stuck: the heartbeats stop, as etcd's do
+        when its raft loop waits for an fsync, so the followers elect a leader that can
+        write (a leader heartbeating over a hung disk would hold every write forever).
+        """
+        return (
+            self._ctx.inbox.persisting
+            and self._leadership.role == StateType.StateLeader
+            and self._ticks_this_save < self._persist_tick_limit
+        )
+
     def _tick_while_persisting(self) -> None:
         """A leader's save is in the fsync thread: tick the core now and send what it sent.
 
@@ -217,6 +232,7 @@ class RaftLoop:
         ticks, inbox.ticks = inbox.ticks, 0
         for _ in range(ticks):
             node.tick()
+        self._ticks_this_save += ticks
         self._ticked_while_persisting = True
         self._send(node.take_messages())
 
@@ -326,6 +342,7 @@ class RaftLoop:
     async def _save_in_thread(self, rd: Ready, must_sync: bool) -> None:
         """The Ready's WAL save in the fsync thread, while the loop keeps serving."""
         self._ctx.inbox.persisting = True
+        self._ticks_this_save = 0
         try:
             await asyncio.get_running_loop().run_in_executor(
                 self._fsync_thread, self._ctx.opened.wal.save, rd.hard_state, rd.entries, must_sync

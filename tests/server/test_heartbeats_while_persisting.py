@@ -167,3 +167,20 @@ async def test_the_write_is_answered_once_its_save_returns(leader: Leader) -> No
     resp = await asyncio.wait_for(put, TIMEOUT)
     assert isinstance(resp, rq.PutResponse)
     assert server.is_leader
+
+
+async def test_a_save_stuck_past_half_an_election_timeout_stops_the_heartbeats(
+    leader: Leader,
+) -> None:
+    """A hung disk must not hold the cluster: the followers get to elect another leader."""
+    server, followers, held = leader
+    limit = server.loop._persist_tick_limit
+    assert 0 < limit < server.ctx.cfg.election_ticks
+    put = await _put_held(server, held)
+    started = len(followers.sent)
+    await _until("ticks to wait in the inbox", lambda: server.ctx.inbox.ticks >= 2)
+    for p in server.peer_ids:
+        assert 1 <= _beats(followers.sent[started:], p) <= limit
+    assert not put.done()
+    held.release.set()
+    await asyncio.wait_for(put, TIMEOUT)
