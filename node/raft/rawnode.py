@@ -166,6 +166,21 @@ class RawNode:
             return True
         return log.has_next_committed_ents()
 
+    def take_messages(self) -> list[Message]:
+        """The requests ticked or stepped out since the last `ready()`, without the rest of one.
+
+        They are `Ready.messages` (requests that may leave at once), so a driver still
+        persisting the last Ready may send them meanwhile: a leader's heartbeats then leave
+        on time however long its fsync takes, as etcd-io/raft's node goroutine keeps ticking
+        while the application persists. Entries, hard state, acknowledgements, committed
+        entries and read states stay for the next Ready.
+        """
+        r = self.raft
+        r.flush()
+        msgs = r.msgs
+        r.msgs = []
+        return msgs
+
     def ready(self) -> Ready:
         """The next batch of work; it is accepted at once (call `advance` when it is done)."""
         r = self.raft

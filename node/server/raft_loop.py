@@ -10,7 +10,8 @@ feeds the inbox to the core, then handles each `Ready` in etcd raftexample's ord
 
 The fdatasync runs on the loop thread while the disk is fast (a hop to a worker
 thread and back costs more than a fast fsync) and in a worker thread when the
-disk is slow or the lab slows it, so the loop keeps serving. A Ready with nothing
+disk is slow or the lab slows it, so the loop keeps serving; a leader's ticks then reach
+the core meanwhile and its heartbeats leave on time (_tick_while_persisting). A Ready with nothing
 to persist applies first and sends after, so clients' answers leave before the
 commit index goes to followers. Group commit falls out of this shape: while one
 fsync runs, new proposals pile up in the inbox or the sockets and all of them go
@@ -128,6 +129,10 @@ class RaftLoop:
         # docstring), by follower; one timer sends whatever is still held.
         self._held_commits: dict[int, Message] = {}
         self._held_timer: asyncio.TimerHandle | None = None
+        # Ticks fed to the core while a save ran in the fsync thread (_tick_while_persisting)
+        self._ticked_while_persisting = False
+        self._ticks_this_save = 0
+        self._persist_tick_limit = max(1, ctx.cfg.election_ticks // 2)
 
     def close(self) -> None:
         """After the loop's task ended: a save in flight finishes before the WAL closes."""
@@ -149,6 +154,8 @@ class RaftLoop:
                 next_at = now + interval
             if not faults.ticks_paused:
                 inbox.ticks += 1
+                if self._may_tick_while_persisting():
+                    self._tick_while_persisting()
                 inbox.wake.set()
             observer.on_loop_lag(max(0.0, now - (next_at - interval)))
 
@@ -197,13 +204,46 @@ class RaftLoop:
             if task.done():
                 self._snapshot_task = None
 
+    def _may_tick_while_persisting(self) -> bool:
+        """A leader whose save runs in the fsync thread, for less than half an election timeout.
+
+        Past that bound the disk is not slow but stuck: the heartbeats stop, as etcd's do
+        when its raft loop waits for an fsync, so the followers elect a leader that can
+        write (a leader heartbeating over a hung disk would hold every write forever).
+        """
+        return (
+            self._ctx.inbox.persisting
+            and self._leadership.role == StateType.StateLeader
+            and self._ticks_this_save < self._persist_tick_limit
+        )
+
+    def _tick_while_persisting(self) -> None:
+        """A leader's save is in the fsync thread: tick the core now and send what it sent.
+
+        The Ready loop feeds ticks to the core only between Readys, so a slow fsync held
+        every heartbeat until it ended (issue 17: a 0.1-0.2 s fdatasync on a shared disk
+        was a heartbeat send failure, a follower's election timer running down meanwhile).
+        The core may be ticked, and its requests sent, while a Ready is persisted
+        (`RawNode.take_messages`): peer messages are already stepped meanwhile
+        (`Inbox.on_peer_message`), so the followers' answers keep the quorum check fed.
+        Only a leader does this; a follower's election ticks wait for the Ready.
+        """
+        inbox, node = self._ctx.inbox, self._ctx.opened.node
+        ticks, inbox.ticks = inbox.ticks, 0
+        for _ in range(ticks):
+            node.tick()
+        self._ticks_this_save += ticks
+        self._ticked_while_persisting = True
+        self._send(node.take_messages())
+
     def _feed_core(self) -> None:
         """Hand everything queued since the last iteration to the core, in arrival order."""
         ctx = self._ctx
         node, inbox = ctx.opened.node, ctx.inbox
-        ticked = inbox.ticks > 0
-        if inbox.ticks:
+        ticked = inbox.ticks > 0 or self._ticked_while_persisting
+        if ticked:
             ticks, inbox.ticks = inbox.ticks, 0
+            self._ticked_while_persisting = False
             for _ in range(ticks):
                 node.tick()
             ctx.opened.kv.commit_if_due()  # an idle member's last applied entries get committed
@@ -302,6 +342,7 @@ class RaftLoop:
     async def _save_in_thread(self, rd: Ready, must_sync: bool) -> None:
         """The Ready's WAL save in the fsync thread, while the loop keeps serving."""
         self._ctx.inbox.persisting = True
+        self._ticks_this_save = 0
         try:
             await asyncio.get_running_loop().run_in_executor(
                 self._fsync_thread, self._ctx.opened.wal.save, rd.hard_state, rd.entries, must_sync

@@ -121,6 +121,31 @@ def test_proposals_are_batched_into_one_append_per_follower() -> None:
     assert all(len(m.entries) == 100 for m in apps)
 
 
+def test_a_leader_ticked_while_persisting_hands_out_its_heartbeats_alone() -> None:
+    """take_messages: the requests a tick made while a Ready is persisted, nothing else."""
+    nodes = elect_three()
+    leader, st = nodes[1]
+    leader.propose(b"x")
+    rd = leader.ready()  # being persisted: not advanced yet
+    assert rd.must_sync
+    assert rd.entries
+    leader.tick()  # heartbeat_tick=1: one interval is a heartbeat
+    beats = leader.take_messages()
+    assert sorted((m.type, m.to) for m in beats) == [(MT.MsgHeartbeat, 2), (MT.MsgHeartbeat, 3)]
+    assert leader.take_messages() == []  # handed out once
+    persist(st, rd)
+    leader.advance(rd)
+    later = leader.ready()  # the entry, its acks and the commit still come by Ready
+    assert not any(m.type == MT.MsgHeartbeat for m in later.messages)
+    assert later.entries == []
+    assert later.committed_entries == []
+    for m in rd.messages:  # the followers acknowledge: the entry commits as before
+        nodes[m.to][0].step(m)
+    leader.advance(later)
+    pump(nodes)
+    assert leader.status().commit == leader.status().applied == 2
+
+
 def test_follower_forwards_proposals_and_everyone_applies() -> None:
     nodes = elect_three()
     nodes[2][0].propose(b"from-follower")
