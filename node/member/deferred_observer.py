@@ -42,10 +42,6 @@ class DeferredObserver(NullMemberObserver):
         for name in HOOK_NAMES:
             setattr(self, name, self._recorder(name))
 
-    @property
-    def recorded(self) -> int:
-        return len(self._events)
-
     def _recorder(self, name: str) -> Callable[..., None]:
         def record(*args: Any, **kwargs: Any) -> None:
             with self._lock:

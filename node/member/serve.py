@@ -133,9 +133,9 @@ def _build_metrics(
     from node.member.state import ServerStateSource
 
     metrics = MemberMetrics(extensive=cfg.metrics == "extensive")
-    replayed = observer.attach(metrics)
-    metrics.attach_state(ServerStateSource(server))
     metrics.bind_peers(server.peer_ids)
+    metrics.attach_state(ServerStateSource(server))
+    replayed = observer.attach(metrics)
     log.debug("exporter attached", extra={"fields": {"replayed-events": replayed}})
     return metrics
 
