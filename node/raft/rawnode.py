@@ -166,6 +166,12 @@ class RawNode:
             return True
         return log.has_next_committed_ents()
 
+    @property
+    def leads(self) -> bool:
+        """The core is the leader now, also between `ready()` and `advance()` (a message
+        stepped meanwhile may have made it step down): cheaper than `status()`."""
+        return self.raft.state == StateType.StateLeader
+
     def take_messages(self) -> list[Message]:
         """The requests ticked or stepped out since the last `ready()`, without the rest of one.
 

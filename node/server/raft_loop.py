@@ -210,11 +210,14 @@ class RaftLoop:
         Past that bound the disk is not slow but stuck: the heartbeats stop, as etcd's do
         when its raft loop waits for an fsync, so the followers elect a leader that can
         write (a leader heartbeating over a hung disk would hold every write forever).
+        The core's own state decides, not the last Ready's: a message stepped during the
+        save may have made it step down, and a follower's ticks wait for the Ready (what
+        they may start, a campaign, needs its term and vote durable first).
         """
         return (
             self._ctx.inbox.persisting
-            and self._leadership.role == StateType.StateLeader
             and self._ticks_this_save < self._persist_tick_limit
+            and self._ctx.opened.node.leads
         )
 
     def _tick_while_persisting(self) -> None:

@@ -184,3 +184,26 @@ async def test_a_save_stuck_past_half_an_election_timeout_stops_the_heartbeats(
     assert not put.done()
     held.release.set()
     await asyncio.wait_for(put, TIMEOUT)
+
+
+async def test_a_leader_that_steps_down_during_the_save_stops_ticking_early(
+    leader: Leader,
+) -> None:
+    """A higher term stepped in while the save is held: the core follows, so its ticks
+    (which could start a campaign whose term and vote are not durable) wait for the Ready."""
+    server, followers, held = leader
+    put = await _put_held(server, held)
+    await _until("a heartbeat during the save", lambda: server.loop._ticks_this_save >= 1)
+    peer = server.peer_ids[0]
+    term = server.ctx.opened.node.status().term + 1
+    server.ctx.inbox.on_peer_message(
+        Message(type=MT.MsgHeartbeat, to=server.member_id, frm=peer, term=term)
+    )
+    assert not server.ctx.opened.node.leads
+    ticked = server.loop._ticks_this_save
+    sent = len(followers.sent)
+    await _until("ticks to wait in the inbox", lambda: server.ctx.inbox.ticks >= 2)
+    assert server.loop._ticks_this_save == ticked
+    assert not [m for m in followers.sent[sent:] if m.type == MT.MsgHeartbeat]
+    held.release.set()
+    await asyncio.wait_for(asyncio.gather(put, return_exceptions=True), TIMEOUT)
