@@ -65,15 +65,19 @@ lint: venv tools
 	jsonnetfmt --test -n 2 --max-blank-lines 2 --string-style s --comment-style s $$(find alerts -name '*.libsonnet' -o -name '*.jsonnet')
 	promtool check rules alerts/out/*.yaml alerts/out/lab/*.yaml
 
+# Each bench appends its figures to .bench-results/results.jsonl (tests/bench/results.py);
+# the scorecard then prints issue 17's goals as this commit's runs measured them.
 bench: venv tools
-	$(PY) -m pytest -m bench -s -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -m bench -s -p no:cacheprovider $(PYTEST_ARGS); status=$$?; \
+	  $(PY) -m tests.bench.scorecard; exit $$status
 
 # `make bench` at issue 17's goal sizes (about two hours on 2 cores): the scale run at 10k,
 # 100k and 500k keys with a 10-minute soak, a 10-minute telemetry run, restarts at every size.
 BENCH_GOAL_SIZES := RAFTMON_SCALE_KEYS=10000,100000,500000 RAFTMON_SCALE_SOAK_SECONDS=600 \
                     RAFTMON_TELEMETRY_SECONDS=600 RAFTMON_RESTART_KEYS=10000,100000,500000
 bench-goals: venv tools
-	$(BENCH_GOAL_SIZES) $(PY) -m pytest -m bench -s -p no:cacheprovider $(PYTEST_ARGS)
+	$(BENCH_GOAL_SIZES) $(PY) -m pytest -m bench -s -p no:cacheprovider $(PYTEST_ARGS); \
+	  status=$$?; $(PY) -m tests.bench.scorecard; exit $$status
 
 mixin: venv
 	$(VENV)/bin/raftmon mixin

@@ -35,6 +35,7 @@ import pytest
 from lab.cluster import LocalCluster
 from lab.etcd_cluster import EtcdCluster
 from lab.members import ProcessCluster
+from tests.bench.results import record
 from tests.helpers import require_tool
 
 ROUNDS = int(os.environ.get("RAFTMON_FAULTED_ROUNDS", "3"))
@@ -201,5 +202,10 @@ def test_faulted_run_raftmon_against_real_etcd(tmp_path: Path) -> None:
         errors = {w: res[w]["errors"] for w in ("put", "lease-keepalive")}
         print(f"{side} errors by kind: {errors}")
         print(f"{side} errors by phase: {res['by_phase']}")
+    record(
+        "faulted",
+        {"rounds": ROUNDS, "clients": CLIENTS, "lease_clients": LEASE_CLIENTS},
+        {side: {**results[side], "failed_plus_indeterminate": total[side]} for side in results},
+    )
     assert r["put"]["succeeded"] > 0
     assert e["put"]["succeeded"] > 0

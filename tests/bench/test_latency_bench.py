@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests.bench.results import record
 from tests.bench.sides import raftmon_and_etcd
 from tests.bench.test_grpc_bench import grpc_load, median
 from tests.helpers import require_tool
@@ -88,6 +89,18 @@ def test_single_client_put_latency_against_etcd(tmp_path: Path) -> None:
         else:
             runs = _rounds(sides)
     _print(runs)
+    record(
+        "latency",
+        {"seconds": SECONDS, "rounds": ROUNDS, "rounds_64": ROUNDS_64},
+        {
+            side: {
+                "p50_seconds_x1": median(runs[side, 1], "p50"),
+                "puts_per_second_x64": median(runs[side, 64], "rps") if runs[side, 64] else None,
+            }
+            for side in ("raftmon", "etcd", "baseline")
+            if runs.get((side, 1))
+        },
+    )
     assert all(r["succeeded"] > 0 for v in runs.values() for r in v)
 
 

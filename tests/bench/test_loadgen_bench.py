@@ -38,6 +38,7 @@ from typing import Any
 import pytest
 
 from lab.children import spawn
+from tests.bench.results import record
 from tests.bench.sides import raftmon_and_etcd
 from tests.bench.test_cluster_bench import cpu_seconds, p
 from tests.helpers import free_port, require_tool
@@ -204,4 +205,16 @@ def test_bench_generator_cpu_per_request_against_real_clusters(tmp_path: Path) -
                     f"{med(r, 'cpu'):.0f} · etcd {med(e, 'cpu'):.0f}"
                 )
     print(f"load average: {os.getloadavg()}")
+    record(
+        "loadgen",
+        {"seconds": SECONDS, "rounds": ROUNDS},
+        {
+            side: {
+                f"{protocol} {workload} x{clients} cpu_us": med(v, "cpu")
+                for (version, s, protocol, workload, clients), v in runs.items()
+                if version == "ours" and s == side
+            }
+            for side in ("raftmon", "etcd")
+        },
+    )
     assert all(r["succeeded"] > 0 for v in runs.values() for r in v)

@@ -35,6 +35,7 @@ from lab.cluster import LocalCluster
 from lab.etcd_cluster import EtcdCluster
 from lab.members import ProcessCluster
 from lab.procs import wait_until
+from tests.bench.results import record
 from tests.bench.test_scale_bench import _put_keys
 from tests.cluster.etcdjson import b64
 from tests.helpers import require_tool
@@ -289,4 +290,9 @@ def test_restart_raftmon_against_real_etcd(tmp_path: Path, keys: int) -> None:
         values = [p[phase] for p in phases if phase in p]
         if values:
             print(f"  {phase:<12} {statistics.median(values):.3f}")
+    record(
+        "restart",
+        {"keys": keys, "rounds": ROUNDS},
+        {name: {"first_write_seconds": statistics.median(t)} for name, t in times.items()},
+    )
     assert all(len(t) == ROUNDS for t in times.values())

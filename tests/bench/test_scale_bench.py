@@ -40,6 +40,7 @@ import pytest
 from lab.cluster import LocalCluster
 from lab.etcd_cluster import EtcdCluster
 from lab.members import ProcessCluster
+from tests.bench.results import record
 from tests.cluster.etcdjson import b64, call, put
 from tests.helpers import require_tool
 
@@ -276,5 +277,10 @@ def test_scale_raftmon_against_real_etcd(tmp_path: Path, keys: int) -> None:
         print(f"{name}: {len(texts)} failed puts during compaction + defrag")
         for text in texts:
             print(f"  {text}")
+    record(
+        "scale",
+        {"keys": keys, "soak_seconds": SOAK_SECONDS, "value_bytes": VALUE_BYTES},
+        {name: {**results[name], "failures": failures[name]} for name in results},
+    )
     assert r["load_puts_per_s"] > 0
     assert e["load_puts_per_s"] > 0

@@ -47,6 +47,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from lab.cluster import LocalCluster
 from lab.etcd_cluster import EtcdCluster
 from lab.prom import Member, Prometheus
+from tests.bench.results import record
 from tests.helpers import require_tool
 
 SECONDS = int(os.environ.get("RAFTMON_TELEMETRY_SECONDS", "180"))
@@ -282,6 +283,15 @@ def test_healthy_telemetry_under_load_raftmon_against_etcd(tmp_path: Path) -> No
         print(f"alerts pending or firing, raftmon: {sorted(ours_seen) or 'none'}")
         print(f"alerts pending or firing, etcd 3.4: {sorted(etcd_seen) or 'none'}")
         print(f"on raftmon only (goal: none): {sorted(ours_seen - etcd_seen) or 'none'}")
+    checked = alerts.prom is not None
+    record(
+        "telemetry",
+        {"seconds": SECONDS, "clients": CLIENTS},
+        {
+            "raftmon": {**r, "alerts": sorted(ours_seen) if checked else None},
+            "etcd": {**e, "alerts": sorted(etcd_seen) if checked else None},
+        },
+    )
     for v in (r, e):
         assert v["probes"] > 0, v
         assert v["puts_per_second"] > 0, v
