@@ -15,7 +15,9 @@ For each size, each side in turn on the same machine with the same load tool
    (etcd 3.4 cannot take back a wiped member under the same id without member
    remove/add, so the follower lags instead of losing its disk);
 4. soak: puts at 64 clients for RAFTMON_SCALE_SOAK_SECONDS with auto compaction on;
-   counted: throughput, failed puts, leader changes.
+   counted: throughput, failed puts, leader changes. "60" soaks 60 s at every size;
+   "60,100000:600" soaks 600 s at 100k keys and 60 s at the others (issue 17 asks for a
+   10-minute soak at 100k only, and `make bench-goals` then spends 36 minutes less).
 
 Also printed: the bytes in each member's snap directory besides the live database
 (raftmon's snapshots are markers, etcd's are small files). Sizes come from
@@ -47,7 +49,21 @@ from tests.helpers import require_tool
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(7200)]
 
 SIZES = [int(s) for s in os.environ.get("RAFTMON_SCALE_KEYS", "10000,100000").split(",") if s]
-SOAK_SECONDS = int(os.environ.get("RAFTMON_SCALE_SOAK_SECONDS", "60"))
+
+
+def soak_seconds(spec: str, keys: int) -> int:
+    """The soak's length at `keys` from "DEFAULT[,KEYS:SECONDS...]" (see step 4 above)."""
+    default, per_size = 60, {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        size, sep, seconds = item.partition(":")
+        if sep:
+            per_size[int(size)] = int(seconds)
+        else:
+            default = int(size)
+    return per_size.get(keys, default)
+
+
+SOAK_SPEC = os.environ.get("RAFTMON_SCALE_SOAK_SECONDS", "60")
 VALUE_BYTES = 1024
 SNAPSHOT_COUNT = 10_000
 CATCHUP_ENTRIES = 5_000  # etcd 3.4's fixed snapshot catch-up entries; raftmon's default
@@ -236,7 +252,8 @@ def _run_side(cluster: LocalCluster | EtcdCluster, keys: int) -> tuple[dict[str,
     out["catchup_seconds"] = time.monotonic() - started
     # 4. soak with auto compaction
     changes_before = _metric_sum(metrics, "etcd_server_leader_changes_seen_total")
-    soak = _load(endpoints, "--clients=64", "--conns=16", f"--duration={SOAK_SECONDS}s",
+    soak_for = soak_seconds(SOAK_SPEC, keys)
+    soak = _load(endpoints, "--clients=64", "--conns=16", f"--duration={soak_for}s",
                  "put", "--key-size=12", f"--val-size={VALUE_BYTES}",
                  f"--key-space-size={keys}", "--key-prefix=scale/")  # fmt: skip
     out["soak_puts_per_s"] = float(soak["requests_per_second"])
@@ -269,7 +286,8 @@ def test_scale_raftmon_against_real_etcd(tmp_path: Path, keys: int) -> None:
         finally:
             cluster.stop()
     r, e = results["raftmon"], results["etcd"]
-    print(f"\nscale run: {keys} keys of {VALUE_BYTES} B, 3 members each, soak {SOAK_SECONDS} s")
+    soak_for = soak_seconds(SOAK_SPEC, keys)
+    print(f"\nscale run: {keys} keys of {VALUE_BYTES} B, 3 members each, soak {soak_for} s")
     print(f"{'measure':<32} {'raftmon':>12} {'etcd':>12} {'ratio':>8}")
     for key in r:
         print(f"{key:<32} {r[key]:>12.2f} {e[key]:>12.2f} {_ratio(r[key], e[key]):>8}")
@@ -279,7 +297,7 @@ def test_scale_raftmon_against_real_etcd(tmp_path: Path, keys: int) -> None:
             print(f"  {text}")
     record(
         "scale",
-        {"keys": keys, "soak_seconds": SOAK_SECONDS, "value_bytes": VALUE_BYTES},
+        {"keys": keys, "soak_seconds": soak_for, "value_bytes": VALUE_BYTES},
         {name: {**results[name], "failures": failures[name]} for name in results},
     )
     assert r["load_puts_per_s"] > 0
