@@ -285,6 +285,9 @@ class KVStore:
             if not _damaged(err):
                 raise
             raise BackendCorruptError(os.path.abspath(path), err) from err
+        with contextlib.suppress(OSError):
+            if os.path.getsize(path + "-wal") > 0:
+                store._checkpointer.wake()  # frames a killed process left: copy them back
         log.info(
             "opened backend",
             extra={
