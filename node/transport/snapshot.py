@@ -52,23 +52,36 @@ def snapshot_file_name(msg: Message) -> str:
     return f"{index:016x}.snap.db"
 
 
-async def _read_chunks(source: str | bytes, chunk_size: int, size: int) -> AsyncIterator[bytes]:
+def _read_crc(f: BinaryIO, chunk_size: int, crc: int) -> tuple[bytes, int]:
+    """Worker thread: the next chunk and the CRC that includes it. The CRC is computed here,
+    not on the loop: ~30 ms of CPU per 51 MB image on each side (zlib releases the GIL)."""
+    chunk = f.read(chunk_size)
+    return chunk, zlib.crc32(chunk, crc)
+
+
+async def _read_chunks(
+    source: str | bytes, chunk_size: int, size: int
+) -> AsyncIterator[tuple[bytes, int]]:
+    """The image's chunks, each with the CRC of the image up to and including it."""
+    crc = 0
     if isinstance(source, bytes):
         view = memoryview(source)
         for at in range(0, len(source), chunk_size):
-            yield bytes(view[at : at + chunk_size])
+            chunk = bytes(view[at : at + chunk_size])
+            crc = zlib.crc32(chunk, crc)
+            yield chunk, crc
         return
     f: BinaryIO = await asyncio.to_thread(open, source, "rb")
     try:
         sent = 0
         while True:
-            chunk = await asyncio.to_thread(f.read, chunk_size)
+            chunk, crc = await asyncio.to_thread(_read_crc, f, chunk_size, crc)
             if not chunk:
                 break
             sent += len(chunk)
             if sent > size:
                 break
-            yield chunk
+            yield chunk, crc
         if sent != size:
             raise SnapshotError(f"{source} changed size while being sent ({size} -> {sent})")
     finally:
@@ -102,8 +115,8 @@ async def send_snapshot(
     async def body() -> AsyncIterator[bytes]:
         yield frame
         crc = 0
-        async for chunk in _read_chunks(source, chunk_size, size):
-            crc = zlib.crc32(chunk, crc)
+        async for chunk, running in _read_chunks(source, chunk_size, size):
+            crc = running
             yield chunk
         yield _CRC.pack(crc)
 
@@ -129,9 +142,13 @@ async def send_snapshot(
     return total
 
 
-def _write_all(f: BinaryIO, chunks: list[bytes]) -> None:
+def _write_all(f: BinaryIO, chunks: list[bytes], crc: int) -> int:
+    """Worker thread: append `chunks`, return the CRC that includes them (see _read_crc)."""
     f.writelines(chunks)
     f.flush()  # in the file, for the early fdatasync (_EarlySync) to find
+    for chunk in chunks:
+        crc = zlib.crc32(chunk, crc)
+    return crc
 
 
 class _EarlySync:
@@ -224,17 +241,16 @@ async def receive_snapshot(
             data = await content.read(min(remaining, chunk_size))
             if not data:
                 raise SnapshotError(f"upload truncated: {size - remaining} of {size} bytes")
-            crc = zlib.crc32(data, crc)
             remaining -= len(data)
             pending.append(data)
             pending_size += len(data)
             if pending_size >= chunk_size:
-                await asyncio.to_thread(_write_all, f, pending)
+                crc = await asyncio.to_thread(_write_all, f, pending, crc)
                 early.wrote(pending_size)
                 pending = []
                 pending_size = 0
         if pending:
-            await asyncio.to_thread(_write_all, f, pending)
+            crc = await asyncio.to_thread(_write_all, f, pending, crc)
         try:
             (expected,) = _CRC.unpack(await content.readexactly(_CRC.size))
         except asyncio.IncompleteReadError as exc:
