@@ -73,6 +73,18 @@ class BackgroundCheckpointer:
             return
         if time.monotonic() - self._last_started < self._interval:
             return
+        self.wake()
+
+    def wake(self) -> None:
+        """Run a checkpoint now, in the thread.
+
+        The store calls it at open when a killed process left a WAL behind: otherwise the
+        first close copies it back, and for a follower that receives a snapshot that is
+        the install's close of the old database (~25 ms at 10k keys, while it waits),
+        though the file it copies into is replaced right after.
+        """
+        if self._stopping:
+            return
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
             self._thread.start()

@@ -135,6 +135,19 @@ class RawNode:
         """Ask the leader to hand leadership to `to` (it catches up, then gets MsgTimeoutNow)."""
         self.raft.step(Message(type=MT.MsgTransferLeader, frm=to))
 
+    def heartbeat(self, to: int) -> None:
+        """A leader heartbeats `to` now rather than at its next heartbeat tick (up to a
+        heartbeat interval later): the driver calls it when its stream to `to` connects, so
+        a restarted follower learns the leader, and the leader where the follower's log
+        stands (what it needs, a snapshot perhaps), that much sooner. A no-op elsewhere;
+        as any heartbeat it carries the pending read index's context (etcd's
+        bcastHeartbeat), and an extra one changes nothing else."""
+        r = self.raft
+        if r.state != StateType.StateLeader or to == r.id or to not in r.tracker.ids():
+            return
+        r.send_heartbeat(to, r.read_only.last_pending_request_ctx())
+        r.counters.heartbeats_sent += 1
+
     def report_unreachable(self, to: int) -> None:
         """The transport failed to reach `to`: the leader falls back to probing it."""
         self.raft.step(Message(type=MT.MsgUnreachable, frm=to))

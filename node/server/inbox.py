@@ -64,6 +64,11 @@ class Inbox:
     def on_unreachable(self, peer: int) -> None:
         self.report(lambda: self._node.report_unreachable(peer))
 
+    def on_peer_active(self, peer: int) -> None:
+        """Our stream to `peer` connected: a leader heartbeats it now (RawNode.heartbeat),
+        so a restarted follower's catch-up does not wait for the next heartbeat tick."""
+        self.report(lambda: self._node.heartbeat(peer))
+
     def on_snapshot_status(self, peer: int, failed: bool) -> None:
         self.report(lambda: self._node.report_snapshot(peer, failed))
 

@@ -98,6 +98,7 @@ class EtcdServer:
             on_message=inbox.on_peer_message,
             on_snapshot=inbox.on_peer_snapshot,
             on_unreachable=inbox.on_unreachable,
+            on_active=inbox.on_peer_active,
             on_snapshot_status=inbox.on_snapshot_status,
             snapshot_dir=boot.snapshotter.dir,
             heartbeat_interval=cfg.tick_seconds,

@@ -85,6 +85,7 @@ class PeerSender:
         url: str,
         stats: PeerStats,
         report_unreachable: Callable[[int], None],
+        report_active: Callable[[int], None] | None = None,
     ) -> None:
         self.peer_id = peer_id
         self.url = url.rstrip("/")
@@ -95,6 +96,7 @@ class PeerSender:
         self._headers = wire.stream_headers(local.member_id, peer_id, local.cluster_id)
         self._stream_headers = wire.upgrade_headers(self._headers)
         self._report_unreachable = report_unreachable
+        self._report_active = report_active  # the stream (re)connected: the peer is reachable
         self._observer = local.observer
         self._log_fields = {
             "local-member-id": wire.id_hex(local.member_id),
@@ -245,11 +247,14 @@ class PeerSender:
 
     def _update_active(self) -> None:
         active = self.state is StreamState.CONNECTED and not self.fault.drop
-        if active and not self.stats.active:
+        became = active and not self.stats.active
+        if became:
             self.stats.active_since = time.monotonic()
         elif not active:
             self.stats.active_since = 0.0
         self.stats.active = active
+        if became and self._report_active is not None:
+            self._report_active(self.peer_id)
 
     def request_close(self) -> None:
         """End the stream gracefully: the pump half-closes it, the receiver sees a clean EOF."""

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from aiohttp import web
 
 _CRC = struct.Struct("<I")
+# The receiver starts an fdatasync of what it wrote each time this much more arrived, in a
+# thread while the upload goes on, so the fsync before the acknowledgement finds little
+# left to write: a 51 MB image's was ~35 ms, all of it after the last byte arrived.
+SYNC_STEP = 8 * 1024 * 1024
 
 
 class SnapshotError(Exception):
@@ -48,23 +52,36 @@ def snapshot_file_name(msg: Message) -> str:
     return f"{index:016x}.snap.db"
 
 
-async def _read_chunks(source: str | bytes, chunk_size: int, size: int) -> AsyncIterator[bytes]:
+def _read_crc(f: BinaryIO, chunk_size: int, crc: int) -> tuple[bytes, int]:
+    """Worker thread: the next chunk and the CRC that includes it. The CRC is computed here,
+    not on the loop: ~30 ms of CPU per 51 MB image on each side (zlib releases the GIL)."""
+    chunk = f.read(chunk_size)
+    return chunk, zlib.crc32(chunk, crc)
+
+
+async def _read_chunks(
+    source: str | bytes, chunk_size: int, size: int
+) -> AsyncIterator[tuple[bytes, int]]:
+    """The image's chunks, each with the CRC of the image up to and including it."""
+    crc = 0
     if isinstance(source, bytes):
         view = memoryview(source)
         for at in range(0, len(source), chunk_size):
-            yield bytes(view[at : at + chunk_size])
+            chunk = bytes(view[at : at + chunk_size])
+            crc = zlib.crc32(chunk, crc)
+            yield chunk, crc
         return
     f: BinaryIO = await asyncio.to_thread(open, source, "rb")
     try:
         sent = 0
         while True:
-            chunk = await asyncio.to_thread(f.read, chunk_size)
+            chunk, crc = await asyncio.to_thread(_read_crc, f, chunk_size, crc)
             if not chunk:
                 break
             sent += len(chunk)
             if sent > size:
                 break
-            yield chunk
+            yield chunk, crc
         if sent != size:
             raise SnapshotError(f"{source} changed size while being sent ({size} -> {sent})")
     finally:
@@ -98,8 +115,8 @@ async def send_snapshot(
     async def body() -> AsyncIterator[bytes]:
         yield frame
         crc = 0
-        async for chunk in _read_chunks(source, chunk_size, size):
-            crc = zlib.crc32(chunk, crc)
+        async for chunk, running in _read_chunks(source, chunk_size, size):
+            crc = running
             yield chunk
         yield _CRC.pack(crc)
 
@@ -125,8 +142,37 @@ async def send_snapshot(
     return total
 
 
-def _write_all(f: BinaryIO, chunks: list[bytes]) -> None:
+def _write_all(f: BinaryIO, chunks: list[bytes], crc: int) -> int:
+    """Worker thread: append `chunks`, return the CRC that includes them (see _read_crc)."""
     f.writelines(chunks)
+    f.flush()  # in the file, for the early fdatasync (_EarlySync) to find
+    for chunk in chunks:
+        crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+class _EarlySync:
+    """fdatasyncs of a file being written, one at a time, each in a worker thread and
+    awaited by nobody but `wait`: they overlap the upload instead of following it."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._unsynced = 0
+        self._task: asyncio.Future[None] | None = None
+
+    def wrote(self, nbytes: int) -> None:
+        """`nbytes` more are in the file; start a sync if a step's worth is and none runs."""
+        self._unsynced += nbytes
+        if self._unsynced >= SYNC_STEP and (self._task is None or self._task.done()):
+            self._unsynced = 0
+            self._task = asyncio.ensure_future(asyncio.to_thread(os.fdatasync, self._fd))
+
+    async def wait(self) -> None:
+        """The sync in flight has ended; raises its error. NB: the final fsync may not
+        see an error an earlier fdatasync of the same descriptor reported (Linux reports
+        a writeback error once per open file), so it must fail the upload here."""
+        if self._task is not None:
+            await self._task
 
 
 def _fsync_close(f: BinaryIO) -> None:
@@ -184,6 +230,7 @@ async def receive_snapshot(
     final = os.path.join(snapshot_dir, snapshot_file_name(msg))
     tmp = os.path.join(snapshot_dir, f".{uuid.uuid4().hex}.snap.db.part")
     f: BinaryIO = await asyncio.to_thread(open, tmp, "wb")
+    early = _EarlySync(f.fileno())
     closed = False
     try:
         remaining = size
@@ -194,16 +241,16 @@ async def receive_snapshot(
             data = await content.read(min(remaining, chunk_size))
             if not data:
                 raise SnapshotError(f"upload truncated: {size - remaining} of {size} bytes")
-            crc = zlib.crc32(data, crc)
             remaining -= len(data)
             pending.append(data)
             pending_size += len(data)
             if pending_size >= chunk_size:
-                await asyncio.to_thread(_write_all, f, pending)
+                crc = await asyncio.to_thread(_write_all, f, pending, crc)
+                early.wrote(pending_size)
                 pending = []
                 pending_size = 0
         if pending:
-            await asyncio.to_thread(_write_all, f, pending)
+            crc = await asyncio.to_thread(_write_all, f, pending, crc)
         try:
             (expected,) = _CRC.unpack(await content.readexactly(_CRC.size))
         except asyncio.IncompleteReadError as exc:
@@ -212,13 +259,18 @@ async def receive_snapshot(
             raise SnapshotError(f"CRC mismatch: sent {expected:08x}, received {crc:08x}")
         if await content.read(1):
             raise SnapshotError("unexpected bytes after the CRC trailer")
+        await early.wait()
         closed = True
         await asyncio.to_thread(_fsync_close, f)
         await asyncio.to_thread(_rename_durably, tmp, final)
     except BaseException:
-        if not closed:
-            f.close()  # no fsync: the partial file is deleted next
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        try:
+            with contextlib.suppress(OSError):
+                await early.wait()  # before the file (and its descriptor number) goes
+        finally:
+            if not closed:
+                f.close()  # no fsync: the partial file is deleted next
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise
     return msg, final, LENGTH_SIZE + length + size + _CRC.size

@@ -60,9 +60,11 @@ class Transport:
         ssl_context: ssl.SSLContext | None = None,
         election_timeout: float | None = None,
         client_ssl_context: ssl.SSLContext | None = None,
+        on_active: Callable[[int], None] | None = None,
     ) -> None:
         """`client_ssl_context` dials other members' client URLs (calls forwarded to the
-        leader); `ssl_context` dials their peer URLs."""
+        leader); `ssl_context` dials their peer URLs. `on_active(peer)`: our stream to
+        `peer` connected (again)."""
         self.local_id = local_id
         # https peers: verify their certificate (CA + host name), present ours (node/tls.py)
         self._ssl: ssl.SSLContext | bool = ssl_context or True
@@ -72,6 +74,7 @@ class Transport:
         self._on_message = on_message
         self._on_snapshot = on_snapshot
         self._on_unreachable = on_unreachable
+        self._on_active = on_active
         self._on_snapshot_status = on_snapshot_status
         self._on_fatal = on_fatal
         self._observer: TransportObserver = observer or NullObserver()
@@ -205,6 +208,7 @@ class Transport:
             url=url,
             stats=self._stats[peer_id],
             report_unreachable=self._report_unreachable,
+            report_active=self._report_active,
         )
 
     def _start_peer(self, peer_id: int) -> None:
@@ -504,6 +508,11 @@ class Transport:
         sender = self._senders.get(peer_id)
         if sender is not None:
             sender.peer_is_back()
+
+    def _report_active(self, peer_id: int) -> None:
+        if self._stopped or self._on_active is None or self._loop is None:
+            return
+        self._loop.call_soon(self._on_active, peer_id)  # outside the sender's own state change
 
     def _report_unreachable(self, peer_id: int) -> None:
         if self._stopped or self._on_unreachable is None or self._loop is None:

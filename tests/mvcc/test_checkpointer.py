@@ -97,3 +97,28 @@ def test_a_steady_write_load_still_restarts_the_wal(db_path: str) -> None:
     # trimmed to journal_size_limit (8 MiB) at each restart and grows from there.
     assert wal_bytes < 2 * written, (wal_bytes, written, checkpointer.checkpoints)
     assert checkpointer.writer_resets >= 1
+
+
+def test_a_wal_left_by_a_killed_process_is_copied_back_at_open(tmp_path: Path) -> None:
+    # The files as a kill -9 leaves them: copied while the writer still has them open.
+    live, left = tmp_path / "live", tmp_path / "left"
+    live.mkdir()
+    left.mkdir()
+    store = KVStore.open(str(live / "db"))
+    store._checkpointer.close()  # no checkpoint of its own: every frame stays in the WAL
+    raft = Log(store)
+    for i in range(20):
+        raft.apply(rq.PutRequest(b"k%d" % i, b"v" * 1000))
+    for suffix in ("", "-wal"):
+        (left / f"db{suffix}").write_bytes((live / f"db{suffix}").read_bytes())
+    store.close()
+    reopened = KVStore.open(str(left / "db"))  # no write follows
+    try:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while reopened._checkpointer.checkpoints == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert reopened._checkpointer.checkpoints == 1
+        assert wal_frames_left(str(left / "db")) == 0
+        assert reopened.range(rq.RangeRequest(b"k19")).kvs[0].value == b"v" * 1000
+    finally:
+        reopened.close()

@@ -211,3 +211,44 @@ def test_compacted_follower_gets_a_snapshot() -> None:
     assert any(m.type == MT.MsgSnap and m.to == 3 for m in sent)
     assert follower3[0].status().commit == applied
     assert follower3[1].snapshot().data == b"image"
+
+
+def test_heartbeat_to_one_peer_comes_from_the_leader_only() -> None:
+    """RawNode.heartbeat: the driver's "our stream to it connected" makes a leader
+    heartbeat that peer at once; a follower does nothing; nothing else changes."""
+    nodes = elect_three()
+    leader, follower = nodes[1][0], nodes[2][0]
+    before = leader.status()
+    leader.heartbeat(3)
+    rd = leader.ready()
+    assert [(m.type, m.to) for m in rd.messages] == [(MT.MsgHeartbeat, 3)]
+    assert rd.entries == []
+    assert rd.hard_state is None
+    leader.advance(rd)
+    leader.heartbeat(1)  # itself, and an unknown id: nothing
+    leader.heartbeat(9)
+    follower.heartbeat(3)
+    assert not leader.has_ready()
+    assert not follower.has_ready()
+    after = leader.status()
+    assert (after.term, after.commit, after.lead) == (before.term, before.commit, before.lead)
+
+
+def test_a_heartbeat_to_a_compacted_follower_gets_it_a_snapshot_without_a_tick() -> None:
+    nodes = elect_three()
+    leader, st = nodes[1]
+    del nodes[3]  # member 3 is down while the log moves on and is compacted
+    for k in range(10):
+        leader.propose(b"v%d" % k)
+    pump(nodes)
+    applied = leader.status().applied
+    st.create_snapshot(applied, raft.ConfState(voters=(1, 2, 3)), b"")
+    st.compact(applied)
+    leader.report_unreachable(3)  # its stream broke: probing
+    leader.heartbeat(3)  # its stream is back
+    rd = leader.ready()
+    beat = next(m for m in rd.messages if m.to == 3)
+    leader.advance(rd)
+    leader.step(raft.Message(type=MT.MsgHeartbeatResp, to=1, frm=3, term=beat.term))
+    sent = leader.ready().messages
+    assert [(m.type, m.to) for m in sent] == [(MT.MsgSnap, 3)]

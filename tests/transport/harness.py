@@ -40,6 +40,7 @@ class Recorder:
 
     messages: list[Message] = field(default_factory=list)
     unreachable: list[int] = field(default_factory=list)
+    active: list[int] = field(default_factory=list)  # each time our stream to it connected
     snapshot_status: list[tuple[int, bool]] = field(default_factory=list)
     snapshots: list[tuple[Message, str, bytes]] = field(default_factory=list)
     rtts: dict[int, list[float]] = field(default_factory=dict)  # every answered probe
@@ -53,6 +54,10 @@ class Recorder:
 
     def on_unreachable(self, peer: int) -> None:
         self.unreachable.append(peer)
+        self.changed.set()
+
+    def on_active(self, peer: int) -> None:
+        self.active.append(peer)
         self.changed.set()
 
     def on_snapshot_status(self, peer: int, failed: bool) -> None:
@@ -163,6 +168,7 @@ class Cluster:
             self.heartbeat_interval,
             options=self.options,
             observer=rec,
+            on_active=rec.on_active,
         )
         return Member(member_id, self.ports[member_id], rec, transport)
 

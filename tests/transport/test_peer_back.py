@@ -45,3 +45,19 @@ async def test_a_connected_or_connecting_stream_is_left_alone(
     sender.peer_is_back()  # nothing to cut short: the stream stays as it is
     assert sender.state is StreamState.CONNECTED
     assert a.transport.stats()[2].disconnects == 0
+
+
+async def test_each_time_our_stream_to_a_peer_connects_it_is_reported_active(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    # The server turns it into a leader's heartbeat to that peer at once (RawNode.heartbeat).
+    cluster = make_cluster(2, options=LONG_BACKOFF)
+    a = await cluster.start(1)
+    b = await cluster.start(2)
+    await eventually(lambda: a.rec.active == [2], "a's stream to b connected")
+    await eventually(lambda: b.rec.active == [1], "b's stream to a connected")
+    await b.stop()
+    del cluster.members[2]
+    await eventually(lambda: not a.transport.stats()[2].active, "a's stream to b broke")
+    b = await cluster.start(2)  # restarted: its stream to a ends a's backoff toward it
+    await eventually(lambda: a.rec.active == [2, 2], "a's stream to b connected again")

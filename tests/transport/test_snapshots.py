@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from node.raft.messages import ConfState, Message, MessageType, Snapshot, SnapshotMetadata
-from node.transport import TransportOptions, wire
+from node.transport import TransportOptions, snapshot, wire
 from node.transport.codec import encode
 from tests.transport.harness import FAST, Cluster
 
@@ -134,3 +136,46 @@ async def test_truncated_or_corrupt_upload_is_refused_and_leaves_no_file(
     assert b.transport.stats()[1].snapshot_receive_failures == 2
     snap_dir = Path(cluster.snapshot_root) / "member-2"
     assert not snap_dir.exists() or os.listdir(snap_dir) == []
+
+
+async def test_an_image_is_synced_while_it_arrives_and_arrives_byte_identical(
+    make_cluster: Callable[..., Cluster], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real = os.fdatasync
+
+    def counting(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(snapshot, "SYNC_STEP", 512 * 1024)
+    monkeypatch.setattr(os, "fdatasync", counting)
+    cluster = make_cluster(2, options=TransportOptions(snapshot_chunk_size=256 * 1024))
+    await cluster.start_all()
+    a, b = cluster.members[1], cluster.members[2]
+    image = write_image(tmp_path / "db", 3 * 1024 * 1024 + 5)
+    a.transport.send_snapshot(msg_snap(1, 2), str(tmp_path / "db"))
+    await a.rec.wait(lambda: a.rec.snapshot_status == [(2, False)], "snapshot success status")
+    assert b.rec.snapshots[0][2] == image
+    assert synced  # before the final fsync, while the upload went on
+
+
+async def test_a_failed_sync_while_an_image_arrives_fails_the_upload(
+    make_cluster: Callable[..., Cluster], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Linux reports a writeback error to one fsync of a descriptor: the final fsync may
+    # succeed after an early one failed, so the early one's error must fail the upload.
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, "injected writeback error")
+
+    monkeypatch.setattr(snapshot, "SYNC_STEP", 512 * 1024)
+    monkeypatch.setattr(os, "fdatasync", failing)
+    cluster = make_cluster(2, options=TransportOptions(snapshot_chunk_size=256 * 1024))
+    await cluster.start_all()
+    a, b = cluster.members[1], cluster.members[2]
+    write_image(tmp_path / "db", 3 * 1024 * 1024)
+    a.transport.send_snapshot(msg_snap(1, 2), str(tmp_path / "db"))
+    await a.rec.wait(lambda: a.rec.snapshot_status == [(2, True)], "failed snapshot status")
+    assert b.rec.snapshots == []
+    member_dir = Path(cluster.snapshot_root) / "member-2"
+    assert not [p for p in os.listdir(member_dir) if p.endswith((".part", ".snap.db"))]
