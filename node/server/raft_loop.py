@@ -20,12 +20,15 @@ Nothing is acknowledged to a client before the entry is committed (a majority
 fsynced it) and applied here.
 
 A commit-only append (the empty MsgApp the core sends each follower when the commit
-index moves) waits up to COMMIT_HOLD_SECONDS for the next append to that follower, which
-carries the commit index too and replaces it. At one client every write otherwise woke
-each follower twice (its entry, then its commit: a second WAL write, apply and answer)
-and the leader twice more for those answers, on two shared cores. With no write to
+index moves) waits up to COMMIT_HOLD_SECONDS from when it was held for the next append to
+that follower, which carries the commit index too and replaces it. At one client every
+write otherwise woke each follower twice (its entry, then its commit: a second WAL write,
+apply and answer) and the leader twice more for those answers, on two shared cores. With no write to
 follow, a follower learns the commit index that much later; its linearizable reads do
-not wait for it (the ReadIndex heartbeats carry the commit index).
+not wait for it (the ReadIndex heartbeats carry the commit index). The hold is counted
+per message: one timer armed by an earlier, since replaced, hold used to send a third of
+one client's commit-only appends early (at a random phase of the next write), each a
+second wake-up, WAL write, ack and apply per follower after all.
 
 A snapshot (a full SQLite checkpoint with two fsyncs in a worker thread, 90-170 ms
 measured under load) does not hold the loop: it runs as a task of its own
@@ -68,6 +71,9 @@ log = logging.getLogger(__name__)
 # How long a commit-only append may wait for the next append to its follower (see above):
 # longer than a write's round trip at one client (~1.2 ms), far below a heartbeat.
 COMMIT_HOLD_SECONDS = 0.002
+# A held append this close to its end leaves when the timer fires (asyncio fires timers
+# up to its clock resolution early), instead of re-arming for a few microseconds.
+COMMIT_HOLD_SLACK_SECONDS = 0.0001
 FSYNC_ON_LOOP_SECONDS = 0.002  # fsyncs faster than this block the loop less than a hop costs
 
 
@@ -126,8 +132,9 @@ class RaftLoop:
         # as asyncio.to_thread makes, and never queued behind a snapshot or a defrag).
         self._fsync_thread = concurrent.futures.ThreadPoolExecutor(1, "wal-fsync")
         # Commit-only appends waiting for the next append to their follower (module
-        # docstring), by follower; one timer sends whatever is still held.
-        self._held_commits: dict[int, Message] = {}
+        # docstring): by follower, (the append, when it was held); one timer, armed for
+        # the oldest hold's end or earlier, sends those whose hold ended.
+        self._held_commits: dict[int, tuple[Message, float]] = {}
         self._held_timer: asyncio.TimerHandle | None = None
         # Ticks fed to the core while a save ran in the fsync thread (_tick_while_persisting)
         self._ticked_while_persisting = False
@@ -435,24 +442,49 @@ class RaftLoop:
                 self._snapshots.send(msg)
                 continue
             if msg.type == MessageType.MsgApp:
-                if held:
-                    held.pop(msg.to, None)  # this one carries the commit index too
+                replaced = held.pop(msg.to, None) if held else None  # it carries the commit
                 if not msg.entries and COMMIT_HOLD_SECONDS > 0:
-                    held[msg.to] = msg
-                    if self._held_timer is None:
-                        self._held_timer = asyncio.get_running_loop().call_later(
-                            COMMIT_HOLD_SECONDS, self._send_held
-                        )
+                    self._hold(msg, replaced)
                     continue
             elif msg.type == MessageType.MsgHeartbeat:
                 self._observe_heartbeat(msg.to)
             plain.append(msg)
+        if not held and self._held_timer is not None:
+            # Every hold was replaced: no timer wake-up (a loop turn) for nothing.
+            self._held_timer.cancel()
+            self._held_timer = None
         if plain:
             self._ctx.transport.send(plain)
 
+    def _hold(self, msg: Message, replaced: tuple[Message, float] | None) -> None:
+        """Hold a commit-only append for COMMIT_HOLD_SECONDS from now (module docstring).
+
+        One that replaces a commit-only append still held keeps that one's start, so a
+        follower never waits longer than one hold for a commit index.
+        """
+        now = time.monotonic()
+        since = replaced[1] if replaced is not None else now  # only commit-only are held
+        self._held_commits[msg.to] = (msg, since)
+        if self._held_timer is None:
+            self._arm_hold(since + COMMIT_HOLD_SECONDS - now)
+
+    def _arm_hold(self, delay: float) -> None:
+        self._held_timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._send_held)
+
     def _send_held(self) -> None:
-        """The hold ended: the commit-only appends no later append replaced leave now."""
+        """The timer fired: the commit-only appends whose hold ended leave now.
+
+        Those held later (after the appends the timer was armed for were replaced) wait
+        for the end of their own hold: the timer is armed again for the oldest.
+        """
         self._held_timer = None
-        held, self._held_commits = self._held_commits, {}
+        held = self._held_commits
+        if not held:
+            return
+        ends = time.monotonic() - COMMIT_HOLD_SECONDS + COMMIT_HOLD_SLACK_SECONDS
+        due = [to for to, (_, since) in held.items() if since <= ends]
+        if due:
+            self._ctx.transport.send([held.pop(to)[0] for to in due])
         if held:
-            self._ctx.transport.send(list(held.values()))
+            oldest = min(since for _, since in held.values())
+            self._arm_hold(oldest + COMMIT_HOLD_SECONDS - time.monotonic())

@@ -96,3 +96,67 @@ async def test_appends_with_entries_and_heartbeats_leave_at_once(
     assert [m.type for m in sent] == [MessageType.MsgApp, MessageType.MsgHeartbeat]
     await asyncio.sleep(2 * HOLD)
     assert len(sent) == 2  # nothing was held
+
+
+async def test_a_later_hold_waits_its_own_time_not_the_first_holds_timer(
+    server: tuple[EtcdServer, list[Message]],
+) -> None:
+    # One client: commit k is held, the append of k+1 replaces it, commit k+1 is held.
+    # The timer armed for commit k must not send commit k+1 early.
+    d, sent = server
+    d.loop._send([_app(2, 10)])
+    await asyncio.sleep(HOLD / 2)
+    d.loop._send([_app(2, 10, entries=1)])
+    held_at = time.monotonic()
+    d.loop._send([_app(2, 11)])
+    assert [m.commit for m in sent] == [10]  # the append, at once
+    await _until("commit 11 to leave", lambda: len(sent) == 2)
+    assert time.monotonic() - held_at >= HOLD * 0.9
+    assert [(len(m.entries), m.commit) for m in sent] == [(1, 10), (0, 11)]
+
+
+async def test_a_commit_only_append_replacing_a_held_one_keeps_its_start(
+    server: tuple[EtcdServer, list[Message]],
+) -> None:
+    # A follower waits at most one hold for a commit index, however often it moves.
+    d, sent = server
+    started = time.monotonic()
+    d.loop._send([_app(2, 10)])
+    since = d.loop._held_commits[2][1]
+    await asyncio.sleep(HOLD / 2)
+    d.loop._send([_app(2, 11)])
+    assert sent == []
+    assert d.loop._held_commits[2] == (_app(2, 11), since)  # the newer commit, same start
+    await _until("commit 11 to leave", lambda: sent)
+    assert time.monotonic() - started >= HOLD * 0.9
+    assert [(m.to, m.commit) for m in sent] == [(2, 11)]
+
+
+async def test_each_follower_leaves_at_the_end_of_its_own_hold(
+    server: tuple[EtcdServer, list[Message]],
+) -> None:
+    d, sent = server
+    d.loop._send([_app(2, 10)])
+    await asyncio.sleep(HOLD / 2)
+    d.loop._send([_app(3, 10)])
+    await _until("m2's commit to leave", lambda: sent)
+    assert [m.to for m in sent] == [2]  # m3's hold has not ended yet
+    await _until("m3's commit to leave", lambda: len(sent) == 2)
+    assert [m.to for m in sent] == [2, 3]
+    assert d.loop._held_commits == {}
+
+
+async def test_no_timer_is_left_when_every_hold_was_replaced(
+    server: tuple[EtcdServer, list[Message]],
+) -> None:
+    # At one client each commit is replaced by the next write's append well within the
+    # hold: the timer would only wake the loop for nothing.
+    d, sent = server
+    d.loop._send([_app(2, 10), _app(3, 10)])
+    d.loop._send([_app(2, 10, entries=1)])
+    assert d.loop._held_timer is not None  # m3's commit is still held
+    d.loop._send([_app(3, 10, entries=1)])
+    assert d.loop._held_timer is None
+    assert d.loop._held_commits == {}
+    await asyncio.sleep(2 * HOLD)
+    assert [(m.to, len(m.entries)) for m in sent] == [(2, 1), (3, 1)]
