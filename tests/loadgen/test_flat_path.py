@@ -10,7 +10,6 @@ failures), a real etcd 3.4 member and a real raftmon member.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from loadgen.runner import Clients
 from tests.helpers import etcd_cluster
 from tests.loadgen.conftest import put_count, run_load
 from tests.loadgen.runs import load_argv, run_load_in_thread, run_open_loop
+from tests.loadgen.test_against_etcd import wait_for
 from tests.loadgen.test_lean_http import CHUNKED, HEAD, Scripted, answer, etcd_error
 
 
@@ -34,16 +34,6 @@ def flat_only(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("a plain workload's client thread left the flat path")
 
     monkeypatch.setattr(Clients, "thread", refuse)
-
-
-def wait_for(predicate: Any, timeout: float = 10.0, step: float = 0.05) -> bool:
-    """Poll `predicate` until it is true or `timeout` passes (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return bool(predicate())
 
 
 def flat_argv(endpoints: list[str], workload: str, *flags: str, **options: int | str) -> list[str]:
@@ -124,43 +114,26 @@ async def test_refused_connections_are_counted_not_fatal() -> None:
 
 # -- real servers ----------------------------------------------------------------------
 @pytest.mark.tools
-@pytest.mark.parametrize("clients", [1, 3])
-def test_puts_and_ranges_against_etcd_are_exact(etcd1: EtcdCluster, clients: int) -> None:
-    member = etcd1.members[0]
-    before = put_count(member)
-    argv = flat_argv(etcd1.endpoints, "put", "--key-space-size=50", clients=clients, total=200)
-    code, report = run_load(argv)
-    assert code == 0
-    assert report["failed"] == 0, report["errors"]
-    assert_accounted(report, 200)
-    assert wait_for(lambda: put_count(member) - before >= 200)
-    assert put_count(member) - before == 200
-    argv = flat_argv(etcd1.endpoints, "range", "--key-space-size=50", clients=clients, total=200)
-    code, report = run_load(argv)
-    assert code == 0
-    assert report["failed"] == 0, report["errors"]
-    assert_accounted(report, 200)
-
-
 @pytest.mark.cluster
+@pytest.mark.parametrize("side", ["etcd1", "raftmon1"])
 @pytest.mark.parametrize("clients", [1, 3])
-def test_puts_and_ranges_against_raftmon_are_exact(raftmon1: LocalCluster, clients: int) -> None:
-    member = raftmon1.members[0]
+def test_puts_and_ranges_against_real_servers_are_exact(
+    request: pytest.FixtureRequest, side: str, clients: int
+) -> None:
+    server: EtcdCluster | LocalCluster = request.getfixturevalue(side)
+    member = server.members[0]
     before = put_count(member)
-    argv = flat_argv(raftmon1.endpoints, "put", "--key-space-size=50", clients=clients, total=200)
-    code, report = run_load(argv)
-    assert code == 0
-    assert report["failed"] == 0, report["errors"]
-    assert_accounted(report, 200)
-    assert wait_for(lambda: put_count(member) - before >= 200)
-    assert put_count(member) - before == 200
-    argv = flat_argv(
-        raftmon1.endpoints, "range", "--key-space-size=50", "--prefill", clients=clients, total=200
-    )
-    code, report = run_load(argv)
-    assert code == 0
-    assert report["failed"] == 0, report["errors"]
-    assert_accounted(report, 200)
+    for workload in ("put", "range"):
+        argv = flat_argv(
+            server.endpoints, workload, "--key-space-size=50", clients=clients, total=200
+        )
+        code, report = run_load(argv)
+        assert code == 0
+        assert report["failed"] == 0, report["errors"]
+        assert_accounted(report, 200)
+        if workload == "put":
+            assert wait_for(lambda: put_count(member) - before >= 200)
+            assert put_count(member) - before == 200
 
 
 @pytest.mark.tools
