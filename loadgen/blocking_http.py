@@ -112,22 +112,45 @@ class _Link:
         return True
 
     def exchange(self, request: bytes, deadline: float, timeout: float) -> tuple[int, bytes]:
-        """Send `request` and read its answer by `deadline`; (status, body)."""
-        if self.wait != timeout:
-            self.set_wait(timeout)
-        sock = self.sock
-        sock.sendall(request)
+        """Send `request` and read its answer by `deadline`; (status, body).
+
+        A failure closes the socket and raises the report's EtcdError (anything else, a
+        bug, is passed on as it is): its late answer would be read as the next request's.
+        One frame for the usual answer, whole in one recv and framed as it came (no copy):
+        at one client each call on the path costs microseconds of cold caches.
+        """
+        try:
+            if self.wait != timeout:
+                self.set_wait(timeout)
+            sock = self.sock
+            sock.sendall(request)
+            data = sock.recv(RECV_SIZE)
+            framed = frame_answer(data) if data else UNTIL_CLOSE
+            if isinstance(framed, int):
+                framed = self._read_rest(data, deadline)
+        except BaseException as exc:
+            self.close()
+            error = request_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+        status, body, keep_alive = framed
+        if not keep_alive:
+            self.reusable = False
+        return status, body
+
+    def _read_rest(self, data: bytes, deadline: float) -> tuple[int, bytes, bool]:
+        """The framed answer whose first bytes, `data`, did not hold it whole."""
         buf = self.buf
         need = 0
         while True:
-            data = sock.recv(RECV_SIZE)
             if not data:
                 return self._ended(need)
             buf += data
-            if len(buf) < need or need == UNTIL_CLOSE:
-                continue
-            framed = frame_answer(buf)
-            if isinstance(framed, int):
+            if len(buf) >= need and need != UNTIL_CLOSE:
+                framed = frame_answer(buf)
+                if not isinstance(framed, int):
+                    return framed
                 need = framed
                 if need == UNTIL_CLOSE:
                     self.reusable = False
@@ -135,17 +158,13 @@ class _Link:
                 if left <= 0:
                     raise TimeoutError
                 self.set_wait(left)  # the next recv may wait only for what is left
-                continue
-            status, body, keep_alive = framed
-            if not keep_alive:
-                self.reusable = False
-            return status, body
+            data = self.sock.recv(RECV_SIZE)
 
-    def _ended(self, need: int) -> tuple[int, bytes]:
+    def _ended(self, need: int) -> tuple[int, bytes, bool]:
         """The server closed the socket mid-answer: the answer, if its close frames it."""
         self.reusable = False
         if need == UNTIL_CLOSE and self.buf:
-            return close_delimited(self.buf)
+            return (*close_delimited(self.buf), False)
         raise EtcdError(CONN_LOST, "connection closed by the server")
 
     def close(self) -> None:
@@ -183,14 +202,7 @@ class BlockingHttp:
         """`post`, as a plain blocking call."""
         deadline = time.monotonic() + self.timeout
         link = self._take(deadline)
-        try:
-            status, payload = link.exchange(self.target.request(path, body), deadline, self.timeout)
-        except BaseException as exc:
-            link.close()
-            error = request_error(exc)
-            if error is None:
-                raise
-            raise error from exc
+        status, payload = link.exchange(self.target.request(path, body), deadline, self.timeout)
         self._give_back(link)
         if status != 200:
             raise error_from_body(status, payload)
@@ -205,15 +217,21 @@ class BlockingHttp:
                 link = idle.pop()
             except IndexError:  # another thread took the last one
                 break
-            idle_for = now - link.idle_since
-            if idle_for <= CHECK_AFTER or (
-                idle_for <= self.idle_limit and not link.closed_while_idle()
-            ):
+            if self.fit(link, now):
                 return link
             link.close()
-        return self._connect(deadline)
+        return self.connect(deadline)
 
-    def _connect(self, deadline: float) -> _Link:
+    def fit(self, link: _Link, now: float) -> bool:
+        """Whether idle `link` may carry the next request: used again at once, or idle
+        under the limit and not closed by the server meanwhile (one peek)."""
+        idle_for = now - link.idle_since
+        return idle_for <= CHECK_AFTER or (
+            idle_for <= self.idle_limit and not link.closed_while_idle()
+        )
+
+    def connect(self, deadline: float) -> _Link:
+        """A new socket to the endpoint (EtcdError `timeout` or `conn_refused` if none)."""
         if self._closed:
             raise EtcdError(OTHER, "client closed")
         target = self.target
@@ -246,6 +264,52 @@ class BlockingHttp:
         idle, self._idle = self._idle, []
         for link in idle:
             link.close()
+
+
+class OwnSocket:
+    """One client thread's socket to its endpoint, kept from one request to the next: the
+    flat hot path's (`loadgen.runner.Clients.flat`).
+
+    Why not `BlockingHttp.post_now`: at one client every request begins on a process just
+    woken, its caches taken by the cluster meanwhile, where each call and clock read of a
+    pool's take and give-back costs microseconds (`docs/benchmarks.md`, session 23). A
+    socket of the thread's own needs neither; it is checked as the pool checks its idle
+    ones (`BlockingHttp.fit`) and replaced when unfit or retired by its answer.
+    """
+
+    __slots__ = ("http", "link", "request", "timeout")
+
+    def __init__(self, http: BlockingHttp) -> None:
+        self.http = http
+        self.link: _Link | None = None
+        self.request = http.target.request
+        self.timeout = http.timeout
+
+    def exchange(self, path: str, body: bytes, now: float) -> tuple[int, bytes]:
+        """POST `body` to `path`, sent at `now` (monotonic); (status, body) of the answer.
+
+        A failure raises EtcdError of the report's kinds; its socket is dropped.
+        """
+        link = self.link
+        deadline = now + self.timeout
+        if link is None or not (
+            link.reusable and (now - link.idle_since <= CHECK_AFTER or self.http.fit(link, now))
+        ):
+            if link is not None:
+                link.close()
+            self.link = None
+            link = self.link = self.http.connect(deadline)
+        answer = link.exchange(self.request(path, body), deadline, self.timeout)
+        if link.reusable:
+            link.idle_since = time.monotonic()
+        else:
+            link.close()  # its answer retired it (`Connection: close`)
+        return answer
+
+    def close(self) -> None:
+        if self.link is not None:
+            self.link.close()
+            self.link = None
 
 
 def request_error(exc: BaseException) -> EtcdError | None:

@@ -15,11 +15,11 @@ import json
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from loadgen.blocking_http import BlockingHttp
+from loadgen.blocking_http import BlockingHttp, OwnSocket
 from loadgen.client import EtcdClient, parse_keepalive
 from loadgen.conn import WatchBatch
 from loadgen.errors import error_from_stream_error
-from loadgen.keyspace import fixed_range_body
+from loadgen.keyspace import PUT_PATH, RANGE_PATH, TXN_PATH, fixed_range_body
 from loadgen.lean_http import LeanHttp
 
 if TYPE_CHECKING:
@@ -59,16 +59,21 @@ class HttpConn:
         self.keys = keys
         self._fixed: dict[tuple[bytes, bytes | None, bool], bytes] = {}
 
+    def own_socket(self) -> OwnSocket:
+        """A socket of one client thread's own (`blocking` connections only)."""
+        assert isinstance(self.lean, BlockingHttp), "own sockets are for client threads"
+        return OwnSocket(self.lean)
+
     async def put(self, i: int) -> None:
-        await self._post("/v3/kv/put", self.keys.put_body(i))
+        await self._post(PUT_PATH, self.keys.put_body(i))
 
     async def put_revision(self, i: int) -> int:
-        payload = await self._post("/v3/kv/put", self.keys.put_body(i))
+        payload = await self._post(PUT_PATH, self.keys.put_body(i))
         return int(json.loads(payload)["header"]["revision"])
 
     async def range(self, i: int, *, serializable: bool) -> None:
         body = self.keys.range_body(i, serializable=serializable)
-        await self._post("/v3/kv/range", body)
+        await self._post(RANGE_PATH, body)
 
     async def fixed_range(self, key: bytes, end: bytes | None, *, serializable: bool) -> None:
         body = self._fixed.get((key, end, serializable))
@@ -76,10 +81,10 @@ class HttpConn:
             body = self._fixed[key, end, serializable] = fixed_range_body(
                 key, end, serializable=serializable
             )
-        await self._post("/v3/kv/range", body)
+        await self._post(RANGE_PATH, body)
 
     async def txn_put(self, first: int, ops: int) -> None:
-        await self._post("/v3/kv/txn", self.keys.txn_put_body(first, ops))
+        await self._post(TXN_PATH, self.keys.txn_put_body(first, ops))
 
     async def lease_grant(self, ttl: int) -> int:
         lease_id, _ttl = await self.client.lease_grant(ttl)

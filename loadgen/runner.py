@@ -23,19 +23,21 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from loadgen.blocking_http import run_now
 from loadgen.config import DEFAULT_TOTAL, LoadConfig, WorkerShare, client_threads
 from loadgen.connect import open_conn
-from loadgen.errors import SUCCESS, EtcdError, error_from_exception
+from loadgen.errors import SUCCESS, EtcdError, error_from_body, error_from_exception
+from loadgen.http_conn import HttpConn
 from loadgen.recorder import Recorder, WorkerResult
 from loadgen.workloads import WatchWorkload, make_workload
 
 if TYPE_CHECKING:
     from loadgen.conn import Conn
     from loadgen.metrics import LoadMetrics, Snapshot
-    from loadgen.workloads import Workload
+    from loadgen.workloads import PlainRequest, Workload
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +155,12 @@ class Clients:
         """When ticket `k` is due: its intended time in open loop, else now."""
         return self.tickets.intended(k) if self.tickets.open_loop else now
 
-    def sent(self) -> None:
-        self.recorder.record_send(time.monotonic())
+    def sent(self, now: float) -> None:
+        self.recorder.record_send(now)
         if self.inflight is not None:
             self.inflight.inc()
 
-    def done(self, op: str, outcome: str, start: float) -> None:
-        end = time.monotonic()
+    def done(self, op: str, outcome: str, start: float, end: float) -> None:
         if self.inflight is not None:
             self.inflight.dec()
         self.recorder.record(op, outcome, end - start, end)
@@ -174,10 +175,14 @@ class Clients:
                     group.create_task(self.task(client))
             return
         loop = asyncio.get_running_loop()
+        plain = self.workload.plain()
+        if not all(isinstance(conn, HttpConn) for conn in self.conns):
+            plain = None  # the flat path speaks HTTP only
+        client_thread = self.thread if plain is None else partial(self.flat, plain=plain)
         with ThreadPoolExecutor(count, thread_name_prefix="raftmon-load-client") as pool:
             try:
                 await asyncio.gather(
-                    *(loop.run_in_executor(pool, self.thread, c) for c in range(count))
+                    *(loop.run_in_executor(pool, client_thread, c) for c in range(count))
                 )
             finally:
                 # A cancelled or failed run: each thread ends after its request at most.
@@ -199,13 +204,13 @@ class Clients:
                 # sent before its due time is timed from its actual send.
                 start = min(start, clock())
             op, fn = self.workload.next_op(k)
-            self.sent()
+            self.sent(clock())
             try:
                 await fn(conn, k, client)
                 outcome = SUCCESS
             except Exception as exc:  # a bug or an odd answer must not end the run
                 outcome = failure_kind(op, exc)
-            self.done(op, outcome, start)
+            self.done(op, outcome, start, clock())
 
     def thread(self, client: int) -> None:
         """One client on a thread of its own: its requests block it (`run_now`)."""
@@ -218,20 +223,80 @@ class Clients:
                 k = self.tickets.take(now)
             if k is None:
                 return
-            start = self.due(k, now)
-            if start > now:
-                time.sleep(start - now)
-                start = min(start, clock())
+            start = now
+            if self.tickets.open_loop:
+                _now, start = self.wait_due(k, now)
             with lock:
                 op, fn = self.workload.next_op(k)
-                self.sent()
+                self.sent(clock())
             try:
                 run_now(fn(conn, k, client))
                 outcome = SUCCESS
             except Exception as exc:  # a bug or an odd answer must not end the run
                 outcome = failure_kind(op, exc)
             with lock:
-                self.done(op, outcome, start)
+                self.done(op, outcome, start, clock())
+
+    def flat(self, client: int, plain: Callable[[int], PlainRequest]) -> None:
+        """One client on a thread of its own whose requests are plain (`Workload.plain`):
+        the flat hot path.
+
+        Why: a lone client's every request begins on a process just woken, caches cold,
+        where each layer of Python (the operation's coroutines, the pool's take and
+        give-back, three lock holds) cost microseconds that a warm loop never shows
+        (`docs/benchmarks.md`, session 23). Here a request is one lock hold (the previous
+        answer's record, the next ticket, its key and body, its send's count), one send
+        and one recv on a socket of the thread's own (`OwnSocket`), and the status check.
+        The bookkeeping is `thread`'s: same tickets, recorder, metrics and error kinds.
+        """
+        conn = self.conns[client % len(self.conns)]
+        assert isinstance(conn, HttpConn)
+        own = conn.own_socket()
+        tickets = self.tickets
+        open_loop = tickets.open_loop
+        clock = time.monotonic
+        lock = self.lock
+        op = outcome = ""
+        start = end = 0.0
+        try:
+            while True:
+                with lock:
+                    if op:  # the previous request's answer
+                        self.done(op, outcome, start, end)
+                    now = start = clock()
+                    k = tickets.take(now)
+                    if k is None:
+                        return
+                    op, path, body = plain(k)
+                    if not open_loop:
+                        self.sent(now)
+                if open_loop:
+                    now, start = self.wait_due(k, now)
+                    with lock:
+                        self.sent(now)
+                try:
+                    status, answer = own.exchange(path, body, now)
+                    if status == 200:
+                        outcome = SUCCESS
+                    else:
+                        outcome = failure_kind(op, error_from_body(status, answer))
+                except Exception as exc:  # a bug or an odd answer must not end the run
+                    outcome = failure_kind(op, exc)
+                end = clock()
+        finally:
+            own.close()
+
+    def wait_due(self, k: int, now: float) -> tuple[float, float]:
+        """Open loop, on a client thread: sleep until ticket `k` is due; (now, its start).
+
+        A late ticket's start is its intended time, so its lag counts as latency.
+        """
+        start = self.tickets.intended(k)
+        if start > now:
+            time.sleep(start - now)
+            now = time.monotonic()
+            start = min(start, now)
+        return now, start
 
 
 def failure_kind(op: str, exc: Exception) -> str:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from loadgen.conn import Conn
 from loadgen.connect import open_conn
 from loadgen.errors import EtcdError
-from loadgen.keyspace import KeySpace
+from loadgen.keyspace import PUT_PATH, RANGE_PATH, TXN_PATH, KeySpace, fixed_range_body
 
 if TYPE_CHECKING:
     from loadgen.config import LoadConfig, WorkerShare
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # (conn, seq, client index); a coroutine, so a client thread can run it (`run_now`)
 OpFn = Callable[[Conn, int, int], Coroutine[Any, Any, None]]
+# (op, gateway path, JSON body) of one ticket's request (`Workload.plain`)
+PlainRequest = tuple[str, str, bytes]
 
 
 class Workload:
@@ -54,16 +56,37 @@ class Workload:
         self.share = share
         self.keys = KeySpace(cfg)
         self.rng = random.Random(cfg.seed * 1_000_003 + share.index)
+        self._draw = self.rng.getrandbits
+        self._bits = self.keys.size.bit_length()
         self.serializable = cfg.consistency == "s"
 
     def key_index(self, seq: int) -> int:
-        """Sequential keys interleave workers (seq*count+index); random keys are seeded."""
+        """Sequential keys interleave workers (seq*count+index); random keys are seeded.
+
+        A random key is drawn as `rng.randrange(size)` draws it (the same keys for a
+        seed), without its two calls: at one client each call costs microseconds.
+        """
+        size = self.keys.size
         if self.cfg.sequential_keys:
-            return (seq * self.share.count + self.share.index) % self.keys.size
-        return self.rng.randrange(self.keys.size)
+            return (seq * self.share.count + self.share.index) % size
+        bits = self._bits
+        i = self._draw(bits)
+        while i >= size:
+            i = self._draw(bits)
+        return i
 
     def next_op(self, seq: int) -> tuple[str, OpFn]:
         raise NotImplementedError
+
+    def plain(self) -> Callable[[int], PlainRequest] | None:
+        """Ticket -> its request over HTTP, when each of this workload's requests is one
+        POST whose 200 answer is all there is to it (none is read); else None.
+
+        Such requests skip the operations' coroutines on client threads
+        (`loadgen.runner.Clients.flat`, the flat hot path), so the key choice (`key_index`)
+        and the bodies (`KeySpace`) stay here, one definition for both paths.
+        """
+        return None
 
     async def setup(self, conns: list[Conn], clients: int) -> None:
         """Prepare before the clock starts (not measured)."""
@@ -81,12 +104,22 @@ class Workload:
     async def range(self, conn: Conn, seq: int, client: int) -> None:
         await conn.range(self.key_index(seq), serializable=self.serializable)
 
+    def put_request(self, seq: int) -> PlainRequest:
+        return "put", PUT_PATH, self.keys.put_body(self.key_index(seq))
+
+    def range_request(self, seq: int) -> PlainRequest:
+        body = self.keys.range_body(self.key_index(seq), serializable=self.serializable)
+        return "range", RANGE_PATH, body
+
 
 class PutWorkload(Workload):
     ops = ("put",)
 
     def next_op(self, seq: int) -> tuple[str, OpFn]:
         return "put", self.put
+
+    def plain(self) -> Callable[[int], PlainRequest]:
+        return self.put_request
 
 
 class RangeWorkload(Workload):
@@ -107,6 +140,13 @@ class RangeWorkload(Workload):
     def next_op(self, seq: int) -> tuple[str, OpFn]:
         return "range", self.fixed_range if self._fixed is not None else self.range
 
+    def plain(self) -> Callable[[int], PlainRequest]:
+        if self._fixed is None:
+            return self.range_request
+        key, end = self._fixed
+        fixed = ("range", RANGE_PATH, fixed_range_body(key, end, serializable=self.serializable))
+        return lambda _seq: fixed
+
 
 class TxnPutWorkload(Workload):
     ops = ("txn-put",)
@@ -117,14 +157,31 @@ class TxnPutWorkload(Workload):
     def next_op(self, seq: int) -> tuple[str, OpFn]:
         return "txn-put", self.txn_put
 
+    def plain(self) -> Callable[[int], PlainRequest]:
+        def txn_put_request(seq: int) -> PlainRequest:
+            body = self.keys.txn_put_body(self.key_index(seq), self.cfg.txn_ops)
+            return "txn-put", TXN_PATH, body
+
+        return txn_put_request
+
 
 class MixedWorkload(Workload):
     ops = ("put", "range")
 
+    def reads(self) -> bool:
+        """Whether the next request is a range (drawn from the seeded choice)."""
+        return self.rng.random() < self.cfg.read_ratio
+
     def next_op(self, seq: int) -> tuple[str, OpFn]:
-        if self.rng.random() < self.cfg.read_ratio:
+        if self.reads():
             return "range", self.range
         return "put", self.put
+
+    def plain(self) -> Callable[[int], PlainRequest]:
+        def mixed_request(seq: int) -> PlainRequest:
+            return self.range_request(seq) if self.reads() else self.put_request(seq)
+
+        return mixed_request
 
 
 class LeaseKeepaliveWorkload(Workload):
