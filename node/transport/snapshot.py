@@ -19,23 +19,31 @@ import os
 import struct
 import uuid
 import zlib
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from node.raft.messages import Message, MessageType
 from node.transport import wire
 from node.transport.codec import LENGTH_SIZE, CodecError, decode_body, encode
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Mapping
 
     import aiohttp
-    from aiohttp import web
 
 _CRC = struct.Struct("<I")
 # The receiver starts an fdatasync of what it wrote each time this much more arrived, in a
 # thread while the upload goes on, so the fsync before the acknowledgement finds little
 # left to write: a 51 MB image's was ~35 ms, all of it after the last byte arrived.
 SYNC_STEP = 8 * 1024 * 1024
+
+
+class Body(Protocol):
+    """An upload's body as it arrives: aiohttp's `request.content`, or the asyncio
+    StreamReader the peer port feeds (node.transport.peerport), which ends at its EOF."""
+
+    async def readexactly(self, n: int) -> bytes: ...
+
+    async def read(self, n: int = -1) -> bytes: ...
 
 
 class SnapshotError(Exception):
@@ -193,7 +201,8 @@ def _rename_durably(tmp: str, final: str) -> None:
 
 
 async def receive_snapshot(
-    request: web.Request,
+    headers: Mapping[str, str],
+    content: Body,
     snapshot_dir: str,
     *,
     chunk_size: int,
@@ -205,11 +214,10 @@ async def receive_snapshot(
     `screen` sees the MsgSnap before any byte of the image is written: a reason it
     returns refuses the upload (SnapshotError), so a forged image never reaches the disk.
     """
-    size_header = request.headers.get(wire.HDR_SNAPSHOT_SIZE, "")
+    size_header = headers.get(wire.HDR_SNAPSHOT_SIZE, "")
     if not size_header.isdigit():
         raise SnapshotError(f"missing or bad {wire.HDR_SNAPSHOT_SIZE} header")
     size = int(size_header)
-    content = request.content
     try:
         (length,) = struct.unpack("<I", await content.readexactly(LENGTH_SIZE))
         if not 0 < length <= max_frame:
