@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -227,3 +230,15 @@ async def test_an_upload_in_progress_when_the_member_stops_is_abandoned_without_
         writer.close()
     assert b.rec.snapshots == []
     assert files_in(cluster) == []
+
+
+def test_an_upload_on_the_peer_port_does_not_import_aiohttp(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.transport.upload_without_aiohttp", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"status": "HTTP/1.1 204 No Content", "delivered": 1, "aiohttp": False}
