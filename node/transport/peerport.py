@@ -34,14 +34,9 @@ _OURS = (
 )
 _LONGEST = max(len(p) for p in _OURS)
 HEAD_TIMEOUT = 10.0  # seconds for a stream request's head (a slow sender is dropped)
-# An upload's body is received into a buffer of this size (one recv takes what the kernel
-# holds, up to it) and queued for the receiver up to twice UPLOAD_QUEUE before the socket
-# is paused. Few large reads, not asyncio's 256 KiB ones: each read lets the thread that
-# imports aiohttp meanwhile take the GIL for up to its switch interval (5 ms) on return.
-# 51 MB into a loop with a CPU-bound thread beside it (scratch, 2 cores): 1.09 s by
-# 256 KiB reads, 0.22 s by 2 MiB; 28 vs 31-42 ms without that thread.
-UPLOAD_RECV = 2 * 1024 * 1024
-UPLOAD_QUEUE = 1024 * 1024
+# An upload's body is buffered up to twice this before the socket is paused (as aiohttp's
+# request.content does at 2 x 64 KiB; larger, for fewer wake-ups per image).
+UPLOAD_BUFFER = 256 * 1024
 # Seconds an upload answered before its body was read (a refusal) keeps reading and
 # dropping the body before it closes: closing a socket with unread bytes resets the
 # connection, and the sender could lose the answer (aiohttp's server lingers likewise).
@@ -248,7 +243,7 @@ class _Router(asyncio.Protocol):
         self._transport = None
 
 
-class _Upload(asyncio.BufferedProtocol):
+class _Upload(asyncio.Protocol):
     """A snapshot upload's connection once its head is read.
 
     At most Content-Length bytes of body go to `content`, then its EOF: the sender keeps
@@ -262,21 +257,12 @@ class _Upload(asyncio.BufferedProtocol):
         self._left = length  # body bytes not yet received
         self._answered = False
         self._linger: asyncio.TimerHandle | None = None
-        self._buffer = memoryview(bytearray(UPLOAD_RECV))
-        self.content = asyncio.StreamReader(limit=UPLOAD_QUEUE)
+        self.content = asyncio.StreamReader(limit=UPLOAD_BUFFER)
         self.content.set_transport(transport)  # pauses the socket when it is full
         if not length:
             self.content.feed_eof()
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        left = self._left
-        return self._buffer[:left] if 0 < left < len(self._buffer) else self._buffer
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(bytes(self._buffer[:nbytes]))
-
     def data_received(self, data: bytes) -> None:
-        """`data` arrived (the bytes behind the head, then each read)."""
         left = self._left
         if left <= 0:
             return  # past the body: nothing a sender may pipeline behind an upload is served
