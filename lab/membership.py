@@ -299,7 +299,11 @@ class MembershipOps:
     ) -> str:
         """`member add [--learner]`, then start the new member with a fresh data dir.
 
-        Returns its name. With `start`, waits until it answers and has caught up.
+        Returns its name once every running member lists it: the member that answered
+        may have applied the change before the leader did, and etcd 3.4's leader
+        promotes a learner its Raft progress does not hold yet without the in-sync check
+        (a promote of a never-started learner succeeded: 1 CI run). With `start`, waits
+        until it answers and has caught up.
         """
         name = self.next_name()
         m = self._new_member(name)
@@ -308,6 +312,14 @@ class MembershipOps:
         )
         self.members.append(m)
         self._joins()[name] = join_flags(m, initial_cluster_for(added, name, members), self.token)
+
+        def listed_everywhere() -> bool | None:
+            for url in self.live_endpoints():
+                if added.id not in {x.id for x in list_members([url], self._client_ssl)}:
+                    return None
+            return True
+
+        wait_until(f"{name} is listed by every member", listed_everywhere, timeout, interval=0.1)
         if start:
             self.start_member(name, timeout=timeout)
         return name

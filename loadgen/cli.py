@@ -24,7 +24,14 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from loadgen.client import normalize_endpoint
-from loadgen.config import DEFAULT_TOTAL, PROTOCOLS, LoadConfig, effective_workers
+from loadgen.config import (
+    CLIENT_IO,
+    DEFAULT_TOTAL,
+    PROTOCOLS,
+    THREADED_CLIENTS,
+    LoadConfig,
+    effective_workers,
+)
 from loadgen.connect import leader_endpoint, open_conn
 from loadgen.errors import EtcdError
 from loadgen.html_report import render_html
@@ -117,6 +124,16 @@ def _global_flags(p: argparse.ArgumentParser, suppress: bool) -> None:
         default="http",
         help="http = etcd's JSON gateway, grpc = etcd's native API as etcd's benchmark "
         "sends it (default http)",
+    )
+    f(
+        p,
+        "--client-io",
+        suppress,
+        choices=CLIENT_IO,
+        default="auto",
+        help="how clients wait for answers (http): threads = a thread each with blocking "
+        "sockets, loop = tasks of one event loop; auto = threads for at most "
+        f"{THREADED_CLIENTS} clients per worker (default auto)",
     )
     f(
         p,
@@ -288,6 +305,7 @@ def config_from_args(args: argparse.Namespace) -> LoadConfig:
         workload=args.workload,
         endpoints=split_endpoints(args.endpoints),
         protocol=args.protocol,
+        client_io=args.client_io,
         conns=args.conns,
         clients=args.clients,
         total=DEFAULT_TOTAL if args.total is None and args.duration is None else args.total,

@@ -17,11 +17,14 @@ if TYPE_CHECKING:
     from loadgen.keyspace import KeySpace
 
 
-def open_conn(cfg: LoadConfig, endpoint: str, keys: KeySpace, limit: int) -> Conn:
+def open_conn(
+    cfg: LoadConfig, endpoint: str, keys: KeySpace, limit: int, *, blocking: bool = False
+) -> Conn:
     """A connection of `cfg.protocol` to `endpoint`; `limit` = requests it carries at once.
 
     HTTP/1.1 needs a socket per concurrent request, so the HTTP pool holds `limit` of them;
     one gRPC channel multiplexes them all, as one of etcd benchmark's `--conns`.
+    `blocking` (HTTP only): for client threads, see `loadgen.config.client_threads`.
     """
     if cfg.protocol == "grpc":
         from loadgen.grpc_conn import GrpcConn  # grpc's C core loads only when asked for
@@ -29,7 +32,9 @@ def open_conn(cfg: LoadConfig, endpoint: str, keys: KeySpace, limit: int) -> Con
         return GrpcConn(
             endpoint, keys, timeout=cfg.timeout, cacert=cfg.cacert, cert=cfg.cert, key=cfg.key
         )
-    return HttpConn(endpoint, keys, timeout=cfg.timeout, limit=limit, ssl=cfg.ssl_context())
+    return HttpConn(
+        endpoint, keys, timeout=cfg.timeout, limit=limit, ssl=cfg.ssl_context(), blocking=blocking
+    )
 
 
 async def leader_endpoint(cfg: LoadConfig, keys: KeySpace) -> str | None:

@@ -2,9 +2,11 @@
 
 The hot path joins precomputed JSON bytes (`KeySpace`'s bodies), sends them over
 `loadgen.lean_http` (keep-alive sockets on asyncio's Protocol, a few tens of µs of CPU per
-request where aiohttp took hundreds) and never parses a successful answer it does not
-need; only the watch workload's put reads the revision and a keepalive its TTL. Set-up,
-tear-down and watch streams (not measured, or not per request) use `EtcdClient`.
+request where aiohttp took hundreds) or, for a worker's few client threads, over
+`loadgen.blocking_http` (blocking sockets, `blocking=True`), and never parses a successful
+answer it does not need; only the watch workload's put reads the revision and a keepalive
+its TTL. Set-up, tear-down and watch streams (not measured, or not per request) use
+`EtcdClient`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from loadgen.blocking_http import BlockingHttp
 from loadgen.client import EtcdClient, parse_keepalive
 from loadgen.conn import WatchBatch
 from loadgen.errors import error_from_stream_error
@@ -29,7 +32,11 @@ if TYPE_CHECKING:
 
 class HttpConn:
     """A keep-alive pool of `limit` sockets to one endpoint (and an aiohttp session, opened
-    only when a watch, a lease's grant or revoke, or a status needs it)."""
+    only when a watch, a lease's grant or revoke, or a status needs it).
+
+    `blocking`: the requests block their thread (`loadgen.blocking_http`), for client
+    threads; their coroutines never suspend, so `run_now` completes them.
+    """
 
     def __init__(
         self,
@@ -39,10 +46,15 @@ class HttpConn:
         timeout: float,
         limit: int,
         ssl: SSLContext | None = None,
+        blocking: bool = False,
     ) -> None:
         self.client = EtcdClient([endpoint], timeout=timeout, limit=limit, ssl=ssl)
         self.endpoint = self.client.endpoints[0]
-        self.lean = LeanHttp(self.endpoint, timeout=timeout, limit=limit, ssl=ssl)
+        self.lean: LeanHttp | BlockingHttp
+        if blocking:
+            self.lean = BlockingHttp(self.endpoint, timeout=timeout, ssl=ssl)
+        else:
+            self.lean = LeanHttp(self.endpoint, timeout=timeout, limit=limit, ssl=ssl)
         self._post = self.lean.post
         self.keys = keys
         self._fixed: dict[tuple[bytes, bytes | None, bool], bytes] = {}

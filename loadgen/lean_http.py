@@ -23,6 +23,7 @@ closed, since its late answer would otherwise be read as the next request's).
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl as ssl_mod
 from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
@@ -40,6 +41,13 @@ _CRLF2 = b"\r\n\r\n"
 #: as the server closes would fail as `conn_lost` without the server ever seeing it, so
 #: the client retires them first, as aiohttp's client does after 15 s.
 IDLE_LIMIT = 15.0
+
+
+#: The headers `parse_head` reads (in a lowered head), found by the regex engine: an
+#: answer's other headers cost no Python code, which counts at one client (`Recorder.record`).
+_FRAMING_HEADERS = re.compile(
+    rb"\r\n[ \t]*(content-length|transfer-encoding|connection)[ \t]*:([^\r]*)"
+)
 
 
 class HttpProtocolError(Exception):
@@ -61,9 +69,7 @@ def parse_head(head: bytes) -> tuple[int, int, bool, bool]:
     keep_alive = head[7:8] == b"1"  # HTTP/1.1 keeps the socket unless told otherwise
     length = -1
     chunked = False
-    for line in head.lower().split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip()
+    for name, value in _FRAMING_HEADERS.findall(head.lower()):
         if name == b"content-length":
             try:
                 length = int(value)
@@ -109,6 +115,52 @@ def parse_chunked(buf: bytes | bytearray, pos: int) -> tuple[bytes, int] | None:
         pos += size + 2
 
 
+#: `frame_answer`'s verdict on an answer that has neither a length nor chunks.
+UNTIL_CLOSE = -1
+
+
+def frame_answer(buf: bytearray) -> tuple[int, bytes, bool] | int:
+    """(status, body, keep-alive) of the one whole answer in `buf`, which is then emptied;
+    else the length `buf` must reach before a parse can complete, or UNTIL_CLOSE.
+
+    Shared by the event loop's sockets and the blocking ones (`loadgen.blocking_http`), so
+    both read an answer alike. Interim answers (100 Continue) are skipped. Bytes after the
+    answer are an error: one request is outstanding per socket, so nobody asked for them.
+    """
+    head_end = buf.find(_CRLF2)
+    if head_end < 0:
+        if len(buf) > MAX_HEAD:
+            raise HttpProtocolError("response head too large")
+        return len(buf) + 1
+    status, length, chunked, keep_alive = parse_head(bytes(buf[:head_end]))
+    body_start = head_end + 4
+    if 100 <= status < 200:  # an interim answer: skip it
+        del buf[:body_start]
+        return frame_answer(buf) if buf else 0
+    if length >= 0:
+        end = body_start + length
+        if len(buf) < end:
+            return end
+        body = bytes(buf[body_start:end])
+    elif chunked:
+        framed = parse_chunked(buf, body_start)
+        if framed is None:
+            return len(buf) + 1
+        body, end = framed
+    else:
+        return UNTIL_CLOSE
+    if end != len(buf):
+        raise HttpProtocolError(f"{len(buf) - end} bytes after the answer")
+    buf.clear()
+    return status, body, keep_alive
+
+
+def close_delimited(buf: bytearray) -> tuple[int, bytes]:
+    """(status, body) of an answer framed by the end of its connection, once it ended."""
+    head_end = buf.find(_CRLF2)
+    return int(buf[9:12]), bytes(buf[head_end + 4 :])
+
+
 class _Socket(asyncio.Protocol):
     """One keep-alive connection carrying one request at a time."""
 
@@ -150,9 +202,7 @@ class _Socket(asyncio.Protocol):
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             if self.until_close and self.buf:
-                head_end = self.buf.find(_CRLF2)
-                status = int(self.buf[9:12])
-                waiter.set_result((status, bytes(self.buf[head_end + 4 :])))
+                waiter.set_result(close_delimited(self.buf))
             else:
                 detail = f": {exc}" if exc else ""
                 message = "connection closed by the server" + detail
@@ -161,37 +211,15 @@ class _Socket(asyncio.Protocol):
 
     # -- framing -------------------------------------------------------------------------
     def _parse(self, buf: bytearray) -> tuple[int, bytes] | None:
-        head_end = buf.find(_CRLF2)
-        if head_end < 0:
-            if len(buf) > MAX_HEAD:
-                raise HttpProtocolError("response head too large")
-            self.need = len(buf) + 1
+        framed = frame_answer(buf)
+        if isinstance(framed, int):
+            if framed == UNTIL_CLOSE:  # no framing: the body ends when the socket does
+                self.until_close = True
+                self.reusable = False
+            else:
+                self.need = framed
             return None
-        status, length, chunked, keep_alive = parse_head(bytes(buf[:head_end]))
-        body_start = head_end + 4
-        if 100 <= status < 200:  # an interim answer (100 Continue): skip it
-            del buf[:body_start]
-            self.need = 0
-            return self._parse(buf) if buf else None
-        if length >= 0:
-            end = body_start + length
-            if len(buf) < end:
-                self.need = end
-                return None
-            body = bytes(buf[body_start:end])
-        elif chunked:
-            framed = parse_chunked(buf, body_start)
-            if framed is None:
-                self.need = len(buf) + 1
-                return None
-            body, end = framed
-        else:
-            self.until_close = True  # no framing: the body ends when the socket does
-            self.reusable = False
-            return None
-        if end != len(buf):
-            raise HttpProtocolError(f"{len(buf) - end} bytes after the answer")
-        buf.clear()
+        status, body, keep_alive = framed
         self.need = 0
         if not keep_alive:
             self.reusable = False
@@ -212,6 +240,37 @@ class _Socket(asyncio.Protocol):
             self.transport.close()
 
 
+class Target:
+    """One endpoint as both clients dial it (host, port, TLS) and their request bytes:
+    each path's `POST ... Content-Length: ` head is prepared once."""
+
+    def __init__(self, endpoint: str, ssl: SSLContext | None) -> None:
+        url = urlsplit(endpoint if "://" in endpoint else "http://" + endpoint)
+        self.https = url.scheme == "https"
+        self.host = url.hostname or "127.0.0.1"
+        self.port = url.port or (443 if self.https else 80)
+        self.ssl: SSLContext | None = None
+        if self.https:
+            self.ssl = ssl or ssl_mod.create_default_context()
+        self._heads: dict[str, bytes] = {}
+        self._head_template = (
+            b" HTTP/1.1\r\nHost: "
+            + url.netloc.encode("idna")
+            + b"\r\nContent-Type: application/json\r\nContent-Length: "
+        )
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def request(self, path: str, body: bytes) -> bytes:
+        """The whole request: `POST path HTTP/1.1`, the fixed headers, `body`."""
+        head = self._heads.get(path)
+        if head is None:
+            head = self._heads[path] = b"POST " + path.encode() + self._head_template
+        return head + str(len(body)).encode() + _CRLF2 + body
+
+
 class LeanHttp:
     """A pool of up to `limit` keep-alive sockets to one endpoint; `post` is the hot path.
 
@@ -228,33 +287,13 @@ class LeanHttp:
         idle_limit: float = IDLE_LIMIT,
     ) -> None:
         self.idle_limit = idle_limit
-        url = urlsplit(endpoint if "://" in endpoint else "http://" + endpoint)
-        self.https = url.scheme == "https"
-        self.host = url.hostname or "127.0.0.1"
-        self.port = url.port or (443 if self.https else 80)
-        host_header = url.netloc.encode("idna")
-        self._ssl: SSLContext | None = None
-        if self.https:
-            self._ssl = ssl or ssl_mod.create_default_context()
+        self.target = Target(endpoint, ssl)
         self.timeout = timeout
         self.limit = max(1, limit)
         self._idle: list[_Socket] = []
         self._count = 0  # sockets open or opening
         self._waiters: list[asyncio.Future[None]] = []
-        self._heads: dict[str, bytes] = {}
-        self._head_template = (
-            b" HTTP/1.1\r\nHost: "
-            + host_header
-            + b"\r\nContent-Type: application/json\r\nContent-Length: "
-        )
         self._closed = False
-
-    def request_head(self, path: str) -> bytes:
-        """`POST path HTTP/1.1` and the fixed headers, up to the Content-Length value."""
-        head = self._heads.get(path)
-        if head is None:
-            head = self._heads[path] = b"POST " + path.encode() + self._head_template
-        return head
 
     async def post(self, path: str, body: bytes) -> bytes:
         """POST `body` to `path`; the body of a 200 answer, else raise EtcdError."""
@@ -268,7 +307,7 @@ class LeanHttp:
         sock.waiter = waiter
         transport = sock.transport
         assert transport is not None
-        transport.write(self.request_head(path) + str(len(body)).encode() + _CRLF2 + body)
+        transport.write(self.target.request(path, body))
         timer = loop.call_at(deadline, _expire, sock, waiter)
         try:
             status, payload = await waiter
@@ -310,24 +349,20 @@ class LeanHttp:
     async def _connect(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Socket:
         if self._closed:
             raise EtcdError(OTHER, "client closed")
+        target = self.target
         try:
             async with asyncio.timeout_at(deadline):
                 _transport, sock = await loop.create_connection(
                     _Socket,
-                    self.host,
-                    self.port,
-                    ssl=self._ssl,
-                    server_hostname=self.host if self.https else None,
+                    target.host,
+                    target.port,
+                    ssl=target.ssl,
+                    server_hostname=target.host if target.https else None,
                 )
         except TimeoutError:
-            where = f"{self.host}:{self.port}"
-            raise EtcdError(TIMEOUT, f"client timeout connecting to {where}") from None
-        except ConnectionRefusedError as exc:
-            raise EtcdError(CONN_REFUSED, f"{self.host}:{self.port}: {exc}") from exc
-        except ssl_mod.SSLError as exc:
-            raise EtcdError(OTHER, f"TLS handshake with {self.host}:{self.port}: {exc}") from exc
+            raise EtcdError(TIMEOUT, f"client timeout connecting to {target.address}") from None
         except OSError as exc:
-            raise EtcdError(CONN_REFUSED, f"{self.host}:{self.port}: {exc}") from exc
+            raise connect_error(target, exc) from exc
         return sock
 
     def _idle_socket(self, now: float) -> _Socket | None:
@@ -370,6 +405,14 @@ class LeanHttp:
         self._count -= len(idle)
         # Let the transports' close callbacks run before the loop may go away.
         await asyncio.sleep(0)
+
+
+def connect_error(target: Target, exc: OSError) -> EtcdError:
+    """A failed connect as the report counts it: a TLS handshake's failure is `other`,
+    anything else (refused, unreachable) `conn_refused`."""
+    if isinstance(exc, ssl_mod.SSLError):
+        return EtcdError(OTHER, f"TLS handshake with {target.address}: {exc}")
+    return EtcdError(CONN_REFUSED, f"{target.address}: {exc}")
 
 
 def _expire(sock: _Socket, waiter: asyncio.Future[tuple[int, bytes]]) -> None:

@@ -18,19 +18,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from loadgen.config import DEFAULT_TOTAL, LoadConfig, WorkerShare
+from loadgen.blocking_http import run_now
+from loadgen.config import DEFAULT_TOTAL, LoadConfig, WorkerShare, client_threads
 from loadgen.connect import open_conn
 from loadgen.errors import SUCCESS, EtcdError, error_from_exception
 from loadgen.recorder import Recorder, WorkerResult
 from loadgen.workloads import WatchWorkload, make_workload
 
 if TYPE_CHECKING:
+    from loadgen.conn import Conn
     from loadgen.metrics import LoadMetrics, Snapshot
+    from loadgen.workloads import Workload
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +123,133 @@ def endpoint_for_conn(cfg: LoadConfig, share: WorkerShare, j: int) -> str:
     return cfg.endpoints[(share.index + j * share.count) % len(cfg.endpoints)]
 
 
+class Clients:
+    """A worker's client loops: take the next ticket, send its request, record the answer.
+
+    Two ways to wait for answers, one bookkeeping: as tasks of the worker's event loop
+    (many clients share each loop turn), or on threads of their own with blocking sockets
+    (`loadgen.config.client_threads`: few clients, each request a send and a recv). With
+    threads, `lock` guards what they share with each other and with the ticker: the
+    tickets, the recorder and the workload's choice of operation.
+    """
+
+    def __init__(
+        self,
+        workload: Workload,
+        conns: list[Conn],
+        tickets: Tickets,
+        recorder: Recorder,
+        metrics: LoadMetrics | None,
+    ) -> None:
+        self.workload = workload
+        self.conns = conns
+        self.tickets = tickets
+        self.recorder = recorder
+        self.metrics = metrics
+        self.inflight = metrics.inflight if metrics is not None else None
+        self.lock = threading.Lock()
+
+    def due(self, k: int, now: float) -> float:
+        """When ticket `k` is due: its intended time in open loop, else now."""
+        return self.tickets.intended(k) if self.tickets.open_loop else now
+
+    def sent(self) -> None:
+        self.recorder.record_send(time.monotonic())
+        if self.inflight is not None:
+            self.inflight.inc()
+
+    def done(self, op: str, outcome: str, start: float) -> None:
+        end = time.monotonic()
+        if self.inflight is not None:
+            self.inflight.dec()
+        self.recorder.record(op, outcome, end - start, end)
+        if self.metrics is not None:
+            self.metrics.observe(op, outcome, end - start)
+
+    async def run(self, count: int, *, threads: bool) -> None:
+        """Run `count` clients to the end of the tickets."""
+        if not threads:
+            async with asyncio.TaskGroup() as group:
+                for client in range(count):
+                    group.create_task(self.task(client))
+            return
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(count, thread_name_prefix="raftmon-load-client") as pool:
+            try:
+                await asyncio.gather(
+                    *(loop.run_in_executor(pool, self.thread, c) for c in range(count))
+                )
+            finally:
+                # A cancelled or failed run: each thread ends after its request at most.
+                self.tickets.stopped = True
+
+    async def task(self, client: int) -> None:
+        """One client as a task of the event loop."""
+        conn = self.conns[client % len(self.conns)]
+        clock = time.monotonic
+        while True:
+            now = clock()
+            k = self.tickets.take(now)
+            if k is None:
+                return
+            start = self.due(k, now)
+            if start > now:
+                await asyncio.sleep(start - now)
+                # NB: loop timers have ~1 ms granularity and may wake early; a request
+                # sent before its due time is timed from its actual send.
+                start = min(start, clock())
+            op, fn = self.workload.next_op(k)
+            self.sent()
+            try:
+                await fn(conn, k, client)
+                outcome = SUCCESS
+            except Exception as exc:  # a bug or an odd answer must not end the run
+                outcome = failure_kind(op, exc)
+            self.done(op, outcome, start)
+
+    def thread(self, client: int) -> None:
+        """One client on a thread of its own: its requests block it (`run_now`)."""
+        conn = self.conns[client % len(self.conns)]
+        clock = time.monotonic
+        lock = self.lock
+        while True:
+            with lock:
+                now = clock()
+                k = self.tickets.take(now)
+            if k is None:
+                return
+            start = self.due(k, now)
+            if start > now:
+                time.sleep(start - now)
+                start = min(start, clock())
+            with lock:
+                op, fn = self.workload.next_op(k)
+                self.sent()
+            try:
+                run_now(fn(conn, k, client))
+                outcome = SUCCESS
+            except Exception as exc:  # a bug or an odd answer must not end the run
+                outcome = failure_kind(op, exc)
+            with lock:
+                self.done(op, outcome, start)
+
+
+def failure_kind(op: str, exc: Exception) -> str:
+    """The report's kind of a failed request (logged at DEBUG, one line each)."""
+    if isinstance(exc, EtcdError):
+        log.debug(
+            "request failed op=%s kind=%s http=%d code=%d message=%s",
+            op,
+            exc.kind,
+            exc.status,
+            exc.code,
+            exc.message,
+        )
+        return exc.kind
+    log.debug("request failed op=%s error=%r", op, exc)
+    return error_from_exception(exc).kind
+
+
 async def run_worker(
     cfg: LoadConfig,
     share: WorkerShare,
@@ -129,8 +261,9 @@ async def run_worker(
     """Run this worker's share of `cfg`; never raises for a request that fails."""
     per_conn = max(1, math.ceil(share.clients / share.conns))
     workload = make_workload(cfg, share)
+    threads = client_threads(cfg, share)
     conns = [
-        open_conn(cfg, endpoint_for_conn(cfg, share, j), workload.keys, per_conn)
+        open_conn(cfg, endpoint_for_conn(cfg, share, j), workload.keys, per_conn, blocking=threads)
         for j in range(share.conns)
     ]
     if metrics is not None:
@@ -147,90 +280,45 @@ async def run_worker(
         if isinstance(workload, WatchWorkload):
             workload.attach(recorder, metrics)
         tickets = Tickets(cfg, share, t0)
+        clients = Clients(workload, conns, tickets, recorder, metrics)
         delay = t0 - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
 
-        inflight = metrics.inflight if metrics is not None else None
-        clock = time.monotonic
-
-        async def client_loop(client: int) -> None:
-            conn = conns[client % len(conns)]
-            while True:
-                now = clock()
-                k = tickets.take(now)
-                if k is None:
-                    return
-                if tickets.open_loop:
-                    start = tickets.intended(k)
-                    if start > now:
-                        await asyncio.sleep(start - now)
-                        # NB: loop timers have ~1 ms granularity and may wake early; a
-                        # request sent before its due time is timed from its actual send.
-                        start = min(start, clock())
-                else:
-                    start = now
-                op, fn = workload.next_op(k)
-                recorder.record_send(clock())
-                if inflight is not None:
-                    inflight.inc()
-                try:
-                    await fn(conn, k, client)
-                    outcome = SUCCESS
-                except EtcdError as exc:
-                    outcome = exc.kind
-                    log.debug(
-                        "request failed op=%s kind=%s http=%d code=%d message=%s",
-                        op,
-                        exc.kind,
-                        exc.status,
-                        exc.code,
-                        exc.message,
-                    )
-                except Exception as exc:  # a bug or an odd answer must not end the run
-                    outcome = error_from_exception(exc).kind
-                    log.debug("request failed op=%s error=%r", op, exc)
-                end = clock()
-                if inflight is not None:
-                    inflight.dec()
-                recorder.record(op, outcome, end - start, end)
-                if metrics is not None:
-                    metrics.observe(op, outcome, end - start)
-
         def report() -> None:
             if sink is None:
                 return
-            last = recorder.last_closed
-            sink(
-                Progress(
+            with clients.lock:
+                last = recorder.last_closed
+                progress = Progress(
                     worker=share.index,
                     ok=recorder.ok,
                     errors=recorder.errors,
                     last_second_ok=last.ok if last is not None else 0,
                     p99=recorder.last_p99,
                     planned=tickets.limit,
-                    elapsed=clock() - t0,
+                    elapsed=time.monotonic() - t0,
                     metrics=metrics.snapshot() if (ship_metrics and metrics is not None) else None,
                 )
-            )
+            sink(progress)
 
         async def ticker() -> None:
             n = 1
             while True:
-                await asyncio.sleep(max(0.0, t0 + n * TICK - clock()))
+                await asyncio.sleep(max(0.0, t0 + n * TICK - time.monotonic()))
                 # The loop may wake a hair early: second n-1 is over by definition.
-                recorder.roll(max(clock(), t0 + n * TICK))
+                with clients.lock:
+                    recorder.roll(max(time.monotonic(), t0 + n * TICK))
                 report()
                 n += 1
 
         ticker_task = asyncio.create_task(ticker())
         # The generator's own CPU (every thread of this process: grpc's C core polls in
-        # threads of its own) while it sends: what it takes from the cores it measures on.
+        # threads of its own, client threads send) while it sends: what it takes from the
+        # cores it measures on.
         cpu_start = time.process_time()
         try:
-            async with asyncio.TaskGroup() as group:
-                for client in range(share.clients):
-                    group.create_task(client_loop(client))
+            await clients.run(share.clients, threads=threads)
         finally:
             ticker_task.cancel()
             await asyncio.gather(ticker_task, return_exceptions=True)

@@ -25,8 +25,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from loadgen.conn import Conn
 from loadgen.connect import open_conn
@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OpFn = Callable[[Conn, int, int], Awaitable[None]]  # (conn, seq, client index)
+# (conn, seq, client index); a coroutine, so a client thread can run it (`run_now`)
+OpFn = Callable[[Conn, int, int], Coroutine[Any, Any, None]]
 
 
 class Workload:

@@ -11,6 +11,7 @@ restarts without being stored anywhere else.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import os
 from dataclasses import MISSING, dataclass, field, fields
@@ -142,10 +143,14 @@ class MemberConfig:
     existing_members: tuple[MemberSpec, ...] = ()
 
     # ---- derived values -------------------------------------------------
-    @property
+    @functools.cached_property
     def members(self) -> tuple[MemberSpec, ...]:
         """The initial cluster, ordered by member id, with etcd-style hashed ids (or, for a
-        member joining a running cluster, the members that cluster reported)."""
+        member joining a running cluster, the members that cluster reported).
+
+        Cached: the ids are SHA-1 hashes of every member's peer URLs, and `member_id`
+        (read on hot paths, e.g. each proposal's) derives from this. The fields it reads
+        are frozen, and `dataclasses.replace` builds a new config with its own cache."""
         if self.existing_members:
             return self.existing_members
         specs = [

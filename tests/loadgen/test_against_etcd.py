@@ -31,10 +31,12 @@ def wait_for(predicate: Any, timeout: float = 10.0, step: float = 0.05) -> bool:
     [
         ("etcd1", ["--key-space-size=50", "--val-size=64"], {"clients": 8, "conns": 2}),
         ("etcd3", ["--key-space-size=100", "--sequential-keys"], {"conns": 3, "clients": 9}),
+        # Client threads share the tickets: each put is sent once, none twice.
+        ("etcd3", ["--key-space-size=100"], {"conns": 3, "clients": 9, "client_io": "threads"}),
     ],
 )
 def test_put_run_success_count_equals_every_members_put_counter_delta(
-    request: pytest.FixtureRequest, cluster: str, flags: list[str], options: dict[str, int]
+    request: pytest.FixtureRequest, cluster: str, flags: list[str], options: dict[str, int | str]
 ) -> None:
     etcd: EtcdCluster = request.getfixturevalue(cluster)
     before = [put_count(m) for m in etcd.members]
@@ -116,13 +118,23 @@ def test_closed_port_endpoint_is_counted_as_connection_refused(etcd1: EtcdCluste
     assert report["succeeded"] + report["failed"] == report["sent"] == 200
 
 
-def test_member_killed_mid_run_is_counted_as_errors_not_a_crash(tmp_path: Path) -> None:
+@pytest.mark.parametrize("client_io", ["loop", "threads"])
+def test_member_killed_mid_run_is_counted_as_errors_not_a_crash(
+    tmp_path: Path, client_io: str
+) -> None:
     cluster = etcd_cluster(tmp_path / "victim")
     try:
         cluster.start()
         before = put_count(cluster.members[0])
         thread, result = run_load_in_thread(
-            load_argv(cluster.endpoints[:1], "put", clients=4, duration="3s", timeout="1s")
+            load_argv(
+                cluster.endpoints[:1],
+                "put",
+                clients=4,
+                duration="3s",
+                timeout="1s",
+                client_io=client_io,
+            )
         )
         assert wait_for(lambda: put_count(cluster.members[0]) - before > 20, timeout=10)
         cluster.kill(cluster.members[0].name)

@@ -178,18 +178,28 @@ def test_partition_mid_run_is_counted_as_errors_not_a_crash(
     assert report["succeeded"] <= applied <= report["succeeded"] + errors["timeout"], errors
 
 
+@pytest.mark.parametrize("client_io", ["loop", "threads"])
 def test_frozen_leader_mid_run_is_counted_as_errors_not_a_crash(
-    raftmon3: LocalCluster, tmp_path: Path
+    raftmon3: LocalCluster, tmp_path: Path, client_io: str
 ) -> None:
     """SIGSTOP: unlike a partition, the leader's sockets stay open and nothing answers.
 
     The freeze shows as failed requests (timeouts, no leader) or as requests held through
     the election: a follower whose stream to the frozen leader is down holds the puts it
-    was sent and hands them to the new leader, so they may all succeed, late."""
+    was sent and hands them to the new leader, so they may all succeed, late. Clients on
+    threads block in their sockets' reads and time out alike."""
     leader = raftmon3.wait_leader(timeout=30)
     before = put_count(raftmon3.member(leader))
     thread, result = run_load_in_thread(
-        load_argv(raftmon3.endpoints, "put", conns=3, clients=6, duration="5s", timeout="1s"),
+        load_argv(
+            raftmon3.endpoints,
+            "put",
+            conns=3,
+            clients=6,
+            duration="5s",
+            timeout="1s",
+            client_io=client_io,
+        ),
         report_dir=tmp_path,
     )
     try:

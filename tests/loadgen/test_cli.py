@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from loadgen.cli import build_parser, config_from_args, go_style_booleans, main, parse_duration
-from loadgen.config import LoadConfig
+from loadgen.config import THREADED_CLIENTS, LoadConfig, WorkerShare, client_threads
 from tests.helpers import free_port
 from tests.loadgen.fake_etcd import FakeEtcd
 
@@ -62,6 +62,20 @@ def test_protocol_is_http_unless_grpc_is_asked_for() -> None:
         cfg_of(["--protocol=quic", "put"])
 
 
+def test_a_workers_few_http_clients_run_on_threads_unless_told_otherwise() -> None:
+    def on_threads(argv: list[str], clients: int) -> bool:
+        share = WorkerShare(index=0, count=1, clients=clients, conns=1)
+        return client_threads(cfg_of(argv), share)
+
+    assert on_threads(["put"], 1)
+    assert on_threads(["range"], THREADED_CLIENTS)
+    assert not on_threads(["put"], THREADED_CLIENTS + 1)
+    assert on_threads(["--client-io=threads", "put"], 64)
+    assert not on_threads(["--client-io=loop", "put"], 1)
+    assert not on_threads(["--protocol=grpc", "put"], 1)  # grpc has no blocking client
+    assert not on_threads(["watch"], 1)  # its streams and event matching live on the loop
+
+
 def test_defaults_follow_etcd_benchmark() -> None:
     cfg = cfg_of(["put"])
     assert (cfg.total, cfg.clients, cfg.conns) == (10_000, 1, 1)
@@ -93,6 +107,8 @@ def test_bad_durations_are_rejected(text: str) -> None:
         ["mixed", "--read-ratio=1.5"],
         ["--rate=-1", "put"],
         ["--json=maybe", "put"],
+        ["--client-io=threads", "--protocol=grpc", "put"],
+        ["--client-io=threads", "watch"],
     ],
 )
 def test_invalid_configs_exit_2_without_sending(argv: list[str]) -> None:

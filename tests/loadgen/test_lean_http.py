@@ -1,9 +1,11 @@
-"""The lean HTTP/1.1 client of `--protocol http` (loadgen.lean_http) against a scripted server.
+"""The HTTP/1.1 clients of `--protocol http` against a scripted server: the event loop's
+(loadgen.lean_http) and the client threads' (loadgen.blocking_http), each test on both
+unless it is about one's own machinery (the loop's pool limit, the threads' idle checks).
 
 The server below answers each request with bytes the test chooses, so framing (length,
 chunked, close-delimited, split packets), keep-alive reuse and retirement, etcd's error
 bodies and the socket's failures (reset, silence, refusal) are each exercised exactly.
-The same client against real etcd 3.4 and raftmon is in test_lean_http_servers.py.
+The same clients against real etcd 3.4 and raftmon are in test_lean_http_servers.py.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import asyncio
 import json
 import socket
 import struct
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pytest
 
 from loadgen import errors
+from loadgen.blocking_http import BlockingHttp, run_now
 from loadgen.errors import EtcdError
 from loadgen.lean_http import LeanHttp, parse_chunked, parse_head
 from tests.helpers import free_port
@@ -121,11 +125,44 @@ class Scripted:
         return f"http://127.0.0.1:{self.port}"
 
 
-Factory = Callable[..., LeanHttp]
+class OnThread:
+    """A BlockingHttp whose requests block a thread of their own, not the event loop the
+    scripted server answers on (as a load's client threads use it)."""
+
+    def __init__(self, client: BlockingHttp) -> None:
+        self.client = client
+
+    async def post(self, path: str, body: bytes) -> bytes:
+        return await asyncio.to_thread(self.client.post_now, path, body)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+Client = LeanHttp | OnThread
+Factory = Callable[..., Client]
+
+
+@pytest.fixture(params=["loop", "threads"])
+async def lean_factory(request: pytest.FixtureRequest) -> AsyncIterator[Factory]:
+    made: list[Client] = []
+
+    def make(url: str, *, timeout: float = 5.0, limit: int = 4, idle_limit: float = 15) -> Client:
+        client: Client
+        if request.param == "loop":
+            client = LeanHttp(url, timeout=timeout, limit=limit, idle_limit=idle_limit)
+        else:
+            client = OnThread(BlockingHttp(url, timeout=timeout, idle_limit=idle_limit))
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.close()
 
 
 @pytest.fixture
-async def lean_factory() -> AsyncIterator[Factory]:
+async def loop_factory() -> AsyncIterator[Callable[..., LeanHttp]]:
     made: list[LeanHttp] = []
 
     def make(url: str, *, timeout: float = 5.0, limit: int = 4, idle_limit: float = 15) -> LeanHttp:
@@ -265,11 +302,11 @@ async def test_connection_close_retires_the_socket(lean_factory: Factory) -> Non
 
 
 async def test_a_keep_alive_socket_the_server_closed_while_idle_is_not_reused(
-    lean_factory: Factory,
+    loop_factory: Callable[..., LeanHttp],
 ) -> None:
     """Servers drop idle keep-alive sockets (Go: IdleTimeout) without saying so first."""
     async with Scripted(lambda n: ([answer()], "close")) as server:
-        client = lean_factory(server.url)
+        client = loop_factory(server.url)
         assert await client.post("/v3/kv/put", b"{}") == OK
         await wait_until(lambda: not client._idle or not client._idle[0].open)
         assert await client.post("/v3/kv/put", b"{}") == OK
@@ -277,10 +314,10 @@ async def test_a_keep_alive_socket_the_server_closed_while_idle_is_not_reused(
 
 
 async def test_a_socket_idle_past_the_idle_limit_is_retired_by_the_client(
-    lean_factory: Factory,
+    loop_factory: Callable[..., LeanHttp],
 ) -> None:
     async with Scripted(lambda n: [answer()]) as server:
-        client = lean_factory(server.url, idle_limit=0.05)
+        client = loop_factory(server.url, idle_limit=0.05)
         assert await client.post("/v3/kv/put", b"{}") == OK
         assert await client.post("/v3/kv/put", b"{}") == OK  # at once: the same socket
         await asyncio.sleep(0.2)
@@ -339,9 +376,74 @@ async def test_a_closed_port_is_conn_refused(lean_factory: Factory) -> None:
         assert caught.value.kind == errors.CONN_REFUSED
 
 
-async def test_the_pool_opens_at_most_limit_sockets(lean_factory: Factory) -> None:
+async def test_the_pool_opens_at_most_limit_sockets(
+    loop_factory: Callable[..., LeanHttp],
+) -> None:
     async with Scripted(lambda n: [answer()]) as server:
-        client = lean_factory(server.url, limit=2)
+        client = loop_factory(server.url, limit=2)
         results = await asyncio.gather(*(client.post("/v3/kv/put", b"{}") for _ in range(20)))
         assert results == [OK] * 20
     assert server.connections <= 2
+
+
+# -- the client threads' blocking sockets ---------------------------------------------
+async def test_a_blocking_socket_the_server_closed_while_idle_is_not_reused() -> None:
+    """No callback tells a blocking socket of the close: a peek before its next request."""
+    async with Scripted(lambda n: ([answer()], "close")) as server:
+        client = BlockingHttp(server.url, timeout=5.0)
+        try:
+            assert await asyncio.to_thread(client.post_now, "/v3/kv/put", b"{}") == OK
+            await wait_until(lambda: all(task.done() for task in server.handlers))
+            await asyncio.sleep(0.05)  # idle past CHECK_AFTER: checked before reuse
+            assert await asyncio.to_thread(client.post_now, "/v3/kv/put", b"{}") == OK
+        finally:
+            await client.close()
+    assert client.connects == server.connections == 2
+
+
+async def test_blocking_sockets_past_the_idle_limit_are_retired_and_kept_ones_reused() -> None:
+    async with Scripted(lambda n: [answer()]) as server:
+        client = BlockingHttp(server.url, timeout=5.0, idle_limit=0.1)
+        try:
+            for _ in range(3):  # at once, and after a pause under the limit: one socket
+                assert await asyncio.to_thread(client.post_now, "/v3/kv/put", b"{}") == OK
+                await asyncio.sleep(0.03)
+            assert client.connects == 1
+            await asyncio.sleep(0.3)
+            assert await asyncio.to_thread(client.post_now, "/v3/kv/put", b"{}") == OK
+        finally:
+            await client.close()
+    assert client.connects == server.connections == 2
+
+
+async def test_client_threads_each_carry_their_request_on_a_socket_of_their_own() -> None:
+    """Threads sharing one BlockingHttp: no socket carries two requests at once."""
+    async with Scripted(lambda n: [answer(b'{"n":"%d"}' % n)]) as server:
+        client = BlockingHttp(server.url, timeout=5.0)
+        answers: list[bytes] = []
+        lock = threading.Lock()
+
+        def client_thread() -> None:
+            for _ in range(20):
+                body = run_now(client.post("/v3/kv/put", b"{}"))
+                with lock:
+                    answers.append(body)
+
+        try:
+            await asyncio.gather(*(asyncio.to_thread(client_thread) for _ in range(3)))
+        finally:
+            await client.close()
+    assert sorted(answers) == sorted(b'{"n":"%d"}' % n for n in range(1, 61))
+    assert 1 <= client.connects <= 3
+
+
+def test_run_now_completes_a_coroutine_that_never_suspends_and_refuses_one_that_does() -> None:
+    async def answer_at_once() -> int:
+        return 7
+
+    async def wait_for_the_loop() -> None:
+        await asyncio.sleep(0)
+
+    assert run_now(answer_at_once()) == 7
+    with pytest.raises(RuntimeError, match="waited for the event loop"):
+        run_now(wait_for_the_loop())

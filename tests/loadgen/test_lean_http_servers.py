@@ -1,6 +1,7 @@
-"""`--protocol http`'s lean client (loadgen.http_conn over loadgen.lean_http) against a real
-etcd 3.4 member and a real raftmon member: the workloads' requests, answers too big for one
-buffer (Go chunks them), and etcd's error bodies, counted by kind."""
+"""`--protocol http`'s lean clients (loadgen.http_conn over loadgen.lean_http on the event
+loop, and over loadgen.blocking_http for client threads) against a real etcd 3.4 member and
+a real raftmon member: the workloads' requests, answers too big for one buffer (Go chunks
+them), and etcd's error bodies, counted by kind; over TLS, a load by each."""
 
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ def endpoint(request: pytest.FixtureRequest) -> str:
     return cluster.endpoints[0]
 
 
+@pytest.fixture(params=["loop", "threads"])
+def blocking(request: pytest.FixtureRequest) -> bool:
+    """Which client: the event loop's, or the client threads' (awaited here on the loop,
+    where it blocks for each request: the server is another process)."""
+    return bool(request.param == "threads")
+
+
 def keyspace(prefix: str, size: int, val_size: int = 16) -> KeySpace:
     cfg = LoadConfig(
         workload="put",
@@ -47,9 +55,9 @@ def keyspace(prefix: str, size: int, val_size: int = 16) -> KeySpace:
     return KeySpace(cfg)
 
 
-async def test_puts_ranges_and_txns_land_as_sent(endpoint: str) -> None:
+async def test_puts_ranges_and_txns_land_as_sent(endpoint: str, blocking: bool) -> None:
     keys = keyspace("/lean/kv/", 8)
-    conn = HttpConn(endpoint, keys, timeout=5.0, limit=2)
+    conn = HttpConn(endpoint, keys, timeout=5.0, limit=2, blocking=blocking)
     try:
         first = await conn.put_revision(0)
         await conn.put(1)
@@ -70,9 +78,11 @@ async def test_puts_ranges_and_txns_land_as_sent(endpoint: str) -> None:
     assert got.kvs[3].mod_revision == got.kvs[7].mod_revision == first + 3
 
 
-async def test_an_answer_larger_than_gos_buffer_is_read_whole(endpoint: str) -> None:
+async def test_an_answer_larger_than_gos_buffer_is_read_whole(
+    endpoint: str, blocking: bool
+) -> None:
     keys = keyspace("/lean/big/", 40, val_size=300)  # ~17 KB of JSON: Go answers chunked
-    conn = HttpConn(endpoint, keys, timeout=5.0, limit=1)
+    conn = HttpConn(endpoint, keys, timeout=5.0, limit=1, blocking=blocking)
     try:
         await conn.txn_put(0, 40)
         body = b'{"key":"%s","range_end":"%s"}' % (
@@ -87,8 +97,8 @@ async def test_an_answer_larger_than_gos_buffer_is_read_whole(endpoint: str) -> 
         await conn.close()
 
 
-async def test_etcds_error_bodies_are_counted_by_kind(endpoint: str) -> None:
-    conn = HttpConn(endpoint, keyspace("/lean/err/", 1), timeout=5.0, limit=1)
+async def test_etcds_error_bodies_are_counted_by_kind(endpoint: str, blocking: bool) -> None:
+    conn = HttpConn(endpoint, keyspace("/lean/err/", 1), timeout=5.0, limit=1, blocking=blocking)
     try:
         with pytest.raises(EtcdError) as no_key:
             await conn.lean.post("/v3/kv/put", b'{"value":"eA=="}')
@@ -103,7 +113,10 @@ async def test_etcds_error_bodies_are_counted_by_kind(endpoint: str) -> None:
         await conn.close()
 
 
-def test_http_load_over_tls_with_etcds_client_certificate_flags(tmp_path: Path) -> None:
+@pytest.mark.parametrize("client_io", ["loop", "threads"])
+def test_http_load_over_tls_with_etcds_client_certificate_flags(
+    tmp_path: Path, client_io: str
+) -> None:
     authority = make_authority(tmp_path / "ca")
     etcd = EtcdCluster(require_tool("etcd"), tmp_path / "etcd", 1, FAST, authority)
     with etcd:
@@ -115,7 +128,11 @@ def test_http_load_over_tls_with_etcds_client_certificate_flags(tmp_path: Path) 
             "key": str(c.key_file),
         }
         reports = [
-            run_load(load_argv(etcd.endpoints, workload, "--total=60", clients=3, **tls))
+            run_load(
+                load_argv(
+                    etcd.endpoints, workload, "--total=60", clients=3, client_io=client_io, **tls
+                )
+            )
             for workload in ("put", "range")
         ]
     for code, report in reports:

@@ -8,6 +8,9 @@ import json
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
+
+from loadgen import recorder
 from loadgen.config import LoadConfig
 from loadgen.recorder import PERCENTILES, Recorder, WorkerResult
 from loadgen.report import CSV_COLUMNS, merge_results, render_csv, render_text
@@ -132,6 +135,32 @@ def test_series_counts_a_request_sent_in_its_second_and_completed_in_its_own() -
         ("0", "20", "0"),
         ("1", "0", "20"),
     ]
+
+
+def test_completions_recorded_in_batches_give_the_figures_of_one_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sends and completions over 3.5 s, some failed, read as the runner reads them: each
+    second's row and progress figures as it closes, then the run's results."""
+
+    def run() -> tuple[list[tuple[int, int, int, int, str]], list[tuple[int, int]], object]:
+        rec = Recorder(t0=0.0)
+        progress = []
+        for i in range(350):
+            now = i * 0.01
+            rec.record_send(now)
+            rec.record("put", "success" if i % 7 else "timeout", 0.001 * (1 + i % 13), now)
+            if i % 100 == 99:  # the ticker
+                rec.roll((i + 1) * 0.01)
+                progress.append((rec.ok, rec.errors))
+        rec.flush()
+        rows = [(r.second, r.ok, r.errors, r.sent, r.histogram) for r in rec.series]
+        ops = rec.op_results()["put"]
+        return rows, progress, (ops.outcomes, ops.histogram, ops.moments, rec.last_end)
+
+    batched = run()
+    monkeypatch.setattr(recorder, "BATCH", 1)
+    assert run() == batched
 
 
 def test_client_cpu_of_every_worker_adds_up_and_is_shown_per_request() -> None:
