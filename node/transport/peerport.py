@@ -18,8 +18,11 @@ import logging
 from typing import TYPE_CHECKING, Protocol, cast
 
 from node.transport import httphead, wire
+from node.transport.prober import plain_socket
+from node.transport.sockbody import SocketBody
 
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Callable, Mapping
 
     from node.transport.snapshot import Body
@@ -175,11 +178,14 @@ class _Router(asyncio.Protocol):
             self._answer(400, f"bad Content-Length {length[:40]!r}")
             return
         self._done()
+        sock = plain_socket(transport)
         upload = _Upload(transport, int(length))
         transport.set_protocol(upload)
-        if rest:
+        if sock is not None:
+            upload.read_in_threads(sock, rest)
+        elif rest:
             upload.data_received(rest)
-        answer = self._port._peer.receive_raw_snapshot(headers, transport, upload.content)
+        answer = self._port._peer.receive_raw_snapshot(headers, transport, upload.body)
         answer.add_done_callback(upload.answered)
 
     def _answer(self, status: int, text: str) -> None:
@@ -259,8 +265,20 @@ class _Upload(asyncio.Protocol):
         self._linger: asyncio.TimerHandle | None = None
         self.content = asyncio.StreamReader(limit=UPLOAD_BUFFER)
         self.content.set_transport(transport)  # pauses the socket when it is full
+        self._direct: SocketBody | None = None
         if not length:
             self.content.feed_eof()
+
+    def read_in_threads(self, sock: socket.socket, prefix: bytes) -> None:
+        """Read the body from the (plain TCP) socket in worker threads (sockbody.py), not
+        through this protocol: the transport stops reading until the answer."""
+        self._transport.pause_reading()
+        self._direct = SocketBody(sock, prefix, self._left)
+
+    @property
+    def body(self) -> Body:
+        """What the receiver reads the upload from."""
+        return self._direct if self._direct is not None else self.content
 
     def data_received(self, data: bytes) -> None:
         left = self._left
@@ -283,6 +301,8 @@ class _Upload(asyncio.Protocol):
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
+        if self._direct is not None:
+            self._direct.abort()  # a thread reading it ends now; the receiver fails
         if self._left > 0 and exc is not None:
             self.content.set_exception(exc)  # the receiver fails the upload with it
         else:
@@ -292,6 +312,10 @@ class _Upload(asyncio.Protocol):
         """The receiver's verdict (its task's result): write it and close."""
         self._answered = True
         transport = self._transport
+        direct, self._direct = self._direct, None
+        if direct is not None:  # what the threads left unread is dropped as below
+            self._left = direct.left
+            direct.close()
         if answer.cancelled():  # this member is stopping
             transport.close()
             return

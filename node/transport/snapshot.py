@@ -22,7 +22,7 @@ import zlib
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from node.raft.messages import Message, MessageType
-from node.transport import wire
+from node.transport import httphead, sendfile, wire
 from node.transport.codec import LENGTH_SIZE, CodecError, decode_body, encode
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ async def _read_chunks(
 
 
 async def send_snapshot(
-    session: aiohttp.ClientSession,
+    session: Callable[[], aiohttp.ClientSession],
     url: str,
     headers: dict[str, str],
     msg: Message,
@@ -107,9 +107,11 @@ async def send_snapshot(
     dial_timeout: float,
     response_timeout: float,
 ) -> int:
-    """Upload one snapshot; return the body bytes sent. Raises SnapshotError on any failure."""
-    import aiohttp  # not needed before a snapshot is sent (httphead.py)
+    """Upload one snapshot; return the body bytes sent. Raises SnapshotError on any failure.
 
+    An image file to an http:// peer goes by `sendfile` (node.transport.sendfile); an
+    in-memory image or a TLS peer through aiohttp's client, made by `session()`.
+    """
     if isinstance(source, bytes):
         size = len(source)
     else:
@@ -119,6 +121,62 @@ async def send_snapshot(
             raise SnapshotError(f"cannot read snapshot image: {exc}") from exc
     frame = encode(msg)
     total = len(frame) + size + _CRC.size
+    request_headers = {
+        **headers,
+        wire.HDR_SNAPSHOT_SIZE: str(size),
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(total),
+    }
+    address = sendfile.plain_address(url)
+    if address is not None and isinstance(source, str):
+        head = httphead.request(
+            "POST", wire.SNAPSHOT_PATH, f"{address[0]}:{address[1]}", request_headers
+        )
+        try:
+            status, text = await sendfile.upload(
+                address,
+                head + frame,
+                source,
+                size,
+                dial_timeout=dial_timeout,
+                response_timeout=response_timeout,
+            )
+        except OSError as exc:  # UploadFailed, refused, reset, timed out
+            raise SnapshotError(f"{type(exc).__name__}: {exc}") from exc
+        _check_answer(status, text)
+        return total
+    await _send_with_aiohttp(
+        session(),
+        url,
+        request_headers,
+        frame,
+        source,
+        size,
+        chunk_size,
+        dial_timeout,
+        response_timeout,
+    )
+    return total
+
+
+def _check_answer(status: int, text: str) -> None:
+    if status not in (200, 204):
+        raise SnapshotError(f"receiver answered HTTP {status}: {text[:200]}")
+
+
+async def _send_with_aiohttp(
+    session: aiohttp.ClientSession,
+    url: str,
+    request_headers: dict[str, str],
+    frame: bytes,
+    source: str | bytes,
+    size: int,
+    chunk_size: int,
+    dial_timeout: float,
+    response_timeout: float,
+) -> None:
+    """The upload through aiohttp's client: the image read in chunks by a thread."""
+    import aiohttp  # not needed before a snapshot is sent (httphead.py)
 
     async def body() -> AsyncIterator[bytes]:
         yield frame
@@ -128,12 +186,6 @@ async def send_snapshot(
             yield chunk
         yield _CRC.pack(crc)
 
-    request_headers = {
-        **headers,
-        wire.HDR_SNAPSHOT_SIZE: str(size),
-        "Content-Type": "application/octet-stream",
-        "Content-Length": str(total),
-    }
     # sock_read runs from the first request byte (aiohttp), so it also bounds the upload.
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=dial_timeout, sock_read=response_timeout
@@ -142,12 +194,9 @@ async def send_snapshot(
         async with session.post(
             url + wire.SNAPSHOT_PATH, data=body(), headers=request_headers, timeout=timeout
         ) as resp:
-            text = (await resp.text()).strip()
-            if resp.status not in (200, 204):
-                raise SnapshotError(f"receiver answered HTTP {resp.status}: {text[:200]}")
+            _check_answer(resp.status, (await resp.text()).strip())
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise SnapshotError(f"{type(exc).__name__}: {exc}") from exc
-    return total
 
 
 def _write_all(f: BinaryIO, chunks: list[bytes], crc: int) -> int:
@@ -181,6 +230,32 @@ class _EarlySync:
         a writeback error once per open file), so it must fail the upload here."""
         if self._task is not None:
             await self._task
+
+
+async def _copy_chunks(
+    content: Body, f: BinaryIO, size: int, chunk_size: int, early: _EarlySync
+) -> int:
+    """`size` bytes of `content` appended to `f`, a chunk's worth per thread hop; their
+    CRC-32. Raises SnapshotError when the body ends first."""
+    remaining = size
+    crc = 0
+    pending: list[bytes] = []
+    pending_size = 0
+    while remaining:
+        data = await content.read(min(remaining, chunk_size))
+        if not data:
+            raise SnapshotError(f"upload truncated: {size - remaining} of {size} bytes")
+        remaining -= len(data)
+        pending.append(data)
+        pending_size += len(data)
+        if pending_size >= chunk_size:
+            crc = await asyncio.to_thread(_write_all, f, pending, crc)
+            early.wrote(pending_size)
+            pending = []
+            pending_size = 0
+    if pending:
+        crc = await asyncio.to_thread(_write_all, f, pending, crc)
+    return crc
 
 
 def _fsync_close(f: BinaryIO) -> None:
@@ -241,24 +316,13 @@ async def receive_snapshot(
     early = _EarlySync(f.fileno())
     closed = False
     try:
-        remaining = size
-        crc = 0
-        pending: list[bytes] = []
-        pending_size = 0
-        while remaining:
-            data = await content.read(min(remaining, chunk_size))
-            if not data:
-                raise SnapshotError(f"upload truncated: {size - remaining} of {size} bytes")
-            remaining -= len(data)
-            pending.append(data)
-            pending_size += len(data)
-            if pending_size >= chunk_size:
-                crc = await asyncio.to_thread(_write_all, f, pending, crc)
-                early.wrote(pending_size)
-                pending = []
-                pending_size = 0
-        if pending:
-            crc = await asyncio.to_thread(_write_all, f, pending, crc)
+        copy_to = getattr(content, "copy_to", None)
+        if copy_to is not None:  # the peer port's SocketBody: socket -> file in a thread
+            copied, crc = await copy_to(f.fileno(), size, chunk_size, early.wrote)
+            if copied != size:
+                raise SnapshotError(f"upload truncated: {copied} of {size} bytes")
+        else:
+            crc = await _copy_chunks(content, f, size, chunk_size, early)
         try:
             (expected,) = _CRC.unpack(await content.readexactly(_CRC.size))
         except asyncio.IncompleteReadError as exc:

@@ -440,7 +440,7 @@ class Transport:
             if fault.delay_seconds > 0.0:
                 await asyncio.sleep(fault.delay_seconds)
             nbytes = await send_snapshot(
-                self._http_session(),
+                self._http_session,
                 sender.url,
                 wire.stream_headers(self.local_id, peer_id, self.cluster_id),
                 msg,
