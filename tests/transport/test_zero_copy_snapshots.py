@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from node.raft.messages import ConfState, Message, MessageType, Snapshot, SnapshotMetadata
-from node.transport import TransportOptions, sendfile, snapshot, sockbody, wire
+from node.transport import TransportOptions, httphead, sendfile, snapshot, sockbody, wire
+from node.transport.codec import encode
 from tests.transport.harness import Cluster, eventually
 
 META = SnapshotMetadata(index=777, term=5, conf_state=ConfState(voters=(1, 2)))
@@ -164,9 +165,9 @@ async def test_a_sender_that_stops_mid_body_fails_the_upload_and_leaves_no_file(
 ) -> None:
     cluster = make_cluster(2)
     b = await cluster.start(2)
-    frame = snapshot.encode(msg_snap())
+    frame = encode(msg_snap())
     size = 1024 * 1024
-    head = snapshot.httphead.request(
+    head = httphead.request(
         "POST",
         wire.SNAPSHOT_PATH,
         "x",
