@@ -44,6 +44,11 @@ def plain_address(url: str) -> tuple[str, int] | None:
         return None
 
 
+def host(url: str) -> str:
+    """The Host header for `url`: its authority (brackets and port included)."""
+    return urlsplit(url).netloc.rpartition("@")[2]
+
+
 def image_crc(path: str, size: int) -> int:
     """Worker thread: the CRC-32 of the first `size` bytes of `path`, from a mapping
     (no copy into Python; zlib releases the GIL while it runs)."""

@@ -4,11 +4,13 @@ Body of POST /raft/snapshot::
 
     frame(MsgSnap, metadata only) || db image (X-Raftmon-Snapshot-Size bytes) || crc32:u32le
 
-The image never sits in memory whole on either side: the sender reads it in chunks in a
-worker thread, the receiver appends chunks to a temporary file, fsyncs it, renames it
-into place and fsyncs the directory, so a crash leaves either no file or a complete one.
-The size header plus the CRC trailer turn a truncated or garbled upload into a clean
-failure instead of a corrupt state machine.
+The image never sits in memory whole on either side: the sender sends the file by
+`sendfile` (plain TCP: node.transport.sendfile) or reads it in chunks in a worker thread
+(TLS, through aiohttp's client); the receiver appends it to a temporary file (in one
+worker thread when the peer port reads a plain socket: node.transport.sockbody), fsyncs
+it, renames it into place and fsyncs the directory, so a crash leaves either no file or a
+complete one. The size header plus the CRC trailer turn a truncated or garbled upload
+into a clean failure instead of a corrupt state machine.
 """
 
 from __future__ import annotations
@@ -129,9 +131,7 @@ async def send_snapshot(
     }
     address = sendfile.plain_address(url)
     if address is not None and isinstance(source, str):
-        head = httphead.request(
-            "POST", wire.SNAPSHOT_PATH, f"{address[0]}:{address[1]}", request_headers
-        )
+        head = httphead.request("POST", wire.SNAPSHOT_PATH, sendfile.host(url), request_headers)
         try:
             status, text = await sendfile.upload(
                 address,
