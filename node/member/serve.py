@@ -4,8 +4,8 @@ Raft first, aiohttp later: the peer port listens on plain asyncio (node.transpor
 so the member starts its Raft node, connects its peers and can win an election while a
 thread imports aiohttp and the HTTP applications (~0.2 s of CPU: three members restarted
 together share two cores, and the first election waits for the last of them to connect).
-Requests on the peer port other than Raft streams wait for aiohttp; then the client
-listener opens once the member is published, as before.
+Requests on the peer port other than Raft streams and snapshot uploads wait for aiohttp;
+then the client listener opens once the member is published, as before.
 
 Shutdown is orderly: stop accepting, stop the server, close the WAL last.
 """

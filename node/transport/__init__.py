@@ -1,11 +1,12 @@
 """Peer transport: long-lived batched streams, reconnect, RTT probes, snapshots.
 
-Streams run on plain asyncio, so a member connects its peers before it imports aiohttp
-(`httphead`); snapshots, plain probes and member info use aiohttp once it is there.
+Streams and snapshot uploads run on plain asyncio, so a member connects its peers and
+takes a snapshot before it imports aiohttp (`httphead`); plain probes and member info use
+aiohttp once it is there.
 
 Modules, one job each: `codec` (binary frames), `peer` (one peer's outbound stream and
 prober), `dial` (a stream's dial), `peerport` (the peer listener's first bytes: streams
-here, the rest to aiohttp), `receiver` (the inbound side), `snapshot` (streamed db
+and uploads here, the rest to aiohttp), `receiver` (the inbound side), `snapshot` (streamed db
 images), `stats` (counters, faults, the metrics observer seam), `options` (tunables),
 `wire` (paths and headers), `httphead` (the HTTP/1.1 heads a stream needs), `transport`
 (the `Transport` facade the driver uses).

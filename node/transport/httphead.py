@@ -3,8 +3,9 @@
 A member's Raft streams must connect before aiohttp is imported (it costs ~0.2 s of CPU
 at start, and three members restarted together share two cores): a stream is one GET
 with `Upgrade: tcp` answered `101`, after which the connection carries frames only, so
-the request head, the 101 and a refusal's short text answer are all of HTTP it needs.
-Everything else on the peer port (snapshots, member info, plain probes) is aiohttp's.
+the request head, the 101 and a refusal's short text answer are all of HTTP it needs. A
+snapshot upload is one POST with a Content-Length body, answered 204 or a short text.
+Everything else on the peer port (member info, plain probes) is aiohttp's.
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ MAX_HEAD_BYTES = 16 * 1024  # a peer's stream request is ~250 bytes; anything pa
 REASONS = {
     101: "Switching Protocols",
     200: "OK",
+    204: "No Content",
     400: "Bad Request",
     404: "Not Found",
     409: "Conflict",
     410: "Gone",
+    411: "Length Required",
     412: "Precondition Failed",
     426: "Upgrade Required",
     431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
     503: "Service Unavailable",
 }
 
@@ -110,10 +114,11 @@ def request(method: str, target: str, host: str, headers: Mapping[str, str]) -> 
 
 
 def response(status: int, headers: Mapping[str, str], body: bytes = b"") -> bytes:
-    """A whole response; with a body (or any status but 101) it says its length."""
+    """A whole response; with a body (or any status but 101 and 204, which have none by
+    definition, RFC 9110 §8.6) it says its length."""
     lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
-    if status != 101:
+    if status not in (101, 204):
         lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 

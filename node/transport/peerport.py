@@ -1,12 +1,14 @@
-"""The peer port on plain asyncio: Raft streams here, every other request to aiohttp.
+"""The peer port on plain asyncio: Raft streams and snapshots here, the rest to aiohttp.
 
 A member opens its peer port, starts its Raft node and connects its peers before it
 imports aiohttp (httphead.py says why). `PeerPort` reads each new connection's request
 line: a stream request (and an upgraded RTT probe) is read and answered here and the
-connection becomes a frame stream; anything else (snapshot uploads, member info,
-/members, plain probes) is handed to aiohttp's server with the bytes read so far, once
-`serve_http` has given it one. Until then such a connection waits, paused; it is not
-refused. The first line decides, so a connection never passes through here again.
+connection becomes a frame stream; a snapshot upload's body is read here too, so a
+restarted follower takes the leader's image without waiting for aiohttp's import. Anything
+else (member info, /members, plain probes, an upload with a chunked body) is handed to
+aiohttp's server with the bytes read so far, once `serve_http` has given it one. Until
+then such a connection waits, paused; it is not refused. The first line decides, so a
+connection never passes through here again.
 """
 
 from __future__ import annotations
@@ -16,9 +18,14 @@ import logging
 from typing import TYPE_CHECKING, Protocol, cast
 
 from node.transport import httphead, wire
+from node.transport.prober import plain_socket
+from node.transport.sockbody import SocketBody
 
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Callable, Mapping
+
+    from node.transport.snapshot import Body
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +33,21 @@ log = logging.getLogger(__name__)
 _OURS = (
     f"GET {wire.STREAM_PATH} ".encode(),
     f"GET {wire.PROBING_PATH} ".encode(),
+    f"POST {wire.SNAPSHOT_PATH} ".encode(),
 )
 _LONGEST = max(len(p) for p in _OURS)
 HEAD_TIMEOUT = 10.0  # seconds for a stream request's head (a slow sender is dropped)
+# An upload's body is buffered up to twice this before the socket is paused (as aiohttp's
+# request.content does at 2 x 64 KiB; larger, for fewer wake-ups per image).
+UPLOAD_BUFFER = 256 * 1024
+# Seconds an upload answered before its body was read (a refusal) keeps reading and
+# dropping the body before it closes: closing a socket with unread bytes resets the
+# connection, and the sender could lose the answer (aiohttp's server lingers likewise).
+LINGER = 5.0
 
 
 class RawPeer(Protocol):
-    """What the peer port needs of the transport (node.transport.Transport has both)."""
+    """What the peer port needs of the transport (node.transport.Transport has them)."""
 
     def open_raw_stream(
         self, headers: Mapping[str, str], transport: asyncio.Transport
@@ -41,6 +56,10 @@ class RawPeer(Protocol):
     def answer_raw_probe(
         self, headers: Mapping[str, str], transport: asyncio.Transport
     ) -> bool: ...
+
+    def receive_raw_snapshot(
+        self, headers: Mapping[str, str], transport: asyncio.BaseTransport, content: Body
+    ) -> asyncio.Future[tuple[int, str]]: ...
 
 
 class PeerPort:
@@ -118,6 +137,9 @@ class _Router(asyncio.Protocol):
         transport = self._transport
         assert transport is not None
         peer = self._port._peer
+        if head.method == "POST":  # POST /raft/snapshot: _OURS has no other POST
+            self._upload(head, rest)
+            return
         if head.path == wire.PROBING_PATH:
             if not rest and peer.answer_raw_probe(head.headers, transport):
                 self._done()
@@ -135,6 +157,36 @@ class _Router(asyncio.Protocol):
         protocol.connection_made(transport)
         if rest:
             protocol.data_received(rest)
+
+    def _upload(self, head: httphead.RequestHead, rest: bytes) -> None:
+        """Read a snapshot upload's body here and answer it with the receiver's verdict.
+
+        Our senders (aiohttp's client) send a Content-Length body and no `Expect`; a
+        chunked body or `Expect: 100-continue` goes to aiohttp, which reads those.
+        """
+        headers = head.headers
+        transport = self._transport
+        assert transport is not None
+        if "chunked" in headers.get("Transfer-Encoding", "").lower() or "Expect" in headers:
+            self._to_http()
+            return
+        length = headers.get("Content-Length")
+        if length is None:
+            self._answer(411, "a snapshot upload must say its Content-Length")
+            return
+        if not (length.isascii() and length.isdigit()):
+            self._answer(400, f"bad Content-Length {length[:40]!r}")
+            return
+        self._done()
+        sock = plain_socket(transport)
+        upload = _Upload(transport, int(length))
+        transport.set_protocol(upload)
+        if sock is not None:
+            upload.read_in_threads(sock, rest)
+        elif rest:
+            upload.data_received(rest)
+        answer = self._port._peer.receive_raw_snapshot(headers, transport, upload.body)
+        answer.add_done_callback(upload.answered)
 
     def _answer(self, status: int, text: str) -> None:
         self._done()
@@ -195,3 +247,92 @@ class _Router(asyncio.Protocol):
         self._done()
         self._port._waiting.discard(self)
         self._transport = None
+
+
+class _Upload(asyncio.Protocol):
+    """A snapshot upload's connection once its head is read.
+
+    At most Content-Length bytes of body go to `content`, then its EOF: the sender keeps
+    its connection alive, and the receiver reads the image to the body's end (and checks
+    that nothing follows the CRC). The receiver's answer is written and the connection
+    closed (`Connection: close`: a connection never passes through the port again).
+    """
+
+    def __init__(self, transport: asyncio.Transport, length: int) -> None:
+        self._transport = transport
+        self._left = length  # body bytes not yet received
+        self._answered = False
+        self._linger: asyncio.TimerHandle | None = None
+        self.content = asyncio.StreamReader(limit=UPLOAD_BUFFER)
+        self.content.set_transport(transport)  # pauses the socket when it is full
+        self._direct: SocketBody | None = None
+        if not length:
+            self.content.feed_eof()
+
+    def read_in_threads(self, sock: socket.socket, prefix: bytes) -> None:
+        """Read the body from the (plain TCP) socket in worker threads (sockbody.py), not
+        through this protocol: the transport stops reading until the answer."""
+        self._transport.pause_reading()
+        self._direct = SocketBody(sock, prefix, self._left)
+
+    @property
+    def body(self) -> Body:
+        """What the receiver reads the upload from."""
+        return self._direct if self._direct is not None else self.content
+
+    def data_received(self, data: bytes) -> None:
+        left = self._left
+        if left <= 0:
+            return  # past the body: nothing a sender may pipeline behind an upload is served
+        if len(data) > left:
+            data = data[:left]
+        self._left = left - len(data)
+        if not self._answered:
+            self.content.feed_data(data)
+        if self._left == 0:
+            self.content.feed_eof()
+            if self._answered:
+                self._transport.close()  # a refused upload's body is all dropped
+
+    def eof_received(self) -> bool | None:
+        return None  # the sender stopped sending: close (connection_lost ends the body)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        if self._direct is not None:
+            self._direct.abort()  # a thread reading it ends now; the receiver fails
+        if self._left > 0 and exc is not None:
+            self.content.set_exception(exc)  # the receiver fails the upload with it
+        else:
+            self.content.feed_eof()  # short of Content-Length: the receiver says truncated
+
+    def answered(self, answer: asyncio.Future[tuple[int, str]]) -> None:
+        """The receiver's verdict (its task's result): write it and close."""
+        self._answered = True
+        transport = self._transport
+        direct, self._direct = self._direct, None
+        if direct is not None:  # what the threads left unread is dropped as below
+            self._left = direct.left
+            direct.close()
+        if answer.cancelled():  # this member is stopping
+            transport.close()
+            return
+        exc = answer.exception()
+        if exc is not None:
+            log.error("snapshot upload failed", exc_info=exc)
+            status, text = 500, f"snapshot not received: {exc}"
+        else:
+            status, text = answer.result()
+        if transport.is_closing():
+            return  # the sender went away; the receiver counted the failure
+        if text:
+            transport.write(httphead.text_response(status, text))
+        else:
+            transport.write(httphead.response(status, {"Connection": "close"}))
+        if self._left <= 0:
+            transport.close()
+            return
+        transport.resume_reading()  # the rest of the body is dropped as it comes
+        self._linger = asyncio.get_running_loop().call_later(LINGER, transport.close)

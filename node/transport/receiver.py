@@ -1,9 +1,10 @@
 """The inbound side: peer streams, RTT probes and snapshot uploads.
 
-A member's peer port hands stream requests and upgraded probes to this receiver on plain
-asyncio (`open_raw_stream`, `answer_raw_probe`; see httphead.py for why), and everything
-else to aiohttp, whose handlers are here too (`add_routes`; a stream request that reaches
-aiohttp, e.g. on a kept-alive connection, is served the same way).
+A member's peer port hands stream requests, upgraded probes and snapshot uploads to this
+receiver on plain asyncio (`open_raw_stream`, `answer_raw_probe`, `receive_raw_snapshot`;
+see httphead.py for why), and everything else to aiohttp, whose handlers are here too
+(`add_routes`; a stream request or upload that reaches aiohttp, e.g. on a kept-alive
+connection, is served the same way).
 
 A stream handler admits the sender, answers 101 Switching Protocols, and gives the
 upgraded connection a `_StreamParser`, the way aiohttp hands a WebSocket to its frame
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 
     from node.raft.messages import Message
     from node.transport.local import LocalMember
+    from node.transport.snapshot import Body
     from node.transport.stats import PeerFault, PeerStats
 
 log = logging.getLogger(__name__)
@@ -235,7 +237,8 @@ class Receiver:
         self._outbound_fault = outbound_fault
         self._inbound: dict[int, _Inbound] = {}
         self._snapshot_tasks: set[asyncio.Task[object]] = set()
-        self._raw_tasks: set[asyncio.Task[None]] = set()  # streams accepted on plain asyncio
+        # Streams and snapshot uploads accepted on plain asyncio (the peer port's).
+        self._raw_tasks: set[asyncio.Task[Any]] = set()
         self._upgraded = {
             "Connection": "Upgrade",
             "Upgrade": wire.STREAM_UPGRADE,
@@ -275,8 +278,8 @@ class Receiver:
             task.cancel()
 
     async def streams_ended(self, seconds: float) -> None:
-        """Wait (at most `seconds`) for the streams accepted on plain asyncio to be
-        accounted for once closed: their tasks outlive no transport."""
+        """Wait (at most `seconds`) for the streams and uploads accepted on plain asyncio
+        to be accounted for once closed: their tasks outlive no transport."""
         tasks = list(self._raw_tasks)
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=seconds)
@@ -612,24 +615,47 @@ class Receiver:
             )
 
     async def _handle_snapshot(self, request: web.Request) -> web.Response:
-        peer_id, refusal = self._admit(request.headers, request.remote, "snapshot")
+        from aiohttp import web  # only once aiohttp serves (module doc)
+
+        status, text = await self._serve_snapshot(request.headers, request.remote, request.content)
+        return web.Response(status=status, text=text or None)
+
+    def receive_raw_snapshot(
+        self, headers: Mapping[str, str], transport: asyncio.BaseTransport, content: Body
+    ) -> asyncio.Task[tuple[int, str]]:
+        """`_handle_snapshot` on plain asyncio: the upload's (status, text) answer, for the
+        peer port to write. The task is one of `streams_ended`'s (and `close_all` cancels
+        it), as no aiohttp server waits for it at shutdown."""
+        task = asyncio.get_running_loop().create_task(
+            self._serve_snapshot(headers, remote_host(transport), content),
+            name="raft-inbound-snapshot",
+        )
+        self._raw_tasks.add(task)
+        task.add_done_callback(self._raw_tasks.discard)
+        return task
+
+    async def _serve_snapshot(
+        self, headers: Mapping[str, str], remote: str | None, content: Body
+    ) -> tuple[int, str]:
+        """Admit, read, store and deliver one upload: the status and text to answer with
+        (204 and no text when the snapshot was delivered)."""
+        peer_id, refusal = self._admit(headers, remote, "snapshot")
+        if refusal is None:
+            refusal = self._stream_in_use(headers, remote, "snapshot", peer_id)
         if refusal is not None:
-            return _as_response(refusal)
-        in_use = self._stream_in_use(request.headers, request.remote, "snapshot", peer_id)
-        if in_use is not None:
-            return _as_response(in_use)
+            return refusal.status, refusal.text
         task = asyncio.current_task()
         if task is not None:
             self._snapshot_tasks.add(task)
         try:
-            return await self._receive_snapshot(request, peer_id)
+            return await self._receive_snapshot(headers, content, peer_id)
         finally:
             if task is not None:
                 self._snapshot_tasks.discard(task)
 
-    async def _receive_snapshot(self, request: web.Request, peer_id: int) -> web.Response:
-        from aiohttp import web  # only once aiohttp serves (module doc)
-
+    async def _receive_snapshot(
+        self, headers: Mapping[str, str], content: Body, peer_id: int
+    ) -> tuple[int, str]:
         loop = asyncio.get_running_loop()
         stats = self._stats[peer_id]
         started = loop.time()
@@ -637,7 +663,8 @@ class Receiver:
         stats.snapshot_receive_inflight += 1
         try:
             msg, path, nbytes = await receive_snapshot(
-                request,
+                headers,
+                content,
                 self._snapshot_dir,
                 chunk_size=self._opts.snapshot_chunk_size,
                 max_frame=self._opts.max_frame,
@@ -655,7 +682,7 @@ class Receiver:
                 str(exc),
                 extra={"fields": fields},
             )
-            return web.Response(status=400, text=f"snapshot not received: {exc}")
+            return 400, f"snapshot not received: {exc}"
         finally:
             stats.snapshot_receive_inflight -= 1
         stats.received_bytes += nbytes
@@ -665,7 +692,7 @@ class Receiver:
             stats.snapshot_receive_failures += 1
             self._observe_receive(peer_id, loop.time() - started, ok=False)
             log.exception("snapshot handler failed remote-peer-id=%s", wire.id_hex(peer_id))
-            return web.Response(status=500, text=f"snapshot not applied: {exc}")
+            return 500, f"snapshot not applied: {exc}"
         stats.snapshot_receive_success += 1
         self._observe_receive(peer_id, loop.time() - started, ok=True)
         meta = msg.snapshot.metadata if msg.snapshot is not None else None
@@ -678,7 +705,7 @@ class Receiver:
             path,
             extra={"fields": fields},
         )
-        return web.Response(status=204)
+        return 204, ""
 
     def _observe_receive(self, peer_id: int, seconds: float, *, ok: bool) -> None:
         try:

@@ -4,11 +4,13 @@ Body of POST /raft/snapshot::
 
     frame(MsgSnap, metadata only) || db image (X-Raftmon-Snapshot-Size bytes) || crc32:u32le
 
-The image never sits in memory whole on either side: the sender reads it in chunks in a
-worker thread, the receiver appends chunks to a temporary file, fsyncs it, renames it
-into place and fsyncs the directory, so a crash leaves either no file or a complete one.
-The size header plus the CRC trailer turn a truncated or garbled upload into a clean
-failure instead of a corrupt state machine.
+The image never sits in memory whole on either side: the sender sends the file by
+`sendfile` (plain TCP: node.transport.sendfile) or reads it in chunks in a worker thread
+(TLS, through aiohttp's client); the receiver appends it to a temporary file (in one
+worker thread when the peer port reads a plain socket: node.transport.sockbody), fsyncs
+it, renames it into place and fsyncs the directory, so a crash leaves either no file or a
+complete one. The size header plus the CRC trailer turn a truncated or garbled upload
+into a clean failure instead of a corrupt state machine.
 """
 
 from __future__ import annotations
@@ -19,23 +21,31 @@ import os
 import struct
 import uuid
 import zlib
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from node.raft.messages import Message, MessageType
-from node.transport import wire
+from node.transport import httphead, sendfile, wire
 from node.transport.codec import LENGTH_SIZE, CodecError, decode_body, encode
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Mapping
 
     import aiohttp
-    from aiohttp import web
 
 _CRC = struct.Struct("<I")
 # The receiver starts an fdatasync of what it wrote each time this much more arrived, in a
 # thread while the upload goes on, so the fsync before the acknowledgement finds little
 # left to write: a 51 MB image's was ~35 ms, all of it after the last byte arrived.
 SYNC_STEP = 8 * 1024 * 1024
+
+
+class Body(Protocol):
+    """An upload's body as it arrives: aiohttp's `request.content`, or the asyncio
+    StreamReader the peer port feeds (node.transport.peerport), which ends at its EOF."""
+
+    async def readexactly(self, n: int) -> bytes: ...
+
+    async def read(self, n: int = -1) -> bytes: ...
 
 
 class SnapshotError(Exception):
@@ -89,7 +99,7 @@ async def _read_chunks(
 
 
 async def send_snapshot(
-    session: aiohttp.ClientSession,
+    session: Callable[[], aiohttp.ClientSession],
     url: str,
     headers: dict[str, str],
     msg: Message,
@@ -99,9 +109,11 @@ async def send_snapshot(
     dial_timeout: float,
     response_timeout: float,
 ) -> int:
-    """Upload one snapshot; return the body bytes sent. Raises SnapshotError on any failure."""
-    import aiohttp  # not needed before a snapshot is sent (httphead.py)
+    """Upload one snapshot; return the body bytes sent. Raises SnapshotError on any failure.
 
+    An image file to an http:// peer goes by `sendfile` (node.transport.sendfile); an
+    in-memory image or a TLS peer through aiohttp's client, made by `session()`.
+    """
     if isinstance(source, bytes):
         size = len(source)
     else:
@@ -111,6 +123,60 @@ async def send_snapshot(
             raise SnapshotError(f"cannot read snapshot image: {exc}") from exc
     frame = encode(msg)
     total = len(frame) + size + _CRC.size
+    request_headers = {
+        **headers,
+        wire.HDR_SNAPSHOT_SIZE: str(size),
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(total),
+    }
+    address = sendfile.plain_address(url)
+    if address is not None and isinstance(source, str):
+        head = httphead.request("POST", wire.SNAPSHOT_PATH, sendfile.host(url), request_headers)
+        try:
+            status, text = await sendfile.upload(
+                address,
+                head + frame,
+                source,
+                size,
+                dial_timeout=dial_timeout,
+                response_timeout=response_timeout,
+            )
+        except OSError as exc:  # UploadFailed, refused, reset, timed out
+            raise SnapshotError(f"{type(exc).__name__}: {exc}") from exc
+        _check_answer(status, text)
+        return total
+    await _send_with_aiohttp(
+        session(),
+        url,
+        request_headers,
+        frame,
+        source,
+        size,
+        chunk_size,
+        dial_timeout,
+        response_timeout,
+    )
+    return total
+
+
+def _check_answer(status: int, text: str) -> None:
+    if status not in (200, 204):
+        raise SnapshotError(f"receiver answered HTTP {status}: {text[:200]}")
+
+
+async def _send_with_aiohttp(
+    session: aiohttp.ClientSession,
+    url: str,
+    request_headers: dict[str, str],
+    frame: bytes,
+    source: str | bytes,
+    size: int,
+    chunk_size: int,
+    dial_timeout: float,
+    response_timeout: float,
+) -> None:
+    """The upload through aiohttp's client: the image read in chunks by a thread."""
+    import aiohttp  # not needed before a snapshot is sent (httphead.py)
 
     async def body() -> AsyncIterator[bytes]:
         yield frame
@@ -120,12 +186,6 @@ async def send_snapshot(
             yield chunk
         yield _CRC.pack(crc)
 
-    request_headers = {
-        **headers,
-        wire.HDR_SNAPSHOT_SIZE: str(size),
-        "Content-Type": "application/octet-stream",
-        "Content-Length": str(total),
-    }
     # sock_read runs from the first request byte (aiohttp), so it also bounds the upload.
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=dial_timeout, sock_read=response_timeout
@@ -134,12 +194,9 @@ async def send_snapshot(
         async with session.post(
             url + wire.SNAPSHOT_PATH, data=body(), headers=request_headers, timeout=timeout
         ) as resp:
-            text = (await resp.text()).strip()
-            if resp.status not in (200, 204):
-                raise SnapshotError(f"receiver answered HTTP {resp.status}: {text[:200]}")
+            _check_answer(resp.status, (await resp.text()).strip())
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise SnapshotError(f"{type(exc).__name__}: {exc}") from exc
-    return total
 
 
 def _write_all(f: BinaryIO, chunks: list[bytes], crc: int) -> int:
@@ -175,6 +232,32 @@ class _EarlySync:
             await self._task
 
 
+async def _copy_chunks(
+    content: Body, f: BinaryIO, size: int, chunk_size: int, early: _EarlySync
+) -> int:
+    """`size` bytes of `content` appended to `f`, a chunk's worth per thread hop; their
+    CRC-32. Raises SnapshotError when the body ends first."""
+    remaining = size
+    crc = 0
+    pending: list[bytes] = []
+    pending_size = 0
+    while remaining:
+        data = await content.read(min(remaining, chunk_size))
+        if not data:
+            raise SnapshotError(f"upload truncated: {size - remaining} of {size} bytes")
+        remaining -= len(data)
+        pending.append(data)
+        pending_size += len(data)
+        if pending_size >= chunk_size:
+            crc = await asyncio.to_thread(_write_all, f, pending, crc)
+            early.wrote(pending_size)
+            pending = []
+            pending_size = 0
+    if pending:
+        crc = await asyncio.to_thread(_write_all, f, pending, crc)
+    return crc
+
+
 def _fsync_close(f: BinaryIO) -> None:
     try:
         f.flush()
@@ -193,7 +276,8 @@ def _rename_durably(tmp: str, final: str) -> None:
 
 
 async def receive_snapshot(
-    request: web.Request,
+    headers: Mapping[str, str],
+    content: Body,
     snapshot_dir: str,
     *,
     chunk_size: int,
@@ -205,11 +289,10 @@ async def receive_snapshot(
     `screen` sees the MsgSnap before any byte of the image is written: a reason it
     returns refuses the upload (SnapshotError), so a forged image never reaches the disk.
     """
-    size_header = request.headers.get(wire.HDR_SNAPSHOT_SIZE, "")
+    size_header = headers.get(wire.HDR_SNAPSHOT_SIZE, "")
     if not size_header.isdigit():
         raise SnapshotError(f"missing or bad {wire.HDR_SNAPSHOT_SIZE} header")
     size = int(size_header)
-    content = request.content
     try:
         (length,) = struct.unpack("<I", await content.readexactly(LENGTH_SIZE))
         if not 0 < length <= max_frame:
@@ -233,24 +316,13 @@ async def receive_snapshot(
     early = _EarlySync(f.fileno())
     closed = False
     try:
-        remaining = size
-        crc = 0
-        pending: list[bytes] = []
-        pending_size = 0
-        while remaining:
-            data = await content.read(min(remaining, chunk_size))
-            if not data:
-                raise SnapshotError(f"upload truncated: {size - remaining} of {size} bytes")
-            remaining -= len(data)
-            pending.append(data)
-            pending_size += len(data)
-            if pending_size >= chunk_size:
-                crc = await asyncio.to_thread(_write_all, f, pending, crc)
-                early.wrote(pending_size)
-                pending = []
-                pending_size = 0
-        if pending:
-            crc = await asyncio.to_thread(_write_all, f, pending, crc)
+        copy_to = getattr(content, "copy_to", None)
+        if copy_to is not None:  # the peer port's SocketBody: socket -> file in a thread
+            copied, crc = await copy_to(f.fileno(), size, chunk_size, early.wrote)
+            if copied != size:
+                raise SnapshotError(f"upload truncated: {copied} of {size} bytes")
+        else:
+            crc = await _copy_chunks(content, f, size, chunk_size, early)
         try:
             (expected,) = _CRC.unpack(await content.readexactly(_CRC.size))
         except asyncio.IncompleteReadError as exc:

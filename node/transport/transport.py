@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     import aiohttp
     from aiohttp import web
 
+    from node.transport.snapshot import Body
+
 log = logging.getLogger(__name__)
 
 
@@ -152,6 +154,12 @@ class Transport:
     def answer_raw_probe(self, headers: Mapping[str, str], transport: asyncio.Transport) -> bool:
         """An upgraded probe read on plain asyncio by the peer port (receiver.py)."""
         return self._receiver.answer_raw_probe(headers, transport)
+
+    def receive_raw_snapshot(
+        self, headers: Mapping[str, str], transport: asyncio.BaseTransport, content: Body
+    ) -> asyncio.Future[tuple[int, str]]:
+        """A snapshot upload read on plain asyncio by the peer port (receiver.py)."""
+        return self._receiver.receive_raw_snapshot(headers, transport, content)
 
     def _http_session(self) -> aiohttp.ClientSession:
         """The session for probes over HTTP and snapshot uploads, made on first use."""
@@ -432,7 +440,7 @@ class Transport:
             if fault.delay_seconds > 0.0:
                 await asyncio.sleep(fault.delay_seconds)
             nbytes = await send_snapshot(
-                self._http_session(),
+                self._http_session,
                 sender.url,
                 wire.stream_headers(self.local_id, peer_id, self.cluster_id),
                 msg,

@@ -180,7 +180,7 @@ async def test_a_forged_snapshot_upload_is_refused_before_its_image_is_written(
     async with aiohttp.ClientSession() as session:
         with pytest.raises(SnapshotError, match=why):
             await send_snapshot(
-                session,
+                lambda: session,
                 b.url,
                 wire.stream_headers(1, 2, cluster.cluster_id),
                 msg,

@@ -1,5 +1,6 @@
 """The peer port on plain asyncio (node.transport.peerport): streams without aiohttp,
-everything else handed to aiohttp once it is there (until then it waits, unrefused)."""
+everything else handed to aiohttp once it is there (until then it waits, unrefused).
+Snapshot uploads, also read on plain asyncio: test_peerport_snapshots.py."""
 
 from __future__ import annotations
 
