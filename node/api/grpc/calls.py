@@ -126,9 +126,11 @@ class Calls(Generic[RpcT, DurationT]):
             try:
                 request = await _one_request(stream)
                 metrics.request_started(rpc, request.ByteSize())
-                reply = await body(request)
-                sent = await stream.send_message(reply)
-                stream.finish()  # the answer leaves before its metrics are recorded
+                payload = (await body(request)).SerializeToString()
+                if not stream.answer(payload):  # the windows or the socket are full: wait
+                    await stream.send_payload(payload)
+                    stream.finish()
+                sent = len(payload)  # the answer has left before its metrics are recorded
             except asyncio.CancelledError:
                 code = GrpcCode.CANCELED
                 raise

@@ -27,6 +27,7 @@ raising `GrpcFailure` ends the call with that status.
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import logging
 import struct
 from collections import deque
@@ -37,7 +38,7 @@ from hpack import Decoder
 from hpack.exceptions import HPACKError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Coroutine, Generator
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,10 @@ _STATUS_200 = b"\x88"  # static table entry 8, ":status: 200"
 _CONTENT_TYPE = b"\x0f\x10" + _hpack_int(16, 7, 0) + b"application/grpc"  # name: static 31
 RESPONSE_HEADERS = _STATUS_200 + _CONTENT_TYPE
 OK_TRAILERS = _literal(b"grpc-status", b"0")
+# A unary answer whose reply fits the windows, framed with two packs: HEADERS (the response
+# headers), the DATA frame's header and the message prefix; then the payload; then the trailers.
+ANSWER_HEAD = struct.Struct(f">HBBBI{len(RESPONSE_HEADERS)}sHBBBIBI")
+ANSWER_TAIL = struct.Struct(f">HBBBI{len(OK_TRAILERS)}s")
 
 
 def _percent_encode(message: str) -> bytes:
@@ -182,6 +187,8 @@ class GrpcStream:
                 self._conn.credit(self.id, nbytes)
             elif not end:
                 self._credit_owed += nbytes
+        if self.task is None and (self._messages or self.ended):
+            self._conn.start(self)  # a one-request call starts once its request is here
         self._wake()
 
     def _split_messages(self) -> None:
@@ -254,8 +261,22 @@ class GrpcStream:
         Returns the message's size (what the metrics count), so no one serializes twice.
         """
         payload = message.SerializeToString()
-        await self._conn.send_data(self, MESSAGE_PREFIX.pack(0, len(payload)) + payload)
+        await self.send_payload(payload)
         return len(payload)
+
+    async def send_payload(self, payload: bytes) -> None:
+        """Send one serialized reply (as `send_message`)."""
+        await self._conn.send_data(self, MESSAGE_PREFIX.pack(0, len(payload)) + payload)
+
+    def answer(self, payload: bytes) -> bool:
+        """End a call with its only reply and status OK, now, if that needs no waiting.
+
+        False (nothing sent) when the reply must wait for the client's windows or the
+        socket, or headers already left: then `send_payload` and `finish` do it. A unary
+        call's answer is three frames built with two struct packs and written at once,
+        instead of frames queued one by one behind a scheduled flush.
+        """
+        return self._conn.answer(self, payload)
 
 
 # ---- answers of one wake-up --------------------------------------------------------------------
@@ -322,7 +343,7 @@ class GrpcConnection(asyncio.Protocol):
         self._preface_seen = False
         self._decoder = Decoder()
         # all-indexed header block -> its headers, valid while the dynamic table is unchanged
-        self._decoded: dict[bytes, list[Any]] = {}
+        self._decoded: dict[bytes, RequestHead] = {}
         self._streams: dict[int, GrpcStream] = {}
         self._header_block: tuple[int, int, bytearray] | None = None  # (stream, flags, block)
         self._out: list[bytes] = []
@@ -352,29 +373,50 @@ class GrpcConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         inbox = self._inbox
-        inbox += data
-        if not self._preface_seen:
-            if len(inbox) < len(PREFACE):
+        if inbox or not self._preface_seen:
+            inbox += data
+            if not self._preface_seen and not self._preface(inbox):
                 return
-            if inbox[: len(PREFACE)] != PREFACE:
-                self._fail(PROTOCOL_ERROR)
-                return
-            del inbox[: len(PREFACE)]
-            self._preface_seen = True
+            del inbox[: self._frames(inbox)]
+            return
+        # the usual case: nothing left over, so frames are sliced out of `data` uncopied
+        offset = self._frames(data)
+        if offset < len(data):
+            inbox += data[offset:]
+
+    def _preface(self, inbox: bytearray) -> bool:
+        """Whether the client's preface has been read (and dropped from `inbox`)."""
+        if len(inbox) < len(PREFACE):
+            return False
+        if inbox[: len(PREFACE)] != PREFACE:
+            self._fail(PROTOCOL_ERROR)
+            return False
+        del inbox[: len(PREFACE)]
+        self._preface_seen = True
+        return True
+
+    def _frames(self, buf: bytes | bytearray) -> int:
+        """Handle every whole frame in `buf`; the offset where the first partial one starts."""
         offset = 0
-        size = len(inbox)
+        size = len(buf)
         while size - offset >= 9 and not self._closed:
-            hi, lo, kind, flags, stream_id = FRAME_HEADER.unpack_from(inbox, offset)
+            hi, lo, kind, flags, stream_id = FRAME_HEADER.unpack_from(buf, offset)
             length = (hi << 8) | lo
             if length > DEFAULT_MAX_FRAME:
                 self._fail(FRAME_SIZE_ERROR)
-                return
+                return size
             if size - offset < 9 + length:
                 break
-            payload = bytes(inbox[offset + 9 : offset + 9 + length])
-            offset += 9 + length
+            end = offset + 9 + length
+            # a bytearray's slice is copied, as trimming it later must not change the frame
+            payload = (
+                bytes(buf[offset + 9 : end])
+                if isinstance(buf, bytearray)
+                else buf[offset + 9 : end]
+            )
+            offset = end
             self._on_frame(kind, flags, stream_id & 0x7FFFFFFF, payload)
-        del inbox[:offset]
+        return offset
 
     def pause_writing(self) -> None:
         if self._paused is None:
@@ -413,13 +455,13 @@ class GrpcConnection(asyncio.Protocol):
             self._on_data(flags, stream_id, payload)
         elif kind == HEADERS:
             self._on_headers(flags, stream_id, payload)
+        elif kind == WINDOW_UPDATE:
+            self._on_window_update(stream_id, payload)
         elif kind == CONTINUATION:
             self._on_continuation(flags, stream_id, payload)
         elif kind == SETTINGS:
             if not flags & ACK:
                 self._on_settings(payload)
-        elif kind == WINDOW_UPDATE:
-            self._on_window_update(stream_id, payload)
         elif kind == PING:
             if not flags & ACK and len(payload) == 8:
                 self._frame(PING, ACK, 0, payload)
@@ -471,14 +513,15 @@ class GrpcConnection(asyncio.Protocol):
             self._header_block = None
             self._on_header_block(stream_id, pending[1], bytes(pending[2]))
 
-    def _decode_headers(self, block: bytes) -> list[Any]:
-        """The header list of `block`, decoded once per distinct block while it means the same.
+    def _decode_headers(self, block: bytes) -> RequestHead:
+        """What a call needs of `block`, decoded once per distinct block while it means the same.
 
         A client repeating a call sends, after its first, a block made only of indexed
         fields (each byte >= 0x80, RFC 7541 6.1: a 1-byte index); such a block never
         changes the decoder's dynamic table, so while the table is unchanged the same
         bytes decode to the same list. Any other block may change the table, so it
-        empties the cache. Saves the decode (~20 µs, most of a call's parsing) per call.
+        empties the cache. Saves the decode (~20 µs, most of a call's parsing) per call,
+        and the walk over its headers for the path and the metadata kept.
         """
         cache = self._decoded
         cached = cache.get(block)
@@ -487,16 +530,16 @@ class GrpcConnection(asyncio.Protocol):
         all_indexed = min(block, default=0) > 0x80  # 0x80 alone is index 0: an error
         if not all_indexed:
             cache.clear()
-        headers = list(self._decoder.decode(block, raw=True))  # (name, value) pairs, as bytes
+        head = _request_head(self._decoder.decode(block, raw=True))
         if all_indexed:
             if len(cache) >= DECODED_BLOCKS:
                 cache.clear()
-            cache[block] = headers
-        return headers
+            cache[block] = head
+        return head
 
     def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
         try:
-            headers = self._decode_headers(block)
+            path, metadata = self._decode_headers(block)
         except HPACKError:
             self._fail(0x9)  # COMPRESSION_ERROR: the decoder's state is lost
             return
@@ -510,13 +553,6 @@ class GrpcConnection(asyncio.Protocol):
         if stream_id <= self._last_stream:
             return  # headers for a stream already answered (or reset): nothing to do
         self._last_stream = stream_id
-        path = b""
-        metadata: dict[bytes, bytes] = {}
-        for name, value in headers:
-            if name == b":path":
-                path = value
-            elif name in METADATA_KEPT:
-                metadata[name] = value
         method = self._methods.get(path)
         if method is None:
             self._trailers_only(stream_id, 12, self._unknown(path))
@@ -524,11 +560,32 @@ class GrpcConnection(asyncio.Protocol):
         if len(self._streams) >= MAX_STREAMS:
             self._frame(RST_STREAM, 0, stream_id, struct.pack(">I", 0x7))  # REFUSED_STREAM
             return
-        stream = GrpcStream(self, stream_id, method, metadata)
+        stream = GrpcStream(self, stream_id, method, dict(metadata) if metadata else None)
         self._streams[stream_id] = stream
         if flags & END_STREAM:
             stream.ended = True
-        stream.task = self._loop.create_task(self._run(stream))
+        if method.client_streaming or stream.ended:
+            self.start(stream)
+        # else a call of one request starts when its request (or its end) arrives: run at
+        # once then, it goes as far as it can (a put: to its proposal) before suspending
+
+    def start(self, stream: GrpcStream) -> None:
+        """Run a call's handler: now, until it first suspends, and on in a task if it does.
+
+        Python 3.12's eager tasks, by hand: most unary calls were a task created, queued
+        and run a loop turn later; now the handler runs inside the frame that completed
+        its request, and a call served without waiting (a serializable read, a refusal)
+        never becomes a task at all.
+        """
+        if stream.method.client_streaming:  # it waits for messages at once: a task as ever
+            stream.task = self._loop.create_task(self._run(stream))
+            return
+        coro = self._run(stream)
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration:
+            return
+        stream.task = self._loop.create_task(_Resumed(coro, waiting_on))
 
     def _unknown(self, path: bytes) -> str:
         """grpc-go's words for a path no method serves."""
@@ -566,7 +623,8 @@ class GrpcConnection(asyncio.Protocol):
             if stream is None:
                 return
             stream.send_window += increment
-        self._unblock()
+        if self._blocked:
+            self._unblock()
 
     # ---- calls ----
     async def _run(self, stream: GrpcStream) -> None:
@@ -596,6 +654,51 @@ class GrpcConnection(asyncio.Protocol):
         else:
             block = OK_TRAILERS if code == 0 else status_block(code, message)
             self._frame(HEADERS, END_HEADERS | END_STREAM, stream.id, block)
+        self._send_off(stream)
+
+    def answer(self, stream: GrpcStream, payload: bytes) -> bool:
+        """`GrpcStream.answer`: reply and status OK packed at once; False if they must wait."""
+        size = len(payload) + 5
+        if (
+            stream.headers_sent
+            or self._paused is not None
+            or size > min(self._send_window, stream.send_window, self._peer_max_frame)
+            or self._closed
+            or self._streams.get(stream.id) is not stream
+        ):
+            return False
+        del self._streams[stream.id]
+        stream.headers_sent = True
+        self._send_window -= size
+        stream.send_window -= size
+        sid = stream.id
+        head_len = len(RESPONSE_HEADERS)
+        self._out += (
+            ANSWER_HEAD.pack(
+                0,
+                head_len,
+                HEADERS,
+                END_HEADERS,
+                sid,
+                RESPONSE_HEADERS,
+                size >> 8,
+                size & 0xFF,
+                DATA,
+                0,
+                sid,
+                0,
+                len(payload),
+            ),
+            payload,
+            ANSWER_TAIL.pack(
+                0, len(OK_TRAILERS), HEADERS, END_HEADERS | END_STREAM, sid, OK_TRAILERS
+            ),
+        )
+        self._send_off(stream)
+        return True
+
+    def _send_off(self, stream: GrpcStream) -> None:
+        """A finished call's frames are queued: reset its client's side if still open, write."""
         if not stream.ended:
             # the call is over while the client still sends: tell it to stop (grpc-go does)
             self._frame(RST_STREAM, 0, stream.id, struct.pack(">I", NO_ERROR))
@@ -689,6 +792,53 @@ class GrpcConnection(asyncio.Protocol):
         self._flush()
         self._closed = True
         self._transport.close()
+
+
+RequestHead = tuple[bytes, dict[bytes, bytes]]  # a call's path and the metadata kept
+
+
+def _request_head(headers: Any) -> RequestHead:
+    """The path and the kept metadata of a request's (name, value) header pairs."""
+    path = b""
+    metadata: dict[bytes, bytes] = {}
+    for name, value in headers:
+        if name == b":path":
+            path = value
+        elif name in METADATA_KEPT:
+            metadata[name] = value
+    return path, metadata
+
+
+class _Resumed(collections.abc.Coroutine[Any, Any, None]):
+    """A coroutine already run to its first suspension, as a task can take it on.
+
+    The task's first step gets the future the coroutine is waiting on (what the coroutine
+    yielded then); every later step and every exception (a cancellation, even one before
+    that first step) goes to the coroutine itself, so the task behaves as if it had
+    started it. A generator cannot do this: a cancellation thrown in before its first
+    step would end it without reaching the coroutine.
+    """
+
+    __slots__ = ("_coro", "_first")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+        self._coro = coro
+        self._first: list[Any] = [waiting_on]
+
+    def send(self, value: Any) -> Any:
+        if self._first:
+            return self._first.pop()
+        return self._coro.send(value)
+
+    def throw(self, *exc: Any) -> Any:
+        self._first.clear()
+        return self._coro.throw(*exc)
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        raise TypeError("a resumed call is run by its task, not awaited")
 
 
 def _release(stream: GrpcStream) -> None:
