@@ -75,7 +75,8 @@ bench: venv tools
 # 100k and 500k keys with a 10-minute soak at 100k (1 minute at the others), a 10-minute
 # telemetry run, restarts at every size.
 BENCH_GOAL_SIZES := RAFTMON_SCALE_KEYS=10000,100000,500000 RAFTMON_SCALE_SOAK_SECONDS=60,100000:600 \
-                    RAFTMON_TELEMETRY_SECONDS=600 RAFTMON_RESTART_KEYS=10000,100000,500000
+                    RAFTMON_TELEMETRY_SECONDS=600 RAFTMON_RESTART_KEYS=10000,100000,500000 \
+                    RAFTMON_LATENCY_ROUNDS=8
 bench-goals: venv tools
 	$(BENCH_GOAL_SIZES) $(PY) -m pytest -m bench -s -p no:cacheprovider $(PYTEST_ARGS); \
 	  status=$$?; $(PY) -m tests.bench.scorecard; exit $$status
