@@ -9,44 +9,11 @@ finished outside such a wake-up leaves at once, as a single client's does.
 from __future__ import annotations
 
 import asyncio
-import struct
 
 from etcdproto.gen.etcdserverpb import rpc_pb2 as pb
 from node.api.grpc import http2
 from node.api.grpc.http2 import AnswerBatch, GrpcConnection, GrpcFailure, GrpcStream, Method
-
-PATH = b"/etcdserverpb.KV/Put"
-# RFC 7541 6.2.2: a literal header field without indexing, new name (the table stays empty)
-PATH_BLOCK = b"\x00" + bytes([len(b":path")]) + b":path" + bytes([len(PATH)]) + PATH
-
-
-class Wire:
-    """A transport that keeps every write (the protocol asks nothing else of it here)."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(bytes(data))
-
-    def close(self) -> None:
-        pass
-
-
-def _frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    n = len(payload)
-    return struct.pack(">HBBBI", n >> 8, n & 0xFF, kind, flags, stream_id) + payload
-
-
-def _frames(data: bytes) -> list[tuple[int, int, int, bytes]]:
-    """(kind, flags, stream id, payload) of every frame in `data`."""
-    out = []
-    while data:
-        hi, lo, kind, flags, sid = struct.unpack(">HBBBI", data[:9])
-        n = (hi << 8) | lo
-        out.append((kind, flags, sid, data[9 : 9 + n]))
-        data = data[9 + n :]
-    return out
+from tests.api.grpc.frames import PATH, PATH_BLOCK, Wire, frame, frames
 
 
 async def _connection(
@@ -70,10 +37,10 @@ async def _connection(
     wire = Wire()
     conn.connection_made(wire)  # type: ignore[arg-type]
     requests = [
-        _frame(http2.HEADERS, http2.END_HEADERS | http2.END_STREAM, 2 * i + 1, PATH_BLOCK)
+        frame(http2.HEADERS, http2.END_HEADERS | http2.END_STREAM, 2 * i + 1, PATH_BLOCK)
         for i in range(calls)
     ]
-    conn.data_received(http2.PREFACE + _frame(http2.SETTINGS, 0, 0) + b"".join(requests))
+    conn.data_received(http2.PREFACE + frame(http2.SETTINGS, 0, 0) + b"".join(requests))
     for _ in range(100):  # the handlers start (bounded)
         if len(gates) == calls:
             break
@@ -105,12 +72,12 @@ async def test_answers_of_one_wakeup_leave_in_one_write_each_on_its_stream_in_or
     # one write, and it was made before anything queued after the wake-up ran
     assert writes_when_turn_ended == [1]
     assert len(wire.writes) == 1
-    frames = _frames(wire.writes[0])
-    data = [(sid, payload) for kind, _, sid, payload in frames if kind == http2.DATA]
+    written = frames(wire.writes[0])
+    data = [(sid, payload) for kind, _, sid, payload in written if kind == http2.DATA]
     assert [sid for sid, _ in data] == order
     for sid, payload in data:
         assert pb.PutResponse.FromString(payload[5:]).header.revision == 1000 + sid
-    ends = [sid for kind, flags, sid, _ in frames if kind == http2.HEADERS and flags & 0x1]
+    ends = [sid for kind, flags, sid, _ in written if kind == http2.HEADERS and flags & 0x1]
     assert ends == order  # each call's trailers, after its own reply
     assert not batch.opened
 
@@ -125,7 +92,7 @@ async def test_a_call_finished_outside_a_wakeup_leaves_at_once() -> None:
     revisions = [
         pb.PutResponse.FromString(p[5:]).header.revision
         for w in wire.writes
-        for kind, _, _, p in _frames(w)
+        for kind, _, _, p in frames(w)
         if kind == http2.DATA
     ]
     assert revisions == [7, 9]

@@ -15,43 +15,13 @@ import struct
 from etcdproto.gen.etcdserverpb import rpc_pb2 as pb
 from node.api.grpc import http2
 from node.api.grpc.http2 import GrpcConnection, GrpcFailure, GrpcStream, Method
-
-PATH = b"/etcdserverpb.KV/Put"
-PATH_BLOCK = b"\x00" + bytes([len(b":path")]) + b":path" + bytes([len(PATH)]) + PATH
-
-
-class Wire:
-    """A transport that keeps every write."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(bytes(data))
-
-    def close(self) -> None:
-        pass
-
-
-def _frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    n = len(payload)
-    return struct.pack(">HBBBI", n >> 8, n & 0xFF, kind, flags, stream_id) + payload
-
-
-def _frames(data: bytes) -> list[tuple[int, int, int, bytes]]:
-    out = []
-    while data:
-        hi, lo, kind, flags, sid = struct.unpack(">HBBBI", data[:9])
-        n = (hi << 8) | lo
-        out.append((kind, flags, sid, data[9 : 9 + n]))
-        data = data[9 + n :]
-    return out
+from tests.api.grpc.frames import PATH, PATH_BLOCK, Wire, frame, frames
 
 
 def _request(stream_id: int, revision: int) -> bytes:
     """A unary call as grpcio sends it: HEADERS, then the message in DATA with END_STREAM."""
     body = pb.PutRequest(key=b"k", lease=revision).SerializeToString()
-    return _frame(http2.HEADERS, http2.END_HEADERS, stream_id, PATH_BLOCK) + _frame(
+    return frame(http2.HEADERS, http2.END_HEADERS, stream_id, PATH_BLOCK) + frame(
         http2.DATA, http2.END_STREAM, stream_id, struct.pack(">BI", 0, len(body)) + body
     )
 
@@ -74,7 +44,7 @@ def _connection(method: Method) -> tuple[GrpcConnection, Wire]:
     conn = GrpcConnection({PATH: method}, 1 << 20, lambda n: GrpcFailure(8, "too large"))
     wire = Wire()
     conn.connection_made(wire)  # type: ignore[arg-type]
-    conn.data_received(http2.PREFACE + _frame(http2.SETTINGS, 0, 0))
+    conn.data_received(http2.PREFACE + frame(http2.SETTINGS, 0, 0))
     conn.flush()
     wire.writes.clear()
     return conn, wire
@@ -82,10 +52,10 @@ def _connection(method: Method) -> tuple[GrpcConnection, Wire]:
 
 def _answer(wire: Wire, stream_id: int) -> tuple[list[int], int]:
     """The frame kinds sent on `stream_id` and the revision its reply carries."""
-    frames = [f for w in wire.writes for f in _frames(w) if f[2] == stream_id]
-    data = b"".join(p for kind, _, _, p in frames if kind == http2.DATA)
+    mine = [f for w in wire.writes for f in frames(w) if f[2] == stream_id]
+    data = b"".join(p for kind, _, _, p in mine if kind == http2.DATA)
     reply = pb.PutResponse.FromString(data[5:])
-    return [kind for kind, _, _, _ in frames], reply.header.revision
+    return [kind for kind, _, _, _ in mine], reply.header.revision
 
 
 async def test_a_call_served_without_waiting_answers_inside_the_frame_and_needs_no_task() -> None:
@@ -132,11 +102,11 @@ async def test_a_reset_cancels_the_resumed_call() -> None:
     conn.data_received(_request(1, 0))
     task = conn._streams[1].task
     assert task is not None
-    conn.data_received(_frame(http2.RST_STREAM, 0, 1, struct.pack(">I", http2.CANCEL)))
+    conn.data_received(frame(http2.RST_STREAM, 0, 1, struct.pack(">I", http2.CANCEL)))
     await asyncio.wait_for(cancelled.wait(), 5)
     await asyncio.gather(task, return_exceptions=True)
     assert task.done()
-    assert not [f for w in wire.writes for f in _frames(w) if f[2] == 1]  # nothing answered
+    assert not [f for w in wire.writes for f in frames(w) if f[2] == 1]  # nothing answered
 
 
 async def test_a_request_split_across_reads_starts_the_call_once_it_is_whole() -> None:
@@ -167,14 +137,14 @@ async def test_a_reply_larger_than_the_window_waits_for_window_updates() -> None
     task = conn._streams[1].task
     assert task is not None  # waiting for window: the slow path, in a task
     conn.flush()
-    sent = sum(len(p) for w in wire.writes for k, _, _, p in _frames(w) if k == http2.DATA)
+    sent = sum(len(p) for w in wire.writes for k, _, _, p in frames(w) if k == http2.DATA)
     assert sent == http2.DEFAULT_WINDOW
     more = struct.pack(">I", 1 << 20)
-    conn.data_received(_frame(http2.WINDOW_UPDATE, 0, 0, more))
-    conn.data_received(_frame(http2.WINDOW_UPDATE, 0, 1, more))
+    conn.data_received(frame(http2.WINDOW_UPDATE, 0, 0, more))
+    conn.data_received(frame(http2.WINDOW_UPDATE, 0, 1, more))
     await asyncio.wait_for(task, 5)
     kinds, _ = _answer(wire, 1)
     assert kinds[0] == http2.HEADERS
     assert kinds[-1] == http2.HEADERS
-    data = b"".join(p for w in wire.writes for k, _, s, p in _frames(w) if k == http2.DATA)
+    data = b"".join(p for w in wire.writes for k, _, s, p in frames(w) if k == http2.DATA)
     assert pb.PutResponse.FromString(data[5:]).prev_kv.value == value
