@@ -30,13 +30,6 @@ per message: one timer armed by an earlier, since replaced, hold used to send a 
 one client's commit-only appends early (at a random phase of the next write), each a
 second wake-up, WAL write, ack and apply per follower after all.
 
-A leader whose Ready sent appends with entries keeps its loop polling (no sleep in
-epoll) until a peer message arrives or ACK_POLL_SECONDS pass. On this 2-vCPU VM an idle
-loop that sleeps in epoll takes 70-160 µs (median) to read an ack that a polling one reads
-in ~35 µs (scratch stamps, session 24 helper chain): the wake-up of a halted vCPU, on
-every put's path at one client. Under load the loop is rarely idle and the poll does not
-run; a single member sends no appends and never polls.
-
 A snapshot (a full SQLite checkpoint with two fsyncs in a worker thread, 90-170 ms
 measured under load) does not hold the loop: it runs as a task of its own
 (snapshots.py) while Readys go on being sent, persisted and advanced; only its FULL
@@ -81,9 +74,6 @@ COMMIT_HOLD_SECONDS = 0.002
 # A held append this close to its end leaves when the timer fires (asyncio fires timers
 # up to its clock resolution early), instead of re-arming for a few microseconds.
 COMMIT_HOLD_SLACK_SECONDS = 0.0001
-# How long an idle leader polls for the acks of the appends it sent (module docstring):
-# longer than a follower's fdatasync and hop at one client (~0.3-0.4 ms), far below a tick.
-ACK_POLL_SECONDS = 0.0005
 FSYNC_ON_LOOP_SECONDS = 0.002  # fsyncs faster than this block the loop less than a hop costs
 
 
@@ -146,9 +136,6 @@ class RaftLoop:
         # the oldest hold's end or earlier, sends those whose hold ended.
         self._held_commits: dict[int, tuple[Message, float]] = {}
         self._held_timer: asyncio.TimerHandle | None = None
-        # Polling for acks (module docstring): until when, and whether a poll is scheduled.
-        self._ack_poll_until = 0.0
-        self._ack_polling = False
         # Ticks fed to the core while a save ran in the fsync thread (_tick_while_persisting)
         self._ticked_while_persisting = False
         self._ticks_this_save = 0
@@ -361,29 +348,6 @@ class RaftLoop:
         if later:
             self._send(later)
         self._start_snapshot()
-        if rd.entries and self._sent_entries(rd.messages):
-            self._poll_for_acks()
-
-    @staticmethod
-    def _sent_entries(messages: list[Message]) -> bool:
-        """True when `messages` hold an append with entries: a follower will ack it."""
-        return any(m.type == MessageType.MsgApp and m.entries for m in messages)
-
-    def _poll_for_acks(self) -> None:
-        """Keep the loop polling for ACK_POLL_SECONDS from now (module docstring)."""
-        self._ack_poll_until = time.monotonic() + ACK_POLL_SECONDS
-        if not self._ack_polling:
-            self._ack_polling = True
-            asyncio.get_running_loop().call_soon(self._ack_poll)
-
-    def _ack_poll(self) -> None:
-        """One turn of the poll: a pending callback makes the event loop poll without
-        sleeping; it ends when a peer message or other work arrived, or the time is up."""
-        inbox = self._ctx.inbox
-        if inbox.wake.is_set() or inbox.messages or time.monotonic() >= self._ack_poll_until:
-            self._ack_polling = False
-            return
-        asyncio.get_running_loop().call_soon(self._ack_poll)
 
     async def _save_in_thread(self, rd: Ready, must_sync: bool) -> None:
         """The Ready's WAL save in the fsync thread, while the loop keeps serving."""
