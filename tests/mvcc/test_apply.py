@@ -10,7 +10,6 @@ import pytest
 
 from node.errors import ErrApplyFailed, ErrLeaseNotFound, ErrUndecodable
 from node.mvcc import requests as rq
-from node.mvcc import store as store_module
 from node.mvcc.kv import WriteTxn
 from node.mvcc.observer import NULL_BACKEND_OBSERVER
 from node.mvcc.store import KVStore
@@ -141,9 +140,8 @@ def _index_by_the_old_builder(path: str) -> dict[bytes, tuple[int, ...]]:
 
 
 def test_a_restored_key_index_is_the_one_the_old_builder_made(
-    store: KVStore, raft: Log, tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch
+    store: KVStore, raft: Log, tmp_path: os.PathLike[str]
 ) -> None:
-    monkeypatch.setattr(store_module, "_INDEX_BATCH_ROWS", 3)  # several batches, one short
     raft.apply(rq.LeaseGrantRequest(ttl=100, id=1))
     raft.apply(rq.LeaseGrantRequest(ttl=100, id=2))
     for i in range(10):
