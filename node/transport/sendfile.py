@@ -5,9 +5,10 @@ the loop and wrote it through its transport, a copy and a loop turn per MiB on a
 whose two cores the follower needs at the same moment (issue 17, the catch-up). Here
 one worker thread sends the request head and the MsgSnap frame, then the image file
 with `socket.sendfile` (the kernel copies page cache to socket), while another computes
-the image's CRC-32 from a read-only mapping (zlib releases the GIL); the first then
-sends the CRC trailer and reads the answer. The body is byte for byte what
-`send_snapshot`'s aiohttp path sends (node.transport.snapshot), so any receiver takes it.
+the image's checksum (node.imagesum's DEFAULT kind) from a read-only mapping (the
+GIL released); the first then sends the checksum trailer and reads the answer. The body
+is byte for byte what `send_snapshot`'s aiohttp path sends (node.transport.snapshot), so
+any receiver takes it.
 
 TLS peers (no `sendfile` through TLS) and in-memory images keep the aiohttp path.
 """
@@ -19,10 +20,10 @@ import contextlib
 import mmap
 import socket
 import struct
-import zlib
 from typing import Any
 from urllib.parse import urlsplit
 
+from node import imagesum
 from node.transport import httphead
 
 MAX_ANSWER_BYTES = 64 * 1024  # a receiver's answer is a status line and a short text
@@ -50,15 +51,15 @@ def host(url: str) -> str:
 
 
 def image_crc(path: str, size: int) -> int:
-    """Worker thread: the CRC-32 of the first `size` bytes of `path`, from a mapping
-    (no copy into Python; zlib releases the GIL while it runs)."""
+    """Worker thread: the checksum (imagesum.DEFAULT) of the first `size` bytes of `path`,
+    from a mapping (no copy into Python; the GIL is released while it runs)."""
     if size == 0:
         return 0
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
         if len(m) < size:
             raise UploadFailed(f"{path} shrank while being sent ({size} -> {len(m)} bytes)")
         with memoryview(m) as view, view[:size] as image:
-            return zlib.crc32(image)
+            return imagesum.default()(image, 0)
 
 
 def _send_image(sock: socket.socket, head: bytes, path: str, size: int) -> None:
@@ -71,7 +72,7 @@ def _send_image(sock: socket.socket, head: bytes, path: str, size: int) -> None:
 
 
 def _finish(sock: socket.socket, crc: int) -> tuple[int, str]:
-    """Worker thread: the CRC trailer, then the receiver's answer (status, text)."""
+    """Worker thread: the checksum trailer, then the receiver's answer (status, text)."""
     sock.sendall(_CRC.pack(crc))
     data = b""
     while httphead.HEAD_END not in data:
@@ -105,7 +106,7 @@ async def upload(
     dial_timeout: float,
     response_timeout: float,
 ) -> tuple[int, str]:
-    """Send `head` (request head + MsgSnap frame), the image at `path` and its CRC to
+    """Send `head` (request head + MsgSnap frame), the image at `path` and its checksum to
     `address`; return the answer's (status, text). Raises OSError (UploadFailed,
     timeouts) on any failure. Cancelled, it shuts the socket so its threads end."""
     sock = await asyncio.to_thread(socket.create_connection, address, dial_timeout)

@@ -4,7 +4,7 @@ Why: a 51 MB image through the event loop costs the follower ~200 small reads, t
 copies in asyncio's buffers and a thread hop per MiB to write it, and all of that
 competes for the GIL with the aiohttp import of a member that just started (issue 17,
 the catch-up). Here the peer port pauses the connection's transport and the image goes
-socket -> 1 MiB buffer -> file in one worker thread: `recv_into`, `zlib.crc32` and
+socket -> 1 MiB buffer -> file in one worker thread: `recv_into`, the checksum and
 `os.write` all release the GIL, so the loop is woken once per MiB only to start the
 early fdatasyncs (node.transport.snapshot._EarlySync).
 
@@ -19,16 +19,17 @@ import asyncio
 import contextlib
 import os
 import socket
-import zlib
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from node.imagesum import Checksum
+
 # Seconds one socket read may wait for bytes: a sender that stalls this long fails the
 # upload (aiohttp's server bounds an idle read likewise; a live sender never waits).
 READ_TIMEOUT = 30.0
-_SMALL_READ = 64 * 1024  # a head-sized read (the MsgSnap frame, the CRC trailer)
+_SMALL_READ = 64 * 1024  # a head-sized read (the MsgSnap frame, the checksum trailer)
 _T = TypeVar("_T")
 
 
@@ -90,10 +91,15 @@ class SocketBody:
         return data
 
     async def copy_to(
-        self, fd: int, size: int, chunk_size: int, wrote: Callable[[int], None]
+        self,
+        fd: int,
+        size: int,
+        chunk_size: int,
+        wrote: Callable[[int], None],
+        checksum: Checksum,
     ) -> tuple[int, int]:
         """Append up to `size` body bytes to file `fd` in a worker thread; return (bytes
-        copied, their CRC-32): fewer than `size` when the body ends early. `wrote(n)` is
+        copied, their `checksum`): fewer than `size` when the body ends early. `wrote(n)` is
         called on the loop after each chunk is in the file."""
         loop = asyncio.get_running_loop()
         head = bytes(self._buf[:size])
@@ -102,13 +108,19 @@ class SocketBody:
         def report(n: int) -> None:
             loop.call_soon_threadsafe(wrote, n)
 
-        return await self._in_thread(self._copy, fd, head, size, chunk_size, report)
+        return await self._in_thread(self._copy, fd, head, size, chunk_size, report, checksum)
 
     def _copy(
-        self, fd: int, head: bytes, size: int, chunk_size: int, wrote: Callable[[int], None]
+        self,
+        fd: int,
+        head: bytes,
+        size: int,
+        chunk_size: int,
+        wrote: Callable[[int], None],
+        checksum: Checksum,
     ) -> tuple[int, int]:
         """Worker thread: `copy_to`'s loop (one buffer, no copy but the kernel's)."""
-        crc = zlib.crc32(head)
+        crc = checksum(head, 0)
         _write_all(fd, memoryview(head))
         done = len(head)
         buf = bytearray(min(chunk_size, max(size - done, 1)))
@@ -122,7 +134,7 @@ class SocketBody:
                 break
             self.left -= n
             chunk = view[:n]
-            crc = zlib.crc32(chunk, crc)
+            crc = checksum(chunk, crc)
             _write_all(fd, chunk)
             done += n
             wrote(n)

@@ -9,13 +9,15 @@ if TYPE_CHECKING:
 
 STREAM_PATH = "/raft/stream"  # GET + Upgrade: tcp, answered 101; then frames for the stream's life
 PROBING_PATH = "/raft/probing"  # GET, answered at once: the RTT probe
-SNAPSHOT_PATH = "/raft/snapshot"  # POST, one MsgSnap frame + db image + CRC-32 trailer
+SNAPSHOT_PATH = "/raft/snapshot"  # POST, one MsgSnap frame + db image + checksum trailer
 
 HDR_FROM = "X-Raftmon-From"
 HDR_TO = "X-Raftmon-To"
 HDR_CLUSTER_ID = "X-Raftmon-Cluster-ID"
 HDR_PROTOCOL = "X-Raftmon-Protocol"
 HDR_SNAPSHOT_SIZE = "X-Raftmon-Snapshot-Size"
+# The kind of the image checksum trailer (node.imagesum); absent: CRC-32 (IEEE), an older sender
+HDR_SNAPSHOT_CHECKSUM = "X-Raftmon-Snapshot-Checksum"
 
 # Bumped whenever codec.py's layout changes: a peer speaking another version is refused
 # with 412 instead of being fed frames it would misparse.

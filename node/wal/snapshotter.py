@@ -10,8 +10,9 @@ state at (or past) the snapshot's index, made durable before the marker is
 written, so the marker holds index, term and ConfState and no image (`db_size`
 -1 in its body). A database image exists only while one travels to a follower
 (node/server/snapshots.py). Snapshots saved with an image (the old layout, and
-`save(meta, image)`) still load: their body holds the image's size and CRC32,
-so `load_newest` proves both files whole before anyone restores from them.
+`save(meta, image)`) still load: their body holds the image's size and checksum
+(`db_crc32`, of the kind `db_checksum` names: node.imagesum, CRC-32 when absent), so
+`load_newest` proves both files whole before anyone restores from them.
 Order of a save with an image: image first (moved into place, fsynced), then
 the metadata file (temp name, fsync, rename, directory fsync); a crash leaves
 at most an orphan image or a temp file, which `purge` removes.
@@ -35,6 +36,7 @@ import time
 import zlib
 from typing import Any
 
+from node import imagesum
 from node.fsutil import fsync_dir, fsync_file
 from node.raft.messages import ConfState, SnapshotMetadata
 from node.wal.errors import SnapshotError
@@ -58,12 +60,12 @@ def snap_name(meta: SnapshotMetadata) -> str:
     return f"{meta.term:016x}-{meta.index:016x}.snap"
 
 
-def _file_crc(path: str) -> tuple[int, int]:
-    """(size, crc32) of a file, read in 1 MiB chunks."""
+def _file_crc(path: str, checksum: imagesum.Checksum) -> tuple[int, int]:
+    """(size, checksum) of a file, read in 1 MiB chunks."""
     crc, size = 0, 0
     with open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
-            crc = zlib.crc32(chunk, crc)
+            crc = checksum(chunk, crc)
             size += len(chunk)
     return size, crc
 
@@ -77,13 +79,14 @@ def _encode(meta: SnapshotMetadata, db_size: int, db_crc: int) -> bytes:
             "learners": list(meta.conf_state.learners),
             "db_size": db_size,
             "db_crc32": db_crc,
+            "db_checksum": imagesum.DEFAULT,
         },
         sort_keys=True,
     ).encode()
     return _HEAD.pack(MAGIC, zlib.crc32(body), len(body)) + body
 
 
-def _decode(raw: bytes) -> tuple[SnapshotMetadata, int, int]:
+def _decode(raw: bytes) -> tuple[SnapshotMetadata, int, int, imagesum.Checksum]:
     if len(raw) < _HEAD.size:
         raise _SnapCorrupt("file shorter than its header")
     magic, crc, length = _HEAD.unpack_from(raw)
@@ -104,7 +107,10 @@ def _decode(raw: bytes) -> tuple[SnapshotMetadata, int, int]:
                 learners=tuple(int(v) for v in obj["learners"]),
             ),
         )
-        return meta, int(obj["db_size"]), int(obj["db_crc32"])
+        kind = str(obj.get("db_checksum", imagesum.LEGACY))
+        return meta, int(obj["db_size"]), int(obj["db_crc32"]), imagesum.by_name(kind)
+    except imagesum.UnknownChecksum as err:
+        raise _SnapCorrupt(str(err)) from None
     except (ValueError, KeyError, TypeError) as err:
         raise _SnapCorrupt(f"bad body: {err}") from None
 
@@ -163,7 +169,7 @@ class Snapshotter:
             return snap_path
 
     def _store_image(self, db: str | os.PathLike[str] | bytes, db_path: str) -> tuple[int, int]:
-        """Put the image at db_path durably; returns its (size, crc32). Times the db part."""
+        """Put the image at db_path durably; returns its (size, checksum). Times the db part."""
         started = time.perf_counter()
         if isinstance(db, bytes):
             tmp = db_path + TMP_SUFFIX
@@ -174,7 +180,7 @@ class Snapshotter:
                 os.fsync(fh.fileno())
                 fsync_took = time.perf_counter() - fsync_started
             os.replace(tmp, db_path)
-            size, crc = len(db), zlib.crc32(db)
+            size, crc = len(db), imagesum.default()(db, 0)
         else:
             src = os.fspath(db)
             fsync_started = time.perf_counter()
@@ -191,7 +197,7 @@ class Snapshotter:
                     fsync_file(tmp)
                     os.replace(tmp, db_path)
                     os.unlink(src)
-            size, crc = _file_crc(db_path)
+            size, crc = _file_crc(db_path, imagesum.default())
         fsync_dir(self.dir)
         self._observer.on_snapshot_db_fsync(fsync_took)
         self._observer.on_snapshot_db_save(time.perf_counter() - started)
@@ -225,7 +231,7 @@ class Snapshotter:
     def _verify(self, path: str) -> tuple[SnapshotMetadata, str | None]:
         db_path = path + DB_SUFFIX
         with open(path, "rb") as fh:
-            meta, db_size, db_crc = _decode(fh.read())
+            meta, db_size, db_crc, checksum = _decode(fh.read())
         if snap_name(meta) != os.path.basename(path):
             raise _SnapCorrupt(f"content says index={meta.index} term={meta.term}")
         if db_size < 0:
@@ -234,7 +240,7 @@ class Snapshotter:
         cached = self._verified.get(path)
         if cached is not None and cached[:2] == (st.st_mtime_ns, st.st_size):
             return cached[2]
-        size, crc = _file_crc(db_path)
+        size, crc = _file_crc(db_path, checksum)
         if size != db_size or crc != db_crc:
             raise _SnapCorrupt(f"db image size/crc mismatch ({size} bytes, expected {db_size})")
         result = (meta, db_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 
@@ -123,6 +124,45 @@ def test_backup_and_restore_carry_state_and_applied_index(
         # it keeps applying from the image's index
         follow = Log(other)
         assert follow.apply(rq.PutRequest(b"k", b"w")).revision == 3
+    finally:
+        other.close()
+
+
+def _index_by_the_old_builder(path: str) -> dict[bytes, tuple[int, ...]]:
+    """The key index as the row-by-row builder made it before the batched one."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return {
+            bytes(key): (create_rev, mod_rev, version, lease, mod_sub)
+            for key, create_rev, mod_rev, version, lease, mod_sub in conn.execute(
+                "SELECT key, create_rev, mod_rev, version, lease, mod_sub FROM live"
+            )
+        }
+
+
+def test_a_restored_key_index_is_the_one_the_old_builder_made(
+    store: KVStore, raft: Log, tmp_path: os.PathLike[str]
+) -> None:
+    raft.apply(rq.LeaseGrantRequest(ttl=100, id=1))
+    raft.apply(rq.LeaseGrantRequest(ttl=100, id=2))
+    for i in range(10):
+        raft.apply(rq.PutRequest(b"k%d" % i, b"v", lease=i % 3))
+    raft.apply(rq.PutRequest(b"k1", b"again"))  # a second version
+    raft.apply(rq.DeleteRangeRequest(b"k2"))
+    raft.apply(rq.PutRequest(b"k2", b"reborn"))  # a new generation
+    raft.apply(rq.LeaseRevokeRequest(id=2))  # its keys deleted
+    raft.apply(rq.DeleteRangeRequest(b"k7", b"k9"))
+    raft.apply(rq.CompactionRequest(revision=store.current_revision() - 2, physical=True))
+    raft.apply(rq.PutRequest(b"k10", b"v"))
+    image = os.path.join(tmp_path, "image.db")
+    store.backup(image)
+    expected = _index_by_the_old_builder(image)
+    assert sorted(expected) == [b"k0", b"k1", b"k10", b"k2", b"k3", b"k4", b"k6", b"k9"]
+    assert store._state.live == expected  # kept in step while applying
+    other = KVStore.open(os.path.join(tmp_path, "other", "db"))
+    try:
+        other.restore_from(image)
+        assert other._state.live == expected
+        assert all(type(key) is bytes for key in other._state.live)
     finally:
         other.close()
 

@@ -16,6 +16,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import crc32c
 import pytest
 
 from node.raft.messages import ConfState, Message, MessageType, Snapshot, SnapshotMetadata
@@ -32,7 +33,8 @@ def msg_snap(frm: int, to: int = 2) -> Message:
 
 
 def upload_body(msg: Message, image: bytes) -> bytes:
-    """What `send_snapshot` sends: the MsgSnap frame, the image, its CRC-32."""
+    """What an older `send_snapshot` sent: the MsgSnap frame, the image, its CRC-32 (IEEE),
+    the kind unnamed."""
     return encode(msg) + image + struct.pack("<I", zlib.crc32(image))
 
 
@@ -154,6 +156,45 @@ async def test_a_refused_upload_is_answered_and_writes_nothing(
     assert why in answer
     assert b.rec.snapshots == []
     assert files_in(cluster) == []
+
+
+@pytest.mark.parametrize(("kind", "checksum"), [("crc32c", crc32c.crc32c), ("crc32", zlib.crc32)])
+async def test_an_upload_summed_by_a_kind_it_names_is_received(
+    follower_without_aiohttp: Callable[[], Awaitable[tuple[Cluster, Member, PeerPort]]],
+    kind: str,
+    checksum: Callable[[bytes], int],
+) -> None:
+    cluster, b, _ = await follower_without_aiohttp()
+    image = random.Random(5).randbytes(1_300_000)
+    body = encode(msg_snap(1)) + image + struct.pack("<I", checksum(image))
+    fields = {"Content-Length": str(len(body)), wire.HDR_SNAPSHOT_CHECKSUM: kind}
+    answer = await exchange(b, upload_head(cluster, len(image), fields) + body)
+    assert answer.startswith(b"HTTP/1.1 204 No Content\r\n")
+    assert b.rec.snapshots[0][2] == image
+
+
+@pytest.mark.parametrize(
+    ("kind", "why"),
+    [
+        ("crc32c", b"checksum mismatch"),  # the trailer is CRC-32 (IEEE), the header says C
+        ("sha-1", b"unknown image checksum kind 'sha-1' (this member knows crc32, crc32c)"),
+    ],
+)
+async def test_an_upload_whose_checksum_does_not_hold_is_refused_and_leaves_no_file(
+    follower_without_aiohttp: Callable[[], Awaitable[tuple[Cluster, Member, PeerPort]]],
+    kind: str,
+    why: bytes,
+) -> None:
+    cluster, b, _ = await follower_without_aiohttp()
+    image = b"w" * 1_300_000
+    body = upload_body(msg_snap(1), image)
+    fields = {"Content-Length": str(len(body)), wire.HDR_SNAPSHOT_CHECKSUM: kind}
+    answer = await exchange(b, upload_head(cluster, len(image), fields) + body)
+    assert answer.split(b" ")[1] == b"400"
+    assert why in answer
+    assert b.rec.snapshots == []
+    assert files_in(cluster) == []
+    assert b.transport.stats()[1].snapshot_receive_failures == 1
 
 
 async def test_a_truncated_upload_fails_cleanly_and_leaves_no_file(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import errno
 import os
 import random
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+import crc32c
 import pytest
 
 from node.raft.messages import ConfState, Message, MessageType, Snapshot, SnapshotMetadata
@@ -136,6 +138,37 @@ async def test_truncated_or_corrupt_upload_is_refused_and_leaves_no_file(
     assert b.transport.stats()[1].snapshot_receive_failures == 2
     snap_dir = Path(cluster.snapshot_root) / "member-2"
     assert not snap_dir.exists() or os.listdir(snap_dir) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "trailer", "status", "why"),
+    [
+        ("crc32c", crc32c.crc32c(b"y" * 100), 204, ""),
+        ("crc32c", zlib.crc32(b"y" * 100), 400, "checksum mismatch"),
+        ("crc64", 0, 400, "unknown image checksum kind 'crc64'"),
+    ],
+)
+async def test_the_checksum_kind_an_upload_names_is_the_one_checked(
+    make_cluster: Callable[..., Cluster], kind: str, trailer: int, status: int, why: str
+) -> None:
+    cluster = make_cluster(2)
+    b = await cluster.start(2)
+    headers = {
+        **wire.stream_headers(1, 2, cluster.cluster_id),
+        wire.HDR_SNAPSHOT_SIZE: "100",
+        wire.HDR_SNAPSHOT_CHECKSUM: kind,
+    }
+    body = encode(msg_snap(1, 2)) + b"y" * 100 + trailer.to_bytes(4, "little")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(b.url + wire.SNAPSHOT_PATH, data=body, headers=headers) as resp,
+    ):
+        assert resp.status == status
+        assert why in await resp.text()
+    assert len(b.rec.snapshots) == (status == 204)
+    if status != 204:
+        snap_dir = Path(cluster.snapshot_root) / "member-2"
+        assert not snap_dir.exists() or os.listdir(snap_dir) == []
 
 
 async def test_an_image_is_synced_while_it_arrives_and_arrives_byte_identical(

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-import zlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import crc32c
 import pytest
 
 from node.raft.messages import ConfState, Message, MessageType, Snapshot, SnapshotMetadata
@@ -153,8 +153,8 @@ async def test_a_tls_peer_or_an_in_memory_image_uses_aiohttps_client(tmp_path: P
 
 def test_the_crc_of_an_image_comes_from_its_first_size_bytes(tmp_path: Path) -> None:
     image = write_image(tmp_path / "db", 100_000)
-    assert sendfile.image_crc(str(tmp_path / "db"), 100_000) == zlib.crc32(image)
-    assert sendfile.image_crc(str(tmp_path / "db"), 10) == zlib.crc32(image[:10])
+    assert sendfile.image_crc(str(tmp_path / "db"), 100_000) == crc32c.crc32c(image)
+    assert sendfile.image_crc(str(tmp_path / "db"), 10) == crc32c.crc32c(image[:10])
     assert sendfile.image_crc(str(tmp_path / "db"), 0) == 0
     with pytest.raises(sendfile.UploadFailed, match="shrank"):
         sendfile.image_crc(str(tmp_path / "db"), 100_001)

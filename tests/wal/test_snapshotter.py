@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import zlib
 from pathlib import Path
 
+import crc32c
 import pytest
 
 from node.raft.messages import ConfState, SnapshotMetadata
-from node.wal import Snapshotter
+from node.wal import Snapshotter, snapshotter
 
 
 def _meta(index: int, term: int = 2) -> SnapshotMetadata:
@@ -70,6 +73,43 @@ def test_corrupt_newest_snapshot_is_skipped_with_a_warning(
     assert found is not None
     assert found[0].index == 10
     assert any(newest in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+def _rewrite_body(path: str, change: dict[str, object]) -> None:
+    """Rewrite a .snap file's JSON body with `change` applied, its header CRC redone."""
+    raw = open(path, "rb").read()
+    body = json.loads(raw[snapshotter._HEAD.size :])
+    body.update(change)
+    body = {k: v for k, v in body.items() if v is not None}
+    data = json.dumps(body, sort_keys=True).encode()
+    head = snapshotter._HEAD.pack(snapshotter.MAGIC, zlib.crc32(data), len(data))
+    open(path, "wb").write(head + data)
+
+
+def test_an_image_is_summed_by_crc32c_and_an_older_crc32_one_still_loads(tmp_path: Path) -> None:
+    snapper = Snapshotter(str(tmp_path / "snap"))
+    image = b"old layout image" * 100
+    newest = snapper.save(_meta(7), image)
+    body = json.loads(open(newest, "rb").read()[snapshotter._HEAD.size :])
+    assert (body["db_checksum"], body["db_crc32"]) == ("crc32c", crc32c.crc32c(image))
+    _rewrite_body(newest, {"db_checksum": None, "db_crc32": zlib.crc32(image)})  # older writer
+    found = Snapshotter(snapper.dir).load_newest()
+    assert found is not None
+    assert found[0].index == 7
+
+
+def test_an_image_summed_by_an_unknown_kind_is_skipped_with_a_clear_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    snapper = Snapshotter(str(tmp_path / "snap"))
+    snapper.save(_meta(10), b"older image")
+    newest = snapper.save(_meta(20), b"newer image")
+    _rewrite_body(newest, {"db_checksum": "xxhash"})
+    with caplog.at_level(logging.WARNING, logger="node.wal"):
+        found = Snapshotter(snapper.dir).load_newest()
+    assert found is not None
+    assert found[0].index == 10
+    assert any("unknown image checksum kind 'xxhash'" in r.getMessage() for r in caplog.records)
 
 
 def test_purge_keeps_the_newest_two_and_leaves_foreign_files_alone(tmp_path: Path) -> None:
