@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -39,3 +40,14 @@ def connected_cluster(
         return cluster
 
     return start
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[list[asyncio.AbstractServer]]:
+    """Servers a test opens itself (peer ports on plain asyncio), closed when it ends."""
+    opened: list[asyncio.AbstractServer] = []
+    try:
+        yield opened
+    finally:
+        for server in opened:
+            server.close()

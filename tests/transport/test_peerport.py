@@ -5,7 +5,7 @@ Snapshot uploads, also read on plain asyncio: test_peerport_snapshots.py."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -26,16 +26,6 @@ async def listen_without_aiohttp(member: Member) -> tuple[PeerPort, asyncio.Abst
         port.protocol, "127.0.0.1", member.port, reuse_address=True
     )
     return port, server
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[list[asyncio.AbstractServer]]:
-    opened: list[asyncio.AbstractServer] = []
-    try:
-        yield opened
-    finally:
-        for server in opened:
-            server.close()
 
 
 async def one_member_without_aiohttp(

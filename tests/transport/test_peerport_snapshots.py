@@ -13,7 +13,7 @@ import struct
 import subprocess
 import sys
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import crc32c
@@ -47,16 +47,6 @@ def upload_head(
         **(fields or {}),
     }
     return httphead.request("POST", wire.SNAPSHOT_PATH, "x", headers)
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[list[asyncio.AbstractServer]]:
-    opened: list[asyncio.AbstractServer] = []
-    try:
-        yield opened
-    finally:
-        for server in opened:
-            server.close()
 
 
 @pytest.fixture

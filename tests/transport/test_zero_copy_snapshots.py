@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +46,6 @@ def count_calls(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[
 
 def no_aiohttp() -> Any:
     raise AssertionError("the upload fell back to aiohttp's client")
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[list[asyncio.AbstractServer]]:
-    opened: list[asyncio.AbstractServer] = []
-    try:
-        yield opened
-    finally:
-        for server in opened:
-            server.close()
 
 
 async def test_an_image_file_goes_by_sendfile_and_is_read_in_a_thread_byte_identical(
