@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "node.errors",
             "node.duration",
             "node.fsutil",
+            "node.imagesum",
             "node.fairness",
             "node.tls",
             "node.logfmt",
