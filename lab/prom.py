@@ -64,6 +64,31 @@ def rule_files(lab: bool) -> list[Path]:
     return [base / "prometheus_rules.yaml", base / "prometheus_alerts.yaml"]
 
 
+def _seconds(duration: str) -> float:
+    """A Prometheus duration as the lab writes them (`15s`, `2m`, `1h`, `0s`) in seconds."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for unit in ("ms", "s", "m", "h"):
+        if duration.endswith(unit) and duration[: -len(unit)].isdigit():
+            return int(duration[: -len(unit)]) * units[unit]
+    raise ValueError(f"not a lab duration: {duration!r}")
+
+
+def lab_alert_for_seconds() -> dict[str, float]:
+    """Each lab alert's `for`, in seconds (the longest one, when a name has several).
+
+    A control run reads these to know how long a pending alert can stay pending before it
+    fires: the longest `for` among the alerts it expects silent bounds its wait.
+    """
+    doc = yaml.safe_load(rule_files(lab=True)[1].read_text())
+    longest: dict[str, float] = {}
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            if "alert" in rule:
+                name = rule["alert"]
+                longest[name] = max(longest.get(name, 0.0), _seconds(rule.get("for", "0s")))
+    return longest
+
+
 def alertmanager_config(webhook_url: str) -> str:
     """Our routing (alerts/out/lab/alertmanager.yml) with the placeholder pointed at `url`.
 

@@ -38,7 +38,7 @@ from lab.etcd_cluster import ETCD
 from lab.flags import add_data_dir, add_run_flags, configure_logging
 from lab.membership import EtcdMembershipCluster
 from lab.procs import hostport
-from lab.prom import JOB, LabStack, Member
+from lab.prom import JOB, LabStack, Member, lab_alert_for_seconds
 from lab.runtime import (
     LabCluster,
     RunContext,
@@ -101,6 +101,22 @@ class Scenario:
 def _settle(ctx: RunContext, seconds: float) -> None:
     """Let load or a fault run for a measured stretch (a measurement window, not a wait)."""
     ctx.observer.hold(seconds)
+
+
+# The longest range window of a rule a control expects silent (membersDown's 5 s peer
+# failure rate, leader changes read a scrape late), plus a scrape, an evaluation and a poll.
+CONTROL_SETTLE_SECONDS = 8.0
+
+
+def _quiet(ctx: RunContext, alerts: list[str]) -> None:
+    """A control run's silence period: until none of `alerts` can still fire.
+
+    Once the settle has passed, a rule not pending stays silent unless something new
+    happens; a pending one fires or clears within its lab `for`. So the wait ends when
+    none is pending, instead of a fixed stretch as long as the longest `for` (30 s).
+    """
+    fors = lab_alert_for_seconds()
+    ctx.observer.quiet(alerts, CONTROL_SETTLE_SECONDS, max(fors[a] for a in alerts))
 
 
 def _window(
@@ -419,9 +435,9 @@ def _rolling_restart(ctx: RunContext) -> None:
     changes = len(leaders) - 1
     ctx.measurements["leader_changes_seen_by_lab"] = changes
     ctx.step(f"rolling restart done: {changes} leader change(s) ({' -> '.join(leaders)})")
-    # Every change is now inside the 30 s window; give the 5 s `for` room to pass if the
-    # rule were going to fire.
-    _settle(ctx, 18)
+    # Every change is now inside the 30 s window, and the count in it only falls from here:
+    # the rule either went pending and fires or clears within its 5 s `for`, or stays silent.
+    _quiet(ctx, ["etcdLeaderChangesTooFrequent"])
     _expect_silent(ctx, ["etcdLeaderChangesTooFrequent"])
     win = writer.window(ctx.timeline.t0)
     ctx.measurements["writes"] = win.to_json()
@@ -1008,8 +1024,8 @@ def _replace_member(target: str, control: bool) -> Callable[[RunContext], None]:
             writer.set_endpoints(cluster.endpoints)
             ctx.fault(f"removed {victim}: members {', '.join(m.name for m in cluster.members)}")
             _snapshot_sent(ctx)
-            # Long enough for every lab `for` (at most 30 s) to pass if a rule would fire.
-            _settle(ctx, 35)
+            # Until no membership rule is pending: one that went pending fires or clears.
+            _quiet(ctx, MEMBERSHIP_ALERTS)
             _expect_silent(ctx, MEMBERSHIP_ALERTS)
         else:
             cluster.kill(victim)
@@ -1084,7 +1100,7 @@ def _grow(target: str, control: bool) -> Callable[[RunContext], None]:
         )
         if control:
             # The grow itself passed through 4 voters for a few seconds: no rule may fire.
-            _settle(ctx, 35)
+            _quiet(ctx, MEMBERSHIP_ALERTS)
             _expect_silent(ctx, MEMBERSHIP_ALERTS)
             _writes_never_stopped(ctx, writer, t0 + 1, time.time())
             return
@@ -1158,7 +1174,7 @@ def _even_members(control: bool) -> Callable[[RunContext], None]:
         _print_quorum_table(ctx, [row])
         if control:
             # A learner does not vote: the cluster stays at 3 voters, and the rule silent.
-            _settle(ctx, 40)
+            _quiet(ctx, ["etcdEvenNumberOfMembers", "etcdInsufficientMembers"])
             _expect_silent(ctx, ["etcdEvenNumberOfMembers", "etcdInsufficientMembers"])
             return
         _expect_fired_and_routed(ctx, "etcdEvenNumberOfMembers", TICKET)

@@ -304,6 +304,23 @@ class Observer:
         self.timeline.add(NOTE, f"gave up waiting after {timeout:g}s: {what}")
         return False
 
+    def quiet(self, alerts: list[str], settle: float, longest_for: float) -> None:
+        """A control's silence period, as long as it needs to be and no longer.
+
+        Hold `settle` seconds (past the rules' range windows, so every condition reflects
+        the state the run left), then keep observing while any of `alerts` is pending or
+        firing. A pending alert either fires or clears within its `for`, so the wait is
+        bounded by `longest_for` plus a margin for evaluation and polling; after it, an
+        alert that never fired never will without a new event.
+        """
+        self.hold(settle)
+        margin = 5.0
+        self.wait(
+            f"{', '.join(alerts)} neither pending nor firing",
+            lambda: not any(self.active(a) for a in alerts),
+            longest_for + margin,
+        )
+
     def hold(self, seconds: float) -> None:
         """Keep observing for `seconds`: a measurement window or a control's silence period."""
         deadline = time.monotonic() + seconds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -75,6 +76,11 @@ def test_four_members_split_two_two_write_nowhere(
             b.metrics_url + "/raftmon/faults", {"peers": {a.name: {"drop": True} for a in left}}
         )
         assert "error" not in out
-    for m in cluster.members:
-        resp = put(m.client_url, f"split/{m.name}", "x", timeout=30)
-        assert resp.get("code") == 14, (m.name, resp)
+    # All four at once: each waits out the request timeout for a leader that never comes.
+    with ThreadPoolExecutor(max_workers=len(cluster.members)) as pool:
+        answers = pool.map(
+            lambda m: (m.name, put(m.client_url, f"split/{m.name}", "x", timeout=30)),
+            cluster.members,
+        )
+        for name, resp in answers:
+            assert resp.get("code") == 14, (name, resp)

@@ -9,6 +9,7 @@ etcd or etcdctl fails the tests (`require_tool`), it never skips them.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -30,12 +31,19 @@ class Pair:
     def both(
         self, *args: str, at: int | None = None, stdin: str | None = None, rows: bool = False
     ) -> tuple[Ran, Ran]:
-        """(raftmon's run, etcd's run), masked; `at` one member, `rows` sorted lines."""
-        runs = []
-        for ctl in (self.raftmon, self.etcd):
+        """(raftmon's run, etcd's run), masked; `at` one member, `rows` sorted lines.
+
+        Both at once: the clusters are independent, and a command that waits out its
+        --command-timeout then costs the suite one timeout instead of two.
+        """
+
+        def run(ctl: Etcdctl) -> Ran:
             ran = ctl(*args, stdin=stdin) if at is None else ctl.at(at, *args, stdin=stdin)
-            runs.append(ran.rows() if rows else ran)
-        return runs[0], runs[1]
+            return ran.rows() if rows else ran
+
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="etcdctl") as pool:
+            ours, theirs = pool.map(run, (self.raftmon, self.etcd))
+        return ours, theirs
 
     def same(
         self, *args: str, at: int | None = None, stdin: str | None = None, rows: bool = False
