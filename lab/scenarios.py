@@ -113,7 +113,7 @@ def _quiet(ctx: RunContext, alerts: list[str]) -> None:
 
     Once the settle has passed, a rule not pending stays silent unless something new
     happens; a pending one fires or clears within its lab `for`. So the wait ends when
-    none is pending, instead of a fixed stretch as long as the longest `for` (30 s).
+    none is pending, instead of a fixed stretch as long as the longest `for`.
     """
     fors = lab_alert_for_seconds()
     ctx.observer.quiet(alerts, CONTROL_SETTLE_SECONDS, max(fors[a] for a in alerts))
