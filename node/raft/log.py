@@ -45,22 +45,26 @@ class RaftLog:
 
     # -- positions -------------------------------------------------------------------------
     def first_index(self) -> int:
-        i = self.unstable.maybe_first_index()
-        return i if i is not None else self.storage.first_index()
+        snap = self.unstable.snapshot
+        return snap.metadata.index + 1 if snap is not None else self.storage.first_index()
 
     def last_index(self) -> int:
         u = self.unstable
         if u.entries:
             return u.offset + len(u.entries) - 1
-        i = u.maybe_last_index()
-        return i if i is not None else self.storage.last_index()
+        snap = u.snapshot
+        return snap.metadata.index if snap is not None else self.storage.last_index()
 
     def term(self, i: int) -> int:
         """Term of entry `i`; raises `CompactedError`/`UnavailableError` outside [first-1, last].
 
         The term of first-1 (the snapshot's last entry) stays available for append matching.
         """
-        t = self.unstable.maybe_term(i)
+        u = self.unstable
+        k = i - u.offset
+        if 0 <= k < len(u.entries):
+            return u.entries[k].term  # the common case on a put's path: a new entry
+        t = u.maybe_term(i)
         if t is not None:
             return t
         if i + 1 < self.first_index():
@@ -160,6 +164,11 @@ class RaftLog:
         last = self.last_index()
         if i > last:
             return []
+        u = self.unstable
+        if i >= u.offset:
+            # All unstable (a leader's fresh proposals): `slice` without its bound checks,
+            # which hold here (offset >= first index, last + 1 == offset + len(entries)).
+            return limit_size(u.entries[i - u.offset :], max_size)
         return self.slice(i, last + 1, max_size)
 
     def all_entries(self) -> list[Entry]:

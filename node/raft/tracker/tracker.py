@@ -88,7 +88,7 @@ class ProgressTracker:
     def committed(self) -> int:
         """Largest index durably matched by a majority of voters (learners never count)."""
         prs = self.progress
-        return quorum.committed_index(self.voters, {v: prs[v].match for v in self.voters})
+        return quorum.majority_match([prs[v].match for v in self.voters])
 
     def quorum_active(self) -> bool:
         """Whether a majority of voters was recently active (CheckQuorum, Raft thesis §6.2)."""
