@@ -1026,7 +1026,10 @@ class RaftCore:
     # -- membership changes ------------------------------------------------------------------
     def note_applying(self, ents: list[Entry]) -> None:
         """The driver got `ents` to apply: remember where its conf changes are."""
-        self._conf_applying.extend(e.index for e in ents if e.type == ET.EntryConfChange)
+        conf = ET.EntryConfChange
+        for e in ents:
+            if e.type == conf:
+                self._conf_applying.append(e.index)
 
     def note_applied(self, index: int) -> None:
         q = self._conf_applying

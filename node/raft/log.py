@@ -64,6 +64,10 @@ class RaftLog:
         k = i - u.offset
         if 0 <= k < len(u.entries):
             return u.entries[k].term  # the common case on a put's path: a new entry
+        if k < 0 and u.snapshot is None:
+            # Before the unstable tail, which stays within storage's last + 1: storage
+            # answers, raising the same errors as below for an index it does not hold.
+            return self.storage.term(i)
         t = u.maybe_term(i)
         if t is not None:
             return t
@@ -249,7 +253,15 @@ class RaftLog:
         """
         if not self.has_next_committed_ents():
             return []
-        return self.slice(self.applying + 1, self.committed + 1)
+        lo, hi = self.applying + 1, self.committed + 1
+        off = self.unstable.offset
+        # Within [first index, last index] by the invariants: one side of the tail or the
+        # other needs none of `slice`'s checks (a put's entries commit once durable).
+        if hi <= off:
+            return self.storage.entries(lo, hi, NO_LIMIT)
+        if lo >= off:
+            return self.unstable.slice(lo, hi)
+        return self.slice(lo, hi)
 
     def accept_applying(self, i: int) -> None:
         self.applying = i
