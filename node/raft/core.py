@@ -891,18 +891,18 @@ class RaftCore:
     # -- follower --------------------------------------------------------------------------
     def _step_follower(self, m: Message) -> None:
         t = m.type
-        if t == MT.MsgProp:
+        if t in _FROM_LEADER:
+            # Only the leader of this term sends these: hearing one resets the election timer.
+            self.election_elapsed = 0
+            self._set_lead(m.frm)
+            _FOLLOWER_HANDLERS[t](self, m)
+        elif t == MT.MsgProp:
             if self.lead == NONE:
                 self.logger.info(f"{self.id} no leader at term {self.term}; dropping proposal")
                 self.counters.proposals_dropped += 1
                 raise ProposalDropped("no leader")
             m.to = self.lead
             self.send(m)
-        elif t in _FROM_LEADER:
-            # Only the leader of this term sends these: hearing one resets the election timer.
-            self.election_elapsed = 0
-            self._set_lead(m.frm)
-            _FOLLOWER_HANDLERS[t](self, m)
         elif t == MT.MsgTransferLeader:
             if self.lead == NONE:
                 self.logger.info(

@@ -109,6 +109,13 @@ class RaftLog:
         if not self.match_term(index, log_term):
             return 0, False
         last_new = index + len(ents)
+        if index == self.last_index():
+            # The common case: the entries follow our last one, which matches; none of them
+            # can conflict, and index >= committed (committed <= last).
+            if ents:
+                self.unstable.truncate_and_append(ents)
+            self.commit_to(min(committed, last_new))
+            return last_new, True
         ci = self.find_conflict(ents)
         if ci != 0:
             if ci <= self.committed:
