@@ -45,22 +45,30 @@ class RaftLog:
 
     # -- positions -------------------------------------------------------------------------
     def first_index(self) -> int:
-        i = self.unstable.maybe_first_index()
-        return i if i is not None else self.storage.first_index()
+        snap = self.unstable.snapshot
+        return snap.metadata.index + 1 if snap is not None else self.storage.first_index()
 
     def last_index(self) -> int:
         u = self.unstable
         if u.entries:
             return u.offset + len(u.entries) - 1
-        i = u.maybe_last_index()
-        return i if i is not None else self.storage.last_index()
+        snap = u.snapshot
+        return snap.metadata.index if snap is not None else self.storage.last_index()
 
     def term(self, i: int) -> int:
         """Term of entry `i`; raises `CompactedError`/`UnavailableError` outside [first-1, last].
 
         The term of first-1 (the snapshot's last entry) stays available for append matching.
         """
-        t = self.unstable.maybe_term(i)
+        u = self.unstable
+        k = i - u.offset
+        if 0 <= k < len(u.entries):
+            return u.entries[k].term  # the common case on a put's path: a new entry
+        if k < 0 and u.snapshot is None:
+            # Before the unstable tail, which stays within storage's last + 1: storage
+            # answers, raising the same errors as below for an index it does not hold.
+            return self.storage.term(i)
+        t = u.maybe_term(i)
         if t is not None:
             return t
         if i + 1 < self.first_index():
@@ -101,6 +109,13 @@ class RaftLog:
         if not self.match_term(index, log_term):
             return 0, False
         last_new = index + len(ents)
+        if index == self.last_index():
+            # The common case: the entries follow our last one, which matches; none of them
+            # can conflict, and index >= committed (committed <= last).
+            if ents:
+                self.unstable.truncate_and_append(ents)
+            self.commit_to(min(committed, last_new))
+            return last_new, True
         ci = self.find_conflict(ents)
         if ci != 0:
             if ci <= self.committed:
@@ -160,6 +175,11 @@ class RaftLog:
         last = self.last_index()
         if i > last:
             return []
+        u = self.unstable
+        if i >= u.offset:
+            # All unstable (a leader's fresh proposals): `slice` without its bound checks,
+            # which hold here (offset >= first index, last + 1 == offset + len(entries)).
+            return limit_size(u.entries[i - u.offset :], max_size)
         return self.slice(i, last + 1, max_size)
 
     def all_entries(self) -> list[Entry]:
@@ -240,7 +260,15 @@ class RaftLog:
         """
         if not self.has_next_committed_ents():
             return []
-        return self.slice(self.applying + 1, self.committed + 1)
+        lo, hi = self.applying + 1, self.committed + 1
+        off = self.unstable.offset
+        # Within [first index, last index] by the invariants: one side of the tail or the
+        # other needs none of `slice`'s checks (a put's entries commit once durable).
+        if hi <= off:
+            return self.storage.entries(lo, hi, NO_LIMIT)
+        if lo >= off:
+            return self.unstable.slice(lo, hi)
+        return self.slice(lo, hi)
 
     def accept_applying(self, i: int) -> None:
         self.applying = i

@@ -37,10 +37,16 @@ def committed_index(voters: Collection[int], match: Mapping[int, int]) -> int:
     constraint, so it returns a huge index (etcd: math.MaxUint64); callers never commit past
     their own log anyway.
     """
-    if not voters:
+    return majority_match([match.get(v, 0) for v in voters])
+
+
+def majority_match(matches: list[int]) -> int:
+    """`committed_index` over the voters' match indexes, given as a list (one per voter):
+    the tracker computes it per acknowledgement, so it builds no mapping for it."""
+    if not matches:
         return 1 << 63
-    srt = sorted((match.get(v, 0) for v in voters), reverse=True)
-    return srt[len(srt) // 2]  # the quorum-th largest: index quorum_size(n) - 1
+    matches.sort(reverse=True)
+    return matches[len(matches) // 2]  # the quorum-th largest: index quorum_size(n) - 1
 
 
 def vote_result(voters: Collection[int], votes: Mapping[int, bool]) -> VoteResult:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from node.raft.core import LOCAL_MSGS, RaftCore
 from node.raft.errors import ProposalDropped, StepLocalMsg
+from node.raft.members import members
 from node.raft.messages import (
     NONE,
     ConfChange,
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
     from node.raft.config import Config
     from node.raft.storage import Storage
 
-MT = MessageType
+MT = members(MessageType)  # cheap member lookups (node.raft.members)
+ST = members(StateType)
 _EMPTY_HS = HardState()
 
 
@@ -143,7 +145,7 @@ class RawNode:
         as any heartbeat it carries the pending read index's context (etcd's
         bcastHeartbeat), and an extra one changes nothing else."""
         r = self.raft
-        if r.state != StateType.StateLeader or to == r.id or to not in r.tracker.ids():
+        if r.state != ST.StateLeader or to == r.id or to not in r.tracker.ids():
             return
         r.send_heartbeat(to, r.read_only.last_pending_request_ctx())
         r.counters.heartbeats_sent += 1
@@ -158,32 +160,33 @@ class RawNode:
 
     # -- outputs ---------------------------------------------------------------------------
     def has_ready(self) -> bool:
-        """Whether `ready()` would return anything to do."""
+        """Whether `ready()` would return anything to do.
+
+        The driver asks after every Ready, so the usual "no" is answered from plain
+        comparisons: no state objects are built to compare them.
+        """
         r = self.raft
         r.flush()
         if r.msgs or r.msgs_after_append or r.read_states:
             return True
-        if r.soft_state() != self._prev_soft:
+        prev_soft = self._prev_soft
+        if r.lead != prev_soft.lead or r.state != prev_soft.role:
             return True
         log = r.raft_log
-        if (
-            r.term != self._prev_hard.term
-            or r.vote != self._prev_hard.vote
-            or log.committed != self._prev_hard.commit
-        ):
+        prev = self._prev_hard
+        if r.term != prev.term or r.vote != prev.vote or log.committed != prev.commit:
             return True
         u = log.unstable
-        if u.next_snapshot() is not None:
-            return True
-        if u.offset_in_progress - u.offset < len(u.entries):
-            return True
-        return log.has_next_committed_ents()
+        if u.snapshot is not None:
+            # A snapshot must be installed before anything after it is applied.
+            return not u.snapshot_in_progress or u.offset_in_progress - u.offset < len(u.entries)
+        return u.offset_in_progress - u.offset < len(u.entries) or log.committed > log.applying
 
     @property
     def leads(self) -> bool:
         """The core is the leader now, also between `ready()` and `advance()` (a message
         stepped meanwhile may have made it step down): cheaper than `status()`."""
-        return self.raft.state == StateType.StateLeader
+        return self.raft.state == ST.StateLeader
 
     def take_messages(self) -> list[Message]:
         """The requests ticked or stepped out since the last `ready()`, without the rest of one.
@@ -205,19 +208,19 @@ class RawNode:
         r = self.raft
         r.flush()
         log = r.raft_log
+        u = log.unstable
+        committed = log.next_committed_ents()
         rd = Ready(
-            entries=log.unstable.next_entries(),
-            committed_entries=log.next_committed_ents(),
+            entries=u.next_entries(),
+            committed_entries=committed,
             messages=r.msgs,
             messages_after_persist=r.msgs_after_append,
         )
-        snap = log.unstable.next_snapshot()
-        if snap is not None:
-            rd.snapshot = snap
-        soft = r.soft_state()
-        if soft != self._prev_soft:
-            rd.soft_state = soft
-            self._prev_soft = soft
+        if u.snapshot is not None and not u.snapshot_in_progress:
+            rd.snapshot = u.snapshot
+        prev_soft = self._prev_soft
+        if r.lead != prev_soft.lead or r.state != prev_soft.role:
+            rd.soft_state = self._prev_soft = r.soft_state()
         prev = self._prev_hard
         if r.term != prev.term or r.vote != prev.vote or log.committed != prev.commit:
             hs = r.hard_state()
@@ -231,10 +234,10 @@ class RawNode:
             r.read_states = []
         r.msgs = []
         r.msgs_after_append = []
-        log.unstable.accept_in_progress()
-        if rd.committed_entries:
-            log.accept_applying(rd.committed_entries[-1].index)
-            r.note_applying(rd.committed_entries)
+        u.accept_in_progress()
+        if committed:
+            log.accept_applying(committed[-1].index)
+            r.note_applying(committed)
         return rd
 
     def advance(self, rd: Ready) -> None:
@@ -286,7 +289,7 @@ class RawNode:
             append_rejections=c.append_rejections,
             leader_transfers=c.leader_transfers,
         )
-        if r.state == StateType.StateLeader:
+        if r.state == ST.StateLeader:
             st.progress = {
                 pid: (pr.match, pr.next, pr.state.name) for pid, pr in r.tracker.progress.items()
             }

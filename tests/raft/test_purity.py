@@ -16,6 +16,7 @@ ALLOWED = {
     "enum",
     "functools",
     "itertools",
+    "operator",
     "random",
     "struct",  # pure byte packing (ConfChange.encode); no I/O
     "typing",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from node.raft.members import members
+from node.raft.messages import ConfState, MessageType
 from node.raft.quorum import (
     VoteResult,
     committed_index,
@@ -11,6 +13,7 @@ from node.raft.quorum import (
     quorum_size,
     vote_result,
 )
+from node.raft.tracker import ProgressTracker
 
 # Members, quorum, failures tolerated: the course's table, verbatim.
 COURSE_TABLE = [(1, 1, 0), (2, 2, 0), (3, 2, 1), (4, 3, 1), (5, 3, 2), (6, 4, 2), (7, 4, 3)]
@@ -54,3 +57,24 @@ def test_vote_pending_until_decided() -> None:
 )
 def test_committed_index_is_the_majority_match(match: dict[int, int], expected: int) -> None:
     assert committed_index([1, 2, 3], match) == expected
+
+
+def test_tracker_committed_follows_membership_changes() -> None:
+    """The tracker's per-ack committed index counts exactly the voters in force: a learner
+    never, a promoted learner or an added voter from then on, a removed voter no more."""
+    tracker = ProgressTracker(ConfState(voters=(1, 2), learners=(4,)), 16)
+    for member, match in ((1, 9), (2, 2), (4, 9)):
+        tracker.progress[member].match = match
+    assert tracker.committed() == 2  # both voters needed; the learner's 9 does not count
+    tracker.promote(4)
+    assert tracker.committed() == 9  # 9, 9, 2
+    tracker.add(5, 20, learner=False)
+    assert tracker.committed() == 2  # 9, 9, 2, 0: three of four needed
+    tracker.remove(2)
+    assert tracker.committed() == 9  # 9, 9, 0
+
+
+def test_members_are_the_enums_own() -> None:
+    fast = members(MessageType)
+    assert fast.MsgApp is MessageType.MsgApp
+    assert fast.MsgAppResp.name == "MsgAppResp"

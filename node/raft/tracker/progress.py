@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
+from node.raft.members import members
+
 if TYPE_CHECKING:
     from node.raft.tracker.inflights import Inflights
 
@@ -15,6 +17,9 @@ class ProgressState(enum.IntEnum):
     StateProbe = 0  # one append per heartbeat interval until the follower's log position is known
     StateReplicate = 1  # optimistic pipelining, bounded by the inflights window
     StateSnapshot = 2  # a snapshot is in flight; appends are paused until it is reported
+
+
+PS = members(ProgressState)  # cheap member lookups (node.raft.members)
 
 
 class Progress:
@@ -42,7 +47,7 @@ class Progress:
     ) -> None:
         self.match = match
         self.next = next_
-        self.state = ProgressState.StateProbe
+        self.state = PS.StateProbe
         self.pending_snapshot = 0  # index of the snapshot in flight (StateSnapshot)
         self.recent_active = False
         # Probe: an append was sent this heartbeat interval; Replicate: the window is full.
@@ -58,31 +63,31 @@ class Progress:
 
     def become_probe(self) -> None:
         """Fall back to probing; after a snapshot, resume just past it."""
-        if self.state == ProgressState.StateSnapshot:
+        if self.state == PS.StateSnapshot:
             pending = self.pending_snapshot
-            self._reset_state(ProgressState.StateProbe)
+            self._reset_state(PS.StateProbe)
             self.next = max(self.match + 1, pending + 1)
         else:
-            self._reset_state(ProgressState.StateProbe)
+            self._reset_state(PS.StateProbe)
             self.next = self.match + 1
 
     def become_replicate(self) -> None:
-        self._reset_state(ProgressState.StateReplicate)
+        self._reset_state(PS.StateReplicate)
         self.next = self.match + 1
 
     def become_snapshot(self, snapshot_index: int) -> None:
-        self._reset_state(ProgressState.StateSnapshot)
+        self._reset_state(PS.StateSnapshot)
         self.pending_snapshot = snapshot_index
         self.next = snapshot_index + 1
 
     def sent_entries(self, n: int, nbytes: int) -> None:
         """Account for a MsgApp with `n` entries just sent (optimistically advance next)."""
-        if self.state == ProgressState.StateReplicate:
+        if self.state == PS.StateReplicate:
             if n > 0:
                 self.next += n
                 self.inflights.add(self.next - 1, nbytes)
             self.msg_app_flow_paused = self.inflights.full()
-        elif self.state == ProgressState.StateProbe and n > 0:
+        elif self.state == PS.StateProbe and n > 0:
             self.msg_app_flow_paused = True
 
     def maybe_update(self, n: int) -> bool:
@@ -101,7 +106,7 @@ class Progress:
         The follower's hint (its last index with term <= the leader's term at `rejected`) lets
         the leader skip a whole conflicting term per round trip (fast backtracking, Raft §5.3).
         """
-        if self.state == ProgressState.StateReplicate:
+        if self.state == PS.StateReplicate:
             if rejected <= self.match:
                 return False
             self.next = self.match + 1
@@ -114,7 +119,7 @@ class Progress:
 
     def is_paused(self) -> bool:
         """Whether the leader must not send an append now (flow control)."""
-        if self.state == ProgressState.StateSnapshot:
+        if self.state == PS.StateSnapshot:
             return True
         return self.msg_app_flow_paused
 
