@@ -189,3 +189,11 @@ def test_sigkill_with_an_open_batch_loses_only_uncommitted_whole_batches(tmp_pat
         assert store.range(rq.RangeRequest(b"k", b"l", count_only=True)).count == applied
     finally:
         store.close()
+    # The key index's rows are written with the batch's commit (a put writes memory only):
+    # the killed batch left none, and each committed one points at a committed kv row.
+    with sqlite3.connect(db) as conn:
+        live, orphans = conn.execute(
+            "SELECT count(*), count(*) - count(k.id) FROM live l "
+            "LEFT JOIN kv k ON k.id = (l.mod_rev << 24 | l.mod_sub)"
+        ).fetchone()
+    assert (live, orphans) == (applied, 0)
