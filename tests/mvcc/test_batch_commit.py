@@ -149,14 +149,14 @@ def test_a_fault_of_the_machine_rolls_back_the_whole_open_batch(
         def explode(*_args: object, **_kwargs: object) -> None:
             raise Boom
 
-        batched._apply_one = explode  # type: ignore[method-assign]
+        batched._put = explode  # type: ignore[method-assign]
         with pytest.raises(Boom):
             raft.apply(rq.PutRequest(b"c", b"3"))
         # back at the last commit; the Raft log replays the rest after a restart
         assert batched.applied_index() == 1
         assert batched.range(rq.RangeRequest(b"b")).kvs == []
     finally:
-        del batched._apply_one  # the fixture's close runs the real store again
+        del batched._put  # the fixture's close runs the real store again
 
 
 CHILD = textwrap.dedent(
