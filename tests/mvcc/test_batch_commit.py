@@ -149,7 +149,7 @@ def test_a_fault_of_the_machine_rolls_back_the_whole_open_batch(
         def explode(*_args: object, **_kwargs: object) -> None:
             raise Boom
 
-        batched._put = explode  # type: ignore[method-assign]
+        batched._put = explode  # type: ignore[method-assign,assignment]
         with pytest.raises(Boom):
             raft.apply(rq.PutRequest(b"c", b"3"))
         # back at the last commit; the Raft log replays the rest after a restart
