@@ -52,6 +52,24 @@ def test_applied_entries_are_readable_before_their_batch_commits(
     assert len(commits) == 1
 
 
+def test_every_read_of_the_key_index_sees_puts_of_the_open_batch(batched: KVStore) -> None:
+    """A put changes the key index in memory; ranges, counts, reads at a past revision and
+    a lease's keys read the `live` table, which must hold the put by then."""
+    raft = Log(batched)
+    raft.apply(rq.LeaseGrantRequest(ttl=60, id=7))
+    raft.apply(rq.PutRequest(b"a", b"1"))
+    raft.apply(rq.PutRequest(b"b", b"1", lease=7))
+    assert batched.lease_keys(7) == [b"b"]
+    raft.apply(rq.PutRequest(b"c", b"1", lease=7))
+    every = rq.RangeRequest(b"\0", b"\0", count_only=True)
+    assert batched.range(every).count == 3
+    raft.apply(rq.DeleteRangeRequest(b"a"))
+    assert batched.range(rq.RangeRequest(b"a", revision=3)).kvs[0].value == b"1"
+    assert batched.range(every).count == 2
+    raft.apply(rq.LeaseRevokeRequest(id=7))  # deletes the keys the lease holds, pending or not
+    assert batched.range(every).count == 0
+
+
 def test_a_batch_commits_once_it_holds_batch_limit_entries(db_path: str) -> None:
     store = KVStore.open(db_path, batch_interval=HOUR, batch_limit=3)
     raft = Log(store)
