@@ -728,6 +728,8 @@ class KVStore:
         except MvccError as err:
             conn.execute("ROLLBACK TO entry")  # nothing was written; cheap insurance
             conn.execute("RELEASE entry")
+            if self._state.live_dirty:  # something was written after all: memory follows
+                self._load_key_index()
             return ApplyResult(index, request_id, None, err, req)
         except Exception as err:
             if _is_environmental(err):

@@ -70,6 +70,34 @@ def test_every_read_of_the_key_index_sees_puts_of_the_open_batch(batched: KVStor
     assert batched.range(every).count == 0
 
 
+def test_an_etcd_error_raised_after_a_write_leaves_no_pending_key_index_row(
+    batched: KVStore, db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """etcd's errors come before any write; were one raised after, the rollback to the
+    entry's savepoint must take the key index's pending rows with it."""
+    from node.errors import ErrTooManyOps
+    from node.mvcc.kv import WriteTxn
+
+    raft = Log(batched)
+    raft.apply(rq.PutRequest(b"a", b"1"))
+    real = WriteTxn.delete_range
+
+    def delete_then_refuse(wt: WriteTxn, req: rq.DeleteRangeRequest) -> rq.DeleteRangeResponse:
+        real(wt, req)
+        raise ErrTooManyOps
+
+    monkeypatch.setattr(WriteTxn, "delete_range", delete_then_refuse)
+    assert raft.error(rq.DeleteRangeRequest(b"a")) == ErrTooManyOps()
+    monkeypatch.undo()
+    assert batched.range(rq.RangeRequest(b"a")).kvs[0].value == b"1"
+    batched.close()
+    reopened = KVStore.open(db_path)
+    try:
+        assert reopened.range(rq.RangeRequest(b"a")).kvs[0].value == b"1"
+    finally:
+        reopened.close()
+
+
 def test_a_batch_commits_once_it_holds_batch_limit_entries(db_path: str) -> None:
     store = KVStore.open(db_path, batch_interval=HOUR, batch_limit=3)
     raft = Log(store)
