@@ -46,6 +46,15 @@ _SORTING = frozenset((rq.SortOrder.ASCEND, rq.SortOrder.DESCEND))
 _LIVE_ROW = f"k.id = ({first_id_sql('l.mod_rev')} | l.mod_sub)"
 _ROW_BY_ID = f"SELECT key, create_rev, {REV}, version, lease, value FROM kv WHERE id = ?"
 _ROW_BY_ID_NO_VALUE = f"SELECT key, create_rev, {REV}, version, lease, NULL FROM kv WHERE id = ?"
+_LIVE_UPSERT = (
+    "INSERT OR REPLACE INTO live (key, create_rev, mod_rev, version, lease, mod_sub) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_LIVE_DELETE = "DELETE FROM live WHERE key = ?"
+_INSERT_ROW = (
+    "INSERT INTO kv (id, key, create_rev, version, lease, prev_id, value) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def key_cond(column: str, key: bytes, range_end: bytes) -> tuple[str, tuple[bytes, ...]]:
@@ -94,6 +103,11 @@ class KVState:
     # table's rows in memory (etcd keeps its key index in memory too), so a put needs no
     # SELECT; (mod_rev, mod_sub) is the row id of the key's current version
     live: dict[bytes, tuple[int, int, int, int, int]] = field(default_factory=dict)
+    # Keys whose `live` row is behind `live` above: key -> its entry, None once deleted.
+    # A write changes memory only; `Reader.sync_live` writes the rows before any SQL reads
+    # `live` and before the batch commits, so the table is never read stale and commits
+    # with the kv rows it points at. A put then costs one statement, not two.
+    live_dirty: dict[bytes, tuple[int, int, int, int, int] | None] = field(default_factory=dict)
     # counters for metrics (etcd_mvcc_*_total and friends); not persisted
     put_total: int = 0
     range_total: int = 0
@@ -104,11 +118,21 @@ class KVState:
 
 
 class Reader:
-    """Range reads at any retained revision (no writes, no transactions of its own)."""
+    """Range reads at any retained revision (no transactions of its own; the only
+    writes are the key index's pending `live` rows, see `sync_live`)."""
 
     def __init__(self, conn: sqlite3.Connection, state: KVState) -> None:
         self.conn = conn
         self.state = state
+
+    def sync_live(self) -> None:
+        """Write the key index's pending changes (`KVState.live_dirty`) into `live`."""
+        dirty = self.state.live_dirty
+        if not dirty:
+            return
+        self.state.live_dirty = {}
+        self.conn.executemany(_LIVE_UPSERT, [(k, *v) for k, v in dirty.items() if v is not None])
+        self.conn.executemany(_LIVE_DELETE, [(k,) for k, v in dirty.items() if v is None])
 
     def rows(
         self,
@@ -122,6 +146,7 @@ class Reader:
         with_value: bool = True,
     ) -> list[_Row]:
         """Live versions at revision `at` (<= cur, already checked), ordered by key."""
+        self.sync_live()
         order = "DESC" if descending else "ASC"
         # SQLite's LIMIT is an int64: a client's limit near 2**63 (+1 for `more`) is clamped
         lim = f" LIMIT {min(int(limit), _MAX_SQL_INT)}" if limit > 0 else ""
@@ -158,6 +183,7 @@ class Reader:
         version it replaced (`prev_id`). Cost: the keys in range plus the rows written
         after `at` (compaction bounds those), as a rollback of the newer revisions.
         """
+        self.sync_live()
         cond, params = key_cond("key", key, range_end)
         ids = {
             bytes(k): m << SUB_BITS | s
@@ -175,6 +201,7 @@ class Reader:
 
     def count(self, key: bytes, range_end: bytes, at: int, cur: int) -> int:
         if at >= cur:
+            self.sync_live()
             cond, params = key_cond("key", key, range_end)
             row = self.conn.execute(f"SELECT count(*) FROM live WHERE {cond}", params).fetchone()
             return int(row[0])
@@ -183,6 +210,7 @@ class Reader:
 
     def get(self, key: bytes) -> rq.KeyValue | None:
         """The current version of one key."""
+        self.sync_live()
         row = self.conn.execute(
             "SELECT l.key, l.create_rev, l.mod_rev, l.version, l.lease, k.value "
             f"FROM live l JOIN kv k ON {_LIVE_ROW} WHERE l.key = ?",
@@ -366,8 +394,12 @@ class WriteTxn:
 
     # ---- operations -----------------------------------------------------------------
     def put(self, req: rq.PutRequest) -> rq.PutResponse:
-        """applierV3backend.Put: ignore_value/ignore_lease need the key; lease must exist."""
-        conn = self.reader.conn
+        """applierV3backend.Put: ignore_value/ignore_lease need the key; lease must exist.
+
+        The kv row's INSERT is the put's one write and the last step that can fail: a
+        failed statement changes nothing and everything after it only assigns, so a put
+        needs no savepoint of its own (KVStore._apply_put).
+        """
         st = self.reader.state
         key = req.key
         prev = st.live.get(key)
@@ -384,6 +416,7 @@ class WriteTxn:
         elif lease and lease not in st.leases:
             raise ErrLeaseNotFound
         rev = self.begin_rev + 1
+        sub = self.changes
         resp = rq.PutResponse(revision=rev)
         prev_kv = None
         if prev is not None and (req.prev_kv or (self.want_events and self.want_prev)):
@@ -394,33 +427,27 @@ class WriteTxn:
                 resp.prev_kv = prev_kv
         if prev is None:
             create_rev, version, prev_id = rev, 1, 0
-            self.keys_delta += 1
         else:
             create_rev, version, prev_id = prev[0], prev[2] + 1, row_id(prev[1], prev[4])
         self._check_room(1)
-        sub = self.changes
-        conn.execute(
-            "INSERT INTO kv (id, key, create_rev, version, lease, prev_id, value) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (row_id(rev, sub), key, create_rev, version, lease, prev_id, value),
+        event = (
+            rq.Event(
+                rq.EventType.PUT, rq.KeyValue(key, create_rev, rev, version, value, lease), prev_kv
+            )
+            if self.want_events
+            else None
         )
-        conn.execute(
-            "INSERT OR REPLACE INTO live (key, create_rev, mod_rev, version, lease, mod_sub) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (key, create_rev, rev, version, lease, sub),
+        self.reader.conn.execute(
+            _INSERT_ROW, (row_id(rev, sub), key, create_rev, version, lease, prev_id, value)
         )
-        st.live[key] = (create_rev, rev, version, lease, sub)
-        self.changes += 1
+        st.live[key] = st.live_dirty[key] = (create_rev, rev, version, lease, sub)
+        if prev is None:
+            self.keys_delta += 1
+        self.changes = sub + 1
         st.put_total += 1
         st.total_put_size += len(key) + len(value)
-        if self.want_events:
-            self.events.append(
-                rq.Event(
-                    rq.EventType.PUT,
-                    rq.KeyValue(key, create_rev, rev, version, value, lease),
-                    prev_kv,
-                )
-            )
+        if event is not None:
+            self.events.append(event)
         return resp
 
     def delete_range(self, req: rq.DeleteRangeRequest) -> rq.DeleteRangeResponse:
@@ -467,9 +494,10 @@ class WriteTxn:
                 for i, row in enumerate(rows)
             ],
         )
-        conn.executemany("DELETE FROM live WHERE key = ?", [(row[0],) for row in rows])
+        dirty = self.reader.state.live_dirty
         for row in rows:
             live.pop(row[0], None)
+            dirty[row[0]] = None
         self.changes += len(rows)
         self.keys_delta -= len(rows)
         if self.want_events:

@@ -17,8 +17,9 @@ kv     every version of every key: one row per (revision, sub-revision), the
 live   the current version of every existing key, pointing at its kv row
        (mod_rev, mod_sub); etcd keeps this in memory (the treeIndex). We keep it on disk for
        range reads and load it into memory at open (KVState.live), so a put needs
-       no lookup. The `lease` column doubles as the lease -> keys attachment
-       (partial index live_lease).
+       no lookup; a write changes the memory index and its rows reach the table before
+       the next read of it and with the batch's commit (KVState.live_dirty). The
+       `lease` column doubles as the lease -> keys attachment (partial index live_lease).
 lease  granted leases (id, ttl) - replicated state, as etcd's lease bucket.
 alarm  active alarms (member_id, type) - replicated state, as etcd's alarm bucket.
 meta   applied_index, current_rev, compact_rev: written in the same transaction

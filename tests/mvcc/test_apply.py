@@ -263,3 +263,50 @@ def test_a_fault_of_the_disk_while_applying_stops_the_member_and_keeps_nothing_o
     monkeypatch.undo()
     assert store.range(rq.RangeRequest(b"other")).kvs == []  # the whole open batch is void
     assert store.range(rq.RangeRequest(b"k")).kvs[0].value == b"v1"
+
+
+def test_pending_key_index_rows_survive_failed_entries_and_commit_with_the_batch(
+    db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A put changes the key index in memory; `live` gets the rows before any read of it
+    and with the batch's commit, whatever failed in between."""
+    import node.mvcc.kv as kv_module
+    import node.mvcc.store as store_module
+    import node.mvcc.txn as txn_module
+
+    store = KVStore.open(db_path, batch_interval=3600.0)
+    raft = Log(store)
+    try:
+        raft.batch(rq.PutRequest(b"a", b"1"), rq.PutRequest(b"b", b"1"))
+        assert store._state.live_dirty  # pending: the batch is open and nothing read `live`
+        # a put whose one statement fails (its row id taken): answered, nothing changed
+        taken = store._state.live[b"a"]
+        monkeypatch.setattr(kv_module, "row_id", lambda rev, sub: taken[1] << 24 | taken[4])
+        assert isinstance(raft.error(rq.PutRequest(b"d", b"x")), ErrApplyFailed)
+        assert set(store._state.live_dirty) == {b"a", b"b"}  # still pending, still whole
+        monkeypatch.undo()
+        real_execute = txn_module.execute
+
+        def put_then_fail(
+            wt: WriteTxn, req: rq.TxnRequest, path: dict[int, bool]
+        ) -> rq.TxnResponse:
+            real_execute(wt, req, path)
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(store_module, "execute", put_then_fail)
+        txn = rq.TxnRequest(success=[rq.PutRequest(b"a", b"lost"), rq.PutRequest(b"c", b"x")])
+        assert isinstance(raft.error(txn), ErrApplyFailed)
+        monkeypatch.undo()
+        raft.apply(rq.PutRequest(b"b", b"2"))
+        raft.apply(rq.DeleteRangeRequest(b"a"))
+        assert store.current_revision() == 5
+    finally:
+        store.close()  # commits the open batch
+    reopened = KVStore.open(db_path)
+    try:
+        kvs = reopened.range(rq.RangeRequest(b"\0", b"\0")).kvs
+        assert [(kv.key, kv.value, kv.version) for kv in kvs] == [(b"b", b"2", 2)]
+        assert reopened.range(rq.RangeRequest(b"b")).kvs[0].mod_revision == 4
+        assert Log(reopened).apply(rq.PutRequest(b"a", b"3")).revision == 6
+    finally:
+        reopened.close()

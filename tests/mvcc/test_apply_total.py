@@ -114,9 +114,9 @@ def _state(store: KVStore) -> str:
     """A digest of everything a request could change: tables, revisions, the memory mirror."""
     conn = store._db()
     h = hashlib.sha256()
+    h.update(repr(sorted(_live_table(store).items())).encode())
     for table, order in (
         ("kv", "id"),
-        ("live", "key"),
         ("lease", "id"),
         ("alarm", "member_id, type"),
     ):
@@ -130,14 +130,26 @@ def _state(store: KVStore) -> str:
     return h.hexdigest()
 
 
-def _mirror_matches_tables(store: KVStore) -> None:
-    conn = store._db()
-    live = {
+def _live_table(store: KVStore) -> dict[bytes, tuple[int, ...]]:
+    """The `live` table as it reads once the key index's pending rows are written (read
+    without writing them: an entry must find pending rows as the apply path leaves them)."""
+    live: dict[bytes, tuple[int, ...]] = {
         bytes(k): (c, m, v, lease, sub)
-        for k, c, m, v, lease, sub in conn.execute(
+        for k, c, m, v, lease, sub in store._db().execute(
             "SELECT key, create_rev, mod_rev, version, lease, mod_sub FROM live"
         )
     }
+    for key, entry in store._state.live_dirty.items():
+        if entry is None:
+            live.pop(key, None)
+        else:
+            live[key] = entry
+    return live
+
+
+def _mirror_matches_tables(store: KVStore) -> None:
+    conn = store._db()
+    live = _live_table(store)
     assert store._state.live == live
     assert store._state.keys_total == len(live)
     assert store._state.leases == dict(conn.execute("SELECT id, ttl FROM lease").fetchall())

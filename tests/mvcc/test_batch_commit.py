@@ -52,6 +52,52 @@ def test_applied_entries_are_readable_before_their_batch_commits(
     assert len(commits) == 1
 
 
+def test_every_read_of_the_key_index_sees_puts_of_the_open_batch(batched: KVStore) -> None:
+    """A put changes the key index in memory; ranges, counts, reads at a past revision and
+    a lease's keys read the `live` table, which must hold the put by then."""
+    raft = Log(batched)
+    raft.apply(rq.LeaseGrantRequest(ttl=60, id=7))
+    raft.apply(rq.PutRequest(b"a", b"1"))
+    raft.apply(rq.PutRequest(b"b", b"1", lease=7))
+    assert batched.lease_keys(7) == [b"b"]
+    raft.apply(rq.PutRequest(b"c", b"1", lease=7))
+    every = rq.RangeRequest(b"\0", b"\0", count_only=True)
+    assert batched.range(every).count == 3
+    raft.apply(rq.DeleteRangeRequest(b"a"))
+    assert batched.range(rq.RangeRequest(b"a", revision=3)).kvs[0].value == b"1"
+    assert batched.range(every).count == 2
+    raft.apply(rq.LeaseRevokeRequest(id=7))  # deletes the keys the lease holds, pending or not
+    assert batched.range(every).count == 0
+
+
+def test_an_etcd_error_raised_after_a_write_leaves_no_pending_key_index_row(
+    batched: KVStore, db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """etcd's errors come before any write; were one raised after, the rollback to the
+    entry's savepoint must take the key index's pending rows with it."""
+    from node.errors import ErrTooManyOps
+    from node.mvcc.kv import WriteTxn
+
+    raft = Log(batched)
+    raft.apply(rq.PutRequest(b"a", b"1"))
+    real = WriteTxn.delete_range
+
+    def delete_then_refuse(wt: WriteTxn, req: rq.DeleteRangeRequest) -> rq.DeleteRangeResponse:
+        real(wt, req)
+        raise ErrTooManyOps
+
+    monkeypatch.setattr(WriteTxn, "delete_range", delete_then_refuse)
+    assert raft.error(rq.DeleteRangeRequest(b"a")) == ErrTooManyOps()
+    monkeypatch.undo()
+    assert batched.range(rq.RangeRequest(b"a")).kvs[0].value == b"1"
+    batched.close()
+    reopened = KVStore.open(db_path)
+    try:
+        assert reopened.range(rq.RangeRequest(b"a")).kvs[0].value == b"1"
+    finally:
+        reopened.close()
+
+
 def test_a_batch_commits_once_it_holds_batch_limit_entries(db_path: str) -> None:
     store = KVStore.open(db_path, batch_interval=HOUR, batch_limit=3)
     raft = Log(store)
@@ -149,14 +195,14 @@ def test_a_fault_of_the_machine_rolls_back_the_whole_open_batch(
         def explode(*_args: object, **_kwargs: object) -> None:
             raise Boom
 
-        batched._apply_one = explode  # type: ignore[method-assign]
+        batched._put = explode  # type: ignore[method-assign,assignment]
         with pytest.raises(Boom):
             raft.apply(rq.PutRequest(b"c", b"3"))
         # back at the last commit; the Raft log replays the rest after a restart
         assert batched.applied_index() == 1
         assert batched.range(rq.RangeRequest(b"b")).kvs == []
     finally:
-        del batched._apply_one  # the fixture's close runs the real store again
+        del batched._put  # the fixture's close runs the real store again
 
 
 CHILD = textwrap.dedent(
@@ -189,3 +235,11 @@ def test_sigkill_with_an_open_batch_loses_only_uncommitted_whole_batches(tmp_pat
         assert store.range(rq.RangeRequest(b"k", b"l", count_only=True)).count == applied
     finally:
         store.close()
+    # The key index's rows are written with the batch's commit (a put writes memory only):
+    # the killed batch left none, and each committed one points at a committed kv row.
+    with sqlite3.connect(db) as conn:
+        live, orphans = conn.execute(
+            "SELECT count(*), count(*) - count(k.id) FROM live l "
+            "LEFT JOIN kv k ON k.id = (l.mod_rev << 24 | l.mod_sub)"
+        ).fetchone()
+    assert (live, orphans) == (applied, 0)
