@@ -15,8 +15,15 @@ import yaml
 from alerts.render import LAB_WEBHOOK_PLACEHOLDER
 from lab import panels
 from lab.memberstats import MemberSnapshot, fsync_between, quantile
-from lab.prom import LOADGEN_JOB, Member, Prometheus, alertmanager_config, rule_files
-from lab.scenarios import all_runs
+from lab.prom import (
+    LOADGEN_JOB,
+    Member,
+    Prometheus,
+    alertmanager_config,
+    lab_alert_for_seconds,
+    rule_files,
+)
+from lab.scenarios import MEMBERSHIP_ALERTS, all_runs
 from lab.webhook import WebhookReceiver
 from lab.writer import Window, Writer, WriteRecord
 
@@ -180,3 +187,15 @@ def test_every_lab_dashboard_ref_names_a_real_board_item() -> None:
     # An annotation covers every board that carries it.
     fsync = panels.annotation("Fault: WAL fsync delay injected").keys()
     assert {board for board, _ in fsync} >= {"raftmon-overview", "raftmon-disk"}
+
+
+def test_control_runs_read_each_alerts_lab_for_from_the_rendered_rules() -> None:
+    """A control's silence is bounded by the `for` of the alerts it watches, read from
+    alerts/out/lab: every alert a control names is there, with the lab's own `for`."""
+    fors = lab_alert_for_seconds()
+    for alert in [*MEMBERSHIP_ALERTS, "etcdLeaderChangesTooFrequent", "etcdWALFsyncSlow"]:
+        assert alert in fors, alert
+    assert fors["etcdMembersDown"] == 15.0
+    assert fors["etcdEvenNumberOfMembers"] == 20.0
+    assert fors["etcdNoSpaceAlarm"] == 0.0
+    assert max(fors.values()) <= 30.0  # the lab compresses production's minutes to seconds
