@@ -647,6 +647,34 @@ class KVStore:
                 listener(fx.granted, fx.revoked)
         return results
 
+    def answers_ahead(self, entries: list[tuple[int, bytes]]) -> list[ApplyResult] | None:
+        """The results `apply_batch(entries)` will return, known before it runs, or None.
+
+        Known only when every entry with data is a plain put (no lease, no prev_kv, no
+        ignore flags) and no alarm is raised: such a put cannot fail (its only possible
+        failure is the environment's, which stops the member), and it gets the next
+        revision, so the i-th of them gets `current_rev + i`. The Ready loop answers
+        them with these before applying (node/server/apply.py); the apply then checks
+        it produced exactly these.
+        """
+        if self._alarms or self.defragmenting:
+            return None
+        rev = self._state.current_rev
+        applied = self._applied
+        results: list[ApplyResult] = []
+        for index, data in entries:
+            if index <= applied or not data:
+                continue
+            try:
+                request_id, req = decode_request(data)
+            except ErrUndecodable:
+                return None
+            if type(req) is not rq.PutRequest or not _plain(req):
+                return None
+            rev += 1
+            results.append(ApplyResult(index, request_id, rq.PutResponse(revision=rev), None, req))
+        return results
+
     def commit_due(self) -> bool:
         """The open batch is old or large enough to be committed now."""
         if not self._batch_entries:
@@ -1271,6 +1299,11 @@ _SCALAR_FIELDS = (
     "compaction_keys_total",
 )
 _SCALARS = operator.attrgetter(*_SCALAR_FIELDS)
+
+
+def _plain(req: rq.PutRequest) -> bool:
+    """A put whose result is its revision alone: no lease to find, no previous value."""
+    return not (req.lease or req.prev_kv or req.ignore_value or req.ignore_lease)
 
 
 def _is_environmental(err: Exception) -> bool:

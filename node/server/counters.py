@@ -18,6 +18,9 @@ class ServerCounters:
     apply_seconds_total: float = 0.0
     snapshots_taken: int = 0
     snapshots_installed: int = 0
+    # Entries answered before their apply whose apply gave another result (a bug; see
+    # Applier.answer_ahead). Logged as an error; tests assert it stays 0.
+    answers_ahead_wrong: int = 0
 
 
 @dataclass(slots=True)

@@ -13,7 +13,9 @@ thread and back costs more than a fast fsync) and in a worker thread when the
 disk is slow or the lab slows it, so the loop keeps serving; a leader's ticks then reach
 the core meanwhile and its heartbeats leave on time (_tick_while_persisting). A Ready with nothing
 to persist applies first and sends after, so clients' answers leave before the
-commit index goes to followers. Group commit falls out of this shape: while one
+commit index goes to followers; in it, clients' plain puts are answered even before
+their apply (Applier.answer_ahead: a committed plain put's answer is known).
+Group commit falls out of this shape: while one
 fsync runs, new proposals pile up in the inbox or the sockets and all of them go
 out in the next Ready's single fsync.
 Nothing is acknowledged to a client before the entry is committed (a majority
@@ -327,11 +329,17 @@ class RaftLoop:
         if snapshot is not None:
             await self._snapshots.install(snapshot)
         if rd.committed_entries:
-            self._applier.apply(rd.committed_entries)
-            if later is not None:
-                # One turn of the loop: the answered handlers write their responses
-                # now, before the commit-index save and the sends below.
+            if later is not None and self._applier.answer_ahead(rd.committed_entries):
+                # Plain puts answered from their committed entries: one turn of the loop
+                # writes the answers, then they are applied (Applier.answer_ahead).
                 await asyncio.sleep(0)
+                self._applier.apply(rd.committed_entries)
+            else:
+                self._applier.apply(rd.committed_entries)
+                if later is not None:
+                    # One turn of the loop: the answered handlers write their responses
+                    # now, before the commit-index save and the sends below.
+                    await asyncio.sleep(0)
             self._applier.observe()  # the apply metrics, after the answers
         if not rd.must_sync and not rd.entries and rd.hard_state is not None:
             # Only the commit index moved: a small write with no fsync (etcd's MustSync
