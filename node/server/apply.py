@@ -50,6 +50,7 @@ class Applier:
         self._kv = kv = ctx.opened.kv
         self._proposals = proposals
         self._counters = ctx.counters
+        self._lessor = ctx.lessor
         self._observer = ctx.observer
         # Invariant: applied_index <= the core's commit index.
         self.applied_index = ctx.opened.applied_index
@@ -195,6 +196,8 @@ class Applier:
         self.refresh_db_size()
         if results:
             self._unobserved_batches.append((results, time.perf_counter() - started))
+            if any(type(r.request) is rq.LeaseGrantRequest for r in results):
+                self._lessor.start_deadlines(time.monotonic())  # its TTL runs from now
             if self.on_member_attributes is not None:
                 for result in results:
                     if type(result.request) is rq.MemberAttrRequest and result.error is None:

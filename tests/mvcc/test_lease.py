@@ -90,3 +90,17 @@ def test_lease_id_generator_is_unique_and_positive() -> None:
     ids = [gen.next() for _ in range(1000)]
     assert len(set(ids)) == 1000
     assert all(0 < i < 2**63 for i in ids)
+
+
+def test_a_lease_runs_its_ttl_from_the_apply_that_granted_it(store: KVStore, raft: Log) -> None:
+    """The Applier stamps new leases right after their apply (as etcd's Grant reads the
+    clock), so a 2 s lease is not kept until up to one expiry check after its TTL."""
+    lessor = Lessor(store)
+    lessor.promote(now=100.0)
+    raft.apply(rq.LeaseGrantRequest(ttl=2, id=1))
+    lessor.start_deadlines(now=100.2)  # the apply's time
+    assert lessor.expired(now=102.1) == []
+    assert lessor.expired(now=102.2) == [1]
+    follower = Lessor(store)  # not primary: holds no deadlines, expires nothing
+    follower.start_deadlines(now=100.2)
+    assert follower.expired(now=500.0) == []
