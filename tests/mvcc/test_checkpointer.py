@@ -94,8 +94,10 @@ def test_a_steady_write_load_still_restarts_the_wal(db_path: str) -> None:
     finally:
         store.close()
     # Never restarted, the WAL ends ~10x the values written (180 MB); restarted, it is
-    # trimmed to journal_size_limit (8 MiB) at each restart and grows from there.
-    assert wal_bytes < 2 * written, (wal_bytes, written, checkpointer.checkpoints)
+    # trimmed to journal_size_limit (8 MiB) at each restart and grows from there, to a
+    # little past the writer's 32 MiB restart point when a restart finds the thread still
+    # reading (39 MB once under CI's load): 3x still tells the two apart.
+    assert wal_bytes < 3 * written, (wal_bytes, written, checkpointer.checkpoints)
     assert checkpointer.writer_resets >= 1
 
 
