@@ -71,7 +71,7 @@ bench: venv tools
 	$(PY) -m pytest -m bench -s -p no:cacheprovider $(PYTEST_ARGS); status=$$?; \
 	  $(PY) -m tests.bench.scorecard; exit $$status
 
-# `make bench` at issue 17's goal sizes (about two hours on 2 cores): the scale run at 10k,
+# `make bench` at issue 17's goal sizes (about 80 minutes on 2 cores): the scale run at 10k,
 # 100k and 500k keys with a 10-minute soak at 100k (1 minute at the others), a 10-minute
 # telemetry run, restarts at every size.
 BENCH_GOAL_SIZES := RAFTMON_SCALE_KEYS=10000,100000,500000 RAFTMON_SCALE_SOAK_SECONDS=60,100000:600 \
