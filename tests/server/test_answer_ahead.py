@@ -10,8 +10,6 @@ answer. In-process, never started: the test hands the Applier its entries itself
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,18 +19,6 @@ from node.mvcc import requests as rq
 from node.raft import EntryType
 from node.raft.messages import Entry
 from node.server import EtcdServer
-from tests.server.configs import fast_m1
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[EtcdServer]:
-    d = EtcdServer(fast_m1(tmp_path))
-    try:
-        yield d
-    finally:
-        d.loop.close()
-        d.kv.close()
-        d.wal.close()
 
 
 def _entries(server: EtcdServer, requests: list[object]) -> list[Entry]:

@@ -11,27 +11,11 @@ In-process, never started: the test resolves results itself.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from node.mvcc import requests as rq
 from node.mvcc.store import ApplyResult
 from node.server import EtcdServer
 from node.server.read_index import _PendingRead
-from tests.server.configs import fast_m1
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[EtcdServer]:
-    d = EtcdServer(fast_m1(tmp_path))
-    try:
-        yield d
-    finally:
-        d.loop.close()
-        d.kv.close()
-        d.wal.close()
 
 
 async def test_listeners_hear_once_per_resolve_that_woke_clients(server: EtcdServer) -> None:
