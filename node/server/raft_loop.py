@@ -51,6 +51,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -80,6 +81,23 @@ FSYNC_ON_LOOP_SECONDS = 0.002  # fsyncs faster than this block the loop less tha
 
 
 _MSG_PROP = MessageType.MsgProp
+
+
+def give_way() -> None:
+    """Let a process this member just woke run before our own work that nobody waits for.
+
+    Linux places a task woken through a socket (a sync wake-up) on the waker's CPU and
+    expects the waker to sleep soon. A follower that wrote its ack then applied (50-100
+    µs) while the leader it had just woken waited on the same CPU, the other CPU
+    often idle: `perf sched` on a one-client put load showed the leader running a
+    median 111 µs after the ack woke it, and the client likewise behind the leader's
+    apply. A yield hands the CPU to the woken process; the apply runs when it sleeps,
+    or on the other CPU. Measured (session 27): one-client put p50 -46 µs in 6
+    interleaved pairs of clusters (every pair won), and 0.959x / 0.981x of etcd's in two
+    latency benches against 0.979x / 0.992x without it; 64 clients and the members' CPU
+    per put unchanged. With nothing else runnable here the call returns at once.
+    """
+    os.sched_yield()
 
 
 def step_forwarded_proposals_last(
@@ -321,6 +339,8 @@ class RaftLoop:
         acks = [m for m in rd.messages_after_persist if m.to != self._member_id]
         if acks:
             self._send(acks)  # written at once: the leader is not waiting for our apply
+            if rd.committed_entries:
+                give_way()  # the leader woken by the ack runs before our apply
         if rd.entries:
             opened.storage.append(rd.entries)
         if rd.hard_state is not None:
@@ -333,6 +353,7 @@ class RaftLoop:
                 # Plain puts answered from their committed entries: one turn of the loop
                 # writes the answers, then they are applied (Applier.answer_ahead).
                 await asyncio.sleep(0)
+                give_way()  # the clients woken by the answers run before the apply
                 self._applier.apply(rd.committed_entries)
             else:
                 self._applier.apply(rd.committed_entries)

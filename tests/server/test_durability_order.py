@@ -23,6 +23,7 @@ from node.raft import Ready
 from node.raft.messages import Entry, HardState, Message, MessageType
 from node.server import EtcdServer
 from node.server import bootstrap as bootstrap_module
+from node.server import raft_loop as raft_loop_module
 from node.server import server as server_module
 from node.server.apply import Applier
 from node.transport import Transport
@@ -255,3 +256,31 @@ async def test_the_ack_leaves_right_after_the_fsync_before_the_in_memory_log(
     assert orders, "no Ready persisted, acked and applied entries"
     for order in orders:
         assert order == ["persist", "after_persist", "log", "apply"], order
+
+
+async def test_the_follower_gives_way_to_the_leader_it_acked_before_applying(
+    member: tuple[EtcdServer, Leader, list[Event]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the ack and the apply the follower yields its CPU (`give_way`): the leader
+    the ack woke was placed on this CPU and would otherwise wait for the whole apply.
+    A Ready with nothing to apply does not yield (the loop sleeps next anyway)."""
+    server, leader, events = member
+    monkeypatch.setattr(raft_loop_module, "give_way", lambda: events.append(Event("give_way")))
+    inbox = server.ctx.inbox
+    await _follow(server, leader)
+    events.clear()
+
+    inbox.on_peer_message(leader.append([b"", b""]))  # two entries, committed with them
+    for _ in range(int(TIMEOUT / 0.01)):
+        if server.applied_index == 6:
+            break
+        await asyncio.sleep(0.01)
+    assert server.applied_index == 6
+
+    for rd, group in by_ready(events):
+        order = order_of(rd, group)
+        if rd.messages_after_persist and rd.committed_entries:
+            assert order == ["persist", "after_persist", "give_way", "apply"], order
+        else:
+            assert "give_way" not in order, order
+    assert any(e.kind == "give_way" for e in events)
