@@ -229,10 +229,7 @@ class KVStore:
         self._last_pages = (self._page_size, 0, 0)
         self._last_total_size = 0  # the last db size read: answered during a VACUUM
         self._compact_done = 0  # finished_compact_rev: condemned rows below it are gone
-        self._compact_job = 0  # the compact revision the cursor belongs to
-        self._compact_cursor: compaction.Cursor = compaction.START
-        self._compact_started = 0.0
-        self._compact_removed = 0
+        self._deletion: compaction.Deletion | None = None  # the pending compaction's batches
         # Held by `checkpoint_durable` (a FULL checkpoint on its own connection blocks new
         # writers for as long as it runs) and by each compaction batch, which skips its
         # turn rather than wait: a batch that waited past busy_timeout would fail.
@@ -328,7 +325,7 @@ class KVStore:
         self._applied = int(meta["applied_index"])
         # A store written before batched compaction has no row: its compactions ran whole.
         self._compact_done = int(meta.get(compaction.FINISHED_META, st.compact_rev))
-        self._compact_job = 0  # a (re)loaded store starts any pending deletion over
+        self._deletion = None  # a (re)loaded store starts any pending deletion over
 
     def _load_leases_and_alarms(self) -> None:
         conn = self._db()
@@ -953,24 +950,22 @@ class KVStore:
             if self._compact_done >= target:
                 return True
             now = time.perf_counter()
-            if self._compact_job != target:  # a new compaction: start from the oldest row
-                self._compact_job, self._compact_cursor = target, compaction.START
-                self._compact_started, self._compact_removed = now, 0
+            job = self._deletion
+            if job is None or job.compact_rev != target:  # new: start from the oldest row
+                job = self._deletion = compaction.Deletion(target, started=now)
             if not conn.in_transaction:
                 conn.execute("BEGIN")
-            removed, cursor = compaction.delete_batch(conn, target, self._compact_cursor, limit)
+            removed, done = job.step(conn, self._state.live, limit)
             self._state.compaction_keys_total += removed
-            self._compact_removed += removed
-            if cursor is None:
+            if done:
                 self._finish_compaction(target)
-            else:
-                self._compact_cursor = cursor
+                self._deletion = None
             self._commit_batch()
             self.hooks.on_compaction_pause(time.perf_counter() - now)
-            if cursor is not None:
+            if not done:
                 return False
-            total = time.perf_counter() - self._compact_started
-            removed_total = self._compact_removed
+            total = time.perf_counter() - job.started
+            removed_total = job.removed
         self.hooks.on_compaction(total, removed_total, batched=True)
         log.info(
             "finished scheduled compaction",

@@ -54,9 +54,10 @@ async def compaction_loop(
     """Delete what applied compactions condemned, one committed batch at a time.
 
     Each `compact_step` runs in a worker thread (SQLite releases the GIL while it
-    deletes) and holds the store's lock for at most `limit` stored revisions, so the
-    loop keeps ticking, sending and fsyncing throughout, and waits for the store, if
-    it applies meanwhile, for one batch at most; the pause between batches lets the
+    deletes) and holds the store's lock for at most `limit` stored revisions (after
+    reading the links of at most 10 x `limit` rows written since the compact revision),
+    so the loop keeps ticking, sending and fsyncing throughout, and waits for the store,
+    if it applies meanwhile, for one batch at most; the pause between batches lets the
     applies in. Pending work at start (a member stopped half-way) is picked up at once.
     """
     while True:
