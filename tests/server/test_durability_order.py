@@ -175,6 +175,16 @@ async def _follow(server: EtcdServer, leader: Leader) -> None:
         await asyncio.sleep(0.01)
 
 
+async def _append_two_committed(server: EtcdServer, leader: Leader) -> None:
+    """Hand m1 an append of two entries committed with it; wait (bounded) for their apply."""
+    server.ctx.inbox.on_peer_message(leader.append([b"", b""]))
+    for _ in range(int(TIMEOUT / 0.01)):
+        if server.applied_index == 6:
+            break
+        await asyncio.sleep(0.01)
+    assert server.applied_index == 6
+
+
 async def test_each_ready_sends_requests_then_persists_once_then_acks_then_applies(
     member: tuple[EtcdServer, Leader, list[Event]],
 ) -> None:
@@ -237,16 +247,10 @@ async def test_the_ack_leaves_right_after_the_fsync_before_the_in_memory_log(
         append(self, entries)
 
     monkeypatch.setattr(storage_type, "append", recorded_append)
-    inbox = server.ctx.inbox
     await _follow(server, leader)
     assert server.applied_index == 4
 
-    inbox.on_peer_message(leader.append([b"", b""]))  # two entries, committed with them
-    for _ in range(int(TIMEOUT / 0.01)):
-        if server.applied_index == 6:
-            break
-        await asyncio.sleep(0.01)
-    assert server.applied_index == 6
+    await _append_two_committed(server, leader)
 
     orders = [
         order_of(rd, group)
@@ -266,16 +270,10 @@ async def test_the_follower_gives_way_to_the_leader_it_acked_before_applying(
     A Ready with nothing to apply does not yield (the loop sleeps next anyway)."""
     server, leader, events = member
     monkeypatch.setattr(raft_loop_module, "give_way", lambda: events.append(Event("give_way")))
-    inbox = server.ctx.inbox
     await _follow(server, leader)
     events.clear()
 
-    inbox.on_peer_message(leader.append([b"", b""]))  # two entries, committed with them
-    for _ in range(int(TIMEOUT / 0.01)):
-        if server.applied_index == 6:
-            break
-        await asyncio.sleep(0.01)
-    assert server.applied_index == 6
+    await _append_two_committed(server, leader)
 
     for rd, group in by_ready(events):
         order = order_of(rd, group)
