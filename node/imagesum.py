@@ -11,10 +11,9 @@ older one and used CRC-32 (IEEE).
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable
-
-import crc32c
 
 Checksum = Callable[[bytes | memoryview, int], int]  # (data, running value) -> running value
 
@@ -23,7 +22,23 @@ CRC32 = "crc32"  # IEEE: what images were summed with before kinds had names
 DEFAULT = CRC32C
 LEGACY = CRC32
 
-_KINDS: dict[str, Checksum] = {CRC32C: crc32c.crc32c, CRC32: zlib.crc32}
+
+@functools.cache
+def _crc32c_function() -> Checksum:
+    import crc32c  # deferred: see _crc32c
+
+    return crc32c.crc32c
+
+
+def _crc32c(data: bytes | memoryview, value: int) -> int:
+    """CRC-32C, the `crc32c` package imported at the first image summed rather than at
+    start: its package import reads installed distributions' metadata (importlib.metadata,
+    ~20 ms of CPU), paid by every member start, where three members restarted together
+    share two cores before their first election (issue 17's restart run)."""
+    return _crc32c_function()(data, value)
+
+
+_KINDS: dict[str, Checksum] = {CRC32C: _crc32c, CRC32: zlib.crc32}
 
 
 class UnknownChecksum(ValueError):
