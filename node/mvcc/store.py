@@ -29,7 +29,6 @@ import contextlib
 import logging
 import operator
 import os
-import shutil
 import sqlite3
 import threading
 import time
@@ -1238,6 +1237,8 @@ class KVStore:
             if move:
                 src = path
             else:
+                import shutil  # here: a rare path, and its import cost every start ~5 ms
+
                 src = self.path + ".restore"
                 shutil.copyfile(path, src)
                 fsync_file(src)

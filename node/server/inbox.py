@@ -31,6 +31,9 @@ class Inbox:
     def __init__(self, node: RawNode) -> None:
         self._node = node
         self.wake = asyncio.Event()
+        # Set when a stream to a peer comes up: the initial tick advance looks then
+        # (tick_advance.py), not only at its next poll.
+        self.peer_became_active = asyncio.Event()
         self.ticks = 0
         self.messages: list[Message] = []
         self.reports: list[Callable[[], None]] = []
@@ -67,6 +70,7 @@ class Inbox:
     def on_peer_active(self, peer: int) -> None:
         """Our stream to `peer` connected: a leader heartbeats it now (RawNode.heartbeat),
         so a restarted follower's catch-up does not wait for the next heartbeat tick."""
+        self.peer_became_active.set()
         self.report(lambda: self._node.heartbeat(peer))
 
     def on_snapshot_status(self, peer: int, failed: bool) -> None:

@@ -172,7 +172,10 @@ class EtcdServer:
 
     async def _advance_ticks(self) -> None:
         """etcd's adjustTicks for a member with peers (tick_advance.py)."""
-        await advance_election_ticks(self.ctx.inbox, self.cfg.election_ticks, self._active_peers)
+        inbox = self.ctx.inbox
+        await advance_election_ticks(
+            inbox, self.cfg.election_ticks, self._active_peers, peer_up=inbox.peer_became_active
+        )
 
     def _active_peers(self) -> int:
         """Peers our stream to is established with (etcd's transport.ActivePeers)."""

@@ -17,6 +17,7 @@ one `tick()` at a time, as etcd's raftNode.advanceTicks calls Tick.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -28,9 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WAIT_SECONDS = 5.0  # etcd's rafthttp.ConnReadTimeout
-# etcd looks every 50 ms; a look is one count of the peers' streams, so this looks every
-# 10 ms: after a restart of every member the advance (and so the first election) came
-# on average 25 ms after the last peer connected, now 5 ms.
+# etcd looks every 50 ms. This looks when a stream to a peer comes up (`peer_up`) and at
+# least every 10 ms: after a restart of every member, a poll alone put the advance (and
+# so the first election) on average 5 ms after the last peer connected; the event, at it.
 POLL_SECONDS = 0.01
 
 
@@ -39,13 +40,20 @@ async def advance_election_ticks(
     election_ticks: int,
     active_peers: Callable[[], int],
     *,
+    peer_up: asyncio.Event | None = None,
     wait_seconds: float = WAIT_SECONDS,
     poll_seconds: float = POLL_SECONDS,
 ) -> int:
     """Fast-forward the election ticks once more than one peer is connected; returns the
     ticks advanced (0 when no peers connected within `wait_seconds`)."""
-    for _ in range(max(1, round(wait_seconds / poll_seconds))):
-        await asyncio.sleep(poll_seconds)
+    looks = max(1, round(wait_seconds / poll_seconds))
+    for _ in range(looks):
+        if peer_up is None:
+            await asyncio.sleep(poll_seconds)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(peer_up.wait(), poll_seconds)
+            peer_up.clear()
         if active_peers() > 1:
             ticks = max(0, election_ticks - 2)
             log.info(

@@ -115,7 +115,66 @@ def decode_entry(payload: bytes | memoryview) -> Entry:
     return Entry(term, index, kind, bytes(payload[_ENTRY.size :]))
 
 
-def decode_hard_state(payload: bytes) -> HardState:
+# The slot `Entry.data` is stored in: a LazyEntry keeps its copied data there.
+_DATA_SLOT = Entry.__dict__["data"]
+
+
+class LazyEntry(Entry):
+    """An entry replayed from a mapped WAL segment: its data is copied out of the mapping
+    the first time it is read.
+
+    A restarted member replays every entry since its snapshot, and most are never read
+    again: they are applied, and every follower has them. Copying each one's data out
+    at replay (10 MB at 10k entries of 1 KiB) put ~2,900 fresh pages under the start,
+    ~13 ms of CPU per member on this VM, where three members restarted together share
+    two cores. It equals an `Entry` with the same fields.
+    """
+
+    __slots__ = ("_payload",)
+
+    def __init__(self, term: int, index: int, kind: EntryType, payload: memoryview) -> None:
+        self.term = term
+        self.index = index
+        self.type = kind
+        self._payload: memoryview | None = payload
+
+    @property
+    def data(self) -> bytes:
+        payload = self._payload
+        if payload is None:
+            value: bytes = _DATA_SLOT.__get__(self, LazyEntry)
+            return value
+        value = bytes(payload[_ENTRY.size :])
+        _DATA_SLOT.__set__(self, value)
+        self._payload = None  # the mapping may go once no entry needs it
+        return value
+
+    @data.setter
+    def data(self, value: bytes) -> None:
+        _DATA_SLOT.__set__(self, value)
+        self._payload = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Entry):
+            return NotImplemented
+        mine = (self.term, self.index, self.type, self.data)
+        return mine == (other.term, other.index, other.type, other.data)
+
+    __hash__ = None  # type: ignore[assignment]  # as Entry's: mutable, so unhashable
+
+
+def decode_entry_lazily(payload: memoryview) -> Entry:
+    """One ENTRY payload of a mapped segment, its data left in place (LazyEntry)."""
+    if len(payload) < _ENTRY.size:
+        raise PayloadError(f"entry payload too short ({len(payload)} bytes)")
+    term, index, etype = _ENTRY.unpack_from(payload)
+    kind = _ENTRY_TYPES.get(etype)
+    if kind is None:
+        raise PayloadError(f"unknown entry type {etype}")
+    return LazyEntry(term, index, kind, payload)
+
+
+def decode_hard_state(payload: bytes | memoryview) -> HardState:
     if len(payload) != _HARD_STATE.size:
         raise PayloadError(f"hard state payload has {len(payload)} bytes")
     term, vote, commit = _HARD_STATE.unpack(payload)

@@ -34,33 +34,37 @@ from __future__ import annotations
 import errno
 import itertools
 import logging
+import mmap
 import os
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from node.fsutil import all_zero
-from node.raft.messages import EntryType
+from node.raft.messages import EntryType, HardState
 from node.wal.errors import WALCorruptError, WALNotFoundError
 from node.wal.record import (
     HEADER,
     HEADER_CRC,
     HEADER_SIZE,
+    Frame,
     FrameStatus,
     PayloadError,
     RecordType,
     WalSnapshot,
     decode_entry,
+    decode_entry_lazily,
     decode_hard_state,
     decode_segment,
     decode_snapshot,
+    encode_hard_state,
     read_frame,
 )
 from node.wal.segment import SegmentName, list_segments
 
 if TYPE_CHECKING:
-    from node.raft.messages import Entry, HardState
+    from node.raft.messages import Entry
 
 log = logging.getLogger(__name__)
 
@@ -118,17 +122,15 @@ _ENTRY_TYPE_OFFSET = 16
 _ENTRY_TYPES = frozenset(int(t) for t in EntryType)
 _ENTRY_HEAD = 17
 _ENTRY_RECORD = int(RecordType.ENTRY)
+_HARD_STATE_RECORD = int(RecordType.HARD_STATE)
+_HARD_STATE_SIZE = len(encode_hard_state(HardState()))
 _HEADER_AND_CRC = struct.Struct("<" + HEADER.format.lstrip("<") + HEADER_CRC.format.lstrip("<"))
 
 
-@dataclass(slots=True)
-class _Positioned:
-    """An entry record, checked (CRCs, length, type) but not decoded yet."""
-
-    index: int
-    payload: memoryview
-    path: str
-    offset: int
+# An entry record, checked (CRCs, length, type) but not decoded yet: its index, its
+# payload (a view of the mapped segment), and where it is (segment path and offset). A
+# tuple: ~10k of them at 10k entries, each a slotted object cost ~0.3 µs more.
+_Positioned = tuple[int, memoryview, str, int]
 
 
 def _corrupt(path: str, offset: int, reason: str) -> WALCorruptError:
@@ -174,45 +176,91 @@ def data_end(fd: int, file_size: int) -> int:
     return file_size  # no hole, or data after one (a sparse middle): compare it all
 
 
-def read_to_zero_tail(path: str) -> tuple[bytes, int]:
-    """A segment's bytes up to its zero tail, and the file's size: every byte of the file
-    at or after the returned bytes' end is zero.
+def _written_end(fd: int, file_size: int) -> int:
+    """Where a segment's zero tail starts: every byte of the file at or after it is zero.
 
     A segment is preallocated (64 MB) and filled from the front, so most of the last one
     is zeros. Reading all of it and counting its zeros was ~0.1 s of CPU on every start
     (three members on two cores pay it at once); comparing it from the end, a chunk at a
     time in one reused buffer, costs a few ms, and only the written part is read. The
-    zero check is the same as before: a non-zero byte anywhere is within what is returned.
+    zero check is the same as before: a non-zero byte anywhere is before the returned end.
+    """
+    buf = bytearray(ZERO_TAIL_CHUNK)
+    zeros = _ZEROS if len(_ZEROS) == ZERO_TAIL_CHUNK else bytes(ZERO_TAIL_CHUNK)
+    end = data_end(fd, file_size)
+    while end > 0:
+        lo = max(0, end - ZERO_TAIL_CHUNK)
+        want = end - lo
+        got = os.preadv(fd, [buf if want == len(buf) else memoryview(buf)[:want]], lo)
+        if got != want:
+            break  # a short read: take the file from here on as written bytes
+        if (buf != zeros) if want == len(buf) else (buf[:want] != zeros[:want]):
+            break  # written bytes in this chunk
+        end = lo
+    return end
+
+
+def read_to_zero_tail(path: str) -> tuple[bytes, int]:
+    """A segment's bytes up to its zero tail, and the file's size: every byte of the file
+    at or after the returned bytes' end is zero."""
+    with open(path, "rb", buffering=0) as fh:
+        fd = fh.fileno()
+        file_size = os.fstat(fd).st_size
+        end = _written_end(fd, file_size)
+        return (os.pread(fd, end, 0) if end else b""), file_size
+
+
+def map_segment(path: str) -> tuple[memoryview, int]:
+    """A segment mapped whole (read-only), and where its zero tail starts.
+
+    Mapped, not read: a read copied the written part (~11 MB at 10k entries of 1 KiB)
+    into fresh memory on every start, ~2,800 page faults and ~8 ms of CPU per member
+    (this VM's faults cost ~3 µs each); mapping the page cache costs ~190 faults. The
+    bytes past the returned end are zeros (checked as read_to_zero_tail checks them);
+    they are in the mapping but touched only by a record that claims to reach them.
     """
     with open(path, "rb", buffering=0) as fh:
         fd = fh.fileno()
         file_size = os.fstat(fd).st_size
-        buf = bytearray(ZERO_TAIL_CHUNK)
-        zeros = _ZEROS if len(_ZEROS) == ZERO_TAIL_CHUNK else bytes(ZERO_TAIL_CHUNK)
-        end = data_end(fd, file_size)
-        while end > 0:
-            lo = max(0, end - ZERO_TAIL_CHUNK)
-            want = end - lo
-            got = os.preadv(fd, [buf if want == len(buf) else memoryview(buf)[:want]], lo)
-            if got != want:
-                break  # a short read: take the file from here on as written bytes
-            if (buf != zeros) if want == len(buf) else (buf[:want] != zeros[:want]):
-                break  # written bytes in this chunk
-            end = lo
-        if end == file_size:
-            return fh.read(), file_size
-        data = os.pread(fd, end, 0) if end else b""
-        return data, file_size
+        end = _written_end(fd, file_size)
+        if file_size == 0:
+            return memoryview(b""), 0
+        try:
+            # The mapping outlives the file descriptor; the last view of it unmaps it.
+            return memoryview(mmap.mmap(fd, file_size, prot=mmap.PROT_READ)), end
+        except OSError:  # a filesystem that cannot map files: read the written part
+            anonymous = memoryview(mmap.mmap(-1, file_size))  # zeros, untouched until read
+            if end:
+                os.preadv(fd, [anonymous[:end]], 0)
+            return anonymous, end
 
 
-def _bytes_needed(data: bytes, offset: int, file_size: int) -> int:
+def _bytes_needed(view: memoryview, offset: int, size: int, file_size: int) -> int:
     """How far into the file the record at `offset` reads: its header, and the payload its
     header's length claims (bounded by the file's size)."""
     need = offset + HEADER_SIZE
-    if need <= len(data):
-        (length, _, _) = HEADER.unpack_from(data, offset)
+    if need <= size:
+        (length, _, _) = HEADER.unpack_from(view, offset)
         need += length
     return min(need, file_size)
+
+
+def _frame_at(view: memoryview, offset: int, size: int) -> tuple[Frame, bytes]:
+    """read_frame at `offset` of a mapped segment's first `size` bytes, and the bytes it
+    read: the record alone when it is whole and sound, else everything from `offset` to
+    `size` (what the zero checks after a bad record or the end look at). The frame's
+    offsets are the segment's."""
+    body = offset + HEADER_SIZE
+    if body <= size:
+        (length, _, _) = HEADER.unpack_from(view, offset)
+        if body + length <= size:
+            record = bytes(view[offset : body + length])
+            fr = read_frame(record, 0)
+            if fr.status is FrameStatus.OK:
+                return replace(fr, offset=offset, end=offset + fr.end), record
+    rest = bytes(view[offset:size])
+    fr = read_frame(rest, 0)
+    return replace(fr, offset=offset, end=offset + fr.end), rest
 
 
 def scan(directory: str, start: WalSnapshot | None = None) -> Scan:
@@ -233,15 +281,15 @@ def scan(directory: str, start: WalSnapshot | None = None) -> Scan:
     hard_state: HardState | None = None
     snapshot: WalSnapshot | None = None
     positioned: list[_Positioned] = []
+    crc32 = zlib.crc32  # a local: the record loop runs once per record
     infos: list[SegmentInfo] = []
     torn: TornTail | None = None
     tail_offset = 0
 
     for number, name in enumerate(names):
         path = os.path.join(directory, name.filename)
-        data, file_size = read_to_zero_tail(path)
-        view = memoryview(data)
-        size = len(data)
+        view, size = map_segment(path)
+        file_size = len(view)
         is_last = number == len(names) - 1
         max_index = 0
         first_entry = 0
@@ -250,46 +298,48 @@ def scan(directory: str, start: WalSnapshot | None = None) -> Scan:
         while True:
             # The common case first: a whole, well-formed entry record whose header and
             # payload CRCs hold, read in place. Anything else (other record types, the end,
-            # a torn or damaged record) goes to read_frame below, as before.
+            # a torn or damaged record) goes to _frame_at below.
             body = offset + HEADER_SIZE
             if not first and body <= size:
-                length, rtype, payload_crc, head_crc = _HEADER_AND_CRC.unpack_from(data, offset)
+                length, rtype, payload_crc, head_crc = _HEADER_AND_CRC.unpack_from(view, offset)
                 end = body + length
-                if (
-                    rtype == _ENTRY_RECORD
-                    and length >= _ENTRY_HEAD
-                    and end <= size
-                    and head_crc == zlib.crc32(view[offset : body - HEADER_CRC.size])
-                    and zlib.crc32(view[body:end]) == payload_crc
-                    and data[body + _ENTRY_TYPE_OFFSET] in _ENTRY_TYPES
-                ):
-                    (index,) = _ENTRY_INDEX.unpack_from(data, body + _ENTRY_INDEX_OFFSET)
-                    positioned.append(_Positioned(index, view[body:end], path, offset))
-                    if index > max_index:
-                        max_index = index
-                    if not first_entry:
-                        first_entry = index
-                    offset = end
-                    continue
-            if size < file_size:
-                need = _bytes_needed(data, offset, file_size)
-                if need > size:
-                    # This record (or header) runs into the zero tail left unread: what
-                    # it reads there are the zeros the file holds (a rare path).
-                    data += bytes(need - size)
-                    view = memoryview(data)
-                    size = len(data)
-                    continue
-            fr = read_frame(data, offset)
+                if end <= size and head_crc == crc32(view[offset : body - HEADER_CRC.size]):
+                    payload = view[body:end]
+                    if crc32(payload) == payload_crc:
+                        if (
+                            rtype == _ENTRY_RECORD
+                            and length >= _ENTRY_HEAD
+                            and payload[_ENTRY_TYPE_OFFSET] in _ENTRY_TYPES
+                        ):
+                            (index,) = _ENTRY_INDEX.unpack_from(payload, _ENTRY_INDEX_OFFSET)
+                            positioned.append((index, payload, path, offset))
+                            if index > max_index:
+                                max_index = index
+                            if not first_entry:
+                                first_entry = index
+                            offset = end
+                            continue
+                        if rtype == _HARD_STATE_RECORD and length == _HARD_STATE_SIZE:
+                            # One per saved batch (~900 at 10k entries): as hot as entries.
+                            hard_state = decode_hard_state(payload)
+                            offset = end
+                            continue
+            need = _bytes_needed(view, offset, size, file_size)
+            if need > size:
+                # This record (or header) runs into the zero tail: what it reads there are
+                # the zeros the file holds (a rare path).
+                size = need
+                continue
+            fr, rest = _frame_at(view, offset, size)
             if fr.status is FrameStatus.END:
-                if not all_zero(data, offset):
-                    bad = _first_nonzero(data, offset)
+                if not all_zero(rest, 0):
+                    bad = offset + _first_nonzero(rest, 0)
                     raise _corrupt(path, bad, f"data after a zero gap that starts at {offset}")
                 break
             if fr.status is not FrameStatus.OK:
                 if first:
                     raise _corrupt(path, offset, f"segment header unreadable ({fr.status.value})")
-                if is_last and all_zero(data, fr.end):
+                if is_last and all_zero(rest, fr.end - offset):
                     torn = TornTail(path=path, offset=offset, end=fr.end)
                     log.warning(
                         "wal torn last record truncated file=%s offset=%d bytes=%d reason=%s",
@@ -313,9 +363,7 @@ def scan(directory: str, start: WalSnapshot | None = None) -> Scan:
                     first = False
                 elif fr.rtype == RecordType.ENTRY:
                     entry = decode_entry(fr.payload)
-                    positioned.append(
-                        _Positioned(entry.index, memoryview(fr.payload), path, offset)
-                    )
+                    positioned.append((entry.index, memoryview(fr.payload), path, offset))
                     max_index = max(max_index, entry.index)
                     first_entry = first_entry or entry.index
                 elif fr.rtype == RecordType.HARD_STATE:
@@ -363,29 +411,29 @@ def _replay_entries(positioned: list[_Positioned], begin_index: int) -> list[Ent
     """Apply overwrite semantics and check contiguity from begin_index + 1."""
     kept: list[_Positioned] = []
     for item in positioned:
-        index = item.index
+        index = item[0]
         if index <= begin_index:
             # Covered by the snapshot the caller restores from; but written after what
             # is kept, it replaced all of it (Raft §5.3), as it does in the log: a segment
             # cut at a snapshot repeats the log from the snapshot's index on.
             kept.clear()
             continue
-        if kept and index <= kept[-1].index:
+        if kept and index <= kept[-1][0]:
             # Raft §5.3: a conflicting entry replaces it and everything after it.
-            del kept[index - kept[0].index :]
-        expected = kept[-1].index + 1 if kept else begin_index + 1
+            del kept[index - kept[0][0] :]
+        expected = kept[-1][0] + 1 if kept else begin_index + 1
         if index != expected:
             raise _corrupt(
-                item.path,
-                item.offset,
+                item[2],
+                item[3],
                 f"entry index {index} leaves a gap: expected {expected} "
                 f"(entries after snapshot index {begin_index} are missing)",
             )
         kept.append(item)
     entries: list[Entry] = []
-    for item in kept:
+    for _, payload, path, offset in kept:
         try:
-            entries.append(decode_entry(item.payload))
+            entries.append(decode_entry_lazily(payload))
         except PayloadError as err:
-            raise _corrupt(item.path, item.offset, str(err)) from None
+            raise _corrupt(path, offset, str(err)) from None
     return entries

@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import struct
 import threading
 import time
@@ -192,6 +191,8 @@ class Snapshotter:
                 except OSError as err:
                     if err.errno != errno.EXDEV:  # another filesystem: copy instead
                         raise
+                    import shutil  # here: a rare path, and its import cost every start ~5 ms
+
                     tmp = db_path + TMP_SUFFIX
                     shutil.copyfile(src, tmp)
                     fsync_file(tmp)

@@ -52,3 +52,29 @@ async def test_nothing_is_advanced_while_at_most_one_peer_is_connected() -> None
     assert inbox.ticks == 0
     assert not inbox.wake.is_set()
     assert len(polls) == 10  # it gave up after wait_seconds, as etcd after ConnReadTimeout
+
+
+async def test_a_peer_coming_up_is_looked_at_without_waiting_for_the_next_poll() -> None:
+    inbox = FakeInbox()
+    peer_up = asyncio.Event()
+    connected = [0]
+
+    async def peers_connect() -> None:
+        for count in (1, 2):
+            await asyncio.sleep(0)
+            connected[0] = count
+            peer_up.set()
+
+    task = asyncio.ensure_future(peers_connect())
+    async with asyncio.timeout(5.0):  # the poll alone would look only after 60 s
+        advanced = await advance_election_ticks(
+            inbox,  # type: ignore[arg-type]
+            10,
+            lambda: connected[0],
+            peer_up=peer_up,
+            wait_seconds=600.0,
+            poll_seconds=60.0,
+        )
+    await task
+    assert advanced == 8
+    assert inbox.ticks == 8
