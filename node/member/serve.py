@@ -105,6 +105,12 @@ HTTP_SIDE_MODULES = (
     "node.member.state",
 )
 START_SETTLE_SECONDS = 1.0  # at most this long a member waits for its peers before serving
+# The probe process (node.transport.prober) starts once the member serves clients: its
+# interpreter's start (~30 ms of CPU, with the member's fork) came while three members
+# restarted together imported their HTTP sides on two cores, before their first write.
+# A member that cannot serve yet (a new member before its first leader) starts it this
+# long after its start settled: RTT telemetry matters most when there is no leader.
+PROBING_AFTER_SETTLE_SECONDS = 2.0
 START_SETTLE_POLL_SECONDS = 0.005
 # Lab and tests: hold the HTTP side back until a leader is known (at most this many
 # seconds), to show that Raft runs, peers connect and a leader is elected without it
@@ -176,7 +182,10 @@ async def _http_side(
     leader, if the environment asks so); with `roots`, its CA bundle loads are deferred
     there."""
     await _wait_for(lambda: _settled(server), START_SETTLE_SECONDS, stop)
-    server.transport.start_probing()
+    # RTT probes (and the probe process) start once the member serves, or this long
+    # after the start settled if it cannot serve yet (no leader to publish through).
+    loop = asyncio.get_running_loop()
+    loop.call_later(PROBING_AFTER_SETTLE_SECONDS, server.transport.start_probing)
     hold = float(os.environ.get(HTTP_SIDE_AFTER_LEADER_ENV, "0") or 0)
     if hold > 0:
         await _wait_for(lambda: server.lead != 0, hold, stop)
@@ -283,6 +292,7 @@ async def serve(cfg: MemberConfig) -> None:
                 }
             },
         )
+        server.transport.start_probing()
         tune_after_start()  # the start-up heap is built: no full collection rescans it
         if roots is not None:
             roots_loaded = asyncio.ensure_future(_load_roots_later(roots, stop))
