@@ -28,6 +28,7 @@ from node.dataclass_cache import save_installed
 from node.errors import EtcdError
 from node.member.deferred_observer import DeferredObserver
 from node.member.gctune import tune_after_start
+from node.member.late_protocol import LateProtocol
 from node.member.system_roots import DeferredRootLoads, all_plain_http
 from node.member.tls_accept import TLSAcceptor
 from node.member.watchdog import start_from_env as start_watchdog
@@ -204,12 +205,12 @@ async def _http_side(
     return app, sites
 
 
-# The gRPC side (protobuf's runtime, etcd's stubs, HTTP/2: ~60 modules, ~21 ms of CPU)
-# is needed only once the client listener opens, after the Raft node runs (and, for a
-# new member, after its first leader). It is imported in a thread once the Raft loop
-# runs instead of before the peer listener: three members restarted together share two
-# cores, and the first election waits for the last of them to connect to its peers
-# (tests/bench/test_restart_bench.py).
+# The gRPC side (protobuf's runtime, etcd's stubs, HTTP/2: ~60 modules, ~20 ms of CPU)
+# is imported in a thread once the client listener serves HTTP/1; gRPC connections made
+# before wait for it (node.member.late_protocol). Three members restarted together share
+# two cores while they import their HTTP sides, and a restart's first write waits for
+# the first of them to serve (tests/bench/test_restart_bench.py): imported before the
+# listener opened, it delayed that by its share of the cores.
 CLIENT_SIDE_MODULE = "node.api.grpc"
 
 
@@ -244,13 +245,13 @@ async def serve(cfg: MemberConfig) -> None:
     service = KVService(server)
     runners: list[web.AppRunner] = []
     grpc: GrpcEndpoint | None = None
+    http2 = LateProtocol()  # gRPC's connections: served once its side is imported
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     peer_port = PeerPort(server.transport)
     peer_listeners: list[Callable[[], Awaitable[None]]] = []
-    client_side: asyncio.Future[type[GrpcEndpoint]] | None = None
     roots = DeferredRootLoads() if all_plain_http(_known_urls(cfg)) else None
     roots_loaded: asyncio.Future[None] | None = None
     try:
@@ -263,15 +264,12 @@ async def serve(cfg: MemberConfig) -> None:
         await peer_runner.setup()
         runners.append(peer_runner)
         peer_port.serve_http(peer_runner.server)
-        client_side = asyncio.ensure_future(asyncio.to_thread(_import_client_side))
         if not await _ready(server, stop):
             return
         client_runner = app.create_client_runner(server, service, metrics)
         await client_runner.setup()
         runners.append(client_runner)
-        grpc = (await client_side)(service, metrics)
-        save_installed()  # the HTTP and gRPC sides' dataclass methods too, for the next start
-        await sites.listen(client_runner, cfg.listen_client_urls, cfg.client_tls, "client", grpc)
+        await sites.listen(client_runner, cfg.listen_client_urls, cfg.client_tls, "client", http2)
         if cfg.listen_metrics_urls:
             metrics_runner = app.create_metrics_runner(server, metrics)
             await metrics_runner.setup()
@@ -293,6 +291,9 @@ async def serve(cfg: MemberConfig) -> None:
             },
         )
         server.transport.start_probing()
+        grpc = (await asyncio.to_thread(_import_client_side))(service, metrics)
+        http2.set(grpc.protocol)  # gRPC connections made meanwhile were waiting for it
+        save_installed()  # the HTTP and gRPC sides' dataclass methods too, for the next start
         tune_after_start()  # the start-up heap is built: no full collection rescans it
         if roots is not None:
             roots_loaded = asyncio.ensure_future(_load_roots_later(roots, stop))
@@ -311,9 +312,7 @@ async def serve(cfg: MemberConfig) -> None:
     finally:
         if roots_loaded is not None:
             roots_loaded.cancel()
-        if client_side is not None and not client_side.done():
-            with contextlib.suppress(Exception):
-                await client_side  # the thread cannot be cancelled: let it finish
+        http2.close()
         if grpc is not None:
             with contextlib.suppress(Exception):
                 await grpc.close()

@@ -17,7 +17,8 @@ from node.member.tls_site import TLSSite
 from node.tls import TLSInfo, server_context
 
 if TYPE_CHECKING:
-    from node.api.grpc import GrpcEndpoint
+    import asyncio
+    from collections.abc import Callable
 
 log = logging.getLogger("node.member.serve")  # the name operators' log filters know
 
@@ -27,14 +28,15 @@ async def listen(
     urls: tuple[str, ...],
     info: TLSInfo,
     what: str,
-    grpc: GrpcEndpoint | None = None,
+    grpc: Callable[[], asyncio.BaseProtocol] | None = None,
 ) -> None:
     """Start one site per URL: https URLs get TLS from `info`, http URLs ignore it (as etcd).
 
-    With `grpc`, each site serves gRPC and HTTP/1 on its one port (node.member.mux).
+    With `grpc` (the protocol factory of HTTP/2 connections), each site serves gRPC and
+    HTTP/1 on its one port (node.member.mux).
     """
     context = server_context(info) if any(u.startswith("https://") for u in urls) else None
-    factory = router_factory(runner, grpc.protocol) if grpc is not None else None
+    factory = router_factory(runner, grpc) if grpc is not None else None
     if context is not None and grpc is not None:
         # The server's order decides: a client offering both (curl, browsers: the JSON
         # gateway) gets HTTP/1.1; gRPC clients offer only h2 (grpcio's C core refuses a
