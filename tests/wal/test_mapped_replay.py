@@ -80,3 +80,19 @@ def test_a_filesystem_that_cannot_map_files_is_read_instead(
     with wal:
         assert rec.entries == written
         assert rec.hard_state == hs(40, vote=2)
+
+
+def test_a_scan_leaves_the_zero_tail_out_of_the_page_cache(tmp_path: Path) -> None:
+    # Cached pages of the preallocated tail count as data for SEEK_HOLE: read once (as
+    # readahead does), they made each start compare them for zeros again.
+    wal_dir = str(tmp_path / "wal")
+    with WAL.create(wal_dir, META, segment_size=4 << 20) as wal:
+        wal.save(hs(8), entries(1, 8), must_sync=True)
+        path = wal.active_segment
+    with open(path, "rb") as fh:
+        fd = fh.fileno()
+        fresh = os.lseek(fd, 0, os.SEEK_HOLE)  # where the data ends as written
+        fh.read()  # every page cached, the zeros too
+        WAL.open(wal_dir, segment_size=4 << 20)[0].close()
+        # A mapping may keep the pages around its last fault (fault-around: 16 pages).
+        assert os.lseek(fd, 0, os.SEEK_HOLE) <= fresh + 16 * mmap.PAGESIZE
