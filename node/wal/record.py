@@ -104,14 +104,20 @@ class PayloadError(ValueError):
 _ENTRY_TYPES = {int(t): t for t in EntryType}  # a dict lookup: EntryType(n) costs more
 
 
-def decode_entry(payload: bytes | memoryview) -> Entry:
-    """One ENTRY payload (run for every kept entry when a member restarts)."""
+def _entry_head(payload: bytes | memoryview) -> tuple[int, int, EntryType]:
+    """An ENTRY payload's term, index and type, checked."""
     if len(payload) < _ENTRY.size:
         raise PayloadError(f"entry payload too short ({len(payload)} bytes)")
     term, index, etype = _ENTRY.unpack_from(payload)
     kind = _ENTRY_TYPES.get(etype)
     if kind is None:
         raise PayloadError(f"unknown entry type {etype}")
+    return term, index, kind
+
+
+def decode_entry(payload: bytes | memoryview) -> Entry:
+    """One ENTRY payload, its data copied out."""
+    term, index, kind = _entry_head(payload)
     return Entry(term, index, kind, bytes(payload[_ENTRY.size :]))
 
 
@@ -164,13 +170,9 @@ class LazyEntry(Entry):
 
 
 def decode_entry_lazily(payload: memoryview) -> Entry:
-    """One ENTRY payload of a mapped segment, its data left in place (LazyEntry)."""
-    if len(payload) < _ENTRY.size:
-        raise PayloadError(f"entry payload too short ({len(payload)} bytes)")
-    term, index, etype = _ENTRY.unpack_from(payload)
-    kind = _ENTRY_TYPES.get(etype)
-    if kind is None:
-        raise PayloadError(f"unknown entry type {etype}")
+    """One ENTRY payload of a mapped segment (run for every kept entry when a member
+    restarts), its data left in place (LazyEntry)."""
+    term, index, kind = _entry_head(payload)
     return LazyEntry(term, index, kind, payload)
 
 

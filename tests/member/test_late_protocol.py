@@ -28,15 +28,24 @@ async def _listener(factory: LateProtocol) -> tuple[asyncio.AbstractServer, int]
     return server, server.sockets[0].getsockname()[1]
 
 
+Client = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _waiting_client(port: int, sent: bytes) -> Client:
+    """A connection that sent `sent` while no protocol exists yet."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(sent)
+    await writer.drain()
+    await asyncio.sleep(0.05)  # the bytes arrive while no protocol exists
+    return reader, writer
+
+
 async def test_what_a_waiting_connection_sent_reaches_the_protocol_set_later() -> None:
     late = LateProtocol()
     server, port = await _listener(late)
     try:
         async with asyncio.timeout(10):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"early")
-            await writer.drain()
-            await asyncio.sleep(0.05)  # the bytes arrive while no protocol exists
+            reader, writer = await _waiting_client(port, b"early")
             late.set(Echo)
             assert await reader.readexactly(6) == b"<early"
             writer.write(b"later")
@@ -56,10 +65,7 @@ async def test_connections_still_waiting_are_closed_when_the_member_stops() -> N
     server, port = await _listener(late)
     try:
         async with asyncio.timeout(10):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"x")
-            await writer.drain()
-            await asyncio.sleep(0.05)
+            reader, writer = await _waiting_client(port, b"x")
             late.close()
             assert await reader.read() == b""  # closed by the member, nothing answered
             writer.close()
