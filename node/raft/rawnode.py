@@ -183,6 +183,14 @@ class RawNode:
         return u.offset_in_progress - u.offset < len(u.entries) or log.committed > log.applying
 
     @property
+    def ticks_until_campaign(self) -> int:
+        """Ticks left before this member's election timeout fires (0: it fires at the next
+        tick); the driver's initial tick advance (node/server/tick_advance.py) sizes its
+        fast-forward from it."""
+        r = self.raft
+        return max(0, r.randomized_election_timeout - r.election_elapsed)
+
+    @property
     def leads(self) -> bool:
         """The core is the leader now, also between `ready()` and `advance()` (a message
         stepped meanwhile may have made it step down): cheaper than `status()`."""

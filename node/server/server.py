@@ -173,8 +173,15 @@ class EtcdServer:
     async def _advance_ticks(self) -> None:
         """etcd's adjustTicks for a member with peers (tick_advance.py)."""
         inbox = self.ctx.inbox
+        voters = sorted(self._node.status().conf_state.voters)
+        rank = voters.index(self.member_id) if self.member_id in voters else len(voters)
         await advance_election_ticks(
-            inbox, self.cfg.election_ticks, self._active_peers, peer_up=inbox.peer_became_active
+            inbox,
+            self.cfg.election_ticks,
+            self._active_peers,
+            peer_up=inbox.peer_became_active,
+            until_campaign=lambda: self._node.ticks_until_campaign,
+            rank=rank,
         )
 
     def _active_peers(self) -> int:

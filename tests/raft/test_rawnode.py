@@ -252,3 +252,16 @@ def test_a_heartbeat_to_a_compacted_follower_gets_it_a_snapshot_without_a_tick()
     leader.step(raft.Message(type=MT.MsgHeartbeatResp, to=1, frm=3, term=beat.term))
     sent = leader.ready().messages
     assert [(m.type, m.to) for m in sent] == [(MT.MsgSnap, 3)]
+
+
+def test_ticks_until_campaign_counts_down_to_the_campaign() -> None:
+    """The driver's tick advance sizes its fast-forward from it (server/tick_advance.py)."""
+    node, _st = new_node(1, (1, 2, 3))
+    left = node.ticks_until_campaign
+    assert 10 <= left < 20  # a fresh draw from [election_tick, 2 * election_tick)
+    for expected in range(left - 1, 0, -1):
+        node.tick()
+        assert node.ticks_until_campaign == expected
+        assert node.status().role == raft.StateType.StateFollower
+    node.tick()
+    assert node.status().role == raft.StateType.StatePreCandidate

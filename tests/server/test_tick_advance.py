@@ -78,3 +78,38 @@ async def test_a_peer_coming_up_is_looked_at_without_waiting_for_the_next_poll()
     await task
     assert advanced == 8
     assert inbox.ticks == 8
+
+
+async def test_given_the_ticks_left_it_leaves_two_plus_the_members_rank() -> None:
+    """Members' first campaigns after a restart of all of them come a tick apart by rank."""
+    left = {}
+    for rank in (0, 1, 2):
+        inbox = FakeInbox()
+        inbox.ticks = 1  # a timer tick not yet fed to the core
+        advanced = await advance_election_ticks(
+            inbox,  # type: ignore[arg-type]
+            10,
+            lambda: 2,
+            until_campaign=lambda: 17,
+            rank=rank,
+            wait_seconds=1.0,
+            poll_seconds=0.001,
+        )
+        left[rank] = 17 - inbox.ticks
+        assert advanced == 17 - 1 - 2 - rank
+    assert left == {0: 2, 1: 3, 2: 4}
+
+
+async def test_it_never_winds_the_timer_back() -> None:
+    inbox = FakeInbox()
+    advanced = await advance_election_ticks(
+        inbox,  # type: ignore[arg-type]
+        10,
+        lambda: 2,
+        until_campaign=lambda: 3,
+        rank=2,
+        wait_seconds=1.0,
+        poll_seconds=0.001,
+    )
+    assert advanced == 0
+    assert inbox.ticks == 0
