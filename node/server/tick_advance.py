@@ -15,8 +15,9 @@ ticks), so after a restart of every member the first campaign came 0.2-1.1 s aft
 connected (0.39 s median at 10k keys, `make bench`). Given `until_campaign` (the core's
 ticks left) and this member's `rank` among the voters (its place in their sorted ids),
 the fast-forward leaves exactly 2 + rank ticks instead: the same two ticks to hear an
-existing leader, and the members' first campaigns one tick (100 ms, far more than a
-vote's round trip and fsync) apart, so they cannot split the vote. A member whose log is
+existing leader, and the members' first campaigns about one tick (100 ms, far more than
+a vote's round trip and fsync) apart, give or take when each saw its peers connect, so
+they seldom split the vote. A member whose log is
 behind loses its PreVote without disturbing the others' timers, and the next in rank
 campaigns a tick later, where a random draw could leave the up-to-date member a full
 timeout to wait. Later elections draw their timeouts at random, as Raft's.
