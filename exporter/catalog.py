@@ -719,6 +719,24 @@ PEER_REFUSED = _c(
         " etcd_network_peer_received_failures_total{From}"
     ),
 )
+PROPOSALS_SENT_AGAIN = _c(
+    "raftmon_server_proposals_sent_again_total",
+    "The total number of proposals sent again because the leader changed before they were applied.",
+    feed=STATE,
+    since="raftmon",
+    note=(
+        "a proposal forwarded to a leader that died before replicating it would otherwise"
+        " cost its client a request timeout (etcd's \"possibly due to previous leader"
+        ' failure"); the apply skips whichever copy comes second'
+    ),
+)
+DUPLICATES_SKIPPED = _c(
+    "raftmon_server_apply_duplicates_skipped_total",
+    "The total number of committed entries skipped because their request was already applied.",
+    feed=STATE,
+    since="raftmon",
+    note="the second copies of proposals sent again; every member skips the same entries",
+)
 LOOP_LAG = _h(
     "raftmon_server_event_loop_lag_seconds",
     "How late the member's periodic Raft tick ran compared with its schedule.",

@@ -185,6 +185,8 @@ def _server(source: MemberStateSource) -> Iterator[Metric]:
     yield _single(C.SLOW_APPLY, server.slow_applies)
     yield _single(C.SLOW_READ_INDEXES, server.slow_read_indexes)
     yield _single(C.READ_INDEXES_FAILED, server.read_indexes_failed)
+    yield _single(C.PROPOSALS_SENT_AGAIN, server.proposals_sent_again)
+    yield _single(C.DUPLICATES_SKIPPED, server.duplicates_skipped)
     yield _single(C.SNAPSHOT_APPLY_IN_PROGRESS, _bool(server.snapshot_apply_in_progress))
     yield _single(C.DEFRAG_INFLIGHT, _bool(server.defrag_inflight))
     alarms = new_family(C.ALARMS)

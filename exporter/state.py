@@ -73,6 +73,8 @@ class ServerState:
     slow_applies: int = 0  # applies slower than 100 ms
     slow_read_indexes: int = 0  # read index answers slower than etcd's retry time / stale
     read_indexes_failed: int = 0  # read index requests that failed or timed out
+    proposals_sent_again: int = 0  # retries after a leader change (node/mvcc/dedup.py)
+    duplicates_skipped: int = 0  # committed entries skipped as a second copy
     snapshot_apply_in_progress: bool = False
     defrag_inflight: bool = False
     # Active alarms as (member id, alarm type): alarm type is "NOSPACE" or "CORRUPT".

@@ -250,6 +250,12 @@ class ErrApplyFailed(MvccError):
     message = "raftmon: request could not be applied"
 
 
+class ErrRetryUndecidable(MvccError, ErrTimeoutDueToLeaderFail):
+    """A proposal sent again after a leader change whose first copy is too old for the
+    apply to tell whether it was applied (node/mvcc/dedup.py): applied nowhere, and to
+    its client the timeout it would have had without the retry."""
+
+
 class ErrStoreClosed(MvccError, ErrStopped):
     """The store was closed under a request: to a client, the server stopped."""
 

@@ -63,6 +63,8 @@ class ServerStateSource:
             slow_applies=c.slow_applies,
             slow_read_indexes=c.slow_read_indexes,
             read_indexes_failed=c.read_indexes_failed,
+            proposals_sent_again=d.proposals.sent_again,
+            duplicates_skipped=d.kv.duplicates_skipped,
             snapshot_apply_in_progress=d.snapshots.installing,
             defrag_inflight=d.defrag_inflight,
             alarms=tuple(d.kv.alarms()),

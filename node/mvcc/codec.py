@@ -4,6 +4,11 @@ Every replicated request becomes one entry's data:
 
     u8 format (=1) | u64 request_id | u8 tag | body
 
+A proposal its proposer sent again after a leader change (a "retry", see
+node/mvcc/dedup.py) wraps the first copy's data unchanged:
+
+    u8 format (=2) | u64 since | first copy's data
+
 The body is the request's fields in the order of `_SCHEMAS` below: bytes as
 u32 length + raw bytes, ints as little-endian i64 (u64 for member ids), bools
 as one byte, optional values as a presence byte, lists as u32 count + items,
@@ -29,8 +34,10 @@ from node.errors import ErrUndecodable
 from node.mvcc import requests as rq
 
 FORMAT = 1
+RETRY_FORMAT = 2
 
 _HEADER = struct.Struct("<BQB")
+_RETRY_HEADER = struct.Struct("<BQ")
 _U32 = struct.Struct("<I")
 _I64 = struct.Struct("<q")
 _U64 = struct.Struct("<Q")
@@ -261,3 +268,20 @@ def decode_request(data: bytes) -> tuple[int, Any]:
     except Exception as err:  # whatever the bytes hold, the answer is one error value
         raise ErrUndecodable(f"raftmon: undecodable raft entry: {err}") from err
     return request_id, req
+
+
+def encode_retry(data: bytes, since: int) -> bytes:
+    """A retry of the entry data `data`, whose first copy was proposed when the proposer
+    had applied up to `since` (so the first copy, if ever committed, is above it)."""
+    return _RETRY_HEADER.pack(RETRY_FORMAT, since) + data
+
+
+def split_retry(data: bytes) -> tuple[int, bytes]:
+    """A retry's (since, first copy's data); raises ErrUndecodable on garbage."""
+    try:
+        fmt, since = _RETRY_HEADER.unpack_from(data, 0)
+    except struct.error as err:
+        raise ErrUndecodable(f"raftmon: undecodable raft entry: {err}") from err
+    if fmt != RETRY_FORMAT:
+        raise ErrUndecodable(f"raftmon: undecodable raft entry: not a retry (format {fmt})")
+    return since, data[_RETRY_HEADER.size :]

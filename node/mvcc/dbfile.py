@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.mvcc import schema
+from node.mvcc import dedup, schema
 
 # A file of an older schema is read as it is (status) and upgraded when adopted
 # (schema.migrate), so a snapshot saved from an older raftmon still restores.
@@ -95,12 +95,16 @@ def status(path: str) -> DBStatus:
 
     Every table's rows are read in primary-key order, so two files with the same
     content give the same hash whatever their page layout (a defragmented copy included).
+    The request ids applied lately (dedup.TABLES) are not content: each member prunes
+    them at its own commits, and a restore for a new cluster drops them.
     """
     conn = _connect(path, read_only=True)
     try:
         meta = _check(conn)
         crc, total = 0, 0
         for table in _tables(conn):
+            if table in dedup.TABLES:
+                continue
             crc = zlib.crc32(table.encode(), crc)
             columns = len(conn.execute(f'SELECT * FROM "{table}" LIMIT 0').description)
             order = ",".join(str(i + 1) for i in range(columns))
@@ -126,7 +130,8 @@ def adopt_for_new_cluster(path: str) -> DBStatus:
     to 0 (etcd's restore rewrites its consistent index for the same reason): otherwise
     the member would skip the new log's first entries as already applied. Keys,
     revisions, leases and alarms stay as they are, as etcd's restore keeps them.
-    The old cluster's members go: the new cluster's log adds its own, from the flags.
+    The old cluster's members go: the new cluster's log adds its own, from the flags;
+    so do the request ids applied at the old log's indexes (node/mvcc/dedup.py).
     A file of an older schema is upgraded to this raftmon's (schema.migrate).
     """
     conn = _connect(path, read_only=False)
@@ -136,7 +141,7 @@ def adopt_for_new_cluster(path: str) -> DBStatus:
         schema.migrate(conn)
         conn.execute("UPDATE meta SET value = 0 WHERE name = 'applied_index'")
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-        for table in ("member", "member_removed"):
+        for table in ("member", "member_removed", *dedup.TABLES):
             if table in tables:
                 conn.execute(f"DELETE FROM {table}")
     finally:

@@ -27,6 +27,10 @@ meta   applied_index, current_rev, compact_rev: written in the same transaction
 member the cluster's members (id, JSON attributes) and member_removed the ids
        removed for good - replicated state, as etcd's members buckets
        (node/mvcc/members.py).
+request_ids, retried_ids  the request ids of the entries applied lately, by index,
+       so a proposal sent twice is applied once (node/mvcc/dedup.py). Raft's
+       state, not the key space's: a new cluster restored from a snapshot starts
+       them empty.
 
 Durability
 ----------
@@ -82,6 +86,8 @@ CREATE TABLE IF NOT EXISTS alarm (
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS member (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS member_removed (id INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS request_ids (idx INTEGER PRIMARY KEY, id INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS retried_ids (idx INTEGER PRIMARY KEY, id INTEGER NOT NULL);
 """
 
 # A revision R's kv rows have ids in [R << SUB_BITS, (R + 1) << SUB_BITS): so in SQL,

@@ -47,6 +47,7 @@ from node.errors import (
     ErrLeaseNotFound,
     ErrLeaseTTLTooLarge,
     ErrNoSpace,
+    ErrRetryUndecidable,
     ErrStoreClosed,
     ErrUndecodable,
     MvccError,
@@ -57,7 +58,8 @@ from node.mvcc import members as members_table
 from node.mvcc import quota as q
 from node.mvcc import requests as rq
 from node.mvcc.checkpointer import BackgroundCheckpointer, checkpoint_ahead
-from node.mvcc.codec import decode_request
+from node.mvcc.codec import RETRY_FORMAT, decode_request, split_retry
+from node.mvcc.dedup import AppliedRequests, RetryVerdict
 from node.mvcc.kv import HistoryQuery, KVState, Reader, WriteTxn
 from node.mvcc.observer import NULL_BACKEND_OBSERVER, BackendObserver
 from node.mvcc.txn import DEFAULT_MAX_TXN_OPS, check_ops, execute, has_put, is_read_only, txn_path
@@ -215,6 +217,9 @@ class KVStore:
         self._alarms: set[tuple[int, int]] = set()  # (member_id u64, type)
         self._lease_listeners: list[LeaseListener] = []
         self._reader = Reader(conn, self._state)
+        self._requests = AppliedRequests()  # the ids applied lately: a retry applies once
+        # Entries skipped as a second copy of an applied request (node/mvcc/dedup.py).
+        self.duplicates_skipped = 0
         # Physical compaction (node/mvcc/compaction.py). False: the apply deletes the
         # condemned rows at once (pure-store tests, tools). The server sets it True and
         # runs `compact_step` batches off the apply path, as etcd's compaction goroutine.
@@ -321,6 +326,7 @@ class KVStore:
         self._load_key_index()
         st.keys_total = len(st.live)
         self._load_leases_and_alarms()
+        self._requests.load(conn)
         self._applied = int(meta["applied_index"])
         # A store written before batched compaction has no row: its compactions ran whole.
         self._compact_done = int(meta.get(compaction.FINISHED_META, st.compact_rev))
@@ -595,10 +601,11 @@ class KVStore:
         """Apply committed entries (index, data) into the open SQLite batch.
 
         Entries at or below the applied index are skipped; empty data is a
-        leader's no-op (advances the applied index only). Returns one result per
-        applied non-empty entry, in order. The batch is committed when it is due
-        (see `commit_due`); an unexpected failure rolls back the whole open batch
-        and reloads the last committed state before re-raising.
+        leader's no-op (advances the applied index only), and so is a second copy of a
+        request applied lately (node/mvcc/dedup.py; every entry's id is recorded).
+        Returns one result per applied non-empty entry, in order. The batch is
+        committed when it is due (see `commit_due`); an unexpected failure rolls back
+        the whole open batch and reloads the last committed state before re-raising.
         """
         with self._lock:
             conn = self._db()
@@ -610,6 +617,10 @@ class KVStore:
                 conn.execute("BEGIN")
                 self._batch_started = time.monotonic()
                 self._batch_entries = 0
+            requests = self._requests
+            retried = requests.retried
+            ids: list[tuple[int, int]] = []  # (index, stored request id) applied here
+            retries: list[tuple[int, int]] = []  # the same, of the retries among them
             try:
                 for index, data in entries:
                     if index <= applied:
@@ -618,12 +629,31 @@ class KVStore:
                     if not data:
                         continue
                     try:
-                        request_id, req = decode_request(data)
+                        if data[0] == RETRY_FORMAT:
+                            since, data = split_retry(data)
+                            request_id, req = decode_request(data)
+                            verdict = requests.judge_retry(conn, index, request_id, since, ids)
+                            if verdict is RetryVerdict.DUPLICATE:
+                                self.duplicates_skipped += 1
+                                continue
+                            if verdict is RetryVerdict.UNDECIDABLE:
+                                refused = ErrRetryUndecidable()
+                                results.append(ApplyResult(index, request_id, None, refused, req))
+                                continue
+                            retries.append((index, schema.to_i64(request_id)))
+                        else:
+                            request_id, req = decode_request(data)
+                            if retried and requests.first_copy_is_duplicate(index, request_id):
+                                self.duplicates_skipped += 1
+                                continue
                     except ErrUndecodable as err:
                         log.error("undecodable entry", extra={"fields": {"index": index}})
                         results.append(ApplyResult(index, 0, None, err))
                         continue
+                    if request_id:
+                        ids.append((index, schema.to_i64(request_id)))
                     results.append(self._apply_entry(conn, index, request_id, req, fx))
+                requests.record(conn, ids, retries)
                 self._applied = applied
                 self._batch_entries += len(entries)
                 if self.commit_due():
@@ -647,8 +677,10 @@ class KVStore:
         """The results `apply_batch(entries)` will return, known before it runs, or None.
 
         Known only when every entry with data is a plain put (no lease, no prev_kv, no
-        ignore flags) and no alarm is raised: such a put cannot fail (its only possible
-        failure is the environment's, which stops the member), and it gets the next
+        ignore flags), none is a retry or a retried request's first copy (either may be
+        skipped as a duplicate: node/mvcc/dedup.py), and no alarm is raised: such a put
+        cannot fail (its only possible failure is the environment's, which stops the
+        member), and it gets the next
         revision, so the i-th of them gets `current_rev + i`. The Ready loop answers
         them with these before applying (node/server/apply.py); the apply then checks
         it produced exactly these.
@@ -657,13 +689,18 @@ class KVStore:
             return None
         rev = self._state.current_rev
         applied = self._applied
+        retried = self._requests.retried
         results: list[ApplyResult] = []
         for index, data in entries:
             if index <= applied or not data:
                 continue
+            if data[0] == RETRY_FORMAT:  # it may be skipped as a duplicate
+                return None
             try:
                 request_id, req = decode_request(data)
             except ErrUndecodable:
+                return None
+            if retried and request_id in retried:  # a first copy its retry may have beaten
                 return None
             if type(req) is not rq.PutRequest or not _plain(req):
                 return None
@@ -702,6 +739,7 @@ class KVStore:
             return
         st = self._state
         self._reader.sync_live()  # the key index commits with the kv rows it points at
+        self._requests.prune(conn, self._applied)
         conn.executemany(
             "UPDATE meta SET value = ? WHERE name = ?",
             (

@@ -15,6 +15,14 @@ would drop them, and each would cost its client a request timeout although a new
 (or the link) is back within an election timeout. Held proposals never left the member,
 so handing them to the core later proposes each exactly once. etcd forwards them into
 the broken stream and loses them (issue 17's faulted run).
+
+A proposal that did leave (forwarded to a leader that then died before replicating it)
+would be lost too. So once a new leader is known, every proposal handed to the core
+whose client still waits is sent again, as a retry naming the applied index of its
+first send (`codec.encode_retry`). Whether the first copy was lost cannot be known here
+(the dead leader may have replicated it; the member it went to may forward it on): the
+apply decides, the same way on every member, and applies exactly one copy
+(node/mvcc/dedup.py).
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from node import errors as E
-from node.mvcc.codec import encode_request
+from node.mvcc.codec import RETRY_FORMAT, encode_request, encode_retry
 from node.raft import ProposalDropped
 from node.server.leader_wait import LeaderWait
 
@@ -83,6 +91,10 @@ class Proposals:
         self._queue: list[tuple[bytes, int]] = []  # (encoded request, request id; 0: none)
         self._held: list[tuple[bytes, int]] = []  # client proposals waiting for a leader
         self.waiters: dict[int, asyncio.Future[Any]] = {}
+        # Client proposals handed to the core, until answered: request id -> (the first
+        # copy's data, the applied index when it was handed over), to send again.
+        self._sent: dict[int, tuple[bytes, int]] = {}
+        self.sent_again = 0  # retries sent after a leader change (tests, reports)
         # `cfg.member_id` hashes every member's peer URLs (SHA-1) per call: read it once,
         # not on each proposal's path (py-spy: 4 % of a loaded leader's loop at one client).
         self._member_id = cfg.member_id
@@ -138,6 +150,7 @@ class Proposals:
         finally:
             timer.cancel()
             self.waiters.pop(request_id, None)
+            self._sent.pop(request_id, None)
 
     def _timeout_message(self, started: float) -> str:
         """The message of a proposal that timed out, chosen as etcd's parseProposeCtxErr does.
@@ -170,10 +183,36 @@ class Proposals:
         return lead != 0 and (lead == self._member_id or ctx.transport.can_deliver(lead))
 
     def leader_known(self) -> None:
-        """A leader was elected: the held proposals whose clients still wait go to the core,
-        and the calls waiting for a leader look again."""
+        """A leader was elected: the proposals sent before whose clients still wait are
+        sent again, the held ones go to the core, and the calls waiting for a leader look
+        again."""
         self.leader_wait.wake()
+        self._send_again()
         self._release_held()
+
+    def _send_again(self) -> None:
+        """Queue a retry of every proposal handed to the core whose client still waits.
+
+        Any of them may have been lost with the previous leader. The retry carries the
+        first copy's data and the applied index it was first handed over at, so the
+        apply can skip whichever copy comes second (node/mvcc/dedup.py).
+        """
+        sent = self._sent
+        if not sent:
+            return
+        waiters = self.waiters
+        again = [
+            (encode_retry(data, since), request_id)
+            for request_id, (data, since) in sent.items()
+            if (fut := waiters.get(request_id)) is not None and not fut.done()
+        ]
+        if len(again) < len(sent):  # answered meanwhile: their clients have not run yet
+            waiting = {request_id for _, request_id in again}
+            self._sent = {k: v for k, v in sent.items() if k in waiting}
+        if again:
+            self.sent_again += len(again)
+            self._queue.extend(again)
+            self._ctx.inbox.wake_loop()
 
     def _release_held(self) -> None:
         """The held proposals whose clients still wait go back to the queue (drain_into
@@ -185,13 +224,15 @@ class Proposals:
         self._queue.extend(p for p in held if (f := waiters.get(p[1])) and not f.done())
         self._ctx.inbox.wake_loop()
 
-    def drain_into(self, node: RawNode) -> None:
-        """Hand every queued proposal to the core.
+    def drain_into(self, node: RawNode, applied_index: int) -> None:
+        """Hand every queued proposal to the core (`applied_index`: this member's now).
 
         One the core drops for want of a leader is held until one is known; one dropped
         with a leader known (a leadership transfer in progress) fails at once, as etcd's.
         While the leader cannot be reached (a follower's stream to it is down) they are
-        all held; each call looks again (the tick's call at least every tick).
+        all held; each call looks again (the tick's call at least every tick). A client
+        proposal handed over is remembered with `applied_index`, to be sent again if
+        the leader changes before it is answered (`leader_known`).
         """
         if self._held and self._can_forward():
             self._release_held()
@@ -204,13 +245,18 @@ class Proposals:
                 waiters = self.waiters
                 self._held = [p for p in self._held if (f := waiters.get(p[1])) and not f.done()]
             return
+        sent = self._sent
         for data, request_id in queue:
             try:
                 node.propose(data)
+                if request_id and request_id not in sent:
+                    sent[request_id] = (data, applied_index)
             except ProposalDropped as err:
                 fut = self.waiters.get(request_id)
                 if fut is not None and not fut.done():
-                    if self._ctx.leadership.lead == 0:
+                    if data[0] == RETRY_FORMAT:
+                        pass  # its first copy may yet be applied: the client waits on
+                    elif self._ctx.leadership.lead == 0:
                         self._held.append((data, request_id))
                     else:
                         self._ctx.counters.proposals_failed += 1

@@ -288,7 +288,7 @@ class RaftLoop:
             forwarded = step_forwarded_proposals_last(inbox.step, messages)
             for msg in forwarded:
                 inbox.step(msg)
-        self._proposals.drain_into(node)
+        self._proposals.drain_into(node, self._applier.applied_index)
         self._reads.drain_into(node, ticked)
 
     async def handle_ready(self, rd: Ready) -> None:

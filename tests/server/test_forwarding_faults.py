@@ -1,11 +1,14 @@
-"""Proposals around a failed leader: none is sent where it would be lost, none twice.
+"""Proposals around a failed leader: none is sent where it would be lost, none is lost
+with it, none is applied twice.
 
-Two behaviours (issue 17's faulted run, where each lost proposal costs its client a
+Three behaviours (issue 17's faulted run, where each lost proposal costs its client a
 request timeout):
 
 * a follower whose stream to its leader is down (the leader was killed) holds new
   proposals instead of handing them to a transport that drops them; they go to the core
   once the stream is up again or a new leader is known, each once;
+* a proposal that did leave is sent again, as a retry, once a new leader is known
+  (the apply skips whichever copy comes second: tests/mvcc/test_dedup.py);
 * a leader resumed after a pause steps the higher term its peers' messages bring before
   the proposals they forwarded meanwhile, so those go on to the new leader instead of
   being appended by the deposed one.
@@ -21,8 +24,18 @@ from typing import Any
 
 import pytest
 
+from node.mvcc import codec
 from node.mvcc import requests as rq
-from node.raft import Config, Entry, MemoryStorage, Message, MessageType, RawNode, StateType
+from node.raft import (
+    Config,
+    Entry,
+    MemoryStorage,
+    Message,
+    MessageType,
+    ProposalDropped,
+    RawNode,
+    StateType,
+)
 from node.server import proposals as proposals_module
 from node.server.context import Leadership
 from node.server.counters import ServerCounters
@@ -82,13 +95,13 @@ def test_a_follower_holds_proposals_while_its_leader_is_unreachable(tmp_path: Pa
         props, link, _ = _proposals(tmp_path, LEADER)
         core = Core()
         task = await _started(props, b"k")
-        props.drain_into(core)  # type: ignore[arg-type]
+        props.drain_into(core, 0)  # type: ignore[arg-type]
         while_down = len(core.proposed)
-        props.drain_into(core)  # type: ignore[arg-type]  # a tick's look: still down
+        props.drain_into(core, 0)  # type: ignore[arg-type]  # a tick's look: still down
         still_down = len(core.proposed)
         link.up.add(LEADER)  # the stream is back
-        props.drain_into(core)  # type: ignore[arg-type]
-        props.drain_into(core)  # type: ignore[arg-type]  # and nothing a second time
+        props.drain_into(core, 0)  # type: ignore[arg-type]
+        props.drain_into(core, 0)  # type: ignore[arg-type]  # and nothing a second time
         task.cancel()
         return while_down, still_down, len(core.proposed)
 
@@ -100,13 +113,13 @@ def test_held_proposals_go_to_a_new_leader_once(tmp_path: Path) -> None:
         props, link, leadership = _proposals(tmp_path, LEADER)
         core = Core()
         tasks = [await _started(props, k) for k in (b"a", b"b")]
-        props.drain_into(core)  # type: ignore[arg-type]
+        props.drain_into(core, 0)  # type: ignore[arg-type]
         new_leader = 0x3333
         link.up.add(new_leader)
         leadership.lead = new_leader
         props.leader_known()
-        props.drain_into(core)  # type: ignore[arg-type]
-        props.drain_into(core)  # type: ignore[arg-type]
+        props.drain_into(core, 0)  # type: ignore[arg-type]
+        props.drain_into(core, 0)  # type: ignore[arg-type]
         for t in tasks:
             t.cancel()
         return len(core.proposed)
@@ -126,9 +139,9 @@ def test_held_proposals_whose_clients_gave_up_are_not_proposed(
         for t in tasks[:2]:  # their clients went away while the leader was unreachable
             t.cancel()
         await asyncio.gather(*tasks[:2], return_exceptions=True)
-        props.drain_into(core)  # type: ignore[arg-type]
+        props.drain_into(core, 0)  # type: ignore[arg-type]
         link.up.add(LEADER)
-        props.drain_into(core)  # type: ignore[arg-type]
+        props.drain_into(core, 0)  # type: ignore[arg-type]
         tasks[2].cancel()
         return len(core.proposed)
 
@@ -141,11 +154,71 @@ def test_a_leader_hands_proposals_to_its_core_at_once(tmp_path: Path) -> None:
         leadership.lead = props._ctx.cfg.member_id  # this member leads: no link needed
         core = Core()
         task = await _started(props, b"k")
-        props.drain_into(core)  # type: ignore[arg-type]
+        props.drain_into(core, 0)  # type: ignore[arg-type]
         task.cancel()
         return len(core.proposed)
 
     assert asyncio.run(main()) == 1
+
+
+def test_a_proposal_handed_over_is_sent_again_to_a_new_leader_as_a_retry(tmp_path: Path) -> None:
+    """Forwarded to a leader that died: sent again once a new leader is known, wrapped as
+    a retry naming the applied index of the first send; an answered one is not."""
+
+    async def main() -> tuple[list[bytes], int]:
+        props, link, leadership = _proposals(tmp_path, LEADER)
+        link.up.add(LEADER)
+        core = Core()
+        waiting, answered = await _started(props, b"a"), await _started(props, b"b")
+        props.drain_into(core, 41)  # type: ignore[arg-type]
+        first = list(core.proposed)
+        _, answered_id = sorted(props.waiters)
+        props.waiters[answered_id].set_result("ok")
+        await answered
+        new_leader = 0x3333
+        link.up.add(new_leader)
+        leadership.lead = new_leader
+        props.leader_known()
+        props.drain_into(core, 57)  # type: ignore[arg-type]
+        props.leader_known()  # and again at the next leader, still with since = 41
+        props.drain_into(core, 60)  # type: ignore[arg-type]
+        waiting.cancel()
+        return core.proposed[len(first) :], props.sent_again
+
+    again, counted = asyncio.run(main())
+    assert counted == 2
+    for retry in again:
+        since, data = codec.split_retry(retry)
+        assert since == 41
+        assert codec.decode_request(data)[1] == rq.PutRequest(key=b"a", value=b"v")
+
+
+def test_a_retry_the_core_drops_leaves_its_client_waiting(tmp_path: Path) -> None:
+    """A retry dropped by the core (a leadership transfer) must not fail the client: its
+    first copy may still be applied and answer it."""
+
+    class Dropping(Core):
+        def propose(self, data: bytes) -> None:
+            if data[0] == codec.RETRY_FORMAT:
+                raise ProposalDropped("leader transfer in progress")
+            super().propose(data)
+
+    async def main() -> bool:
+        props, link, leadership = _proposals(tmp_path, LEADER)
+        link.up.add(LEADER)
+        core = Dropping()
+        task = await _started(props, b"a")
+        props.drain_into(core, 0)  # type: ignore[arg-type]
+        link.up.add(0x3333)
+        leadership.lead = 0x3333
+        props.leader_known()
+        props.drain_into(core, 0)  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        still_waiting = not task.done()
+        task.cancel()
+        return still_waiting
+
+    assert asyncio.run(main())
 
 
 def _resumed_leader() -> RawNode:
