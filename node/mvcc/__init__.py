@@ -7,6 +7,7 @@ Modules, one job each:
     kv         revisioned reads and one-revision write transactions
     txn        compares, txn execution and etcd's pre-propose request checks
     store      KVStore: apply_batch, reads, quota/alarms, defrag, backup/restore, stats
+    dedup      the request ids applied lately: a proposal sent twice is applied once
     lease      Lessor (leader-side deadlines, expiry) and lease id generation
     watch      WatchHub / WatchStream: live and historical events, slow-consumer policy
     compactor  auto-compaction policies (revision | periodic)
