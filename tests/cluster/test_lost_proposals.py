@@ -93,44 +93,48 @@ def _written_once(cluster: LocalCluster, key: str, revision_before: int) -> None
         assert resp["header"]["revision"] == str(revision_before + 1), m.name
 
 
-def test_a_put_the_dead_leader_never_replicated_is_sent_again_and_applied(
-    raftmon3: LocalCluster,
-) -> None:
-    cluster = raftmon3
+def _leader_and_followers(cluster: LocalCluster) -> tuple[str, str, str]:
     leader = cluster.wait_leader()
-    follower, other = (m.name for m in cluster.members if m.name != leader)
-    revision_before = _revision_after_a_put(cluster, follower)
-    _drop(cluster, leader, follower, other)
-    answer = _put_in_thread(cluster.member(follower).client_url, "lost/put")
+    first, second = (m.name for m in cluster.members if m.name != leader)
+    return leader, first, second
+
+
+def _put_while_the_leader_dies(
+    cluster: LocalCluster, leader: str, sender: str, key: str, drops: dict[str, tuple[str, ...]]
+) -> None:
+    """A put through `sender`, forwarded to `leader` under the `drops` (sender -> receivers
+    whose traffic from it is dropped), then the leader killed: the put succeeds once."""
+    revision_before = _revision_after_a_put(cluster, sender)
+    for dropper, receivers in drops.items():
+        _drop(cluster, dropper, *receivers)
+    answer = _put_in_thread(cluster.member(sender).client_url, key)
     time.sleep(SENT)
     cluster.kill(leader)
     resp = answer()
     assert "error" not in resp, resp
     assert resp["header"]["revision"] == str(revision_before + 1)
-    _written_once(cluster, "lost/put", revision_before)
-    assert metric(cluster.member(follower), SENT_AGAIN) >= 1
+    _written_once(cluster, key, revision_before)
+    assert metric(cluster.member(sender), SENT_AGAIN) >= 1
+
+
+def test_a_put_the_dead_leader_never_replicated_is_sent_again_and_applied(
+    raftmon3: LocalCluster,
+) -> None:
+    leader, follower, other = _leader_and_followers(raftmon3)
+    # the leader's appends reach no one
+    _put_while_the_leader_dies(raftmon3, leader, follower, "lost/put", {leader: (follower, other)})
 
 
 def test_a_put_the_new_leader_already_holds_is_applied_once_and_its_retry_skipped(
     raftmon3: LocalCluster,
 ) -> None:
-    cluster = raftmon3
-    leader = cluster.wait_leader()
-    holder, sender = (m.name for m in cluster.members if m.name != leader)
-    revision_before = _revision_after_a_put(cluster, sender)
-    _drop(cluster, leader, sender)  # the leader's appends reach `holder` only
-    _drop(cluster, holder, leader)  # and `holder`'s acks never come back: no commit
-    answer = _put_in_thread(cluster.member(sender).client_url, "kept/put")
-    time.sleep(SENT)
-    cluster.kill(leader)
-    resp = answer()
-    assert "error" not in resp, resp
-    assert resp["header"]["revision"] == str(revision_before + 1)
-    _written_once(cluster, "kept/put", revision_before)
-    assert metric(cluster.member(sender), SENT_AGAIN) >= 1
+    leader, holder, sender = _leader_and_followers(raftmon3)
+    # the leader's appends reach `holder` only, and `holder`'s acks never come back
+    drops: dict[str, tuple[str, ...]] = {leader: (sender,), holder: (leader,)}
+    _put_while_the_leader_dies(raftmon3, leader, sender, "kept/put", drops)
     for name in (holder, sender):
         wait_until(
-            lambda name=name: metric(cluster.member(name), SKIPPED) >= 1,
+            lambda name=name: metric(raftmon3.member(name), SKIPPED) >= 1,
             timeout=CLIENT_DEADLINE,
             what=f"{name} skipped the second copy",
         )
