@@ -311,6 +311,8 @@ MAY_STAY_ZERO = {
     "raftmon_raft_proposals_dropped_total": _NOTHING_FAILED,
     "raftmon_network_peer_refused_total": "no impostor dials a peer port in this run",
     "raftmon_raft_messages_dropped_total": "no stale-term or forged peer message in this run",
+    "raftmon_server_proposals_sent_again_total": "no leader change with proposals in flight",
+    "raftmon_server_apply_duplicates_skipped_total": "no proposal was sent again in this run",
     # gauges that read 0 in a healthy, idle-after-load cluster (values checked below)
     "etcd_server_proposals_pending": "every proposal has been applied when scraped",
     "etcd_disk_defrag_inflight": "1 only while the defrag runs; it finished (checked == 0)",
